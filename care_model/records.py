@@ -1,0 +1,191 @@
+"""The records the loop passes around: sessions, model suggestions, expert responses.
+
+Plain dataclasses with ``to_dict``/``from_dict`` (JSON-ready, ``ensure_ascii=False`` friendly).
+A :class:`Prediction` is a model *suggestion*; a :class:`Label` is an expert *response* that
+names the prediction it started from. They are different records and neither overwrites the
+other. Pure module: no torch, no tinydb.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import ValidationError
+from .wai import load_form
+
+SPEAKERS = ("counselor", "client")
+LANGUAGES = ("en", "zh")
+LABEL_STATUSES = ("draft", "submitted", "discarded")
+CHANGE_REASONS = {
+    "wrong_score": "Wrong score",
+    "unsupported_claim": "Unsupported claim",
+    "wrong_evidence": "Wrong or missing evidence",
+    "missing_factor": "Missing factor",
+    "style": "Style",
+}
+ROLES = ("annotator", "adjudicator", "admin")
+ADJUDICATED = "@adjudicated"  # the annotator name of an adjudicated (final) label
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """A short content hash of JSON-able data, stable across runs and machines."""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def _from_dict(cls, data: dict):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Turn:
+    index: int
+    speaker: str  # "counselor" | "client"
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "speaker": self.speaker, "text": self.text}
+
+
+@dataclass
+class Session:
+    id: str
+    turns: list[Turn]
+    language: str = "en"
+    source: str = "jsonl"
+    client_id: str = ""
+    counselor_id: str = ""
+    form: str = "wai-sr"
+    # rater ("client" | "counselor") -> {item: score}
+    ratings: dict[str, dict[int, int]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+
+    def __post_init__(self):
+        self.turns = [t if isinstance(t, Turn) else Turn(**t) for t in self.turns]
+        self.ratings = {r: {int(k): int(v) for k, v in items.items()} for r, items in (self.ratings or {}).items()}
+
+    @property
+    def content_hash(self) -> str:
+        return stable_hash({"language": self.language, "turns": [t.to_dict() for t in self.turns]})
+
+    def validate(self) -> "Session":
+        where = f"Session {self.id!r}"
+        if not self.id or not str(self.id).strip():
+            raise ValidationError("A session has no id.", "Give every session a non-empty 'id'.")
+        if self.language not in LANGUAGES:
+            raise ValidationError(f"{where}: unknown language {self.language!r}.", f"Use one of {', '.join(LANGUAGES)}.")
+        if not self.turns:
+            raise ValidationError(f"{where} has no turns.", "A session needs at least one turn.")
+        for pos, turn in enumerate(self.turns):
+            if turn.speaker not in SPEAKERS:
+                raise ValidationError(
+                    f"{where}, turn {pos}: unknown speaker {turn.speaker!r}.",
+                    f"Use one of {', '.join(SPEAKERS)}.",
+                )
+            if turn.index != pos:
+                raise ValidationError(f"{where}: turn indices must run 0, 1, 2, ...; found {turn.index} at position {pos}.",
+                                      "Renumber the turns in order.")
+            if not isinstance(turn.text, str) or not turn.text.strip():
+                raise ValidationError(f"{where}, turn {pos} has no text.", "Remove the empty turn or give it text.")
+        form = load_form(self.form)
+        for rater, items in self.ratings.items():
+            if rater not in ("client", "counselor"):
+                raise ValidationError(f"{where}: unknown rater {rater!r}.", "Ratings come from 'client' or 'counselor'.")
+            form.check_ratings(items, require_all=True)
+        return self
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "language": self.language,
+            "source": self.source,
+            "client_id": self.client_id,
+            "counselor_id": self.counselor_id,
+            "form": self.form,
+            "ratings": {r: {str(k): v for k, v in items.items()} for r, items in self.ratings.items()},
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "turns": [t.to_dict() for t in self.turns],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Session":
+        return _from_dict(cls, data)
+
+
+@dataclass
+class Prediction:
+    """One model suggestion for one item of one session."""
+
+    id: str
+    session_id: str
+    item: int
+    model_version: str
+    score: int | None
+    expected_score: float | None = None
+    probs: list[float] | None = None  # P(option 1..5) at the score position
+    rationale: str = ""
+    evidence: list[int] = field(default_factory=list)
+    unsupported_quotes: list[str] = field(default_factory=list)
+    raw_output: str = ""
+    parse_status: str = "ok"  # ok | failed | scores_only
+    parse_error: str = ""
+    prompt_hash: str = ""
+    mode: str = "full"  # full | scores_only
+    perspective: str = "client"
+    warnings: list[str] = field(default_factory=list)
+    created_at: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Prediction":
+        return _from_dict(cls, data)
+
+
+@dataclass
+class Label:
+    """One expert response for one item of one session by one annotator."""
+
+    session_id: str
+    item: int
+    annotator: str
+    score: int | None = None
+    rationale: str = ""
+    evidence: list[int] = field(default_factory=list)
+    status: str = "draft"
+    prediction_id: str | None = None
+    change_reasons: list[str] = field(default_factory=list)
+    comment: str = ""
+    adjudicated_from: list[str] = field(default_factory=list)
+    version: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    updated_by: str = ""
+
+    @property
+    def id(self) -> str:
+        return label_id(self.session_id, self.item, self.annotator)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["id"] = self.id
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Label":
+        return _from_dict(cls, data)
+
+
+def label_id(session_id: str, item: int, annotator: str) -> str:
+    return f"{session_id}|{int(item)}|{annotator}"
