@@ -27,7 +27,8 @@ CHANGE_REASONS = {
     "style": "Style",
 }
 ROLES = ("annotator", "adjudicator", "admin")
-ADJUDICATED = "@adjudicated"  # the annotator name of an adjudicated (final) label
+SHARED = "@shared"  # the coding slot of labels that the assigned experts edit together
+ADJUDICATED = "@adjudicated"  # the coding slot of an adjudicated (final) label
 
 
 def now_iso() -> str:
@@ -155,7 +156,15 @@ class Prediction:
 
 @dataclass
 class Label:
-    """One expert response for one item of one session by one annotator."""
+    """One expert response for one item of one session.
+
+    ``annotator`` is the coding slot the response belongs to: an expert's user name when a
+    session is coded independently by several experts (for agreement), :data:`SHARED` when the
+    assigned experts work on one shared set of labels (the paper's workflow), or
+    :data:`ADJUDICATED` for the final label an adjudicator settled. ``created_by`` and
+    ``updated_by`` always name the people. ``version`` counts saves; a save must name the
+    version it started from, so nobody overwrites a change they have not seen.
+    """
 
     session_id: str
     item: int
@@ -170,6 +179,7 @@ class Label:
     adjudicated_from: list[str] = field(default_factory=list)
     version: int = 0
     created_at: str = ""
+    created_by: str = ""
     updated_at: str = ""
     updated_by: str = ""
 

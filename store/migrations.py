@@ -1,0 +1,74 @@
+"""Schema versions of a store folder and the path from each old version to the current one.
+
+Each step ``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1`` in place. Before
+the first step the old files are copied to ``backup-v<from>-<time>/`` inside the store folder,
+and ``meta.json`` is rewritten only after the last step succeeded, so an interrupted migration
+simply runs again.
+
+- Version 0: a prototype layout, one stock TinyDB file ``care.json`` with tables ``sessions``,
+  ``predictions``, ``labels`` and ``users`` (what TinyDB's default storage writes).
+- Version 1: the sharded layout described in :mod:`store.repository`.
+"""
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from care_model.errors import StoreFormatError
+
+CURRENT = 1
+
+
+def _v0_to_v1(root: Path) -> None:
+    from .repository import session_key
+    from .storage import dumps, read_json, replace_file
+
+    legacy = root / "care.json"
+    if not legacy.exists():
+        return
+    data = read_json(legacy)
+
+    def table(name):
+        return list((data.get(name) or {}).values())
+
+    sessions = table("sessions")
+    keys = {s["id"]: session_key(s["id"]) for s in sessions}
+    for s in sessions:
+        replace_file(root / "sessions" / keys[s["id"]] / "session.json", dumps({"session": {"1": s}}))
+    for part, name in (("predictions", "predictions"), ("labels", "labels")):
+        grouped: dict[str, dict] = {}
+        for doc in table(name):
+            if doc["session_id"] not in keys:
+                raise StoreFormatError(f"Legacy {name} record for unknown session {doc['session_id']!r}.",
+                                       "Remove the orphan record from care.json and open the store again.")
+            rows = grouped.setdefault(doc["session_id"], {})
+            rows[str(len(rows) + 1)] = doc
+        for sid, rows in grouped.items():
+            replace_file(root / "sessions" / keys[sid] / f"{part}.json", dumps({name: rows}))
+    users = {str(i + 1): u for i, u in enumerate(table("users"))}
+    if users:
+        replace_file(root / "users.json", dumps({"users": users}))
+    legacy.rename(root / "care.json.migrated")
+
+
+MIGRATIONS = {0: _v0_to_v1}
+
+
+def migrate(root: Path, from_version: int) -> None:
+    from .storage import dumps, read_json, replace_file
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    backup = root / f"backup-v{from_version}-{stamp}"
+    backup.mkdir()
+    for path in root.iterdir():
+        if path.name.startswith("backup-") or path.name == "store.lock":
+            continue
+        (shutil.copytree if path.is_dir() else shutil.copy2)(path, backup / path.name)
+    for version in range(from_version, CURRENT):
+        if version not in MIGRATIONS:
+            raise StoreFormatError(f"No migration from store schema version {version}.", "Export with the version that wrote it, then import.")
+        MIGRATIONS[version](root)
+    meta = read_json(root / "meta.json")
+    meta.update(schema_version=CURRENT, migrated_from=from_version, migrated_at=stamp, backup=backup.name)
+    replace_file(root / "meta.json", dumps(meta))

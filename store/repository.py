@@ -1,0 +1,637 @@
+"""The repository: sessions, model suggestions, expert labels, users, assignments, audit.
+
+Layout of a store folder (all JSON written with ``ensure_ascii=False``)::
+
+    meta.json                       schema version, created_at
+    store.lock                      held by the one process that has the store open
+    users.json                      users (salted hashes only) + their audit
+    assignments.json                who reviews which session, and how
+    sessions/<key>/session.json     the session: turns, language, ids, self-reports
+    sessions/<key>/predictions.json model suggestions (append-only, never touched by labels)
+    sessions/<key>/labels.json      expert labels + the append-only audit of every label change
+    collections/<name>[/<shard>].json   model versions, training runs, evaluations, campaigns, ...
+
+A label save rewrites only that session's ``labels.json`` (a few KB), atomically and durably,
+together with its audit entry. Every public method takes the repository lock, so one
+Repository can be shared by the app's worker threads. Returned objects are copies.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterable
+
+from tinydb import Query
+
+from care_model.errors import (AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError)
+from care_model.records import (LABEL_STATUSES, ROLES, CHANGE_REASONS, Label, Prediction, Session,
+                                label_id, now_iso)
+from care_model.wai import load_form
+
+from . import migrations
+from .collections import Collection
+from .passwords import hash_password, verify_password
+from .storage import FileSet, StoreLock, dumps, read_json, replace_file, replace_with
+
+SCHEMA_VERSION = migrations.CURRENT
+Q = Query()
+
+
+@dataclass
+class ImportReport:
+    added: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # same content already stored
+    ratings_set: int = 0
+    predictions_added: int = 0
+    labels_added: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"added": len(self.added), "skipped": len(self.skipped), "ratings_set": self.ratings_set,
+                "predictions_added": self.predictions_added, "labels_added": self.labels_added,
+                "warnings": self.warnings}
+
+
+@dataclass
+class SessionView:
+    """What the review screen needs for one session."""
+
+    session: Session
+    predictions: dict[int, Prediction]  # item -> latest suggestion of the chosen model version
+    labels: list[Label]
+    model_version: str | None
+
+
+def session_key(session_id: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", session_id).strip("._")[:40] or "s"
+    return f"{slug}-{hashlib.sha1(session_id.encode('utf-8')).hexdigest()[:8]}"
+
+
+class Repository:
+    """Open with :meth:`open` (or as a context manager); close to release the store lock."""
+
+    def __init__(self, root: Path | str, *, create: bool = True):
+        self.root = Path(root)
+        if not self.root.exists():
+            if not create:
+                raise NotFoundError(f"No store at {self.root}.", "Check the --store path, or create it by importing data.")
+            self.root.mkdir(parents=True)
+        self._lock = threading.RLock()
+        self._store_lock = StoreLock(self.root)
+        self._store_lock.acquire()
+        try:
+            self.files = FileSet(self.root)
+            self.recovery = self.files.recover()
+            self._init_meta(create)
+            self._keys: dict[str, str] = {}
+            for folder in sorted((self.root / "sessions").glob("*/")) if (self.root / "sessions").exists() else []:
+                rel = f"sessions/{folder.name}/session.json"
+                if not (self.root / rel).exists():
+                    continue
+                doc = self.files.db(rel).table("session").get(doc_id=1)
+                if doc is None:
+                    raise StoreFormatError(f"Store file {rel} holds no session.", "Restore it from a backup or an export.")
+                self._keys[doc["id"]] = folder.name
+                self.files.db(f"sessions/{folder.name}/predictions.json")
+                self.files.db(f"sessions/{folder.name}/labels.json")
+        except BaseException:
+            self._store_lock.release()
+            raise
+        self._closed = False
+
+    @classmethod
+    def open(cls, root: Path | str, *, create: bool = True) -> "Repository":
+        return cls(root, create=create)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._store_lock.release()
+                self._closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _init_meta(self, create: bool) -> None:
+        meta_path = self.root / "meta.json"
+        if not meta_path.exists():
+            meta = {"format": "care-review-store", "schema_version": SCHEMA_VERSION, "created_at": now_iso()}
+            replace_file(meta_path, dumps(meta))
+            self.meta = meta
+            return
+        meta = read_json(meta_path)
+        if meta.get("format") != "care-review-store":
+            raise StoreFormatError(f"{self.root} is not a CARE Review Studio store.", "Point --store at a store folder.")
+        version = int(meta.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise StoreFormatError(
+                f"Store {self.root} has schema version {version}; this code reads up to {SCHEMA_VERSION}.",
+                "Upgrade CARE Review Studio to open it.",
+            )
+        if version < SCHEMA_VERSION:
+            migrations.migrate(self.root, version)
+            meta = read_json(meta_path)
+        self.meta = meta
+
+    # ================================================================== sessions
+    def _rel(self, session_id: str, part: str) -> str:
+        key = self._keys.get(session_id)
+        if key is None:
+            raise NotFoundError(f"No session {session_id!r} in the store.", "Check the id (python -m store stats lists counts; the app's queue lists sessions).")
+        return f"sessions/{key}/{part}.json"
+
+    def session_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._keys)
+
+    def has_session(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._keys
+
+    def _session_doc(self, session_id: str) -> dict:
+        return self.files.db(self._rel(session_id, "session")).table("session").get(doc_id=1)
+
+    def get_session(self, session_id: str) -> Session:
+        with self._lock:
+            return Session.from_dict(copy.deepcopy(dict(self._session_doc(session_id))))
+
+    def session_summaries(self) -> list[dict]:
+        """One light row per session (no turn text), for queues and dashboards."""
+        with self._lock:
+            rows = []
+            for sid in sorted(self._keys):
+                doc = self._session_doc(sid)
+                rows.append({
+                    "id": sid, "language": doc["language"], "source": doc["source"],
+                    "client_id": doc.get("client_id", ""), "counselor_id": doc.get("counselor_id", ""),
+                    "turns": len(doc["turns"]), "has_client_ratings": "client" in (doc.get("ratings") or {}),
+                    "metadata": {k: v for k, v in (doc.get("metadata") or {}).items() if isinstance(v, (str, int, float, bool))},
+                })
+            return rows
+
+    def import_batch(self, batch, *, actor: str = "system") -> ImportReport:
+        """Write an import batch (sessions, ratings, predictions, labels) all or nothing.
+
+        Sessions already stored with the same content are skipped; an id that exists with other
+        content is an error, and so is a rating for an unknown session.
+        """
+        report = ImportReport(warnings=list(getattr(batch, "warnings", []) or []))
+        with self._lock:
+            by_hash = {self._content_hash(sid): sid for sid in self._keys}
+            new_sessions: list[Session] = []
+            for sess in batch.sessions:
+                sess.validate()
+                h = sess.content_hash
+                if sess.id in self._keys:
+                    if self._content_hash(sess.id) != h:
+                        raise ValidationError(
+                            f"Session {sess.id!r} is already in the store with different turns.",
+                            "Import it under a new id, or export and fix the stored one first; the store changed nothing.",
+                        )
+                    report.skipped.append(sess.id)
+                elif h in by_hash:
+                    report.skipped.append(sess.id)
+                    report.warnings.append(f"Session {sess.id!r} has the same turns as stored session {by_hash[h]!r}; skipped.")
+                else:
+                    new_sessions.append(sess)
+                    by_hash[h] = sess.id
+            known = set(self._keys) | {s.id for s in new_sessions}
+            for rec in batch.ratings:
+                if rec.session_id not in known:
+                    raise ValidationError(
+                        f"{rec.where}: rating for unknown session {rec.session_id!r}.",
+                        "Import the session first (or in the same command), or correct the session_id; the store changed nothing.",
+                    )
+            added_keys = []
+            try:
+                with self.files.transaction():
+                    stamp = now_iso()
+                    for sess in new_sessions:
+                        key = session_key(sess.id)
+                        self._keys[sess.id] = key
+                        added_keys.append(sess.id)
+                        doc = sess.to_dict()
+                        doc["created_at"] = doc.get("created_at") or stamp
+                        doc["content_hash"] = sess.content_hash
+                        self.files.db(f"sessions/{key}/session.json").table("session").insert(doc)
+                        report.added.append(sess.id)
+                    for rec in batch.ratings:
+                        report.ratings_set += self._set_ratings_locked(rec.session_id, rec.rater, rec.ratings)
+                    if getattr(batch, "predictions", None):
+                        report.predictions_added += self._add_predictions_locked(batch.predictions, skip_existing=True)
+                    for lab in getattr(batch, "labels", None) or []:
+                        if self._import_label_locked(lab, actor):
+                            report.labels_added += 1
+            except BaseException:
+                for sid in added_keys:
+                    key = self._keys.pop(sid)
+                    for part in ("session", "predictions", "labels"):
+                        self.files.drop(f"sessions/{key}/{part}.json")
+                raise
+            for sid in added_keys:
+                self.files.db(self._rel(sid, "predictions"))
+                self.files.db(self._rel(sid, "labels"))
+        return report
+
+    def add_sessions(self, sessions: Iterable[Session], *, actor: str = "system") -> ImportReport:
+        batch = SimpleNamespace(sessions=list(sessions), ratings=[], predictions=[], labels=[], warnings=[])
+        return self.import_batch(batch, actor=actor)
+
+    def _content_hash(self, session_id: str) -> str:
+        doc = self._session_doc(session_id)
+        return doc.get("content_hash") or Session.from_dict(dict(doc)).content_hash
+
+    def _set_ratings_locked(self, session_id: str, rater: str, ratings: dict) -> int:
+        if rater not in ("client", "counselor"):
+            raise ValidationError(f"Unknown rater {rater!r}.", "Ratings come from 'client' or 'counselor'.")
+        db = self.files.db(self._rel(session_id, "session"))
+        doc = db.table("session").get(doc_id=1)
+        clean = load_form(doc.get("form", "wai-sr")).check_ratings(ratings, require_all=True)
+        as_json = {str(k): v for k, v in clean.items()}
+        if (doc.get("ratings") or {}).get(rater) == as_json:
+            return 0
+        new_ratings = dict(doc.get("ratings") or {})
+        new_ratings[rater] = as_json
+        db.table("session").update({"ratings": new_ratings}, doc_ids=[1])
+        return 1
+
+    def set_ratings(self, session_id: str, rater: str, ratings: dict) -> None:
+        with self._lock, self.files.transaction():
+            self._set_ratings_locked(session_id, rater, ratings)
+
+    # ================================================================== predictions
+    def _add_predictions_locked(self, preds: Iterable[Prediction], skip_existing: bool = False) -> int:
+        form_cache = {}
+        n = 0
+        for pred in preds:
+            if pred.session_id not in self._keys:
+                raise ValidationError(f"Prediction for unknown session {pred.session_id!r}.", "Import the session first.")
+            form_id = self._session_doc(pred.session_id).get("form", "wai-sr")
+            form = form_cache.setdefault(form_id, load_form(form_id))
+            form.check_item(pred.item)
+            if pred.score is not None:
+                form.check_score(pred.score, pred.item)
+            table = self.files.db(self._rel(pred.session_id, "predictions")).table("predictions")
+            doc = pred.to_dict()
+            doc["id"] = doc["id"] or uuid.uuid4().hex
+            doc["created_at"] = doc["created_at"] or now_iso()
+            if table.contains(Q.id == doc["id"]):
+                if skip_existing:
+                    continue
+                raise ValidationError(f"Prediction {doc['id']!r} is already stored.", "Predictions are append-only; give a new id.")
+            table.insert(doc)
+            n += 1
+        return n
+
+    def add_predictions(self, preds: Iterable[Prediction]) -> int:
+        """Append model suggestions (all or nothing). Labels are never touched."""
+        with self._lock, self.files.transaction():
+            return self._add_predictions_locked(list(preds))
+
+    def predictions(self, session_id: str, model_version: str | None = None, *, history: bool = False) -> list[Prediction]:
+        """Suggestions for a session: the latest per (model version, item), or all with ``history``."""
+        with self._lock:
+            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
+            preds = [Prediction.from_dict(copy.deepcopy(dict(d))) for d in docs
+                     if model_version is None or d["model_version"] == model_version]
+        preds.sort(key=lambda p: p.created_at)
+        if history:
+            return preds
+        latest: dict[tuple, Prediction] = {}
+        for p in preds:
+            latest[(p.model_version, p.item)] = p
+        return sorted(latest.values(), key=lambda p: (p.model_version, p.item))
+
+    def predicted_versions(self, session_id: str) -> dict[str, int]:
+        """model version -> number of distinct items it has predicted for the session."""
+        with self._lock:
+            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
+            items: dict[str, set] = {}
+            for d in docs:
+                items.setdefault(d["model_version"], set()).add(d["item"])
+            return {v: len(s) for v, s in items.items()}
+
+    def get_prediction(self, session_id: str, prediction_id: str) -> Prediction | None:
+        with self._lock:
+            doc = self.files.db(self._rel(session_id, "predictions")).table("predictions").get(Q.id == prediction_id)
+            return Prediction.from_dict(copy.deepcopy(dict(doc))) if doc else None
+
+    # ================================================================== labels
+    def _labels_db(self, session_id: str):
+        return self.files.db(self._rel(session_id, "labels"))
+
+    def get_label(self, session_id: str, item: int, annotator: str) -> Label | None:
+        with self._lock:
+            doc = self._labels_db(session_id).table("labels").get(Q.id == label_id(session_id, item, annotator))
+            return Label.from_dict(copy.deepcopy(dict(doc))) if doc else None
+
+    def labels(self, session_id: str | None = None, *, annotator: str | None = None,
+               status: str | None = None) -> list[Label]:
+        with self._lock:
+            sids = [session_id] if session_id is not None else sorted(self._keys)
+            out = []
+            for sid in sids:
+                for d in self._labels_db(sid).table("labels").all():
+                    if (annotator is None or d["annotator"] == annotator) and (status is None or d["status"] == status):
+                        out.append(Label.from_dict(copy.deepcopy(dict(d))))
+        return sorted(out, key=lambda lab: (lab.session_id, lab.item, lab.annotator))
+
+    def _check_label(self, label: Label) -> None:
+        form = load_form(self._session_doc(label.session_id).get("form", "wai-sr"))
+        label.item = form.check_item(label.item)
+        if label.score is not None:
+            label.score = form.check_score(label.score, label.item)
+        if label.status not in LABEL_STATUSES:
+            raise ValidationError(f"Unknown label status {label.status!r}.", f"Use one of {', '.join(LABEL_STATUSES)}.")
+        if label.status == "submitted" and label.score is None:
+            raise ValidationError(f"Item {label.item} cannot be submitted without a score.", "Choose a score from 1 to 5.")
+        bad = [r for r in label.change_reasons if r not in CHANGE_REASONS]
+        if bad:
+            raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")
+        n_turns = len(self._session_doc(label.session_id)["turns"])
+        wrong = [i for i in label.evidence if not isinstance(i, int) or not 0 <= i < n_turns]
+        if wrong:
+            raise ValidationError(f"Evidence turns {wrong} are not in session {label.session_id!r} (turns 0-{n_turns - 1}).",
+                                  "Pick evidence among the session's numbered turns.")
+        label.evidence = sorted(set(label.evidence))
+
+    def _save_label_locked(self, label: Label, actor: str, expected_version: int, action: str | None = None) -> Label:
+        label = copy.deepcopy(label)
+        self._check_label(label)
+        db = self._labels_db(label.session_id)
+        table = db.table("labels")
+        current = table.get(Q.id == label.id)
+        cur_version = int(current["version"]) if current else 0
+        if cur_version != expected_version:
+            cur = Label.from_dict(copy.deepcopy(dict(current))) if current else None
+            raise ConflictError(
+                f"Item {label.item} of session {label.session_id} was saved by {cur.updated_by if cur else '?'} "
+                f"at {cur.updated_at if cur else '?'} (version {cur_version}) after you loaded version {expected_version}.",
+                "Compare your version with theirs, choose or merge, and save again on top of the current version.",
+                current=cur,
+            )
+        stamp = now_iso()
+        label.version = cur_version + 1
+        label.updated_at = stamp
+        label.updated_by = actor
+        label.created_at = current["created_at"] if current else stamp
+        label.created_by = current.get("created_by", actor) if current else actor
+        new = label.to_dict()
+        with self.files.transaction():
+            if current is None:
+                table.insert(new)
+            else:
+                table.update(replace_with(new), doc_ids=[current.doc_id])
+            db.table("audit").insert({
+                "at": stamp, "who": actor, "entity": "label", "entity_id": label.id,
+                "action": action or ("create" if current is None else f"save:{label.status}"),
+                "before": copy.deepcopy(dict(current)) if current else None, "after": copy.deepcopy(new),
+            })
+        return Label.from_dict(copy.deepcopy(new))
+
+    def save_label(self, label: Label, *, actor: str, expected_version: int, action: str | None = None) -> Label:
+        """Save an expert label durably; raises ConflictError if someone saved it since ``expected_version``."""
+        with self._lock:
+            if label.session_id not in self._keys:
+                self._rel(label.session_id, "labels")
+            return self._save_label_locked(label, actor, expected_version, action)
+
+    def save_labels(self, labels: list[tuple[Label, int]], *, actor: str, action: str | None = None) -> list[Label]:
+        """Save several labels (each with its expected version) all or nothing, e.g. a submit."""
+        with self._lock, self.files.transaction():
+            return [self._save_label_locked(lab, actor, ver, action) for lab, ver in labels]
+
+    def _import_label_locked(self, label: Label, actor: str) -> bool:
+        """Restore a label from an export as it was (version, timestamps); skip if identical."""
+        self._check_label(label)
+        db = self._labels_db(label.session_id)
+        current = db.table("labels").get(Q.id == label.id)
+        new = label.to_dict()
+        if current is not None:
+            if dict(current) == new:
+                return False
+            if int(current["version"]) >= label.version:
+                raise ValidationError(
+                    f"Label {label.id!r} in the file (version {label.version}) is not newer than the stored one "
+                    f"(version {current['version']}).", "Export the store again or drop that label from the file.")
+            db.table("labels").update(replace_with(new), doc_ids=[current.doc_id])
+        else:
+            db.table("labels").insert(new)
+        db.table("audit").insert({"at": now_iso(), "who": actor, "entity": "label", "entity_id": label.id,
+                                  "action": "import", "before": copy.deepcopy(dict(current)) if current else None,
+                                  "after": copy.deepcopy(new)})
+        return True
+
+    def open_session(self, session_id: str, *, model_version: str | None = None) -> SessionView:
+        """The session with the latest suggestion per item of ``model_version`` (or of the most
+        recent version that predicted it) and all its labels."""
+        with self._lock:
+            session = self.get_session(session_id)
+            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
+            if model_version is None and docs:
+                model_version = max(docs, key=lambda d: d["created_at"])["model_version"]
+            preds: dict[int, Prediction] = {}
+            for d in sorted((d for d in docs if d["model_version"] == model_version), key=lambda d: d["created_at"]):
+                preds[int(d["item"])] = Prediction.from_dict(copy.deepcopy(dict(d)))
+            labels = [Label.from_dict(copy.deepcopy(dict(d))) for d in self._labels_db(session_id).table("labels").all()]
+        return SessionView(session, preds, sorted(labels, key=lambda lab: (lab.item, lab.annotator)), model_version)
+
+    # ================================================================== users
+    def _users(self):
+        return self.files.db("users.json")
+
+    def add_user(self, username: str, password: str, role: str, *, actor: str = "system") -> dict:
+        username = (username or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}", username):
+            raise ValidationError(f"Bad user name {username!r}.", "Use 2-64 letters, digits, '.', '_', '-' or '@'.")
+        if role not in ROLES:
+            raise ValidationError(f"Unknown role {role!r}.", f"Use one of {', '.join(ROLES)}.")
+        if len(password or "") < 8:
+            raise ValidationError("The password is shorter than 8 characters.", "Choose a longer password.")
+        with self._lock:
+            if self._users().table("users").contains(Q.username == username):
+                raise ValidationError(f"User {username!r} already exists.", "Pick another name, or set the role with set-role.")
+            doc = {"username": username, "role": role, "password": hash_password(password), "active": True,
+                   "created_at": now_iso(), "created_by": actor}
+            with self.files.transaction():
+                self._users().table("users").insert(doc)
+                self._audit_user(actor, username, "create", None, doc)
+            return self._public_user(doc)
+
+    def _audit_user(self, actor, username, action, before, after):
+        strip = (lambda d: {k: v for k, v in d.items() if k != "password"} if d else None)
+        self._users().table("audit").insert({"at": now_iso(), "who": actor, "entity": "user", "entity_id": username,
+                                             "action": action, "before": strip(before), "after": strip(after)})
+
+    @staticmethod
+    def _public_user(doc) -> dict:
+        return {k: v for k, v in dict(doc).items() if k != "password"}
+
+    def _user_doc(self, username: str):
+        doc = self._users().table("users").get(Q.username == username)
+        if doc is None:
+            raise NotFoundError(f"No user {username!r}.", "Add the user first (python -m store add-user ...).")
+        return doc
+
+    def get_user(self, username: str) -> dict:
+        with self._lock:
+            return self._public_user(self._user_doc(username))
+
+    def users(self) -> list[dict]:
+        with self._lock:
+            return [self._public_user(d) for d in self._users().table("users").all()]
+
+    def has_users(self) -> bool:
+        with self._lock:
+            return len(self._users().table("users")) > 0
+
+    def _update_user(self, username, changes: dict, actor: str, action: str) -> dict:
+        with self._lock:
+            before = dict(self._user_doc(username))
+            after = {**before, **changes}
+            with self.files.transaction():
+                self._users().table("users").update(changes, Q.username == username)
+                self._audit_user(actor, username, action, before, after)
+            return self._public_user(after)
+
+    def set_role(self, username: str, role: str, *, actor: str) -> dict:
+        if role not in ROLES:
+            raise ValidationError(f"Unknown role {role!r}.", f"Use one of {', '.join(ROLES)}.")
+        return self._update_user(username, {"role": role}, actor, "set_role")
+
+    def set_password(self, username: str, password: str, *, actor: str) -> dict:
+        if len(password or "") < 8:
+            raise ValidationError("The password is shorter than 8 characters.", "Choose a longer password.")
+        return self._update_user(username, {"password": hash_password(password)}, actor, "set_password")
+
+    def set_active(self, username: str, active: bool, *, actor: str) -> dict:
+        return self._update_user(username, {"active": bool(active)}, actor, "activate" if active else "deactivate")
+
+    def check_password(self, username: str, password: str) -> bool:
+        with self._lock:
+            doc = self._users().table("users").get(Q.username == (username or ""))
+            stored = doc["password"] if doc and doc.get("active", True) else None
+        return bool(stored) and verify_password(password or "", stored)
+
+    def role_of(self, username: str) -> str:
+        with self._lock:
+            doc = self._users().table("users").get(Q.username == (username or ""))
+            if doc is None or not doc.get("active", True):
+                raise AuthError(f"Unknown or inactive user {username!r}.", "Log in again with an active account.")
+            return doc["role"]
+
+    # ================================================================== assignments
+    def _assignments(self):
+        return self.files.db("assignments.json").table("assignments")
+
+    def assign(self, session_ids: Iterable[str], annotators: Iterable[str], *, actor: str,
+               mode: str = "shared") -> int:
+        """Assign sessions to experts. ``mode`` "shared": they edit one label set together;
+        "independent": each codes alone (double coding, for agreement)."""
+        if mode not in ("shared", "independent"):
+            raise ValidationError(f"Unknown assignment mode {mode!r}.", "Use 'shared' or 'independent'.")
+        with self._lock:
+            names = list(annotators)
+            for n in names:
+                self._user_doc(n)
+            n_new = 0
+            with self.files.transaction():
+                for sid in session_ids:
+                    self._rel(sid, "session")
+                    doc = self._assignments().get(Q.session_id == sid)
+                    before = dict(doc) if doc else None
+                    who = sorted(set((doc or {}).get("annotators", [])) | set(names))
+                    after = {"session_id": sid, "annotators": who, "mode": mode, "updated_at": now_iso(), "updated_by": actor}
+                    if doc is None:
+                        self._assignments().insert(after)
+                    else:
+                        self._assignments().update(after, doc_ids=[doc.doc_id])
+                    n_new += len(set(who) - set((before or {}).get("annotators", [])))
+                    self.files.db("assignments.json").table("audit").insert(
+                        {"at": after["updated_at"], "who": actor, "entity": "assignment", "entity_id": sid,
+                         "action": "assign", "before": before, "after": after})
+            return n_new
+
+    def unassign(self, session_id: str, annotator: str, *, actor: str) -> None:
+        with self._lock:
+            doc = self._assignments().get(Q.session_id == session_id)
+            if not doc or annotator not in doc["annotators"]:
+                return
+            after = {**doc, "annotators": [a for a in doc["annotators"] if a != annotator], "updated_at": now_iso(), "updated_by": actor}
+            with self.files.transaction():
+                self._assignments().update(after, doc_ids=[doc.doc_id])
+                self.files.db("assignments.json").table("audit").insert(
+                    {"at": after["updated_at"], "who": actor, "entity": "assignment", "entity_id": session_id,
+                     "action": "unassign", "before": dict(doc), "after": after})
+
+    def assignments(self) -> dict[str, dict]:
+        """session id -> {"annotators": [...], "mode": "shared" | "independent"}"""
+        with self._lock:
+            return {d["session_id"]: {"annotators": list(d["annotators"]), "mode": d.get("mode", "shared")}
+                    for d in self._assignments().all()}
+
+    # ================================================================== collections & audit
+    def collection(self, name: str, shard: str | None = None) -> "LockedCollection":
+        return LockedCollection(Collection(self.files, name, shard), self._lock)
+
+    def shards(self, name: str) -> list[str]:
+        folder = self.root / "collections" / name
+        with self._lock:
+            return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+
+    def audit(self, *, entity_id: str | None = None, session_id: str | None = None) -> list[dict]:
+        """The append-only trail of every change, oldest first."""
+        with self._lock:
+            entries = []
+            if session_id is not None:
+                sources = [self._rel(session_id, "labels")]
+            else:
+                sources = [f"sessions/{k}/labels.json" for k in self._keys.values()] + ["users.json", "assignments.json"]
+                sources += [str(p.relative_to(self.root)) for p in (self.root / "collections").rglob("*.json")] if (self.root / "collections").exists() else []
+            for rel in sources:
+                if self.files.exists(rel):
+                    entries.extend(copy.deepcopy(dict(a)) for a in self.files.db(rel).table("audit").all())
+        if entity_id is not None:
+            entries = [e for e in entries if e["entity_id"] == entity_id]
+        return sorted(entries, key=lambda e: e["at"])
+
+    def stats(self) -> dict:
+        with self._lock:
+            turns = predictions = labels = 0
+            by_status = {s: 0 for s in LABEL_STATUSES}
+            for sid in self._keys:
+                turns += len(self._session_doc(sid)["turns"])
+                predictions += len(self.files.db(self._rel(sid, "predictions")).table("predictions"))
+                for d in self._labels_db(sid).table("labels").all():
+                    labels += 1
+                    by_status[d["status"]] = by_status.get(d["status"], 0) + 1
+            return {"sessions": len(self._keys), "turns": turns, "predictions": predictions, "labels": labels,
+                    "labels_by_status": by_status, "users": len(self._users().table("users")),
+                    "schema_version": self.meta["schema_version"]}
+
+
+class LockedCollection:
+    """A :class:`Collection` whose every call takes the repository lock."""
+
+    def __init__(self, inner: Collection, lock):
+        self._inner, self._lock = inner, lock
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked
