@@ -332,7 +332,8 @@ def build_session_prompt(session: Session, *, render_chat: RenderChat | None = N
         "prefix": prefix, "suffixes": {str(k): v for k, v in suffixes.items()},
     })
     return SessionPrompt(prefix=prefix, suffixes=suffixes, prompt_hash=prompt_hash, warnings=warnings,
-                         elided_turns=elided, language=language, perspective=perspective)
+                         elided_turns=elided, language=language, perspective=perspective,
+                         template_version=PROMPT_TEMPLATE_VERSION)
 
 
 def answer_text(score: int, rationale: str, language: str = "en", *, form: Form | None = None) -> str:
