@@ -103,13 +103,43 @@ def _find_word(hay: str, needle: str, start: int) -> int:
     return -1
 
 
-def _in_order(hay: str, parts: list[str], words: bool) -> bool:
+def _in_order(hay: str, parts: list[str]) -> bool:
+    """All ``parts`` occur as whole words in ``hay``, in this order."""
     pos = 0
     for part in parts:
-        end = _find_word(hay, part, pos) if words else hay.find(part, pos)
-        if end < 0:
+        pos = _find_word(hay, part, pos)
+        if pos < 0:
             return False
-        pos = end if words else end + len(part)
+    return True
+
+
+def _compact(norm: str) -> tuple[str, frozenset, frozenset]:
+    """``norm`` without spaces, with the offsets where words start and end in it."""
+    compact, starts, ends = [], {0}, set()
+    for ch in norm:
+        if ch == " ":
+            ends.add(len(compact))
+            starts.add(len(compact))
+        else:
+            compact.append(ch)
+    ends.add(len(compact))
+    return "".join(compact), frozenset(starts), frozenset(ends)
+
+
+def _in_order_compact(hay: str, starts: frozenset, ends: frozenset, parts: list[str]) -> bool:
+    """Like :func:`_in_order` with spaces ignored; parts still start and end on word edges."""
+    pos = 0
+    for part in parts:
+        at = hay.find(part, pos)
+        while at >= 0:
+            end = at + len(part)
+            if (at in starts or _is_cjk(hay[at]) or (at and _is_cjk(hay[at - 1]))) and \
+                    (end in ends or _is_cjk(hay[end - 1]) or (end < len(hay) and _is_cjk(hay[end]))):
+                break
+            at = hay.find(part, at + 1)
+        if at < 0:
+            return False
+        pos = at + len(part)
     return True
 
 
@@ -141,14 +171,14 @@ class TranscriptIndex:
     def __init__(self, turns: Iterable):
         self.indices: list[int] = []
         self.words: list[str] = []
-        self.compact: list[str] = []
+        self.compact: list[tuple[str, frozenset, frozenset]] = []
         self.whole: dict[str, int] = {}
         for pos, turn in enumerate(turns):
             index, text = _turn_fields(turn, pos)
             norm = normalize(text)
             self.indices.append(index)
             self.words.append(norm)
-            self.compact.append(norm.replace(" ", ""))
+            self.compact.append(_compact(norm))
             self.whole.setdefault(norm, index)
         self.known = set(self.indices)
 
@@ -160,11 +190,11 @@ class TranscriptIndex:
         if len(parts) == 1 and parts[0] in self.whole:
             return self.whole[parts[0]]
         for pos, hay in enumerate(self.words):
-            if _in_order(hay, parts, words=True):
+            if _in_order(hay, parts):
                 return self.indices[pos]
         compact = [p.replace(" ", "") for p in parts]
-        for pos, hay in enumerate(self.compact):
-            if _in_order(hay, compact, words=False):
+        for pos, (hay, starts, ends) in enumerate(self.compact):
+            if _in_order_compact(hay, starts, ends, compact):
                 return self.indices[pos]
         return None
 
