@@ -7,8 +7,8 @@ from care_model.records import Label, Prediction, Session, SHARED
 def make_session(sid: str = "s1", n_turns: int = 6, language: str = "en", client: str = "c-1",
                  ratings: dict | None = None, texts: list[str] | None = None) -> Session:
     if texts is None:
-        texts = [("How have things been this week?" if t % 2 == 0 else f"Honestly a bit better, turn {t}.")
-                 if language == "en" else ("这周过得怎么样？" if t % 2 == 0 else f"说实话好一些了，第{t}轮。")
+        texts = [(f"How have things been this week? ({sid})" if t % 2 == 0 else f"Honestly a bit better, turn {t}.")
+                 if language == "en" else (f"这周过得怎么样？（{sid}）" if t % 2 == 0 else f"说实话好一些了，第{t}轮。")
                  for t in range(n_turns)]
     return Session(
         id=sid, language=language, source="test", client_id=client, counselor_id="t-1",
