@@ -88,7 +88,7 @@ def _merge(parsed: list[Parsed], fmt: str, files: list[str], ctx: Context) -> Im
         for lab, where in p.labels:
             keep("label", lab.id, lab, where, labels, batch.labels, lambda r: r.to_dict())
         for r in p.ratings:
-            keep("ratings", f"{r.session_id} by {r.rater}", r, r.where, rates, batch.ratings, lambda x: x.ratings)
+            keep("ratings", f"{r.session_id} by {r.rater}", r, r.where, rates, batch.ratings, lambda x: {f"item_{k}": v for k, v in x.ratings.items()})
     unused = [ctx.speaker_map_labels[k] for k in ctx.speaker_map if k not in ctx.used_map_keys]
     if unused:
         batch.warnings.append(f"speaker map: no speaker is labelled {', '.join(repr(u) for u in unused)} "

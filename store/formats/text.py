@@ -120,7 +120,7 @@ def parse(path: Path, ctx: Context) -> Parsed:
         m = _LABEL_RE.match(stripped) if _indent(line) == base else None
         if m:
             label = m.group("label").strip()
-            if resolver.is_known(label) or looks_like_label(label):
+            if resolver.is_known(label) or (looks_like_label(label) and not m.group("rest").startswith("//")):
                 role = resolver.see(label, f"line {n}")
                 turns.append([role, label, n, [m.group("rest").strip()]])
                 continue
