@@ -9,7 +9,7 @@ import re
 import unicodedata
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from care_model.errors import ImportFormatError, ValidationError
 from care_model.records import LANGUAGES, SPEAKERS, Label, Prediction, Session

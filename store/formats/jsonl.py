@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from care_model.errors import ValidationError
-from care_model.records import CHANGE_REASONS, LABEL_STATUSES, Label, Prediction, Session, Turn, label_id
+from care_model.records import CHANGE_REASONS, LABEL_STATUSES, Label, Prediction, Session, Turn
 from care_model.wai import Form, load_form
 
 from .common import (Context, Parsed, SpeakerResolver, at, check_record_fields, detect_language, fail,
