@@ -2,7 +2,10 @@
 
 Conventions:
 
-* session id ``annomi-<transcript_id>``, client id ``annomi-client-<transcript_id>``, counselor
+* session id ``annomi-<transcript_id>``; client id ``annomi-client-<8 hex of the video_url>``
+  because AnnoMI splits some videos into several transcripts ("... - 1/2/3") of the same client,
+  and a split by client must keep them together (``annomi-client-<transcript_id>`` where a row
+  has no video_url); counselor
   id ``annomi-therapist`` (the file does not identify therapists; this is a placeholder, not a
   person), language ``en`` (or ``language=``), source ``annomi``.
 * turns ordered by ``utterance_id`` (as a number) and numbered 0, 1, 2, ...; ``therapist`` ->
@@ -18,6 +21,8 @@ Conventions:
 """
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 
 from care_model.records import Session, Turn
@@ -30,6 +35,13 @@ COLUMNS = ("transcript_id", "mi_quality", "video_title", "video_url", "topic", "
            "timestamp", "utterance_text", "main_therapist_behaviour", "client_talk_type")
 SESSION_COLUMNS = ("mi_quality", "topic", "video_title", "video_url")
 BUILTIN_SPEAKERS = {"therapist": "counselor", "client": "client"}
+
+
+def _client_id(meta: dict, tid: str) -> str:
+    url = (meta.get("video_url") or "").strip()
+    if not url:
+        return f"annomi-client-{tid}"
+    return f"annomi-client-{hashlib.sha1(url.encode('utf-8')).hexdigest()[:8]}"
 COUNSELOR_ID = "annomi-therapist"
 
 
@@ -115,6 +127,6 @@ def parse(path: Path, ctx: Context) -> Parsed:
                                 f"text (utterance_id {', '.join(str(e['utterance_id']) for e in empty)}); "
                                 "kept in metadata['empty_utterances'].")
         session = Session(id=f"annomi-{tid}", turns=turns, language=ctx.language or "en", source="annomi",
-                          client_id=f"annomi-client-{tid}", counselor_id=COUNSELOR_ID, metadata=meta)
+                          client_id=_client_id(meta, tid), counselor_id=COUNSELOR_ID, metadata=meta)
         out.sessions.append((validated(session, where), where))
     return out
