@@ -1,0 +1,548 @@
+"""Fast 12-item inference for one session: the transcript prefix once, the items as one batch.
+
+The 12 item prompts of a session share everything up to the item statement (see
+:mod:`care_model.prompt`). :class:`Engine` therefore
+
+1. **prefills the shared prefix once** (positions ``0..P-1``) with its own forward pass over the
+   model's modules, keeping the prefix keys/values *once* per layer as ``[kv_heads, P, head_dim]``;
+2. runs the **12 suffixes as one batch** (left-padded within the suffix block so all rows end
+   together; each row's position ids continue from ``P``; pads are masked as keys);
+3. **decodes greedily, 12 rows at a time**, each row stopping at its own end-of-turn/EOS token
+   (finished rows are dropped from the batch), up to ``max_new_tokens``.
+
+Attention is split in two (hydragen / cascade attention): every query of every row attends to
+the shared prefix with *one* batched matmul (queries of all rows folded into
+``[kv_heads, rows*group*q_len, head_dim]`` -- grouped-query attention without ``repeat_kv``), and
+to its own suffix/decoded keys held in preallocated per-row buffers (no ``torch.cat`` per step),
+with a causal + padding mask. The two partial softmaxes are merged exactly with their
+log-sum-exps. The prefix cache is never copied per row, which is what makes a 12-wide decode step
+cost about as much as a single one on a CPU.
+
+The forward uses the Hugging Face modules as they are (``embed_tokens``, per layer
+``input_layernorm``, ``self_attn.{q,k,v,o}_proj`` -- which may be peft LoRA wrappers -- optional
+``q_norm``/``k_norm`` (Qwen3), ``post_attention_layernorm``, ``mlp``, then ``norm``, ``lm_head``,
+and ``rotary_emb`` for cos/sin, so Llama-3.1 rope scaling applies). Supported: Llama-family
+decoders (llama, mistral without sliding window, qwen2 incl. q/k/v biases, qwen3). Anything else
+falls back to :meth:`Engine.run_session_naive`.
+
+**Score position.** The answer's first line is the option number, so the *first generated token*
+is the score position. Its logits, restricted to the option tokens (every vocabulary entry a
+model may use to start "1".."5": ``"1"``, ``" 1"``, ``"1."``, full-width ``"１"`` ... when these are
+single tokens; see :meth:`Engine.option_token_ids`), give ``option_probs`` (normalised over the
+five options), ``argmax_score`` and ``expected_score``; ``option_mass`` is the unnormalised total
+probability of the option tokens (low mass = the model wanted to write something else first,
+e.g. whitespace or markdown; the first position is still used, by design).
+
+**Token ids.** :meth:`Engine.encode_prompt` tokenizes the prefix and each suffix separately with
+``add_special_tokens=False`` (special tokens written in the rendered chat text are parsed as
+special tokens) and the model sees ``prefix_ids + suffix_ids``; the naive path uses exactly the
+same ids. If all suffixes start with the same tokens, those are moved into the shared prefix
+(same token sequence, so the same result, less work).
+
+**Reference path.** :meth:`Engine.run_session_naive` makes 12 independent
+``model.generate(input_ids=prefix_ids + suffix_ids, do_sample=False)`` calls (scores-only: 12
+independent full forward passes taking the last position's logits). Tests check that greedy
+tokens are identical and probabilities agree.
+
+Public API::
+
+    Engine(loaded, *, options=(1, 2, 3, 4, 5), stop_token_ids=None, num_threads=None)
+    Engine.encode_prompt(session_prompt) -> (prefix_ids, {item: suffix_ids})
+    Engine.option_token_ids(language="en") -> {option: [token ids]}
+    Engine.run_session(prefix_ids, suffix_ids, *, max_new_tokens=64, scores_only=False,
+                       progress=None, language="en") -> {item: ItemOutput}
+    Engine.run_session_naive(...same...) -> {item: ItemOutput}
+    Engine.prefill_only(prefix_ids) -> seconds
+    Engine.last_stats -> dict (timings and token counts of the last run)
+
+``progress(fraction: float, message: str)`` is called after the prefill, after the suffix block
+and after every decode step (fast path), or after every item (naive path).
+
+torch is imported lazily (the first Engine imports it).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from .errors import ModelError
+
+Progress = Callable[[float, str], None]
+FULL_WIDTH = {d: chr(0xFF10 + d) for d in range(10)}
+# Chat end-of-turn markers of common templates: generation stops at these (plus the model's eos).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>", "</s>",
+                      "<end_of_turn>", "<|eom_id|>")
+_OPTION_TRAILERS = ".)]:：、．）】,，"
+_SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+# Bound on the [kv_heads, queries, P] score tensor of the shared-prefix attention (elements).
+_PREFIX_SCORE_ELEMS = 1 << 25
+
+
+@dataclass
+class ItemOutput:
+    text: str                    # greedy answer text (special tokens removed); "" in scores-only mode
+    token_ids: list[int]         # generated ids, the stop token included when one was generated
+    option_probs: list[float]    # P(option) at the score position, normalised over the options
+    expected_score: float        # sum(option * prob)
+    argmax_score: int            # the most probable option
+    option_mass: float = 1.0     # total probability of all option tokens before normalisation
+    finished: bool = False       # stopped at a stop token (False: hit max_new_tokens or scores-only)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "token_ids": list(self.token_ids), "option_probs": list(self.option_probs),
+                "expected_score": self.expected_score, "argmax_score": self.argmax_score,
+                "option_mass": self.option_mass, "finished": self.finished}
+
+
+@dataclass
+class _PrefixCache:
+    keys: list            # per layer [kv_heads, P, head_dim] (after RoPE)
+    values: list
+    length: int
+
+
+class Engine:
+    """Shared-prefix, batched greedy inference over one loaded model (see the module docstring)."""
+
+    def __init__(self, loaded, *, options: Sequence[int] = (1, 2, 3, 4, 5),
+                 stop_token_ids: Sequence[int] | None = None, num_threads: int | None = None):
+        import torch
+
+        self.torch = torch
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.options = [int(o) for o in options]
+        self._lock = threading.Lock()
+        self._option_cache: dict[str, dict[int, list[int]]] = {}
+        self.last_stats: dict = {}
+        threads = num_threads or int(os.environ.get("CARE_TORCH_THREADS", "0") or 0)
+        if threads > 0 and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self.base = base
+        self.config = base.config
+        core = getattr(base, "model", None)
+        self.core = core
+        self.lm_head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+        self.fast_supported, self.unsupported_reason = self._check_architecture()
+        params = next(self.model.parameters())
+        self.device = params.device
+        self.dtype = params.dtype
+        self.stop_token_ids = sorted(set(int(t) for t in stop_token_ids)) if stop_token_ids is not None \
+            else self._default_stop_ids()
+        if not self.stop_token_ids:
+            raise ModelError("The model has no end-of-sequence token, so answers cannot stop.",
+                             "Pass stop_token_ids=[...] to Engine, or set eos_token_id in the model's generation_config.")
+        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
+            else self.stop_token_ids[0]
+
+    # ------------------------------------------------------------------------- setup
+    def _check_architecture(self) -> tuple[bool, str]:
+        core, cfg = self.core, self.config
+        mtype = getattr(cfg, "model_type", "?")
+        if mtype not in _SUPPORTED:
+            return False, f"model type {mtype!r} is not one of {', '.join(_SUPPORTED)}"
+        if core is None or self.lm_head is None or not all(
+                hasattr(core, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+            return False, "the model lacks embed_tokens/layers/norm/rotary_emb"
+        if getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None):
+            return False, "sliding-window attention is not implemented in the fast path"
+        layer = core.layers[0]
+        attn = getattr(layer, "self_attn", None)
+        if attn is None or not all(hasattr(attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj")):
+            return False, "the attention module lacks q/k/v/o projections"
+        return True, ""
+
+    def _default_stop_ids(self) -> list[int]:
+        ids: set[int] = set()
+        gen = getattr(self.base, "generation_config", None)
+        for src in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if src is None:
+                continue
+            ids.update([src] if isinstance(src, int) else list(src))
+        vocab = self.tokenizer.get_vocab()
+        for tok in END_OF_TURN_TOKENS:
+            if tok in vocab and tok in getattr(self.tokenizer, "all_special_tokens", [tok]):
+                ids.add(vocab[tok])
+        return sorted(int(i) for i in ids)
+
+    # ------------------------------------------------------------------------- tokens
+    def encode_prompt(self, session_prompt) -> tuple[list[int], dict[int, list[int]]]:
+        """Token ids of a :class:`~care_model.prompt.SessionPrompt`: (prefix ids, {item: suffix ids})."""
+        enc = lambda text: list(self.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        prefix = enc(session_prompt.prefix)
+        suffixes = {int(item): enc(text) for item, text in session_prompt.suffixes.items()}
+        return prefix, suffixes
+
+    def option_token_ids(self, language: str = "en") -> dict[int, list[int]]:
+        """Candidate *first* tokens for each option: ``{1: [ids...], ..., 5: [...]}``.
+
+        For each option digit, the first token of several spellings (``"4"``, ``" 4"``, ``"4."``,
+        ``"4)"``, ``"\\n4"``, ``"**4"``, full-width ``"４"`` ...) is kept when that single token decodes,
+        stripped of whitespace and trailing punctuation, to exactly the digit -- so a byte-level
+        ``" 4"`` token and ``"4"`` are both counted, while a bare space or ``"**"`` token is not.
+        Full-width digits are included for every language (they only count when they are single
+        tokens); ``language`` is part of the cache key for forms with language-specific options.
+        """
+        if language in self._option_cache:
+            return self._option_cache[language]
+        out: dict[int, list[int]] = {}
+        taken: dict[int, int] = {}
+        for opt in self.options:
+            digits = {str(opt)}
+            if 0 <= opt <= 9:
+                digits.add(FULL_WIDTH[opt])
+            found: list[int] = []
+            for d in sorted(digits):
+                for spelling in (d, " " + d, d + ".", d + ")", d + ":", "\n" + d, " " + d + ".", "\t" + d):
+                    ids = self.tokenizer(spelling, add_special_tokens=False)["input_ids"]
+                    if not ids:
+                        continue
+                    tid = int(ids[0])
+                    text = self.tokenizer.decode([tid])
+                    if "\ufffd" in text:
+                        continue
+                    core = text.strip().rstrip(_OPTION_TRAILERS).strip()
+                    if core in digits and tid not in found:
+                        if taken.get(tid, opt) != opt:
+                            continue
+                        taken[tid] = opt
+                        found.append(tid)
+            if not found:
+                raise ModelError(f"The tokenizer has no token for option {opt}.",
+                                 "Use a model whose tokenizer can write the digits 1-5.")
+            out[opt] = found
+        self._option_cache[language] = out
+        return out
+
+    def _score(self, logits_row, option_ids: Mapping[int, list[int]]) -> tuple[list[float], float, int, float]:
+        torch = self.torch
+        lp = torch.log_softmax(logits_row.double(), dim=-1)
+        per = torch.stack([torch.logsumexp(lp[torch.tensor(option_ids[o], device=lp.device)], dim=0)
+                           for o in self.options])
+        mass = float(torch.exp(torch.logsumexp(per, dim=0)))
+        probs = torch.softmax(per, dim=0).tolist()
+        expected = float(sum(o * p for o, p in zip(self.options, probs)))
+        argmax = self.options[max(range(len(probs)), key=lambda i: probs[i])]
+        return probs, expected, argmax, mass
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------------- the forward
+    def _qkv(self, attn, h, cos, sin):
+        """q [B, H, T, d], k/v [B, kv, T, d] with RoPE applied (and q/k norms when present)."""
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        B, T, _ = h.shape
+        d = self.head_dim
+        q = attn.q_proj(h).view(B, T, -1, d)
+        k = attn.k_proj(h).view(B, T, -1, d)
+        v = attn.v_proj(h).view(B, T, -1, d)
+        if hasattr(attn, "q_norm"):
+            q = attn.q_norm(q)
+        if hasattr(attn, "k_norm"):
+            k = attn.k_norm(k)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        return q.contiguous(), k, v
+
+    def _mlp_block(self, layer, x):
+        return x + layer.mlp(layer.post_attention_layernorm(x))
+
+    @property
+    def head_dim(self) -> int:
+        attn = self.core.layers[0].self_attn
+        return int(getattr(attn, "head_dim", self.config.hidden_size // self.config.num_attention_heads))
+
+    def _prefill(self, prefix_ids: list[int]) -> _PrefixCache:
+        """Forward the shared prefix once (causal), keeping only its per-layer K/V."""
+        torch = self.torch
+        F = torch.nn.functional
+        core = self.core
+        P = len(prefix_ids)
+        if P == 0:
+            return _PrefixCache([], [], 0)
+        ids = torch.tensor([prefix_ids], device=self.device)
+        pos = torch.arange(P, device=self.device)[None]
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        keys, values = [], []
+        for layer in core.layers:
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            groups = q.shape[1] // k.shape[1]
+            kk = k if groups == 1 else k.repeat_interleave(groups, dim=1)
+            vv = v if groups == 1 else v.repeat_interleave(groups, dim=1)
+            o = F.scaled_dot_product_attention(q, kk, vv, is_causal=True, scale=attn.scaling)
+            del kk, vv
+            keys.append(k[0].contiguous())
+            values.append(v[0].contiguous())
+            x = x + attn.o_proj(o.transpose(1, 2).reshape(1, P, -1))
+            x = self._mlp_block(layer, x)
+        return _PrefixCache(keys, values, P)
+
+    def _attend(self, attn, q, layer_idx, prefix: _PrefixCache, own_k, own_v, own_bias):
+        """Attention of q [B, H, T, d] over (shared prefix) + (own keys own_k [B, kv, Tk, d]).
+
+        ``own_bias`` is an additive mask broadcastable to [B, 1, 1, T, Tk] (0 or -inf).
+        Returns [B, T, H*d]. The two softmaxes are merged exactly via their log-sum-exps.
+        """
+        torch = self.torch
+        B, H, T, d = q.shape
+        kv = own_k.shape[1]
+        g = H // kv
+        acc = torch.promote_types(q.dtype, torch.float32)
+        scale = attn.scaling
+        # ---- own part: [B, kv, g*T, d] x [B, kv, d, Tk]
+        s2 = torch.matmul(q.reshape(B, kv, g * T, d), own_k.transpose(-1, -2)).to(acc)
+        s2 = s2.view(B, kv, g, T, -1).mul_(scale).add_(own_bias)
+        m2 = s2.amax(-1, keepdim=True)
+        s2.sub_(m2).exp_()
+        l2 = s2.sum(-1, keepdim=True)
+        o2 = torch.matmul(s2.to(own_v.dtype).view(B, kv, g * T, -1), own_v).view(B, kv, g, T, d).to(acc)
+        lse2 = m2 + torch.log(l2)
+        o2.div_(l2)
+        if prefix.length == 0:
+            out = o2
+        else:
+            # ---- shared part: all rows' queries of a kv group in one matmul against [kv, P, d]
+            Kp, Vp = prefix.keys[layer_idx], prefix.values[layer_idx]
+            qp = q.reshape(B, kv, g, T, d).permute(1, 0, 2, 3, 4).reshape(kv, B * g * T, d)
+            N = qp.shape[1]
+            step = max(1, _PREFIX_SCORE_ELEMS // max(1, kv * prefix.length))
+            o1_parts, lse1_parts = [], []
+            for start in range(0, N, step):
+                s1 = torch.matmul(qp[:, start:start + step], Kp.transpose(-1, -2)).to(acc).mul_(scale)
+                m1 = s1.amax(-1, keepdim=True)
+                s1.sub_(m1).exp_()
+                l1 = s1.sum(-1, keepdim=True)
+                o1 = torch.matmul(s1.to(Vp.dtype), Vp).to(acc).div_(l1)
+                o1_parts.append(o1)
+                lse1_parts.append(m1 + torch.log(l1))
+            o1 = o1_parts[0] if len(o1_parts) == 1 else torch.cat(o1_parts, dim=1)
+            lse1 = lse1_parts[0] if len(lse1_parts) == 1 else torch.cat(lse1_parts, dim=1)
+            o1 = o1.view(kv, B, g, T, d).permute(1, 0, 2, 3, 4)
+            lse1 = lse1.view(kv, B, g, T, 1).permute(1, 0, 2, 3, 4)
+            lse = torch.logaddexp(lse1, lse2)
+            out = o1 * torch.exp(lse1 - lse) + o2 * torch.exp(lse2 - lse)
+        # [B, kv, g, T, d] -> [B, T, H*d]
+        return out.to(q.dtype).reshape(B, H, T, d).transpose(1, 2).reshape(B, T, H * d)
+
+    def _step(self, ids, pos, prefix: _PrefixCache, bufs_k, bufs_v, start: int, own_bias):
+        """Forward tokens ids [B, T] at positions pos [B, T]; write their K/V to slots start..start+T-1
+        of the per-row buffers; attend over slots [0, start+T). Returns last-position logits [B, V]."""
+        core = self.core
+        T = ids.shape[1]
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        end = start + T
+        for i, layer in enumerate(core.layers):
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            bufs_k[i][:, :, start:end] = k
+            bufs_v[i][:, :, start:end] = v
+            o = self._attend(attn, q, i, prefix, bufs_k[i][:, :, :end], bufs_v[i][:, :, :end], own_bias)
+            x = x + attn.o_proj(o)
+            x = self._mlp_block(layer, x)
+        logits = self.lm_head(core.norm(x[:, -1:, :]))[:, -1, :]
+        return logits if logits.dtype == self.torch.float64 else logits.float()
+
+    # ------------------------------------------------------------------------- public runs
+    def prefill_only(self, prefix_ids: Sequence[int]) -> float:
+        """Seconds for one forward of the shared prefix alone (the floor of any scoring)."""
+        torch = self.torch
+        self._require_fast()
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            self._prefill(list(prefix_ids))
+            self._sync()
+            return time.perf_counter() - t0
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def _require_fast(self):
+        if not self.fast_supported:
+            raise ModelError(f"The fast path does not support this model: {self.unsupported_reason}.",
+                             "Use Engine.run_session_naive for it.")
+
+    def run_session(self, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
+                    max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
+                    language: str = "en") -> dict[int, ItemOutput]:
+        """Fast path: one prefix prefill, a batched suffix block, batched greedy decoding."""
+        torch = self.torch
+        self._require_fast()
+        items, prefix_ids, suffixes, folded = self._prepare(prefix_ids, suffix_ids)
+        option_ids = self.option_token_ids(language)
+        stats = {"mode": "scores_only" if scores_only else "full", "path": "fast", "items": len(items),
+                 "prefix_tokens": len(prefix_ids), "folded_into_prefix": folded,
+                 "suffix_tokens": sum(len(s) for s in suffixes)}
+        report = progress or (lambda f, m: None)
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            prefix = self._prefill(prefix_ids)
+            self._sync()
+            stats["prefill_s"] = time.perf_counter() - t0
+            report(0.3 if not scores_only else 0.6, "prefix computed")
+
+            B = len(items)
+            P = prefix.length
+            lens = [len(s) for s in suffixes]
+            S = max(lens)
+            steps = 0 if scores_only else max(0, int(max_new_tokens) - 1)
+            cap = S + steps
+            dev = self.device
+            kv = self.config.num_key_value_heads
+            d = self.head_dim
+            n_layers = len(self.core.layers)
+            bufs_k = [torch.empty(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in range(n_layers)]
+            bufs_v = [torch.empty(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in range(n_layers)]
+            pads = torch.tensor([S - n for n in lens], device=dev)
+            ids = torch.full((B, S), self.pad_token_id, dtype=torch.long, device=dev)
+            for b, s in enumerate(suffixes):
+                ids[b, S - len(s):] = torch.tensor(s, dtype=torch.long, device=dev)
+            slot = torch.arange(cap, device=dev)
+            pos = (P + (torch.arange(S, device=dev)[None] - pads[:, None])).clamp_min(P)
+            acc = torch.promote_types(self.dtype, torch.float32)
+            neg = torch.tensor(float("-inf"), dtype=acc, device=dev)
+            zero = torch.tensor(0.0, dtype=acc, device=dev)
+            key_ok = slot[None, :] >= pads[:, None]                      # [B, cap] real keys
+            qi = torch.arange(S, device=dev)
+            allowed = (qi[None, :, None] >= qi[None, None, :]) & key_ok[:, None, :S]
+            allowed |= torch.eye(S, dtype=torch.bool, device=dev)[None]  # pads see themselves (finite rows)
+            bias = torch.where(allowed, zero, neg)[:, None, None]        # [B, 1, 1, S, S]
+            t1 = time.perf_counter()
+            logits = self._step(ids, pos, prefix, bufs_k, bufs_v, 0, bias)
+            self._sync()
+            stats["suffix_s"] = time.perf_counter() - t1
+            report(0.4 if not scores_only else 1.0, "items scored")
+
+            outputs: dict[int, ItemOutput] = {}
+            scores = [self._score(logits[b], option_ids) for b in range(B)]
+            if scores_only:
+                for b, item in enumerate(items):
+                    probs, exp_, arg, mass = scores[b]
+                    outputs[item] = ItemOutput("", [], probs, exp_, arg, mass, False)
+                stats.update(decode_s=0.0, decode_steps=0, generated_tokens=0,
+                             total_s=time.perf_counter() - t0)
+                self.last_stats = stats
+                return outputs
+
+            stop = torch.tensor(self.stop_token_ids, device=dev)
+            generated = [[] for _ in range(B)]
+            finished = [False] * B
+            active = torch.arange(B, device=dev)          # original row of each batch row
+            next_tok = logits.argmax(-1)
+            next_pos = P + torch.tensor(lens, device=dev)  # position of the token just chosen
+            bias_all = torch.where(key_ok, zero, neg)      # [B, cap]
+            t2 = time.perf_counter()
+            n_steps = 0
+            for t in range(steps + 1):
+                toks = next_tok.tolist()
+                is_stop = torch.isin(next_tok, stop).tolist()
+                keep = []
+                for j, row in enumerate(active.tolist()):
+                    generated[row].append(toks[j])
+                    if is_stop[j]:
+                        finished[row] = True
+                    elif len(generated[row]) < max_new_tokens:
+                        keep.append(j)
+                if not keep or t == steps:
+                    break
+                if len(keep) < active.numel():  # drop finished rows from the batch
+                    sel = torch.tensor(keep, device=dev)
+                    bufs_k = [bk.index_select(0, sel) for bk in bufs_k]
+                    bufs_v = [bv.index_select(0, sel) for bv in bufs_v]
+                    active, next_tok, next_pos, bias_all = (active[sel], next_tok[sel], next_pos[sel],
+                                                            bias_all.index_select(0, sel))
+                end = S + t + 1
+                logits = self._step(next_tok[:, None], next_pos[:, None], prefix, bufs_k, bufs_v, S + t,
+                                    bias_all[:, None, None, None, :end])
+                next_tok = logits.argmax(-1)
+                next_pos = next_pos + 1
+                n_steps += 1
+                report(0.4 + 0.6 * (t + 1) / max(1, steps), f"decoding {t + 1}/{steps}")
+            self._sync()
+            stats["decode_s"] = time.perf_counter() - t2
+            stats["decode_steps"] = n_steps
+            for b, item in enumerate(items):
+                probs, exp_, arg, mass = scores[b]
+                outputs[item] = ItemOutput(self._decode_text(generated[b]), generated[b], probs, exp_, arg, mass,
+                                           finished[b])
+            stats["generated_tokens"] = sum(len(g) for g in generated)
+            stats["total_s"] = time.perf_counter() - t0
+            self.last_stats = stats
+        report(1.0, "done")
+        return outputs
+
+    def _prepare(self, prefix_ids, suffix_ids):
+        if not suffix_ids:
+            raise ModelError("No items to run.", "Pass at least one item's suffix ids.")
+        items = list(suffix_ids)
+        prefix = [int(t) for t in prefix_ids]
+        suffixes = [[int(t) for t in suffix_ids[i]] for i in items]
+        if any(len(s) == 0 for s in suffixes):
+            raise ModelError("An item has an empty suffix.",
+                             "Each item's prompt must add at least one token after the shared prefix.")
+        # Move tokens common to the start of every suffix into the shared prefix (keep >= 1 per row).
+        n = 0
+        limit = min(len(s) for s in suffixes) - 1
+        while n < limit and all(s[n] == suffixes[0][n] for s in suffixes):
+            n += 1
+        if n:
+            prefix = prefix + suffixes[0][:n]
+            suffixes = [s[n:] for s in suffixes]
+        if not prefix and len(items) > 1:
+            pass  # works: no shared part at all
+        return items, prefix, suffixes, n
+
+    # ------------------------------------------------------------------------- reference path
+    def run_session_naive(self, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
+                          max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
+                          language: str = "en") -> dict[int, ItemOutput]:
+        """Reference: 12 independent ``model.generate`` calls (scores-only: 12 full forward passes)."""
+        torch = self.torch
+        from transformers import GenerationConfig
+
+        option_ids = self.option_token_ids(language)
+        items = list(suffix_ids)
+        report = progress or (lambda f, m: None)
+        outputs: dict[int, ItemOutput] = {}
+        stats = {"mode": "scores_only" if scores_only else "full", "path": "naive", "items": len(items),
+                 "prefix_tokens": len(prefix_ids), "suffix_tokens": sum(len(suffix_ids[i]) for i in items)}
+        gen_cfg = GenerationConfig(
+            max_new_tokens=int(max_new_tokens), do_sample=False, num_beams=1, eos_token_id=list(self.stop_token_ids),
+            pad_token_id=self.pad_token_id, repetition_penalty=1.0, temperature=None, top_p=None, top_k=None,
+            output_logits=True, return_dict_in_generate=True)
+        generated_tokens = 0
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            for n, item in enumerate(items):
+                ids = torch.tensor([list(prefix_ids) + list(suffix_ids[item])], dtype=torch.long, device=self.device)
+                mask = torch.ones_like(ids)
+                if scores_only:
+                    out = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1, use_cache=False)
+                    first = out.logits[0, -1]
+                    probs, exp_, arg, mass = self._score(first, option_ids)
+                    outputs[item] = ItemOutput("", [], probs, exp_, arg, mass, False)
+                else:
+                    out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+                    gen = out.sequences[0, ids.shape[1]:].tolist()
+                    probs, exp_, arg, mass = self._score(out.logits[0][0], option_ids)
+                    done = bool(gen) and gen[-1] in self.stop_token_ids
+                    outputs[item] = ItemOutput(self._decode_text(gen), gen, probs, exp_, arg, mass, done)
+                    generated_tokens += len(gen)
+                report((n + 1) / len(items), f"item {item} done")
+            self._sync()
+            stats["total_s"] = time.perf_counter() - t0
+            stats["generated_tokens"] = generated_tokens
+            self.last_stats = stats
+        return outputs
