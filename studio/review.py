@@ -1,0 +1,378 @@
+"""The review workflow as pure functions over the repository (no Gradio).
+
+Every function takes the repository and the :class:`~studio.access.Access` of the person asking,
+checks what they may do (:mod:`studio.access`), does one thing and returns JSON-ready dicts, so
+the Gradio handlers, the HTTP API and the tests all go through the same code.
+
+* :func:`queue_rows`      the sessions a user may review, with status, progress and uncertainty
+* :func:`open_view`       one session: transcript, the 12 item states (prediction, saved label,
+                          the draft the editor starts from, checks) and the dimension summary
+* :func:`save_item`       save one item as a draft; a stale ``expected_version`` returns both
+                          versions (``status="conflict"``) and writes nothing
+* :func:`submit_session`  submit all items of a session at once, only if all are valid
+* :func:`checks`          the checks shown while an expert works on an item
+
+An item is *unreviewed* until a label is saved for it in the user's coding slot; *draft* once
+saved; *submitted* after the session was submitted. Editing a submitted item makes it a draft
+again (the session shows *in progress* until it is submitted again). A save whose content
+equals what is stored writes nothing, so a repeated autosave neither bumps versions nor
+un-submits.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+
+from care_model.errors import ConflictError, ValidationError
+from care_model.evidence import TranscriptIndex
+from care_model.records import CHANGE_REASONS, Label
+from care_model.wai import load_form
+
+from .access import Access, active_model_version, require_session, visible_sessions
+
+SESSION_STATUSES = ("not started", "in progress", "submitted")
+ORDERS = ("id", "uncertainty")
+SCOPES = ("mine", "all")
+FIELDS = ("score", "rationale", "evidence", "change_reasons")
+
+
+# ----- small helpers ------------------------------------------------------------------------
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def spread(probs, points) -> float | None:
+    """Standard deviation of the score under the option probabilities (0 = certain)."""
+    if not probs or len(probs) != len(points):
+        return None
+    total = sum(probs)
+    if total <= 0:
+        return None
+    ps = [p / total for p in probs]
+    mu = sum(k * p for k, p in zip(points, ps))
+    return math.sqrt(max(0.0, sum(p * (k - mu) ** 2 for k, p in zip(points, ps))))
+
+
+def uncertainty(predictions, form=None) -> float | None:
+    """A session's model uncertainty: the mean spread of its items' option probabilities."""
+    points = (form or load_form()).scale.points
+    vals = [s for s in (spread(p.probs, points) for p in predictions) if s is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+_INDEX_LOCK = threading.Lock()
+_INDEXES: "OrderedDict[tuple, TranscriptIndex]" = OrderedDict()
+
+
+def transcript_index(repo, session) -> TranscriptIndex:
+    """A :class:`TranscriptIndex` per stored session (``session``: a Session or its id; LRU of
+    64). Stored turns never change under an id (imports refuse different content), so the cache
+    cannot go stale."""
+    sid = session if isinstance(session, str) else session.id
+    key = (str(repo.root), sid)
+    with _INDEX_LOCK:
+        if key in _INDEXES:
+            _INDEXES.move_to_end(key)
+            return _INDEXES[key]
+    turns = (repo.get_session(sid) if isinstance(session, str) else session).turns
+    index = TranscriptIndex(turns)
+    with _INDEX_LOCK:
+        _INDEXES[key] = index
+        while len(_INDEXES) > 64:
+            _INDEXES.popitem(last=False)
+    return index
+
+
+def prediction_dict(pred) -> dict | None:
+    if pred is None:
+        return None
+    return {"id": pred.id, "model_version": pred.model_version, "score": pred.score,
+            "expected_score": pred.expected_score, "probs": list(pred.probs or []), "rationale": pred.rationale,
+            "evidence": list(pred.evidence), "unsupported_quotes": list(pred.unsupported_quotes),
+            "parse_status": pred.parse_status, "parse_error": pred.parse_error, "mode": pred.mode}
+
+
+def draft_of(label: Label | None, pred: dict | None) -> dict:
+    """What the editor shows: the saved label, else the model's rationale and evidence (no score)."""
+    if label is not None:
+        return {"score": label.score, "rationale": label.rationale, "evidence": list(label.evidence),
+                "change_reasons": list(label.change_reasons)}
+    return {"score": None, "rationale": (pred or {}).get("rationale", ""), "evidence": list((pred or {}).get("evidence", [])),
+            "change_reasons": []}
+
+
+def accepted_draft(pred: dict | None, reasons=()) -> dict:
+    """The model's suggestion as the expert's answer (the "accept" shortcut)."""
+    if not pred or pred.get("score") is None:
+        raise ValidationError("There is no model suggestion to accept for this item.", "Score it yourself, or predict the session first.")
+    return {"score": pred["score"], "rationale": pred.get("rationale", ""), "evidence": list(pred.get("evidence", [])),
+            "change_reasons": list(reasons)}
+
+
+def clean_draft(draft: dict, n_turns: int | None = None) -> dict:
+    """Normalise a draft from the UI or the API (types, order, unknown reasons refused)."""
+    score = draft.get("score")
+    if score in ("", None):
+        score = None
+    else:
+        try:
+            score = int(float(score))
+        except (TypeError, ValueError):
+            raise ValidationError(f"Score {score!r} is not a number.", "Use a whole number from 1 to 5.") from None
+    evidence = []
+    for e in draft.get("evidence") or []:
+        try:
+            evidence.append(int(e))
+        except (TypeError, ValueError):
+            raise ValidationError(f"Evidence turn {e!r} is not a turn number.", "Pick turns by their numbers.") from None
+    reasons = list(dict.fromkeys(draft.get("change_reasons") or []))
+    bad = [r for r in reasons if r not in CHANGE_REASONS]
+    if bad:
+        raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")
+    return {"score": score, "rationale": str(draft.get("rationale") or ""), "evidence": sorted(set(evidence)),
+            "change_reasons": reasons}
+
+
+def same_content(label: Label | dict | None, draft: dict) -> bool:
+    if label is None:
+        return False
+    get = label.get if isinstance(label, dict) else (lambda k: getattr(label, k))
+    return (get("score") == draft["score"] and (get("rationale") or "") == draft["rationale"]
+            and sorted(get("evidence") or []) == sorted(draft["evidence"])
+            and list(get("change_reasons") or []) == list(draft["change_reasons"]))
+
+
+# ----- checks -------------------------------------------------------------------------------
+def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, saved: bool) -> list[dict]:
+    """Problems of one item as the expert works: ``blocking`` ones prevent submitting."""
+    out = []
+
+    def add(code, message, blocking=True):
+        out.append({"code": code, "message": message, "blocking": blocking})
+
+    if not saved:
+        add("unreviewed", "Not reviewed yet: set a score (or accept the model's) and save.")
+    if draft.get("score") is None:
+        add("no_score", "No score chosen.")
+    if not _norm(draft.get("rationale")):
+        add("empty_rationale", "The rationale is empty.")
+    if (pred and pred.get("score") is not None and draft.get("score") is not None and draft["score"] != pred["score"]
+            and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
+        add("rationale_untouched",
+            f"Score changed from the model's {pred['score']} to {draft['score']} but the rationale is still the model's.")
+    if index is not None and _norm(draft.get("rationale")):
+        for quote in index.link(draft["rationale"]).unsupported:
+            add("quote_not_found", f"Not in the transcript: \u201c{quote}\u201d")
+    if saved and pred and not draft.get("change_reasons") and not (
+            draft.get("score") == pred.get("score") and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
+        add("no_reason", "Changed from the model's suggestion: say why (change reasons).", blocking=False)
+    return out
+
+
+def blocking(check_list: list[dict]) -> list[str]:
+    return [c["message"] for c in check_list if c["blocking"]]
+
+
+def latest_predictions(repo, session_id: str, model_version: str | None) -> list:
+    """Latest suggestion per item of ``model_version`` if it predicted the session, else of the
+    most recent version that did (the rule :func:`open_view` uses)."""
+    preds = repo.predictions(session_id)
+    if not preds:
+        return []
+    versions = {p.model_version for p in preds}
+    if model_version not in versions:
+        model_version = max(preds, key=lambda p: p.created_at).model_version
+    return [p for p in preds if p.model_version == model_version]
+
+
+# ----- queue --------------------------------------------------------------------------------
+def _status(labels, item_ids) -> tuple[str, int, int]:
+    by_item = {lab.item: lab for lab in labels}
+    reviewed = sum(1 for i in item_ids if i in by_item)
+    submitted = sum(1 for i in item_ids if i in by_item and by_item[i].status == "submitted")
+    if reviewed == 0:
+        return "not started", reviewed, submitted
+    return ("submitted" if submitted == len(item_ids) else "in progress"), reviewed, submitted
+
+
+def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", order: str = "id",
+               model_version: str | None = None) -> dict:
+    """The user's queue: ``{"rows": [...], "counts": {...}}``.
+
+    ``scope`` "mine": sessions assigned to the user; "all": every session they may see.
+    ``search`` matches ids, client/counselor ids, source, language and metadata (not transcript
+    text). ``order`` "id" or "uncertainty" (most uncertain first; unpredicted sessions last).
+    """
+    if scope not in SCOPES:
+        raise ValidationError(f"Unknown queue scope {scope!r}.", f"Use one of {', '.join(SCOPES)}.")
+    if order not in ORDERS:
+        raise ValidationError(f"Unknown queue order {order!r}.", f"Use one of {', '.join(ORDERS)}.")
+    visible = visible_sessions(repo, access)
+    if scope == "mine":
+        visible = {sid: sa for sid, sa in visible.items() if access.username in sa.annotators}
+    needle = (search or "").strip().casefold()
+    rows = []
+    forms = {}
+    for summ in repo.session_summaries():
+        sa = visible.get(summ["id"])
+        if sa is None:
+            continue
+        if needle:
+            hay = " ".join([summ["id"], summ["client_id"], summ["counselor_id"], summ["source"], summ["language"]]
+                           + [str(v) for v in summ["metadata"].values()]).casefold()
+            if needle not in hay:
+                continue
+        form = forms.setdefault("wai-sr", load_form())
+        labels = repo.labels(summ["id"], annotator=sa.slot) if sa.slot else []
+        status, reviewed, submitted = _status(labels, form.item_ids)
+        preds = latest_predictions(repo, summ["id"], model_version)
+        unc = uncertainty(preds, form)
+        rows.append({"id": summ["id"], "language": summ["language"], "turns": summ["turns"],
+                     "status": status if sa.slot else "read-only", "reviewed": reviewed, "submitted": submitted,
+                     "items": len(form.item_ids), "uncertainty": None if unc is None else round(unc, 3),
+                     "model_version": preds[0].model_version if preds else None,
+                     "assigned": ", ".join(sa.annotators), "mode": sa.mode,
+                     "client_ratings": summ["has_client_ratings"]})
+    if order == "uncertainty":
+        rows.sort(key=lambda r: (r["uncertainty"] is None, -(r["uncertainty"] or 0.0), r["id"]))
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in SESSION_STATUSES}
+    counts["total"] = len(rows)
+    counts["items_reviewed"] = sum(r["reviewed"] for r in rows)
+    counts["items_total"] = sum(r["items"] for r in rows if r["status"] != "read-only")
+    return {"rows": rows, "counts": counts}
+
+
+# ----- one session --------------------------------------------------------------------------
+def _predictions_for(repo, session_id: str, model_version: str | None):
+    """Latest suggestion per item of ``model_version`` if it predicted the session, else of the
+    most recent version that did."""
+    versions = repo.predicted_versions(session_id)
+    view = repo.open_session(session_id, model_version=model_version if model_version in versions else None)
+    return view
+
+
+def summary(form, items: list[dict], session) -> dict:
+    """Dimension means (Goal, Task, Bond, ...) of the model, the expert and the client's self-report."""
+    def means(ratings):
+        return form.dimension_scores({i: v for i, v in ratings.items() if v is not None})
+
+    model = means({it["item"]: (it["prediction"] or {}).get("score") for it in items})
+    expected = means({it["item"]: (it["prediction"] or {}).get("expected_score") for it in items})
+    expert = means({it["item"]: it["label"]["score"] if it["label"] else None for it in items})
+    client = means(session.ratings["client"]) if "client" in session.ratings else None
+    counselor = means(session.ratings["counselor"]) if "counselor" in session.ratings else None
+    return {"dimensions": [{"key": d.key, "name": d.name(session.language if session.language in d.names else "en")}
+                           for d in form.dimensions],
+            "model": model, "model_expected": expected, "expert": expert, "client": client, "counselor": counselor}
+
+
+def item_states(form, view, slot: str | None, index: TranscriptIndex | None) -> list[dict]:
+    lang = view.session.language if view.session.language in form.languages else "en"
+    mine = {lab.item: lab for lab in view.labels if slot is not None and lab.annotator == slot}
+    out = []
+    for item in form.items:
+        pred = prediction_dict(view.predictions.get(item.id))
+        label = mine.get(item.id)
+        draft = draft_of(label, pred)
+        state = "unreviewed" if label is None else ("submitted" if label.status == "submitted" else "draft")
+        out.append({
+            "item": item.id, "dimension": item.dimension, "text": form.item_text(item.id, "client", lang),
+            "prediction": pred, "label": label.to_dict() if label else None, "version": label.version if label else 0,
+            "state": state, "draft": draft, "checks": checks(draft, pred, index, saved=label is not None),
+        })
+    return out
+
+
+def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
+    """Everything the review screen shows for one session (see the module docstring)."""
+    sa = require_session(repo, access, session_id)
+    view = _predictions_for(repo, sa.session_id, active_model_version(repo, predictor))
+    session = view.session
+    form = load_form(session.form)
+    index = transcript_index(repo, session)
+    items = item_states(form, view, sa.slot, index)
+    lang = session.language if session.language in form.languages else "en"
+    status, reviewed, submitted = _status([lab for lab in view.labels if lab.annotator == sa.slot], form.item_ids)
+    others = sorted({lab.annotator for lab in view.labels if lab.annotator != sa.slot})
+    return {
+        "session": {"id": session.id, "language": session.language, "source": session.source,
+                    "client_id": session.client_id, "counselor_id": session.counselor_id,
+                    "turns": [t.to_dict() for t in session.turns],
+                    "ratings": {r: {str(k): v for k, v in rs.items()} for r, rs in session.ratings.items()}},
+        "slot": sa.slot, "editable": sa.editable, "mode": sa.mode, "note": sa.note, "annotators": sa.annotators,
+        "model_version": view.model_version, "form": form.id,
+        "scale": {str(k): v for k, v in form.scale_labels(lang).items()},
+        "dimensions": [{"key": d.key, "name": d.name(lang), "items": list(d.item_ids)} for d in form.dimensions],
+        "items": items, "status": status if sa.slot else "read-only", "reviewed": reviewed, "submitted": submitted,
+        "other_slots": others, "summary": summary(form, items, session),
+    }
+
+
+# ----- writes -------------------------------------------------------------------------------
+def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, expected_version: int,
+              predictor=None) -> dict:
+    """Save one item as a draft in the user's slot.
+
+    Returns ``{"status": "saved", "label", "version", "state", "checks", "unchanged"}`` or, when
+    someone saved the item since ``expected_version``, ``{"status": "conflict", "current"
+    (theirs), "yours", "message"}`` without writing anything. Saving exactly what is stored is a
+    no-op (``unchanged``), also when that is what the other person saved.
+    """
+    sa = require_session(repo, access, session_id, edit=True)
+    draft = clean_draft(draft)
+    item = int(item)
+    pred = next((p for p in latest_predictions(repo, sa.session_id, active_model_version(repo, predictor))
+                 if p.item == item), None)
+    current = repo.get_label(sa.session_id, item, sa.slot)
+    if current is not None and same_content(current, draft) and current.version >= int(expected_version):
+        saved, unchanged = current, True
+    else:
+        label = Label(session_id=sa.session_id, item=item, annotator=sa.slot, score=draft["score"],
+                      rationale=draft["rationale"], evidence=draft["evidence"], status="draft",
+                      prediction_id=pred.id if pred else None, change_reasons=draft["change_reasons"])
+        try:
+            saved = repo.save_label(label, actor=access.username, expected_version=int(expected_version))
+            unchanged = False
+        except ConflictError as err:
+            return {"status": "conflict", "item": item, "current": err.current.to_dict() if err.current else None,
+                    "yours": draft, "expected_version": int(expected_version), "message": str(err)}
+    return {"status": "saved", "item": saved.item, "label": saved.to_dict(), "version": saved.version,
+            "state": "submitted" if saved.status == "submitted" else "draft", "unchanged": unchanged,
+            "checks": checks(draft_of(saved, None), prediction_dict(pred), transcript_index(repo, sa.session_id),
+                             saved=True)}
+
+
+def submit_session(repo, access: Access, session_id: str, expected_versions: dict | None = None,
+                   predictor=None) -> dict:
+    """Submit every item of the user's slot at once (all or nothing).
+
+    ``{"status": "invalid", "problems": {item: [...]}}`` if an item is unreviewed or fails a
+    blocking check; ``{"status": "conflict", "items": [...]}`` if ``expected_versions`` (item ->
+    version the user last saw) is stale; else ``{"status": "submitted", "versions": {...}}``.
+    """
+    sa = require_session(repo, access, session_id, edit=True)
+    view = _predictions_for(repo, sa.session_id, active_model_version(repo, predictor))
+    form = load_form(view.session.form)
+    items = item_states(form, view, sa.slot, transcript_index(repo, view.session))
+    problems = {str(it["item"]): blocking(it["checks"]) for it in items if blocking(it["checks"])}
+    if problems:
+        return {"status": "invalid", "problems": problems,
+                "message": f"{len(problems)} of {len(items)} items are not ready: "
+                           + ", ".join(f"item {k}" for k in problems) + "."}
+    labels = {lab.item: lab for lab in view.labels if lab.annotator == sa.slot}
+    stale = [i for i, v in (expected_versions or {}).items() if int(i) in labels and labels[int(i)].version != int(v)]
+    if stale:
+        return {"status": "conflict", "items": sorted(int(i) for i in stale),
+                "message": "Someone saved items " + ", ".join(str(i) for i in sorted(int(i) for i in stale))
+                           + " after you loaded them; review their versions first."}
+    todo = [(replace(lab, status="submitted"), lab.version) for lab in labels.values() if lab.status != "submitted"]
+    try:
+        saved = repo.save_labels(todo, actor=access.username, action="submit") if todo else []
+    except ConflictError as err:
+        return {"status": "conflict", "items": [err.current.item] if err.current else [], "message": str(err)}
+    versions = {str(i): lab.version for i, lab in labels.items()}
+    versions.update({str(lab.item): lab.version for lab in saved})
+    return {"status": "submitted", "versions": versions, "submitted": len(saved),
+            "message": f"Submitted all {len(labels)} items of {sa.session_id}."}
