@@ -1,0 +1,834 @@
+"""The CARE evaluation protocol and agreement with experts (pure: no torch, no tinydb).
+
+What is computed
+----------------
+- **Against the client's self-report** (the paper's headline): per dimension, Pearson r,
+  Spearman rho (scipy.stats) and MSE of the predicted dimension mean against the client's own
+  WAI-SR dimension mean. A predicted dimension mean needs all of the dimension's items parsed
+  (the paper's definition; ``require_all_items=False`` averages what is there). The same
+  function compares the counselor's ratings with the client's (the paper's counselor baseline).
+- **Against the curated expert labels**: per item, per dimension (that dimension's items
+  pooled) and overall: exact agreement, within-one agreement, quadratic-weighted Cohen's kappa
+  (sklearn, labels = the form's scale) and MAE of the predicted item score. Predictions without
+  a parsed score are left out of these (the parse rate reports them).
+- **Parse rate**: share of predictions whose ``parse_status`` is ``ok``.
+- **Rationale similarity** to the expert's rationale (pairs whose expert rationale is not
+  empty): corpus BLEU (sacrebleu; ``13a`` tokenizer for English, ``zh`` for Chinese), mean
+  ROUGE-1 and ROUGE-L F1 (rouge_score; Chinese through a character tokenizer, since
+  rouge_score's default tokenizer drops non-ASCII text) and mean cosine similarity of
+  all-MiniLM-L6-v2 embeddings (:mod:`care_model.embeddings`, imported only when used). An empty
+  model rationale scores 0 on every measure.
+- **95% intervals** for every metric: percentile bootstrap over sessions (whole sessions are
+  resampled, because the 12 items of a session are dependent), seeded, ``n_boot`` resamples
+  (0 = none). Corpus BLEU is bootstrapped from per-session n-gram statistics.
+- **Cross-validation folds** split by client and stratified on a score (StratifiedGroupKFold).
+
+Public API::
+
+    Correlation, TextMetrics, EvaluationReport                       (dataclasses, to_dict())
+    dimension_correlations(pred_dim_means, truth, *, n_boot=1000, seed=0, confidence=0.95)
+        -> {dimension: Correlation(pearson, spearman, mse: Estimate, n)}
+    text_metrics(hypotheses, references, *, languages="en", groups=None, with_embeddings=True,
+                 similarity=None, n_boot=0, seed=0, confidence=0.95) -> TextMetrics
+    latest_predictions(predictions, model_version) -> list[Prediction]
+    curated_labels(labels) -> (list[Label], unresolved [(session_id, item)])
+    evaluate_predictions(sessions, predictions, labels, *, form=None, with_text_metrics=True,
+                         n_boot=1000, seed=0, confidence=0.95, score_field="score",
+                         require_all_items=True, similarity=None) -> EvaluationReport
+    EvaluationReport.to_dict() / .summary_rows() / EvaluationReport.from_dict(d)
+    compare_reports(candidate, active) -> dict
+    cross_validation_folds(sessions, k=5, seed=0, n_bins=5) -> [(train_ids, test_ids)]
+    main(argv=None) -> int        # python -m care_model.evaluate --input export.jsonl ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from .agreement import (Estimate, PairAgreement, RaterAgreement, _clean, _ratio_estimate, percentile_interval,
+                        rater_agreement, resample_counts)
+from .errors import CareError, ImportFormatError, ModelError, ValidationError
+from .records import ADJUDICATED, SHARED, Label, Prediction, Session
+from .wai import Form, load_form
+
+LOWER_IS_BETTER = {"mse", "mae"}
+TEXT_METRICS = ("bleu", "rouge1", "rougeL", "embedding")
+CORRELATION_METRICS = ("pearson", "spearman", "mse")
+
+
+def _boot_method(n_boot: int, confidence: float) -> str:
+    return f"percentile bootstrap over sessions ({n_boot} resamples, {confidence:.0%})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Dimension correlations (vs the client's self-report, or counselor vs client)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Correlation:
+    dimension: str
+    n: int
+    pearson: Estimate
+    spearman: Estimate
+    mse: Estimate
+
+    def to_dict(self) -> dict:
+        return {"dimension": self.dimension, "n": self.n,
+                **{m: getattr(self, m).to_dict() for m in CORRELATION_METRICS}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Correlation":
+        return cls(d["dimension"], d["n"], *(Estimate.from_dict(d[m]) for m in CORRELATION_METRICS))
+
+
+def _weighted_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each bootstrap resample, given as unit counts ``w`` (resamples x units).
+
+    ``x``/``y`` are per-unit values (1-D) or per-resample values (2-D, e.g. resample ranks).
+    A resample in which one side is constant gives NaN.
+    """
+    total = w.sum(axis=1, keepdims=True)
+    xc = x - (w * x).sum(axis=1, keepdims=True) / total
+    yc = y - (w * y).sum(axis=1, keepdims=True) / total
+    sxx, syy, sxy = (w * xc * xc).sum(axis=1), (w * yc * yc).sum(axis=1), (w * xc * yc).sum(axis=1)
+    tiny_x = 1e-12 * (w * np.broadcast_to(x, w.shape) ** 2).sum(axis=1) + 1e-300
+    tiny_y = 1e-12 * (w * np.broadcast_to(y, w.shape) ** 2).sum(axis=1) + 1e-300
+    ok = (sxx > tiny_x) & (syy > tiny_y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = sxy / np.sqrt(sxx * syy)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _resample_ranks(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Average (tie-aware) ranks that each unit's value has within each resample: for value v,
+    (count below v) + (count equal to v + 1) / 2 -- what scipy.stats.rankdata gives the copies."""
+    values, inverse = np.unique(x, return_inverse=True)
+    per_value = np.zeros((w.shape[0], len(values)))
+    np.add.at(per_value.T, inverse, w.T)
+    below = np.cumsum(per_value, axis=1) - per_value
+    ranks = below + (per_value + 1) / 2
+    return ranks[:, inverse]
+
+
+def _why_undefined(x: np.ndarray, y: np.ndarray, what: str) -> str:
+    if len(x) < 3:
+        return f"{len(x)} session(s) with both values: a correlation needs at least 3"
+    if np.ptp(x) == 0:
+        return f"the {what[0]} values are all {x[0]:g}: correlation undefined for a constant input"
+    return f"the {what[1]} values are all {y[0]:g}: correlation undefined for a constant input"
+
+
+def _correlation(dim: str, x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, confidence: float,
+                 what: tuple[str, str]) -> Correlation:
+    n = len(x)
+    if n == 0:
+        miss = Estimate.missing("no session has both values")
+        return Correlation(dim, 0, miss, miss, miss)
+    points = {}
+    defined = n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+    if defined:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            points["pearson"] = float(stats.pearsonr(x, y)[0])
+            points["spearman"] = float(stats.spearmanr(x, y)[0])
+    points["mse"] = float(np.mean((x - y) ** 2))
+    samples: dict[str, Any] = {m: [] for m in CORRELATION_METRICS}
+    if n_boot > 0 and n >= 2:
+        w = resample_counts(n, n_boot, seed)
+        samples["pearson"] = _weighted_pearson(w, x, y)
+        samples["spearman"] = _weighted_pearson(w, _resample_ranks(w, x), _resample_ranks(w, y))
+        samples["mse"] = (w @ (x - y) ** 2) / n
+    out = {}
+    for m in CORRELATION_METRICS:
+        if m not in points or _clean(points[m]) is None:
+            out[m] = Estimate.missing(_why_undefined(x, y, what), n)
+            continue
+        if len(samples[m]) == 0:
+            out[m] = Estimate(points[m], n=n)
+            continue
+        low, high, n_valid = percentile_interval(samples[m], confidence)
+        out[m] = (Estimate(points[m], low, high, n, _boot_method(n_boot, confidence)) if low is not None else
+                  Estimate(points[m], n=n, reason=f"only {n_valid} of {n_boot} resamples defined: no interval"))
+    return Correlation(dim, n, out["pearson"], out["spearman"], out["mse"])
+
+
+def dimension_correlations(pred_dim_means: Mapping[str, Mapping[str, float | None]],
+                           truth: Mapping[str, Mapping[str, float | None]], *, n_boot: int = 1000, seed: int = 0,
+                           confidence: float = 0.95,
+                           what: tuple[str, str] = ("predicted", "self-reported")) -> dict[str, Correlation]:
+    """Per dimension: Pearson, Spearman and MSE of ``pred_dim_means`` against ``truth``.
+
+    Both map session id -> {dimension: mean}. Sessions missing on either side, or with a None
+    value for the dimension, are left out of that dimension. Undefined statistics (fewer than 3
+    sessions, a constant side) are ``Estimate(value=None, reason=...)``.
+    """
+    dims: list[str] = []
+    for source in (pred_dim_means, truth):
+        for per in source.values():
+            for d in per:
+                if d not in dims:
+                    dims.append(d)
+    common = [sid for sid in pred_dim_means if sid in truth]
+    out = {}
+    for dim in dims:
+        pairs = [(_clean(pred_dim_means[sid].get(dim)), _clean(truth[sid].get(dim))) for sid in common]
+        pairs = [(p, t) for p, t in pairs if p is not None and t is not None]
+        x = np.array([p for p, _ in pairs], dtype=float)
+        y = np.array([t for _, t in pairs], dtype=float)
+        out[dim] = _correlation(dim, x, y, n_boot=n_boot, seed=seed, confidence=confidence, what=what)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Rationale similarity
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TextMetrics:
+    n_pairs: int
+    languages: dict[str, int]
+    bleu: Estimate  # corpus BLEU, 0-100
+    rouge1: Estimate  # mean F1, 0-1
+    rougeL: Estimate  # mean F1, 0-1
+    embedding: Estimate  # mean cosine, -1..1
+
+    def to_dict(self) -> dict:
+        return {"n_pairs": self.n_pairs, "languages": dict(self.languages),
+                **{m: getattr(self, m).to_dict() for m in TEXT_METRICS}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "TextMetrics":
+        return cls(d["n_pairs"], dict(d.get("languages", {})), *(Estimate.from_dict(d[m]) for m in TEXT_METRICS))
+
+
+class CharTokenizer:
+    """ROUGE tokenizer for Chinese: each CJK character is a token, ASCII letter/digit runs are
+    words (lower-cased), punctuation and spaces are dropped."""
+
+    _pattern = re.compile(r"[A-Za-z0-9]+|\S")
+
+    def tokenize(self, text: str) -> list[str]:
+        return [t for t in self._pattern.findall(text.lower()) if len(t) > 1 or t.isalnum()]
+
+
+_SCORERS: dict[str, Any] = {}
+
+
+def _bleu(language: str):
+    key = f"bleu-{language}"
+    if key not in _SCORERS:
+        from sacrebleu.metrics import BLEU
+        _SCORERS[key] = BLEU(tokenize="zh" if language == "zh" else "13a")
+    return _SCORERS[key]
+
+
+def _rouge(language: str):
+    key = f"rouge-{language}"
+    if key not in _SCORERS:
+        from rouge_score import rouge_scorer
+        _SCORERS[key] = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False,
+                                                  tokenizer=CharTokenizer() if language == "zh" else None)
+    return _SCORERS[key]
+
+
+def _bleu_score(stats_row: np.ndarray) -> float:
+    from sacrebleu.metrics import BLEU
+    correct, total = [int(v) for v in stats_row[:4]], [int(v) for v in stats_row[4:8]]
+    if stats_row[9] == 0:
+        return float("nan")
+    return float(BLEU.compute_bleu(correct, total, int(stats_row[8]), int(stats_row[9]), smooth_method="exp").score)
+
+
+def text_metrics(hypotheses: Sequence[str], references: Sequence[str], *, languages: str | Sequence[str] = "en",
+                 groups: Sequence | None = None, with_embeddings: bool = True,
+                 similarity: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None,
+                 n_boot: int = 0, seed: int = 0, confidence: float = 0.95) -> TextMetrics:
+    """BLEU, ROUGE-1/L F1 and embedding cosine of model rationales against expert rationales.
+
+    ``languages``: one code for all pairs or one per pair ("zh" switches BLEU to sacrebleu's zh
+    tokenizer and ROUGE to :class:`CharTokenizer`). ``groups`` (session ids) define the bootstrap
+    clusters. ``similarity(hyps, refs) -> cosines`` replaces the embedding model (default:
+    :func:`care_model.embeddings.cosine_similarities`); if the model is not installed, the
+    embedding metric is None with the reason.
+    """
+    hyps = ["" if h is None else str(h) for h in hypotheses]
+    refs = ["" if r is None else str(r) for r in references]
+    if len(hyps) != len(refs):
+        raise ValidationError(f"{len(hyps)} hypotheses but {len(refs)} references.", "Pass aligned pairs.")
+    n = len(hyps)
+    langs = [languages] * n if isinstance(languages, str) else list(languages)
+    if len(langs) != n:
+        raise ValidationError("languages must be one code or one per pair.", "Pass e.g. 'zh' or a list.")
+    if n == 0:
+        miss = Estimate.missing("no rationale pairs (no expert rationales to compare with)")
+        return TextMetrics(0, {}, miss, miss, miss, miss)
+    groups = list(range(n)) if groups is None else list(groups)
+    gid = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    g_idx = np.array([gid[g] for g in groups])
+    n_groups = len(gid)
+
+    bleu_stats = np.zeros((n, 10))  # correct[4], total[4], sys_len, ref_len
+    r1 = np.zeros(n)
+    rl = np.zeros(n)
+    for i, (h, r, lang) in enumerate(zip(hyps, refs, langs)):
+        s = _bleu(lang).corpus_score([h], [[r]])
+        bleu_stats[i] = [*s.counts, *s.totals, s.sys_len, s.ref_len]
+        if h.strip():
+            sc = _rouge(lang).score(r, h)  # rouge_score: score(target, prediction)
+            r1[i], rl[i] = sc["rouge1"].fmeasure, sc["rougeL"].fmeasure
+
+    emb: np.ndarray | None = None
+    emb_reason = ""
+    if not with_embeddings:
+        emb_reason = "embedding similarity not requested"
+    else:
+        nonempty = [i for i in range(n) if hyps[i].strip()]
+        try:
+            if similarity is None:
+                from . import embeddings
+                similarity = embeddings.cosine_similarities
+            emb = np.zeros(n)
+            if nonempty:
+                emb[nonempty] = np.asarray(similarity([hyps[i] for i in nonempty], [refs[i] for i in nonempty]), float)
+        except ModelError as exc:
+            emb, emb_reason = None, str(exc)
+
+    counts = resample_counts(n_groups, n_boot, seed) if n_boot > 0 and n_groups >= 2 else None
+    per_group_pairs = np.bincount(g_idx, minlength=n_groups).astype(float)
+
+    def mean_metric(values):
+        return _ratio_estimate(np.bincount(g_idx, weights=values, minlength=n_groups), per_group_pairs, counts,
+                               confidence, n, n_boot)
+
+    group_bleu = np.zeros((n_groups, 10))
+    np.add.at(group_bleu, g_idx, bleu_stats)
+    bleu_value = _bleu_score(group_bleu.sum(axis=0))
+    if counts is None:
+        bleu = Estimate(bleu_value, n=n)
+    else:
+        samples = [_bleu_score(row) for row in counts @ group_bleu]
+        low, high, n_valid = percentile_interval(samples, confidence)
+        bleu = (Estimate(bleu_value, low, high, n, _boot_method(n_boot, confidence)) if low is not None
+                else Estimate(bleu_value, n=n, reason=f"only {n_valid} of {n_boot} resamples defined: no interval"))
+    lang_counts: dict[str, int] = {}
+    for lang in langs:
+        lang_counts[lang] = lang_counts.get(lang, 0) + 1
+    return TextMetrics(n, lang_counts, bleu, mean_metric(r1), mean_metric(rl),
+                       mean_metric(emb) if emb is not None else Estimate.missing(emb_reason, n))
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing predictions and labels
+# ---------------------------------------------------------------------------------------------
+def _as_prediction(p) -> Prediction:
+    return p if isinstance(p, Prediction) else Prediction.from_dict(p)
+
+
+def _as_label(lab) -> Label:
+    return lab if isinstance(lab, Label) else Label.from_dict(lab)
+
+
+def latest_predictions(predictions: Iterable, model_version: str) -> list[Prediction]:
+    """The latest prediction (by ``created_at``; later in the input wins a tie) per (session,
+    item) of ``model_version``."""
+    best: dict[tuple[str, int], Prediction] = {}
+    for p in map(_as_prediction, predictions):
+        if p.model_version != model_version:
+            continue
+        key = (p.session_id, int(p.item))
+        if key not in best or (p.created_at or "") >= (best[key].created_at or ""):
+            best[key] = p
+    return list(best.values())
+
+
+def curated_labels(labels: Iterable) -> tuple[list[Label], list[tuple[str, int]]]:
+    """The curated label per (session, item): submitted labels only; the adjudicated one
+    (``@adjudicated``) when present, else the shared one (``@shared``), else the only
+    submitted one. Items with several individual experts' labels and no adjudication are
+    *unresolved*: returned apart, not guessed."""
+    by_key: dict[tuple[str, int], list[Label]] = {}
+    for lab in map(_as_label, labels):
+        if lab.status == "submitted":
+            by_key.setdefault((lab.session_id, int(lab.item)), []).append(lab)
+    chosen, unresolved = [], []
+    for key, labs in by_key.items():
+        slots = {lab.annotator: lab for lab in labs}
+        if ADJUDICATED in slots:
+            chosen.append(slots[ADJUDICATED])
+        elif SHARED in slots:
+            chosen.append(slots[SHARED])
+        elif len(slots) == 1:
+            chosen.append(labs[0])
+        else:
+            unresolved.append(key)
+    return chosen, unresolved
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EvaluationReport:
+    model_version: str
+    form_id: str
+    n_sessions: int  # sessions with at least one prediction
+    n_predictions: int
+    n_labels: int
+    parse_rate: Estimate
+    correlations: dict[str, Correlation]  # predicted vs client self-report; {} without self-reports
+    counselor_correlations: dict[str, Correlation]  # counselor vs client (baseline; model-independent)
+    expert_agreement: RaterAgreement | None  # expert labels (a) vs model scores (b); None without labels
+    text: TextMetrics | None  # None without expert rationales or when not requested
+    notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "model_version": self.model_version, "form_id": self.form_id, "n_sessions": self.n_sessions,
+            "n_predictions": self.n_predictions, "n_labels": self.n_labels,
+            "parse_rate": self.parse_rate.to_dict(),
+            "correlations": {k: v.to_dict() for k, v in self.correlations.items()},
+            "counselor_correlations": {k: v.to_dict() for k, v in self.counselor_correlations.items()},
+            "expert_agreement": None if self.expert_agreement is None else self.expert_agreement.to_dict(),
+            "text": None if self.text is None else self.text.to_dict(),
+            "notes": list(self.notes), "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "EvaluationReport":
+        ea = d.get("expert_agreement")
+        if ea is not None:
+            def pa(x):
+                return PairAgreement(x["n"], *(Estimate.from_dict(x[m]) for m in PairAgreement.METRICS))
+            ea = RaterAgreement(ea["rater_a"], ea["rater_b"], {int(k): pa(v) for k, v in ea["items"].items()},
+                                {k: pa(v) for k, v in ea["dimensions"].items()}, pa(ea["overall"]))
+        return cls(
+            d["model_version"], d["form_id"], d["n_sessions"], d["n_predictions"], d["n_labels"],
+            Estimate.from_dict(d["parse_rate"]),
+            {k: Correlation.from_dict(v) for k, v in d.get("correlations", {}).items()},
+            {k: Correlation.from_dict(v) for k, v in d.get("counselor_correlations", {}).items()},
+            ea, None if d.get("text") is None else TextMetrics.from_dict(d["text"]),
+            list(d.get("notes", [])), dict(d.get("settings", {})),
+        )
+
+    def summary_rows(self) -> list[dict]:
+        """Flat rows (section, target, metric, value, low, high, n, reason) for tables and CSV.
+
+        Sections: ``parse``, ``self_report`` (predicted vs client), ``counselor_baseline``
+        (counselor vs client), ``experts`` (model vs curated labels: items, dimensions,
+        overall), ``rationale`` (text similarity).
+        """
+        rows = []
+
+        def add(section, target, metric, est: Estimate):
+            rows.append({"section": section, "target": target, "metric": metric, "value": est.value,
+                         "low": est.low, "high": est.high, "n": est.n, "reason": est.reason})
+
+        add("parse", "all", "parse_rate", self.parse_rate)
+        for section, corr in (("self_report", self.correlations), ("counselor_baseline", self.counselor_correlations)):
+            for dim, c in corr.items():
+                for m in CORRELATION_METRICS:
+                    add(section, dim, m, getattr(c, m))
+        if self.expert_agreement is not None:
+            ea = self.expert_agreement
+            targets = [("overall", ea.overall)] + list(ea.dimensions.items()) + [(f"item {k}", v) for k, v in ea.items.items()]
+            for target, agr in targets:
+                for m in PairAgreement.METRICS:
+                    add("experts", target, m, getattr(agr, m))
+        if self.text is not None:
+            for m in TEXT_METRICS:
+                add("rationale", "all", m, getattr(self.text, m))
+        return rows
+
+
+def _check_form(form, sessions: list[Session]) -> Form:
+    if isinstance(form, Form):
+        pass
+    elif form is None:
+        ids = sorted({s.form for s in sessions}) or ["wai-sr"]
+        if len(ids) > 1:
+            raise ValidationError(f"Sessions use different forms ({', '.join(ids)}).",
+                                  "Evaluate the sessions of one form at a time.")
+        form = load_form(ids[0])
+    else:
+        form = load_form(str(form))
+    other = sorted({s.form for s in sessions if s.form != form.id})
+    if other:
+        raise ValidationError(f"Some sessions use form(s) {', '.join(other)}, not {form.id}.",
+                              f"Evaluate only {form.id} sessions, or pass the matching form.")
+    return form
+
+
+def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Prediction], labels: Iterable[Label] = (),
+                         *, form: Form | str | None = None, with_text_metrics: bool = True, n_boot: int = 1000,
+                         seed: int = 0, confidence: float = 0.95, score_field: str = "score",
+                         require_all_items: bool = True,
+                         similarity: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None,
+                         with_embeddings: bool = True) -> EvaluationReport:
+    """Evaluate one model version's predictions on ``sessions``.
+
+    ``predictions``: the latest prediction per (session, item) of one model version (see
+    :func:`latest_predictions`). ``labels``: the curated label per (session, item) (see
+    :func:`curated_labels`); discarded ones are ignored. ``score_field``: "score" (the generated
+    option, the paper's choice) or "expected_score" (probability-weighted) for the dimension
+    means; agreement with experts always uses "score". What the data do not allow (no
+    self-reports, no labels, no expert rationales) is left out and said in ``notes``.
+    """
+    sessions = [s if isinstance(s, Session) else Session.from_dict(s) for s in sessions]
+    by_id: dict[str, Session] = {}
+    for s in sessions:
+        if s.id in by_id:
+            raise ValidationError(f"Session {s.id!r} is given twice.", "Pass each session once.")
+        by_id[s.id] = s
+    form = _check_form(form, sessions)
+    if score_field not in ("score", "expected_score"):
+        raise ValidationError(f"Unknown score_field {score_field!r}.", "Use 'score' or 'expected_score'.")
+    notes: list[str] = []
+
+    preds = [_as_prediction(p) for p in predictions]
+    versions = sorted({p.model_version for p in preds})
+    if len(versions) > 1:
+        raise ValidationError(f"Predictions from several model versions ({', '.join(versions)}).",
+                              "Pass the predictions of one model version, e.g. latest_predictions(preds, version).")
+    model_version = versions[0] if versions else ""
+    pred_by_key: dict[tuple[str, int], Prediction] = {}
+    unknown = set()
+    for p in preds:
+        if p.session_id not in by_id:
+            unknown.add(p.session_id)
+            continue
+        key = (p.session_id, form.check_item(p.item))
+        if key in pred_by_key:
+            raise ValidationError(f"Two predictions of {model_version} for session {key[0]!r}, item {key[1]}.",
+                                  "Pass the latest prediction per session and item (latest_predictions()).")
+        pred_by_key[key] = p
+    if unknown:
+        notes.append(f"{len(unknown)} session id(s) in the predictions are not among the sessions and were left out.")
+
+    lab_by_key: dict[tuple[str, int], Label] = {}
+    n_discarded = 0
+    for lab in map(_as_label, labels):
+        if lab.status == "discarded":
+            n_discarded += 1
+            continue
+        if lab.session_id not in by_id:
+            continue
+        key = (lab.session_id, form.check_item(lab.item))
+        if key in lab_by_key:
+            raise ValidationError(f"Two labels for session {key[0]!r}, item {key[1]}.",
+                                  "Pass the curated label per session and item (curated_labels()).")
+        lab_by_key[key] = lab
+    if n_discarded:
+        notes.append(f"{n_discarded} discarded label(s) ignored.")
+
+    pred_sessions = sorted({sid for sid, _ in pred_by_key})
+    settings = {"n_boot": n_boot, "seed": seed, "confidence": confidence, "score_field": score_field,
+                "require_all_items": require_all_items, "bootstrap_unit": "session"}
+
+    # parse rate, clustered by session
+    per_session: dict[str, dict[int, Prediction]] = {}
+    for (sid, item), p in pred_by_key.items():
+        per_session.setdefault(sid, {})[item] = p
+    ok = np.array([sum(p.parse_status == "ok" for p in per_session[s].values()) for s in pred_sessions], float)
+    tot = np.array([len(per_session[s]) for s in pred_sessions], float)
+    counts = resample_counts(len(pred_sessions), n_boot, seed) if n_boot > 0 and len(pred_sessions) >= 2 else None
+    parse_rate = (_ratio_estimate(ok, tot, counts, confidence, len(pred_by_key), n_boot) if pred_by_key
+                  else Estimate.missing("no predictions"))
+    if not pred_by_key:
+        notes.append("No predictions for these sessions: nothing to evaluate.")
+
+    # dimension means vs the client's self-report
+    def pred_value(p: Prediction):
+        v = getattr(p, score_field)
+        return None if v is None else float(v)
+
+    pred_dims: dict[str, dict[str, float | None]] = {}
+    for sid in pred_sessions:
+        item_vals = {item: pred_value(p) for item, p in per_session[sid].items()}
+        item_vals = {k: v for k, v in item_vals.items() if v is not None}
+        pred_dims[sid] = form.dimension_scores(item_vals, require_all=require_all_items)
+
+    def rated(rater):
+        return {sid: form.dimension_scores(by_id[sid].ratings[rater], require_all=True)
+                for sid in by_id if by_id[sid].ratings.get(rater)}
+
+    client = rated("client")
+    counselor = rated("counselor")
+    correlations: dict[str, Correlation] = {}
+    if not client:
+        notes.append("No session has the client's self-reported WAI: correlations left out.")
+    elif pred_dims:
+        correlations = dimension_correlations(pred_dims, client, n_boot=n_boot, seed=seed, confidence=confidence)
+        missing = [sid for sid in pred_sessions if sid not in client]
+        if missing:
+            notes.append(f"{len(missing)} predicted session(s) have no client self-report and are not in the correlations.")
+    counselor_corr: dict[str, Correlation] = {}
+    if client and counselor:
+        counselor_corr = dimension_correlations(counselor, client, n_boot=n_boot, seed=seed, confidence=confidence,
+                                                what=("counselor", "self-reported"))
+
+    # agreement with the curated expert labels
+    expert = None
+    label_scores = {k: int(lab.score) for k, lab in lab_by_key.items() if lab.score is not None}
+    model_scores = {k: int(p.score) for k, p in pred_by_key.items() if p.score is not None}
+    if not lab_by_key:
+        notes.append("No expert labels: agreement with experts and rationale similarity left out.")
+    elif label_scores:
+        expert = rater_agreement(label_scores, model_scores, form=form, names=("experts", model_version or "model"),
+                                 n_boot=n_boot, seed=seed, confidence=confidence)
+        unparsed = sum(1 for k in label_scores if k in pred_by_key and k not in model_scores)
+        if unparsed:
+            notes.append(f"{unparsed} labelled item(s) have no parsed model score and are not in the agreement.")
+
+    # rationale similarity
+    text = None
+    if with_text_metrics and lab_by_key:
+        keys = sorted(k for k, lab in lab_by_key.items() if k in pred_by_key and (lab.rationale or "").strip())
+        if keys:
+            text = text_metrics([pred_by_key[k].rationale for k in keys], [lab_by_key[k].rationale for k in keys],
+                                languages=[by_id[k[0]].language for k in keys], groups=[k[0] for k in keys],
+                                with_embeddings=with_embeddings, similarity=similarity, n_boot=n_boot, seed=seed,
+                                confidence=confidence)
+        else:
+            notes.append("No expert rationale to compare with: rationale similarity left out.")
+
+    return EvaluationReport(model_version, form.id, len(pred_sessions), len(pred_by_key), len(lab_by_key), parse_rate,
+                            correlations, counselor_corr, expert, text, notes, settings)
+
+
+def compare_reports(candidate: EvaluationReport | Mapping, active: EvaluationReport | Mapping) -> dict:
+    """Per-metric differences (candidate - active) with a verdict per metric.
+
+    Verdict: "better"/"worse" when both have intervals and they do not overlap (direction: higher
+    is better except MSE and MAE), "same" when they overlap; without intervals the point values
+    decide ("same" only when equal), and ``basis`` says "point". "n/a" when either is missing.
+    Overlapping 95% intervals is a conservative rule: a real but small difference can read
+    "same". The counselor baseline does not depend on the model and is left out.
+    """
+    cand = candidate if isinstance(candidate, EvaluationReport) else EvaluationReport.from_dict(candidate)
+    act = active if isinstance(active, EvaluationReport) else EvaluationReport.from_dict(active)
+    act_rows = {(r["section"], r["target"], r["metric"]): r for r in act.summary_rows()}
+    rows, tally = [], {"better": 0, "worse": 0, "same": 0, "n/a": 0}
+    for r in cand.summary_rows():
+        if r["section"] == "counselor_baseline":
+            continue
+        key = (r["section"], r["target"], r["metric"])
+        a = act_rows.get(key)
+        lower_better = r["metric"] in LOWER_IS_BETTER
+        row = {"section": key[0], "target": key[1], "metric": key[2], "candidate": r["value"],
+               "active": None if a is None else a["value"], "difference": None,
+               "candidate_ci": [r["low"], r["high"]], "active_ci": None if a is None else [a["low"], a["high"]],
+               "higher_is_better": not lower_better, "verdict": "n/a", "basis": ""}
+        if a is not None and r["value"] is not None and a["value"] is not None:
+            diff = r["value"] - a["value"]
+            row["difference"] = diff
+            both_ci = None not in (r["low"], r["high"], a["low"], a["high"])
+            if both_ci and r["low"] <= a["high"] and a["low"] <= r["high"]:
+                verdict = "same"
+            elif not both_ci and abs(diff) < 1e-12:
+                verdict = "same"
+            else:
+                improved = diff < 0 if lower_better else diff > 0
+                verdict = "better" if improved else "worse"
+            row["verdict"], row["basis"] = verdict, "ci" if both_ci else "point"
+        tally[row["verdict"]] += 1
+        rows.append(row)
+    return {"candidate": cand.model_version, "active": act.model_version, "rows": rows, "counts": tally}
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-validation folds
+# ---------------------------------------------------------------------------------------------
+def cross_validation_folds(sessions: Sequence[tuple[str, str, float | None]], k: int = 5, seed: int = 0,
+                           n_bins: int = 5) -> list[tuple[list[str], list[str]]]:
+    """k folds split by client (no client in both train and test), stratified on the score.
+
+    ``sessions``: (session_id, client_id, score) with score e.g. the client's mean WAI-SR.
+    Scores are cut into ``n_bins`` quantile bins (a None score is its own stratum) and fed to
+    sklearn's StratifiedGroupKFold (shuffled with ``seed``). Returns ``k`` pairs of sorted
+    session-id lists; the test lists partition the sessions.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if not isinstance(k, int) or k < 2:
+        raise ValidationError(f"Cross-validation needs k >= 2 folds, got {k!r}.", "Use e.g. k=5 (the paper's setting).")
+    ids, clients, scores = [], [], []
+    for pos, row in enumerate(sessions):
+        try:
+            sid, client, score = row
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"Session entry #{pos} is {row!r}.", "Pass (session_id, client_id, score) tuples.") from exc
+        if not client:
+            raise ValidationError(f"Session {sid!r} has no client id; folds split by client need one.",
+                                  "Give every session its (pseudonymous) client id.")
+        ids.append(str(sid))
+        clients.append(str(client))
+        scores.append(_clean(score))
+    if len(set(ids)) != len(ids):
+        raise ValidationError("A session id appears twice in the cross-validation input.", "Pass each session once.")
+    n_clients = len(set(clients))
+    if n_clients < k:
+        raise ValidationError(f"Only {n_clients} client(s) for {k}-fold cross-validation split by client.",
+                              f"Use k <= {n_clients} (e.g. --cv {max(2, n_clients)}) or add sessions from more clients.")
+    known = np.array([s for s in scores if s is not None], dtype=float)
+    if len(known):
+        edges = np.unique(np.quantile(known, np.linspace(0, 1, max(1, n_bins) + 1)[1:-1]))
+    else:
+        edges = np.array([])
+    strata = np.array([-1 if s is None else int(np.searchsorted(edges, s, side="right")) for s in scores])
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "least populated class has fewer than k members": groups come first
+        for train, test in splitter.split(np.zeros(len(ids)), strata, groups=clients):
+            folds.append((sorted(ids[i] for i in train), sorted(ids[i] for i in test)))
+    return folds
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI on a JSONL export
+# ---------------------------------------------------------------------------------------------
+def _read_export(path: str):
+    sessions, predictions, labels = [], [], []
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise ImportFormatError(f"Cannot open {path}: {exc.strerror}.", "Check the --input path.") from exc
+    with fh:
+        for no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                if not isinstance(d, dict):
+                    raise ValueError("not a JSON object")
+                sess = Session.from_dict({k: v for k, v in d.items() if k not in ("predictions", "labels")})
+                sess.validate()
+                preds = [Prediction.from_dict(p) for p in d.get("predictions") or []]
+                labs = [Label.from_dict(lab) for lab in d.get("labels") or []]
+            except CareError as exc:
+                raise ImportFormatError(f"{path}, line {no}: {exc.problem}", exc.fix) from exc
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ImportFormatError(f"{path}, line {no}: not a session record ({exc}).",
+                                        "Each line must be a Session.to_dict() object with optional "
+                                        "'predictions' and 'labels' lists.") from exc
+            sessions.append(sess)
+            for rec in preds + labs:  # records nested under a session belong to it
+                rec.session_id = rec.session_id or sess.id
+            predictions += preds
+            labels += labs
+    if not sessions:
+        raise ImportFormatError(f"{path} holds no sessions.", "Export some sessions first.")
+    return sessions, predictions, labels
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _print_rows(rows: list[dict], out) -> None:
+    for r in rows:
+        ci = f" [{_fmt(r['low'])}, {_fmt(r['high'])}]" if r.get("low") is not None else ""
+        why = f"  ({r['reason']})" if r.get("value") is None and r.get("reason") else ""
+        print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['value'])}{ci}  n={r['n']}{why}", file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m care_model.evaluate",
+                                     description="Evaluate one model version's predictions in a JSONL export.")
+    parser.add_argument("--input", required=True, help="JSONL: one Session.to_dict() per line, with optional "
+                                                       "'predictions' and 'labels' lists")
+    parser.add_argument("--model-version", required=True)
+    parser.add_argument("--cv", type=int, default=0, metavar="K",
+                        help="report the metrics per test fold of K folds split by client, and mean +- sd")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0 = no intervals)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-text", action="store_true", help="skip rationale similarity")
+    parser.add_argument("--no-embeddings", action="store_true", help="skip the embedding similarity only")
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    try:
+        sessions, predictions, labels = _read_export(args.input)
+        preds = latest_predictions(predictions, args.model_version)
+        if not preds:
+            found = sorted({p.model_version for p in predictions})
+            raise ValidationError(f"No predictions of model version {args.model_version!r} in {args.input}.",
+                                  f"Use one of: {', '.join(found)}." if found else "Run predictions first.")
+        curated, unresolved = curated_labels(labels)
+        kwargs = dict(with_text_metrics=not args.no_text, with_embeddings=not args.no_embeddings, seed=args.seed)
+        if not args.cv:
+            report = evaluate_predictions(sessions, preds, curated, n_boot=args.n_boot, **kwargs)
+            if unresolved:
+                report.notes.append(f"{len(unresolved)} item(s) have several experts' labels and no adjudication: left out.")
+            if args.json:
+                json.dump(report.to_dict(), out, ensure_ascii=False, indent=2)
+                print(file=out)
+            else:
+                print(f"model {report.model_version}: {report.n_sessions} sessions, {report.n_predictions} predictions, "
+                      f"{report.n_labels} curated labels", file=out)
+                _print_rows(report.summary_rows(), out)
+                for note in report.notes:
+                    print(f"note: {note}", file=out)
+            return 0
+        result = cross_validate(sessions, preds, curated, k=args.cv, **kwargs)
+        if args.json:
+            json.dump(result, out, ensure_ascii=False, indent=2)
+            print(file=out)
+        else:
+            for fold in result["folds"]:
+                print(f"fold {fold['fold']}: {len(fold['test_sessions'])} test sessions", file=out)
+            print(f"{args.cv}-fold cross-validation split by client, mean +- sd over folds:", file=out)
+            for r in result["summary"]:
+                sd = "" if r["sd"] is None else f" +- {r['sd']:.3f}"
+                print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['mean'])}{sd}  "
+                      f"folds={r['n_folds']}", file=out)
+        return 0
+    except CareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cross_validate(sessions: Sequence[Session], predictions: Sequence[Prediction], labels: Sequence[Label] = (), *,
+                   k: int = 5, seed: int = 0, **kwargs) -> dict:
+    """Metrics per test fold (folds split by client, stratified on the client's mean WAI) of
+    predictions already made, and their mean and sd (ddof=1) over folds, as the paper reports.
+    Per-fold metrics are point values (no bootstrap)."""
+    form = _check_form(kwargs.pop("form", None), list(sessions))
+    pred_sids = {p.session_id for p in predictions}
+    used = [s for s in sessions if s.id in pred_sids]
+    rows_in = []
+    for s in used:
+        client = s.ratings.get("client")
+        rows_in.append((s.id, s.client_id, float(np.mean(list(client.values()))) if client else None))
+    folds = cross_validation_folds(rows_in, k=k, seed=seed)
+    by_id = {s.id: s for s in used}
+    fold_out, values = [], {}
+    for i, (_, test) in enumerate(folds):
+        test_set = set(test)
+        rep = evaluate_predictions([by_id[sid] for sid in test], [p for p in predictions if p.session_id in test_set],
+                                   [lab for lab in labels if lab.session_id in test_set], form=form, n_boot=0,
+                                   seed=seed, **kwargs)
+        fold_out.append({"fold": i, "test_sessions": test, "test_clients": sorted({by_id[s].client_id for s in test}),
+                         "report": rep.to_dict()})
+        for r in rep.summary_rows():
+            values.setdefault((r["section"], r["target"], r["metric"]), []).append(r["value"])
+    summary = []
+    for (section, target, metric), vals in values.items():
+        got = [v for v in vals if v is not None]
+        summary.append({"section": section, "target": target, "metric": metric,
+                        "mean": float(np.mean(got)) if got else None,
+                        "sd": float(np.std(got, ddof=1)) if len(got) > 1 else None, "n_folds": len(got)})
+    return {"k": k, "seed": seed, "split": "by client, stratified on the client's mean WAI-SR",
+            "folds": fold_out, "summary": summary}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
