@@ -6,12 +6,15 @@ What is computed
   Spearman rho (scipy.stats) and MSE of the predicted dimension mean against the client's own
   WAI-SR dimension mean. A predicted dimension mean needs all of the dimension's items parsed
   (the paper's definition; ``require_all_items=False`` averages what is there). The same
-  function compares the counselor's ratings with the client's (the paper's counselor baseline).
+  function compares the counselor's ratings with the client's (the paper's counselor baseline),
+  on the same evaluated sessions (those with predictions).
 - **Against the curated expert labels**: per item, per dimension (that dimension's items
   pooled) and overall: exact agreement, within-one agreement, quadratic-weighted Cohen's kappa
   (sklearn, labels = the form's scale) and MAE of the predicted item score. Predictions without
   a parsed score are left out of these (the parse rate reports them).
-- **Parse rate**: share of predictions whose ``parse_status`` is ``ok``.
+- **Parse rate**: share of predictions whose ``parse_status`` is ``ok``, among those made to
+  write text (scores-only predictions, ``mode``/``parse_status`` "scores_only", have nothing to
+  parse and are left out of it, and out of the rationale similarity).
 - **Rationale similarity** to the expert's rationale (pairs whose expert rationale is not
   empty): corpus BLEU (sacrebleu; ``13a`` tokenizer for English, ``zh`` for Chinese), mean
   ROUGE-1 and ROUGE-L F1 (rouge_score; Chinese through a character tokenizer, since
@@ -536,11 +539,19 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
     per_session: dict[str, dict[int, Prediction]] = {}
     for (sid, item), p in pred_by_key.items():
         per_session.setdefault(sid, {})[item] = p
-    ok = np.array([sum(p.parse_status == "ok" for p in per_session[s].values()) for s in pred_sessions], float)
-    tot = np.array([len(per_session[s]) for s in pred_sessions], float)
+    def texted(p: Prediction) -> bool:
+        return p.mode != "scores_only" and p.parse_status != "scores_only"
+
+    ok = np.array([sum(texted(p) and p.parse_status == "ok" for p in per_session[s].values()) for s in pred_sessions],
+                  float)
+    tot = np.array([sum(texted(p) for p in per_session[s].values()) for s in pred_sessions], float)
     counts = resample_counts(len(pred_sessions), n_boot, seed) if n_boot > 0 and len(pred_sessions) >= 2 else None
-    parse_rate = (_ratio_estimate(ok, tot, counts, confidence, len(pred_by_key), n_boot) if pred_by_key
-                  else Estimate.missing("no predictions"))
+    if not pred_by_key:
+        parse_rate = Estimate.missing("no predictions")
+    elif tot.sum() == 0:
+        parse_rate = Estimate.missing("scores-only predictions: no text to parse")
+    else:
+        parse_rate = _ratio_estimate(ok, tot, counts, confidence, int(tot.sum()), n_boot)
     if not pred_by_key:
         notes.append("No predictions for these sessions: nothing to evaluate.")
 
@@ -560,7 +571,7 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
                 for sid in by_id if by_id[sid].ratings.get(rater)}
 
     client = rated("client")
-    counselor = rated("counselor")
+    counselor = {sid: v for sid, v in rated("counselor").items() if sid in per_session}  # the evaluated sessions
     correlations: dict[str, Correlation] = {}
     if not client:
         notes.append("No session has the client's self-reported WAI: correlations left out.")
@@ -586,11 +597,14 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
         unparsed = sum(1 for k in label_scores if k in pred_by_key and k not in model_scores)
         if unparsed:
             notes.append(f"{unparsed} labelled item(s) have no parsed model score and are not in the agreement.")
+    else:
+        notes.append("No expert label has a score: agreement with experts left out.")
 
     # rationale similarity
     text = None
     if with_text_metrics and lab_by_key:
-        keys = sorted(k for k, lab in lab_by_key.items() if k in pred_by_key and (lab.rationale or "").strip())
+        keys = sorted(k for k, lab in lab_by_key.items()
+                      if k in pred_by_key and texted(pred_by_key[k]) and (lab.rationale or "").strip())
         if keys:
             text = text_metrics([pred_by_key[k].rationale for k in keys], [lab_by_key[k].rationale for k in keys],
                                 languages=[by_id[k[0]].language for k in keys], groups=[k[0] for k in keys],
@@ -624,6 +638,7 @@ def compare_reports(candidate: EvaluationReport | Mapping, active: EvaluationRep
         lower_better = r["metric"] in LOWER_IS_BETTER
         row = {"section": key[0], "target": key[1], "metric": key[2], "candidate": r["value"],
                "active": None if a is None else a["value"], "difference": None,
+               "candidate_n": r["n"], "active_n": None if a is None else a["n"],
                "candidate_ci": [r["low"], r["high"]], "active_ci": None if a is None else [a["low"], a["high"]],
                "higher_is_better": not lower_better, "verdict": "n/a", "basis": ""}
         if a is not None and r["value"] is not None and a["value"] is not None:

@@ -296,6 +296,43 @@ def test_what_is_not_available_is_left_out_with_notes():
     assert rep.expert_agreement is not None and rep.text is None
 
 
+def test_scores_only_predictions_are_not_parse_failures_and_have_no_rationale_pairs():
+    sessions, preds, labels = _fixture()
+    for p in preds:
+        if p.session_id in ("s0", "s1"):
+            p.mode, p.parse_status, p.rationale = "scores_only", "scores_only", ""
+    preds[-1].parse_status = "failed"  # s3, item 12: a full-mode failure
+    rep = ev.evaluate_predictions(sessions, preds, labels, n_boot=0, similarity=fake_similarity)
+    assert rep.parse_rate.value == pytest.approx(23 / 24) and rep.parse_rate.n == 24
+    assert rep.text.n_pairs == 12  # only s2 (s3 has no labels; s0 and s1 are scores-only)
+    assert rep.expert_agreement.overall.n == 36  # scores-only predictions still have scores
+    for p in preds:
+        p.mode, p.parse_status = "scores_only", "scores_only"
+    rep = ev.evaluate_predictions(sessions, preds, labels, n_boot=0, similarity=fake_similarity)
+    assert rep.parse_rate.value is None and "scores-only" in rep.parse_rate.reason
+    assert rep.text is None
+
+
+def test_counselor_baseline_uses_the_evaluated_sessions_only():
+    rng = np.random.default_rng(8)
+    sessions, preds = [], []
+    for s in range(8):
+        truth = {i: int(rng.integers(1, 6)) for i in ITEMS}
+        sess = make_session(f"s{s}", client=f"c{s}", ratings=truth)
+        sess.ratings["counselor"] = {i: int(rng.integers(1, 6)) for i in ITEMS}
+        sessions.append(sess)
+        if s < 5:
+            preds += [make_prediction(sess.id, i, 3) for i in ITEMS]
+    rep = ev.evaluate_predictions(sessions, preds, [], n_boot=0)
+    assert rep.counselor_correlations["bond"].n == 5
+    by_hand = ev.dimension_correlations(
+        {s.id: FORM.dimension_scores(s.ratings["counselor"]) for s in sessions[:5]},
+        {s.id: FORM.dimension_scores(s.ratings["client"]) for s in sessions[:5]}, n_boot=0)
+    assert rep.counselor_correlations["bond"].pearson.value == pytest.approx(by_hand["bond"].pearson.value)
+    # constant predictions: the model's correlations are undefined, with the reason
+    assert rep.correlations["goal"].pearson.value is None and "constant" in rep.correlations["goal"].pearson.reason
+
+
 def test_input_errors_name_the_fix():
     sessions, preds, labels = _fixture()
     other = make_prediction("s0", 1, 3, version="m2")
