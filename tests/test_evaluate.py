@@ -12,7 +12,7 @@ import pytest
 from care_model import agreement as ag
 from care_model import evaluate as ev
 from care_model.errors import ImportFormatError, ValidationError
-from care_model.records import ADJUDICATED, SHARED, Label, Prediction, Session
+from care_model.records import ADJUDICATED, SHARED
 from care_model.wai import load_form
 from tests.factories import make_label, make_prediction, make_session
 
