@@ -41,6 +41,7 @@ Public API::
     EvaluationReport.to_dict() / .summary_rows() / EvaluationReport.from_dict(d)
     compare_reports(candidate, active) -> dict
     cross_validation_folds(sessions, k=5, seed=0, n_bins=5) -> [(train_ids, test_ids)]
+    cross_validate(sessions, predictions, labels=(), *, k=5, seed=0, **evaluate_kwargs) -> dict
     main(argv=None) -> int        # python -m care_model.evaluate --input export.jsonl ...
 """
 from __future__ import annotations
