@@ -1,0 +1,279 @@
+"""Predict a session's 12 items into model suggestions, and the `predict` command.
+
+:class:`Predictor` ties the parts together: the paper's prompt (:mod:`care_model.prompt`), the
+fast shared-prefix engine (:mod:`care_model.engine`), the robust parser (:mod:`care_model.parse`)
+and evidence linking (:mod:`care_model.evidence`). The model is loaded lazily, once per process
+(:func:`care_model.models.get_model`), on the first prediction; constructing a Predictor is cheap
+and its ``model_version`` is known without loading.
+
+Every :class:`~care_model.records.Prediction` names the model version that made it and the hash of
+its exact prompt; the option probabilities at the score position give ``probs``,
+``expected_score`` and, in scores-only mode, the score itself. An answer that cannot be parsed is
+stored with ``parse_status="failed"``, its raw text and the reason; it never stops a run.
+
+CPU smoke (tiny random model built on the fly, one session)::
+
+    python -m care_model.predict --store /tmp/s --tiny --session sample-en-01
+
+Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA adapter on a GPU)::
+
+    python -m care_model.predict --store care_store
+    python -m care_model.predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
+    python -m care_model.predict --samples          # regenerate data/sample_predictions.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import CareError
+from .evidence import TranscriptIndex
+from .models import ModelSpec, get_model, model_version_id
+from .parse import parse_answer
+from .prompt import build_session_prompt
+from .records import Prediction, Session, now_iso
+from .wai import load_form
+
+Progress = Callable[[float, str], None]
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_SESSIONS = ROOT / "data" / "sessions.jsonl"
+SAMPLE_PREDICTIONS = ROOT / "data" / "sample_predictions.jsonl"
+LOW_OPTION_MASS = 0.2
+
+
+@dataclass
+class PredictConfig:
+    """How predictions are made (defaults suit the CPU demo)."""
+
+    max_new_tokens: int = field(default=96, metadata={"help": "Cap on the rationale's length in tokens."})
+    max_prompt_tokens: int = field(default=8192, metadata={"help": (
+        "Context budget for the prompt (the paper cuts at 8,192); the model's own limit applies if smaller. "
+        "Longer transcripts keep their opening and most recent turns (see care_model.prompt).")})
+    perspective: str = field(default="client", metadata={"help": "Answer as the 'client' (WAI-SR) or the 'counselor'."})
+    fast: bool = field(default=True, metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
+
+
+class Predictor:
+    """Makes model suggestions for sessions. Thread-safe; the model loads on first use."""
+
+    def __init__(self, spec: ModelSpec | None = None, config: PredictConfig | None = None, *,
+                 model_version: str | None = None):
+        self.spec = spec or ModelSpec()
+        self.config = config or PredictConfig()
+        self._version = model_version
+        self._engine = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_version(self) -> str:
+        if self._version is None:
+            self._version = model_version_id(self.spec)
+        return self._version
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def engine(self):
+        with self._lock:
+            if self._engine is None:
+                from .engine import Engine
+
+                self._engine = Engine(get_model(self.spec))
+            return self._engine
+
+    # ------------------------------------------------------------------ prompts
+    def session_prompt(self, session: Session, items=None):
+        engine = self.engine()
+        tok = engine.tokenizer
+        limit = self.config.max_prompt_tokens
+        model_max = getattr(engine.model.config, "max_position_embeddings", None)
+        if model_max:
+            limit = min(limit, int(model_max))
+        return build_session_prompt(
+            session,
+            render_chat=lambda m: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
+            count_tokens=lambda text: len(tok(text, add_special_tokens=False)["input_ids"]),
+            max_prompt_tokens=limit, reserve_tokens=self.config.max_new_tokens,
+            perspective=self.config.perspective, items=items)
+
+    # ------------------------------------------------------------------ prediction
+    def predict_session(self, session: Session, *, scores_only: bool = False, items: Iterable | None = None,
+                        progress: Progress | None = None) -> list[Prediction]:
+        """The suggestions for ``items`` (default all 12) of ``session``, in item order."""
+        report = progress or (lambda f, m: None)
+        report(0.0, "loading the model" if not self.loaded else "building prompts")
+        engine = self.engine()
+        form = load_form(session.form)
+        prompt = self.session_prompt(session, items)
+        prefix_ids, suffix_ids = engine.encode_prompt(prompt)
+        run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
+        outputs = run(prefix_ids, suffix_ids, max_new_tokens=self.config.max_new_tokens, scores_only=scores_only,
+                      progress=lambda f, m: report(0.02 + 0.96 * f, m), language=session.language)
+        index = TranscriptIndex(session.turns)
+        stamp = now_iso()
+        preds = []
+        for item in sorted(outputs):
+            out = outputs[item]
+            warnings = list(prompt.warnings)
+            if out.option_mass < LOW_OPTION_MASS:
+                warnings.append(f"the model put only {out.option_mass:.0%} of its probability on an option number "
+                                "at the score position; the expected score is less reliable")
+            pred = Prediction(
+                id=uuid.uuid4().hex, session_id=session.id, item=item, model_version=self.model_version,
+                score=out.argmax_score, expected_score=round(out.expected_score, 4),
+                probs=[round(p, 6) for p in out.option_probs], raw_output=out.text,
+                prompt_hash=prompt.item_hash(item), mode="scores_only" if scores_only else "full",
+                perspective=self.config.perspective, warnings=warnings, created_at=stamp,
+                parse_status="scores_only" if scores_only else "ok")
+            if not scores_only:
+                parsed = parse_answer(out.text, form=form, language=session.language)
+                pred.score, pred.rationale = parsed.score, parsed.rationale
+                if not parsed.ok:
+                    pred.parse_status, pred.parse_error = "failed", parsed.error
+                else:
+                    warnings.extend(parsed.warnings)
+                    if not out.finished:
+                        warnings.append(f"the rationale was cut at {self.config.max_new_tokens} tokens")
+                if pred.rationale:
+                    ev = index.link(pred.rationale)
+                    pred.evidence, pred.unsupported_quotes = ev.turn_indices, ev.unsupported
+            preds.append(pred)
+        report(1.0, "done")
+        return preds
+
+
+# ---------------------------------------------------------------------- the store side
+def pending_sessions(repo, model_version: str, session_ids: Iterable[str] | None = None, *,
+                     scores_only: bool = False, force: bool = False) -> list[str]:
+    """Sessions that still need predictions from ``model_version`` (resume: the rest are skipped).
+
+    A session counts as done when every item of its form has a current prediction of that
+    version in the wanted mode (a full prediction also serves a scores-only request).
+    """
+    ids = list(session_ids) if session_ids else repo.session_ids()
+    if force:
+        return ids
+    todo = []
+    for sid in ids:
+        form = load_form(repo.get_session(sid).form)
+        have = {p.item for p in repo.predictions(sid, model_version) if scores_only or p.mode == "full"}
+        if not set(form.item_ids) <= have:
+            todo.append(sid)
+    return todo
+
+
+def predict_into_store(repo, predictor: Predictor, session_ids: Iterable[str] | None = None, *,
+                       scores_only: bool = False, force: bool = False, show_progress: bool = True) -> dict:
+    """Predict pending sessions and append the suggestions to the store; returns counts."""
+    from tqdm import tqdm
+
+    todo = pending_sessions(repo, predictor.model_version, session_ids, scores_only=scores_only, force=force)
+    counts = {"model_version": predictor.model_version, "sessions": 0, "predictions": 0, "parse_failures": 0,
+              "skipped": (len(list(session_ids)) if session_ids else len(repo.session_ids())) - len(todo)}
+    bar = tqdm(todo, desc="predicting", unit="session", disable=not show_progress, file=sys.stderr)
+    for sid in bar:
+        bar.set_postfix_str(sid)
+        preds = predictor.predict_session(repo.get_session(sid), scores_only=scores_only)
+        repo.add_predictions(preds)
+        counts["sessions"] += 1
+        counts["predictions"] += len(preds)
+        counts["parse_failures"] += sum(p.parse_status == "failed" for p in preds)
+    return counts
+
+
+def write_sample_predictions(out: Path = SAMPLE_PREDICTIONS, spec: ModelSpec | None = None,
+                             show_progress: bool = True) -> dict:
+    """Regenerate the sample predictions: the sample sessions through the predict command's own
+    path, in a temporary store, then every prediction written to ``out`` (one JSON per line)."""
+    from store import Repository
+    from store.formats import read_files
+
+    predictor = Predictor(spec)
+    with tempfile.TemporaryDirectory(prefix="care-samples-") as tmp, Repository(Path(tmp) / "store") as repo:
+        repo.import_batch(read_files([SAMPLE_SESSIONS], "jsonl"))
+        counts = predict_into_store(repo, predictor, show_progress=show_progress)
+        lines = [json.dumps(p.to_dict(), ensure_ascii=False)
+                 for sid in repo.session_ids() for p in repo.predictions(sid, predictor.model_version)]
+    from store.storage import replace_file
+
+    replace_file(Path(out), ("\n".join(lines) + "\n").encode("utf-8"))
+    counts["written"] = len(lines)
+    counts["out"] = str(out)
+    return counts
+
+
+def active_spec(repo) -> ModelSpec | None:
+    """The model spec of the store's active model version, if one was promoted."""
+    settings = repo.collection("settings").get("active_model")
+    if not settings:
+        return None
+    doc = repo.collection("model_versions").get(settings["model_version"])
+    if not doc or not doc.get("base"):
+        return None
+    return ModelSpec(base=doc["base"], adapter=doc.get("adapter_path") or doc.get("adapter"))
+
+
+# ---------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m care_model.predict", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", help="store folder to read sessions from and write predictions into")
+    ap.add_argument("--session", action="append", default=None, help="only this session (repeatable)")
+    ap.add_argument("--model", default=None, help="base model: local folder, 'smollm2' or hub id "
+                    "(default: the store's active version, else the embedded SmolLM2)")
+    ap.add_argument("--adapter", default=None, help="LoRA adapter folder")
+    ap.add_argument("--tiny", action="store_true", help="use a tiny random Llama built on the fly (smoke tests)")
+    ap.add_argument("--scores-only", action="store_true", help="scores and probabilities only, no rationale")
+    ap.add_argument("--max-new-tokens", type=int, default=PredictConfig.max_new_tokens)
+    ap.add_argument("--perspective", choices=("client", "counselor"), default="client")
+    ap.add_argument("--force", action="store_true", help="predict again even if this version already did")
+    ap.add_argument("--samples", action="store_true", help=f"regenerate {SAMPLE_PREDICTIONS.relative_to(ROOT)}")
+    ap.add_argument("--json", action="store_true", help="print the counts as JSON")
+    return ap
+
+
+def run(argv=None) -> dict:
+    args = _parser().parse_args(argv)
+    config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective)
+    if args.samples:
+        return write_sample_predictions()
+    if not args.store:
+        raise CareError("No store given.", "Pass --store DIR (or --samples to regenerate the sample predictions).")
+    from store import Repository
+
+    with Repository(args.store, create=False) as repo:
+        if args.tiny:
+            from .tiny_model import build_tiny_model
+
+            spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")))
+        elif args.model or args.adapter:
+            spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter)
+        else:
+            spec = active_spec(repo) or ModelSpec()
+        predictor = Predictor(spec, config)
+        return predict_into_store(repo, predictor, args.session, scores_only=args.scores_only, force=args.force)
+
+
+def main(argv=None) -> int:
+    try:
+        counts = run(argv)
+    except CareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if "--json" in (argv if argv is not None else sys.argv[1:]):
+        print(json.dumps(counts))
+    else:
+        print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
