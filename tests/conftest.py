@@ -9,6 +9,8 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from apps launched in tests
+os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
 
 import pytest  # noqa: E402
 
@@ -22,3 +24,20 @@ def tiny_model_dir(tmp_path_factory):
     from care_model.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-llama", seed=0)
+
+
+@pytest.fixture(scope="module")
+def studio_server(tmp_path_factory):
+    """The review app (``studio.app.build_app``, no predictor) launched in-process on a fresh store
+    with the sample sessions, quoting predictions and the users of ``studio.testing.USERS``; one per
+    test module. Yields ``SimpleNamespace(url, repo, demo)``."""
+    from types import SimpleNamespace
+
+    from studio.app import build_app
+    from studio.testing import make_store, serve
+
+    repo = make_store(tmp_path_factory.mktemp("studio") / "store")
+    demo = build_app(repo, None)
+    with serve(demo) as url:
+        yield SimpleNamespace(url=url, repo=repo, demo=demo)
+    repo.close()

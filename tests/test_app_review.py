@@ -191,3 +191,26 @@ def test_accept_and_active_model_version(repo):
     assert review.open_view(repo, ADMIN, "s1")["model_version"] == "m2"  # latest version that predicted it
     repo.collection("settings").put({"id": "active_model", "model_version": "m1"}, actor="admin")
     assert active_model_version(repo) == "m1" and review.open_view(repo, ADMIN, "s1")["model_version"] == "m1"
+
+
+def test_render_escapes_every_piece_of_user_text():
+    from studio import render
+
+    evil = '<script>alert(1)</script><img src=x onerror="x()"> & "q"'
+    session = {"id": evil, "language": "en", "turns": [{"index": 0, "speaker": "client", "text": evil}]}
+    pred = {"score": 3, "expected_score": 3.2, "probs": [0.1, 0.2, 0.4, 0.2, 0.1], "rationale": evil, "evidence": [0],
+            "unsupported_quotes": [evil], "parse_status": "failed", "parse_error": evil}
+    draft = {"score": 2, "rationale": evil + " more", "evidence": [0], "change_reasons": ["style"]}
+    label = {"version": 2, "updated_by": evil, "updated_at": "2026-01-01T10:00:00", "score": 2, "rationale": evil,
+             "evidence": []}
+    view = {"session": {**session, "client_id": evil}, "model_version": evil, "mode": "shared", "annotators": [evil],
+            "note": evil, "status": "draft"}
+    pieces = [render.transcript_html(session), render.model_html(pred, {"3": evil}), render.diff_html(evil, evil + "x"),
+              render.feedback_html([{"code": "x", "message": evil, "blocking": True}], pred, draft),
+              render.conflict_html(1, evil, label, draft, {"2": evil}), render.session_header_html(view),
+              render.card_head_html({"item": 1, "text": evil, "state": "draft", "label": label}, evil),
+              render.status_html(evil), render.job_html({"session_id": evil, "state": "failed", "error": evil})]
+    for html_text in pieces:
+        assert "<script" not in html_text and "<img" not in html_text and 'onerror="' not in html_text
+        assert "&lt;script&gt;" in html_text or "&lt;img" in html_text
+    assert '<del>' in render.diff_html("the model said this", "the expert said that")

@@ -1,0 +1,100 @@
+"""Admin actions as pure functions: users, assignments, import (with background predictions), export.
+
+Each takes the :class:`~studio.access.Access` of the person asking and refuses anyone but an
+admin (:class:`~care_model.errors.PermissionDenied`) before touching anything.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from care_model.errors import ValidationError
+
+from .access import Access
+
+
+def _admin(access: Access, action: str) -> None:
+    access.require("admin", action=action)
+
+
+def list_users(repo, access: Access) -> list[dict]:
+    _admin(access, "listing users")
+    return [{"username": u["username"], "role": u["role"], "active": u.get("active", True)} for u in repo.users()]
+
+
+def add_user(repo, access: Access, username: str, password: str, role: str) -> dict:
+    _admin(access, "adding users")
+    u = repo.add_user(username, password, role, actor=access.username)
+    return {"username": u["username"], "role": u["role"]}
+
+
+def set_role(repo, access: Access, username: str, role: str) -> dict:
+    _admin(access, "changing roles")
+    u = repo.set_role(username, role, actor=access.username)
+    return {"username": u["username"], "role": u["role"]}
+
+
+def parse_ids(text_or_list) -> list[str]:
+    if isinstance(text_or_list, (list, tuple)):
+        return [str(s).strip() for s in text_or_list if str(s).strip()]
+    return [s for s in (text_or_list or "").replace(",", " ").split() if s]
+
+
+def assign_sessions(repo, access: Access, session_ids, usernames, mode: str = "shared") -> dict:
+    _admin(access, "assigning sessions")
+    sids, users = parse_ids(session_ids), parse_ids(usernames)
+    if not sids or not users:
+        raise ValidationError("Nothing to assign.", "Give at least one session id and one user.")
+    n = repo.assign(sids, users, actor=access.username, mode=mode)
+    return {"sessions": len(sids), "users": users, "mode": mode, "new_assignments": n}
+
+
+def import_files(repo, access: Access, jobs, paths: list[str], fmt: str, *, predict: bool = True,
+                 speaker_map: str = "", language: str | None = None) -> dict:
+    """Import files (all or nothing); new sessions without predictions are queued for prediction."""
+    _admin(access, "importing data")
+    from store.formats import parse_speaker_map, read_files
+
+    if not paths:
+        raise ValidationError("No files to import.", "Upload at least one file.")
+    batch = read_files(paths, fmt, speaker_map=parse_speaker_map(speaker_map) or None if speaker_map else None,
+                       language=language or None)
+    report = repo.import_batch(batch, actor=access.username)
+    out = report.to_dict()
+    predicted = {p.session_id for p in batch.predictions}
+    queued = []
+    if predict and jobs is not None:
+        for sid in report.added:
+            if sid not in predicted:
+                queued.append(jobs.submit(sid, actor=access.username)["id"])
+    out["added_ids"] = list(report.added)
+    out["predict_jobs"] = queued
+    return out
+
+
+def export_store(repo, access: Access, session_ids=None) -> str:
+    """Write a JSONL export (owner-only permissions) to a fresh private temp folder; returns its path."""
+    _admin(access, "exporting the store")
+    from store.export import export_jsonl
+
+    base = Path(tempfile.gettempdir()) / f"care-exports-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    for old in base.glob("*/*.jsonl"):  # drop exports older than an hour
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=base))
+    path = folder / f"care-export-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    export_jsonl(repo, path, parse_ids(session_ids) or None)
+    return str(path)
+
+
+def jobs_table(jobs, repo, access: Access) -> list[dict]:
+    """Predict jobs the user may see (admins and adjudicators: all; annotators: their sessions')."""
+    if jobs is None:
+        return []
+    from .access import visible_sessions
+
+    allowed = None if access.is_staff else set(visible_sessions(repo, access))
+    return [j for j in jobs.jobs() if allowed is None or j["session_id"] in allowed]

@@ -1,0 +1,133 @@
+"""The Admin tab: settings, users, assignments, import (predicted in the background), export.
+
+Shown only to admins (a page-load hook), and every handler checks the role again on the server.
+``/export_store`` and ``/import_sessions`` are the API names of the two file-moving actions.
+"""
+import gradio as gr
+
+from care_model.records import ROLES
+
+from . import admin, render, ui
+from .access import review_settings, set_review_settings
+from store.formats import FORMATS
+
+USER_HEADERS = ["User", "Role", "Active"]
+
+
+def _jobs_html(jobs: list[dict]) -> str:
+    if not jobs:
+        return '<div class="care-muted">No predict jobs since the app started.</div>'
+    return "".join(render.job_html(j) for j in jobs[:30])
+
+
+class AdminUI:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def _admin(self, request):
+        return ui.require_role(self.ctx.repo, request, "admin")
+
+    def on_load(self, request: gr.Request):
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        is_admin = access.role == "admin"
+        if not is_admin:
+            return gr.update(visible=False), gr.update(active=False), gr.skip(), gr.skip()
+        s = review_settings(self.ctx.repo)
+        return gr.update(visible=True), gr.update(active=True), s["unassigned_visible"], self._users_value(access)
+
+    def _users_value(self, access):
+        rows = [[u["username"], u["role"], "yes" if u["active"] else "no"] for u in admin.list_users(self.ctx.repo, access)]
+        return {"data": rows, "headers": USER_HEADERS}
+
+    @ui.guard
+    def save_settings(self, unassigned_visible: bool, request: gr.Request):
+        s = set_review_settings(self.ctx.repo, self._admin(request), unassigned_visible=bool(unassigned_visible))
+        return render.status_html("Unassigned sessions are now " + ("visible to all annotators." if s["unassigned_visible"]
+                                                                    else "hidden from annotators."), "ok")
+
+    @ui.guard
+    def add_user(self, username: str, password: str, role: str, request: gr.Request):
+        access = self._admin(request)
+        u = admin.add_user(self.ctx.repo, access, username, password, role)
+        return render.status_html(f"Added {u['username']} ({u['role']}).", "ok"), self._users_value(access), ""
+
+    @ui.guard
+    def set_role(self, username: str, role: str, request: gr.Request):
+        access = self._admin(request)
+        u = admin.set_role(self.ctx.repo, access, username, role)
+        return render.status_html(f"{u['username']} is now {u['role']}.", "ok"), self._users_value(access)
+
+    @ui.guard
+    def assign(self, session_ids: str, usernames: str, mode: str, request: gr.Request):
+        r = admin.assign_sessions(self.ctx.repo, self._admin(request), session_ids, usernames, mode)
+        return render.status_html(f"Assigned {r['sessions']} sessions to {', '.join(r['users'])} ({r['mode']}); "
+                                  f"{r['new_assignments']} new assignments.", "ok")
+
+    @ui.guard
+    def import_files(self, files, fmt: str, predict: bool, request: gr.Request):
+        access = self._admin(request)
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        r = admin.import_files(self.ctx.repo, access, self.ctx.jobs, paths, fmt, predict=bool(predict))
+        msg = (f"Imported {r['added']} new sessions ({r['skipped']} already stored), {r['ratings_set']} ratings, "
+               f"{r['predictions_added']} predictions, {r['labels_added']} labels; "
+               f"{len(r['predict_jobs'])} queued for prediction.")
+        return render.status_html(msg + "".join(f" Warning: {w}" for w in r["warnings"][:5]), "ok"), r
+
+    @ui.guard
+    def export(self, request: gr.Request) -> str:
+        return admin.export_store(self.ctx.repo, self._admin(request))
+
+    def jobs(self, request: gr.Request):
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        if access.role != "admin":
+            return gr.skip()
+        return _jobs_html(admin.jobs_table(self.ctx.jobs, self.ctx.repo, access))
+
+
+def build_tab(ctx):
+    h = AdminUI(ctx)
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    with gr.Tab("Admin", id="admin", visible=False, elem_id="care-admin-tab") as tab:
+        msg = gr.HTML(js_on_load=None, elem_id="care-admin-msg")
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### Review settings")
+                unassigned = gr.Checkbox(label="Sessions with no assignment are visible to all annotators",
+                                         value=False, elem_id="care-unassigned")
+                gr.Button("Save setting", elem_id="care-save-setting").click(h.save_settings, [unassigned], [msg], **quiet)
+                gr.Markdown("### Assign sessions")
+                a_ids = gr.Textbox(label="Session ids (comma or space separated)", elem_id="care-assign-ids")
+                a_users = gr.Textbox(label="User names", elem_id="care-assign-users")
+                a_mode = gr.Radio([("Shared (one label set)", "shared"), ("Independent (double coding)", "independent")],
+                                  value="shared", label="Mode")
+                gr.Button("Assign", elem_id="care-assign").click(h.assign, [a_ids, a_users, a_mode], [msg], **quiet)
+            with gr.Column():
+                gr.Markdown("### Users")
+                users = gr.Dataframe(headers=USER_HEADERS, interactive=False, elem_id="care-users")
+                with gr.Row():
+                    u_name = gr.Textbox(label="User name")
+                    u_pw = gr.Textbox(label="Password (8+ characters)", type="password")
+                    u_role = gr.Dropdown(list(ROLES), value="annotator", label="Role")
+                with gr.Row():
+                    gr.Button("Add user", elem_id="care-add-user").click(h.add_user, [u_name, u_pw, u_role],
+                                                                         [msg, users, u_pw], **quiet)
+                    gr.Button("Set role", elem_id="care-set-role").click(h.set_role, [u_name, u_role], [msg, users], **quiet)
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### Import transcripts (new sessions are predicted in the background)")
+                files = gr.File(file_count="multiple", label="Files", elem_id="care-import-files")
+                fmt = gr.Dropdown(list(FORMATS), value="jsonl", label="Format")
+                predict = gr.Checkbox(value=True, label="Predict new sessions with the active model")
+                report = gr.JSON(label="Import report", visible=False)
+                gr.Button("Import", elem_id="care-import").click(h.import_files, [files, fmt, predict], [msg, report],
+                                                                 api_name="import_sessions", show_progress="minimal")
+            with gr.Column():
+                gr.Markdown("### Export")
+                out = gr.File(label="Export (JSONL: sessions, predictions, labels)", elem_id="care-export-file")
+                gr.Button("Export store", elem_id="care-export").click(h.export, [], [out], api_name="export_store")
+                gr.Markdown("### Predict jobs")
+                jobs = gr.HTML(js_on_load=None, elem_id="care-jobs")
+        timer = gr.Timer(2.0, active=False)
+        timer.tick(h.jobs, [], [jobs], **quiet)
+    ctx.on_load(h.on_load, [], [tab, timer, unassigned, users])
+    return h

@@ -1,0 +1,141 @@
+"""``build_app(repo, predictor)``: the review app as a Gradio Blocks, built from tabs.
+
+A tab is a module with ``build_tab(ctx)`` that creates its components and events inside the
+open Blocks and may register page-load hooks with ``ctx.on_load(fn, inputs, outputs)``.
+:data:`DEFAULT_TABS` lists the tab modules in order; pass ``tabs=[...]`` to build_app, or
+append to the list, to add one (human evaluation, models & training, ...).
+
+The returned :class:`StudioBlocks` carries safe launch defaults, so ``demo.launch(...)`` from a
+test or from ``annotate_app.py`` cannot forget them: login against the store's users, no public
+link (``share`` is refused unless the app is the demo), no file paths served (``allowed_paths``
+empty, the store folder blocked), no run history (it would keep transcripts in the browser),
+no MCP server, no monitoring page, CSS/JS/theme of the studio.
+
+Building starts nothing: no server, thread or model load; the predict worker starts on the
+first job.
+"""
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from care_model.errors import ConfigError  # noqa: E402
+from care_model.wai import load_form  # noqa: E402
+
+from . import api, ui  # noqa: E402
+from .jobs import PredictJobs  # noqa: E402
+
+DEFAULT_TABS = ["studio.review_tab", "studio.admin_tab"]
+TITLE = "CARE Review Studio"
+
+
+class ShareRefused(ConfigError):
+    """A public link was asked for outside the demo."""
+
+
+SHARE_REFUSED = ("Public links (share) are refused: this app serves health data from a real store.",
+                 "Serve it on your network with --host, or run the demo (--demo --share), which has no store.")
+
+
+@dataclass
+class AppContext:
+    """What every tab's handlers need; one per app (no per-user data here)."""
+
+    repo: Any
+    predictor: Any = None
+    jobs: PredictJobs | None = None
+    demo: bool = False
+    form: Any = field(default_factory=load_form)
+    loads: list = field(default_factory=list)
+    components: dict = field(default_factory=dict)  # named components tabs share (e.g. "user_html")
+
+    def on_load(self, fn: Callable, inputs=None, outputs=None, **kwargs) -> None:
+        """Run ``fn`` when a page loads (after login), e.g. to show a tab only to admins;
+        ``then=(fn, inputs, outputs)`` chains a second handler after it."""
+        self.loads.append((fn, inputs or [], outputs or [], kwargs))
+
+
+class StudioBlocks(gr.Blocks):
+    """gr.Blocks with the studio's safe launch defaults (see the module docstring)."""
+
+    studio_ctx: AppContext | None = None
+
+    def launch(self, *args, **kwargs):
+        ctx = self.studio_ctx
+        demo = bool(ctx and ctx.demo)
+        if kwargs.get("share") and not demo:
+            raise ShareRefused(*SHARE_REFUSED)
+        if ctx is not None and ctx.repo is not None and "auth" not in kwargs and "auth_dependency" not in kwargs:
+            kwargs["auth"] = ctx.repo.check_password
+        if ctx is not None and ctx.repo is not None:
+            kwargs.setdefault("auth_message", "CARE Review Studio: log in with your store account.")
+            blocked = list(kwargs.get("blocked_paths") or [])
+            kwargs["blocked_paths"] = blocked + [str(ctx.repo.root.resolve())]
+        kwargs["allowed_paths"] = []
+        kwargs["run_history"] = False
+        kwargs.setdefault("footer_links", ["api"])
+        kwargs.setdefault("mcp_server", False)
+        kwargs.setdefault("enable_monitoring", False)
+        kwargs.setdefault("pwa", False)
+        kwargs.setdefault("ssr_mode", False)
+        kwargs.setdefault("show_error", True)
+        kwargs.setdefault("css", ui.CSS)
+        kwargs.setdefault("js", ui.JS)
+        kwargs.setdefault("theme", ui.theme())
+        return super().launch(*args, **kwargs)
+
+    def close(self, *args, **kwargs):
+        ctx = self.studio_ctx
+        if ctx is not None and ctx.jobs is not None:
+            ctx.jobs.close(timeout=1.0)
+        return super().close(*args, **kwargs)
+
+
+def _tab_module(tab):
+    return importlib.import_module(tab) if isinstance(tab, str) else tab
+
+
+def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioBlocks:
+    """The review app over ``repo`` with ``predictor`` (anything with ``model_version`` and
+    ``predict_session``; None: no predictions from this app). Returns an unlaunched Blocks."""
+    ctx = AppContext(repo=repo, predictor=predictor,
+                     jobs=PredictJobs(repo, predictor) if predictor is not None else None)
+    with StudioBlocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        demo.studio_ctx = ctx
+        user_html = gr.HTML(f'<div id="care-topbar"><span class="care-brand">{title}</span></div>',
+                            elem_id="care-topbar-box", js_on_load=None)
+        ctx.components["user_html"] = user_html
+        ctx.on_load(Shell(ctx).topbar, [], [user_html])
+        api.build_tab(ctx)  # the JSON endpoints (no components) first: they own their api_names
+        with gr.Tabs(elem_id="care-tabs"):
+            for tab in (DEFAULT_TABS if tabs is None else tabs):
+                _tab_module(tab).build_tab(ctx)
+        for fn, inputs, outputs, kwargs in ctx.loads:
+            then = kwargs.pop("then", None)
+            dep = demo.load(fn, inputs, outputs, api_visibility="private", show_progress="hidden", **kwargs)
+            if then is not None:
+                dep.then(*then, api_visibility="private", show_progress="hidden")
+    demo.queue(default_concurrency_limit=8)
+    return demo
+
+
+class Shell:
+    """Handlers of the page frame (top bar)."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+
+    def topbar(self, request: gr.Request):
+        from .render import esc
+
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        model = self.ctx.jobs.model_version if self.ctx.jobs else "none"
+        return (f'<div id="care-topbar"><span class="care-brand">{TITLE}</span>'
+                f'<span>Signed in as <b id="care-user">{esc(access.username)}</b> ({esc(access.role)}) · '
+                f'model {esc(model)} · <a href="/logout">Log out</a></span></div>')

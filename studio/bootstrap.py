@@ -1,0 +1,97 @@
+"""First run of a store: import the bundled sample sessions and their predictions, create the
+first admin account; plus the lazily loaded default predictor.
+
+* Samples: ``data/sessions.jsonl`` (sessions, ``jsonl`` format) and
+  ``data/sample_predictions.jsonl`` (one ``Prediction.to_dict()`` per line, made by the
+  embedded default through the project's predict command; see data/README.md) are imported
+  into an empty store, all or nothing, so the first screen shows predictions at once.
+* Admin: if the store has no users, one admin is created from ``--admin-user`` /
+  ``--admin-password`` (or ``CARE_ADMIN_USER`` / ``CARE_ADMIN_PASSWORD``); without a password a
+  random one is generated and printed once. Only its salted hash is stored.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from pathlib import Path
+
+from care_model.errors import ImportFormatError
+from care_model.records import Prediction
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SESSIONS_FILE = "sessions.jsonl"
+PREDICTIONS_FILE = "sample_predictions.jsonl"
+
+
+def read_predictions(path: Path) -> list[Prediction]:
+    preds = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ImportFormatError(f"{path}:{lineno}: not valid JSON ({err.msg}).",
+                                        "Regenerate the file with the command in data/README.md.") from None
+            preds.append(Prediction.from_dict(data))
+    return preds
+
+
+def import_samples(repo, data_dir: Path | str = DATA_DIR, *, actor: str = "system:first-run") -> dict | None:
+    """Import the sample sessions (and their predictions, if present) into an empty store."""
+    data_dir = Path(data_dir)
+    sessions = data_dir / SESSIONS_FILE
+    if repo.session_ids() or not sessions.is_file():
+        return None
+    from store.formats import read_files
+
+    batch = read_files([sessions], "jsonl")
+    preds_file = data_dir / PREDICTIONS_FILE
+    if preds_file.is_file():
+        ids = {s.id for s in batch.sessions}
+        batch.predictions.extend(p for p in read_predictions(preds_file) if p.session_id in ids)
+    return repo.import_batch(batch, actor=actor).to_dict()
+
+
+def ensure_admin(repo, username: str | None = None, password: str | None = None) -> tuple[str, str | None] | None:
+    """Create the first admin if the store has no users: (name, generated password or None)."""
+    if repo.has_users():
+        return None
+    username = username or "admin"
+    generated = None
+    if not password:
+        password = generated = secrets.token_urlsafe(12)
+    repo.add_user(username, password, "admin", actor="system:first-run")
+    return username, generated
+
+
+class LazyPredictor:
+    """The predictor of a model spec, loaded on the first prediction (in the worker thread), so
+    the app starts at once. ``model_version`` is known without loading anything."""
+
+    def __init__(self, spec, factory=None):
+        from care_model.models import model_version_id
+
+        self.spec = spec
+        self.model_version = model_version_id(spec)
+        self._factory = factory
+        self._inner = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._inner is None:
+                if self._factory is not None:
+                    self._inner = self._factory(self.spec)
+                else:
+                    from care_model.predict import Predictor
+
+                    self._inner = Predictor(self.spec)
+            return self._inner
+
+    def predict_session(self, session, *, scores_only: bool = False, items=None, progress=None):
+        if progress:
+            progress(0.0, "loading the model")
+        return self._load().predict_session(session, scores_only=scores_only, items=items, progress=progress)

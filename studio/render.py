@@ -1,0 +1,199 @@
+"""HTML for the review screen. Every piece of user or model text goes through :func:`esc`.
+
+Transcripts, rationales, quotes, item texts, user names and session ids can all contain markup
+(a transcript may quote ``<script>``); nothing here builds HTML from them without
+``html.escape``. Only the fixed markup written in this module is trusted. Numbers are formatted,
+never interpolated raw.
+"""
+from __future__ import annotations
+
+import difflib
+import html
+import re
+
+from care_model.records import CHANGE_REASONS
+
+SPEAKER_NAMES = {"en": {"counselor": "Counselor", "client": "Client"}, "zh": {"counselor": "咨询师", "client": "来访者"}}
+STATE_BADGES = {"unreviewed": ("Unreviewed", "st-unreviewed"), "draft": ("Draft saved", "st-draft"),
+                "submitted": ("Submitted", "st-submitted")}
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{float(value):.{digits}f}"
+
+
+def speaker(name: str, language: str = "en") -> str:
+    return SPEAKER_NAMES.get(language, SPEAKER_NAMES["en"]).get(name, name)
+
+
+def transcript_html(session: dict) -> str:
+    """Numbered, speaker-marked turns; each turn is ``#care-turn-<index>`` for evidence links."""
+    lang = session.get("language", "en")
+    rows = []
+    for t in session["turns"]:
+        i = int(t["index"])
+        rows.append(f'<div class="care-turn sp-{esc(t["speaker"])}" id="care-turn-{i}" data-idx="{i}">'
+                    f'<span class="tn">{i}</span><span class="sp">{esc(speaker(t["speaker"], lang))}</span>'
+                    f'<span class="tx">{esc(t["text"])}</span></div>')
+    return f'<div class="care-transcript-inner" lang="{esc(lang)}">{"".join(rows)}</div>'
+
+
+def session_header_html(view: dict) -> str:
+    s = view["session"]
+    bits = [f'<b>{esc(s["id"])}</b>', esc(s["language"]), f'{len(s["turns"])} turns']
+    if s.get("client_id"):
+        bits.append(f'client {esc(s["client_id"])}')
+    bits.append(f'model {esc(view["model_version"] or "none")}')
+    mode = {"shared": "shared coding", "independent": "independent coding", "unassigned": "not assigned"}[view["mode"]]
+    bits.append(mode + (f' ({esc(", ".join(view["annotators"]))})' if view["annotators"] else ""))
+    note = f'<div class="care-note">{esc(view["note"])}</div>' if view.get("note") else ""
+    return f'<div class="care-sess-head">{" · ".join(bits)} · <span class="care-status">{esc(view["status"])}</span></div>{note}'
+
+
+def evidence_chips(turns: list[int], label: str = "Evidence") -> str:
+    if not turns:
+        return f'<span class="care-muted">{esc(label)}: none</span>'
+    chips = "".join(f'<button type="button" class="ev-chip" data-turn="{int(t)}" title="Show turn {int(t)}">'
+                    f'{int(t)}</button>' for t in turns)
+    return f'<span class="care-muted">{esc(label)}:</span> {chips}'
+
+
+def card_head_html(item: dict, dimension_name: str, saved_by: str = "") -> str:
+    text, cls = STATE_BADGES[item["state"]]
+    lab = item.get("label")
+    who = f' v{int(lab["version"])} by {esc(lab["updated_by"])}' if lab else ""
+    return (f'<div class="care-card-head"><span class="care-item-no">{int(item["item"])}</span>'
+            f'<span class="care-item-text">{esc(item["text"])}</span>'
+            f'<span class="care-dim">{esc(dimension_name)}</span>'
+            f'<span class="care-badge {cls}">{esc(text)}{who}</span></div>')
+
+
+def probs_html(probs: list[float], scale: dict) -> str:
+    if not probs:
+        return ""
+    top = max(probs)
+    cells = []
+    for k, p in enumerate(probs, start=1):
+        width = int(round(100 * float(p)))
+        cells.append(f'<div class="pb-row{" pb-top" if p == top else ""}"><span class="pb-k">{k}</span>'
+                     f'<span class="pb-bar"><span style="width:{width}%"></span></span>'
+                     f'<span class="pb-v">{float(p):.2f}</span></div>')
+    return f'<div class="care-probs" title="P(option) at the score position">{"".join(cells)}</div>'
+
+
+def model_html(pred: dict | None, scale: dict) -> str:
+    """The model's suggestion for one item: score, expected score, probabilities, rationale, evidence."""
+    if not pred:
+        return '<div class="care-model care-empty">No model suggestion for this item yet (use Predict).</div>'
+    score = pred.get("score")
+    label = scale.get(str(score), "") if score is not None else ""
+    head = (f'<div class="care-model-score"><span class="care-muted">Model</span> '
+            f'<b>{"–" if score is None else int(score)}</b> {esc(label)} '
+            f'<span class="care-muted">· expected {_num(pred.get("expected_score"))}</span></div>')
+    warn = ""
+    if pred.get("parse_status") == "failed":
+        warn = f'<div class="care-warn">The model\'s answer could not be read: {esc(pred.get("parse_error"))}</div>'
+    unsupported = ""
+    if pred.get("unsupported_quotes"):
+        unsupported = ('<div class="care-warn">Quotes not found in the transcript: '
+                       + "; ".join(f"\u201c{esc(q)}\u201d" for q in pred["unsupported_quotes"]) + "</div>")
+    rationale = esc(pred.get("rationale") or "") or '<span class="care-muted">(no rationale)</span>'
+    return (f'<div class="care-model"><div class="care-model-top">{head}{probs_html(pred.get("probs") or [], scale)}</div>'
+            f'<div class="care-rationale">{rationale}</div>'
+            f'<div class="care-evidence">{evidence_chips(pred.get("evidence") or [], "Model evidence")}</div>'
+            f'{unsupported}{warn}</div>')
+
+
+_TOKEN = re.compile(r"\s+|[^\s]+")
+
+
+def diff_html(before: str, after: str) -> str:
+    """Word diff of the model's rationale (``before``) against the expert's (``after``)."""
+    a, b = _TOKEN.findall(before or ""), _TOKEN.findall(after or "")
+    if a == b:
+        return '<span class="care-muted">Same as the model\'s rationale.</span>'
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(esc("".join(a[i1:i2])))
+        if op in ("delete", "replace"):
+            out.append(f'<del>{esc("".join(a[i1:i2]))}</del>')
+        if op in ("insert", "replace"):
+            out.append(f'<ins>{esc("".join(b[j1:j2]))}</ins>')
+    return f'<div class="care-diff">{"".join(out)}</div>'
+
+
+def feedback_html(checks: list[dict], pred: dict | None, draft: dict, *, pending: bool = False) -> str:
+    """The card's checks and the diff of the model's rationale against the expert's."""
+    rows = []
+    for c in checks:
+        cls = "chk-block" if c["blocking"] else "chk-warn"
+        rows.append(f'<li class="{cls}" data-code="{esc(c["code"])}">{esc(c["message"])}</li>')
+    checks_part = (f'<ul class="care-checks">{"".join(rows)}</ul>' if rows
+                   else '<div class="care-ok">Ready to submit.</div>')
+    mine = evidence_chips(draft.get("evidence") or [], "Your evidence")
+    reasons = ", ".join(CHANGE_REASONS.get(r, r) for r in draft.get("change_reasons") or [])
+    pend = '<span class="care-pending">unsaved changes</span>' if pending else ""
+    diff = ""
+    if pred is not None:
+        diff = (f'<details class="care-diff-box"{" open" if (draft.get("rationale") or "") != (pred.get("rationale") or "") else ""}>'
+                f'<summary>Model rationale → yours</summary>{diff_html(pred.get("rationale") or "", draft.get("rationale") or "")}</details>')
+    why = f'<div class="care-muted">Why changed: {esc(reasons)}</div>' if reasons else ""
+    return f'<div class="care-feedback">{pend}{checks_part}<div class="care-evidence">{mine}</div>{why}{diff}</div>'
+
+
+def summary_html(summary: dict) -> str:
+    """Dimension means of the model, the expert and, where present, the client's self-report."""
+    cols = [("Model", summary["model"]), ("Model (expected)", summary["model_expected"]), ("Expert", summary["expert"])]
+    if summary.get("client"):
+        cols.append(("Client self-report", summary["client"]))
+    if summary.get("counselor"):
+        cols.append(("Counselor", summary["counselor"]))
+    head = "".join(f"<th>{esc(name)}</th>" for name, _ in cols)
+    body = "".join(
+        f'<tr><th>{esc(d["name"])}</th>' + "".join(f"<td>{_num(vals.get(d['key']))}</td>" for _, vals in cols) + "</tr>"
+        for d in summary["dimensions"])
+    return f'<table class="care-summary"><tr><th></th>{head}</tr>{body}</table>'
+
+
+def status_html(message: str, kind: str = "ok") -> str:
+    kind = kind if kind in ("ok", "busy", "warn", "error", "idle") else "ok"
+    return f'<div class="care-save care-save-{kind}" data-kind="{kind}">{esc(message)}</div>'
+
+
+def conflict_html(item: int, item_text: str, theirs: dict | None, yours: dict, scale: dict) -> str:
+    """Both versions of an item side by side, for the expert to choose or merge."""
+    def side(title, d, meta=""):
+        score = d.get("score")
+        return (f'<div class="care-side"><div class="care-side-title">{esc(title)}{meta}</div>'
+                f'<div><b>Score:</b> {"–" if score is None else int(score)} {esc(scale.get(str(score), ""))}</div>'
+                f'<div class="care-rationale">{esc(d.get("rationale") or "")}</div>'
+                f'<div>{evidence_chips(d.get("evidence") or [], "Evidence")}</div></div>')
+
+    theirs = theirs or {}
+    meta = f' <span class="care-muted">(v{int(theirs.get("version", 0))} by {esc(theirs.get("updated_by", "?"))}, ' \
+           f'{esc((theirs.get("updated_at") or "")[:19].replace("T", " "))})</span>'
+    return (f'<div class="care-conflict" data-item="{int(item)}"><div class="care-conflict-title">Item {int(item)} was saved by '
+            f'{esc(theirs.get("updated_by", "someone else"))} while you were editing it: {esc(item_text)}</div>'
+            f'<div class="care-sides">{side("Their saved version", theirs, meta)}{side("Your unsaved version", yours)}</div>'
+            f'<div class="care-muted">Choose one, or edit the card to merge them and press “Keep mine”. '
+            f'Nothing was overwritten.</div>'
+            f'<details><summary>Their rationale → yours</summary>{diff_html(theirs.get("rationale") or "", yours.get("rationale") or "")}</details></div>')
+
+
+def job_html(job: dict | None) -> str:
+    if not job:
+        return ""
+    pct = int(round(100 * float(job.get("progress") or 0)))
+    state = job.get("state", "")
+    msg = job.get("message") or ""
+    if state == "failed":
+        return f'<div class="care-job care-job-failed">Prediction failed: {esc(job.get("error") or msg)}</div>'
+    if state == "done":
+        return f'<div class="care-job care-job-done">Predicted {esc(job["session_id"])} with {esc(job.get("model_version") or "")}.</div>'
+    return (f'<div class="care-job"><span>Predicting {esc(job["session_id"])}: {esc(state)} {esc(msg)}</span>'
+            f'<span class="care-jobbar"><span style="width:{pct}%"></span></span> {pct}%</div>')

@@ -1,0 +1,95 @@
+"""Helpers for the app's tests and benchmark: a review store with users, an in-process server,
+and Debian's Chromium for Playwright. Not imported by the app itself.
+"""
+from __future__ import annotations
+
+import random
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+from care_model.records import Prediction
+
+USERS = {"admin": ("admin", "admin-pass-1"), "ann": ("annotator", "ann-pass-12"),
+         "bob": ("annotator", "bob-pass-12"), "adj": ("adjudicator", "adj-pass-12")}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def password(user: str) -> str:
+    return USERS[user][1]
+
+
+def add_users(repo, users: dict = USERS) -> None:
+    for name, (role, pw) in users.items():
+        if not any(u["username"] == name for u in repo.users()):
+            repo.add_user(name, pw, role, actor="test")
+
+
+def quoting_predictions(session, model_version: str = "test-model", seed: int = 0) -> list[Prediction]:
+    """Plausible suggestions for all items: a score, peaked probabilities and a rationale that
+    quotes a few words of a client turn (so evidence links and quote checks have work to do)."""
+    rng = random.Random(f"{seed}-{session.id}")
+    client = [t for t in session.turns if t.speaker == "client"] or list(session.turns)
+    preds = []
+    for item in range(1, 13):
+        turn = rng.choice(client)
+        words = re.findall(r"\S+", turn.text)
+        start = rng.randrange(max(1, len(words) - 6))
+        quote = " ".join(words[start:start + 6]).strip("\"'“”‘’,.;:!?()")
+        score = rng.randint(1, 5)
+        peak = rng.uniform(0.35, 0.95)
+        probs = [(1 - peak) / 4] * 5
+        probs[score - 1] = peak
+        rationale = (f'The client says "{quote}" (turn {turn.index}), which suggests this happens '
+                     f'{["seldom", "sometimes", "fairly often", "very often", "always"][score - 1]}.')
+        preds.append(Prediction(id=f"{session.id}|{model_version}|{item}", session_id=session.id, item=item,
+                                model_version=model_version, score=score,
+                                expected_score=sum((k + 1) * p for k, p in enumerate(probs)), probs=probs,
+                                rationale=rationale, evidence=[turn.index], prompt_hash="test"))
+    return preds
+
+
+def make_store(root, *, sessions=None, predictions: bool = True, users: dict = USERS):
+    """A store with the sample sessions (or ``sessions``), quoting predictions and the test users."""
+    from store import Repository
+
+    from .bootstrap import DATA_DIR, SESSIONS_FILE
+
+    repo = Repository(Path(root))
+    if sessions is None:
+        from store.formats import read_files
+
+        sessions = read_files([DATA_DIR / SESSIONS_FILE], "jsonl").sessions
+    repo.add_sessions(sessions)
+    if predictions:
+        repo.add_predictions([p for s in sessions for p in quoting_predictions(s)])
+    add_users(repo, users)
+    return repo
+
+
+@contextmanager
+def serve(demo, **kwargs):
+    """Launch a built app in this process on a free port; yields its URL; closes it after."""
+    kwargs.setdefault("server_name", "127.0.0.1")
+    kwargs.setdefault("prevent_thread_lock", True)
+    kwargs.setdefault("quiet", True)
+    demo.launch(**kwargs)
+    try:
+        yield demo.local_url.rstrip("/") + "/"
+    finally:
+        demo.close()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def login(page, url: str, user: str, pw: str | None = None) -> None:
+    """Log in through Gradio's login page and wait for the review queue."""
+    page.goto(url)
+    page.fill("input[type=text]", user)
+    page.fill("input[type=password]", pw or password(user))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#care-table", timeout=30_000)

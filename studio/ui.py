@@ -1,0 +1,196 @@
+"""Gradio glue shared by the tabs: role checks, error translation, theme, CSS and keyboard JS.
+
+* :func:`require_role` is called at the top of every handler: it reads the logged-in user from
+  the request, looks up their *current* role in the store and raises ``gr.Error`` if it is not
+  allowed. Hiding a button is never the protection.
+* :func:`guard` turns the project's :class:`~care_model.errors.CareError` (problem + fix) into a
+  ``gr.Error`` that the browser shows and that ``gradio_client`` raises as ``AppError``.
+"""
+import functools
+
+import gradio as gr
+
+from care_model.errors import AuthError, CareError, PermissionDenied
+
+from .access import Access, access_of
+
+ALL_ROLES = ("annotator", "adjudicator", "admin")
+
+
+def ui_error(err: Exception) -> gr.Error:
+    return gr.Error(str(err), print_exception=False)
+
+
+def require_role(repo, request: gr.Request | None, *roles: str) -> Access:
+    """The request's user as an :class:`Access`, if their role is one of ``roles``; else gr.Error."""
+    username = getattr(request, "username", None) if request is not None else None
+    if not username:
+        raise ui_error(AuthError("Not logged in.", "Log in again."))
+    try:
+        access = access_of(repo, username)
+    except CareError as err:
+        raise ui_error(err) from None
+    if roles and access.role not in roles:
+        raise ui_error(PermissionDenied(f"{username} ({access.role}) may not do this; it needs the role "
+                                        f"{' or '.join(roles)}.", "Ask an admin if you need it."))
+    return access
+
+
+def guard(fn):
+    """Decorator: CareError -> gr.Error with the problem and the fix."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CareError as err:
+            raise ui_error(err) from None
+    return wrapper
+
+
+def theme():
+    # System fonts only: the default theme would fetch Google Fonts (no outside requests here).
+    return gr.themes.Default(primary_hue="blue", neutral_hue="slate",
+                             font=["Inter", "ui-sans-serif", "system-ui", "Segoe UI", "Arial", "sans-serif"],
+                             font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+CSS = """
+.gradio-container {max-width: 100% !important;}
+#care-topbar {display:flex; gap:1rem; align-items:center; justify-content:space-between; padding:.2rem .4rem;}
+#care-topbar .care-brand {font-weight:700; font-size:1.05rem;}
+.care-banner {background:#fff4d6; border:1px solid #e8c36a; color:#5c4300; padding:.5rem .8rem; border-radius:6px; font-weight:600;}
+.care-muted {color:#64748b; font-size:.85em;}
+.care-note {color:#92400e; font-size:.9em;}
+#care-transcript {height: calc(100vh - 215px) !important; min-height: 420px; overflow-y: auto !important;
+  border:1px solid #e2e8f0 !important; border-radius:8px; background:#fff; padding:.3rem !important;}
+#care-cards {height: calc(100vh - 165px) !important; min-height: 480px; overflow-y: auto !important; padding-right:.4rem;
+  flex-wrap: nowrap;}
+#care-session {align-items: flex-start;}
+#care-actions {align-items: center;}
+#care-actions button {flex: 0 0 auto;}
+.care-turn {display:grid; grid-template-columns: 2.6em 6.5em 1fr; gap:.35rem; padding:.35rem .4rem; border-radius:6px;
+  line-height:1.45; font-size:.93rem; scroll-margin: 2rem;}
+.care-turn.sp-client {background:#f1f7ff;}
+.care-turn .tn {color:#94a3b8; text-align:right; font-variant-numeric: tabular-nums;}
+.care-turn .sp {font-weight:600; color:#334155;}
+.care-turn.sp-client .sp {color:#1d4ed8;}
+.care-turn .tx {white-space: pre-wrap; overflow-wrap:anywhere;}
+.care-turn.care-hl {background:#fde68a !important; box-shadow: inset 4px 0 0 #d97706;}
+.care-sess-head {font-size:.95rem; padding:.2rem 0;}
+.care-dim-title {margin:.6rem 0 .1rem; font-size:1.05rem; font-weight:700; color:#0f172a; border-bottom:2px solid #cbd5e1;}
+.care-card {border:1px solid #d6dde6 !important; border-radius:10px !important; margin:.45rem 0 !important;
+  padding:.55rem .65rem !important; background:#fbfcfe !important;}
+.care-card.care-current {border-color:#2563eb !important; box-shadow:0 0 0 2px #bfdbfe;}
+.care-card-head {display:flex; gap:.5rem; align-items:baseline; flex-wrap:wrap;}
+.care-item-no {background:#1e293b; color:#fff; border-radius:5px; padding:0 .45rem; font-weight:700;}
+.care-item-text {font-weight:600; flex:1 1 20rem;}
+.care-dim {color:#475569; font-size:.8rem; text-transform:uppercase; letter-spacing:.04em;}
+.care-badge {font-size:.78rem; border-radius:999px; padding:.05rem .55rem; border:1px solid;}
+.st-unreviewed {color:#9a3412; border-color:#fdba74; background:#fff7ed;}
+.st-draft {color:#1e40af; border-color:#93c5fd; background:#eff6ff;}
+.st-submitted {color:#166534; border-color:#86efac; background:#f0fdf4;}
+.care-model {border-left:3px solid #94a3b8; padding:.3rem .6rem; margin:.35rem 0; background:#f8fafc; border-radius:4px;}
+.care-model-top {display:flex; gap:1rem; justify-content:space-between; align-items:flex-start; flex-wrap:wrap;}
+.care-model-score b {font-size:1.15rem;}
+.care-rationale {white-space:pre-wrap; overflow-wrap:anywhere; margin:.3rem 0; font-size:.92rem;}
+.care-probs {min-width: 11rem; font-size:.72rem; color:#475569;}
+.pb-row {display:grid; grid-template-columns: 1em 7rem 2.4em; gap:.3rem; align-items:center;}
+.pb-bar {height:.5rem; background:#e2e8f0; border-radius:3px; overflow:hidden; display:block;}
+.pb-bar span {display:block; height:100%; background:#94a3b8;}
+.pb-top .pb-bar span {background:#2563eb;}
+.ev-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem; margin:0 .15rem;
+  font-size:.8rem; cursor:pointer;}
+.ev-chip:hover {background:#dbeafe;}
+.care-warn {color:#b45309; font-size:.85rem;}
+.care-feedback {font-size:.87rem;}
+.care-checks {margin:.2rem 0; padding-left:1.1rem;}
+.care-checks .chk-block {color:#b91c1c;}
+.care-checks .chk-warn {color:#b45309;}
+.care-ok {color:#15803d;}
+.care-pending {color:#7c3aed; font-weight:600; font-size:.8rem;}
+.care-diff del {background:#fee2e2; color:#991b1b;}
+.care-diff ins {background:#dcfce7; color:#166534; text-decoration:none;}
+.care-diff {white-space:pre-wrap; overflow-wrap:anywhere; font-size:.88rem;}
+.care-save {font-size:.9rem; padding:.35rem .6rem; border-radius:6px; border:1px solid #e2e8f0;}
+.care-save-ok {color:#166534; background:#f0fdf4; border-color:#bbf7d0;}
+.care-save-busy {color:#6d28d9; background:#f5f3ff; border-color:#ddd6fe;}
+.care-save-warn {color:#92400e; background:#fffbeb; border-color:#fde68a;}
+.care-save-error {color:#991b1b; background:#fef2f2; border-color:#fecaca;}
+.care-save-idle {color:#475569;}
+.care-summary {border-collapse:collapse; font-size:.88rem; margin:.2rem 0;}
+.care-summary th, .care-summary td {border:1px solid #e2e8f0; padding:.15rem .55rem; text-align:center;}
+.care-conflict {border:2px solid #f59e0b; background:#fffbeb; border-radius:8px; padding:.5rem .7rem;}
+.care-conflict-title {font-weight:700; margin-bottom:.3rem;}
+.care-sides {display:grid; grid-template-columns:1fr 1fr; gap:.6rem;}
+.care-side {background:#fff; border:1px solid #e5e7eb; border-radius:6px; padding:.4rem .5rem;}
+.care-side-title {font-weight:600;}
+.care-job {display:flex; gap:.6rem; align-items:center; font-size:.88rem;}
+.care-jobbar {display:inline-block; width:10rem; height:.55rem; background:#e2e8f0; border-radius:3px; overflow:hidden;}
+.care-jobbar span {display:block; height:100%; background:#7c3aed;}
+.care-job-failed {color:#991b1b;}
+.care-job-done {color:#166534;}
+.care-keys {font-size:.8rem; color:#64748b;}
+.care-keys kbd {border:1px solid #cbd5e1; border-bottom-width:2px; border-radius:4px; padding:0 .3rem; background:#f8fafc;}
+"""
+
+# Keyboard (outside text fields): j/k or Alt+Down/Up next/previous item, 1-5 score, a accept the
+# model's suggestion; anywhere: Ctrl+S save, Ctrl+Enter submit. Evidence chips scroll the
+# transcript to their turn and highlight it.
+JS = r"""
+() => {
+  if (window.__careKeys) return;
+  window.__careKeys = true;
+  const cards = () => Array.from(document.querySelectorAll('.care-card')).filter(c => c.offsetParent !== null);
+  let cur = 0;
+  const setCur = (i, scroll) => {
+    const cs = cards(); if (!cs.length) return;
+    cur = Math.max(0, Math.min(cs.length - 1, i));
+    cs.forEach((c, k) => c.classList.toggle('care-current', k === cur));
+    if (scroll) cs[cur].scrollIntoView({block: 'start', behavior: 'smooth'});
+    window.__careCurrent = cs[cur].id;
+  };
+  const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
+  const showTurn = n => {
+    const t = document.getElementById('care-turn-' + n); if (!t) return;
+    document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
+    t.classList.add('care-hl');
+    t.scrollIntoView({block: 'center', behavior: 'smooth'});
+  };
+  window.careShowTurn = showTurn;
+  document.addEventListener('click', e => {
+    const chip = e.target.closest('.ev-chip');
+    if (chip) { e.preventDefault(); showTurn(chip.dataset.turn); }
+    const c = e.target.closest('.care-card');
+    if (c) { const i = cards().indexOf(c); if (i >= 0) setCur(i, false); }
+  }, true);
+  document.addEventListener('focusin', e => {
+    const c = e.target.closest && e.target.closest('.care-card');
+    if (c) { const i = cards().indexOf(c); if (i >= 0) setCur(i, false); }
+  });
+  document.addEventListener('keydown', e => {
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && (e.key === 's' || e.key === 'S')) { e.preventDefault(); click('#care-save'); return; }
+    if (mod && e.key === 'Enter') { e.preventDefault(); click('#care-submit'); return; }
+    if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+      e.preventDefault(); if (document.activeElement) document.activeElement.blur();
+      setCur(cur + (e.key === 'ArrowDown' ? 1 : -1), true); return;
+    }
+    const t = e.target;
+    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)) && t.type !== 'radio' && t.type !== 'checkbox';
+    if (typing || mod || e.altKey) return;
+    const cs = cards(); if (!cs.length) return;
+    if (e.key === 'j' || e.key === 'n') { e.preventDefault(); setCur(cur + 1, true); }
+    else if (e.key === 'k' || e.key === 'p') { e.preventDefault(); setCur(cur - 1, true); }
+    else if (/^[1-5]$/.test(e.key)) {
+      const radios = cs[cur].querySelectorAll('.care-score input[type=radio]');
+      const r = radios[parseInt(e.key, 10) - 1]; if (r) { e.preventDefault(); r.click(); }
+    } else if (e.key === 'a') {
+      const b = cs[cur].querySelector('.care-accept'); if (b) { e.preventDefault(); b.click(); }
+    }
+  });
+}
+"""
+
+KEYS_HELP = ('<div class="care-keys">Keys: <kbd>j</kbd>/<kbd>k</kbd> or <kbd>Alt</kbd>+<kbd>↓</kbd>/<kbd>↑</kbd> '
+             'next/previous item · <kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept the model · '
+             '<kbd>Ctrl</kbd>+<kbd>S</kbd> save · <kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit</div>')
