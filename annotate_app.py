@@ -33,8 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python annotate_app.py", description="CARE Review Studio (review app).")
     ap.add_argument("--store", default=os.environ.get("CARE_STORE", DEFAULT_STORE),
                     help="store folder (created on first run; default ./care_store or CARE_STORE)")
-    ap.add_argument("--model", default=os.environ.get("CARE_MODEL", "smollm2"),
-                    help="base model: 'smollm2' (embedded default) or a local model folder")
+    ap.add_argument("--model", default=os.environ.get("CARE_MODEL"),
+                    help="base model: 'smollm2' (the embedded default) or a local model folder; "
+                         "default: the store's active model version, else smollm2")
     ap.add_argument("--adapter", default=os.environ.get("CARE_ADAPTER"), help="LoRA adapter folder (optional)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -59,19 +60,22 @@ def main(argv=None) -> int:
         return 2
     try:
         from care_model.models import ModelSpec
-        from studio.bootstrap import LazyPredictor
 
-        predictor = LazyPredictor(ModelSpec(base=args.model, adapter=args.adapter, device=args.device))
+        pinned = bool(args.model or args.adapter)
+        spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter, device=args.device)
         if args.demo:
+            from care_model.predict import Predictor
+
             from studio.demo import build_demo
 
-            demo = build_demo(predictor)
+            demo = build_demo(Predictor(spec))
             demo.launch(server_name=args.host, server_port=args.port, share=args.share)
             return 0
         from store import Repository
-        from studio.bootstrap import ensure_admin, import_samples
+        from studio.bootstrap import ActivePredictor, ensure_admin, import_samples
 
         repo = Repository(args.store)
+        predictor = ActivePredictor(repo, spec, pinned=pinned)
         if not args.no_samples:
             report = import_samples(repo)
             if report:

@@ -134,8 +134,10 @@ class Shell:
     def topbar(self, request: gr.Request):
         from .render import esc
 
+        from .access import active_model_version
+
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
-        model = self.ctx.jobs.model_version if self.ctx.jobs else "none"
+        model = active_model_version(self.ctx.repo, self.ctx.predictor) or "none"
         return (f'<div id="care-topbar"><span class="care-brand">{TITLE}</span>'
                 f'<span>Signed in as <b id="care-user">{esc(access.username)}</b> ({esc(access.role)}) · '
                 f'model {esc(model)} · <a href="/logout">Log out</a></span></div>')

@@ -67,31 +67,30 @@ def ensure_admin(repo, username: str | None = None, password: str | None = None)
     return username, generated
 
 
-class LazyPredictor:
-    """The predictor of a model spec, loaded on the first prediction (in the worker thread), so
-    the app starts at once. ``model_version`` is known without loading anything."""
+class ActivePredictor:
+    """Predicts with the store's active model version when one was promoted (the retraining
+    tab records it; :func:`care_model.predict.active_spec`), else with ``spec`` (``--model``).
+    With ``pinned`` the given spec is always used. Predictors are cheap to make and load their
+    model on the first prediction, so the app starts at once."""
 
-    def __init__(self, spec, factory=None):
-        from care_model.models import model_version_id
-
-        self.spec = spec
-        self.model_version = model_version_id(spec)
-        self._factory = factory
-        self._inner = None
+    def __init__(self, repo, spec=None, *, pinned: bool = False, config=None):
+        self.repo, self.spec, self.pinned, self.config = repo, spec, pinned, config
+        self._cache: dict = {}
         self._lock = threading.Lock()
 
-    def _load(self):
-        with self._lock:
-            if self._inner is None:
-                if self._factory is not None:
-                    self._inner = self._factory(self.spec)
-                else:
-                    from care_model.predict import Predictor
+    def current(self):
+        from care_model.models import ModelSpec
+        from care_model.predict import Predictor, active_spec
 
-                    self._inner = Predictor(self.spec)
-            return self._inner
+        spec = (None if self.pinned else active_spec(self.repo)) or self.spec or ModelSpec()
+        with self._lock:
+            if spec not in self._cache:
+                self._cache[spec] = Predictor(spec, self.config)
+            return self._cache[spec]
+
+    @property
+    def model_version(self) -> str:
+        return self.current().model_version
 
     def predict_session(self, session, *, scores_only: bool = False, items=None, progress=None):
-        if progress:
-            progress(0.0, "loading the model")
-        return self._load().predict_session(session, scores_only=scores_only, items=items, progress=progress)
+        return self.current().predict_session(session, scores_only=scores_only, items=items, progress=progress)
