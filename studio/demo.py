@@ -1,0 +1,170 @@
+"""The public demo (``python annotate_app.py --demo [--share]``): the model on the bundled sample
+sessions or on a transcript pasted in. It has **no store**: no login, no labels, nothing saved,
+no path to any real data, so it is the only app that may be shared with a public link.
+
+Sample sessions show the embedded default's stored predictions at once (``data/``); "Predict"
+runs the model (one request at a time, with progress). Pasted text is parsed like the ``text``
+import format (``Counselor: ...`` / ``Client: ...`` or ``咨询师：`` / ``来访者：`` lines) and
+limited to :data:`MAX_CHARS`.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from care_model.errors import CareError, ValidationError
+from care_model.records import Session
+from care_model.wai import load_form
+
+from . import render, review, ui
+from .app import AppContext, StudioBlocks
+from .bootstrap import DATA_DIR, PREDICTIONS_FILE, SESSIONS_FILE, read_predictions
+
+MAX_CHARS = 60_000
+BANNER = ("DEMO: the model on synthetic sample sessions or on text you paste. Nothing is saved and this demo "
+          "has no access to any store; do not paste real clients' transcripts.")
+EXAMPLE = ("Counselor: What would you like to focus on today?\n"
+           "Client: I keep putting off the job applications and then I feel awful about it.\n"
+           "Counselor: Shall we pick one small step for this week together?\n"
+           "Client: Yes. I think I can send one application by Friday.")
+
+
+def load_samples(data_dir: Path = DATA_DIR) -> tuple[dict[str, Session], dict[str, list]]:
+    from store.formats import read_files
+
+    sessions = {}
+    if (data_dir / SESSIONS_FILE).is_file():
+        sessions = {s.id: s for s in read_files([data_dir / SESSIONS_FILE], "jsonl").sessions}
+    preds: dict[str, list] = {}
+    if (data_dir / PREDICTIONS_FILE).is_file():
+        for p in read_predictions(data_dir / PREDICTIONS_FILE):
+            preds.setdefault(p.session_id, []).append(p)
+    return sessions, preds
+
+
+def parse_pasted(text: str, language: str | None = None) -> Session:
+    """A session from pasted ``Label: text`` lines (the ``text`` import format)."""
+    from store.formats import read_files
+
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError("Nothing was pasted.", "Paste a transcript with 'Counselor:' and 'Client:' lines.")
+    if len(text) > MAX_CHARS:
+        raise ValidationError(f"The transcript has {len(text)} characters; the demo takes up to {MAX_CHARS}.",
+                              "Paste a shorter excerpt.")
+    with tempfile.TemporaryDirectory(prefix="care-demo-") as tmp:
+        path = Path(tmp) / "pasted.txt"
+        path.write_text(text, encoding="utf-8")
+        try:
+            batch = read_files([path], "text", language=language or None)
+        except CareError as err:
+            raise ValidationError(str(err.problem).replace(str(path), "pasted text"), err.fix) from None
+    session = batch.sessions[0]
+    session.id = "pasted"
+    return session
+
+
+def result_html(session: Session, preds: list, form) -> tuple[str, str, str]:
+    """Transcript, summary and the 12 read-only cards grouped by dimension."""
+    lang = session.language if session.language in form.languages else "en"
+    scale = {str(k): v for k, v in form.scale_labels(lang).items()}
+    by_item = {p.item: review.prediction_dict(p) for p in preds}
+    items = [{"item": it.id, "prediction": by_item.get(it.id), "label": None} for it in form.items]
+    summary = render.summary_html(review.summary(form, items, session))
+    cards = []
+    for dim in form.dimensions:
+        cards.append(f'<div class="care-dim-title">{render.esc(dim.name(lang))}</div>')
+        for i in dim.item_ids:
+            head = render.card_head_html({"item": i, "text": form.item_text(i, "client", lang), "state": "unreviewed",
+                                          "label": None}, dim.name(lang)).replace(
+                '<span class="care-badge st-unreviewed">Unreviewed</span>', "")
+            cards.append(f'<div class="care-card" id="demo-card-{i}">{head}{render.model_html(by_item.get(i), scale)}</div>')
+    sess = {"id": session.id, "language": session.language, "turns": [t.to_dict() for t in session.turns]}
+    return render.transcript_html(sess), summary, "".join(cards)
+
+
+class DemoUI:
+    def __init__(self, predictor, sessions: dict, preds: dict):
+        self.predictor, self.sessions, self.preds = predictor, sessions, preds
+        self.form = load_form()
+
+    def _session(self, source: str, sample_id: str, pasted: str, language: str) -> Session:
+        if source == "sample":
+            if sample_id not in self.sessions:
+                raise ValidationError(f"Unknown sample {sample_id!r}.", "Pick one from the list.")
+            return self.sessions[sample_id]
+        return parse_pasted(pasted, None if language == "auto" else language)
+
+    @ui.guard
+    def show(self, source: str, sample_id: str, pasted: str, language: str):
+        """Show a sample with its stored predictions (no model run)."""
+        if source != "sample" or not sample_id:
+            return gr.skip(), gr.skip(), gr.skip(), render.status_html("Press Predict to run the model on the pasted text.", "idle")
+        session = self._session(source, sample_id, pasted, language)
+        preds = self.preds.get(session.id, [])
+        msg = (f"Stored predictions of {preds[0].model_version} for {session.id}." if preds
+               else f"No stored predictions for {session.id}: press Predict.")
+        return (*result_html(session, preds, self.form), render.status_html(msg, "ok" if preds else "idle"))
+
+    @ui.guard
+    def predict(self, source: str, sample_id: str, pasted: str, language: str, progress=gr.Progress()):
+        session = self._session(source, sample_id, pasted, language)
+        if self.predictor is None:
+            raise ValidationError("This demo has no model.", "Start it with python annotate_app.py --demo.")
+        progress(0.0, desc="loading the model")
+        preds = self.predictor.predict_session(session, progress=lambda f, m: progress(f, desc=m))
+        return (*result_html(session, preds, self.form),
+                render.status_html(f"Predicted with {getattr(self.predictor, 'model_version', 'the model')}.", "ok"))
+
+    def demo_predict(self, transcript: str, language: str = "auto") -> dict:
+        """API: predictions for a pasted transcript (``Counselor: ...`` / ``Client: ...`` lines)."""
+        try:
+            session = parse_pasted(transcript, None if language == "auto" else language)
+            preds = self.predictor.predict_session(session)
+        except CareError as err:
+            raise ui.ui_error(err) from None
+        return {"turns": len(session.turns), "language": session.language,
+                "predictions": [review.prediction_dict(p) for p in preds]}
+
+
+def build_demo(predictor, *, data_dir: Path = DATA_DIR) -> StudioBlocks:
+    """The demo app: no repository anywhere (``ctx.repo`` is None), so ``share`` is allowed."""
+    sessions, preds = load_samples(Path(data_dir))
+    h = DemoUI(predictor, sessions, preds)
+    ctx = AppContext(repo=None, predictor=predictor, demo=True)
+    choices = [(f'{s.id} · {s.metadata.get("topic", s.language)}', s.id) for s in sessions.values()]
+    with StudioBlocks(title="CARE Review Studio: demo", analytics_enabled=False) as demo:
+        demo.studio_ctx = ctx
+        gr.HTML(f'<div class="care-banner" id="care-demo-banner">{render.esc(BANNER)}</div>', js_on_load=None)
+        with gr.Row():
+            source = gr.Radio([("Sample session", "sample"), ("Paste a transcript", "pasted")], value="sample",
+                              label="Transcript", elem_id="demo-source")
+            sample = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Sample session",
+                                 elem_id="demo-sample")
+            language = gr.Dropdown([("Detect", "auto"), ("English", "en"), ("Chinese", "zh")], value="auto",
+                                   label="Language of pasted text")
+        pasted = gr.Textbox(label=f"Pasted transcript (up to {MAX_CHARS:,} characters; not stored)", lines=5,
+                            value=EXAMPLE, elem_id="demo-pasted")
+        with gr.Row():
+            run = gr.Button("Predict", variant="primary", elem_id="demo-predict")
+            status = gr.HTML(js_on_load=None, elem_id="demo-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                transcript = gr.HTML(js_on_load=None, elem_id="care-transcript")
+            with gr.Column(scale=7, elem_id="care-cards"):
+                summary = gr.HTML(js_on_load=None)
+                cards = gr.HTML(js_on_load=None, elem_id="demo-cards")
+        outs = [transcript, summary, cards, status]
+        ins = [source, sample, pasted, language]
+        quiet = dict(api_visibility="private", show_progress="hidden")
+        for trig in (sample.change, source.change):
+            trig(h.show, ins, outs, **quiet)
+        demo.load(h.show, ins, outs, **quiet)
+        run.click(h.predict, ins, outs, api_visibility="private", concurrency_limit=1, concurrency_id="demo-model")
+        if predictor is not None:
+            gr.api(h.demo_predict, api_name="demo_predict", concurrency_limit=1, concurrency_id="demo-model")
+    demo.queue(default_concurrency_limit=4, max_size=20)
+    return demo
+
+
