@@ -210,17 +210,6 @@ def write_sample_predictions(out: Path = SAMPLE_PREDICTIONS, spec: ModelSpec | N
     return counts
 
 
-def active_spec(repo) -> ModelSpec | None:
-    """The model spec of the store's active model version, if one was promoted."""
-    settings = repo.collection("settings").get("active_model")
-    if not settings:
-        return None
-    doc = repo.collection("model_versions").get(settings["model_version"])
-    if not doc or not doc.get("base"):
-        return None
-    return ModelSpec(base=doc["base"], adapter=doc.get("adapter_path") or doc.get("adapter"))
-
-
 # ---------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m care_model.predict", description=__doc__,
@@ -257,7 +246,9 @@ def run(argv=None) -> dict:
         elif args.model or args.adapter:
             spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter)
         else:
-            spec = active_spec(repo) or ModelSpec()
+            from .versions import active_spec
+
+            spec = active_spec(repo, ModelSpec())
         predictor = Predictor(spec, config)
         return predict_into_store(repo, predictor, args.session, scores_only=args.scores_only, force=args.force)
 
