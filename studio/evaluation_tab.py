@@ -1,0 +1,620 @@
+"""The Human evaluation tabs: raters rate rationales blind; admins create campaigns and read results.
+
+* **Human evaluation** (everyone): pick a campaign you rate, then one task at a time: the
+  transcript, the item and either one rationale to score on Faithfulness, Relevance and
+  Informativeness (1-5, definitions and anchors on screen, optional comment) or two rationales
+  side by side (A/B, positions randomised per rater) to compare. Every click is saved at once
+  (versioned, audited); the comment on blur, by the 2-second timer and on Save & next. Keys:
+  1-5 score the current criterion and move to the next, j/k or ↓/↑ move between criteria, A/B/T/X
+  choose in a comparison, Enter or Ctrl+S save and go on, P previous. System names are never sent
+  to the page before a comparison is submitted (then they are shown for that comparison only).
+* **Campaigns** (admins only): create a campaign, follow the raters' progress, results with
+  plots, export CSV/JSON, close or reopen.
+
+Every handler checks the role on the server; the pure functions live in :mod:`studio.campaigns`.
+Endpoints (``gr.api``): ``/eval_campaigns``, ``/eval_task``, ``/eval_save``, ``/eval_systems``,
+``/eval_create``, ``/eval_results``, ``/eval_set_status``; the export button is ``/eval_export``.
+"""
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from care_model.errors import CareError
+
+from . import campaigns as cp
+from . import render, ui
+from .render import esc
+
+ADMIN = ("admin",)
+CAMPAIGN_HEADERS = ["Campaign", "Id", "Mode", "Status", "Targets", "Systems", "Raters (done/total)", "Created"]
+KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the highlighted criterion · <kbd>j</kbd>/<kbd>k</kbd> '
+             'next/previous criterion · <kbd>A</kbd> <kbd>B</kbd> <kbd>T</kbd> tie <kbd>X</kbd> both bad · '
+             '<kbd>Enter</kbd> or <kbd>Ctrl</kbd>+<kbd>S</kbd> save &amp; next · <kbd>P</kbd> previous</div>')
+CSS = """<style>
+.eval-scroll {height: calc(100vh - 260px) !important; min-height: 380px; overflow-y:auto !important;
+  border:1px solid #e2e8f0; border-radius:8px; background:#fff; padding:.3rem;}
+.eval-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem; margin:0 .15rem;
+  font-size:.8rem; cursor:pointer;}
+.eval-out {border:1px solid #d6dde6; border-radius:10px; padding:.55rem .7rem; background:#fbfcfe; margin:.3rem 0;}
+.eval-out-title {font-weight:700; font-size:1.05rem;} .eval-out .care-rationale {font-size:.95rem;}
+.eval-pair {display:grid; grid-template-columns:1fr 1fr; gap:.6rem;}
+.eval-crit.eval-current {box-shadow:0 0 0 2px #2563eb !important; border-radius:8px;}
+.eval-anchors {display:grid; grid-template-columns:repeat(5,1fr); gap:.25rem; font-size:.74rem; color:#475569; margin:-.2rem 0 .3rem;}
+.eval-anchors span {background:#f8fafc; border:1px solid #e2e8f0; border-radius:4px; padding:.1rem .25rem;}
+.eval-anchors b {color:#0f172a;}
+.eval-bar {display:inline-block; width:12rem; height:.55rem; background:#e2e8f0; border-radius:3px; overflow:hidden; vertical-align:middle;}
+.eval-bar span {display:block; height:100%; background:#16a34a;}
+.eval-reveal {border:2px solid #16a34a; background:#f0fdf4; border-radius:8px; padding:.4rem .6rem; font-weight:600;}
+.eval-table {border-collapse:collapse; font-size:.88rem; margin:.3rem 0 .8rem;}
+.eval-table th, .eval-table td {border:1px solid #e2e8f0; padding:.2rem .5rem; text-align:center;}
+.eval-table td.l, .eval-table th.l {text-align:left;}
+</style>"""
+KEYS_JS = r"""
+if (!window.__careEvalKeys) {
+  window.__careEvalKeys = true;
+  const crits = ['faithfulness', 'relevance', 'informativeness'];
+  let cur = 0;
+  const shown = el => !!el && el.offsetParent !== null;
+  const mark = () => crits.forEach((c, i) => { const e = document.getElementById('eval-crit-' + c);
+    if (e) e.classList.toggle('eval-current', i === cur); });
+  const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
+  window.__careEvalReset = () => { cur = 0; mark(); };
+  document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
+    if (c) { cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); } });
+  document.addEventListener('click', e => {
+    const chip = e.target.closest && e.target.closest('.eval-chip');
+    if (chip) { const t = document.getElementById(chip.dataset.turnId); if (t) {
+      document.querySelectorAll('.eval-scroll .care-hl').forEach(x => x.classList.remove('care-hl'));
+      t.classList.add('care-hl'); t.scrollIntoView({block: 'center', behavior: 'smooth'}); } }
+    const c = e.target.closest && e.target.closest('.eval-crit');
+    if (c) { cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); }
+  }, true);
+  window.addEventListener('keydown', e => {
+    if (!shown(document.getElementById('eval-task-area'))) return;
+    const mod = e.ctrlKey || e.metaKey, t = e.target;
+    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))
+      && t.type !== 'radio' && t.type !== 'checkbox';
+    const done = () => { e.preventDefault(); e.stopImmediatePropagation(); };
+    if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { done(); if (t && t.blur) t.blur(); click('#eval-next'); return; }
+    if (typing || mod || e.altKey) return;
+    const key = e.key.toLowerCase();
+    if (e.key === 'Enter') { done(); click('#eval-next'); return; }
+    if (key === 'p') { done(); click('#eval-prev'); return; }
+    if (shown(document.getElementById('eval-rubric'))) {
+      if (/^[1-5]$/.test(e.key)) {
+        const r = document.querySelector('#eval-crit-' + crits[cur] + ' input[type=radio][value="' + e.key + '"]');
+        if (r) { done(); r.click(); cur = Math.min(crits.length - 1, cur + 1); mark(); }
+      } else if (key === 'j' || e.key === 'ArrowDown') { done(); cur = Math.min(crits.length - 1, cur + 1); mark(); }
+      else if (key === 'k' || e.key === 'ArrowUp') { done(); cur = Math.max(0, cur - 1); mark(); }
+    } else if (shown(document.getElementById('eval-pairwise'))) {
+      const v = {a: 'a', b: 'b', t: 'tie', x: 'both_bad'}[key];
+      const r = v && document.querySelector('#eval-choice input[type=radio][value="' + v + '"]');
+      if (r) { done(); r.click(); }
+    }
+  }, true);
+  mark();
+}
+"""
+
+
+# ----------------------------------------------------------------------------- HTML
+def _num(v, digits=2) -> str:
+    return "–" if v is None else f"{float(v):.{digits}f}"
+
+
+def transcript_html(session: dict, prefix: str = "eval") -> str:
+    """Numbered turns with ids ``<prefix>-turn-<n>`` (not the review tab's, so both can be on the page)."""
+    lang = session.get("language", "en")
+    return "".join(f'<div class="care-turn sp-{esc(t["speaker"])}" id="{prefix}-turn-{int(t["index"])}">'
+                   f'<span class="tn">{int(t["index"])}</span><span class="sp">{esc(render.speaker(t["speaker"], lang))}</span>'
+                   f'<span class="tx">{esc(t["text"])}</span></div>' for t in session["turns"])
+
+
+def chips_html(turns, prefix: str = "eval") -> str:
+    return "".join(f'<button type="button" class="eval-chip" data-turn-id="{prefix}-turn-{int(t)}">{int(t)}</button>'
+                   for t in turns or [])
+
+
+def output_html(title: str, o: dict) -> str:
+    chips = chips_html(o.get("evidence"))
+    return (f'<div class="eval-out"><div class="eval-out-title">{esc(title)} · score {int(o["score"])} '
+            f'<span class="care-muted">{esc(o["score_label"])}</span></div>'
+            f'<div class="care-rationale">{esc(o["rationale"])}</div>'
+            f'<div class="care-muted">Evidence turns: {chips or "none"}</div></div>')
+
+
+def head_html(v: dict) -> str:
+    pct = int(round(100 * v["done"] / max(1, v["total"])))
+    kind = "Rate this rationale" if v["kind"] == "rubric" else "Compare two rationales"
+    state = {"submitted": "submitted", "draft": "draft saved", "new": "not rated yet"}[v["rating"]["status"]]
+    return (f'<div class="care-sess-head"><b id="eval-pos">Task {v["position"]} of {v["total"]}</b> · {esc(kind)} · '
+            f'<span class="care-muted">{esc(state)}</span> · <span id="eval-done">{v["done"]} of {v["total"]} done</span> '
+            f'<span class="eval-bar"><span style="width:{pct}%"></span></span></div>'
+            f'<div class="care-card-head"><span class="care-item-no">{int(v["item"])}</span>'
+            f'<span class="care-item-text">{esc(v["item_text"])}</span><span class="care-dim">{esc(v["dimension"])}</span></div>'
+            f'<div class="care-muted">Session {esc(v["session"]["id"])} · rate as the client would answer this item.</div>')
+
+
+def reveal_html(v: dict) -> str:
+    r = v.get("reveal")
+    if not r:
+        return ""
+    return (f'<div class="eval-reveal" id="eval-revealed">Submitted. A was <b>{esc(r["a"])}</b>, B was '
+            f'<b>{esc(r["b"])}</b>. Press Enter for the next task.</div>')
+
+
+def anchors_html(c: str) -> str:
+    a = cp.CRITERION_INFO[c]["anchors"]
+    return '<div class="eval-anchors">' + "".join(f"<span><b>{k}</b> {esc(t)}</span>" for k, t in a.items()) + "</div>"
+
+
+def _ci(e: dict, digits=2) -> str:
+    if e["value"] is None:
+        return f'<span class="care-muted">– ({esc(e.get("reason", ""))})</span>'
+    ci = f' <span class="care-muted">[{_num(e["low"], digits)}, {_num(e["high"], digits)}]</span>' if e["low"] is not None else ""
+    return f"{_num(e['value'], digits)}{ci}"
+
+
+def _ci_svg(e: dict, lo=1.0, hi=5.0) -> str:
+    if e["value"] is None:
+        return ""
+    x = lambda v: 4 + 152 * (min(hi, max(lo, float(v))) - lo) / (hi - lo)  # noqa: E731
+    pas = x(cp.PASS)
+    whisker = (f'<line x1="{x(e["low"]):.1f}" x2="{x(e["high"]):.1f}" y1="8" y2="8" stroke="#1d4ed8" stroke-width="2"/>'
+               if e["low"] is not None else "")
+    return (f'<svg width="160" height="16" role="img" aria-label="mean with 95% CI on 1-5">'
+            f'<line x1="4" x2="156" y1="8" y2="8" stroke="#e2e8f0" stroke-width="6"/>'
+            f'<line x1="{pas:.1f}" x2="{pas:.1f}" y1="1" y2="15" stroke="#94a3b8" stroke-dasharray="2,2"/>{whisker}'
+            f'<circle cx="{x(e["value"]):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
+
+
+def results_html(res: dict) -> str:
+    c = res["campaign"]
+    prog = " · ".join(f'{esc(r)} {p["done"]}/{p["total"]}' for r, p in res["progress"].items())
+    out = [f'<div class="care-sess-head"><b>{esc(c["name"])}</b> ({esc(c["id"])}) · {esc(c["mode"])} · '
+           f'{res["n_targets"]} targets · systems {esc(", ".join(c["systems"]))} · {esc(c["status"])} · progress: {prog}</div>']
+    rub = res.get("rubric")
+    if rub:
+        rows = "".join(
+            f'<tr data-system="{esc(r["system"])}" data-criterion="{esc(r["criterion"])}"><td class="l">{esc(r["system"])}</td>'
+            f'<td class="l">{esc(cp.CRITERION_INFO.get(r["criterion"], {}).get("name", r["criterion"]))}</td><td>{r["n"]}</td>'
+            f'<td data-stat="mean">{_ci(r["mean"])}</td><td>{_ci_svg(r["mean"])}</td>'
+            f'<td data-stat="pass">{_ci(r["pass_rate"])}</td></tr>' for r in rub["rows"])
+        out.append('<h4>Rubric ratings (1-5): mean with 95% t interval, pass rate (score ≥ 3) with Wilson interval</h4>'
+                   '<table class="eval-table" id="eval-rubric-table"><tr><th class="l">System</th><th class="l">Criterion</th>'
+                   f'<th>n</th><th>Mean [95% CI]</th><th>1 ··· 5 (dashed: pass)</th><th>Pass rate [95% CI]</th></tr>{rows}</table>')
+    pw = res.get("pairwise")
+    if pw:
+        rows = "".join(
+            f'<tr data-a="{esc(p["system_a"])}" data-b="{esc(p["system_b"])}"><td class="l">{esc(p["system_a"])}</td>'
+            f'<td class="l">{esc(p["system_b"])}</td><td>{p["n"]}</td><td>{p["wins_a"]}</td><td>{p["wins_b"]}</td>'
+            f'<td>{p["ties"]}</td><td>{p["both_bad"]}</td><td data-stat="win">{_ci(p["win_rate_a"])}</td></tr>'
+            for p in pw["pairs"])
+        out.append('<h4>Pairwise: win rate of the first system (ties count half; “both bad” apart), Wilson 95% interval</h4>'
+                   '<table class="eval-table" id="eval-pair-table"><tr><th class="l">System A</th><th class="l">System B</th>'
+                   f'<th>n</th><th>A wins</th><th>B wins</th><th>Ties</th><th>Both bad</th><th>Win rate of A</th></tr>{rows}</table>')
+        bt = pw.get("bradley_terry")
+        if bt:
+            cells = ("".join(f'<tr><td class="l">{esc(s)}</td><td>{_num((bt["strength"] or {}).get(s), 3)}</td></tr>'
+                             for s in bt["systems"]) if bt["strength"] else f'<tr><td colspan="2">{esc(bt["reason"])}</td></tr>')
+            out.append(f'<h4>Bradley-Terry strengths (sum to 1)</h4><table class="eval-table" id="eval-bt-table">{cells}</table>')
+    if res["agreement"]:
+        rows = ""
+        for crit, a in res["agreement"].items():
+            al, icc = a["alpha"], a.get("icc")
+            name = cp.CRITERION_INFO.get(crit, {}).get("name", "Pairwise choice" if crit == "pairwise" else crit)
+            icc_cell = (f'{_ci(icc)} <span class="care-muted">k={icc["k"]}, {icc["n_targets"]} units, '
+                        f'{icc["n_left_out"]} left out</span>' if icc and icc["value"] is not None
+                        else f'<span class="care-muted">{esc(icc["reason"]) if icc else "–"}</span>')
+            rows += (f'<tr data-criterion="{esc(crit)}"><td class="l">{esc(name)}</td>'
+                     f'<td data-stat="alpha">{_num(al["alpha"], 3) if al["alpha"] is not None else "– " + esc(al["reason"])}</td>'
+                     f'<td>{esc(al["level"])}, {al["n_units"]} units</td><td data-stat="icc">{icc_cell}</td></tr>')
+        out.append("<h4>Inter-rater agreement</h4><table class=\"eval-table\" id=\"eval-agree-table\"><tr><th class=\"l\">"
+                   f"Criterion</th><th>Krippendorff's alpha</th><th></th><th>ICC(2,k) [95% CI]</th></tr>{rows}</table>"
+                   f'<div class="care-muted">{esc(res["missing"])}</div>')
+    if not rub and not pw:
+        out.append('<div class="care-muted">No submitted ratings yet.</div>')
+    return "".join(out)
+
+
+def plots(res: dict):
+    rub = (res.get("rubric") or {}).get("rows", [])
+    means = pd.DataFrame([{"bar": f'{cp.CRITERION_INFO[r["criterion"]]["name"]} · {r["system"]}', "system": r["system"],
+                           "mean": r["mean"]["value"]} for r in rub if r["mean"]["value"] is not None],
+                         columns=["bar", "system", "mean"])
+    pairs = (res.get("pairwise") or {}).get("pairs", [])
+    wins = pd.DataFrame([{"pair": f'{p["system_a"]} vs {p["system_b"]}', "win rate of the first": p["win_rate_a"]["value"]}
+                         for p in pairs if p["win_rate_a"]["value"] is not None], columns=["pair", "win rate of the first"])
+    return means, wins
+
+
+# ----------------------------------------------------------------------------- state
+class EvalState:
+    """One page's open task: the blind view and the version its rating was loaded at."""
+
+    def __init__(self, view: dict):
+        self.lock = threading.RLock()
+        self.view = view
+        self.pending_comment: str | None = None
+
+    def __deepcopy__(self, memo):  # shared by the page's events on purpose (see review_tab.ReviewState)
+        return self
+
+    @property
+    def version(self) -> int:
+        return self.view["rating"]["version"]
+
+
+class EvalUI:
+    def __init__(self, ctx, c: SimpleNamespace):
+        self.ctx, self.c = ctx, c
+
+    def _who(self, request, *roles):
+        return ui.require_role(self.ctx.repo, request, *(roles or ui.ALL_ROLES))
+
+    # ----- rater ------------------------------------------------------------------------
+    def _choices(self, access):
+        rows = [r for r in cp.list_campaigns(self.ctx.repo, access) if "total" in r]
+        return [(f'{r["name"]} ({r["done"]}/{r["total"]} done{", closed" if r["status"] != "open" else ""})', r["id"])
+                for r in rows]
+
+    def on_load(self, request: gr.Request):
+        access = self._who(request)
+        choices = self._choices(access)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None), (
+            "" if choices else render.status_html("You are not a rater in any evaluation campaign yet.", "idle"))
+
+    def _show(self, view: dict, message: str = "", kind: str = "idle") -> dict:
+        c, r = self.c, view["rating"]
+        rubric = view["kind"] == "rubric"
+        up = {c.st: EvalState(view), c.area: gr.update(visible=True), c.head: head_html(view),
+              c.transcript: transcript_html(view["session"]), c.rubric: gr.update(visible=rubric),
+              c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
+              c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
+              c.status: render.status_html(message or f"Task {view['position']} of {view['total']} ({time.strftime('%H:%M:%S')}).", kind)}
+        if rubric:
+            up[c.output] = output_html("The rationale", view["output"])
+            for crit in cp.CRITERIA:
+                up[c.crit[crit]] = gr.update(value=r["scores"].get(crit))
+        else:
+            up[c.pair] = f'<div class="eval-pair">{output_html("A", view["a"])}{output_html("B", view["b"])}</div>'
+            up[c.choice] = gr.update(value=r["choice"], interactive=r["status"] != "submitted")
+            up[c.reveal] = reveal_html(view)
+        return up
+
+    @ui.guard
+    def start(self, campaign_id, request: gr.Request):
+        access = self._who(request)
+        if not campaign_id:
+            raise CareError("No campaign chosen.", "Pick one of your campaigns.")
+        view = cp.rater_task(self.ctx.repo, access, campaign_id)
+        return self._show(view)
+
+    def _save(self, st: EvalState, access, **fields) -> dict:
+        with st.lock:
+            v = st.view
+            res = cp.save_rating(self.ctx.repo, access, v["campaign_id"], v["task_id"], expected_version=st.version, **fields)
+            if res["status"] == "conflict":
+                view = cp.rater_task(self.ctx.repo, access, v["campaign_id"], v["task_id"])
+                return {"conflict": self._show(view, "This task was saved in another window; its saved version is "
+                                                     "shown now. Nothing was overwritten.", "warn")}
+            v["rating"], v["done"] = res["rating"], res["done"]
+            if "reveal" in res:
+                v["reveal"] = res["reveal"]
+            if fields.get("comment") is not None and st.pending_comment == fields["comment"]:
+                st.pending_comment = None
+        return res
+
+    def _saved_updates(self, st: EvalState, res: dict, what: str) -> dict:
+        if "conflict" in res:
+            return res["conflict"]
+        msg = (f"{what} saved (version {res['version']}) at {time.strftime('%H:%M:%S')}." if not res["unchanged"]
+               else f"{what} is saved.")
+        return {self.c.status: render.status_html(msg, "ok"), self.c.head: head_html(st.view)}
+
+    def crit_save(self, crit: str):
+        @ui.guard
+        def save(st, value, request: gr.Request):
+            access = self._who(request)
+            if st is None or value is None:
+                return {self.c.status: gr.skip()}
+            res = self._save(st, access, scores={crit: value})
+            return self._saved_updates(st, res, cp.CRITERION_INFO[crit]["name"])
+        save.__name__ = f"eval_score_{crit}"
+        return save
+
+    @ui.guard
+    def choice_save(self, st, value, request: gr.Request):
+        access = self._who(request)
+        if st is None or not value:
+            return {self.c.status: gr.skip()}
+        return self._saved_updates(st, self._save(st, access, choice=value), "Choice")
+
+    @ui.guard
+    def comment_note(self, st, text, request: gr.Request):
+        self._who(request)
+        if st is not None:
+            with st.lock:
+                st.pending_comment = None if (text or "") == st.view["rating"]["comment"] else (text or "")
+        return {self.c.status: gr.skip()}
+
+    @ui.guard
+    def comment_save(self, st, text, request: gr.Request):
+        access = self._who(request)
+        if st is None or (text or "") == st.view["rating"]["comment"]:
+            return {self.c.status: gr.skip()}
+        return self._saved_updates(st, self._save(st, access, comment=text or ""), "Comment")
+
+    @ui.guard
+    def tick(self, st, request: gr.Request):
+        if st is None or st.pending_comment is None:
+            return {self.c.status: gr.skip()}
+        access = self._who(request)
+        return self._saved_updates(st, self._save(st, access, comment=st.pending_comment), "Comment")
+
+    @ui.guard
+    def next(self, st, f, r, i, choice, comment, request: gr.Request):
+        """Save & next: submit this task (a comparison: submit and reveal, then next on the second press)."""
+        access = self._who(request)
+        if st is None:
+            return {self.c.status: gr.skip()}
+        v = st.view
+        if v["campaign_status"] == "open" and not (v["kind"] == "pairwise" and v["rating"]["status"] == "submitted"):
+            fields = ({"scores": {"faithfulness": f, "relevance": r, "informativeness": i}} if v["kind"] == "rubric"
+                      else {"choice": choice})
+            res = self._save(st, access, submit=True, comment=comment or "", **fields)
+            if "conflict" in res:
+                return res["conflict"]
+            if v["kind"] == "pairwise":
+                return self._show(v, "Submitted; the systems are revealed above.", "ok")
+        nxt = v["next_task"]
+        if nxt is None or v["done"] >= v["total"]:
+            first_open = cp.rater_task(self.ctx.repo, access, v["campaign_id"])
+            if first_open["rating"]["status"] == "submitted":
+                return {**self._show(first_open, f"All {v['total']} tasks are done. Thank you!", "ok")}
+            nxt = first_open["task_id"] if nxt is None else nxt
+        return self._show(cp.rater_task(self.ctx.repo, access, v["campaign_id"], nxt), "Saved.", "ok")
+
+    @ui.guard
+    def prev(self, st, comment, request: gr.Request):
+        access = self._who(request)
+        if st is None or not st.view["prev_task"]:
+            return {self.c.status: gr.skip()}
+        if (comment or "") != st.view["rating"]["comment"] and st.view["campaign_status"] == "open" and not (
+                st.view["kind"] == "pairwise" and st.view["rating"]["status"] == "submitted"):
+            self._save(st, access, comment=comment or "")
+        return self._show(cp.rater_task(self.ctx.repo, access, st.view["campaign_id"], st.view["prev_task"]))
+
+    # ----- admin ------------------------------------------------------------------------
+    def _table(self, access):
+        rows = [[r["name"], r["id"], r["mode"], r["status"], r["targets"], ", ".join(r["systems"]),
+                 ", ".join(f'{u} {p["done"]}/{p["total"]}' for u, p in r["progress"].items()), r["created_at"][:16]]
+                for r in cp.list_campaigns(self.ctx.repo, access)]
+        return {"data": rows, "headers": CAMPAIGN_HEADERS}
+
+    def admin_load(self, request: gr.Request):
+        access = self._who(request)
+        if access.role != "admin":
+            return (gr.update(visible=False),) + (gr.skip(),) * 4
+        ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
+        users = sorted(u["username"] for u in self.ctx.repo.users() if u.get("active", True))
+        systems = [s["system"] for s in cp.available_systems(self.ctx.repo, access)]
+        return (gr.update(visible=True), self._table(access), gr.update(choices=ids, value=ids[0][1] if ids else None),
+                gr.update(choices=users), gr.update(choices=systems))
+
+    @ui.guard
+    def find_systems(self, session_ids, request: gr.Request):
+        access = self._who(request, *ADMIN)
+        rows = cp.available_systems(self.ctx.repo, access, session_ids)
+        note = " · ".join(f'{r["system"]}: {r["targets"]} items' for r in rows) or "No system has rationales there."
+        return gr.update(choices=[r["system"] for r in rows]), render.status_html(note, "idle")
+
+    @ui.guard
+    def create(self, name, systems, mode, n, raters, overlap, sampling, strata, sessions, items, seed, request: gr.Request):
+        access = self._who(request, *ADMIN)
+        doc = cp.create_campaign(self.ctx.repo, access, name=name, systems=systems, mode=mode, n_targets=int(n or 0),
+                                 raters=raters, overlap=int(overlap or 1), sampling=sampling, strata=strata,
+                                 session_ids=sessions, items=items, seed=int(seed or 0))
+        ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
+        return (render.status_html(f'Created campaign {doc["name"]} ({doc["id"]}): {len(doc["targets"])} targets, '
+                                   f'{len(doc["tasks"])} tasks for {", ".join(doc["raters"])}.', "ok"),
+                self._table(access), gr.update(choices=ids, value=doc["id"]))
+
+    @ui.guard
+    def results(self, campaign_id, request: gr.Request):
+        access = self._who(request, *ADMIN)
+        if not campaign_id:
+            raise CareError("No campaign chosen.", "Pick a campaign.")
+        res = cp.campaign_results(self.ctx.repo, campaign_id, access)
+        means, wins = plots(res)
+        return (results_html(res), gr.update(value=means, visible=not means.empty),
+                gr.update(value=wins, visible=not wins.empty), self._table(access))
+
+    @ui.guard
+    def export(self, campaign_id, request: gr.Request):
+        access = self._who(request, *ADMIN)
+        if not campaign_id:
+            raise CareError("No campaign chosen.", "Pick a campaign.")
+        return list(cp.export_campaign(self.ctx.repo, access, campaign_id).values())
+
+    def set_status(self, status: str):
+        @ui.guard
+        def handler(campaign_id, request: gr.Request):
+            access = self._who(request, *ADMIN)
+            s = cp.set_campaign_status(self.ctx.repo, access, campaign_id, status)
+            return render.status_html(f'Campaign {s["name"]} is now {s["status"]}.', "ok"), self._table(access)
+        handler.__name__ = f"eval_{status}"
+        return handler
+
+
+class EvalApi:
+    """JSON endpoints (``gr.api``); the same pure functions as the tabs."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def _who(self, request, *roles):
+        return ui.require_role(self.ctx.repo, request, *(roles or ui.ALL_ROLES))
+
+    @ui.guard
+    def eval_campaigns(self, request: gr.Request = None) -> list:
+        """Campaigns I rate (with my progress); admins: all, with systems and everyone's progress."""
+        return cp.list_campaigns(self.ctx.repo, self._who(request))
+
+    @ui.guard
+    def eval_task(self, campaign_id: str, task_id: str = "", request: gr.Request = None) -> dict:
+        """One of my tasks (default: the next one not submitted), blind: no system names."""
+        return cp.rater_task(self.ctx.repo, self._who(request), campaign_id, task_id or None)
+
+    @ui.guard
+    def eval_save(self, campaign_id: str, task_id: str, scores: dict | None = None, comment: str | None = None,
+                  choice: str | None = None, submit: bool = False, expected_version: int = 0,
+                  request: gr.Request = None) -> dict:
+        """Save (and with ``submit`` finish) my rating of a task on top of ``expected_version``."""
+        return cp.save_rating(self.ctx.repo, self._who(request), campaign_id, task_id, scores=scores, comment=comment,
+                              choice=choice or None, submit=bool(submit), expected_version=int(expected_version or 0))
+
+    @ui.guard
+    def eval_systems(self, session_ids: list[str] | None = None, request: gr.Request = None) -> list:
+        """Admin: systems that can be rated on the sessions (all if none given), with coverage."""
+        return cp.available_systems(self.ctx.repo, self._who(request, *ADMIN), session_ids)
+
+    @ui.guard
+    def eval_create(self, name: str, systems: list[str], raters: list[str], mode: str = "both", n_targets: int = 20,
+                    overlap: int = 2, sampling: str = "random", strata: str = "dimension",
+                    session_ids: list[str] | None = None, items: list[int] | None = None, seed: int = 0,
+                    request: gr.Request = None) -> dict:
+        """Admin: create a campaign; returns its id and size."""
+        doc = cp.create_campaign(self.ctx.repo, self._who(request, *ADMIN), name=name, systems=systems, mode=mode,
+                                 n_targets=int(n_targets), raters=raters, overlap=int(overlap), sampling=sampling,
+                                 strata=strata, session_ids=session_ids, items=[str(i) for i in items or []], seed=int(seed))
+        return {"id": doc["id"], "targets": len(doc["targets"]), "tasks": len(doc["tasks"]),
+                "per_rater": {r: len(t) for r, t in doc["assignments"].items()}}
+
+    @ui.guard
+    def eval_results(self, campaign_id: str, request: gr.Request = None) -> dict:
+        """Admin: rubric means and pass rates, win rates, Bradley-Terry, alpha and ICC(2,k)."""
+        return cp.campaign_results(self.ctx.repo, campaign_id, self._who(request, *ADMIN))
+
+    @ui.guard
+    def eval_set_status(self, campaign_id: str, status: str, request: gr.Request = None) -> dict:
+        """Admin: "open" or "closed" (closed campaigns take no more ratings)."""
+        return cp.set_campaign_status(self.ctx.repo, self._who(request, *ADMIN), campaign_id, status)
+
+
+ENDPOINTS = ("eval_campaigns", "eval_task", "eval_save", "eval_systems", "eval_create", "eval_results", "eval_set_status")
+
+
+def build_tab(ctx):
+    api = EvalApi(ctx)
+    c = SimpleNamespace(crit={})
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    with gr.Tab("Human evaluation", id="evaluation", elem_id="eval-tab"):
+        for name in ENDPOINTS:  # inside a Tab: gr.Tabs accepts only tabs as children
+            gr.api(getattr(api, name), api_name=name, concurrency_limit=None)
+        gr.HTML(CSS, js_on_load=KEYS_JS, elem_id="eval-keys")
+        c.st = gr.State(None)
+        with gr.Row():
+            c.campaign = gr.Dropdown([], label="Campaign", elem_id="eval-campaign", scale=4)
+            c.start = gr.Button("Start / continue", variant="primary", elem_id="eval-start", scale=1)
+        c.note = gr.HTML(js_on_load=None, elem_id="eval-note")
+        with gr.Row(visible=False, elem_id="eval-task-area", equal_height=False) as c.area:
+            with gr.Column(scale=5, min_width=360):
+                c.transcript = gr.HTML(js_on_load=None, elem_id="eval-transcript", elem_classes=["eval-scroll"])
+            with gr.Column(scale=6, min_width=460):
+                c.head = gr.HTML(js_on_load=None, elem_id="eval-head")
+                with gr.Column(visible=False, elem_id="eval-rubric") as c.rubric:
+                    c.output = gr.HTML(js_on_load=None, elem_id="eval-output")
+                    for crit in cp.CRITERIA:
+                        info = cp.CRITERION_INFO[crit]
+                        c.crit[crit] = gr.Radio([(str(k), k) for k in range(1, 6)], label=info["name"],
+                                                info=info["definition"], elem_id=f"eval-crit-{crit}",
+                                                elem_classes=["eval-crit", "care-score"])
+                        gr.HTML(anchors_html(crit), js_on_load=None)
+                with gr.Column(visible=False, elem_id="eval-pairwise") as c.pairwise:
+                    c.pair = gr.HTML(js_on_load=None, elem_id="eval-pair")
+                    c.choice = gr.Radio([(f"{label} ({key})", v) for (v, label), key in
+                                         zip(cp.CHOICE_NAMES.items(), ("A", "B", "T", "X"))],
+                                        label="Which rationale is better for this item?", elem_id="eval-choice")
+                    c.reveal = gr.HTML(js_on_load=None, elem_id="eval-reveal")
+                c.comment = gr.Textbox(label="Comment (optional)", lines=2, elem_id="eval-comment")
+                with gr.Row():
+                    c.status = gr.HTML(render.status_html("Pick a campaign and press Start.", "idle"), js_on_load=None,
+                                       elem_id="eval-status")
+                    c.prev_btn = gr.Button("Previous", elem_id="eval-prev", size="sm", scale=0, min_width=90)
+                    c.next_btn = gr.Button("Save & next", variant="primary", elem_id="eval-next", size="sm", scale=0,
+                                           min_width=120)
+                gr.HTML(KEYS_HELP, js_on_load=None)
+        c.timer = gr.Timer(2.0)
+
+    with gr.Tab("Campaigns", id="campaigns", visible=False, elem_id="eval-admin-tab") as admin_tab:
+        a = SimpleNamespace()
+        a.msg = gr.HTML(js_on_load=None, elem_id="eval-admin-msg")
+        with gr.Accordion("New campaign", open=True, elem_id="eval-new"):
+            with gr.Row():
+                a.name = gr.Textbox(label="Name", elem_id="eval-name", scale=2)
+                a.mode = gr.Radio([("Rubric", "rubric"), ("Pairwise", "pairwise"), ("Both", "both")], value="both",
+                                  label="Mode", elem_id="eval-mode", scale=2)
+                a.n = gr.Number(20, label="Targets (session × item)", precision=0, elem_id="eval-n", scale=1)
+                a.seed = gr.Number(0, label="Seed", precision=0, elem_id="eval-seed", scale=1)
+            with gr.Row():
+                a.sessions = gr.Textbox(label="Sessions (blank: all)", elem_id="eval-sessions", scale=3)
+                a.items = gr.Textbox(label="Items (blank: all 12)", elem_id="eval-items", scale=1)
+                a.sampling = gr.Radio([("Random", "random"), ("Stratified", "stratified")], value="random",
+                                      label="Sampling", elem_id="eval-sampling", scale=1)
+                a.strata = gr.Dropdown([("Dimension", "dimension"), ("Model score band", "score_band"),
+                                        ("Dimension × score band", "dimension+score_band")], value="dimension",
+                                       label="Strata", elem_id="eval-strata", scale=1)
+            with gr.Row():
+                a.systems = gr.CheckboxGroup([], label="Systems (model versions; expert = curated labels)",
+                                             elem_id="eval-systems", scale=3)
+                a.find = gr.Button("Find systems for these sessions", size="sm", elem_id="eval-find", scale=1)
+            with gr.Row():
+                a.raters = gr.CheckboxGroup([], label="Raters", elem_id="eval-raters", scale=3)
+                a.overlap = gr.Number(2, label="Raters per target (overlap)", precision=0, elem_id="eval-overlap", scale=1)
+            a.create = gr.Button("Create campaign", variant="primary", elem_id="eval-create")
+        a.table = gr.Dataframe(headers=CAMPAIGN_HEADERS, interactive=False, elem_id="eval-campaigns", wrap=True)
+        with gr.Row():
+            a.res_id = gr.Dropdown([], label="Campaign", elem_id="eval-res-campaign", scale=3, allow_custom_value=True)
+            a.show = gr.Button("Show results", variant="primary", elem_id="eval-show", scale=1)
+            a.export = gr.Button("Export CSV + JSON", elem_id="eval-export", scale=1)
+            a.close = gr.Button("Close", elem_id="eval-close", scale=0, min_width=80)
+            a.reopen = gr.Button("Reopen", elem_id="eval-reopen", scale=0, min_width=80)
+        a.files = gr.File(file_count="multiple", label="Export", elem_id="eval-export-files")
+        a.results = gr.HTML(js_on_load=None, elem_id="eval-results")
+        with gr.Row():
+            a.plot_means = gr.BarPlot(x="bar", y="mean", color="system", y_lim=[0, 5], title="Mean rating per criterion",
+                                      x_title="criterion · system", y_title="mean (1-5)", x_label_angle=-30,
+                                      sort=None, visible=False, elem_id="eval-plot-means")
+            a.plot_wins = gr.BarPlot(x="pair", y="win rate of the first", y_lim=[0, 1], title="Pairwise win rate",
+                                     visible=False, elem_id="eval-plot-wins")
+
+    h = EvalUI(ctx, c)
+    task_out = [c.st, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status, c.output,
+                c.pair, c.choice, c.reveal] + list(c.crit.values())
+    edit_out = task_out
+    ctx.on_load(h.on_load, [], [c.campaign, c.note])
+    reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
+    c.start.click(h.start, [c.campaign], task_out, **quiet).then(None, js=reset)
+    for crit, radio in c.crit.items():
+        radio.input(h.crit_save(crit), [c.st, radio], edit_out, **quiet)
+    c.choice.input(h.choice_save, [c.st, c.choice], edit_out, **quiet)
+    c.comment.input(h.comment_note, [c.st, c.comment], [c.status], trigger_mode="always_last", **quiet)
+    c.comment.blur(h.comment_save, [c.st, c.comment], edit_out, **quiet)
+    c.timer.tick(h.tick, [c.st], edit_out, **quiet)
+    next_in = [c.st] + list(c.crit.values()) + [c.choice, c.comment]
+    c.next_btn.click(h.next, next_in, task_out, **quiet).then(None, js=reset)
+    c.prev_btn.click(h.prev, [c.st, c.comment], task_out, **quiet).then(None, js=reset)
+
+    ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters, a.systems])
+    a.find.click(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)
+    a.create.click(h.create, [a.name, a.systems, a.mode, a.n, a.raters, a.overlap, a.sampling, a.strata, a.sessions,
+                              a.items, a.seed], [a.msg, a.table, a.res_id], **quiet)
+    a.show.click(h.results, [a.res_id], [a.results, a.plot_means, a.plot_wins, a.table], **quiet)
+    a.export.click(h.export, [a.res_id], [a.files], api_name="eval_export")
+    a.close.click(h.set_status("closed"), [a.res_id], [a.msg, a.table], **quiet)
+    a.reopen.click(h.set_status("open"), [a.res_id], [a.msg, a.table], **quiet)
+    return h
