@@ -5,8 +5,9 @@ The 12 item prompts of a session share everything up to the item statement (see
 
 1. **prefills the shared prefix once** (positions ``0..P-1``) with its own forward pass over the
    model's modules, keeping the prefix keys/values *once* per layer as ``[kv_heads, P, head_dim]``;
-2. runs the **12 suffixes as one batch** (left-padded within the suffix block so all rows end
-   together; each row's position ids continue from ``P``; pads are masked as keys);
+2. runs the **12 suffixes as one packed sequence** (no padding: a block-diagonal causal mask keeps
+   each row to its own tokens; each row's position ids continue from ``P``), whose K/V are then
+   laid out per row, left-padded so that all rows end together (pads are masked as keys);
 3. **decodes greedily, 12 rows at a time**, each row stopping at its own end-of-turn/EOS token
    (finished rows are dropped from the batch), up to ``max_new_tokens``.
 
@@ -47,6 +48,7 @@ tokens are identical and probabilities agree.
 Public API::
 
     Engine(loaded, *, options=(1, 2, 3, 4, 5), stop_token_ids=None, num_threads=None)
+    Engine.num_threads -> int  (CPU threads it set for torch; see _set_threads)
     Engine.encode_prompt(session_prompt) -> (prefix_ids, {item: suffix_ids})
     Engine.option_token_ids(language="en") -> {option: [token ids]}
     Engine.run_session(prefix_ids, suffix_ids, *, max_new_tokens=64, scores_only=False,
@@ -62,7 +64,6 @@ torch is imported lazily (the first Engine imports it).
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -105,6 +106,10 @@ class _PrefixCache:
     length: int
 
 
+def cfg_head_dim(config) -> int:
+    return config.hidden_size // config.num_attention_heads
+
+
 class Engine:
     """Shared-prefix, batched greedy inference over one loaded model (see the module docstring)."""
 
@@ -120,9 +125,8 @@ class Engine:
         self._lock = threading.Lock()
         self._option_cache: dict[str, dict[int, list[int]]] = {}
         self.last_stats: dict = {}
-        threads = num_threads or int(os.environ.get("CARE_TORCH_THREADS", "0") or 0)
-        if threads > 0 and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        self._fused_prefix: bool | None = None  # None: not tried yet
+        self._sdpa_gqa = True
 
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self.base = base
@@ -131,9 +135,21 @@ class Engine:
         self.core = core
         self.lm_head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
         self.fast_supported, self.unsupported_reason = self._check_architecture()
+        if self.fast_supported:
+            from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+            self._rope = apply_rotary_pos_emb
+            attn0 = core.layers[0].self_attn
+            self.head_dim = int(getattr(attn0, "head_dim", None) or cfg_head_dim(self.config))
+        # Mistral/Qwen sliding-window attention: the fast path is exact only within the window.
+        window = getattr(self.config, "sliding_window", None)
+        if getattr(self.config, "model_type", "") != "mistral" and not getattr(self.config, "use_sliding_window", False):
+            window = None
+        self.sliding_window = int(window) if window else None
         params = next(self.model.parameters())
         self.device = params.device
         self.dtype = params.dtype
+        self.num_threads = self._set_threads(num_threads)
         self.stop_token_ids = sorted(set(int(t) for t in stop_token_ids)) if stop_token_ids is not None \
             else self._default_stop_ids()
         if not self.stop_token_ids:
@@ -151,13 +167,32 @@ class Engine:
         if core is None or self.lm_head is None or not all(
                 hasattr(core, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
             return False, "the model lacks embed_tokens/layers/norm/rotary_emb"
-        if getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None):
-            return False, "sliding-window attention is not implemented in the fast path"
         layer = core.layers[0]
         attn = getattr(layer, "self_attn", None)
         if attn is None or not all(hasattr(attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj")):
             return False, "the attention module lacks q/k/v/o projections"
         return True, ""
+
+    def _set_threads(self, num_threads: int | None) -> int:
+        """CPU threads for torch (process-wide): the argument, else $CARE_TORCH_THREADS, else one core
+        fewer than this process may use (at least 1), so the web server and the store keep a core.
+
+        On a shared 2-core machine this means 1 thread, which measured faster than 2 whenever other
+        processes compete for the cores (OpenMP threads spin-wait for each other on every operation).
+        """
+        torch = self.torch
+        if self.device.type != "cpu":
+            return torch.get_num_threads()
+        want = num_threads or int(os.environ.get("CARE_TORCH_THREADS", "0") or 0)
+        if want <= 0:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                cores = os.cpu_count() or 1
+            want = max(1, min(torch.get_num_threads(), cores - 1))
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+        return want
 
     def _default_stop_ids(self) -> list[int]:
         ids: set[int] = set()
@@ -238,8 +273,7 @@ class Engine:
     # ------------------------------------------------------------------------- the forward
     def _qkv(self, attn, h, cos, sin):
         """q [B, H, T, d], k/v [B, kv, T, d] with RoPE applied (and q/k norms when present)."""
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
+        apply_rotary_pos_emb = self._rope
         B, T, _ = h.shape
         d = self.head_dim
         q = attn.q_proj(h).view(B, T, -1, d)
@@ -255,11 +289,6 @@ class Engine:
 
     def _mlp_block(self, layer, x):
         return x + layer.mlp(layer.post_attention_layernorm(x))
-
-    @property
-    def head_dim(self) -> int:
-        attn = self.core.layers[0].self_attn
-        return int(getattr(attn, "head_dim", self.config.hidden_size // self.config.num_attention_heads))
 
     def _prefill(self, prefix_ids: list[int]) -> _PrefixCache:
         """Forward the shared prefix once (causal), keeping only its per-layer K/V."""
@@ -277,16 +306,23 @@ class Engine:
         for layer in core.layers:
             attn = layer.self_attn
             q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
-            groups = q.shape[1] // k.shape[1]
-            kk = k if groups == 1 else k.repeat_interleave(groups, dim=1)
-            vv = v if groups == 1 else v.repeat_interleave(groups, dim=1)
-            o = F.scaled_dot_product_attention(q, kk, vv, is_causal=True, scale=attn.scaling)
-            del kk, vv
+            o = self._causal_sdpa(F, q, k, v, attn.scaling)
             keys.append(k[0].contiguous())
             values.append(v[0].contiguous())
             x = x + attn.o_proj(o.transpose(1, 2).reshape(1, P, -1))
             x = self._mlp_block(layer, x)
         return _PrefixCache(keys, values, P)
+
+    def _causal_sdpa(self, F, q, k, v, scale):
+        groups = q.shape[1] // k.shape[1]
+        if groups > 1 and self._sdpa_gqa:
+            try:
+                return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=True)
+            except (TypeError, RuntimeError):
+                self._sdpa_gqa = False
+        if groups > 1:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
 
     def _attend(self, attn, q, layer_idx, prefix: _PrefixCache, own_k, own_v, own_bias):
         """Attention of q [B, H, T, d] over (shared prefix) + (own keys own_k [B, kv, Tk, d]).
@@ -312,22 +348,9 @@ class Engine:
         if prefix.length == 0:
             out = o2
         else:
-            # ---- shared part: all rows' queries of a kv group in one matmul against [kv, P, d]
-            Kp, Vp = prefix.keys[layer_idx], prefix.values[layer_idx]
+            # ---- shared part: all rows' queries of a kv group in one pass against [kv, P, d]
             qp = q.reshape(B, kv, g, T, d).permute(1, 0, 2, 3, 4).reshape(kv, B * g * T, d)
-            N = qp.shape[1]
-            step = max(1, _PREFIX_SCORE_ELEMS // max(1, kv * prefix.length))
-            o1_parts, lse1_parts = [], []
-            for start in range(0, N, step):
-                s1 = torch.matmul(qp[:, start:start + step], Kp.transpose(-1, -2)).to(acc).mul_(scale)
-                m1 = s1.amax(-1, keepdim=True)
-                s1.sub_(m1).exp_()
-                l1 = s1.sum(-1, keepdim=True)
-                o1 = torch.matmul(s1.to(Vp.dtype), Vp).to(acc).div_(l1)
-                o1_parts.append(o1)
-                lse1_parts.append(m1 + torch.log(l1))
-            o1 = o1_parts[0] if len(o1_parts) == 1 else torch.cat(o1_parts, dim=1)
-            lse1 = lse1_parts[0] if len(lse1_parts) == 1 else torch.cat(lse1_parts, dim=1)
+            o1, lse1 = self._prefix_attention(qp, prefix.keys[layer_idx], prefix.values[layer_idx], scale, acc)
             o1 = o1.view(kv, B, g, T, d).permute(1, 0, 2, 3, 4)
             lse1 = lse1.view(kv, B, g, T, 1).permute(1, 0, 2, 3, 4)
             lse = torch.logaddexp(lse1, lse2)
@@ -335,9 +358,98 @@ class Engine:
         # [B, kv, g, T, d] -> [B, T, H*d]
         return out.to(q.dtype).reshape(B, H, T, d).transpose(1, 2).reshape(B, T, H * d)
 
+    def _prefix_attention(self, qp, Kp, Vp, scale, acc):
+        """softmax(qp Kp^T * scale) Vp and its log-sum-exp, for qp [kv, N, d] against the shared [kv, P, d].
+
+        Uses PyTorch's fused flash-attention kernel (which returns the log-sum-exp) when this build
+        has it, checked once against the plain computation; otherwise plain matmuls, chunked over
+        the queries so the score tensor stays small. Returns (o [kv, N, d], lse [kv, N, 1]) in ``acc``.
+        """
+        if self._fused_prefix is not False:
+            try:
+                fused = self._fused_prefix_call(qp, Kp, Vp, scale)
+            except Exception:  # noqa: BLE001 - a private op: any failure means "not here"
+                fused = None
+            if fused is not None and self._fused_prefix is None:  # first use: check it once
+                ref = self._plain_prefix_attention(qp, Kp, Vp, scale, acc)
+                tol = 1e-4 if acc == self.torch.float32 and qp.dtype == acc else 2e-2
+                ok = (fused[0].to(acc) - ref[0]).abs().max().item() <= tol and \
+                    (fused[1].to(acc) - ref[1]).abs().max().item() <= tol
+                self._fused_prefix = bool(ok)
+                if not ok:
+                    return ref
+            if fused is not None and self._fused_prefix:
+                return fused[0].to(acc), fused[1].to(acc)
+            self._fused_prefix = False
+        return self._plain_prefix_attention(qp, Kp, Vp, scale, acc)
+
+    def _fused_prefix_call(self, qp, Kp, Vp, scale):
+        aten = self.torch.ops.aten
+        q, k, v = qp[None], Kp[None], Vp[None]
+        if qp.device.type == "cpu":
+            o, lse = aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, scale=scale)
+        elif qp.device.type == "cuda" and qp.dtype in (self.torch.float16, self.torch.bfloat16):
+            res = aten._scaled_dot_product_flash_attention(q, k, v, 0.0, False, False, scale=scale)
+            o, lse = res[0], res[1]
+        else:
+            return None
+        n = qp.shape[1]
+        if o.shape != q.shape or lse.shape[-1] < n:
+            return None
+        return o[0], lse[0, :, :n].unsqueeze(-1)
+
+    def _plain_prefix_attention(self, qp, Kp, Vp, scale, acc):
+        torch = self.torch
+        kv, N, _ = qp.shape
+        step = max(1, _PREFIX_SCORE_ELEMS // max(1, kv * Kp.shape[1]))
+        o_parts, lse_parts = [], []
+        for start in range(0, N, step):
+            s1 = torch.matmul(qp[:, start:start + step], Kp.transpose(-1, -2)).to(acc).mul_(scale)
+            m1 = s1.amax(-1, keepdim=True)
+            s1.sub_(m1).exp_()
+            l1 = s1.sum(-1, keepdim=True)
+            o_parts.append(torch.matmul(s1.to(Vp.dtype), Vp).to(acc).div_(l1))
+            lse_parts.append(m1 + torch.log(l1))
+        if len(o_parts) == 1:
+            return o_parts[0], lse_parts[0]
+        return torch.cat(o_parts, dim=1), torch.cat(lse_parts, dim=1)
+
+    def _suffix_block(self, suffixes: list[list[int]], prefix: _PrefixCache, bufs_k, bufs_v, S: int, neg, zero):
+        """All item suffixes as one packed sequence (no padding): each token attends to the shared prefix
+        and causally to its own row's earlier tokens (block-diagonal mask); positions continue from P.
+        Writes each row's K/V into its left-padded buffer (ending at slot S) when buffers are given.
+        Returns the logits at each row's last token [B, V] (the score position)."""
+        torch = self.torch
+        core, dev = self.core, self.device
+        lens = torch.tensor([len(s) for s in suffixes], device=dev)
+        B = len(suffixes)
+        row = torch.repeat_interleave(torch.arange(B, device=dev), lens)             # [L] row of each token
+        starts = torch.cumsum(lens, 0) - lens
+        offs = torch.arange(int(lens.sum()), device=dev) - starts[row]                # offset within the row
+        ids = torch.tensor([t for s in suffixes for t in s], dtype=torch.long, device=dev)[None]
+        pos = (prefix.length + offs)[None]
+        allowed = (row[:, None] == row[None, :]) & (offs[:, None] >= offs[None, :])  # [L(query), L(key)]
+        bias = torch.where(allowed, zero, neg)[None, None, None]                     # [1, 1, 1, L, L]
+        slot = S - lens[row] + offs                                                  # left-padded slot
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        for i, layer in enumerate(core.layers):
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            if bufs_k is not None:
+                bufs_k[i][row, :, slot] = k[0].transpose(0, 1)
+                bufs_v[i][row, :, slot] = v[0].transpose(0, 1)
+            o = self._attend(attn, q, i, prefix, k, v, bias)
+            x = x + attn.o_proj(o)
+            x = self._mlp_block(layer, x)
+        last = starts + lens - 1
+        logits = self.lm_head(core.norm(x[0, last]))
+        return logits if logits.dtype == torch.float64 else logits.float()
+
     def _step(self, ids, pos, prefix: _PrefixCache, bufs_k, bufs_v, start: int, own_bias):
-        """Forward tokens ids [B, T] at positions pos [B, T]; write their K/V to slots start..start+T-1
-        of the per-row buffers; attend over slots [0, start+T). Returns last-position logits [B, V]."""
+        """One decode step (or any block of T tokens per row): ids [B, T] at positions pos [B, T]; writes
+        their K/V to slots start..start+T-1 of the per-row buffers and attends over the shared prefix and
+        slots [0, start+T) with ``own_bias``. Returns the last position's logits [B, V]."""
         core = self.core
         T = ids.shape[1]
         x = core.embed_tokens(ids)
@@ -381,6 +493,11 @@ class Engine:
         torch = self.torch
         self._require_fast()
         items, prefix_ids, suffixes, folded = self._prepare(prefix_ids, suffix_ids)
+        longest = len(prefix_ids) + max(len(s) for s in suffixes) + (0 if scores_only else int(max_new_tokens))
+        if self.sliding_window and longest > self.sliding_window:
+            raise ModelError(f"The prompt ({longest} tokens with the answer) exceeds the model's sliding attention "
+                             f"window ({self.sliding_window}), which the fast path does not implement.",
+                             "Use Engine.run_session_naive for this session, or a model without sliding windows.")
         option_ids = self.option_token_ids(language)
         stats = {"mode": "scores_only" if scores_only else "full", "path": "fast", "items": len(items),
                  "prefix_tokens": len(prefix_ids), "folded_into_prefix": folded,
@@ -398,29 +515,20 @@ class Engine:
             lens = [len(s) for s in suffixes]
             S = max(lens)
             steps = 0 if scores_only else max(0, int(max_new_tokens) - 1)
-            cap = S + steps
             dev = self.device
-            kv = self.config.num_key_value_heads
-            d = self.head_dim
-            n_layers = len(self.core.layers)
-            bufs_k = [torch.empty(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in range(n_layers)]
-            bufs_v = [torch.empty(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in range(n_layers)]
-            pads = torch.tensor([S - n for n in lens], device=dev)
-            ids = torch.full((B, S), self.pad_token_id, dtype=torch.long, device=dev)
-            for b, s in enumerate(suffixes):
-                ids[b, S - len(s):] = torch.tensor(s, dtype=torch.long, device=dev)
-            slot = torch.arange(cap, device=dev)
-            pos = (P + (torch.arange(S, device=dev)[None] - pads[:, None])).clamp_min(P)
             acc = torch.promote_types(self.dtype, torch.float32)
             neg = torch.tensor(float("-inf"), dtype=acc, device=dev)
             zero = torch.tensor(0.0, dtype=acc, device=dev)
-            key_ok = slot[None, :] >= pads[:, None]                      # [B, cap] real keys
-            qi = torch.arange(S, device=dev)
-            allowed = (qi[None, :, None] >= qi[None, None, :]) & key_ok[:, None, :S]
-            allowed |= torch.eye(S, dtype=torch.bool, device=dev)[None]  # pads see themselves (finite rows)
-            bias = torch.where(allowed, zero, neg)[:, None, None]        # [B, 1, 1, S, S]
+            bufs_k = bufs_v = None
+            if not scores_only:
+                # Per-row K/V of suffix + answer, left-padded so all rows end at slot S; zeroed so the
+                # (masked) pad slots hold no NaN garbage.
+                kv = getattr(self.config, "num_key_value_heads", None) or self.config.num_attention_heads
+                d, cap = self.head_dim, S + steps
+                bufs_k = [torch.zeros(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in self.core.layers]
+                bufs_v = [torch.zeros(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in self.core.layers]
             t1 = time.perf_counter()
-            logits = self._step(ids, pos, prefix, bufs_k, bufs_v, 0, bias)
+            logits = self._suffix_block(suffixes, prefix, bufs_k, bufs_v, S, neg, zero)
             self._sync()
             stats["suffix_s"] = time.perf_counter() - t1
             report(0.4 if not scores_only else 1.0, "items scored")
@@ -437,6 +545,8 @@ class Engine:
                 return outputs
 
             stop = torch.tensor(self.stop_token_ids, device=dev)
+            pads = torch.tensor([S - n for n in lens], device=dev)
+            key_ok = torch.arange(S + steps, device=dev)[None, :] >= pads[:, None]  # [B, cap] real keys
             generated = [[] for _ in range(B)]
             finished = [False] * B
             active = torch.arange(B, device=dev)          # original row of each batch row

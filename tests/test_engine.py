@@ -107,10 +107,11 @@ def test_scores_only_same_probs_no_decoding(engine, monkeypatch):
     prefix, suffixes = _ids(engine, _session(0))
     full = engine.run_session(prefix, suffixes, max_new_tokens=8)
     calls = []
-    real_step = engine._step
-    monkeypatch.setattr(engine, "_step", lambda *a, **k: calls.append(1) or real_step(*a, **k))
+    for name in ("_step", "_suffix_block"):
+        real = getattr(engine, name)
+        monkeypatch.setattr(engine, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
     only = engine.run_session(prefix, suffixes, scores_only=True)
-    assert len(calls) == 1  # the suffix block only: no decode step
+    assert calls == ["_suffix_block"]  # the suffix block only: no decode step
     assert engine.last_stats["decode_steps"] == 0 and engine.last_stats["generated_tokens"] == 0
     for item in full:
         assert only[item].token_ids == [] and only[item].text == ""
@@ -228,3 +229,31 @@ def test_lora_adapter_changes_outputs_and_fast_equals_naive(tiny_model_dir, lora
     plain = engine.run_session(prefix, suffixes, max_new_tokens=12)
     assert any(fast[i].token_ids != plain[i].token_ids for i in fast)
     assert max(abs(a - b) for i in fast for a, b in zip(fast[i].option_probs, plain[i].option_probs)) > 1e-3
+
+
+def test_fused_and_plain_prefix_attention_agree(tiny):
+    """The fused kernel (checked once, then used) and the plain matmul path give the same answers."""
+    fused, plain = Engine(tiny), Engine(tiny)
+    prefix, suffixes = _ids(fused, _session(2))
+    a = fused.run_session(prefix, suffixes, max_new_tokens=8)
+    plain._fused_prefix = False
+    b = plain.run_session(prefix, suffixes, max_new_tokens=8)
+    assert fused._fused_prefix in (True, False) and plain._fused_prefix is False
+    _assert_same(a, b)
+
+
+def test_threads_default_leaves_a_core(tiny, monkeypatch):
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("CARE_TORCH_THREADS", "1")
+        assert Engine(tiny).num_threads == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("CARE_TORCH_THREADS")
+        cores = len(os.sched_getaffinity(0))
+        assert Engine(tiny).num_threads == max(1, min(torch.get_num_threads(), cores - 1))
+        assert Engine(tiny, num_threads=2).num_threads == 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,241 @@
+"""Inference benchmark: 12-item session prediction, naive vs shared-prefix batched (care_model.engine).
+
+For each of N sample sessions (from data/sessions.jsonl, the ones whose prompt is closest to
+1,500 tokens), all in one run and interleaved per session so CPU noise hits every method alike:
+
+  (a) naive        12 independent ``model.generate`` calls (greedy, rationale up to 64 new tokens)
+  (b) fast         Engine.run_session: prefix once, 12 suffixes batched, batched greedy decoding
+  (c) naive scores 12 independent full prefills, last-position logits (scores only)
+  (d) fast scores  Engine.run_session(scores_only=True)
+  (e) floor        one prefill of the shared prefix alone
+
+and prints one JSON object (``--json``) with seconds per session, speedups, the floor, whether
+the chosen scores (argmax of the option probabilities) and texts agree between fast and naive,
+the largest option-probability difference, tokens per session and the targets (2 CPU cores):
+speedup >= 2.5, scores_only_speedup >= 6, scores_only_s_per_session <= 1.5 x prefill_floor_s,
+scores_match true.
+
+CPU smoke test (tiny random model, ~1 minute)::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.inference --json --tiny
+
+The real measurement (SmolLM2-135M-Instruct, float32, ~12 minutes on 2 cores; run it in the
+background)::
+
+    HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json > bench-inference.json &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / "data" / "sessions.jsonl"
+
+
+def _log(msg: str) -> None:
+    print(f"[bench-inference {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _load_sessions(path: Path):
+    from care_model.records import Session
+
+    sessions = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                sessions.append(Session.from_dict(json.loads(line)))
+    return sessions
+
+
+def _synthetic_sessions(count_tokens, render, target: int, n: int):
+    """Fallback when data/sessions.jsonl is missing: sessions grown to about ``target`` prompt tokens."""
+    from care_model.prompt import build_session_prompt
+    from care_model.records import Session, Turn
+    from care_model.tiny_model import _EN
+
+    out = []
+    for s in range(n):
+        turns: list[Turn] = []
+        i = 0
+        while True:
+            turns.append(Turn(i, ("counselor", "client")[i % 2], " ".join(_EN[(i * 5 + s + k) % len(_EN)] for k in range(3))))
+            i += 1
+            if i % 4 == 0:
+                sp = build_session_prompt(Session(f"synthetic-{s}", turns), render_chat=render)
+                if count_tokens(sp.prefix + max(sp.suffixes.values(), key=len)) >= target:
+                    break
+        out.append(Session(f"synthetic-{s}", turns))
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ap.add_argument("--tiny", action="store_true", help="use a tiny random Llama (smoke test) instead of SmolLM2")
+    ap.add_argument("--sessions", type=int, default=3, help="number of sample sessions (default 3)")
+    ap.add_argument("--target-tokens", type=int, default=1500, help="pick sessions whose prompt is closest to this")
+    ap.add_argument("--max-new-tokens", type=int, default=64, help="rationale cap (default 64)")
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="sessions JSONL (Session.to_dict lines)")
+    ap.add_argument("--base", default=None, help="another base model folder instead of SmolLM2")
+    ap.add_argument("--dtype", default="auto", help="model dtype (default auto = float32 on CPU)")
+    args = ap.parse_args(argv)
+
+    t_start = time.perf_counter()
+    import torch
+
+    from care_model.engine import Engine
+    from care_model.models import ModelSpec, load_model
+    from care_model.prompt import build_session_prompt
+
+    tmp = None
+    if args.tiny:
+        from care_model.tiny_model import build_tiny_model
+
+        tmp = tempfile.TemporaryDirectory(prefix="care-bench-tiny-")
+        base = str(build_tiny_model(Path(tmp.name) / "tiny-llama", seed=0))
+    else:
+        base = args.base or "smollm2"
+    t0 = time.perf_counter()
+    loaded = load_model(ModelSpec(base=base, dtype=args.dtype))
+    load_s = time.perf_counter() - t0
+    engine = Engine(loaded)
+    tok = loaded.tokenizer
+    render = lambda m: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True)  # noqa: E731
+    count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+
+    data = Path(args.data)
+    if data.is_file():
+        pool = _load_sessions(data)
+        source = str(data.relative_to(REPO)) if data.is_relative_to(REPO) else str(data)
+    else:
+        _log(f"{data} not found: using synthetic sessions")
+        pool = _synthetic_sessions(count, render, args.target_tokens, args.sessions)
+        source = "synthetic"
+    sized = []
+    for s in pool:
+        sp = build_session_prompt(s, render_chat=render)
+        n_tokens = count(sp.prefix + max(sp.suffixes.values(), key=len))
+        sized.append((abs(n_tokens - args.target_tokens), s.id, s, sp))
+    sized.sort(key=lambda x: (x[0], x[1]))
+    chosen = sized[: args.sessions]
+    if not chosen:
+        raise SystemExit(f"no sessions in {data}")
+
+    # warm-up (first-call allocations, lazy imports) on a short input
+    warm_prefix, warm_suffix = engine.encode_prompt(chosen[0][3])
+    engine.run_session(warm_prefix[:64], {1: warm_suffix[1]}, max_new_tokens=2)
+    engine.run_session_naive(warm_prefix[:64], {1: warm_suffix[1]}, max_new_tokens=2)
+
+    N = args.max_new_tokens
+    totals = {k: 0.0 for k in ("naive", "fast", "naive_scores", "fast_scores", "floor")}
+    per_session = []
+    items_total = score_agree = text_agree = parsed_agree = scores_only_agree = 0
+    max_prob_diff = 0.0
+    fast_stats = []
+    for _, sid, session, sp in chosen:
+        prefix, suffixes = engine.encode_prompt(sp)
+        row = {"id": sid, "language": session.language, "turns": len(session.turns),
+               "prefix_tokens": len(prefix), "suffix_tokens": sum(len(s) for s in suffixes.values()),
+               "prompt_tokens_longest_item": len(prefix) + max(len(s) for s in suffixes.values())}
+        _log(f"session {sid}: {row['prefix_tokens']} prefix tokens, 12 suffixes {row['suffix_tokens']} tokens")
+
+        def timed(fn, *a, **k):
+            t = time.perf_counter()
+            out = fn(*a, **k)
+            return out, time.perf_counter() - t
+
+        floor = engine.prefill_only(prefix)
+        fast_so, t_fast_so = timed(engine.run_session, prefix, suffixes, scores_only=True, language=session.language)
+        fast, t_fast = timed(engine.run_session, prefix, suffixes, max_new_tokens=N, language=session.language)
+        fast_stats.append(dict(engine.last_stats))
+        naive_so, t_naive_so = timed(engine.run_session_naive, prefix, suffixes, scores_only=True, language=session.language)
+        naive, t_naive = timed(engine.run_session_naive, prefix, suffixes, max_new_tokens=N, language=session.language)
+        for key, val in (("floor", floor), ("fast_scores", t_fast_so), ("fast", t_fast),
+                         ("naive_scores", t_naive_so), ("naive", t_naive)):
+            totals[key] += val
+        from care_model.parse import parse_answer
+
+        for item in suffixes:
+            items_total += 1
+            score_agree += fast[item].argmax_score == naive[item].argmax_score
+            scores_only_agree += fast_so[item].argmax_score == naive_so[item].argmax_score
+            text_agree += fast[item].token_ids == naive[item].token_ids
+            parsed_agree += parse_answer(fast[item].text).score == parse_answer(naive[item].text).score
+            for a, b in ((fast, naive), (fast_so, naive_so)):
+                max_prob_diff = max(max_prob_diff, max(abs(x - y) for x, y in zip(a[item].option_probs, b[item].option_probs)))
+        row.update({"naive_s": round(t_naive, 3), "fast_s": round(t_fast, 3), "scores_only_naive_s": round(t_naive_so, 3),
+                    "scores_only_s": round(t_fast_so, 3), "prefill_floor_s": round(floor, 3),
+                    "generated_tokens_fast": sum(len(o.token_ids) for o in fast.values()),
+                    "generated_tokens_naive": sum(len(o.token_ids) for o in naive.values()),
+                    "fast_phases_s": {k: round(fast_stats[-1][k], 3) for k in ("prefill_s", "suffix_s", "decode_s")},
+                    "example_answer": fast[1].text[:120]})
+        per_session.append(row)
+        _log(f"session {sid}: naive {t_naive:.1f}s fast {t_fast:.1f}s | scores naive {t_naive_so:.1f}s "
+             f"fast {t_fast_so:.1f}s | floor {floor:.1f}s")
+
+    n = len(chosen)
+    per = {k: v / n for k, v in totals.items()}
+    result = {
+        "benchmark": "inference",
+        "model": "tiny-random-llama" if args.tiny else loaded.version_id,
+        "model_version": loaded.version_id,
+        "dtype": loaded.dtype,
+        "device": loaded.device,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "sessions_source": source,
+        "sessions": n,
+        "items_per_session": len(chosen[0][3].suffixes),
+        "max_new_tokens": N,
+        "naive_s_per_session": round(per["naive"], 3),
+        "fast_s_per_session": round(per["fast"], 3),
+        "speedup": round(per["naive"] / per["fast"], 2),
+        "scores_only_naive_s_per_session": round(per["naive_scores"], 3),
+        "scores_only_s_per_session": round(per["fast_scores"], 3),
+        "scores_only_speedup": round(per["naive_scores"] / per["fast_scores"], 2),
+        "prefill_floor_s": round(per["floor"], 3),
+        "scores_only_over_floor": round(per["fast_scores"] / per["floor"], 3),
+        "scores_match": score_agree == items_total,
+        "scores_agree": f"{score_agree}/{items_total}",
+        "scores_only_match": scores_only_agree == items_total,
+        "text_match": f"{text_agree}/{items_total}",
+        "parsed_score_match": f"{parsed_agree}/{items_total}",
+        "max_option_prob_diff": float(f"{max_prob_diff:.3g}"),
+        "prompt_tokens_per_session": round(sum(r["prefix_tokens"] + r["suffix_tokens"] for r in per_session) / n, 1),
+        "prefix_tokens_per_session": round(sum(r["prefix_tokens"] for r in per_session) / n, 1),
+        "generated_tokens_per_session": round(sum(r["generated_tokens_fast"] for r in per_session) / n, 1),
+        "load_s": round(load_s, 2),
+        "per_session": per_session,
+    }
+    result["targets"] = {
+        "speedup>=2.5": result["speedup"] >= 2.5,
+        "scores_only_speedup>=6": result["scores_only_speedup"] >= 6,
+        "scores_only<=1.5x_floor": result["scores_only_over_floor"] <= 1.5,
+        "scores_match": result["scores_match"],
+    }
+    result["wall_s"] = round(time.perf_counter() - t_start, 1)
+    if tmp is not None:
+        tmp.cleanup()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+    else:
+        for k, v in result.items():
+            if k != "per_session":
+                print(f"{k}: {v}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
