@@ -213,3 +213,77 @@ def reject(repo, version_id: str, *, actor: str, reason: str = "") -> dict:
         raise ValidationError(f"{version_id} has status {doc['status']!r}; only candidates can be rejected.", "Pick a candidate.")
     doc["status"], doc["rejected_reason"] = "rejected", reason
     return repo.collection(VERSIONS).put(doc, actor=actor, action="reject")
+
+
+# ----------------------------------------------------------------------------- CLI
+def _table(rows: list[dict]) -> str:
+    lines = []
+    for d in rows:
+        m = (d.get("metrics") or {})
+        loss = m.get("validation_loss_after")
+        lines.append(f"{d['status']:<10} {d['id']}  run={d.get('run_id') or '-'}  data={d.get('data_hash') or '-'}"
+                     + (f"  val_loss={loss:.4f}" if isinstance(loss, (int, float)) else ""))
+    return "\n".join(lines) or "(no model versions yet)"
+
+
+def main(argv=None) -> int:
+    """``python -m care_model.versions --store DIR {list,show,promote,rollback,reject,history} ...``"""
+    import argparse
+    import json
+    import os
+    import sys
+
+    from .errors import CareError
+
+    ap = argparse.ArgumentParser(prog="python -m care_model.versions", description="Model versions of a store.")
+    ap.add_argument("--store", required=True, help="store folder")
+    ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""), help="the admin who acts (recorded in the audit trail)")
+    ap.add_argument("--json", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="all versions, oldest first")
+    sub.add_parser("history", help="every change of the active version")
+    p = sub.add_parser("show", help="one version with its lineage and metrics")
+    p.add_argument("version")
+    for name, help_ in (("promote", "make a candidate the active version"), ("reject", "reject a candidate")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("version")
+        p.add_argument("--reason", default="")
+    p = sub.add_parser("rollback", help="make an earlier version active again (default: the previous one)")
+    p.add_argument("version", nargs="?", default=None)
+    p.add_argument("--reason", default="")
+    args = ap.parse_args(argv)
+    from store import Repository
+
+    try:
+        with Repository.open(args.store, create=False) as repo:
+            if args.command in ("promote", "rollback", "reject") and not args.actor:
+                raise PermissionDenied("No --actor was given.", "Pass --actor ADMIN_NAME (or set CARE_USER).")
+            if args.command == "list":
+                out = list_versions(repo)
+                text = _table(out) + f"\nactive: {active_version_id(repo) or '(none: the default base model)'}"
+            elif args.command == "history":
+                out = activation_history(repo)
+                text = "\n".join(f"{h['at']} {h['who']} {h['action']}: {h['from']} -> {h['to']}" for h in out) or "(none)"
+            elif args.command == "show":
+                out = get_version(repo, args.version)
+                text = json.dumps(out, ensure_ascii=False, indent=1, default=str)
+            elif args.command == "promote":
+                out = promote(repo, args.version, actor=args.actor, reason=args.reason)
+                text = f"active: {out['id']}"
+            elif args.command == "rollback":
+                out = rollback(repo, args.version, actor=args.actor, reason=args.reason)
+                text = f"active: {out['id']}"
+            else:
+                out = reject(repo, args.version, actor=args.actor, reason=args.reason)
+                text = f"rejected: {out['id']}"
+    except CareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, ensure_ascii=False, default=str) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())
