@@ -210,6 +210,17 @@ def write_sample_predictions(out: Path = SAMPLE_PREDICTIONS, spec: ModelSpec | N
     return counts
 
 
+def active_spec(repo) -> ModelSpec | None:
+    """The spec of the store's active model version, or None when none was promoted."""
+    from .versions import active_setting
+
+    return _spec_or_none(active_setting(repo))
+
+
+def _spec_or_none(doc: dict | None) -> ModelSpec | None:
+    return ModelSpec(base=doc["base"], adapter=doc.get("adapter") or None) if doc and doc.get("base") else None
+
+
 # ---------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m care_model.predict", description=__doc__,
@@ -246,9 +257,7 @@ def run(argv=None) -> dict:
         elif args.model or args.adapter:
             spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter)
         else:
-            from .versions import active_spec
-
-            spec = active_spec(repo, ModelSpec())
+            spec = active_spec(repo) or ModelSpec()
         predictor = Predictor(spec, config)
         return predict_into_store(repo, predictor, args.session, scores_only=args.scores_only, force=args.force)
 
