@@ -93,7 +93,8 @@ def model_html(pred: dict | None, scale: dict) -> str:
     label = scale.get(str(score), "") if score is not None else ""
     head = (f'<div class="care-model-score"><span class="care-muted">Model</span> '
             f'<b>{"–" if score is None else int(score)}</b> {esc(label)} '
-            f'<span class="care-muted">· expected {_num(pred.get("expected_score"))}</span></div>')
+            f'<span class="care-muted">· expected {_num(pred.get("expected_score"))}</span>'
+            f'<div class="care-muted care-model-version">{esc(pred.get("model_version") or "")}</div></div>')
     warn = ""
     if pred.get("parse_status") == "failed":
         warn = f'<div class="care-warn">The model\'s answer could not be read: {esc(pred.get("parse_error"))}</div>'
@@ -108,22 +109,48 @@ def model_html(pred: dict | None, scale: dict) -> str:
             f'{unsupported}{warn}</div>')
 
 
-_TOKEN = re.compile(r"\s+|[^\s]+")
+_TOKEN = re.compile(r"^\s+|\S+\s*")
+
+
+def diff_segments(before: str, after: str) -> list[tuple[str, str, str]]:
+    """Word diff as ``(op, old_text, new_text)`` with op "equal" or "change"; a lone equal word
+    between two changes joins them, so unrelated sentences read as one change, not confetti."""
+    a, b = _TOKEN.findall(before or ""), _TOKEN.findall(after or "")
+    segs: list[list] = []
+    matcher = difflib.SequenceMatcher(None, [t.strip() for t in a], [t.strip() for t in b], autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        kind = "equal" if op == "equal" else "change"
+        segs.append([kind, "".join(a[i1:i2]), "".join(b[j1:j2]), i2 - i1])
+    merged: list[list] = []
+    for k, seg in enumerate(segs):
+        short = seg[0] == "equal" and seg[3] <= 1 and 0 < k < len(segs) - 1
+        if short or (merged and merged[-1][0] == "change" and seg[0] == "change"):
+            if merged and merged[-1][0] == "change":
+                merged[-1][1] += seg[1]
+                merged[-1][2] += seg[2]
+                continue
+            seg = ["change", seg[1], seg[2], seg[3]]
+        if merged and merged[-1][0] == "change" and seg[0] == "change":
+            merged[-1][1] += seg[1]
+            merged[-1][2] += seg[2]
+        else:
+            merged.append(list(seg))
+    return [(op, old, new) for op, old, new, _ in merged]
 
 
 def diff_html(before: str, after: str) -> str:
     """Word diff of the model's rationale (``before``) against the expert's (``after``)."""
-    a, b = _TOKEN.findall(before or ""), _TOKEN.findall(after or "")
-    if a == b:
+    if (before or "") == (after or ""):
         return '<span class="care-muted">Same as the model\'s rationale.</span>'
     out = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for op, old, new in diff_segments(before, after):
         if op == "equal":
-            out.append(esc("".join(a[i1:i2])))
-        if op in ("delete", "replace"):
-            out.append(f'<del>{esc("".join(a[i1:i2]))}</del>')
-        if op in ("insert", "replace"):
-            out.append(f'<ins>{esc("".join(b[j1:j2]))}</ins>')
+            out.append(esc(new))  # the expert's spacing
+            continue
+        if old:
+            out.append(f'<del>{esc(old)}</del>')
+        if new:
+            out.append(f'<ins>{esc(new)}</ins>')
     return f'<div class="care-diff">{"".join(out)}</div>'
 
 

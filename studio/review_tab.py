@@ -4,9 +4,9 @@ Layout: the queue (an accordion that folds away when a session opens); then the 
 the left (its own scroll) and the cards on the right (their own scroll), grouped by the form's
 dimensions (Goal, Task, Bond), each card showing the model's suggestion and the expert's editor.
 
-Saving: a score, evidence or change-reason change saves the item at once; typing in a rationale
-updates the checks and the diff live (no write) and is saved when the field loses focus, on
-Ctrl+S / the Save button, and by the 2-second timer, so nothing typed is lost for long. Every
+Saving: a score, evidence or change-reason change saves the item at once; typing (or pasting) in
+a rationale updates the checks and the diff live (no write) and is saved when the field loses
+focus, on Ctrl+S / the Save button, and by the 2-second timer, so nothing typed is lost for long. Every
 save names the version the card was loaded at; if someone saved the item in between, the
 conflict panel shows their version and the unsaved one, and nothing is written until the expert
 chooses ("Use theirs" / "Keep mine", after merging by hand if they like).
@@ -94,9 +94,7 @@ class ReviewUI:
     def _feedback(self, rs: ReviewState, item: int, draft: dict, pending: bool) -> str:
         it = self.items_of(rs)[item]
         index = review.transcript_index(self.ctx.repo, rs.sid)
-        chk = review.checks(draft, it["pred"], index, saved=it["state"] != "unreviewed" and not pending)
-        if pending and it["state"] == "unreviewed":
-            chk = [c for c in chk if c["code"] != "unreviewed"]
+        chk = review.checks(draft, it["pred"], index, saved=pending or it["state"] != "unreviewed")
         return render.feedback_html(chk, it["pred"], draft, pending=pending)
 
     @staticmethod
@@ -106,10 +104,15 @@ class ReviewUI:
     def _conflict_updates(self, rs: ReviewState) -> dict:
         c = self.c
         if not rs.conflicts:
-            return {c.conflict_box: gr.update(visible=False), c.conflict_html: ""}
+            return {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False), c.conflict_html: ""}
         item, res = next(iter(rs.conflicts.items()))
-        return {c.conflict_box: gr.update(visible=True),
+        return {c.use_theirs: gr.update(visible=True), c.keep_mine: gr.update(visible=True),
                 c.conflict_html: render.conflict_html(item, rs.items[item]["text"], res["current"], res["yours"], rs.scale)}
+
+    def _conflict_status(self, rs: ReviewState, item: int) -> str:
+        who = (rs.conflicts[item].get("current") or {}).get("updated_by", "someone")
+        return render.status_html(f"Item {item} was changed by {who}: choose a version in the panel above. "
+                                  "Nothing was overwritten.", "warn")
 
     def _save(self, rs: ReviewState, access, item: int, draft: dict, expected: int | None = None) -> dict:
         """Save one item; returns the component updates (card head and feedback, status, conflicts)."""
@@ -124,7 +127,7 @@ class ReviewUI:
                 lab = res["label"]
                 it.update(version=res["version"], state=res["state"], label=lab,
                           saved={k: lab[k] for k in ("score", "rationale", "evidence", "change_reasons")})
-                if rs.pending.get(item) == draft or expected is not None:
+                if expected is not None or (rs.pending.get(item) or {}).get("rationale") == draft["rationale"]:
                     rs.pending.pop(item, None)
                 rs.conflicts.pop(item, None)
                 up[card.head] = rs.head(item)
@@ -134,9 +137,7 @@ class ReviewUI:
                     else f"Item {item} is saved (version {res['version']}).", "ok")
             else:
                 rs.conflicts[item] = res
-                up[self.c.status] = render.status_html(
-                    f"Item {item} was changed by {(res['current'] or {}).get('updated_by', 'someone')}: "
-                    "choose a version in the panel above. Nothing was overwritten.", "warn")
+                up[self.c.status] = self._conflict_status(rs, item)
             up.update(self._conflict_updates(rs))
             up[self.c.summary] = rs.summary(self.ctx.form)
         return up
@@ -188,6 +189,17 @@ class ReviewUI:
         session_id = (session_id or "").strip()
         if not session_id:
             return self._nothing()
+        return self._open(access, session_id)
+
+    def restore(self, session_id: str, rs, request: gr.Request):
+        """Page load: reopen the session this browser had open, silently skipping one the user
+        may not see (another account on the same browser)."""
+        try:
+            return self.open(session_id, rs, request)
+        except gr.Error:
+            return self._nothing()
+
+    def _open(self, access, session_id: str) -> dict:
         view = review.open_view(self.ctx.repo, access, session_id, predictor=self.ctx.predictor)
         rs = ReviewState(view)
         latest = self.ctx.jobs.latest(rs.sid) if self.ctx.jobs else None
@@ -195,8 +207,8 @@ class ReviewUI:
         c, ed = self.c, view["editable"]
         turns = view["session"]["turns"]
         lang = view["session"]["language"]
-        choices = [(f'{t["index"]} · {render.speaker(t["speaker"], lang)}: '
-                    f'{t["text"][:70]}{"…" if len(t["text"]) > 70 else ""}', t["index"]) for t in turns]
+        choices = [(f'{t["index"]} {render.speaker(t["speaker"], lang)}: '
+                    f'{t["text"][:36]}{"…" if len(t["text"]) > 36 else ""}', t["index"]) for t in turns]
         up = {c.st: rs, c.last: rs.sid, c.queue_acc: gr.update(open=False), c.session_area: gr.update(visible=True),
               c.head: render.session_header_html(view), c.transcript: render.transcript_html(view["session"]),
               c.summary: rs.summary(self.ctx.form), c.job: render.job_html(latest) if latest else "",
@@ -228,7 +240,7 @@ class ReviewUI:
             with rs.lock:
                 if item in rs.conflicts:
                     rs.pending[item] = draft
-                    return {self.c.status: render.status_html(f"Resolve the conflict on item {item} first.", "warn")}
+                    return {self.c.status: self._conflict_status(rs, item)}
                 if review.same_content(rs.items[item]["saved"], review.clean_draft(draft)):
                     rs.pending.pop(item, None)
                     return {self.cards[item].feedback: self._feedback(rs, item, draft, False)}
@@ -237,20 +249,23 @@ class ReviewUI:
         return save
 
     def card_note(self, item: int):
-        """Keystrokes in a rationale: live checks and diff, remembered for the autosave."""
+        """A rationale changed (typing, pasting, or an update from the server): live checks and
+        diff, and the edit is remembered for the autosave. Only the rationale is taken from the
+        event: the other fields save on their own events, and reading them here could pick up
+        values from before a session switch finished rendering."""
         @ui.guard
-        def note(rs, score, rationale, evidence, reasons, request: gr.Request):
+        def note(rs, rationale, request: gr.Request):
             self._access(request)
             if rs is None or not rs.editable:
                 return self._nothing()
-            draft = _draft((score, rationale, evidence, reasons))
             with rs.lock:
-                if review.same_content(rs.items[item]["saved"], review.clean_draft(draft)):
-                    rs.pending.pop(item, None)
-                    pending = False
-                else:
+                saved = rs.items[item]["saved"]
+                draft = {**saved, "rationale": rationale or ""}
+                pending = draft["rationale"] != (saved["rationale"] or "")
+                if pending:
                     rs.pending[item] = draft
-                    pending = True
+                else:
+                    rs.pending.pop(item, None)
             return {self.cards[item].feedback: self._feedback(rs, item, draft, pending),
                     self.c.status: render.status_html("Unsaved changes (saving in a moment)…", "busy") if pending else gr.skip()}
         note.__name__ = f"note_item_{item}"
@@ -356,9 +371,11 @@ class ReviewUI:
             job = self.ctx.jobs.latest(rs.sid)
             if job is not None:
                 up[self.c.job] = render.job_html(job)
-                if job["state"] == "done" and job["id"] != rs.job_seen:
-                    rs.job_seen = job["id"]
-                    up.update(self._refresh_predictions(rs, access))
+                if job["state"] == "done":
+                    with rs.lock:
+                        fresh, rs.job_seen = job["id"] != rs.job_seen, job["id"]
+                    if fresh:
+                        up.update(self._refresh_predictions(rs, access))
         return up or self._nothing()
 
     def _refresh_predictions(self, rs: ReviewState, access) -> dict:
@@ -427,11 +444,11 @@ def build_tab(ctx):
                                              scale=0, min_width=140)
                     c.predict_btn = gr.Button("Predict", elem_id="care-predict", size="sm", scale=0, min_width=90)
                 c.job = gr.HTML(js_on_load=None, elem_id="care-job")
-                with gr.Group(visible=False, elem_id="care-conflict") as c.conflict_box:
-                    c.conflict_html = gr.HTML(js_on_load=None)
-                    with gr.Row():
-                        c.use_theirs = gr.Button("Use theirs", elem_id="care-use-theirs", size="sm")
-                        c.keep_mine = gr.Button("Keep mine", variant="primary", elem_id="care-keep-mine", size="sm")
+                c.conflict_html = gr.HTML(js_on_load=None, elem_id="care-conflict")
+                with gr.Row():
+                    c.use_theirs = gr.Button("Use theirs", elem_id="care-use-theirs", size="sm", visible=False)
+                    c.keep_mine = gr.Button("Keep mine", variant="primary", elem_id="care-keep-mine", size="sm",
+                                            visible=False)
                 c.summary = gr.HTML(js_on_load=None, elem_id="care-summary")
                 gr.HTML(ui.KEYS_HELP, js_on_load=None)
                 for dim in form.dimensions:
@@ -462,7 +479,7 @@ def build_tab(ctx):
                                                           cards[item].evidence, cards[item].reasons)]
     card_outs = [getattr(cd, f) for cd in cards.values()
                  for f in ("head", "model", "score", "rationale", "evidence", "reasons", "feedback", "accept")]
-    frame = [c.status, c.summary, c.conflict_box, c.conflict_html, c.job]
+    frame = [c.status, c.summary, c.use_theirs, c.keep_mine, c.conflict_html, c.job]
     open_out = [c.st, c.last, c.queue_acc, c.session_area, c.head, c.transcript, c.save_btn, c.submit_btn] + frame + card_outs
     edit_out = frame + card_outs
     quiet = dict(api_visibility="private", show_progress="hidden")
@@ -470,16 +487,20 @@ def build_tab(ctx):
     q_in = [c.scope, c.search, c.order]
     for trigger in (c.refresh.click, c.scope.input, c.order.input, c.search.submit):
         trigger(h.queue, q_in, [c.counts, c.table], **quiet)
-    ctx.on_load(h.on_load, [c.last], [c.scope, c.counts, c.table, c.open_id], then=(h.open, [c.open_id, c.st], open_out))
-    c.open_btn.click(h.open, [c.open_id, c.st], open_out, api_visibility="private")
-    c.open_id.submit(h.open, [c.open_id, c.st], open_out, api_visibility="private")
-    c.table.select(h.pick, None, [c.open_id], **quiet).then(h.open, [c.open_id, c.st], open_out, api_visibility="private")
+    ctx.on_load(h.on_load, [c.last], [c.scope, c.counts, c.table, c.open_id], then=(h.restore, [c.open_id, c.st], open_out))
+    c.open_btn.click(h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SCROLL_TOP_JS)
+    c.open_id.submit(h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SCROLL_TOP_JS)
+    c.table.select(h.pick, None, [c.open_id], **quiet).then(
+        h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SCROLL_TOP_JS)
     for item, card in cards.items():
         inputs = [c.st, card.score, card.rationale, card.evidence, card.reasons]
         save = h.card_save(item)
         for trigger in (card.score.input, card.evidence.input, card.reasons.input, card.rationale.blur):
             trigger(save, inputs, edit_out, **quiet)
-        card.rationale.input(h.card_note(item), inputs, [card.feedback, c.status], trigger_mode="always_last", **quiet)
+        # .change, not .input: Gradio's textbox sends "input" on key events only, so a paste or
+        # dictation would not count; programmatic updates reach note() too and are recognised as saved.
+        card.rationale.change(h.card_note(item), [c.st, card.rationale], [card.feedback, c.status],
+                              trigger_mode="always_last", **quiet)
         card.accept.click(h.card_accept(item), [c.st], edit_out, **quiet)
     c.save_btn.click(h.save_all, [c.st] + fields, edit_out, **quiet)
     c.submit_btn.click(h.submit, [c.st] + fields, edit_out, api_visibility="private")

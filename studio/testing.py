@@ -37,7 +37,7 @@ def quoting_predictions(session, model_version: str = "test-model", seed: int = 
         turn = rng.choice(client)
         words = re.findall(r"\S+", turn.text)
         start = rng.randrange(max(1, len(words) - 6))
-        quote = " ".join(words[start:start + 6]).strip("\"'“”‘’,.;:!?()")
+        quote = re.sub(r"[\"“”]", "", " ".join(words[start:start + 6])).strip("'‘’,.;:!?() ")
         score = rng.randint(1, 5)
         peak = rng.uniform(0.35, 0.95)
         probs = [(1 - peak) / 4] * 5

@@ -130,6 +130,11 @@ CSS = """
 .care-job-failed {color:#991b1b;}
 .care-job-done {color:#166534;}
 .care-keys {font-size:.8rem; color:#64748b;}
+.care-score label {padding: .25rem .55rem !important; font-size: .88rem !important;}
+.care-score .wrap {gap: .35rem !important;}
+.care-card .block {padding: .35rem .5rem !important;}
+.care-card textarea {font-size: .92rem !important; line-height: 1.4 !important;}
+#care-actions .html-container, #care-actions > div:first-child {flex: 1 1 auto;}
 .care-keys kbd {border:1px solid #cbd5e1; border-bottom-width:2px; border-radius:4px; padding:0 .3rem; background:#f8fafc;}
 """
 
@@ -190,6 +195,9 @@ JS = r"""
   });
 }
 """
+
+SCROLL_TOP_JS = """() => { for (const id of ['care-cards', 'care-transcript']) { const e = document.getElementById(id);
+  if (e) e.scrollTop = 0; } document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl')); }"""
 
 KEYS_HELP = ('<div class="care-keys">Keys: <kbd>j</kbd>/<kbd>k</kbd> or <kbd>Alt</kbd>+<kbd>↓</kbd>/<kbd>↑</kbd> '
              'next/previous item · <kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept the model · '

@@ -214,3 +214,22 @@ def test_render_escapes_every_piece_of_user_text():
         assert "<script" not in html_text and "<img" not in html_text and 'onerror="' not in html_text
         assert "&lt;script&gt;" in html_text or "&lt;img" in html_text
     assert '<del>' in render.diff_html("the model said this", "the expert said that")
+
+
+def test_lazy_transcript_index_answers_like_the_full_one():
+    from care_model.evidence import TranscriptIndex
+    from studio.review import LazyTranscriptIndex
+
+    turns = [{"index": 0, "speaker": "client", "text": "I don't think it's working, honestly."},
+             {"index": 1, "speaker": "counselor", "text": "我们一起制定了下周的目标。"},
+             {"index": 2, "speaker": "client", "text": "Okay."}]
+    rationales = ['She said "dont think its working" and "Okay".', "“一起制定了下周的目标”", '"I dont think it s working"',
+                  '"nothing like this was said" [2] [9]', 'turn 1 and "honestly"']
+    full, lazy = TranscriptIndex(turns), LazyTranscriptIndex(turns)
+    for r in rationales:
+        assert full.link(r) == lazy.link(r), r
+    from studio.review import label_dict
+    from factories import make_label
+
+    lab = make_label("s1", 3)
+    assert label_dict(lab) == lab.to_dict()
