@@ -168,9 +168,9 @@ class AdjUI:
         return self._item_updates(st)
 
     @ui.guard
-    def start_from(self, st, source, request: gr.Request):
+    def start_from(self, st, item, source, request: gr.Request):
         self._who(request)
-        if st is None or not source:
+        if st is None or not source or item != st.item:
             return {self.c.status: gr.skip()}
         it = st.it()
         d = it["model"] if source == "model" else next(e for e in it["experts"] if e["annotator"] == source)
@@ -178,8 +178,11 @@ class AdjUI:
                 self.c.evidence: ", ".join(str(e) for e in d["evidence"]),
                 self.c.status: render.status_html(f"Editor filled from {source}; edit it and save, or press Choose.", "idle")}
 
-    def _save(self, st, access, **kw) -> dict:
+    def _save(self, st, item, access, **kw) -> dict:
         with st.lock:
+            if item is None:
+                raise CareError("No item chosen.", "Pick an item.")
+            st.item = int(item)  # the item the page showed when the button was pressed
             it = st.it()
             res = adj.adjudicate(self.ctx.repo, access, st.view["session"]["id"], st.item,
                                  expected_version=it["version"], predictor=self.ctx.predictor, **kw)
@@ -188,20 +191,22 @@ class AdjUI:
             cur = res["current"] or {}
             return self._item_updates(st, f"{cur.get('updated_by', 'Someone')} saved a final label for item {st.item} "
                                           "meanwhile; it is shown now. Nothing was overwritten.", "warn")
-        return self._item_updates(st, f"Final label of item {st.item} saved (version {res['version']}) at "
-                                      f"{time.strftime('%H:%M:%S')}.", "ok")
+        up = self._item_updates(st, f"Final label of item {st.item} saved (version {res['version']}) at "
+                                    f"{time.strftime('%H:%M:%S')}.", "ok")
+        up[self.c.table] = self._queue(access)
+        return up
 
     @ui.guard
-    def choose(self, st, source, comment, request: gr.Request):
+    def choose(self, st, item, source, comment, request: gr.Request):
         access = self._who(request)
         if st is None:
             raise CareError("Open a session first.", "Pick one in the queue.")
         if not source:
             raise CareError("No label chosen.", "Pick an expert's label or the model's under “Start from”.")
-        return self._save(st, access, source=source, comment=comment or "")
+        return self._save(st, item, access, source=source, comment=comment or "")
 
     @ui.guard
-    def write(self, st, source, score, rationale, evidence, comment, request: gr.Request):
+    def write(self, st, item, source, score, rationale, evidence, comment, request: gr.Request):
         access = self._who(request)
         if st is None:
             raise CareError("Open a session first.", "Pick one in the queue.")
@@ -211,7 +216,7 @@ class AdjUI:
             turns = [int(x) for x in parse_ids(evidence or "")]
         except ValueError:
             raise CareError(f"Evidence {evidence!r} is not a list of turn numbers.", "Write turn numbers like 3, 7.") from None
-        return self._save(st, access, source=source or None, score=score, rationale=rationale or "", evidence=turns,
+        return self._save(st, item, access, source=source or None, score=score, rationale=rationale or "", evidence=turns,
                           comment=comment or "")
 
     @ui.guard
@@ -304,7 +309,8 @@ def build_tab(ctx):
     c.sid.submit(h.open, [c.sid], item_out + [c.area, c.transcript], **quiet)
     c.item.input(h.select_item, [c.st, c.item], item_out, **quiet)
     c.next_btn.click(h.next_disagreement, [c.st], item_out, **quiet)
-    c.source.input(h.start_from, [c.st, c.source], [c.score, c.rationale, c.evidence, c.status], **quiet)
-    c.choose_btn.click(h.choose, [c.st, c.source, c.comment], item_out, **quiet)
-    c.save_btn.click(h.write, [c.st, c.source, c.score, c.rationale, c.evidence, c.comment], item_out, **quiet)
+    c.source.input(h.start_from, [c.st, c.item, c.source], [c.score, c.rationale, c.evidence, c.status], **quiet)
+    c.choose_btn.click(h.choose, [c.st, c.item, c.source, c.comment], item_out + [c.table], **quiet)
+    c.save_btn.click(h.write, [c.st, c.item, c.source, c.score, c.rationale, c.evidence, c.comment], item_out + [c.table],
+                     **quiet)
     return h

@@ -56,21 +56,23 @@ KEYS_JS = r"""
 if (!window.__careEvalKeys) {
   window.__careEvalKeys = true;
   const crits = ['faithfulness', 'relevance', 'informativeness'];
-  let cur = 0;
+  let cur = 0, task = null;
   const shown = el => !!el && el.offsetParent !== null;
   const mark = () => crits.forEach((c, i) => { const e = document.getElementById('eval-crit-' + c);
     if (e) e.classList.toggle('eval-current', i === cur); });
   const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
-  window.__careEvalReset = () => { cur = 0; mark(); };
+  window.__careEvalReset = () => { const p = document.getElementById('eval-pos'); task = p && p.dataset.task; cur = 0; mark(); };
   document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
-    if (c) { cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); } });
+    if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
+      cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); } });
   document.addEventListener('click', e => {
     const chip = e.target.closest && e.target.closest('.eval-chip');
     if (chip) { const t = document.getElementById(chip.dataset.turnId); if (t) {
       document.querySelectorAll('.eval-scroll .care-hl').forEach(x => x.classList.remove('care-hl'));
       t.classList.add('care-hl'); t.scrollIntoView({block: 'center', behavior: 'smooth'}); } }
     const c = e.target.closest && e.target.closest('.eval-crit');
-    if (c) { cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); }
+    if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
+      cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); }
   }, true);
   window.addEventListener('keydown', e => {
     if (!shown(document.getElementById('eval-task-area'))) return;
@@ -80,6 +82,8 @@ if (!window.__careEvalKeys) {
     const done = () => { e.preventDefault(); e.stopImmediatePropagation(); };
     if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { done(); if (t && t.blur) t.blur(); click('#eval-next'); return; }
     if (typing || mod || e.altKey) return;
+    const pos = document.getElementById('eval-pos'), now = pos && pos.dataset.task;
+    if (now !== task) { task = now; cur = 0; mark(); }  // a new task starts at the first criterion
     const key = e.key.toLowerCase();
     if (e.key === 'Enter') { done(); click('#eval-next'); return; }
     if (key === 'p') { done(); click('#eval-prev'); return; }
@@ -102,7 +106,10 @@ if (!window.__careEvalKeys) {
 
 # ----------------------------------------------------------------------------- HTML
 def _num(v, digits=2) -> str:
-    return "–" if v is None else f"{float(v):.{digits}f}"
+    if v is None:
+        return "–"
+    s = f"{float(v):.{digits}f}"
+    return s[1:] if s.startswith("-") and not s.strip("-0.") else s  # no "-0.00"
 
 
 def transcript_html(session: dict, prefix: str = "eval") -> str:
@@ -130,7 +137,7 @@ def head_html(v: dict) -> str:
     pct = int(round(100 * v["done"] / max(1, v["total"])))
     kind = "Rate this rationale" if v["kind"] == "rubric" else "Compare two rationales"
     state = {"submitted": "submitted", "draft": "draft saved", "new": "not rated yet"}[v["rating"]["status"]]
-    return (f'<div class="care-sess-head"><b id="eval-pos">Task {v["position"]} of {v["total"]}</b> · {esc(kind)} · '
+    return (f'<div class="care-sess-head"><b id="eval-pos" data-task="{esc(v["task_id"])}">Task {v["position"]} of {v["total"]}</b> · {esc(kind)} · '
             f'<span class="care-muted">{esc(state)}</span> · <span id="eval-done">{v["done"]} of {v["total"]} done</span> '
             f'<span class="eval-bar"><span style="width:{pct}%"></span></span></div>'
             f'<div class="care-card-head"><span class="care-item-no">{int(v["item"])}</span>'
@@ -239,6 +246,7 @@ class EvalState:
         self.lock = threading.RLock()
         self.view = view
         self.pending_comment: str | None = None
+        self.superseded = False  # the page moved on to another task: late events save but do not redraw
 
     def __deepcopy__(self, memo):  # shared by the page's events on purpose (see review_tab.ReviewState)
         return self
@@ -267,10 +275,13 @@ class EvalUI:
         return gr.update(choices=choices, value=choices[0][1] if choices else None), (
             "" if choices else render.status_html("You are not a rater in any evaluation campaign yet.", "idle"))
 
-    def _show(self, view: dict, message: str = "", kind: str = "idle") -> dict:
+    def _show(self, view: dict, message: str = "", kind: str = "idle", old: EvalState | None = None) -> dict:
         c, r = self.c, view["rating"]
+        if old is not None:
+            with old.lock:
+                old.superseded = True
         rubric = view["kind"] == "rubric"
-        up = {c.st: EvalState(view), c.area: gr.update(visible=True), c.head: head_html(view),
+        up = {c.st: EvalState(view), c.key: view["task_id"], c.area: gr.update(visible=True), c.head: head_html(view),
               c.transcript: transcript_html(view["session"]), c.rubric: gr.update(visible=rubric),
               c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
@@ -286,21 +297,27 @@ class EvalUI:
         return up
 
     @ui.guard
-    def start(self, campaign_id, request: gr.Request):
+    def start(self, campaign_id, st, request: gr.Request):
         access = self._who(request)
         if not campaign_id:
             raise CareError("No campaign chosen.", "Pick one of your campaigns.")
         view = cp.rater_task(self.ctx.repo, access, campaign_id)
-        return self._show(view)
+        return self._show(view, old=st)
 
-    def _save(self, st: EvalState, access, **fields) -> dict:
+    def _save(self, st: EvalState, access, full: bool = False, **fields) -> dict:
+        """Save on top of the version the page loaded. On a conflict (the same task saved from
+        another window) nothing is written; ``full`` (moves) reload the task, small saves say so."""
         with st.lock:
             v = st.view
             res = cp.save_rating(self.ctx.repo, access, v["campaign_id"], v["task_id"], expected_version=st.version, **fields)
             if res["status"] == "conflict":
+                if st.superseded or not full:
+                    return {"conflict": {self.c.status: render.status_html(
+                        "This task was saved in another window; nothing was overwritten. Press “Start / continue” "
+                        "to load the saved version.", "warn")}}
                 view = cp.rater_task(self.ctx.repo, access, v["campaign_id"], v["task_id"])
                 return {"conflict": self._show(view, "This task was saved in another window; its saved version is "
-                                                     "shown now. Nothing was overwritten.", "warn")}
+                                                     "shown now. Nothing was overwritten.", "warn", old=st)}
             v["rating"], v["done"] = res["rating"], res["done"]
             if "reveal" in res:
                 v["reveal"] = res["reveal"]
@@ -311,15 +328,24 @@ class EvalUI:
     def _saved_updates(self, st: EvalState, res: dict, what: str) -> dict:
         if "conflict" in res:
             return res["conflict"]
+        if st.superseded:
+            return {self.c.status: gr.skip()}
         msg = (f"{what} saved (version {res['version']}) at {time.strftime('%H:%M:%S')}." if not res["unchanged"]
                else f"{what} is saved.")
-        return {self.c.status: render.status_html(msg, "ok"), self.c.head: head_html(st.view)}
+        return {self.c.status: render.status_html(msg, "ok")}
+
+    # Events carry the task id the page showed (``key``): gr.State is read when an event is
+    # processed, so a score clicked just before "Save & next" may be handled after the page moved
+    # on; such a late event is dropped (the move itself saved every field of the task it left).
+    @staticmethod
+    def _current(st, key) -> bool:
+        return st is not None and not st.superseded and key == st.view["task_id"]
 
     def crit_save(self, crit: str):
         @ui.guard
-        def save(st, value, request: gr.Request):
+        def save(st, key, value, request: gr.Request):
             access = self._who(request)
-            if st is None or value is None:
+            if not self._current(st, key) or value is None:
                 return {self.c.status: gr.skip()}
             res = self._save(st, access, scores={crit: value})
             return self._saved_updates(st, res, cp.CRITERION_INFO[crit]["name"])
@@ -327,66 +353,83 @@ class EvalUI:
         return save
 
     @ui.guard
-    def choice_save(self, st, value, request: gr.Request):
+    def choice_save(self, st, key, value, request: gr.Request):
         access = self._who(request)
-        if st is None or not value:
+        if not self._current(st, key) or not value or st.view["rating"]["status"] == "submitted":
             return {self.c.status: gr.skip()}
         return self._saved_updates(st, self._save(st, access, choice=value), "Choice")
 
     @ui.guard
-    def comment_note(self, st, text, request: gr.Request):
+    def comment_note(self, st, key, text, request: gr.Request):
         self._who(request)
-        if st is not None:
-            with st.lock:
-                st.pending_comment = None if (text or "") == st.view["rating"]["comment"] else (text or "")
-        return {self.c.status: gr.skip()}
+        if not self._current(st, key):
+            return {self.c.status: gr.skip(), self.c.timer: gr.skip()}
+        with st.lock:
+            st.pending_comment = None if (text or "") == st.view["rating"]["comment"] else (text or "")
+        return {self.c.status: render.status_html("Unsaved comment (saving in a moment)…", "busy")
+                if st.pending_comment is not None else gr.skip(), self.c.timer: gr.update(active=True)}
 
     @ui.guard
-    def comment_save(self, st, text, request: gr.Request):
+    def comment_save(self, st, key, text, request: gr.Request):
         access = self._who(request)
-        if st is None or (text or "") == st.view["rating"]["comment"]:
+        if not self._current(st, key) or (text or "") == st.view["rating"]["comment"] or not self._editable(st):
             return {self.c.status: gr.skip()}
         return self._saved_updates(st, self._save(st, access, comment=text or ""), "Comment")
 
     @ui.guard
     def tick(self, st, request: gr.Request):
-        if st is None or st.pending_comment is None:
-            return {self.c.status: gr.skip()}
+        """Autosave of a comment being typed; the timer runs only while one is pending."""
+        if st is None or st.pending_comment is None or not self._editable(st):
+            return {self.c.status: gr.skip(), self.c.timer: gr.update(active=False)}
         access = self._who(request)
-        return self._saved_updates(st, self._save(st, access, comment=st.pending_comment), "Comment")
+        return {**self._saved_updates(st, self._save(st, access, comment=st.pending_comment), "Comment"),
+                self.c.timer: gr.update(active=False)}
+
+    @staticmethod
+    def _editable(st) -> bool:
+        v = st.view
+        return v["campaign_status"] == "open" and not (v["kind"] == "pairwise" and v["rating"]["status"] == "submitted")
+
+    @staticmethod
+    def _fields(v, f, r, i, choice, comment) -> dict:
+        fields = ({"scores": {"faithfulness": f, "relevance": r, "informativeness": i}} if v["kind"] == "rubric"
+                  else {"choice": choice or None})
+        return {**fields, "comment": comment or ""}
 
     @ui.guard
-    def next(self, st, f, r, i, choice, comment, request: gr.Request):
+    def next(self, st, key, f, r, i, choice, comment, request: gr.Request):
         """Save & next: submit this task (a comparison: submit and reveal, then next on the second press)."""
         access = self._who(request)
-        if st is None:
+        if not self._current(st, key):
             return {self.c.status: gr.skip()}
         v = st.view
-        if v["campaign_status"] == "open" and not (v["kind"] == "pairwise" and v["rating"]["status"] == "submitted"):
-            fields = ({"scores": {"faithfulness": f, "relevance": r, "informativeness": i}} if v["kind"] == "rubric"
-                      else {"choice": choice})
-            res = self._save(st, access, submit=True, comment=comment or "", **fields)
+        if self._editable(st):
+            res = self._save(st, access, full=True, submit=True, **self._fields(v, f, r, i, choice, comment))
             if "conflict" in res:
                 return res["conflict"]
             if v["kind"] == "pairwise":
-                return self._show(v, "Submitted; the systems are revealed above.", "ok")
+                return self._show(v, "Submitted; the systems are revealed above.", "ok", old=st)
         nxt = v["next_task"]
         if nxt is None or v["done"] >= v["total"]:
             first_open = cp.rater_task(self.ctx.repo, access, v["campaign_id"])
             if first_open["rating"]["status"] == "submitted":
-                return {**self._show(first_open, f"All {v['total']} tasks are done. Thank you!", "ok")}
+                return self._show(first_open, f"All {v['total']} tasks are done. Thank you!", "ok", old=st)
             nxt = first_open["task_id"] if nxt is None else nxt
-        return self._show(cp.rater_task(self.ctx.repo, access, v["campaign_id"], nxt), "Saved.", "ok")
+        return self._show(cp.rater_task(self.ctx.repo, access, v["campaign_id"], nxt), "Saved.", "ok", old=st)
 
     @ui.guard
-    def prev(self, st, comment, request: gr.Request):
+    def prev(self, st, key, f, r, i, choice, comment, request: gr.Request):
+        """Previous task; what was entered here is saved first (not submitted)."""
         access = self._who(request)
-        if st is None or not st.view["prev_task"]:
+        if not self._current(st, key) or not st.view["prev_task"]:
             return {self.c.status: gr.skip()}
-        if (comment or "") != st.view["rating"]["comment"] and st.view["campaign_status"] == "open" and not (
-                st.view["kind"] == "pairwise" and st.view["rating"]["status"] == "submitted"):
-            self._save(st, access, comment=comment or "")
-        return self._show(cp.rater_task(self.ctx.repo, access, st.view["campaign_id"], st.view["prev_task"]))
+        if self._editable(st):
+            fields = self._fields(st.view, f, r, i, choice, comment)
+            fields["scores"] = {k: x for k, x in (fields.get("scores") or {}).items() if x is not None} or None
+            res = self._save(st, access, full=True, **fields)
+            if "conflict" in res:
+                return res["conflict"]
+        return self._show(cp.rater_task(self.ctx.repo, access, st.view["campaign_id"], st.view["prev_task"]), old=st)
 
     # ----- admin ------------------------------------------------------------------------
     def _table(self, access):
@@ -398,19 +441,18 @@ class EvalUI:
     def admin_load(self, request: gr.Request):
         access = self._who(request)
         if access.role != "admin":
-            return (gr.update(visible=False),) + (gr.skip(),) * 4
+            return (gr.update(visible=False),) + (gr.skip(),) * 3
         ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
         users = sorted(u["username"] for u in self.ctx.repo.users() if u.get("active", True))
-        systems = [s["system"] for s in cp.available_systems(self.ctx.repo, access)]
         return (gr.update(visible=True), self._table(access), gr.update(choices=ids, value=ids[0][1] if ids else None),
-                gr.update(choices=users), gr.update(choices=systems))
+                gr.update(choices=users))
 
     @ui.guard
     def find_systems(self, session_ids, request: gr.Request):
         access = self._who(request, *ADMIN)
         rows = cp.available_systems(self.ctx.repo, access, session_ids)
         note = " · ".join(f'{r["system"]}: {r["targets"]} items' for r in rows) or "No system has rationales there."
-        return gr.update(choices=[r["system"] for r in rows]), render.status_html(note, "idle")
+        return gr.update(choices=[r["system"] for r in rows]), render.status_html("Systems with rationales: " + note, "idle")
 
     @ui.guard
     def create(self, name, systems, mode, n, raters, overlap, sampling, strata, sessions, items, seed, request: gr.Request):
@@ -438,7 +480,7 @@ class EvalUI:
         access = self._who(request, *ADMIN)
         if not campaign_id:
             raise CareError("No campaign chosen.", "Pick a campaign.")
-        return list(cp.export_campaign(self.ctx.repo, access, campaign_id).values())
+        return gr.update(value=list(cp.export_campaign(self.ctx.repo, access, campaign_id).values()), visible=True)
 
     def set_status(self, status: str):
         @ui.guard
@@ -517,6 +559,7 @@ def build_tab(ctx):
             gr.api(getattr(api, name), api_name=name, concurrency_limit=None)
         gr.HTML(CSS, js_on_load=KEYS_JS, elem_id="eval-keys")
         c.st = gr.State(None)
+        c.key = gr.Textbox(visible=False, elem_id="eval-key")  # the task the page shows (see EvalUI._current)
         with gr.Row():
             c.campaign = gr.Dropdown([], label="Campaign", elem_id="eval-campaign", scale=4)
             c.start = gr.Button("Start / continue", variant="primary", elem_id="eval-start", scale=1)
@@ -548,7 +591,7 @@ def build_tab(ctx):
                     c.next_btn = gr.Button("Save & next", variant="primary", elem_id="eval-next", size="sm", scale=0,
                                            min_width=120)
                 gr.HTML(KEYS_HELP, js_on_load=None)
-        c.timer = gr.Timer(2.0)
+        c.timer = gr.Timer(2.0, active=False)
 
     with gr.Tab("Campaigns", id="campaigns", visible=False, elem_id="eval-admin-tab") as admin_tab:
         a = SimpleNamespace()
@@ -582,8 +625,8 @@ def build_tab(ctx):
             a.show = gr.Button("Show results", variant="primary", elem_id="eval-show", scale=1)
             a.export = gr.Button("Export CSV + JSON", elem_id="eval-export", scale=1)
             a.close = gr.Button("Close", elem_id="eval-close", scale=0, min_width=80)
-            a.reopen = gr.Button("Reopen", elem_id="eval-reopen", scale=0, min_width=80)
-        a.files = gr.File(file_count="multiple", label="Export", elem_id="eval-export-files")
+            a.reopen = gr.Button("Reopen", elem_id="eval-reopen", scale=0, min_width=100)
+        a.files = gr.File(file_count="multiple", label="Export", elem_id="eval-export-files", visible=False)
         a.results = gr.HTML(js_on_load=None, elem_id="eval-results")
         with gr.Row():
             a.plot_means = gr.BarPlot(x="bar", y="mean", color="system", y_lim=[0, 5], title="Mean rating per criterion",
@@ -593,23 +636,24 @@ def build_tab(ctx):
                                      visible=False, elem_id="eval-plot-wins")
 
     h = EvalUI(ctx, c)
-    task_out = [c.st, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status, c.output,
+    task_out = [c.st, c.key, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status, c.output,
                 c.pair, c.choice, c.reveal] + list(c.crit.values())
-    edit_out = task_out
+    edit_out = [c.status]  # small saves touch only the status line: their replies may arrive after a move
     ctx.on_load(h.on_load, [], [c.campaign, c.note])
     reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
-    c.start.click(h.start, [c.campaign], task_out, **quiet).then(None, js=reset)
+    c.start.click(h.start, [c.campaign, c.st], task_out, **quiet).then(None, js=reset)
     for crit, radio in c.crit.items():
-        radio.input(h.crit_save(crit), [c.st, radio], edit_out, **quiet)
-    c.choice.input(h.choice_save, [c.st, c.choice], edit_out, **quiet)
-    c.comment.input(h.comment_note, [c.st, c.comment], [c.status], trigger_mode="always_last", **quiet)
-    c.comment.blur(h.comment_save, [c.st, c.comment], edit_out, **quiet)
-    c.timer.tick(h.tick, [c.st], edit_out, **quiet)
-    next_in = [c.st] + list(c.crit.values()) + [c.choice, c.comment]
-    c.next_btn.click(h.next, next_in, task_out, **quiet).then(None, js=reset)
-    c.prev_btn.click(h.prev, [c.st, c.comment], task_out, **quiet).then(None, js=reset)
+        radio.input(h.crit_save(crit), [c.st, c.key, radio], edit_out, **quiet)
+    c.choice.input(h.choice_save, [c.st, c.key, c.choice], edit_out, **quiet)
+    c.comment.input(h.comment_note, [c.st, c.key, c.comment], [c.status, c.timer], trigger_mode="always_last", **quiet)
+    c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet)
+    c.timer.tick(h.tick, [c.st], [c.status, c.timer], **quiet)
+    form_in = [c.st, c.key] + list(c.crit.values()) + [c.choice, c.comment]
+    c.next_btn.click(h.next, form_in, task_out, **quiet).then(None, js=reset)
+    c.prev_btn.click(h.prev, form_in, task_out, **quiet).then(None, js=reset)
 
-    ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters, a.systems])
+    ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters])
+    admin_tab.select(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)  # reads predictions: on visit, not on load
     a.find.click(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)
     a.create.click(h.create, [a.name, a.systems, a.mode, a.n, a.raters, a.overlap, a.sampling, a.strata, a.sessions,
                               a.items, a.seed], [a.msg, a.table, a.res_id], **quiet)

@@ -1,0 +1,254 @@
+"""Human evaluation and adjudication in Debian's Chromium (Playwright), on a real store and server.
+
+An admin creates a campaign with two systems (a model version and the expert-curated rationale)
+and two raters through the UI; each rater, in their own browser context, completes it blind with
+the keyboard (no system name on the page before a comparison is submitted); the admin's results
+view shows means, win rates and alpha equal to an independent computation from the stored ratings.
+An adjudicator resolves a double-coded item. Screenshots go to ``test-artifacts/eval-*.png``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import krippendorff
+import numpy as np
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from care_model.records import ADJUDICATED, SHARED, Label
+from studio.app import build_app
+from studio.testing import launch_chromium, login, make_store, quoting_predictions, serve
+
+pytestmark = pytest.mark.browser
+ART = Path(__file__).resolve().parents[2] / "test-artifacts"
+CRITERIA = ("faithfulness", "relevance", "informativeness")
+SECRETS = ("care-v2", "expert")
+N_TASKS = 9  # per rater: 3 targets x (2 rubric ratings + 1 comparison)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    repo = make_store(tmp_path_factory.mktemp("eval-browser") / "store", predictions=False)
+    sessions = [repo.get_session(s) for s in repo.session_ids()]
+    repo.add_predictions([p for s in sessions for p in quoting_predictions(s, "care-v1", seed=0)]
+                         + [p for s in sessions for p in quoting_predictions(s, "care-v2", seed=1)])
+    for s in sessions[:3]:  # the curated reference on three sessions
+        for p in quoting_predictions(s, "reference", seed=2):
+            repo.save_label(Label(session_id=s.id, item=p.item, annotator=SHARED, score=p.score, status="submitted",
+                                  rationale="Curated: " + p.rationale, evidence=p.evidence), actor="admin", expected_version=0)
+    double = sessions[4].id  # double-coded by ann and bob, for the adjudicator
+    repo.assign([double], ["ann", "bob"], actor="admin", mode="independent")
+    for who, score in (("ann", 2), ("bob", 5)):
+        repo.save_label(Label(session_id=double, item=4, annotator=who, score=score, status="submitted",
+                              rationale=f"{who}: the goals are {'vague' if score == 2 else 'shared and explicit'}.",
+                              evidence=[1], prediction_id=f"{double}|care-v1|4"), actor=who, expected_version=0)
+    ART.mkdir(exist_ok=True)
+    with serve(build_app(repo, None)) as url:
+        yield SimpleNamespace(url=url, repo=repo, double=double)
+    repo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    expect.set_options(timeout=20_000)  # a loaded 2-core machine answers slowly; restored below
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+    expect.set_options(timeout=5_000)
+
+
+@pytest.fixture
+def open_page(browser, app):
+    contexts, outside = [], []
+
+    def make(user):
+        ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        page.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
+        login(page, app.url, user)
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+    assert outside == [], f"requests left the machine: {outside[:5]}"
+
+
+def create_campaign(page) -> str:
+    page.get_by_role("tab", name="Campaigns").click()
+    expect(page.locator("#eval-admin-msg")).to_contain_text("Systems with rationales: care-v1")
+    page.fill("#eval-name textarea, #eval-name input", "Blind v2 vs curated")
+    for system in ("care-v2", "expert"):
+        page.locator("#eval-systems label", has_text=re.compile(rf"^\s*{system}\s*$")).click()
+    for rater in ("ann", "bob"):
+        page.locator("#eval-raters label", has_text=re.compile(rf"^\s*{rater}\s*$")).click()
+    page.locator("#eval-mode label", has_text="Both").click()
+    page.fill("#eval-n input", "3")
+    page.fill("#eval-overlap input", "2")
+    page.fill("#eval-seed input", "11")
+    page.click("#eval-create")
+    expect(page.locator("#eval-admin-msg")).to_contain_text("Created campaign Blind v2 vs curated", timeout=30_000)
+    page.screenshot(path=str(ART / "eval-create.png"))
+    return re.search(r"\(([a-z0-9-]+)\)", page.inner_text("#eval-admin-msg")).group(1)
+
+
+def assert_blind(page):
+    assert "care-v2" not in page.inner_html("#eval-tab")  # never sent to the tab (the review queue may name versions)
+    text = page.inner_text("body").lower()
+    assert not [s for s in SECRETS if s in text], [s for s in SECRETS if s in text]
+
+
+def rate_all(page, user: str, shots: bool, entered: list):
+    """Complete every task with the keyboard, appending what was entered per task position.
+
+    A generator: it yields after each action that waits on the server, so two raters' pages can
+    be driven in turns and their requests overlap (see :func:`in_turns`)."""
+    page.get_by_role("tab", name="Human evaluation").click()
+    expect(page.locator("#eval-campaign input")).to_have_value(re.compile("^Blind v2 vs curated"))
+    page.click("#eval-start")
+    yield
+    for j in range(N_TASKS):
+        try:
+            expect(page.locator("#eval-pos")).to_have_text(f"Task {j + 1} of {N_TASKS}")
+        except AssertionError:
+            page.screenshot(path=str(ART / f"eval-failure-{user}.png"))
+            raise
+        assert_blind(page)
+        if page.locator("#eval-rubric").is_visible():
+            digits = [((j * 7 + c * 3) % 5 + 1) if user == "ann" else ((j * 5 + c * 2 + 1) % 5 + 1) for c in range(3)]
+            if user == "bob" and j == 0:  # the mouse works too
+                for crit, d in zip(CRITERIA, digits):
+                    page.locator(f"#eval-crit-{crit} label", has_text=re.compile(rf"^\s*{d}\s*$")).click()
+            else:
+                for d in digits:
+                    page.keyboard.press(str(d))
+            for crit, d in zip(CRITERIA, digits):
+                expect(page.locator(f'#eval-crit-{crit} input[value="{d}"]')).to_be_checked()
+            comment = ""
+            if j == 1:
+                comment = f"{user}: quotes fit, but it is generic."
+                page.fill("#eval-comment textarea", comment)
+            if shots and j == 0:
+                page.screenshot(path=str(ART / "eval-rubric.png"))
+            page.keyboard.press("Control+Enter" if comment else "Enter")
+            entered.append({"scores": dict(zip(CRITERIA, digits)), "comment": comment})
+            yield
+        else:
+            key = (["a", "b", "t", "x"] if user == "ann" else ["b", "a", "b", "t"])[j % 4]
+            page.keyboard.press(key)
+            choice = {"a": "a", "b": "b", "t": "tie", "x": "both_bad"}[key]
+            expect(page.locator(f'#eval-choice input[value="{choice}"]')).to_be_checked()
+            if shots and j == 6:
+                page.screenshot(path=str(ART / "eval-pairwise.png"))
+            assert_blind(page)
+            page.keyboard.press("Enter")
+            yield
+            expect(page.locator("#eval-revealed")).to_contain_text("A was")  # revealed after submitting
+            assert "care-v2" in page.inner_text("#eval-revealed") and "expert" in page.inner_text("#eval-revealed")
+            if shots and j == 6:
+                page.screenshot(path=str(ART / "eval-reveal.png"))
+            page.keyboard.press("Enter")
+            entered.append({"choice": choice})
+            yield
+    expect(page.locator("#eval-status")).to_contain_text(f"All {N_TASKS} tasks are done")
+
+
+def in_turns(*gens) -> None:
+    """Advance generators round-robin until all are done."""
+    live = list(gens)
+    while live:
+        for g in list(live):
+            try:
+                next(g)
+            except StopIteration:
+                live.remove(g)
+
+
+def fmt(v, d=2):
+    return f"{v:.{d}f}"
+
+
+def test_admin_creates_two_raters_complete_blind_results_match(app, open_page):
+    admin = open_page("admin")
+    cid = create_campaign(admin)
+    camp = app.repo.collection("campaigns").get(cid)
+    assert camp["systems"] == ["care-v2", "expert"] and camp["raters"] == ["ann", "bob"] and len(camp["targets"]) == 3
+
+    entered = {"ann": [], "bob": []}  # each rater in their own browser context, working at the same time
+    in_turns(*(rate_all(open_page(user), user, user == "ann", entered[user]) for user in ("ann", "bob")))
+
+    # what the UI stored is what the raters entered
+    ratings = {d["id"]: d for d in app.repo.collection("campaign_ratings", shard=cid).all()}
+    for user in ("ann", "bob"):
+        for k, e in zip(camp["assignments"][user], entered[user]):
+            doc = ratings[k]
+            assert doc["status"] == "submitted" and doc["rater"] == user
+            assert (doc["scores"], doc["comment"]) == (e["scores"], e["comment"]) if "scores" in e else doc["choice"] == e["choice"]
+    trail = app.repo.audit(entity_id=camp["assignments"]["ann"][0])
+    assert trail and {e["who"] for e in trail} == {"ann"}
+
+    # independent computation from the stored ratings
+    rub = {}  # (system, criterion) -> scores
+    units = {}  # criterion -> {(target, system): {rater: score}}
+    wins, compared = 0.0, 0
+    for k, doc in ratings.items():
+        task = camp["tasks"][k]
+        if task["kind"] == "rubric":
+            for c in CRITERIA:
+                rub.setdefault((task["system"], c), []).append(doc["scores"][c])
+                units.setdefault(c, {}).setdefault((task["target"], task["system"]), {})[doc["rater"]] = doc["scores"][c]
+        elif doc["choice"] != "both_bad":
+            compared += 1
+            first_is_a = task["left"] == "care-v2"  # "care-v2" < "expert": the table's first system
+            wins += {"tie": .5, "a": 1.0 if first_is_a else 0.0, "b": 0.0 if first_is_a else 1.0}[doc["choice"]]
+
+    admin.get_by_role("tab", name="Campaigns").click()
+    admin.locator("#eval-res-campaign input").click()
+    admin.locator("[role=option]", has_text=cid).click()
+    admin.click("#eval-show")
+    expect(admin.locator("#eval-rubric-table")).to_be_visible()
+    for (system, c), vals in rub.items():
+        cell = admin.locator(f'#eval-rubric-table tr[data-system="{system}"][data-criterion="{c}"] td[data-stat="mean"]')
+        expect(cell).to_contain_text(re.compile(rf"^{re.escape(fmt(sum(vals) / len(vals)))} \["))
+        cell = admin.locator(f'#eval-rubric-table tr[data-system="{system}"][data-criterion="{c}"] td[data-stat="pass"]')
+        expect(cell).to_contain_text(re.compile(rf"^{re.escape(fmt(sum(v >= 3 for v in vals) / len(vals)))}"))
+    win = admin.locator('#eval-pair-table tr[data-a="care-v2"][data-b="expert"] td[data-stat="win"]')
+    expect(win).to_contain_text(re.compile(rf"^{re.escape(fmt(wins / compared))} \["))
+    for c in CRITERIA:
+        keys = sorted(units[c])
+        data = np.array([[units[c][u].get(r, np.nan) for u in keys] for r in ("ann", "bob")], float)
+        alpha = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])
+        expect(admin.locator(f'#eval-agree-table tr[data-criterion="{c}"] td[data-stat="alpha"]')).to_have_text(fmt(alpha, 3))
+    expect(admin.locator("#eval-plot-means")).to_be_visible()
+    expect(admin.locator("#eval-plot-wins")).to_be_visible()
+    admin.wait_for_timeout(800)  # let the plots draw
+    admin.screenshot(path=str(ART / "eval-results.png"), full_page=True)
+
+
+def test_adjudicator_chooses_a_final_label_side_by_side(app, open_page):
+    page = open_page("adj")
+    page.get_by_role("tab", name="Adjudication").click()
+    page.locator("#adj-table [role=gridcell]", has_text=app.double).first.click()
+    expect(page.locator("#adj-sides")).to_contain_text("ann: the goals are vague")
+    expect(page.locator("#adj-sides")).to_contain_text("bob: the goals are shared and explicit")
+    expect(page.locator("#adj-sides .adj-model")).to_contain_text("The client says")
+    page.locator("#adj-source label", has_text="bob").click()
+    expect(page.locator("#adj-rationale textarea")).to_have_value("bob: the goals are shared and explicit.")
+    page.fill("#adj-comment input, #adj-comment textarea", "Turn 3 sets a shared goal.")
+    page.click("#adj-choose")
+    expect(page.locator("#adj-status")).to_contain_text("Final label of item 4 saved (version 1)")
+    expect(page.locator("#adj-final-box")).to_contain_text("shared and explicit")
+    page.click("#adj-agree-btn")
+    expect(page.locator("#adj-agree-table")).to_be_visible()
+    page.screenshot(path=str(ART / "eval-adjudication.png"), full_page=True)
+    lab = app.repo.get_label(app.double, 4, ADJUDICATED)
+    assert (lab.score, lab.updated_by, lab.comment) == (5, "adj", "Turn 3 sets a shared goal.")
+    assert lab.adjudicated_from == [f"{app.double}|4|bob", f"{app.double}|4|ann"]
+    page.get_by_role("tab", name="Review").click()  # annotators never see the tab
+    ann = open_page("ann")
+    assert ann.get_by_role("tab", name="Adjudication").count() == 0 and ann.get_by_role("tab", name="Campaigns").count() == 0
