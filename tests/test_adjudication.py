@@ -184,3 +184,14 @@ def test_api_adjudicator_adjudicates_annotator_is_refused(served, store):
         with pytest.raises(AppError, match="adjudicator or admin"):
             ann.predict(*args, api_name=api_name)
     assert store.get_label("s2", 1, ADJUDICATED) is None
+
+
+def test_side_by_side_html_escapes_label_text(store):
+    from studio.adjudication_tab import item_html
+
+    view = adj.adjudication_view(store, ADJ, "s1")
+    evil = '<img src=x onerror="alert(1)"><script>x()</script>'
+    view["items"][0]["experts"][0]["rationale"] = evil
+    view["items"][0]["experts"][0]["annotator"] = evil
+    html = item_html(view, 1)
+    assert "<script>" not in html and "<img" not in html and html.count("&lt;script&gt;") >= 2

@@ -386,3 +386,20 @@ def test_api_raters_get_blind_tasks_and_the_reveal_only_after_submitting(served)
     assert results["n_ratings"] == {"rubric": 8, "pairwise": 1} and results["progress"]["ann"] == {"done": 9, "total": 12}
     files = admin.predict(cid, api_name="/eval_export")
     assert len(files) == 3
+
+
+def test_rater_and_results_html_escape_model_text(repo):
+    from studio import evaluation_tab as et
+
+    evil = '<img src=x onerror="alert(1)"><script>x()</script>'
+    html = et.output_html("A", {"score": 3, "score_label": evil, "rationale": evil, "evidence": [2]})
+    assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
+    doc = new_campaign(repo, n_targets=2)
+    rate_everything(repo, doc, seed=2)
+    res = cp.campaign_results(repo, doc["id"])
+    res["campaign"]["name"] = evil
+    res["rubric"]["rows"][0]["system"] = evil
+    out = et.results_html(res)
+    assert "<script>" not in out and "<img" not in out and out.count("&lt;script&gt;") >= 2
+    means, wins = et.plots(res)
+    assert len(means) == 6 and list(wins.columns) == ["pair", "win rate of the first"] and len(wins) == 1
