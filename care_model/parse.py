@@ -15,8 +15,10 @@ What models really emit, and what this module does with it:
   *before* a labelled score (``Reason: ...`` then ``Score: 4``) it is used instead.
 * Failures (``status="failed"``, ``score=None``, ``error`` says why): empty output, no answer,
   a number outside the scale (``7``, ``0``), a fraction (``3.5``), two options (``3 or 4``,
-  ``3-4``, ``Fairly often or very often``) or a number that disagrees with its label
-  (``3 - Very often``). A missing reason is not a failure: ``status="ok"`` with a warning.
+  ``3-4``, ``Fairly often or very often``), a number that disagrees with its label
+  (``3 - Very often``), or an echo of the option list (two or more of the first lines read like
+  ``2. Sometimes``: small models often repeat the options instead of choosing one). A missing
+  reason is not a failure: ``status="ok"`` with a warning.
 
 :func:`parse_answer` never raises; ``raw`` always holds the text as given.
 Pure module: no torch, no transformers, no tinydb.
@@ -78,6 +80,7 @@ class _Grammar:
     ambiguous: re.Pattern  # a second option after a number
     ambiguous_label: re.Pattern  # a second option after a label
     num_at: re.Pattern
+    option_line: re.Pattern  # "2. Sometimes": a line of an echoed option list
     label_scores: dict  # casefolded label -> score
     lo: int
     hi: int
@@ -103,6 +106,7 @@ def _grammar(labels: tuple[tuple[str, int], ...], lo: int, hi: int) -> _Grammar:
         ambiguous=re.compile(rf"\s*{connector}\s*{_OPEN}?\s*[0-9]", flags),
         ambiguous_label=re.compile(rf"\s*(?:{connector}\s*{_OPEN}?\s*(?:{alt})|{alternative}\s*{_OPEN}?\s*[0-9])", flags),
         num_at=re.compile(rf"\s*(?:[-–—:=]\s*)?[(\[【]?\s*{num}\s*[)\]】]?(?=\s*(?:$|[^\w\s]))", flags),
+        option_line=re.compile(rf"{bullet}[0-9]\s*[.)、:：]?\s*(?:{alt})\s*[.。]?\s*$", flags),
         label_scores={lab.casefold(): score for lab, score in labels},
         lo=lo,
         hi=hi,
@@ -212,10 +216,18 @@ def _failed(raw: str, error: str) -> ParsedAnswer:
     return ParsedAnswer(score=None, rationale="", status=FAILED, error=error, raw=raw)
 
 
+def _echoes_options(lines: list[str], g: _Grammar) -> bool:
+    """The output starts by listing options ("1. Seldom / 2. Sometimes / ...") instead of choosing."""
+    head = [_normalize_line(line)[0] for line in lines if line.strip()][:5]
+    return sum(bool(g.option_line.match(line)) for line in head) >= 2
+
+
 def _parse(raw: str, g: _Grammar) -> ParsedAnswer:
     if not raw.strip():
         return _failed(raw, "The model's output is empty.")
     lines = raw.splitlines()
+    if _echoes_options(lines, g):
+        return _failed(raw, "The output lists the options instead of choosing one.")
     for n, line in enumerate(lines):
         if not line.strip():
             continue

@@ -99,6 +99,10 @@ FAILURES = [
     ("Always (4)", "disagrees with the number '4'"),
     ("The client seems engaged throughout the session.", "No option number (1-5) or option label found"),
     ("I cannot answer this question.", "No option number (1-5) or option label found"),
+    # what SmolLM2-135M emits most often: the option list again, with or without its labels right
+    ("1. Seldom\n2. Sometimes\n3. Fairly often\n4. Very often\n5. Always", "lists the options instead of choosing"),
+    ("1. Fairly often\n2. Very often\n3. Very often\n\nThe answer is: 5.", "lists the options instead of choosing"),
+    ("1. 很少\n2. 有时\n3. 相当频繁", "lists the options instead of choosing"),
 ]
 
 
