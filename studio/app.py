@@ -57,7 +57,8 @@ class AppContext:
 
     def on_load(self, fn: Callable, inputs=None, outputs=None, **kwargs) -> None:
         """Run ``fn`` when a page loads (after login), e.g. to show a tab only to admins;
-        ``then=(fn, inputs, outputs)`` chains a second handler after it."""
+        ``then=(fn, inputs, outputs[, js])`` chains a second handler (and a browser-side js
+        function) after it."""
         self.loads.append((fn, inputs or [], outputs or [], kwargs))
 
 
@@ -120,7 +121,9 @@ def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioB
             then = kwargs.pop("then", None)
             dep = demo.load(fn, inputs, outputs, api_visibility="private", show_progress="hidden", **kwargs)
             if then is not None:
-                dep.then(*then, api_visibility="private", show_progress="hidden")
+                dep = dep.then(*then[:3], api_visibility="private", show_progress="hidden")
+                if len(then) > 3:  # a browser-side function to run after it
+                    dep.then(None, js=then[3])
     demo.queue(default_concurrency_limit=8)
     return demo
 

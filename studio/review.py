@@ -279,6 +279,7 @@ def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", o
                      "items": len(form.item_ids), "uncertainty": None if unc is None else round(unc, 3),
                      "model_version": preds[0].model_version if preds else None,
                      "assigned": ", ".join(sa.annotators), "mode": sa.mode,
+                     "topic": str(summ["metadata"].get("topic") or summ["metadata"].get("summary") or "")[:80],
                      "client_ratings": summ["has_client_ratings"]})
     if order == "uncertainty":
         rows.sort(key=lambda r: (r["uncertainty"] is None, -(r["uncertainty"] or 0.0), r["id"]))

@@ -66,6 +66,7 @@ CSS = """
 #care-cards {height: calc(100vh - 165px) !important; min-height: 480px; overflow-y: auto !important; padding-right:.4rem;
   flex-wrap: nowrap;}
 #care-session {align-items: flex-start;}
+body:not([data-care-session="open"]) #care-session {display: none !important;}
 #care-actions {align-items: center;}
 #care-actions button {flex: 0 0 auto;}
 .care-turn {display:grid; grid-template-columns: 2.6em 6.5em 1fr; gap:.35rem; padding:.35rem .4rem; border-radius:6px;
@@ -196,8 +197,15 @@ JS = r"""
 }
 """
 
-SCROLL_TOP_JS = """() => { for (const id of ['care-cards', 'care-transcript']) { const e = document.getElementById(id);
-  if (e) e.scrollTop = 0; } document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl')); }"""
+# After a session opened: show the session area (hidden by CSS until then), fold the queue away,
+# scroll both panes to the top.
+SHOW_SESSION_JS = """() => {
+  if (!document.querySelector('#care-sess-head .care-sess-head')) return;
+  document.body.dataset.careSession = 'open';
+  const acc = document.querySelector('#care-queue > button.label-wrap.open'); if (acc) acc.click();
+  for (const id of ['care-cards', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0; }
+  document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
+}"""
 
 KEYS_HELP = ('<div class="care-keys">Keys: <kbd>j</kbd>/<kbd>k</kbd> or <kbd>Alt</kbd>+<kbd>↓</kbd>/<kbd>↑</kbd> '
              'next/previous item · <kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept the model · '

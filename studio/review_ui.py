@@ -1,0 +1,436 @@
+"""The Review tab's handlers and per-page state (the layout and the wiring are in review_tab).
+
+Each handler checks the user's role first (:func:`studio.ui.require_role`), calls the pure review
+functions (:mod:`studio.review`) and returns updates for as few components as it can: every
+component an event lists as an output costs the browser work on each call, so frequent events
+(keystrokes, the 2-second timer) name one or two, and a timer that saved something raises a
+token (a ``gr.State`` whose ``.change`` redraws the cards) instead of listing every card.
+"""
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+
+from care_model.errors import CareError
+
+from . import render, review, ui
+from .access import active_model_version
+
+QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Status", "Reviewed", "Uncertainty (SD)", "Model", "Assigned"]
+
+
+class ReviewState:
+    """One page's open session: per item the prediction, the saved version and the unsaved edit.
+    Kept in ``gr.State`` and changed in place under its lock, so overlapping events of one page
+    cannot lose a version update; nothing in it is shared with other users."""
+
+    def __init__(self, view: dict):
+        self.lock = threading.RLock()
+        self.sid = view["session"]["id"]
+        self.slot, self.editable = view["slot"], view["editable"]
+        self.session = SimpleNamespace(language=view["session"]["language"],
+                                       ratings={r: {int(k): v for k, v in rs.items()}
+                                                for r, rs in view["session"]["ratings"].items()})
+        self.scale = view["scale"]
+        self.dim_names = {d["key"]: d["name"] for d in view["dimensions"]}
+        self.items = {it["item"]: {"pred": it["prediction"], "version": it["version"], "saved": dict(it["draft"]),
+                                   "state": it["state"], "label": it["label"], "text": it["text"],
+                                   "dimension": it["dimension"]} for it in view["items"]}
+        self.pending: dict[int, dict] = {}  # item -> unsaved draft (rationale typed, not yet saved)
+        self.conflicts: dict[int, dict] = {}  # item -> the conflicting save result (theirs and yours)
+        self.prefills: dict[int, dict] = {}  # item -> new model draft to show after a re-prediction
+        self.job_seen: str | None = None
+        self.message = ""
+
+    def __deepcopy__(self, memo):  # gr.State copies values; this one belongs to its page on purpose
+        return self
+
+    def head(self, item: int) -> str:
+        it = self.items[item]
+        return render.card_head_html({"item": item, "text": it["text"], "state": it["state"], "label": it["label"]},
+                                     self.dim_names.get(it["dimension"], it["dimension"]))
+
+    def summary(self, form) -> str:
+        items = [{"item": i, "prediction": it["pred"],
+                  "label": {"score": it["saved"]["score"]} if it["state"] != "unreviewed" else None}
+                 for i, it in self.items.items()]
+        return render.summary_html(review.summary(form, items, self.session))
+
+
+def draft_of(values) -> dict:
+    score, rationale, evidence, reasons = values
+    return {"score": score, "rationale": rationale or "", "evidence": list(evidence or []),
+            "change_reasons": list(reasons or [])}
+
+
+def now() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+class ReviewUI:
+    """The handlers. ``c`` holds the tab's components; ``cards[item]`` those of one card."""
+
+    def __init__(self, ctx, c: SimpleNamespace, cards: dict):
+        self.ctx, self.c, self.cards = ctx, c, cards
+        self.items = sorted(cards)
+
+    # ----- helpers -----------------------------------------------------------------------
+    def _nothing(self) -> dict:
+        return {self.c.status: gr.skip()}
+
+    def _access(self, request):
+        return ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+
+    def _values(self, values) -> dict[int, dict]:
+        return {item: draft_of(values[4 * k:4 * k + 4]) for k, item in enumerate(self.items)}
+
+    def _feedback(self, rs: ReviewState, item: int) -> str:
+        it = rs.items[item]
+        pending = item in rs.pending
+        draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
+        chk = review.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
+                            saved=pending or it["state"] != "unreviewed")
+        return render.feedback_html(chk, it["pred"], draft, pending=pending)
+
+    def _card(self, rs: ReviewState, item: int) -> dict:
+        card = self.cards[item]
+        return {card.head: rs.head(item), card.feedback: self._feedback(rs, item)}
+
+    def _frame(self, rs: ReviewState) -> dict:
+        """Status line, summary and the conflict panel (the first open conflict)."""
+        c = self.c
+        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(), c.summary: rs.summary(self.ctx.form)}
+        if not rs.conflicts:
+            return up | {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False), c.conflict_html: ""}
+        item, res = next(iter(rs.conflicts.items()))
+        return up | {c.use_theirs: gr.update(visible=True), c.keep_mine: gr.update(visible=True),
+                     c.conflict_html: render.conflict_html(item, rs.items[item]["text"], res["current"], res["yours"],
+                                                           rs.scale)}
+
+    @staticmethod
+    def _conflict_message(rs: ReviewState, item: int) -> tuple[str, str]:
+        who = (rs.conflicts[item].get("current") or {}).get("updated_by", "someone")
+        return (f"Item {item} was changed by {who}: choose a version in the panel above. Nothing was overwritten.",
+                "warn")
+
+    def _save(self, rs: ReviewState, access, item: int, draft: dict, expected: int | None = None) -> bool:
+        """Save one item on top of the version the page holds (or ``expected``); updates ``rs``
+        (version, state, conflicts, message). True if it was saved."""
+        with rs.lock:
+            version = rs.items[item]["version"] if expected is None else expected
+        res = review.save_item(self.ctx.repo, access, rs.sid, item, draft, expected_version=version,
+                               predictor=self.ctx.predictor)
+        with rs.lock:
+            it = rs.items[item]
+            if res["status"] != "saved":
+                rs.conflicts[item] = res
+                rs.pending.pop(item, None)
+                rs.message = self._conflict_message(rs, item)
+                return False
+            lab = res["label"]
+            it.update(version=res["version"], state=res["state"], label=lab,
+                      saved={k: lab[k] for k in review.FIELDS})
+            if expected is not None or (rs.pending.get(item) or {}).get("rationale") == draft["rationale"]:
+                rs.pending.pop(item, None)
+            rs.conflicts.pop(item, None)
+            rs.message = ((f"Saved item {item} (version {res['version']}) at {now()}." if not res["unchanged"]
+                           else f"Item {item} is saved (version {res['version']})."), "ok")
+            return True
+
+    def _flush(self, rs: ReviewState, access, values) -> int:
+        """Save every card whose fields differ from what is saved (a conflicted card waits)."""
+        n = 0
+        for item, draft in self._values(values).items():
+            with rs.lock:
+                if item in rs.conflicts:
+                    continue
+                same = review.same_content(rs.items[item]["saved"], review.clean_draft(draft))
+            if not same:
+                self._save(rs, access, item, draft)
+                n += 1
+        return n
+
+    def _all_cards(self, rs: ReviewState) -> dict:
+        up = self._frame(rs)
+        for item in self.items:
+            up.update(self._card(rs, item))
+        return up
+
+    # ----- queue -------------------------------------------------------------------------
+    @ui.guard
+    def queue(self, scope: str, search: str, order: str, request: gr.Request):
+        access = self._access(request)
+        q = review.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "", order=order or "id",
+                              model_version=active_model_version(self.ctx.repo, self.ctx.predictor))
+        n = q["counts"]
+        counts = (f'<div class="care-muted"><b>{n["total"]}</b> sessions · {n["not started"]} not started · '
+                  f'{n["in progress"]} in progress · {n["submitted"]} submitted · '
+                  f'{n["items_reviewed"]}/{n["items_total"]} items reviewed</div>')
+        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["status"], f'{r["reviewed"]}/{r["items"]}',
+                 "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
+                 r["assigned"] or ("—" if r["mode"] == "unassigned" else "")] for r in q["rows"]]
+        return counts, {"data": rows, "headers": QUEUE_HEADERS}
+
+    @ui.guard
+    def on_load(self, last: str, request: gr.Request):
+        access = self._access(request)
+        scope = "all" if access.is_staff else "mine"
+        counts, table = self.queue(scope, "", "id", request)
+        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table, self.c.open_id: last or ""}
+
+    def pick(self, evt: gr.SelectData):
+        row = evt.row_value or []
+        return row[0] if row and row[0] else gr.skip()
+
+    # ----- open --------------------------------------------------------------------------
+    @ui.guard
+    def open(self, session_id: str, rs, request: gr.Request):
+        access = self._access(request)
+        session_id = (session_id or "").strip()
+        if not session_id:
+            return self._nothing()
+        return self._open(access, session_id)
+
+    def restore(self, session_id: str, rs, request: gr.Request):
+        """Page load: reopen the session this browser had open, silently skipping one the user
+        may not see (another account on the same browser)."""
+        try:
+            return self.open(session_id, rs, request)
+        except gr.Error:
+            return self._nothing()
+
+    def _open(self, access, session_id: str) -> dict:
+        view = review.open_view(self.ctx.repo, access, session_id, predictor=self.ctx.predictor)
+        rs = ReviewState(view)
+        latest = self.ctx.jobs.latest(rs.sid) if self.ctx.jobs else None
+        rs.job_seen = latest["id"] if latest and latest["state"] not in ("queued", "running") else None
+        ed = view["editable"]
+        rs.message = ((f"Opened {rs.sid} at {now()}: {view['reviewed']}/12 items reviewed, status {view['status']}."
+                       if ed else f"Opened {rs.sid} read-only. {view['note']}"), "idle")
+        c, lang = self.c, view["session"]["language"]
+        choices = [(f'{t["index"]} {render.speaker(t["speaker"], lang)}: '
+                    f'{t["text"][:36]}{"…" if len(t["text"]) > 36 else ""}', t["index"]) for t in view["session"]["turns"]]
+        up = self._frame(rs) | {
+            c.st: rs, c.last: rs.sid,
+            c.head: render.session_header_html(view), c.transcript: render.transcript_html(view["session"]),
+            c.job: render.job_html(latest) if latest else "",
+            c.timer: gr.Timer(active=bool(latest) and latest["state"] in ("queued", "running")),
+            c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed)}
+        for it in view["items"]:
+            card, d = self.cards[it["item"]], it["draft"]
+            up.update({card.head: rs.head(it["item"]), card.model: render.model_html(it["prediction"], view["scale"]),
+                       card.score: gr.update(value=d["score"], interactive=ed),
+                       card.rationale: gr.update(value=d["rationale"], interactive=ed),
+                       card.evidence: gr.update(choices=choices, value=d["evidence"], interactive=ed),
+                       card.reasons: gr.update(value=d["change_reasons"], interactive=ed),
+                       card.feedback: render.feedback_html(it["checks"], it["prediction"], d),
+                       card.accept: gr.update(interactive=ed and bool(it["prediction"])
+                                              and it["prediction"].get("score") is not None)})
+        return up
+
+    # ----- one card ----------------------------------------------------------------------
+    def card_save(self, item: int):
+        """A score, evidence or reason change, or the rationale losing focus: save this item."""
+        @ui.guard
+        def save(rs, score, rationale, evidence, reasons, request: gr.Request):
+            access = self._access(request)
+            if rs is None or not rs.editable:
+                return self._nothing()
+            draft = draft_of((score, rationale, evidence, reasons))
+            with rs.lock:
+                if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
+                    rs.conflicts[item]["yours"] = review.clean_draft(draft)
+                    rs.message = self._conflict_message(rs, item)
+                    return self._frame(rs) | self._card(rs, item)
+                if review.same_content(rs.items[item]["saved"], review.clean_draft(draft)):
+                    rs.pending.pop(item, None)
+                    return self._card(rs, item)
+            self._save(rs, access, item, draft)
+            return self._frame(rs) | self._card(rs, item)
+        save.__name__ = f"save_item_{item}"
+        return save
+
+    def card_note(self, item: int):
+        """A rationale changed (typing, pasting, or an update from the server): live checks and
+        diff, and the edit is remembered for the autosave. Only the rationale is read from the
+        event: the other fields save on their own events, and reading them here could pick up
+        values from before a session switch finished rendering."""
+        @ui.guard
+        def note(rs, rationale, request: gr.Request):
+            self._access(request)
+            if rs is None or not rs.editable:
+                return self._nothing()
+            with rs.lock:
+                saved = rs.items[item]["saved"]
+                if item in rs.conflicts:
+                    rs.conflicts[item]["yours"] = {**rs.conflicts[item]["yours"], "rationale": rationale or ""}
+                    pending = False
+                elif (rationale or "") != (saved["rationale"] or ""):
+                    rs.pending[item] = {**saved, "rationale": rationale or ""}
+                    pending = True
+                else:
+                    rs.pending.pop(item, None)
+                    pending = False
+            return {self.cards[item].feedback: self._feedback(rs, item),
+                    self.c.status: render.status_html("Unsaved changes (saving in a moment)…", "busy") if pending else gr.skip(),
+                    self.c.timer: gr.Timer(active=True) if pending else gr.skip()}
+        note.__name__ = f"note_item_{item}"
+        return note
+
+    def card_accept(self, item: int):
+        """The model's suggestion as the expert's answer (score, rationale, evidence)."""
+        @ui.guard
+        def accept(rs, request: gr.Request):
+            access = self._access(request)
+            if rs is None or not rs.editable:
+                return self._nothing()
+            draft = review.accepted_draft(rs.items[item]["pred"])
+            self._save(rs, access, item, draft)
+            card = self.cards[item]
+            return self._frame(rs) | self._card(rs, item) | {
+                card.score: draft["score"], card.rationale: draft["rationale"], card.evidence: draft["evidence"],
+                card.reasons: draft["change_reasons"]}
+        accept.__name__ = f"accept_item_{item}"
+        return accept
+
+    # ----- whole session -----------------------------------------------------------------
+    @ui.guard
+    def save_all(self, request: gr.Request, rs, *values):
+        access = self._access(request)
+        if rs is None or not rs.editable:
+            return self._nothing()
+        if not self._flush(rs, access, values) and not rs.conflicts:
+            rs.message = (f"Everything is saved ({now()}).", "ok")
+        return self._all_cards(rs)
+
+    @ui.guard
+    def submit(self, request: gr.Request, rs, *values):
+        access = self._access(request)
+        if rs is None or not rs.editable:
+            return self._nothing()
+        self._flush(rs, access, values)
+        if rs.conflicts:
+            rs.message = ("Resolve the conflicts first; nothing was submitted.", "error")
+            return self._all_cards(rs)
+        with rs.lock:
+            expected = {str(i): it["version"] for i, it in rs.items.items() if it["version"]}
+        res = review.submit_session(self.ctx.repo, access, rs.sid, expected, predictor=self.ctx.predictor)
+        with rs.lock:
+            if res["status"] == "submitted":
+                for i, it in rs.items.items():
+                    it.update(state="submitted", version=res["versions"].get(str(i), it["version"]))
+                    if it["label"]:
+                        it["label"] = {**it["label"], "status": "submitted", "version": it["version"],
+                                       "updated_by": access.username}
+                rs.message = (res["message"] + f" ({now()})", "ok")
+            else:
+                rs.message = (res["message"] + " Nothing was submitted.", "error")
+        return self._all_cards(rs)
+
+    # ----- conflicts ---------------------------------------------------------------------
+    @ui.guard
+    def use_theirs(self, rs, request: gr.Request):
+        self._access(request)
+        if rs is None or not rs.conflicts:
+            return self._nothing()
+        with rs.lock:
+            item, res = next(iter(rs.conflicts.items()))
+            cur = res["current"] or {}
+            draft = {"score": cur.get("score"), "rationale": cur.get("rationale") or "",
+                     "evidence": list(cur.get("evidence") or []), "change_reasons": list(cur.get("change_reasons") or [])}
+            it = rs.items[item]
+            it.update(version=cur.get("version", 0), saved=draft, label=cur or None,
+                      state="unreviewed" if not cur else ("submitted" if cur.get("status") == "submitted" else "draft"))
+            rs.conflicts.pop(item)
+            rs.pending.pop(item, None)
+            rs.message = (f"Item {item}: took their version.", "ok")
+            card = self.cards[item]
+            return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
+                                          card.evidence: draft["evidence"], card.reasons: draft["change_reasons"]}
+
+    @ui.guard
+    def keep_mine(self, request: gr.Request, rs, *values):
+        access = self._access(request)
+        if rs is None or not rs.conflicts:
+            return self._nothing()
+        item, res = next(iter(rs.conflicts.items()))
+        self._save(rs, access, item, self._values(values)[item], expected=(res["current"] or {}).get("version", 0))
+        return self._all_cards(rs)
+
+    # ----- the timer: autosave and predict progress --------------------------------------
+    @ui.guard
+    def tick(self, rs, cards_token, models_token, request: gr.Request):
+        """Save typed rationales, follow the session's predict job. Outputs only the job line,
+        two tokens (a raised token makes the page redraw the cards, or the suggestions) and the
+        timer itself, which stops once nothing is pending: an idle page sends no requests."""
+        if rs is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+        access = self._access(request)
+        saved = False
+        if rs.editable:
+            with rs.lock:
+                todo = {i: d for i, d in rs.pending.items() if i not in rs.conflicts}
+            for item, draft in todo.items():
+                self._save(rs, access, item, draft)
+                saved = True
+        job_html, models, running = gr.skip(), False, False
+        if self.ctx.jobs is not None:
+            job = self.ctx.jobs.latest(rs.sid)
+            if job is not None:
+                job_html = render.job_html(job)
+                running = job["state"] in ("queued", "running")
+                if job["state"] == "done":
+                    with rs.lock:
+                        fresh, rs.job_seen = job["id"] != rs.job_seen, job["id"]
+                    if fresh:
+                        self._new_predictions(rs, access)
+                        models = True
+        with rs.lock:
+            busy = running or any(i not in rs.conflicts for i in rs.pending)
+        return (job_html, (cards_token or 0) + 1 if saved and not models else gr.skip(),
+                (models_token or 0) + 1 if models else gr.skip(), gr.skip() if busy else gr.Timer(active=False))
+
+    def _new_predictions(self, rs: ReviewState, access) -> None:
+        view = review.open_view(self.ctx.repo, access, rs.sid, predictor=self.ctx.predictor)
+        with rs.lock:
+            for it in view["items"]:
+                mine = rs.items[it["item"]]
+                old = mine["pred"]
+                mine["pred"] = it["prediction"]
+                if mine["state"] == "unreviewed" and it["item"] not in rs.pending and \
+                        mine["saved"] == review.draft_of(None, old):
+                    mine["saved"] = dict(it["draft"])
+                    rs.prefills[it["item"]] = dict(it["draft"])
+            rs.message = (f"New predictions from {view['model_version']} loaded ({now()}).", "ok")
+
+    @ui.guard
+    def redraw_cards(self, rs, request: gr.Request):
+        self._access(request)
+        return self._all_cards(rs) if rs is not None else self._nothing()
+
+    @ui.guard
+    def redraw_models(self, rs, request: gr.Request):
+        self._access(request)
+        if rs is None:
+            return self._nothing()
+        up = self._all_cards(rs)
+        with rs.lock:
+            prefills, rs.prefills = rs.prefills, {}
+            for item in self.items:
+                card, pred = self.cards[item], rs.items[item]["pred"]
+                up[card.model] = render.model_html(pred, rs.scale)
+                up[card.accept] = gr.update(interactive=rs.editable and bool(pred) and pred.get("score") is not None)
+            for item, draft in prefills.items():
+                up.update({self.cards[item].rationale: draft["rationale"], self.cards[item].evidence: draft["evidence"]})
+        return up
+
+    @ui.guard
+    def predict(self, rs, request: gr.Request):
+        access = self._access(request)
+        if rs is None:
+            raise CareError("Open a session first.", "Pick one in the queue.")
+        if self.ctx.jobs is None:
+            raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
+        review.require_session(self.ctx.repo, access, rs.sid)
+        return render.job_html(self.ctx.jobs.submit(rs.sid, actor=access.username)), gr.Timer(active=True)

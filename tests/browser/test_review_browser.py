@@ -1,0 +1,235 @@
+"""The review app in Debian's Chromium (Playwright): the expert's whole flow, conflicts, XSS, roles.
+
+Screenshots go to ``test-artifacts/`` (queue, session, conflict, xss, predict).
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from care_model.models import ModelSpec
+from care_model.predict import Predictor
+from care_model.records import SHARED, Prediction, Session
+from studio.app import build_app
+from studio.testing import launch_chromium, login, make_store, serve
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+ART = ROOT / "test-artifacts"
+expect.set_options(timeout=60_000)
+XSS = ['<script>window.__xss = 1</script> Hello.', '<img src=x onerror="window.__xss = 2"> ${alert(3)} {{value}} &amp;']
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_model_dir):
+    repo = make_store(tmp_path_factory.mktemp("browser") / "store")
+    repo.add_sessions([Session(id="xss-1", language="en", client_id="c-x",
+                               turns=[{"index": 0, "speaker": "counselor", "text": XSS[0]},
+                                      {"index": 1, "speaker": "client", "text": XSS[1]}])])
+    repo.add_predictions([Prediction(id="xss-1|m|1", session_id="xss-1", item=1, model_version="test-model", score=2,
+                                     expected_score=2.0, probs=[0.1, 0.6, 0.1, 0.1, 0.1], evidence=[1],
+                                     rationale='<img src=x onerror="window.__xss = 4"> <b>bold</b>')])
+    repo.assign(["sample-en-02"], ["ann"], actor="admin")
+    repo.assign(["sample-en-03"], ["ann", "bob"], actor="admin")
+    demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))
+    ART.mkdir(exist_ok=True)
+    with serve(demo) as url:
+        yield SimpleNamespace(url=url, repo=repo, model_version=demo.studio_ctx.predictor.model_version)
+    repo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_page(browser, app):
+    """open_page(user) -> a logged-in page in its own browser context; checks no request leaves 127.0.0.1."""
+    contexts, outside = [], []
+
+    def make(user):
+        ctx = browser.new_context(viewport={"width": 1600, "height": 1000})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        page.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
+        login(page, app.url, user)
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+    assert outside == [], f"requests left the machine: {outside[:5]}"
+
+
+def open_session(page, sid):
+    if not page.is_visible("#care-open-id textarea"):
+        page.click("#care-queue button.label-wrap")
+    page.fill("#care-open-id textarea", sid)
+    page.click("#care-open")
+    expect(page.locator("#care-sess-head")).to_contain_text(sid)
+    page.wait_for_selector("#care-turn-0")
+
+
+def status(page):
+    return page.locator("#care-status .care-save")
+
+
+def test_review_flow_edit_save_reload_submit(app, open_page):
+    page = open_page("ann")
+    expect(page.locator("#care-counts")).to_contain_text("2 sessions")
+    page.screenshot(path=str(ART / "queue.png"))
+    page.locator("#care-table [role=gridcell]", has_text="sample-en-02").first.click()  # open from the queue
+    expect(page.locator("#care-sess-head")).to_contain_text("sample-en-02")
+    sess = app.repo.get_session("sample-en-02")
+    quote = " ".join(sess.turns[1].text.split()[:6]).strip(',.!?"')
+
+    page.check('#score-4 input[value="2"]')  # score
+    expect(status(page)).to_contain_text("Saved item 4 (version 1)")
+    page.fill("#rationale-4 textarea", f'The client says "{quote}", but no goals were agreed.')  # rationale
+    expect(page.locator("#feedback-4 .care-diff ins")).to_contain_text("no goals were agreed")  # live diff
+    page.keyboard.press("Tab")
+    expect(status(page)).to_contain_text("Saved item 4 (version 2)")
+    page.click("#evidence-4 input")  # evidence
+    page.keyboard.type("5 ")
+    page.click('[role=option][aria-label^="5 "]')
+    page.keyboard.press("Escape")
+    expect(status(page)).to_contain_text("Saved item 4 (version 3)")
+    page.locator("#reasons-4 label", has_text="Wrong score").click()  # why
+    expect(status(page)).to_contain_text("Saved item 4 (version 4)")
+    page.keyboard.press("Control+s")
+    expect(status(page)).to_contain_text("Everything is saved")
+    lab = app.repo.get_label("sample-en-02", 4, SHARED)
+    assert (lab.score, lab.change_reasons, lab.updated_by) == (2, ["wrong_score"], "ann") and 5 in lab.evidence
+    assert lab.rationale.startswith("The client says") and lab.status == "draft"
+    page.click('#card-4 .ev-chip[data-turn="5"]')  # an evidence turn scrolls into view, highlighted
+    expect(page.locator("#care-turn-5")).to_have_class(re.compile("care-hl"))
+    page.screenshot(path=str(ART / "session.png"))
+
+    # the rest of the session is accepted through the API's code path, then the page is reloaded
+    from studio import review
+    from studio.access import Access
+
+    view = review.open_view(app.repo, Access("ann", "annotator"), "sample-en-02")
+    for it in view["items"]:
+        if it["item"] not in (4, 6, 8, 11):
+            review.save_item(app.repo, Access("ann", "annotator"), "sample-en-02", it["item"],
+                             review.accepted_draft(it["prediction"]), expected_version=it["version"])
+
+    page.reload()  # the session reopens with exactly what was saved
+    page.wait_for_selector("#care-turn-0")
+    expect(page.locator("#care-sess-head")).to_contain_text("sample-en-02")
+    expect(page.locator('#score-4 input[value="2"]')).to_be_checked()
+    expect(page.locator("#rationale-4 textarea")).to_have_value(lab.rationale)
+    expect(page.locator("#feedback-4")).to_contain_text("Why changed: Wrong score")
+    expect(page.locator('#feedback-4 .ev-chip[data-turn="5"]')).to_be_visible()
+    expect(page.locator("#card-4 .care-badge")).to_contain_text("Draft saved v4 by ann")
+    expect(page.locator("#card-1 .care-badge")).to_contain_text("Draft saved v1 by ann")
+
+    # keyboard: a digit scores the current card, "a" accepts the model's suggestion, "j" moves on
+    page.click("#card-6 .care-card-head")
+    page.keyboard.press("3")
+    expect(page.locator('#score-6 input[value="3"]')).to_be_checked()
+    expect(status(page)).to_contain_text("Saved item 6 (version 1)")
+    page.keyboard.press("a")
+    expect(status(page)).to_contain_text("Saved item 6 (version 2)")
+    for item in (8, 11):
+        page.keyboard.press("j")
+        expect(page.locator(".care-card.care-current")).to_have_attribute("id", f"card-{item}")
+        page.keyboard.press("a")
+        expect(status(page)).to_contain_text(f"Saved item {item} (version 1)")
+    page.keyboard.press("Control+Enter")
+    expect(status(page)).to_contain_text("Submitted all 12 items")
+    labels = app.repo.labels("sample-en-02")
+    assert len(labels) == 12 and {lab.status for lab in labels} == {"submitted"}
+    assert app.repo.get_label("sample-en-02", 4, SHARED).score == 2  # the expert's edit survived the submit
+
+
+def test_two_browsers_editing_one_item_see_both_versions(app, open_page):
+    ann, bob = open_page("ann"), open_page("bob")
+    for page in (ann, bob):
+        open_session(page, "sample-en-03")
+    ann.fill("#rationale-1 textarea", "Ann: the client sounds hopeful about change.")
+    ann.keyboard.press("Tab")
+    expect(status(ann)).to_contain_text("Saved item 1 (version 1)")
+    bob.fill("#rationale-1 textarea", "Bob: the client doubts anything will change.")
+    bob.keyboard.press("Tab")
+    expect(bob.locator("#care-conflict .care-conflict")).to_be_visible()
+    expect(status(bob)).to_contain_text("was changed by ann")
+    panel = bob.locator("#care-conflict")
+    expect(panel).to_contain_text("Ann: the client sounds hopeful")
+    expect(panel).to_contain_text("Bob: the client doubts")
+    bob.locator("#card-1").scroll_into_view_if_needed()
+    bob.locator("#care-cards").evaluate("e => e.scrollTop = 0")
+    bob.screenshot(path=str(ART / "conflict.png"))
+    assert app.repo.get_label("sample-en-03", 1, SHARED).rationale.startswith("Ann:")  # nothing overwritten
+    bob.click("#care-keep-mine")
+    expect(status(bob)).to_contain_text("Saved item 1 (version 2)")
+    expect(bob.locator("#care-conflict .care-conflict")).to_have_count(0)
+    expect(bob.locator("#care-keep-mine")).to_be_hidden()
+    assert app.repo.get_label("sample-en-03", 1, SHARED).rationale.startswith("Bob:")
+    # Ann edits on top of her stale copy: she sees Bob's version and takes it
+    ann.fill("#rationale-1 textarea", "Ann again.")
+    ann.keyboard.press("Tab")
+    expect(ann.locator("#care-conflict")).to_contain_text("Bob: the client doubts")
+    ann.click("#care-use-theirs")
+    expect(ann.locator("#rationale-1 textarea")).to_have_value("Bob: the client doubts anything will change.")
+    expect(ann.locator("#care-conflict .care-conflict")).to_have_count(0)
+    assert app.repo.get_label("sample-en-03", 1, SHARED).version == 2
+
+
+def test_xss_transcript_renders_as_text(app, open_page):
+    page = open_page("admin")
+    open_session(page, "xss-1")
+    expect(page.locator("#care-turn-0 .tx")).to_have_text(XSS[0])
+    expect(page.locator("#care-turn-1 .tx")).to_have_text(XSS[1])
+    expect(page.locator("#card-1 .care-rationale")).to_contain_text('<img src=x onerror="window.__xss = 4"> <b>bold</b>')
+    page.fill("#rationale-1 textarea", '<script>window.__xss = 5</script><img src=x onerror="window.__xss = 6">')
+    page.keyboard.press("Tab")
+    expect(status(page)).to_contain_text("Saved item 1")
+    page.locator("#feedback-1 details summary").click()
+    time.sleep(0.5)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#care-transcript img, .care-card .care-model img, #care-cards script").count() == 0
+    page.screenshot(path=str(ART / "xss.png"))
+
+
+def test_annotator_cannot_start_admin_actions(app, open_page):
+    page = open_page("ann")
+    expect(page.get_by_role("tab", name="Review")).to_be_visible()
+    assert page.get_by_role("tab", name="Admin").count() == 0
+    before = (app.repo.collection("settings").all(), app.repo.assignments(), len(app.repo.users()))
+    for api_name, data in (("export_store", []), ("set_setting", ["unassigned_visible", True]),
+                           ("add_user", ["eve", "password-123", "admin"])):
+        r = page.request.post(f"{app.url}gradio_api/call/{api_name}", data=json.dumps({"data": data}),
+                              headers={"Content-Type": "application/json"})
+        assert r.ok, r.text()
+        stream = page.request.get(f"{app.url}gradio_api/call/{api_name}/{r.json()['event_id']}").text()
+        assert "event: error" in stream and "needs the role admin" in stream, stream
+    assert (app.repo.collection("settings").all(), app.repo.assignments(), len(app.repo.users())) == before
+
+
+def test_predict_runs_in_the_background_with_progress(app, open_page):
+    page = open_page("admin")
+    open_session(page, "sample-en-09")
+    before = page.locator("#card-4 .care-model").inner_text()
+    page.click("#care-predict")
+    expect(page.locator("#care-job")).to_contain_text(re.compile("Predicting sample-en-09|Predicted"))
+    page.check('#score-5 input[value="4"]')  # the page stays usable meanwhile
+    expect(status(page)).to_contain_text("Saved item 5")
+    page.locator("#care-cards").evaluate("e => e.scrollTop = 0")
+    page.screenshot(path=str(ART / "predict.png"))
+    expect(page.locator("#care-job")).to_contain_text("Predicted sample-en-09", timeout=240_000)
+    expect(page.locator("#card-4 .care-model-version")).to_have_text(app.model_version, timeout=20_000)
+    assert page.locator("#card-4 .care-model").inner_text() != before
+    assert len(app.repo.predictions("sample-en-09")) == 24  # the stored and the new version's
