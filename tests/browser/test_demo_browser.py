@@ -1,0 +1,36 @@
+"""The public demo in Chromium: banner, a sample with its stored predictions, pasted text predicted."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from care_model.models import ModelSpec
+from care_model.predict import Predictor
+from studio.demo import BANNER, build_demo
+from studio.testing import launch_chromium, serve
+
+pytestmark = pytest.mark.browser
+ART = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def test_demo_page(tiny_model_dir):
+    demo = build_demo(Predictor(ModelSpec(base=str(tiny_model_dir))))
+    ART.mkdir(exist_ok=True)
+    with serve(demo) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url)  # no login: the demo has no store behind it
+        expect(page.locator("#care-demo-banner")).to_have_text(BANNER)
+        expect(page.locator("#care-transcript .care-turn").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#demo-cards .care-card")).to_have_count(12)
+        page.screenshot(path=str(ART / "demo.png"))
+        page.get_by_label("Paste a transcript").check()
+        page.fill("#demo-pasted textarea", "Counselor: What brings you here?\nClient: <b>not bold</b> I can't sleep.")
+        page.click("#demo-predict")
+        expect(page.locator("#demo-status")).to_contain_text("Predicted with", timeout=120_000)
+        expect(page.locator("#care-turn-1 .tx")).to_have_text("<b>not bold</b> I can't sleep.")
+        expect(page.locator("#demo-cards .care-model-version").first).to_have_text(demo.studio_ctx.predictor.model_version)
+        browser.close()
