@@ -46,7 +46,7 @@ LLAMA31_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, 
                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
                   tie_word_embeddings=False, bos_token_id=128000, eos_token_id=128009)
 SMALL = dict(LLAMA31_8B, vocab_size=1024, hidden_size=64, intermediate_size=224, num_hidden_layers=2,
-             num_attention_heads=4, num_key_value_heads=2)
+             num_attention_heads=4, num_key_value_heads=2, bos_token_id=None, eos_token_id=1)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ITEMS, BRANCH = 12, 96  # 12 item branches of 96 tokens (suffix ~30 + answer ~66) at the end of each row
 
@@ -68,8 +68,13 @@ def build_model(small: bool, device, dtype, rank: int, checkpointing: bool):
     config = LlamaConfig(**(SMALL if small else LLAMA31_8B))
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM(config).to(dtype)  # random weights, built where they live
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build in bf16 directly: an fp32 8B model would need 32 GB first
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config)  # random weights, built where they live
+    finally:
+        torch.set_default_dtype(default)
     model.config.use_cache = False
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -131,7 +136,7 @@ def measure(model, config, seq_len: int, steps: int, warmup: int, device, dtype)
     n = n_all - n_embed
     attn = 12 * L * d * seq_len
     out = {"seq_len": seq_len, "step_s": round(step_s, 4), "tokens_per_s": round(seq_len / step_s, 1),
-           "loss": round(float(loss), 4), "flops_per_token_6n": 6 * n + attn,
+           "loss": round(float(loss.detach()), 4), "flops_per_token_6n": 6 * n + attn,
            "flops_per_token_lora": 4 * n + attn + 6 * n_lora,
            "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2) if cuda else None}
     del opt
@@ -144,7 +149,7 @@ def run(args) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" or args.bf16_on_cpu else torch.float32
     small = args.small
-    seq_lens = args.seq_lens or ([512, 1536] if small else [4096, 8192])
+    seq_lens = args.seq_lens or ([1536, 2048] if small else [4096, 8192])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = peak_tflops(name, args.peak_tflops)
     t0 = time.perf_counter()
@@ -177,7 +182,7 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu_train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--small", action="store_true", help="2-layer model, short sequences: a CPU smoke test of the script")
-    ap.add_argument("--seq-lens", type=int, nargs="+", default=None, help="default 4096 8192 (--small: 512 1536)")
+    ap.add_argument("--seq-lens", type=int, nargs="+", default=None, help="default 4096 8192 (--small: 1536 2048)")
     ap.add_argument("--steps", type=int, default=5, help="measured steps per length (the median is reported)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank (the GPU recipe's)")
