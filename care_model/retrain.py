@@ -301,6 +301,10 @@ def _parse(argv) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    import warnings
+
+    # deprecation chatter of the libraries (e.g. peft calling transformers' old names) would fill the log
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         args = _parse(argv)
         return _main(args)

@@ -31,7 +31,8 @@ from care_model.wai import load_form  # noqa: E402
 from . import api, ui  # noqa: E402
 from .jobs import PredictJobs  # noqa: E402
 
-DEFAULT_TABS = ["studio.review_tab", "studio.evaluation_tab", "studio.adjudication_tab", "studio.admin_tab"]
+DEFAULT_TABS = ["studio.review_tab", "studio.evaluation_tab", "studio.adjudication_tab", "studio.training_tab",
+                "studio.admin_tab"]
 TITLE = "CARE Review Studio"
 
 

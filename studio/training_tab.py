@@ -1,0 +1,262 @@
+"""The Models & training tab: start a retraining run, watch it, cancel it, compare, promote, roll back.
+
+Shown only to admins (a page-load hook) and every handler checks the role again on the server.
+The run is a separate process (:mod:`studio.training`); this tab only reads its progress file
+every 2 seconds (a ``gr.Timer``), so the rest of the app stays responsive and a page reload
+simply reattaches. JSON endpoints for scripts: ``/training_status``, ``/start_training``,
+``/cancel_training``, ``/promote_version``, ``/rollback_version``.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import render, ui
+from .training import TrainingManager
+
+VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Val. loss before", "Val. loss after", "Created"]
+HEADLINE_ORDER = ["experts.exact", "experts.within_one", "experts.qwk", "experts.mae", "goal.pearson", "task.pearson",
+                  "bond.pearson", "goal.mse", "task.mse", "bond.mse", "goal.pearson_expected", "task.pearson_expected",
+                  "bond.pearson_expected", "goal.mse_expected", "task.mse_expected", "bond.mse_expected"]
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _duration(s) -> str:
+    if s is None:
+        return "–"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def readiness_html(st: dict) -> str:
+    r = st["readiness"]
+    kind = "ok" if r["ready"] else "idle"
+    since = f" since {render.esc(r['since'][:19].replace('T', ' '))}" if r.get("since") else ""
+    return (f'<div class="care-train-ready" data-ready="{str(r["ready"]).lower()}">'
+            + render.status_html(f"{r['new_sessions']} newly curated session(s){since}; retraining needs "
+                                 f"{r['min_new_sessions']}. Active version: {st['active'] or 'the default base model'}.",
+                                 kind) + "</div>")
+
+
+def progress_html(st: dict) -> str:
+    run, p = st.get("run"), st.get("progress")
+    if run is None:
+        return '<div class="care-muted">No retraining run yet.</div>'
+    status = run.get("status", "")
+    head = f'Run <b>{render.esc(run["id"])}</b> ({render.esc(status)}; data {render.esc(run.get("data_hash") or "")})'
+    if not p:
+        return f'<div id="care-train-state" data-status="{render.esc(status)}">{head}: preparing…</div>'
+    pct = int(round(100 * p["step"] / p["total_steps"])) if p["total_steps"] else 0
+    bits = [f"step {p['step']}/{p['total_steps']}", f"loss {_fmt(p['loss'], 4)}", f"lr {_fmt(p['lr'], 6)}",
+            f"elapsed {_duration(p['elapsed_s'])}", f"ETA {_duration(p['eta_s'])}"]
+    extra = ""
+    if status == "registered":
+        extra = f' Candidate <b>{render.esc(run.get("version_id") or "")}</b> registered.'
+    elif status in ("failed",):
+        extra = f' <span class="care-error">{render.esc(run.get("error") or p.get("message") or "")}</span>'
+    elif p.get("message") and status in ("running", "prepared"):
+        extra = f" {render.esc(p['message'])}"
+    return (f'<div id="care-train-state" data-status="{render.esc(status)}" data-step="{p["step"]}">{head}: '
+            f'{render.esc(", ".join(bits))}.{extra}'
+            f'<div class="care-jobbar"><span style="width:{pct}%"></span></div></div>')
+
+
+def loss_frame(st: dict):
+    import pandas as pd
+
+    p = st.get("progress") or {}
+    rows = [{"step": s, "loss": v, "series": "training"} for s, v in p.get("losses") or []]
+    rows += [{"step": s, "loss": v, "series": "validation"} for s, v in p.get("validation_losses") or []]
+    return pd.DataFrame(rows or [{"step": 0, "loss": None, "series": "training"}])
+
+
+def versions_value(st: dict) -> dict:
+    rows = []
+    for d in reversed(st["versions"]):
+        m = d.get("metrics") or {}
+        rows.append([d["id"], d["status"], d.get("run_id") or "", d.get("data_hash") or "",
+                     _fmt(m.get("validation_loss_before"), 4), _fmt(m.get("validation_loss_after"), 4),
+                     (d.get("created_at") or "")[:19].replace("T", " ")])
+    return {"data": rows or [[""] * len(VERSION_HEADERS)], "headers": VERSION_HEADERS}
+
+
+def compare_html(st: dict, version_id: str | None = None) -> str:
+    """The chosen (default: newest) candidate's metrics next to the version it was compared with."""
+    cands = [d for d in st["versions"] if d.get("kind") == "lora"]
+    doc = next((d for d in cands if d["id"] == version_id), None) or next(
+        (d for d in reversed(cands) if d["status"] == "candidate"), None)
+    if doc is None:
+        return '<div class="care-muted">No candidate to compare yet.</div>'
+    ev = doc.get("evaluation") or {}
+    vers = ev.get("versions") or {}
+    cand, base = (vers.get("candidate") or {}).get("headline", {}), (vers.get("baseline") or {}).get("headline", {})
+    base_id = (vers.get("baseline") or {}).get("version_id") or doc.get("parent") or "–"
+    m = doc.get("metrics") or {}
+    rows = [("validation loss (answer tokens)", m.get("validation_loss_after"), m.get("validation_loss_before"))]
+    rows += [(k, cand.get(k), base.get(k)) for k in HEADLINE_ORDER if k in cand or k in base]
+    body = "".join(f"<tr><td>{render.esc(k)}</td><td>{_fmt(c)}</td><td>{_fmt(b)}</td></tr>" for k, c, b in rows)
+    counts = (ev.get("comparison") or {}).get("counts") or {}
+    verdict = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no comparison"
+    base_doc = next((d for d in st["versions"] if d["id"] == base_id), {})
+    same = base_id == st.get("active") or (st.get("active") is None and base_doc.get("kind") == "base")
+    note = "" if same else (
+        f'<div class="care-muted">Compared with {render.esc(base_id)}, the version active when the run started; '
+        f'the active version is now {render.esc(st.get("active") or "the base model")}.</div>')
+    n = len(ev.get("sessions") or [])
+    return (f'<div id="care-compare" data-version="{render.esc(doc["id"])}"><b>{render.esc(doc["id"])}</b> '
+            f'({render.esc(doc["status"])}) vs <b>{render.esc(base_id)}</b> on {n} held-out session(s)'
+            f'{" (scores only)" if ev.get("scores_only") else ""}. Metrics: {render.esc(verdict)}.'
+            f'<table class="care-summary"><tr><th>Metric</th><th>Candidate</th><th>Compared with</th></tr>{body}</table>'
+            f'{note}</div>')
+
+
+class TrainingUI:
+    def __init__(self, ctx, manager: TrainingManager):
+        self.ctx, self.mgr = ctx, manager
+
+    def _admin(self, request):
+        return ui.require_role(self.ctx.repo, request, "admin")
+
+    def _view(self, st, version_id=None):
+        running = st["running"]
+        choices = [d["id"] for d in reversed(st["versions"])]
+        return (readiness_html(st), gr.update(interactive=st["readiness"]["ready"] and not running),
+                gr.update(interactive=running), progress_html(st), loss_frame(st), st["log"],
+                compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
+
+    def on_load(self, request: gr.Request):
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        if access.role != "admin":
+            return (gr.update(visible=False), gr.update(active=False), gr.skip(), gr.skip(), gr.skip())
+        st = self.mgr.status()
+        return (gr.update(visible=True), gr.update(active=True), st["settings"]["min_new_sessions"],
+                gr.update(choices=self.mgr.recipes(), value=st["settings"]["recipe"]), readiness_html(st))
+
+    def refresh(self, version_id: str | None, request: gr.Request):
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        if access.role != "admin":
+            return tuple(gr.skip() for _ in range(9))
+        return self._view(self.mgr.status(), version_id)
+
+    @ui.guard
+    def start(self, recipe: str, overrides: str, version_id, request: gr.Request):
+        run = self.mgr.start(self._admin(request), recipe, overrides)
+        return (render.status_html(f"Started run {run['id']} (data {run['data_hash']}).", "ok"),
+                *self._view(self.mgr.status(), version_id))
+
+    @ui.guard
+    def cancel(self, version_id, request: gr.Request):
+        run = self.mgr.cancel(self._admin(request))
+        return (render.status_html(f"Cancelling run {run['id']}: it stops after the current step.", "busy"),
+                *self._view(self.mgr.status(), version_id))
+
+    @ui.guard
+    def save_threshold(self, n, request: gr.Request):
+        s = self.mgr.set_settings(self._admin(request), min_new_sessions=int(n or 0))
+        return render.status_html(f"Retraining now needs {s['min_new_sessions']} newly curated session(s).", "ok")
+
+    @ui.guard
+    def promote(self, version_id: str, reason: str, request: gr.Request):
+        if not version_id:
+            raise ui.ui_error(ValueError("Choose a version first."))
+        doc = self.mgr.promote(self._admin(request), version_id, reason)
+        return (render.status_html(f"{doc['id']} is now the active version.", "ok"), *self._view(self.mgr.status(), version_id))
+
+    @ui.guard
+    def rollback(self, version_id: str, reason: str, request: gr.Request):
+        doc = self.mgr.rollback(self._admin(request), version_id or None, reason)
+        return (render.status_html(f"Rolled back: {doc['id']} is the active version again.", "ok"),
+                *self._view(self.mgr.status(), version_id))
+
+    @ui.guard
+    def reject(self, version_id: str, reason: str, request: gr.Request):
+        doc = self.mgr.reject(self._admin(request), version_id, reason)
+        return (render.status_html(f"{doc['id']} was rejected.", "ok"), *self._view(self.mgr.status(), version_id))
+
+    # ---- JSON endpoints
+    @ui.guard
+    def api_status(self, request: gr.Request = None) -> dict:
+        """The current (or last) run with its progress and log tail, readiness, versions, active version."""
+        self._admin(request)
+        return self.mgr.status()
+
+    @ui.guard
+    def api_start(self, recipe: str = "", overrides: str = "", request: gr.Request = None) -> dict:
+        """Snapshot the curated set and start a run (``overrides``: ``key: value`` lines)."""
+        return self.mgr.start(self._admin(request), recipe or None, overrides)
+
+    @ui.guard
+    def api_cancel(self, request: gr.Request = None) -> dict:
+        """Cancel the running run (it saves a checkpoint and stops)."""
+        return self.mgr.cancel(self._admin(request))
+
+    @ui.guard
+    def api_promote(self, version_id: str, reason: str = "", request: gr.Request = None) -> dict:
+        """Make a candidate the active version."""
+        return self.mgr.promote(self._admin(request), version_id, reason)
+
+    @ui.guard
+    def api_rollback(self, version_id: str = "", reason: str = "", request: gr.Request = None) -> dict:
+        """Make an earlier version active again (empty: the previous active version)."""
+        return self.mgr.rollback(self._admin(request), version_id or None, reason)
+
+
+def build_tab(ctx):
+    mgr = TrainingManager(ctx.repo)
+    ctx.components["training"] = mgr
+    h = TrainingUI(ctx, mgr)
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    with gr.Tab("Models & training", id="training", visible=False, elem_id="care-training-tab") as tab:
+        for name, fn in (("training_status", h.api_status), ("start_training", h.api_start),
+                         ("cancel_training", h.api_cancel), ("promote_version", h.api_promote),
+                         ("rollback_version", h.api_rollback)):
+            gr.api(fn, api_name=name, concurrency_limit=None)
+        msg = gr.HTML(js_on_load=None, elem_id="care-train-msg")
+        with gr.Row():
+            with gr.Column(scale=2):
+                gr.Markdown("### Retraining (LoRA on the curated labels)")
+                ready = gr.HTML(js_on_load=None, elem_id="care-train-ready-box")
+                recipe = gr.Dropdown(mgr.recipes(), label="Recipe", elem_id="care-train-recipe")
+                overrides = gr.Textbox(label="Overrides (one 'key: value' per line, e.g. max_steps: 20)", lines=3,
+                                       elem_id="care-train-overrides")
+                with gr.Row():
+                    start = gr.Button("Start retraining", variant="primary", interactive=False, elem_id="care-train-start")
+                    cancel = gr.Button("Cancel run", variant="stop", interactive=False, elem_id="care-train-cancel")
+                with gr.Row():
+                    threshold = gr.Number(label="Newly curated sessions needed to retrain", precision=0,
+                                          elem_id="care-train-threshold")
+                    save_t = gr.Button("Save threshold", elem_id="care-train-save-threshold")
+            with gr.Column(scale=3):
+                progress = gr.HTML(js_on_load=None, elem_id="care-train-progress")
+                plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", height=240,
+                                   elem_id="care-train-plot")
+                log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, autoscroll=True,
+                                 elem_id="care-train-log")
+        gr.Markdown("### Model versions")
+        compare = gr.HTML(js_on_load=None, elem_id="care-train-compare")
+        versions = gr.Dataframe(headers=VERSION_HEADERS, interactive=False, elem_id="care-versions")
+        with gr.Row():
+            version = gr.Dropdown([], label="Version", allow_custom_value=True, elem_id="care-version-pick")
+            reason = gr.Textbox(label="Reason (recorded in the audit trail)", elem_id="care-version-reason")
+        with gr.Row():
+            promote = gr.Button("Promote to active", variant="primary", elem_id="care-promote")
+            rollback = gr.Button("Roll back to this version", elem_id="care-rollback")
+            reject = gr.Button("Reject candidate", elem_id="care-reject")
+        timer = gr.Timer(2.0, active=False)
+    view = [ready, start, cancel, progress, plot, log, compare, versions, version]
+    timer.tick(h.refresh, [version], view, **quiet)
+    version.change(h.refresh, [version], view, **quiet)
+    start.click(h.start, [recipe, overrides, version], [msg, *view], **quiet)
+    cancel.click(h.cancel, [version], [msg, *view], **quiet)
+    save_t.click(h.save_threshold, [threshold], [msg], **quiet).then(h.refresh, [version], view, **quiet)
+    promote.click(h.promote, [version, reason], [msg, *view], **quiet)
+    rollback.click(h.rollback, [version, reason], [msg, *view], **quiet)
+    reject.click(h.reject, [version, reason], [msg, *view], **quiet)
+    ctx.on_load(h.on_load, [], [tab, timer, threshold, recipe, ready])
+    return h

@@ -1,0 +1,154 @@
+"""The Models & training tab in Debian's Chromium: start a real retraining run (tiny model, separate
+process), watch progress, the loss curve and the log, keep reviewing meanwhile, reload and reattach,
+compare, promote, roll back, and cancel a second run.
+
+Screenshots go to ``test-artifacts/`` (training-running, training-done).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from care_model import versions as V
+from care_model.models import ModelSpec, model_version_id
+from care_model.predict import Predictor
+from care_model.records import SHARED, Label
+from studio.app import build_app
+from studio.testing import launch_chromium, login, make_store, serve
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+ART = ROOT / "test-artifacts"
+CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]
+
+
+def overrides(tiny, steps: int) -> str:
+    return (f"base_model: {tiny}\nself_reports: false\nmax_prompt_tokens: 1024\nlora_last_layers: null\n"
+            f"max_steps: {steps}\neval_n_boot: 0\nsave_every_steps: 0")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_model_dir):
+    repo = make_store(tmp_path_factory.mktemp("training-browser") / "store")
+    for sid in CURATED:
+        s = repo.get_session(sid)
+        repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
+                                 rationale=f"The client's own rating is {v}."), 0)
+                          for i, v in s.ratings["client"].items()], actor="ann")
+    repo.collection("settings").put({"id": "retraining", "min_new_sessions": 5}, actor="admin")
+    demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))
+    ART.mkdir(exist_ok=True)
+    with serve(demo) as url:
+        yield SimpleNamespace(url=url, repo=repo, tiny=tiny_model_dir)
+    repo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        ctx = browser.new_context(viewport={"width": 1600, "height": 1200})
+        pg = ctx.new_page()
+        pg.set_default_timeout(30_000)
+        outside = []
+        pg.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
+        login(pg, app.url, "admin")
+        yield pg
+        assert outside == [], f"requests left the machine: {outside[:5]}"
+        browser.close()
+
+
+def state(page):
+    loc = page.locator("#care-train-state")
+    return loc.get_attribute("data-status"), int(loc.get_attribute("data-step") or 0)
+
+
+def wait_state(page, predicate, timeout=600.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.locator("#care-train-state").count():
+            st = state(page)
+            if predicate(*st):
+                return st
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; last state {state(page) if page.locator('#care-train-state').count() else None}")
+
+
+def test_admin_retrains_promotes_rolls_back_and_cancels(app, page):
+    page.get_by_role("tab", name="Models & training").click()
+    expect(page.locator(".care-train-ready")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#care-train-ready-box")).to_contain_text("6 newly curated session(s)")
+    page.fill("#care-train-overrides textarea", overrides(app.tiny, 40))
+    page.click("#care-train-start")
+    expect(page.locator("#care-train-msg")).to_contain_text("Started run")
+    wait_state(page, lambda s, n: s == "running" and n >= 2)
+    expect(page.locator("#care-train-cancel")).to_be_enabled()
+    expect(page.locator("#care-train-start")).to_be_disabled()
+
+    # the rest of the app stays usable while the trainer runs in its own process
+    page.get_by_role("tab", name="Review").click()
+    t0 = time.perf_counter()
+    if not page.is_visible("#care-open-id textarea"):
+        page.click("#care-queue button.label-wrap")
+    page.fill("#care-open-id textarea", "sample-en-03")
+    page.click("#care-open")
+    expect(page.locator("#care-sess-head")).to_contain_text("sample-en-03")
+    review_s = time.perf_counter() - t0
+    page.get_by_role("tab", name="Models & training").click()
+    page.screenshot(path=str(ART / "training-running.png"), full_page=True)
+
+    # a reload reattaches to the running job
+    page.reload()
+    page.wait_for_selector("#care-table")
+    page.get_by_role("tab", name="Models & training").click()
+    status, step = wait_state(page, lambda s, n: s in ("running", "registered"))
+    print(f"\nreview opened in {review_s:.1f} s during training; after reload: {status} at step {step}")
+
+    status, step = wait_state(page, lambda s, n: s in ("registered", "failed", "cancelled"))
+    assert (status, step) == ("registered", 40), page.locator("#care-train-log textarea").input_value()[-2000:]
+    expect(page.locator("#care-train-plot")).to_be_visible()
+    assert page.locator("#care-train-plot canvas, #care-train-plot svg").count() > 0
+    assert "step" in page.locator("#care-train-log textarea").input_value() or \
+        "retrain" in page.locator("#care-train-log textarea").input_value()
+    cand = V.list_versions(app.repo)[-1]
+    assert cand["status"] == "candidate"
+    expect(page.locator("#care-compare")).to_have_attribute("data-version", cand["id"])
+    expect(page.locator("#care-compare")).to_contain_text("validation loss")
+    expect(page.locator("#care-versions")).to_contain_text(cand["id"])
+    page.screenshot(path=str(ART / "training-done.png"), full_page=True)
+
+    # promote, then roll back to the base model
+    pick = page.locator("#care-version-pick input")
+    pick.fill(cand["id"])
+    pick.press("Enter")
+    page.fill("#care-version-reason textarea", "better on held-out clients")
+    page.click("#care-promote")
+    expect(page.locator("#care-train-msg")).to_contain_text("is now the active version")
+    assert V.active_version_id(app.repo) == cand["id"]
+    base_id = model_version_id(ModelSpec(base=str(app.tiny)))
+    pick.fill(base_id)
+    pick.press("Enter")
+    page.click("#care-rollback")
+    expect(page.locator("#care-train-msg")).to_contain_text("Rolled back")
+    assert V.active_version_id(app.repo) == base_id
+    assert [h["action"] for h in V.activation_history(app.repo)] == ["promote", "rollback"]
+
+    # a second run, cancelled from the page
+    app.repo.collection("settings").put({**app.repo.collection("settings").get("retraining"), "min_new_sessions": 0},
+                                        actor="admin")
+    page.reload()
+    page.wait_for_selector("#care-table")
+    page.get_by_role("tab", name="Models & training").click()
+    page.fill("#care-train-overrides textarea", overrides(app.tiny, 5000))
+    expect(page.locator("#care-train-start")).to_be_enabled()
+    page.click("#care-train-start")
+    wait_state(page, lambda s, n: s == "running" and n >= 2)
+    page.click("#care-train-cancel")
+    expect(page.locator("#care-train-msg")).to_contain_text("Cancelling run")
+    status, step = wait_state(page, lambda s, n: s in ("cancelled", "failed", "registered"), timeout=240)
+    assert status == "cancelled" and 2 <= step < 5000

@@ -1,0 +1,137 @@
+"""The app's retraining flow over its JSON API: threshold, admin-only start, a real trainer process
+(the tiny model) while the app stays responsive, reattaching, cancel, promote and rollback."""
+from __future__ import annotations
+
+import statistics
+import time
+from types import SimpleNamespace
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from care_model import versions as V
+from care_model.errors import PermissionDenied
+from care_model.models import ModelSpec, model_version_id
+from care_model.predict import Predictor
+from care_model.records import SHARED, Label
+from studio.access import access_of
+from studio.app import build_app
+from studio.testing import make_store, password, serve
+from studio.training import TrainingManager
+
+CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]
+
+
+def overrides(tiny, **more) -> str:
+    """The CPU recipe on the tiny model, with a short prompt budget so that a step takes a fraction of a second."""
+    base = {"base_model": str(tiny), "self_reports": "false", "max_prompt_tokens": 1024, "lora_last_layers": "null", "max_steps": 24,
+            "eval_n_boot": 0, "save_every_steps": 0, **more}
+    return "\n".join(f"{k}: {v}" for k, v in base.items())
+
+
+def curate(repo, session_ids):
+    for sid in session_ids:
+        s = repo.get_session(sid)
+        repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
+                                 rationale=f"The client's own rating is {v}."), 0)
+                          for i, v in s.ratings["client"].items()], actor="ann")
+
+
+def wait_for(fn, timeout=600.0, step=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_model_dir):
+    repo = make_store(tmp_path_factory.mktemp("training") / "store")
+    curate(repo, CURATED)
+    demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))
+    with serve(demo) as url:
+        yield SimpleNamespace(url=url, repo=repo, demo=demo, mgr=demo.studio_ctx.components["training"],
+                              admin=Client(url, auth=("admin", password("admin")), verbose=False),
+                              ann=Client(url, auth=("ann", password("ann")), verbose=False))
+    repo.close()
+
+
+def test_threshold_and_roles(app, tiny_model_dir):
+    st = app.admin.predict(api_name="/training_status")
+    assert st["readiness"]["new_sessions"] == len(CURATED) and st["readiness"]["min_new_sessions"] == 10
+    assert not st["readiness"]["ready"] and st["run"] is None
+    with pytest.raises(AppError, match="Only 6 newly curated session.*needs 10"):
+        app.admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir), api_name="/start_training")
+    with pytest.raises(AppError, match="needs the role admin"):
+        app.ann.predict(api_name="/training_status")
+    with pytest.raises(AppError, match="needs the role admin"):
+        app.ann.predict("cpu-smoke.yaml", "", api_name="/start_training")
+    app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=5)
+    assert app.admin.predict(api_name="/training_status")["readiness"]["ready"]
+    with pytest.raises(AppError, match="Unknown config key.*max_step"):
+        app.admin.predict("cpu-smoke.yaml", "max_step: 3", api_name="/start_training")
+
+
+def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollback(app, tiny_model_dir):
+    admin = app.admin
+    app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=5)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        admin.predict("sample-en-02", api_name="/open_session")
+    idle = (time.perf_counter() - t0) / 5
+    run = admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
+    assert run["status"] == "running" and run["data_hash"] and run["pid"]
+    with pytest.raises(AppError, match="already in progress"):
+        admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir), api_name="/start_training")
+
+    # the app answers while the trainer (another process) computes
+    wait_for(lambda: (admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 1)
+    times, steps = [], []
+    while len(times) < 8:
+        t = time.perf_counter()
+        admin.predict("sample-en-02", api_name="/open_session")
+        times.append(time.perf_counter() - t)
+        steps.append(admin.predict(api_name="/training_status")["progress"]["step"])
+    print(f"\nopen_session: idle {idle * 1000:.0f} ms, during training median {statistics.median(times) * 1000:.0f} ms; "
+          f"trainer steps {steps[0]} -> {steps[-1]}")
+    assert statistics.median(times) < max(2.0, 10 * idle)
+
+    # a fresh manager (a reloaded page, or a restarted app) finds the running trainer
+    other = TrainingManager(app.repo).status()
+    assert other["running"] and other["run"]["id"] == run["id"]
+
+    st = wait_for(lambda: (s := admin.predict(api_name="/training_status"))["run"]["status"] in
+                  ("registered", "failed", "cancelled") and s)
+    assert st["run"]["status"] == "registered", st["log"][-2000:]
+    assert st["progress"]["step"] == 40 and len(st["progress"]["losses"]) == 40
+    assert len(st["progress"]["validation_losses"]) == 2
+    cand = V.get_version(app.repo, st["run"]["version_id"])
+    assert cand["status"] == "candidate" and cand["data_hash"] == run["data_hash"]
+    versions = cand["evaluation"]["versions"]
+    assert versions["candidate"]["version_id"] == cand["id"] and versions["baseline"]["report"]["n_sessions"] >= 1
+    assert "counts" in cand["evaluation"]["comparison"]
+
+    base_id = model_version_id(ModelSpec(base=str(tiny_model_dir)))
+    with pytest.raises(PermissionDenied, match="may not promote"):
+        V.promote(app.repo, cand["id"], actor="ann")
+    admin.predict(cand["id"], "candidate looks fine", api_name="/promote_version")
+    assert admin.predict(api_name="/whoami")["model_version"] == cand["id"]
+    admin.predict("", "", api_name="/rollback_version")
+    assert admin.predict(api_name="/whoami")["model_version"] == base_id
+    actions = [(h["action"], h["who"]) for h in V.activation_history(app.repo)]
+    assert actions == [("promote", "admin"), ("rollback", "admin")]
+
+
+def test_cancel_from_the_app(app, tiny_model_dir):
+    app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
+    run = app.admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=5000), api_name="/start_training")
+    wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 2)
+    assert app.admin.predict(api_name="/cancel_training")["cancel_requested"]["by"] == "admin"
+    st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] != "running" and s,
+                  timeout=180)
+    assert st["run"]["id"] == run["id"] and st["run"]["status"] == "cancelled"
+    assert st["progress"]["status"] == "cancelled" and 2 <= st["progress"]["step"] < 5000
