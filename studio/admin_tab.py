@@ -31,9 +31,10 @@ class AdminUI:
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         is_admin = access.role == "admin"
         if not is_admin:
-            return gr.update(visible=False), gr.update(active=False), gr.skip(), gr.skip()
+            return gr.update(visible=False), gr.Timer(active=False), gr.skip(), gr.skip()
         s = review_settings(self.ctx.repo)
-        return gr.update(visible=True), gr.update(active=True), s["unassigned_visible"], self._users_value(access)
+        busy = bool(self.ctx.jobs and self.ctx.jobs.jobs(active_only=True))
+        return gr.update(visible=True), gr.Timer(active=busy), s["unassigned_visible"], self._users_value(access)
 
     def _users_value(self, access):
         rows = [[u["username"], u["role"], "yes" if u["active"] else "no"] for u in admin.list_users(self.ctx.repo, access)]
@@ -73,15 +74,24 @@ class AdminUI:
                f"{len(r['predict_jobs'])} queued for prediction.")
         return render.status_html(msg + "".join(f" Warning: {w}" for w in r["warnings"][:5]), "ok"), r
 
+    def follow_jobs(self, request: gr.Request):
+        """After an import: poll the predict jobs while any is waiting or running."""
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        busy = access.role == "admin" and bool(self.ctx.jobs and self.ctx.jobs.jobs(active_only=True))
+        return gr.Timer(active=busy)
+
     @ui.guard
     def export(self, request: gr.Request) -> str:
         return admin.export_store(self.ctx.repo, self._admin(request))
 
     def jobs(self, request: gr.Request):
+        """Timer: the predict jobs list; the timer stops once no job is waiting or running."""
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
-            return gr.skip()
-        return _jobs_html(admin.jobs_table(self.ctx.jobs, self.ctx.repo, access))
+            return gr.skip(), gr.Timer(active=False)
+        jobs = admin.jobs_table(self.ctx.jobs, self.ctx.repo, access)
+        busy = any(j["state"] in ("queued", "running") for j in jobs)
+        return _jobs_html(jobs), gr.skip() if busy else gr.Timer(active=False)
 
 
 def build_tab(ctx):
@@ -119,15 +129,16 @@ def build_tab(ctx):
                 fmt = gr.Dropdown(list(FORMATS), value="jsonl", label="Format")
                 predict = gr.Checkbox(value=True, label="Predict new sessions with the active model")
                 report = gr.JSON(label="Import report", visible=False)
-                gr.Button("Import", elem_id="care-import").click(h.import_files, [files, fmt, predict], [msg, report],
-                                                                 api_name="import_sessions", show_progress="minimal")
+                import_btn = gr.Button("Import", elem_id="care-import")
             with gr.Column():
                 gr.Markdown("### Export")
                 out = gr.File(label="Export (JSONL: sessions, predictions, labels)", elem_id="care-export-file")
                 gr.Button("Export store", elem_id="care-export").click(h.export, [], [out], api_name="export_store")
                 gr.Markdown("### Predict jobs")
                 jobs = gr.HTML(js_on_load=None, elem_id="care-jobs")
-        timer = gr.Timer(2.0, active=False)
-        timer.tick(h.jobs, [], [jobs], **quiet)
+        timer = gr.Timer(2.0, active=False)  # runs only while predict jobs are waiting or running
+        timer.tick(h.jobs, [], [jobs, timer], **quiet)
+        import_btn.click(h.import_files, [files, fmt, predict], [msg, report], api_name="import_sessions",
+                         show_progress="minimal").then(h.follow_jobs, [], [timer], **quiet)
     ctx.on_load(h.on_load, [], [tab, timer, unassigned, users])
     return h

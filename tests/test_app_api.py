@@ -167,3 +167,16 @@ def test_no_transcript_text_in_logs(studio_server, clients, capfd, caplog):
     logged = out + err + caplog.text
     for t in sess.turns[:6]:
         assert t.text[:40] not in logged
+
+
+def test_admin_imports_a_file(studio_server, clients, tmp_path):
+    from gradio_client import handle_file
+
+    upload = tmp_path / "new.jsonl"
+    upload.write_text(json.dumps({"id": "imported-1", "language": "en", "client_id": "c-new", "turns": [
+        {"speaker": "counselor", "text": "What brings you in?"}, {"speaker": "client", "text": "I could not sleep."}]}) + "\n")
+    _, report = clients["admin"].predict([handle_file(str(upload))], "jsonl", True, api_name="/import_sessions")
+    assert report["added"] == 1 and report["added_ids"] == ["imported-1"] and report["predict_jobs"] == []  # no model here
+    assert studio_server.repo.has_session("imported-1")
+    rows = clients["admin"].predict("all", "imported", "id", api_name="/list_queue")["rows"]
+    assert [r["id"] for r in rows] == ["imported-1"]

@@ -77,7 +77,7 @@ def open_session(page, sid):
         page.click("#care-queue button.label-wrap")
     page.fill("#care-open-id textarea", sid)
     page.click("#care-open")
-    expect(page.locator("#care-sess-head")).to_contain_text(sid)
+    expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)  # generous: CI machines vary
     page.wait_for_selector("#care-turn-0")
 
 
