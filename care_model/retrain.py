@@ -82,7 +82,7 @@ def code_commit() -> dict:
 def prepare_run(repo, config: RetrainConfig, *, run_dir: Path | str | None = None, run_id: str | None = None,
                 actor: str = "system") -> Path:
     """Snapshot the curated set and write the run folder (config, snapshot, split, baseline)."""
-    from .versions import baseline_of, spec_of
+    from .versions import baseline_of
 
     run_id = run_id or new_run_id()
     run_dir = Path(run_dir) if run_dir else Path(repo.root) / "runs" / run_id

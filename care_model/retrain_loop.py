@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -219,7 +220,6 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, accel
     if accelerator.is_main_process:
         write_json(folder / "state.json", {"step": step, "world_size": accelerator.num_processes, **extra})
         old = sorted((p for p in folder.parent.glob("step-*") if p != folder), key=lambda p: int(p.name.split("-")[1]))
-        import shutil
         for p in old[:max(0, len(old) - (keep - 1))]:
             shutil.rmtree(p, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -191,6 +191,25 @@ class TrainingManager:
                         "overrides": overrides or {}, "started_at": now_iso()})
             return self.repo.collection(RUNS).put(doc, actor=access.username, action="start")
 
+    def resume(self, access, run_id: str | None = None) -> dict:
+        """Continue a cancelled or failed run from its last checkpoint (same snapshot, same config)."""
+        from care_model.runs import last_checkpoint
+
+        access.require("admin", action="resume a retraining run")
+        with self._lock:
+            if self.poll() is not None:
+                raise TrainingError("A retraining run is already in progress.", "Wait for it to finish, or cancel it.")
+            doc = self.repo.collection(RUNS).require(run_id) if run_id else (self.runs(limit=1) or [None])[0]
+            if doc is None or doc.get("status") not in ("cancelled", "failed"):
+                raise TrainingError("There is no cancelled or failed run to resume.", "Start a new run instead.")
+            if last_checkpoint(doc["run_dir"]) is None:
+                raise TrainingError(f"Run {doc['id']} stopped before its first checkpoint.", "Start a new run instead.")
+            proc = launch_subprocess(doc["run_dir"], resume=True, python=self.python, env={"HF_HUB_OFFLINE": "1", **self.env})
+            self._procs[doc["id"]] = proc
+            doc.update({"status": "running", "pid": proc.pid, "cancel_requested": None, "error": None,
+                        "resumed_at": now_iso()})
+            return self.repo.collection(RUNS).put(doc, actor=access.username, action="resume")
+
     def cancel(self, access) -> dict:
         """Ask the trainer to stop: it saves a checkpoint and exits (before training starts: stopped at once)."""
         access.require("admin", action="cancel a retraining run")

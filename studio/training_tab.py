@@ -4,7 +4,7 @@ Shown only to admins (a page-load hook) and every handler checks the role again 
 The run is a separate process (:mod:`studio.training`); this tab only reads its progress file
 every 2 seconds (a ``gr.Timer``), so the rest of the app stays responsive and a page reload
 simply reattaches. JSON endpoints for scripts: ``/training_status``, ``/start_training``,
-``/cancel_training``, ``/promote_version``, ``/rollback_version``.
+``/cancel_training``, ``/resume_training``, ``/promote_version``, ``/rollback_version``.
 """
 from __future__ import annotations
 
@@ -126,9 +126,10 @@ class TrainingUI:
     def _view(self, st, version_id=None):
         running = st["running"]
         choices = [d["id"] for d in reversed(st["versions"])]
+        resumable = not running and (st.get("run") or {}).get("status") in ("cancelled", "failed")
         return (readiness_html(st), gr.update(interactive=st["readiness"]["ready"] and not running),
-                gr.update(interactive=running), progress_html(st), loss_frame(st), st["log"],
-                compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
+                gr.update(interactive=running), gr.update(interactive=resumable), progress_html(st), loss_frame(st),
+                st["log"], compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
 
     def on_load(self, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
@@ -141,13 +142,19 @@ class TrainingUI:
     def refresh(self, version_id: str | None, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
-            return tuple(gr.skip() for _ in range(9))
+            return tuple(gr.skip() for _ in range(10))
         return self._view(self.mgr.status(), version_id)
 
     @ui.guard
     def start(self, recipe: str, overrides: str, version_id, request: gr.Request):
         run = self.mgr.start(self._admin(request), recipe, overrides)
         return (render.status_html(f"Started run {run['id']} (data {run['data_hash']}).", "ok"),
+                *self._view(self.mgr.status(), version_id))
+
+    @ui.guard
+    def resume(self, version_id, request: gr.Request):
+        run = self.mgr.resume(self._admin(request))
+        return (render.status_html(f"Resuming run {run['id']} from its last checkpoint.", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
     @ui.guard
@@ -197,6 +204,11 @@ class TrainingUI:
         return self.mgr.cancel(self._admin(request))
 
     @ui.guard
+    def api_resume(self, run_id: str = "", request: gr.Request = None) -> dict:
+        """Continue the last (or the named) cancelled or failed run from its last checkpoint."""
+        return self.mgr.resume(self._admin(request), run_id or None)
+
+    @ui.guard
     def api_promote(self, version_id: str, reason: str = "", request: gr.Request = None) -> dict:
         """Make a candidate the active version."""
         return self.mgr.promote(self._admin(request), version_id, reason)
@@ -214,7 +226,8 @@ def build_tab(ctx):
     quiet = dict(api_visibility="private", show_progress="hidden")
     with gr.Tab("Models & training", id="training", visible=False, elem_id="care-training-tab") as tab:
         for name, fn in (("training_status", h.api_status), ("start_training", h.api_start),
-                         ("cancel_training", h.api_cancel), ("promote_version", h.api_promote),
+                         ("cancel_training", h.api_cancel), ("resume_training", h.api_resume),
+                         ("promote_version", h.api_promote),
                          ("rollback_version", h.api_rollback)):
             gr.api(fn, api_name=name, concurrency_limit=None)
         msg = gr.HTML(js_on_load=None, elem_id="care-train-msg")
@@ -228,6 +241,7 @@ def build_tab(ctx):
                 with gr.Row():
                     start = gr.Button("Start retraining", variant="primary", interactive=False, elem_id="care-train-start")
                     cancel = gr.Button("Cancel run", variant="stop", interactive=False, elem_id="care-train-cancel")
+                    resume = gr.Button("Resume run", interactive=False, elem_id="care-train-resume")
                 with gr.Row():
                     threshold = gr.Number(label="Newly curated sessions needed to retrain", precision=0,
                                           elem_id="care-train-threshold")
@@ -249,11 +263,12 @@ def build_tab(ctx):
             rollback = gr.Button("Roll back to this version", elem_id="care-rollback")
             reject = gr.Button("Reject candidate", elem_id="care-reject")
         timer = gr.Timer(2.0, active=False)
-    view = [ready, start, cancel, progress, plot, log, compare, versions, version]
+    view = [ready, start, cancel, resume, progress, plot, log, compare, versions, version]
     timer.tick(h.refresh, [version], view, **quiet)
     version.change(h.refresh, [version], view, **quiet)
     start.click(h.start, [recipe, overrides, version], [msg, *view], **quiet)
     cancel.click(h.cancel, [version], [msg, *view], **quiet)
+    resume.click(h.resume, [version], [msg, *view], **quiet)
     save_t.click(h.save_threshold, [threshold], [msg], **quiet).then(h.refresh, [version], view, **quiet)
     promote.click(h.promote, [version, reason], [msg, *view], **quiet)
     rollback.click(h.rollback, [version, reason], [msg, *view], **quiet)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from care_model import versions as V
-from care_model.curation import CuratedLabel, read_snapshot, split_by_client
+from care_model.curation import CuratedLabel
 from care_model.errors import ConfigError
 from care_model.records import SHARED, Label, Session, Turn
 from care_model.retrain import execute_run, finish_run, launch_subprocess, main, prepare_run
@@ -85,7 +85,7 @@ LEARN = dict(lora_r=16, lora_alpha=32, lora_dropout=0.0, learning_rate=5e-3, lr_
 # ----------------------------------------------------------------------------- config
 def test_recipes_resolve_and_flags_override():
     cpu = resolve_config(ROOT / "recipes/cpu-smoke.yaml")
-    assert cpu.base_model == "smollm2" and cpu.self_reports and cpu.max_steps == 8
+    assert cpu.base_model == "smollm2" and cpu.self_reports and cpu.max_steps == 10
     gpu = resolve_config(ROOT / "recipes/gpu-llama31-8b.yaml", {"learning_rate": "3e-5", "lora_target_modules": "q_proj,v_proj"})
     assert gpu.dtype == "bfloat16" and gpu.gradient_checkpointing and gpu.max_prompt_tokens == 8192
     assert gpu.learning_rate == 3e-5 and gpu.lora_target_modules == ["q_proj", "v_proj"]

@@ -135,3 +135,23 @@ def test_cancel_from_the_app(app, tiny_model_dir):
                   timeout=180)
     assert st["run"]["id"] == run["id"] and st["run"]["status"] == "cancelled"
     assert st["progress"]["status"] == "cancelled" and 2 <= st["progress"]["step"] < 5000
+
+
+def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
+    app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
+    run = app.admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=30, save_every_steps=5),
+                            api_name="/start_training")
+    wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 6)
+    app.admin.predict(api_name="/cancel_training")
+    st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] != "running" and s,
+                  timeout=180)
+    assert st["run"]["status"] == "cancelled"
+    stopped_at = st["progress"]["step"]
+    with pytest.raises(AppError, match="needs the role admin"):
+        app.ann.predict("", api_name="/resume_training")
+    assert app.admin.predict("", api_name="/resume_training")["id"] == run["id"]
+    st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] not in
+                  ("running", "prepared") and s)
+    assert st["run"]["id"] == run["id"] and st["run"]["status"] == "registered", st["log"][-2000:]
+    assert st["progress"]["step"] == 30 and stopped_at < 30
+    assert [s for s, _ in st["progress"]["losses"]] == list(range(1, 31))   # one curve across the two processes
