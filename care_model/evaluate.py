@@ -42,7 +42,8 @@ Public API::
     compare_reports(candidate, active) -> dict
     cross_validation_folds(sessions, k=5, seed=0, n_bins=5) -> [(train_ids, test_ids)]
     cross_validate(sessions, predictions, labels=(), *, k=5, seed=0, **evaluate_kwargs) -> dict
-    main(argv=None) -> int        # python -m care_model.evaluate --input export.jsonl ...
+    resolve_unresolved(labels, unresolved) -> list[Label]   # the curation rule's label for those
+    main(argv=None) -> int        # python -m care_model.evaluate (--input export.jsonl | --store DIR) ...
 """
 from __future__ import annotations
 
@@ -710,38 +711,77 @@ def cross_validation_folds(sessions: Sequence[tuple[str, str, float | None]], k:
 # ---------------------------------------------------------------------------------------------
 # CLI on a JSONL export
 # ---------------------------------------------------------------------------------------------
-def _read_export(path: str):
+def _records(lines: Iterable[str], source: str):
     sessions, predictions, labels = [], [], []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            sess = Session.from_dict({k: v for k, v in d.items() if k not in ("predictions", "labels")})
+            sess.validate()
+            preds = [Prediction.from_dict(p) for p in d.get("predictions") or []]
+            labs = [Label.from_dict(lab) for lab in d.get("labels") or []]
+        except CareError as exc:
+            raise ImportFormatError(f"{source}, line {no}: {exc.problem}", exc.fix) from exc
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ImportFormatError(f"{source}, line {no}: not a session record ({exc}).",
+                                    "Each line must be a Session.to_dict() object with optional "
+                                    "'predictions' and 'labels' lists.") from exc
+        sessions.append(sess)
+        for rec in preds + labs:  # records nested under a session belong to it
+            rec.session_id = rec.session_id or sess.id
+        predictions += preds
+        labels += labs
+    if not sessions:
+        raise ImportFormatError(f"{source} holds no sessions.", "Import or export some sessions first.")
+    return sessions, predictions, labels
+
+
+def _read_export(path: str):
     try:
         fh = open(path, encoding="utf-8")
     except OSError as exc:
         raise ImportFormatError(f"Cannot open {path}: {exc.strerror}.", "Check the --input path.") from exc
     with fh:
-        for no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                if not isinstance(d, dict):
-                    raise ValueError("not a JSON object")
-                sess = Session.from_dict({k: v for k, v in d.items() if k not in ("predictions", "labels")})
-                sess.validate()
-                preds = [Prediction.from_dict(p) for p in d.get("predictions") or []]
-                labs = [Label.from_dict(lab) for lab in d.get("labels") or []]
-            except CareError as exc:
-                raise ImportFormatError(f"{path}, line {no}: {exc.problem}", exc.fix) from exc
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ImportFormatError(f"{path}, line {no}: not a session record ({exc}).",
-                                        "Each line must be a Session.to_dict() object with optional "
-                                        "'predictions' and 'labels' lists.") from exc
-            sessions.append(sess)
-            for rec in preds + labs:  # records nested under a session belong to it
-                rec.session_id = rec.session_id or sess.id
-            predictions += preds
-            labels += labs
-    if not sessions:
-        raise ImportFormatError(f"{path} holds no sessions.", "Export some sessions first.")
-    return sessions, predictions, labels
+        return _records(fh, path)
+
+
+def _read_store(root: str):
+    """Sessions, predictions and labels straight from a store (imports tinydb: CLI only). The
+    store is locked while it is read, so a running app makes this fail with a clear message."""
+    from store.export import session_lines
+    from store.repository import Repository
+
+    from .versions import active_version_id
+
+    repo = Repository.open(root, create=False)
+    try:
+        return (*_records(list(session_lines(repo)), root), active_version_id(repo))
+    finally:
+        repo.close()
+
+
+def resolve_unresolved(labels: Iterable, unresolved: Sequence[tuple[str, int]]) -> list[Label]:
+    """The curated label of items several experts labelled independently and no adjudicator
+    settled, by the same rule the retraining snapshot uses (:data:`care_model.curation.CURATION_RULE`:
+    the lower median of their scores), so evaluation and training read one curated set."""
+    from .curation import curate_item
+
+    wanted = set(unresolved)
+    by_key: dict[tuple[str, int], list[Label]] = {}
+    for lab in map(_as_label, labels):
+        if (lab.session_id, int(lab.item)) in wanted:
+            by_key.setdefault((lab.session_id, int(lab.item)), []).append(lab)
+    out = []
+    for (sid, item), labs in sorted(by_key.items()):
+        cur = curate_item(labs)
+        if cur is not None:
+            out.append(Label(session_id=sid, item=item, annotator=cur.source, score=cur.score,
+                             rationale=cur.rationale, evidence=list(cur.evidence), status="submitted"))
+    return out
 
 
 def _fmt(v) -> str:
@@ -758,9 +798,14 @@ def _print_rows(rows: list[dict], out) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m care_model.evaluate",
                                      description="Evaluate one model version's predictions in a JSONL export.")
-    parser.add_argument("--input", required=True, help="JSONL: one Session.to_dict() per line, with optional "
-                                                       "'predictions' and 'labels' lists")
-    parser.add_argument("--model-version", required=True)
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="JSONL: one Session.to_dict() per line, with optional 'predictions' and "
+                                     "'labels' lists (python -m store export writes it)")
+    src.add_argument("--store", help="read a store folder directly (stop the app first: the store is locked "
+                                     "while it runs)")
+    parser.add_argument("--model-version", help="the version to evaluate (default with --store: the active one)")
+    parser.add_argument("--score-field", choices=("score", "expected_score"), default="score",
+                        help="the generated option (paper) or the probability-weighted expected score")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
                         help="report the metrics per test fold of K folds split by client, and mean +- sd")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -771,18 +816,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = sys.stdout
     try:
-        sessions, predictions, labels = _read_export(args.input)
-        preds = latest_predictions(predictions, args.model_version)
+        if args.store:
+            sessions, predictions, labels, active = _read_store(args.store)
+        else:
+            (sessions, predictions, labels), active = _read_export(args.input), None
+        version = args.model_version or active
+        found = sorted({p.model_version for p in predictions})
+        if not version:
+            raise ValidationError("No --model-version given and the store has no active version.",
+                                  f"Pass --model-version, one of: {', '.join(found) or '(no predictions yet)'}.")
+        preds = latest_predictions(predictions, version)
         if not preds:
-            found = sorted({p.model_version for p in predictions})
-            raise ValidationError(f"No predictions of model version {args.model_version!r} in {args.input}.",
+            raise ValidationError(f"No predictions of model version {version!r} in {args.store or args.input}.",
                                   f"Use one of: {', '.join(found)}." if found else "Run predictions first.")
         curated, unresolved = curated_labels(labels)
-        kwargs = dict(with_text_metrics=not args.no_text, with_embeddings=not args.no_embeddings, seed=args.seed)
+        curated += resolve_unresolved(labels, unresolved)
+        kwargs = dict(with_text_metrics=not args.no_text, with_embeddings=not args.no_embeddings, seed=args.seed,
+                      score_field=args.score_field)
         if not args.cv:
             report = evaluate_predictions(sessions, preds, curated, n_boot=args.n_boot, **kwargs)
             if unresolved:
-                report.notes.append(f"{len(unresolved)} item(s) have several experts' labels and no adjudication: left out.")
+                report.notes.append(f"{len(unresolved)} item(s) have several experts' labels and no adjudication: "
+                                    "scored by the lower median of their scores (the curation rule).")
             if args.json:
                 json.dump(report.to_dict(), out, ensure_ascii=False, indent=2)
                 print(file=out)

@@ -184,6 +184,7 @@ def promote(repo, version_id: str, *, actor: str, reason: str = "") -> dict:
     implicit = None
     if active_version_id(repo) is None:  # the base model was in use: make it a rollback target
         implicit = register_base_version(repo, target["base"], actor=actor)["id"]
+        implicit = None if implicit == target["id"] else implicit   # promoting the base model itself
     return _activate(repo, target, actor, "promote", reason, implicit_previous=implicit)
 
 

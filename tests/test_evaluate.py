@@ -530,3 +530,67 @@ def test_module_is_pure():
             "print('torch' in sys.modules, 'tinydb' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp_path, capsys):
+    """--store reads the repository directly, defaults to the active version, and resolves items
+    two experts coded independently (no adjudication) the way the retraining snapshot does."""
+    from care_model import versions as V
+    from care_model.curation import curate_item
+    from store.repository import Repository
+
+    rng = np.random.default_rng(5)
+    sessions, preds, labels = [], [], []
+    for s in range(6):
+        truth = {i: int(rng.integers(1, 6)) for i in ITEMS}
+        sessions.append(make_session(f"s{s}", client=f"c{s}", ratings=truth))
+        preds += [make_prediction(f"s{s}", i, int(rng.integers(1, 6)), version="tiny-base") for i in ITEMS]
+        for i in ITEMS:   # two experts disagree on every item of s0 (lower median = the lower score)
+            labels.append(make_label(f"s{s}", i, truth[i], annotator="e1", status="submitted"))
+            if s == 0:
+                labels.append(make_label(f"s{s}", i, 5 if truth[i] < 5 else 1, annotator="e2", status="submitted"))
+    repo = Repository.open(tmp_path / "store")
+    repo.add_sessions(sessions)
+    repo.add_predictions(preds)
+    repo.save_labels([(lab, 0) for lab in labels], actor="e1")
+    repo.close()
+
+    assert ev.main(["--store", str(tmp_path / "store"), "--n-boot", "0", "--no-text"]) == 2
+    assert "no active version" in capsys.readouterr().err
+
+    repo = Repository.open(tmp_path / "store")
+    repo.add_user("boss", "password123", "admin")
+    base = V.register_base_version(repo, "tiny-base")
+    V.promote(repo, base["id"], actor="boss")
+    repo.close()
+    assert ev.main(["--store", str(tmp_path / "store"), "--n-boot", "0", "--no-text", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_version"] == base["id"] and out["n_labels"] == 72    # s0's 12 disputed items included
+    assert any("lower median" in n for n in out["notes"])
+    by_item = {(lab.session_id, lab.item): lab for lab in labels if lab.annotator == "e1"}
+    for i in ITEMS:   # the rule picks the lower of the two scores, as curate_item does
+        both = [lab for lab in labels if (lab.session_id, lab.item) == ("s0", i)]
+        by_item[("s0", i)] = make_label("s0", i, curate_item(both).score, status="submitted")
+        assert curate_item(both).score == min(lab.score for lab in both)
+    direct = ev.evaluate_predictions(sessions, ev.latest_predictions(preds, "tiny-base"), list(by_item.values()),
+                                     n_boot=0, with_text_metrics=False)
+    assert out["expert_agreement"]["overall"]["mae"]["value"] == pytest.approx(direct.expert_agreement.overall.mae.value)
+
+    assert ev.main(["--store", str(tmp_path / "store"), "--model-version", "m1", "--n-boot", "0", "--no-text",
+                    "--json"]) == 2
+    assert "No predictions of model version 'm1'" in capsys.readouterr().err
+
+
+def test_resolve_unresolved_follows_the_snapshot_rule():
+    from care_model.curation import curate_item
+
+    labs = [make_label("s1", 1, 2, annotator="e1", status="submitted"),
+            make_label("s1", 1, 5, annotator="e2", status="submitted"),
+            make_label("s1", 1, 4, annotator="e3", status="submitted"),
+            make_label("s1", 2, 3, annotator="e1", status="submitted"),
+            make_label("s1", 2, 1, annotator="e2", status="draft")]
+    chosen, unresolved = ev.curated_labels(labs)
+    assert [(c.item, c.score) for c in chosen] == [(2, 3)] and unresolved == [("s1", 1)]
+    resolved = ev.resolve_unresolved(labs, unresolved)
+    assert [(r.session_id, r.item, r.score) for r in resolved] == [("s1", 1, 4)]
+    assert resolved[0].score == curate_item(labs[:3]).score and resolved[0].annotator == "median_of_3"
