@@ -262,6 +262,8 @@ def launch_subprocess(run_dir: Path | str, *, resume: bool = False, python: str 
     log = open(run_path(run_dir, "log"), "ab")
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("PYTHONUNBUFFERED", "1")
+    # the app's experts come first: the trainer runs at a lower CPU priority (0 = same as the app)
+    full_env.setdefault("CARE_TRAIN_NICE", "10")
     root = Path(__file__).resolve().parent.parent
     full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
@@ -313,7 +315,18 @@ def main(argv=None) -> int:
         return 2
 
 
+def _lower_priority() -> None:
+    """``CARE_TRAIN_NICE=N`` (the app sets 10): be nicer to the CPU so the app stays responsive."""
+    try:
+        n = int(os.environ.get("CARE_TRAIN_NICE") or 0)
+    except ValueError:
+        n = 0
+    if n > 0 and hasattr(os, "nice"):
+        os.nice(n)
+
+
 def _main(args) -> int:
+    _lower_priority()
     overrides = config_overrides(args)
     if args.run_dir and args.store:
         raise ConfigError("--run-dir and --store were both given.",

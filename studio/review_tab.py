@@ -64,7 +64,7 @@ def build_tab(ctx):
                     c.predict_btn = gr.Button("Predict", elem_id="care-predict", size="sm", scale=0, min_width=90)
                 c.job = gr.HTML(js_on_load=None, elem_id="care-job")
                 c.conflict_html = gr.HTML(js_on_load=None, elem_id="care-conflict")
-                with gr.Row():
+                with gr.Row(elem_id="care-conflict-actions"):
                     c.use_theirs = gr.Button("Use theirs", elem_id="care-use-theirs", size="sm", visible=False)
                     c.keep_mine = gr.Button("Keep mine", variant="primary", elem_id="care-keep-mine", size="sm",
                                             visible=False)

@@ -177,7 +177,7 @@ class ReviewUI:
         access = self._access(request)
         scope = "all" if access.is_staff else "mine"
         counts, table = self.queue(scope, "", "id", request)
-        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table, self.c.open_id: last or ""}
+        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table, self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
 
     def pick(self, evt: gr.SelectData):
         row = evt.row_value or []
@@ -209,6 +209,7 @@ class ReviewUI:
         rs.message = ((f"Opened {rs.sid} at {now()}: {view['reviewed']}/12 items reviewed, status {view['status']}."
                        if ed else f"Opened {rs.sid} read-only. {view['note']}"), "idle")
         c, lang = self.c, view["session"]["language"]
+        scale_choices = [(f"{k} {label}", int(k)) for k, label in view["scale"].items()]
         choices = [(f'{t["index"]} {render.speaker(t["speaker"], lang)}: '
                     f'{t["text"][:36]}{"…" if len(t["text"]) > 36 else ""}', t["index"]) for t in view["session"]["turns"]]
         up = self._frame(rs) | {
@@ -220,7 +221,7 @@ class ReviewUI:
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
             up.update({card.head: rs.head(it["item"]), card.model: render.model_html(it["prediction"], view["scale"]),
-                       card.score: gr.update(value=d["score"], interactive=ed),
+                       card.score: gr.update(value=d["score"], interactive=ed, choices=scale_choices),
                        card.rationale: gr.update(value=d["rationale"], interactive=ed),
                        card.evidence: gr.update(choices=choices, value=d["evidence"], interactive=ed),
                        card.reasons: gr.update(value=d["change_reasons"], interactive=ed),

@@ -93,3 +93,6 @@ def login(page, url: str, user: str, pw: str | None = None) -> None:
     page.fill("input[type=password]", pw or password(user))
     page.keyboard.press("Enter")
     page.wait_for_selector("#care-table", timeout=30_000)
+    # the page-load event has run (it writes the queue counts)
+    page.wait_for_function("() => (document.querySelector('#care-counts') || {}).textContent?.includes('sessions')",
+                           timeout=60_000)

@@ -50,7 +50,8 @@ def guard(fn):
 def theme():
     # System fonts only: the default theme would fetch Google Fonts (no outside requests here).
     return gr.themes.Default(primary_hue="blue", neutral_hue="slate",
-                             font=["Inter", "ui-sans-serif", "system-ui", "Segoe UI", "Arial", "sans-serif"],
+                             font=["Inter", "ui-sans-serif", "system-ui", "Segoe UI", "Arial", "Noto Sans CJK SC",
+                                   "PingFang SC", "Microsoft YaHei", "sans-serif"],
                              font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
 
 
@@ -67,8 +68,11 @@ CSS = """
   flex-wrap: nowrap;}
 #care-session {align-items: flex-start;}
 body:not([data-care-session="open"]) #care-session {display: none !important;}
-#care-actions {align-items: center;}
+#care-actions {align-items: center; flex-wrap: nowrap !important;}
 #care-actions button {flex: 0 0 auto;}
+#care-status {flex: 1 1 auto !important; min-width: 0 !important;}
+#care-job:not(:has(.care-job)), #care-conflict:not(:has(.care-conflict)),
+#care-conflict-actions:not(:has(button)) {display: none !important;}
 .care-turn {display:grid; grid-template-columns: 2.6em 6.5em 1fr; gap:.35rem; padding:.35rem .4rem; border-radius:6px;
   line-height:1.45; font-size:.93rem; scroll-margin: 2rem;}
 .care-turn.sp-client {background:#f1f7ff;}
@@ -172,6 +176,12 @@ JS = r"""
   document.addEventListener('focusin', e => {
     const c = e.target.closest && e.target.closest('.care-card');
     if (c) { const i = cards().indexOf(c); if (i >= 0) setCur(i, false); }
+  });
+  // Leaving with an unsaved edit: send it (blur saves) and let the browser ask first.
+  window.addEventListener('beforeunload', e => {
+    if (!document.querySelector('#care-status .care-save-busy')) return;
+    if (document.activeElement) document.activeElement.blur();
+    e.preventDefault(); e.returnValue = '';
   });
   document.addEventListener('keydown', e => {
     const mod = e.ctrlKey || e.metaKey;

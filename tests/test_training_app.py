@@ -2,6 +2,7 @@
 (the tiny model) while the app stays responsive, reattaching, cancel, promote and rollback."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from types import SimpleNamespace
@@ -90,6 +91,8 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
 
     # the app answers while the trainer (another process) computes
     wait_for(lambda: (admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 1)
+    # the trainer yields the CPU to the app (CARE_TRAIN_NICE=10 by default)
+    assert os.getpriority(os.PRIO_PROCESS, run["pid"]) == os.getpriority(os.PRIO_PROCESS, 0) + 10
     times, steps = [], []
     while len(times) < 8:
         t = time.perf_counter()
