@@ -54,15 +54,17 @@ def test_first_run_imports_the_samples_and_prints_the_admin_once(tmp_path):
     try:
         text = "".join(lines)
         assert f"http://127.0.0.1:{port}" in text  # bound to this machine only by default
-        assert re.search(r"imported 23 sample sessions with \d+ predictions", text)
+        assert "imported 23 sample sessions with 276 predictions" in text
         m = re.search(r"user: (\S+)\s+password: (\S+)", text)
         assert m, text
         client = wait_up(f"http://127.0.0.1:{port}/", (m.group(1), m.group(2)))
         assert client.predict(api_name="/whoami")["role"] == "admin"
         queue = client.predict("all", "", "id", api_name="/list_queue")
         assert queue["counts"]["total"] == 23
-        if (ROOT / "data" / "sample_predictions.jsonl").is_file():  # the first screen needs no model run
-            assert all(r["model_version"] for r in queue["rows"])
+        # the first screen needs no model run: every sample comes with the embedded default's predictions
+        assert {r["model_version"] for r in queue["rows"]} == {"smollm2-135m-instruct"}
+        view = client.predict("sample-zh-01", api_name="/open_session")
+        assert all(it["prediction"] and len(it["prediction"]["probs"]) == 5 for it in view["items"])
     finally:
         proc.terminate()
         proc.wait(30)
