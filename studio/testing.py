@@ -96,3 +96,40 @@ def login(page, url: str, user: str, pw: str | None = None) -> None:
     # the page-load event has run (it writes the queue counts)
     page.wait_for_function("() => (document.querySelector('#care-counts') || {}).textContent?.includes('sessions')",
                            timeout=60_000)
+
+
+LOCAL_URL = re.compile(r"^(https?://127\.0\.0\.1|data:|blob:)")
+
+
+@contextmanager
+def logged_in_pages(browser, url: str, *, width: int = 1600, height: int = 1000, timeout_ms: int = 60_000):
+    """Yields ``make(user) -> page``: a logged-in page in its own browser context. On exit it
+    closes them and fails if any page sent a request off this machine (no telemetry, no CDN)."""
+    contexts, outside = [], []
+
+    def make(user):
+        ctx = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(timeout_ms)
+        page.on("request", lambda r: None if LOCAL_URL.match(r.url) else outside.append(r.url))
+        login(page, url, user)
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+    assert outside == [], f"requests left the machine: {outside[:5]}"
+
+
+def wait_for(fn, timeout: float = 300.0, step: float = 0.2):
+    """Poll ``fn`` until it returns something truthy (returned) or fail after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s")

@@ -14,6 +14,7 @@ from care_model.predict import Predictor
 from studio.app import build_app
 from studio.jobs import PredictJobs
 from studio.testing import make_store, password, serve
+from studio.testing import wait_for as _wait_for
 
 SESSIONS = ["sample-en-05", "sample-en-06", "sample-en-07"]
 
@@ -31,13 +32,7 @@ def app(tmp_path_factory, tiny_model_dir):
 
 
 def wait_for(fn, timeout=300.0, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out")
+    return _wait_for(fn, timeout, step)
 
 
 def test_open_and_save_stay_fast_while_a_real_predict_job_runs(app):

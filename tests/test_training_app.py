@@ -19,6 +19,7 @@ from care_model.records import SHARED, Label
 from studio.access import access_of
 from studio.app import build_app
 from studio.testing import make_store, password, serve
+from studio.testing import wait_for as _wait_for
 from studio.training import TrainingManager
 
 CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]
@@ -40,13 +41,7 @@ def curate(repo, session_ids):
 
 
 def wait_for(fn, timeout=600.0, step=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out")
+    return _wait_for(fn, timeout, step)
 
 
 @pytest.fixture(scope="module")

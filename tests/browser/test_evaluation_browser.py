@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from care_model.records import ADJUDICATED, SHARED, Label
 from studio.app import build_app
-from studio.testing import launch_chromium, login, make_store, quoting_predictions, serve
+from studio.testing import launch_chromium, logged_in_pages, make_store, quoting_predictions, serve
 
 pytestmark = pytest.mark.browser
 ART = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -62,21 +62,9 @@ def browser():
 
 @pytest.fixture
 def open_page(browser, app):
-    contexts, outside = [], []
-
-    def make(user):
-        ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.set_default_timeout(30_000)
-        page.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
-        login(page, app.url, user)
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-    assert outside == [], f"requests left the machine: {outside[:5]}"
+    """open_page(user) -> a logged-in page in its own browser context; checks no request leaves 127.0.0.1."""
+    with logged_in_pages(browser, app.url, width=1500, timeout_ms=30_000) as make:
+        yield make
 
 
 def create_campaign(page) -> str:

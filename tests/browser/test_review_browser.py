@@ -17,7 +17,7 @@ from care_model.models import ModelSpec
 from care_model.predict import Predictor
 from care_model.records import SHARED, Prediction, Session
 from studio.app import build_app
-from studio.testing import launch_chromium, login, make_store, serve
+from studio.testing import launch_chromium, logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,21 +55,8 @@ def browser():
 @pytest.fixture
 def open_page(browser, app):
     """open_page(user) -> a logged-in page in its own browser context; checks no request leaves 127.0.0.1."""
-    contexts, outside = [], []
-
-    def make(user):
-        ctx = browser.new_context(viewport={"width": 1600, "height": 1000})
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.set_default_timeout(60_000)
-        page.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
-        login(page, app.url, user)
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-    assert outside == [], f"requests left the machine: {outside[:5]}"
+    with logged_in_pages(browser, app.url, width=1600, timeout_ms=60_000) as make:
+        yield make
 
 
 def open_session(page, sid):
