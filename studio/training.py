@@ -188,7 +188,8 @@ class TrainingManager:
             self._procs[run_id] = proc
             doc = self.repo.collection(RUNS).require(run_id)
             doc.update({"status": "running", "pid": proc.pid, "recipe": recipe or self.settings()["recipe"],
-                        "overrides": overrides or {}, "started_at": now_iso()})
+                        "overrides": overrides or {}, "started_at": now_iso(),
+                        "self_reports": bool(config.self_reports)})
             return self.repo.collection(RUNS).put(doc, actor=access.username, action="start")
 
     def resume(self, access, run_id: str | None = None) -> dict:

@@ -50,6 +50,10 @@ def progress_html(st: dict) -> str:
         return '<div class="care-muted">No retraining run yet.</div>'
     status = run.get("status", "")
     head = f'Run <b>{render.esc(run["id"])}</b> ({render.esc(status)}; data {render.esc(run.get("data_hash") or "")})'
+    if run.get("self_reports"):
+        head = ('<div class="care-warn" id="care-train-demo">Demo run: sessions without expert labels are trained on '
+                "the clients' own WAI-SR ratings (recipe <code>self_reports: true</code>), not on curated labels."
+                f'</div>{head}')
     if not p:
         return f'<div id="care-train-state" data-status="{render.esc(status)}">{head}: preparing…</div>'
     pct = int(round(100 * p["step"] / p["total_steps"])) if p["total_steps"] else 0

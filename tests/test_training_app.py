@@ -80,7 +80,7 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
         admin.predict("sample-en-02", api_name="/open_session")
     idle = (time.perf_counter() - t0) / 5
     run = admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
-    assert run["status"] == "running" and run["data_hash"] and run["pid"]
+    assert run["status"] == "running" and run["data_hash"] and run["pid"] and run["self_reports"] is False
     with pytest.raises(AppError, match="already in progress"):
         admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir), api_name="/start_training")
 
@@ -153,3 +153,12 @@ def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
     assert st["run"]["id"] == run["id"] and st["run"]["status"] == "registered", st["log"][-2000:]
     assert st["progress"]["step"] == 30 and stopped_at < 30
     assert [s for s, _ in st["progress"]["losses"]] == list(range(1, 31))   # one curve across the two processes
+
+
+def test_progress_says_when_a_run_trains_on_self_reports():
+    from studio.training_tab import progress_html
+
+    run = {"id": "r1", "status": "running", "data_hash": "abc"}
+    assert "care-train-demo" not in progress_html({"run": run, "progress": None})
+    html = progress_html({"run": {**run, "self_reports": True}, "progress": None})
+    assert "care-train-demo" in html and "own WAI-SR ratings" in html
