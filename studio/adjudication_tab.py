@@ -22,7 +22,7 @@ from care_model.errors import CareError
 
 from . import adjudication as adj
 from . import render, ui
-from .evaluation_tab import CSS, KEYS_JS, chips_html, transcript_html
+from .evaluation_render import CSS, KEYS_JS, chips_html, transcript_html
 from .render import esc
 
 STAFF = adj.STAFF

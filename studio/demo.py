@@ -7,7 +7,6 @@ runs the model (one request at a time, with progress). Pasted text is parsed lik
 import format (``Counselor: ...`` / ``Client: ...`` or ``咨询师：`` / ``来访者：`` lines) and
 limited to :data:`MAX_CHARS`.
 """
-import os
 import tempfile
 from pathlib import Path
 

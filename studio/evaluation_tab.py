@@ -11,7 +11,8 @@
 * **Campaigns** (admins only): create a campaign, follow the raters' progress, results with
   plots, export CSV/JSON, close or reopen.
 
-Every handler checks the role on the server; the pure functions live in :mod:`studio.campaigns`.
+Every handler checks the role on the server; the pure functions live in :mod:`studio.campaigns`
+and :mod:`studio.campaign_results`.
 Endpoints (``gr.api``): ``/eval_campaigns``, ``/eval_task``, ``/eval_save``, ``/eval_systems``,
 ``/eval_create``, ``/eval_results``, ``/eval_set_status``; the export button is ``/eval_export``.
 """
@@ -20,222 +21,17 @@ import time
 from types import SimpleNamespace
 
 import gradio as gr
-import pandas as pd
 
 from care_model.errors import CareError
 
+from . import campaign_results as cr
 from . import campaigns as cp
 from . import render, ui
-from .render import esc
+from .evaluation_render import (CSS, KEYS_HELP, KEYS_JS, anchors_html, head_html, output_html, plots,
+                                results_html, reveal_html, transcript_html)
 
 ADMIN = ("admin",)
 CAMPAIGN_HEADERS = ["Campaign", "Id", "Mode", "Status", "Targets", "Systems", "Raters (done/total)", "Created"]
-KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the highlighted criterion · <kbd>j</kbd>/<kbd>k</kbd> '
-             'next/previous criterion · <kbd>A</kbd> <kbd>B</kbd> <kbd>T</kbd> tie <kbd>X</kbd> both bad · '
-             '<kbd>Enter</kbd> or <kbd>Ctrl</kbd>+<kbd>S</kbd> save &amp; next · <kbd>P</kbd> previous</div>')
-CSS = """<style>
-.eval-scroll {height: calc(100vh - 260px) !important; min-height: 380px; overflow-y:auto !important;
-  border:1px solid #e2e8f0; border-radius:8px; background:#fff; padding:.3rem;}
-.eval-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem; margin:0 .15rem;
-  font-size:.8rem; cursor:pointer;}
-.eval-out {border:1px solid #d6dde6; border-radius:10px; padding:.55rem .7rem; background:#fbfcfe; margin:.3rem 0;}
-.eval-out-title {font-weight:700; font-size:1.05rem;} .eval-out .care-rationale {font-size:.95rem;}
-.eval-pair {display:grid; grid-template-columns:1fr 1fr; gap:.6rem;}
-.eval-crit.eval-current {box-shadow:0 0 0 2px #2563eb !important; border-radius:8px;}
-.eval-anchors {display:grid; grid-template-columns:repeat(5,1fr); gap:.25rem; font-size:.74rem; color:#475569; margin:-.2rem 0 .3rem;}
-.eval-anchors span {background:#f8fafc; border:1px solid #e2e8f0; border-radius:4px; padding:.1rem .25rem;}
-.eval-anchors b {color:#0f172a;}
-.eval-bar {display:inline-block; width:12rem; height:.55rem; background:#e2e8f0; border-radius:3px; overflow:hidden; vertical-align:middle;}
-.eval-bar span {display:block; height:100%; background:#16a34a;}
-.eval-reveal {border:2px solid #16a34a; background:#f0fdf4; border-radius:8px; padding:.4rem .6rem; font-weight:600;}
-.eval-table {border-collapse:collapse; font-size:.88rem; margin:.3rem 0 .8rem;}
-.eval-table th, .eval-table td {border:1px solid #e2e8f0; padding:.2rem .5rem; text-align:center;}
-.eval-table td.l, .eval-table th.l {text-align:left;}
-</style>"""
-KEYS_JS = r"""
-if (!window.__careEvalKeys) {
-  window.__careEvalKeys = true;
-  const crits = ['faithfulness', 'relevance', 'informativeness'];
-  let cur = 0, task = null;
-  const shown = el => !!el && el.offsetParent !== null;
-  const mark = () => crits.forEach((c, i) => { const e = document.getElementById('eval-crit-' + c);
-    if (e) e.classList.toggle('eval-current', i === cur); });
-  const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
-  window.__careEvalReset = () => { const p = document.getElementById('eval-pos'); task = p && p.dataset.task; cur = 0; mark(); };
-  document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
-    if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
-      cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); } });
-  document.addEventListener('click', e => {
-    const chip = e.target.closest && e.target.closest('.eval-chip');
-    if (chip) { const t = document.getElementById(chip.dataset.turnId); if (t) {
-      document.querySelectorAll('.eval-scroll .care-hl').forEach(x => x.classList.remove('care-hl'));
-      t.classList.add('care-hl'); t.scrollIntoView({block: 'center', behavior: 'smooth'}); } }
-    const c = e.target.closest && e.target.closest('.eval-crit');
-    if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
-      cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); }
-  }, true);
-  window.addEventListener('keydown', e => {
-    if (!shown(document.getElementById('eval-task-area'))) return;
-    const mod = e.ctrlKey || e.metaKey, t = e.target;
-    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))
-      && t.type !== 'radio' && t.type !== 'checkbox';
-    const done = () => { e.preventDefault(); e.stopImmediatePropagation(); };
-    if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { done(); if (t && t.blur) t.blur(); click('#eval-next'); return; }
-    if (typing || mod || e.altKey) return;
-    const pos = document.getElementById('eval-pos'), now = pos && pos.dataset.task;
-    if (now !== task) { task = now; cur = 0; mark(); }  // a new task starts at the first criterion
-    const key = e.key.toLowerCase();
-    if (e.key === 'Enter') { done(); click('#eval-next'); return; }
-    if (key === 'p') { done(); click('#eval-prev'); return; }
-    if (shown(document.getElementById('eval-rubric'))) {
-      if (/^[1-5]$/.test(e.key)) {
-        const r = document.querySelector('#eval-crit-' + crits[cur] + ' input[type=radio][value="' + e.key + '"]');
-        if (r) { done(); r.click(); cur = Math.min(crits.length - 1, cur + 1); mark(); }
-      } else if (key === 'j' || e.key === 'ArrowDown') { done(); cur = Math.min(crits.length - 1, cur + 1); mark(); }
-      else if (key === 'k' || e.key === 'ArrowUp') { done(); cur = Math.max(0, cur - 1); mark(); }
-    } else if (shown(document.getElementById('eval-pairwise'))) {
-      const v = {a: 'a', b: 'b', t: 'tie', x: 'both_bad'}[key];
-      const r = v && document.querySelector('#eval-choice input[type=radio][value="' + v + '"]');
-      if (r) { done(); r.click(); }
-    }
-  }, true);
-  mark();
-}
-"""
-
-
-# ----------------------------------------------------------------------------- HTML
-def _num(v, digits=2) -> str:
-    if v is None:
-        return "–"
-    s = f"{float(v):.{digits}f}"
-    return s[1:] if s.startswith("-") and not s.strip("-0.") else s  # no "-0.00"
-
-
-def transcript_html(session: dict, prefix: str = "eval") -> str:
-    """Numbered turns with ids ``<prefix>-turn-<n>`` (not the review tab's, so both can be on the page)."""
-    lang = session.get("language", "en")
-    return "".join(f'<div class="care-turn sp-{esc(t["speaker"])}" id="{prefix}-turn-{int(t["index"])}">'
-                   f'<span class="tn">{int(t["index"])}</span><span class="sp">{esc(render.speaker(t["speaker"], lang))}</span>'
-                   f'<span class="tx">{esc(t["text"])}</span></div>' for t in session["turns"])
-
-
-def chips_html(turns, prefix: str = "eval") -> str:
-    return "".join(f'<button type="button" class="eval-chip" data-turn-id="{prefix}-turn-{int(t)}">{int(t)}</button>'
-                   for t in turns or [])
-
-
-def output_html(title: str, o: dict) -> str:
-    chips = chips_html(o.get("evidence"))
-    return (f'<div class="eval-out"><div class="eval-out-title">{esc(title)} · score {int(o["score"])} '
-            f'<span class="care-muted">{esc(o["score_label"])}</span></div>'
-            f'<div class="care-rationale">{esc(o["rationale"])}</div>'
-            f'<div class="care-muted">Evidence turns: {chips or "none"}</div></div>')
-
-
-def head_html(v: dict) -> str:
-    pct = int(round(100 * v["done"] / max(1, v["total"])))
-    kind = "Rate this rationale" if v["kind"] == "rubric" else "Compare two rationales"
-    state = {"submitted": "submitted", "draft": "draft saved", "new": "not rated yet"}[v["rating"]["status"]]
-    return (f'<div class="care-sess-head"><b id="eval-pos" data-task="{esc(v["task_id"])}">Task {v["position"]} of {v["total"]}</b> · {esc(kind)} · '
-            f'<span class="care-muted">{esc(state)}</span> · <span id="eval-done">{v["done"]} of {v["total"]} done</span> '
-            f'<span class="eval-bar"><span style="width:{pct}%"></span></span></div>'
-            f'<div class="care-card-head"><span class="care-item-no">{int(v["item"])}</span>'
-            f'<span class="care-item-text">{esc(v["item_text"])}</span><span class="care-dim">{esc(v["dimension"])}</span></div>'
-            f'<div class="care-muted">Session {esc(v["session"]["id"])} · rate as the client would answer this item.</div>')
-
-
-def reveal_html(v: dict) -> str:
-    r = v.get("reveal")
-    if not r:
-        return ""
-    return (f'<div class="eval-reveal" id="eval-revealed">Submitted. A was <b>{esc(r["a"])}</b>, B was '
-            f'<b>{esc(r["b"])}</b>. Press Enter for the next task.</div>')
-
-
-def anchors_html(c: str) -> str:
-    a = cp.CRITERION_INFO[c]["anchors"]
-    return '<div class="eval-anchors">' + "".join(f"<span><b>{k}</b> {esc(t)}</span>" for k, t in a.items()) + "</div>"
-
-
-def _ci(e: dict, digits=2) -> str:
-    if e["value"] is None:
-        return f'<span class="care-muted">– ({esc(e.get("reason", ""))})</span>'
-    ci = f' <span class="care-muted">[{_num(e["low"], digits)}, {_num(e["high"], digits)}]</span>' if e["low"] is not None else ""
-    return f"{_num(e['value'], digits)}{ci}"
-
-
-def _ci_svg(e: dict, lo=1.0, hi=5.0) -> str:
-    if e["value"] is None:
-        return ""
-    x = lambda v: 4 + 152 * (min(hi, max(lo, float(v))) - lo) / (hi - lo)  # noqa: E731
-    pas = x(cp.PASS)
-    whisker = (f'<line x1="{x(e["low"]):.1f}" x2="{x(e["high"]):.1f}" y1="8" y2="8" stroke="#1d4ed8" stroke-width="2"/>'
-               if e["low"] is not None else "")
-    return (f'<svg width="160" height="16" role="img" aria-label="mean with 95% CI on 1-5">'
-            f'<line x1="4" x2="156" y1="8" y2="8" stroke="#e2e8f0" stroke-width="6"/>'
-            f'<line x1="{pas:.1f}" x2="{pas:.1f}" y1="1" y2="15" stroke="#94a3b8" stroke-dasharray="2,2"/>{whisker}'
-            f'<circle cx="{x(e["value"]):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
-
-
-def results_html(res: dict) -> str:
-    c = res["campaign"]
-    prog = " · ".join(f'{esc(r)} {p["done"]}/{p["total"]}' for r, p in res["progress"].items())
-    out = [f'<div class="care-sess-head"><b>{esc(c["name"])}</b> ({esc(c["id"])}) · {esc(c["mode"])} · '
-           f'{res["n_targets"]} targets · systems {esc(", ".join(c["systems"]))} · {esc(c["status"])} · progress: {prog}</div>']
-    rub = res.get("rubric")
-    if rub:
-        rows = "".join(
-            f'<tr data-system="{esc(r["system"])}" data-criterion="{esc(r["criterion"])}"><td class="l">{esc(r["system"])}</td>'
-            f'<td class="l">{esc(cp.CRITERION_INFO.get(r["criterion"], {}).get("name", r["criterion"]))}</td><td>{r["n"]}</td>'
-            f'<td data-stat="mean">{_ci(r["mean"])}</td><td>{_ci_svg(r["mean"])}</td>'
-            f'<td data-stat="pass">{_ci(r["pass_rate"])}</td></tr>' for r in rub["rows"])
-        out.append('<h4>Rubric ratings (1-5): mean with 95% t interval, pass rate (score ≥ 3) with Wilson interval</h4>'
-                   '<table class="eval-table" id="eval-rubric-table"><tr><th class="l">System</th><th class="l">Criterion</th>'
-                   f'<th>n</th><th>Mean [95% CI]</th><th>1 ··· 5 (dashed: pass)</th><th>Pass rate [95% CI]</th></tr>{rows}</table>')
-    pw = res.get("pairwise")
-    if pw:
-        rows = "".join(
-            f'<tr data-a="{esc(p["system_a"])}" data-b="{esc(p["system_b"])}"><td class="l">{esc(p["system_a"])}</td>'
-            f'<td class="l">{esc(p["system_b"])}</td><td>{p["n"]}</td><td>{p["wins_a"]}</td><td>{p["wins_b"]}</td>'
-            f'<td>{p["ties"]}</td><td>{p["both_bad"]}</td><td data-stat="win">{_ci(p["win_rate_a"])}</td></tr>'
-            for p in pw["pairs"])
-        out.append('<h4>Pairwise: win rate of the first system (ties count half; “both bad” apart), Wilson 95% interval</h4>'
-                   '<table class="eval-table" id="eval-pair-table"><tr><th class="l">System A</th><th class="l">System B</th>'
-                   f'<th>n</th><th>A wins</th><th>B wins</th><th>Ties</th><th>Both bad</th><th>Win rate of A</th></tr>{rows}</table>')
-        bt = pw.get("bradley_terry")
-        if bt:
-            cells = ("".join(f'<tr><td class="l">{esc(s)}</td><td>{_num((bt["strength"] or {}).get(s), 3)}</td></tr>'
-                             for s in bt["systems"]) if bt["strength"] else f'<tr><td colspan="2">{esc(bt["reason"])}</td></tr>')
-            out.append(f'<h4>Bradley-Terry strengths (sum to 1)</h4><table class="eval-table" id="eval-bt-table">{cells}</table>')
-    if res["agreement"]:
-        rows = ""
-        for crit, a in res["agreement"].items():
-            al, icc = a["alpha"], a.get("icc")
-            name = cp.CRITERION_INFO.get(crit, {}).get("name", "Pairwise choice" if crit == "pairwise" else crit)
-            icc_cell = (f'{_ci(icc)} <span class="care-muted">k={icc["k"]}, {icc["n_targets"]} units, '
-                        f'{icc["n_left_out"]} left out</span>' if icc and icc["value"] is not None
-                        else f'<span class="care-muted">{esc(icc["reason"]) if icc else "–"}</span>')
-            rows += (f'<tr data-criterion="{esc(crit)}"><td class="l">{esc(name)}</td>'
-                     f'<td data-stat="alpha">{_num(al["alpha"], 3) if al["alpha"] is not None else "– " + esc(al["reason"])}</td>'
-                     f'<td>{esc(al["level"])}, {al["n_units"]} units</td><td data-stat="icc">{icc_cell}</td></tr>')
-        out.append("<h4>Inter-rater agreement</h4><table class=\"eval-table\" id=\"eval-agree-table\"><tr><th class=\"l\">"
-                   f"Criterion</th><th>Krippendorff's alpha</th><th></th><th>ICC(2,k) [95% CI]</th></tr>{rows}</table>"
-                   f'<div class="care-muted">{esc(res["missing"])}</div>')
-    if not rub and not pw:
-        out.append('<div class="care-muted">No submitted ratings yet.</div>')
-    return "".join(out)
-
-
-def plots(res: dict):
-    rub = (res.get("rubric") or {}).get("rows", [])
-    means = pd.DataFrame([{"bar": f'{cp.CRITERION_INFO[r["criterion"]]["name"]} · {r["system"]}', "system": r["system"],
-                           "mean": r["mean"]["value"]} for r in rub if r["mean"]["value"] is not None],
-                         columns=["bar", "system", "mean"])
-    pairs = (res.get("pairwise") or {}).get("pairs", [])
-    wins = pd.DataFrame([{"pair": f'{p["system_a"]} vs {p["system_b"]}', "win rate of the first": p["win_rate_a"]["value"]}
-                         for p in pairs if p["win_rate_a"]["value"] is not None], columns=["pair", "win rate of the first"])
-    return means, wins
 
 
 # ----------------------------------------------------------------------------- state
@@ -470,7 +266,7 @@ class EvalUI:
         access = self._who(request, *ADMIN)
         if not campaign_id:
             raise CareError("No campaign chosen.", "Pick a campaign.")
-        res = cp.campaign_results(self.ctx.repo, campaign_id, access)
+        res = cr.campaign_results(self.ctx.repo, campaign_id, access)
         means, wins = plots(res)
         return (results_html(res), gr.update(value=means, visible=not means.empty),
                 gr.update(value=wins, visible=not wins.empty), self._table(access))
@@ -480,7 +276,7 @@ class EvalUI:
         access = self._who(request, *ADMIN)
         if not campaign_id:
             raise CareError("No campaign chosen.", "Pick a campaign.")
-        return gr.update(value=list(cp.export_campaign(self.ctx.repo, access, campaign_id).values()), visible=True)
+        return gr.update(value=list(cr.export_campaign(self.ctx.repo, access, campaign_id).values()), visible=True)
 
     def set_status(self, status: str):
         @ui.guard
@@ -539,7 +335,7 @@ class EvalApi:
     @ui.guard
     def eval_results(self, campaign_id: str, request: gr.Request = None) -> dict:
         """Admin: rubric means and pass rates, win rates, Bradley-Terry, alpha and ICC(2,k)."""
-        return cp.campaign_results(self.ctx.repo, campaign_id, self._who(request, *ADMIN))
+        return cr.campaign_results(self.ctx.repo, campaign_id, self._who(request, *ADMIN))
 
     @ui.guard
     def eval_set_status(self, campaign_id: str, status: str, request: gr.Request = None) -> dict:

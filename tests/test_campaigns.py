@@ -16,6 +16,7 @@ from scipy import stats
 from care_model.errors import NotFoundError, PermissionDenied, ValidationError
 from care_model.records import SHARED, Label, Prediction
 from store import Repository
+from studio import campaign_results as cr
 from studio import campaigns as cp
 from studio.access import Access
 
@@ -250,9 +251,9 @@ def test_results_match_an_independent_computation(repo):
     doc = new_campaign(repo, n_targets=10)
     draft = doc["assignments"]["bob"][0]
     entered = rate_everything(repo, doc, seed=5, skip={draft})
-    res = cp.campaign_results(repo, doc["id"], ADMIN)
+    res = cr.campaign_results(repo, doc["id"], ADMIN)
     with pytest.raises(PermissionDenied):
-        cp.campaign_results(repo, doc["id"], ANN)
+        cr.campaign_results(repo, doc["id"], ANN)
     rubric = [e for e in entered if "system" in e]
     assert res["n_ratings"] == {"rubric": len(rubric), "pairwise": 20}
     for system in SYSTEMS:
@@ -300,10 +301,10 @@ def test_results_match_an_independent_computation(repo):
 def test_icc_uses_the_largest_complete_block_and_bradley_terry_for_three_systems(repo):
     units = {("t1", "x"): {"a": 1, "b": 2}, ("t2", "x"): {"a": 3, "b": 3}, ("t3", "x"): {"a": 5, "b": 4, "c": 5},
              ("t4", "x"): {"b": 2, "c": 2}}
-    got = cp.icc_2k(units)
+    got = cr.icc_2k(units)
     assert (got["raters"], got["n_targets"], got["n_left_out"]) == (["a", "b"], 3, 1)
     assert got["value"] == pytest.approx(icc2k_by_hand([[1, 2], [3, 3], [5, 4]]))
-    assert cp.icc_2k({("t1", "x"): {"a": 1, "b": 2}})["value"] is None
+    assert cr.icc_2k({("t1", "x"): {"a": 1, "b": 2}})["value"] is None
     doc = new_campaign(repo, systems=["m-alpha", "m-beta", "expert"], mode="pairwise", n_targets=8)
     rank = {"expert": 0, "m-beta": 1, "m-alpha": 2}
     for rater, ids in doc["assignments"].items():
@@ -312,7 +313,7 @@ def test_icc_uses_the_largest_complete_block_and_bradley_terry_for_three_systems
             better = "a" if rank[t["left"]] < rank[t["right"]] else "b"
             choice = better if n % 4 else {"a": "b", "b": "a"}[better]  # mostly the better one
             cp.save_rating(repo, Access(rater, "annotator"), doc["id"], k, choice=choice, submit=True)
-    bt = cp.campaign_results(repo, doc["id"])["pairwise"]["bradley_terry"]
+    bt = cr.campaign_results(repo, doc["id"])["pairwise"]["bradley_terry"]
     assert bt["strength"]["expert"] > bt["strength"]["m-beta"] > bt["strength"]["m-alpha"]
     assert sum(bt["strength"].values()) == pytest.approx(1)
 
@@ -324,18 +325,18 @@ def test_export_writes_ratings_and_results_as_csv_and_json(repo):
     v = cp.rater_task(repo, ANN, doc["id"], k)["rating"]["version"]
     cp.save_rating(repo, ANN, doc["id"], k, comment='=HYPERLINK("http://x")', expected_version=v)
     with pytest.raises(PermissionDenied):
-        cp.export_campaign(repo, ANN, doc["id"])
-    paths = cp.export_campaign(repo, ADMIN, doc["id"])
+        cr.export_campaign(repo, ANN, doc["id"])
+    paths = cr.export_campaign(repo, ADMIN, doc["id"])
     with open(paths["ratings_csv"], newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 4 * 2 * (2 * 3 + 1) and set(rows[0]) == set(cp.RATING_COLUMNS)
+    assert len(rows) == 4 * 2 * (2 * 3 + 1) and set(rows[0]) == set(cr.RATING_COLUMNS)
     assert {r["comment"] for r in rows if r["task"] == k} == {"'=HYPERLINK(\"http://x\")"}  # no formula injection
     with open(paths["results_csv"], newline="", encoding="utf-8") as fh:
         results = list(csv.DictReader(fh))
     sections = {r["section"] for r in results}
     assert {"rubric_mean", "rubric_pass_rate", "pairwise_win_rate_a", "krippendorff_alpha_ordinal", "icc_2k"} <= sections
     data = json.loads(open(paths["json"], encoding="utf-8").read())
-    assert data["results"] == json.loads(json.dumps(cp.campaign_results(repo, doc["id"])))
+    assert data["results"] == json.loads(json.dumps(cr.campaign_results(repo, doc["id"])))
     assert data["campaign"]["targets"][0]["outputs"]["m-alpha"]["source"]["prediction_id"]
 
 
@@ -389,14 +390,14 @@ def test_api_raters_get_blind_tasks_and_the_reveal_only_after_submitting(served)
 
 
 def test_rater_and_results_html_escape_model_text(repo):
-    from studio import evaluation_tab as et
+    from studio import evaluation_render as et
 
     evil = '<img src=x onerror="alert(1)"><script>x()</script>'
     html = et.output_html("A", {"score": 3, "score_label": evil, "rationale": evil, "evidence": [2]})
     assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
     doc = new_campaign(repo, n_targets=2)
     rate_everything(repo, doc, seed=2)
-    res = cp.campaign_results(repo, doc["id"])
+    res = cr.campaign_results(repo, doc["id"])
     res["campaign"]["name"] = evil
     res["rubric"]["rows"][0]["system"] = evil
     out = et.results_html(res)
