@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from care_model import agreement
+from care_model import agreement, human_eval
 
 from .access import Access
 from .campaigns import CRITERIA, PASS, _admin, _progress, _ratings, get_campaign
@@ -95,7 +95,7 @@ def campaign_results(repo, campaign_id: str, access: Access | None = None) -> di
            "missing": "Only submitted ratings count. Alpha treats a rating nobody gave as a missing value; "
                       "ICC(2,k) uses the largest block of units rated by the same raters (n_left_out: the others)."}
     if rubric:
-        out["rubric"] = agreement.rubric_summary(
+        out["rubric"] = human_eval.rubric_summary(
             [{"system": r["system"], "criterion": r["criterion"], "score": r["score"]} for r in rubric],
             criteria=list(CRITERIA), pass_threshold=PASS).to_dict()
         for c in CRITERIA:
@@ -110,7 +110,7 @@ def campaign_results(repo, campaign_id: str, access: Access | None = None) -> di
                                    "icc": icc_2k(units), "n_units": len(keys)}
     if pairwise:
         judgments = [{"system_a": r["system_a"], "system_b": r["system_b"], "outcome": r["choice"]} for r in pairwise]
-        out["pairwise"] = agreement.pairwise_summary(judgments).to_dict()
+        out["pairwise"] = human_eval.pairwise_summary(judgments).to_dict()
         units: dict[tuple, dict[str, int]] = {}
         for r in pairwise:
             lo, hi = sorted((r["system_a"], r["system_b"]))

@@ -526,7 +526,7 @@ def test_cli_errors(tmp_path, capsys):
 
 
 def test_module_is_pure():
-    code = ("import sys, care_model.evaluate, care_model.agreement; "
+    code = ("import sys, care_model.evaluate, care_model.agreement, care_model.human_eval; "
             "print('torch' in sys.modules, 'tinydb' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
