@@ -11,6 +11,7 @@ import pytest
 
 from care_model import agreement as ag
 from care_model import evaluate as ev
+from care_model import evaluate_cli as cli
 from care_model.errors import ImportFormatError, ValidationError
 from care_model.records import ADJUDICATED, SHARED
 from care_model.wai import load_form
@@ -481,7 +482,7 @@ def test_cli_json_table_and_cv(tmp_path, capsys):
     path = tmp_path / "export.jsonl"
     _write_export(path, sessions, preds, labels)
 
-    assert ev.main(["--input", str(path), "--model-version", "m1", "--json", "--n-boot", "50", "--no-embeddings"]) == 0
+    assert cli.main(["--input", str(path), "--model-version", "m1", "--json", "--n-boot", "50", "--no-embeddings"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model_version"] == "m1" and out["n_predictions"] == 144 and out["n_labels"] == 144
     direct = ev.evaluate_predictions(sessions, ev.latest_predictions(preds, "m1"), ev.curated_labels(labels)[0],
@@ -489,11 +490,11 @@ def test_cli_json_table_and_cv(tmp_path, capsys):
     assert out["correlations"]["goal"]["pearson"]["value"] == pytest.approx(direct.correlations["goal"].pearson.value)
     assert out["expert_agreement"]["overall"]["qwk"]["value"] == pytest.approx(direct.expert_agreement.overall.qwk.value)
 
-    assert ev.main(["--input", str(path), "--model-version", "m1", "--n-boot", "0", "--no-text"]) == 0
+    assert cli.main(["--input", str(path), "--model-version", "m1", "--n-boot", "0", "--no-text"]) == 0
     table = capsys.readouterr().out
     assert "self_report" in table and "pearson" in table and "qwk" in table
 
-    assert ev.main(["--input", str(path), "--model-version", "m1", "--cv", "3", "--json", "--no-text"]) == 0
+    assert cli.main(["--input", str(path), "--model-version", "m1", "--cv", "3", "--json", "--no-text"]) == 0
     cv = json.loads(capsys.readouterr().out)
     assert cv["k"] == 3 and len(cv["folds"]) == 3
     tests = [set(f["test_clients"]) for f in cv["folds"]]
@@ -503,7 +504,7 @@ def test_cli_json_table_and_cv(tmp_path, capsys):
     assert row["mean"] == pytest.approx(np.mean(fold_vals)) and row["sd"] == pytest.approx(np.std(fold_vals, ddof=1))
     assert row["n_folds"] == 3
 
-    assert ev.main(["--input", str(path), "--model-version", "m1", "--cv", "3", "--no-text"]) == 0
+    assert cli.main(["--input", str(path), "--model-version", "m1", "--cv", "3", "--no-text"]) == 0
     assert "mean +- sd" in capsys.readouterr().out
 
 
@@ -511,18 +512,22 @@ def test_cli_errors(tmp_path, capsys):
     sessions, preds, labels = _fixture()
     path = tmp_path / "export.jsonl"
     _write_export(path, sessions, preds, labels)
-    assert ev.main(["--input", str(path), "--model-version", "nope"]) == 2
+    assert cli.main(["--input", str(path), "--model-version", "nope"]) == 2
     err = capsys.readouterr().err
     assert "No predictions of model version 'nope'" in err and "m1" in err
-    assert ev.main(["--input", str(path), "--model-version", "m1", "--cv", "5"]) == 2
+    assert cli.main(["--input", str(path), "--model-version", "m1", "--cv", "5"]) == 2
     assert "Only 3 client" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "turns": []}\n', encoding="utf-8")
-    assert ev.main(["--input", str(bad), "--model-version", "m1"]) == 2
+    assert cli.main(["--input", str(bad), "--model-version", "m1"]) == 2
     assert "bad.jsonl, line 1" in capsys.readouterr().err
-    assert ev.main(["--input", str(tmp_path / "missing.jsonl"), "--model-version", "m1"]) == 2
+    assert cli.main(["--input", str(tmp_path / "missing.jsonl"), "--model-version", "m1"]) == 2
     with pytest.raises(ImportFormatError):
-        ev._read_export(str(bad))
+        cli._read_export(str(bad))
+    # the module entry point is the CLI
+    out = subprocess.run([sys.executable, "-m", "care_model.evaluate", "--input", str(bad), "--model-version", "m1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "bad.jsonl, line 1" in out.stderr
 
 
 def test_module_is_pure():
@@ -555,7 +560,7 @@ def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp
     repo.save_labels([(lab, 0) for lab in labels], actor="e1")
     repo.close()
 
-    assert ev.main(["--store", str(tmp_path / "store"), "--n-boot", "0", "--no-text"]) == 2
+    assert cli.main(["--store", str(tmp_path / "store"), "--n-boot", "0", "--no-text"]) == 2
     assert "no active version" in capsys.readouterr().err
 
     repo = Repository.open(tmp_path / "store")
@@ -563,7 +568,7 @@ def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp
     base = V.register_base_version(repo, "tiny-base")
     V.promote(repo, base["id"], actor="boss")
     repo.close()
-    assert ev.main(["--store", str(tmp_path / "store"), "--n-boot", "0", "--no-text", "--json"]) == 0
+    assert cli.main(["--store", str(tmp_path / "store"), "--n-boot", "0", "--no-text", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model_version"] == base["id"] and out["n_labels"] == 72    # s0's 12 disputed items included
     assert any("lower median" in n for n in out["notes"])
@@ -576,7 +581,7 @@ def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp
                                      n_boot=0, with_text_metrics=False)
     assert out["expert_agreement"]["overall"]["mae"]["value"] == pytest.approx(direct.expert_agreement.overall.mae.value)
 
-    assert ev.main(["--store", str(tmp_path / "store"), "--model-version", "m1", "--n-boot", "0", "--no-text",
+    assert cli.main(["--store", str(tmp_path / "store"), "--model-version", "m1", "--n-boot", "0", "--no-text",
                     "--json"]) == 2
     assert "No predictions of model version 'm1'" in capsys.readouterr().err
 

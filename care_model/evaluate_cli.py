@@ -1,0 +1,155 @@
+"""``python -m care_model.evaluate``: evaluate one model version's predictions in a JSONL export
+or a store (the store is read here, lazily: :mod:`care_model.evaluate` itself stays pure).
+
+    python -m care_model.evaluate --store DIR [--model-version V] [--score-field expected_score] [--cv 5] [--json]
+    python -m care_model.evaluate --input export.jsonl --model-version V [--n-boot 1000] [--no-text]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Iterable, Sequence
+
+from .errors import CareError, ImportFormatError, ValidationError
+from .evaluate import cross_validate, curated_labels, evaluate_predictions, latest_predictions, resolve_unresolved
+from .records import Label, Prediction, Session
+
+
+def _records(lines: Iterable[str], source: str):
+    sessions, predictions, labels = [], [], []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            sess = Session.from_dict({k: v for k, v in d.items() if k not in ("predictions", "labels")})
+            sess.validate()
+            preds = [Prediction.from_dict(p) for p in d.get("predictions") or []]
+            labs = [Label.from_dict(lab) for lab in d.get("labels") or []]
+        except CareError as exc:
+            raise ImportFormatError(f"{source}, line {no}: {exc.problem}", exc.fix) from exc
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ImportFormatError(f"{source}, line {no}: not a session record ({exc}).",
+                                    "Each line must be a Session.to_dict() object with optional "
+                                    "'predictions' and 'labels' lists.") from exc
+        sessions.append(sess)
+        for rec in preds + labs:  # records nested under a session belong to it
+            rec.session_id = rec.session_id or sess.id
+        predictions += preds
+        labels += labs
+    if not sessions:
+        raise ImportFormatError(f"{source} holds no sessions.", "Import or export some sessions first.")
+    return sessions, predictions, labels
+
+
+def _read_export(path: str):
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise ImportFormatError(f"Cannot open {path}: {exc.strerror}.", "Check the --input path.") from exc
+    with fh:
+        return _records(fh, path)
+
+
+def _read_store(root: str):
+    """Sessions, predictions and labels straight from a store (imports tinydb: CLI only). The
+    store is locked while it is read, so a running app makes this fail with a clear message."""
+    from store.export import session_lines
+    from store.repository import Repository
+
+    from .versions import active_version_id
+
+    repo = Repository.open(root, create=False)
+    try:
+        return (*_records(list(session_lines(repo)), root), active_version_id(repo))
+    finally:
+        repo.close()
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _print_rows(rows: list[dict], out) -> None:
+    for r in rows:
+        ci = f" [{_fmt(r['low'])}, {_fmt(r['high'])}]" if r.get("low") is not None else ""
+        why = f"  ({r['reason']})" if r.get("value") is None and r.get("reason") else ""
+        print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['value'])}{ci}  n={r['n']}{why}", file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m care_model.evaluate",
+                                     description="Evaluate one model version's predictions in a JSONL export.")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="JSONL: one Session.to_dict() per line, with optional 'predictions' and "
+                                     "'labels' lists (python -m store export writes it)")
+    src.add_argument("--store", help="read a store folder directly (stop the app first: the store is locked "
+                                     "while it runs)")
+    parser.add_argument("--model-version", help="the version to evaluate (default with --store: the active one)")
+    parser.add_argument("--score-field", choices=("score", "expected_score"), default="score",
+                        help="the generated option (paper) or the probability-weighted expected score")
+    parser.add_argument("--cv", type=int, default=0, metavar="K",
+                        help="report the metrics per test fold of K folds split by client, and mean +- sd")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0 = no intervals)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-text", action="store_true", help="skip rationale similarity")
+    parser.add_argument("--no-embeddings", action="store_true", help="skip the embedding similarity only")
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    try:
+        if args.store:
+            sessions, predictions, labels, active = _read_store(args.store)
+        else:
+            (sessions, predictions, labels), active = _read_export(args.input), None
+        version = args.model_version or active
+        found = sorted({p.model_version for p in predictions})
+        if not version:
+            raise ValidationError("No --model-version given and the store has no active version.",
+                                  f"Pass --model-version, one of: {', '.join(found) or '(no predictions yet)'}.")
+        preds = latest_predictions(predictions, version)
+        if not preds:
+            raise ValidationError(f"No predictions of model version {version!r} in {args.store or args.input}.",
+                                  f"Use one of: {', '.join(found)}." if found else "Run predictions first.")
+        curated, unresolved = curated_labels(labels)
+        curated += resolve_unresolved(labels, unresolved)
+        kwargs = dict(with_text_metrics=not args.no_text, with_embeddings=not args.no_embeddings, seed=args.seed,
+                      score_field=args.score_field)
+        if not args.cv:
+            report = evaluate_predictions(sessions, preds, curated, n_boot=args.n_boot, **kwargs)
+            if unresolved:
+                report.notes.append(f"{len(unresolved)} item(s) have several experts' labels and no adjudication: "
+                                    "scored by the lower median of their scores (the curation rule).")
+            if args.json:
+                json.dump(report.to_dict(), out, ensure_ascii=False, indent=2)
+                print(file=out)
+            else:
+                print(f"model {report.model_version}: {report.n_sessions} sessions, {report.n_predictions} predictions, "
+                      f"{report.n_labels} curated labels", file=out)
+                _print_rows(report.summary_rows(), out)
+                for note in report.notes:
+                    print(f"note: {note}", file=out)
+            return 0
+        result = cross_validate(sessions, preds, curated, k=args.cv, **kwargs)
+        if args.json:
+            json.dump(result, out, ensure_ascii=False, indent=2)
+            print(file=out)
+        else:
+            for fold in result["folds"]:
+                print(f"fold {fold['fold']}: {len(fold['test_sessions'])} test sessions", file=out)
+            print(f"{args.cv}-fold cross-validation split by client, mean +- sd over folds:", file=out)
+            for r in result["summary"]:
+                sd = "" if r["sd"] is None else f" +- {r['sd']:.3f}"
+                print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['mean'])}{sd}  "
+                      f"folds={r['n_folds']}", file=out)
+        return 0
+    except CareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
