@@ -245,7 +245,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(RetrainConfig):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, metavar="V",
-                           help=f"{f.metadata.get('help', '')} [default: {default}]")
+                           help=f"{f.metadata.get('help', '')} [default: {default}]".replace("%", "%%"))
 
 
 def config_overrides(args: argparse.Namespace) -> dict:

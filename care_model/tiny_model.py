@@ -173,7 +173,17 @@ def build_tiny_model(
     return path
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
+def main(argv=None) -> None:
+    """CLI: ``python -m care_model.tiny_model /tmp/tiny-model [--seed 0]`` (CPU, under a second)."""
+    import argparse
 
-    print(build_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny-model"))
+    ap = argparse.ArgumentParser(prog="python -m care_model.tiny_model",
+                                 description="Build the tiny random Llama used by the tests into a folder.")
+    ap.add_argument("path", nargs="?", default="tiny-model", help="output folder (default: ./tiny-model)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    print(build_tiny_model(args.path, seed=args.seed))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
