@@ -37,7 +37,7 @@ from care_model.wai import load_form
 from . import migrations
 from .collections import Collection
 from .passwords import hash_password, verify_password
-from .storage import FileSet, StoreLock, dumps, read_json, replace_file, replace_with
+from .storage import FileSet, StoreLock, dumps, make_dirs, read_json, replace_file, replace_with
 
 SCHEMA_VERSION = migrations.CURRENT
 Q = Query()
@@ -81,7 +81,7 @@ class Repository:
         if not self.root.exists():
             if not create:
                 raise NotFoundError(f"No store at {self.root}.", "Check the --store path, or create it by importing data.")
-            self.root.mkdir(parents=True)
+            make_dirs(self.root)
         self._lock = threading.RLock()
         self._store_lock = StoreLock(self.root)
         self._store_lock.acquire()
