@@ -342,7 +342,7 @@ def latest_predictions(predictions: Iterable, model_version: str) -> list[Predic
     item) of ``model_version``."""
     best: dict[tuple[str, int], Prediction] = {}
     for p in map(_as_prediction, predictions):
-        if p.model_version != model_version:
+        if p.model_version != model_version or p.mode == "draft":  # drafts are not the model's suggestions
             continue
         key = (p.session_id, int(p.item))
         if key not in best or (p.created_at or "") >= (best[key].created_at or ""):

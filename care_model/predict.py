@@ -14,12 +14,15 @@ stored with ``parse_status="failed"``, its raw text and the reason; it never sto
 CPU smoke (tiny random model built on the fly, one session)::
 
     python -m care_model.predict --store /tmp/s --tiny --session sample-en-01
+    python -m care_model.predict --store /tmp/s --tiny --session sample-en-01 --draft-for client
 
 Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA adapter on a GPU)::
 
     python -m care_model.predict --store care_store
     python -m care_model.predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
     python -m care_model.predict --samples          # regenerate data/sample_predictions.jsonl
+    python -m care_model.predict --samples --draft-for client   # ... with drafts for the clients' scores
+    python -m care_model.predict --store care_store --draft-for expert --session ID   # drafts for the expert labels
 """
 from __future__ import annotations
 
@@ -33,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .calibration import CALIBRATIONS, DEFAULT_CALIBRATION, check_calibration
 from .errors import CareError
 from .evidence import TranscriptIndex
 from .models import ModelSpec, get_model, model_version_id
 from .parse import parse_answer
+from .predict_modes import calibrate_predictions, draft_into_store, draft_session
 from .prompt import build_session_prompt
 from .records import Prediction, Session, now_iso
 from .wai import load_form
@@ -58,6 +63,13 @@ class PredictConfig:
         "Longer transcripts keep their opening and most recent turns (see care_model.prompt).")})
     perspective: str = field(default="client", metadata={"help": "Answer as the 'client' (WAI-SR) or the 'counselor'."})
     fast: bool = field(default=True, metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
+    calibration: str = field(default=DEFAULT_CALIBRATION, metadata={"help": (
+        "Option probabilities: 'content-free' divides out the model's prior for each item (contextual "
+        "calibration, care_model.calibration; the expected score and the queue's uncertainty use the "
+        "calibrated distribution) or 'none'.")})
+
+    def __post_init__(self):
+        check_calibration(self.calibration)
 
 
 class Predictor:
@@ -90,19 +102,21 @@ class Predictor:
             return self._engine
 
     # ------------------------------------------------------------------ prompts
-    def session_prompt(self, session: Session, items=None):
+    def session_prompt(self, session: Session, items=None, *, builder=build_session_prompt, **extra):
+        """The session's prompt for this model (``builder``: build_session_prompt, or
+        care_model.drafting.build_draft_prompt with ``targets=``)."""
         engine = self.engine()
         tok = engine.tokenizer
         limit = self.config.max_prompt_tokens
         model_max = getattr(engine.model.config, "max_position_embeddings", None)
         if model_max:
             limit = min(limit, int(model_max))
-        return build_session_prompt(
+        return builder(
             session,
             render_chat=lambda m: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
             count_tokens=lambda text: len(tok(text, add_special_tokens=False)["input_ids"]),
             max_prompt_tokens=limit, reserve_tokens=self.config.max_new_tokens,
-            perspective=self.config.perspective, items=items)
+            perspective=self.config.perspective, items=items, **extra)
 
     # ------------------------------------------------------------------ prediction
     def predict_session(self, session: Session, *, scores_only: bool = False, items: Iterable | None = None,
@@ -146,8 +160,18 @@ class Predictor:
                     ev = index.link(pred.rationale)
                     pred.evidence, pred.unsupported_quotes = ev.turn_indices, ev.unsupported
             preds.append(pred)
+        if self.config.calibration == "content-free":
+            calibrate_predictions(self, session, preds)
         report(1.0, "done")
         return preds
+
+    def draft(self, session: Session, targets: dict, *, source: str = "client",
+              progress: Progress | None = None) -> list[Prediction]:
+        """Rationales written for given scores (CARE's drafting, section 4.2): ``targets`` is
+        ``{item: score}``, ``source`` "client" (self-report) or "expert" (label). Returns one
+        ``mode="draft"`` Prediction per target item with ``score == drafted_for_score == target``
+        and ``draft_source``; the model's own suggestions are untouched (see care_model.predict_modes)."""
+        return draft_session(self, session, targets, source=source, progress=progress)
 
 
 # ---------------------------------------------------------------------- the store side
@@ -190,18 +214,23 @@ def predict_into_store(repo, predictor: Predictor, session_ids: Iterable[str] | 
 
 
 def write_sample_predictions(out: Path = SAMPLE_PREDICTIONS, spec: ModelSpec | None = None,
-                             show_progress: bool = True) -> dict:
+                             show_progress: bool = True, *, config: PredictConfig | None = None,
+                             draft_for: str | None = None) -> dict:
     """Regenerate the sample predictions: the sample sessions through the predict command's own
-    path, in a temporary store, then every prediction written to ``out`` (one JSON per line)."""
+    path, in a temporary store, then every prediction written to ``out`` (one JSON per line).
+    With ``draft_for`` ("client"), each item with a target also gets a drafted rationale
+    (``mode="draft"``, a separate prediction)."""
     from store import Repository
     from store.formats import read_files
 
-    predictor = Predictor(spec)
+    predictor = Predictor(spec, config)
     with tempfile.TemporaryDirectory(prefix="care-samples-") as tmp, Repository(Path(tmp) / "store") as repo:
         repo.import_batch(read_files([SAMPLE_SESSIONS], "jsonl"))
         counts = predict_into_store(repo, predictor, show_progress=show_progress)
-        lines = [json.dumps(p.to_dict(), ensure_ascii=False)
-                 for sid in repo.session_ids() for p in repo.predictions(sid, predictor.model_version)]
+        if draft_for:
+            counts["drafts"] = draft_into_store(repo, predictor, None, draft_for, show_progress=show_progress)["drafts"]
+        lines = [json.dumps(p.to_dict(), ensure_ascii=False) for sid in repo.session_ids()
+                 for p in repo.predictions(sid, predictor.model_version, history=True)]
     from store.storage import replace_file
 
     replace_file(Path(out), ("\n".join(lines) + "\n").encode("utf-8"))
@@ -234,6 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--scores-only", action="store_true", help="scores and probabilities only, no rationale")
     ap.add_argument("--max-new-tokens", type=int, default=PredictConfig.max_new_tokens)
     ap.add_argument("--perspective", choices=("client", "counselor"), default="client")
+    ap.add_argument("--calibration", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION,
+                    help="option-probability calibration (default: the one the sample measurement favoured)")
+    ap.add_argument("--draft-for", choices=("client", "expert"), default=None,
+                    help="instead of predicting, draft a rationale for each item's target score: the client's "
+                         "self-report or the current expert label (stored as mode 'draft' predictions)")
     ap.add_argument("--force", action="store_true", help="predict again even if this version already did")
     ap.add_argument("--samples", action="store_true", help=f"regenerate {SAMPLE_PREDICTIONS.relative_to(ROOT)}")
     ap.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -242,9 +276,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv=None) -> dict:
     args = _parser().parse_args(argv)
-    config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective)
+    config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective,
+                           calibration=args.calibration)
     if args.samples:
-        return write_sample_predictions()
+        return write_sample_predictions(config=config, draft_for=args.draft_for)
     if not args.store:
         raise CareError("No store given.", "Pass --store DIR (or --samples to regenerate the sample predictions).")
     from store import Repository
@@ -259,6 +294,8 @@ def run(argv=None) -> dict:
         else:
             spec = active_spec(repo) or ModelSpec()
         predictor = Predictor(spec, config)
+        if args.draft_for:
+            return draft_into_store(repo, predictor, args.session, args.draft_for)
         return predict_into_store(repo, predictor, args.session, scores_only=args.scores_only, force=args.force)
 
 

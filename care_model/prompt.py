@@ -283,16 +283,24 @@ def _fit_transcript(turns, lines, language, measure, count_tokens, limit):
 def build_session_prompt(session: Session, *, render_chat: RenderChat | None = None,
                          count_tokens: CountTokens | None = None, max_prompt_tokens: int | None = None,
                          reserve_tokens: int = 0, perspective: str = "client",
-                         items: Iterable | None = None, form: Form | None = None) -> SessionPrompt:
-    """Build the shared prefix and per-item suffixes for one session (see the module docstring)."""
+                         items: Iterable | None = None, form: Form | None = None,
+                         template: dict | None = None, item_suffix: Callable[[int], str] | None = None,
+                         template_version: str | None = None) -> SessionPrompt:
+    """Build the shared prefix and per-item suffixes for one session (see the module docstring).
+
+    ``template`` (an entry shaped like ``PROMPT_TEMPLATES[language]``), ``item_suffix`` (text added
+    after each item statement) and ``template_version`` let another task reuse the same layout:
+    :mod:`care_model.drafting` states the target score there."""
     form = form or load_form(session.form)
     language = session.language
-    tpl = _template(language)
+    tpl = template if template is not None else _template(language)
+    template_version = template_version or PROMPT_TEMPLATE_VERSION
     _check_perspective(perspective, tpl, form)
     item_ids = [form.check_item(i) for i in (form.item_ids if items is None else items)]
     if not item_ids:
         raise ValidationError("No items to build prompts for.", "Pass items=None for all items, or a non-empty list.")
-    item_texts = {i: form.item_text(i, perspective, language) for i in dict.fromkeys(item_ids)}
+    item_texts = {i: form.item_text(i, perspective, language) + (item_suffix(i) if item_suffix else "")
+                  for i in dict.fromkeys(item_ids)}
     render = render_chat or plain_chat
     instructions = _instructions(tpl, form, language, perspective)
     turns = list(session.turns)
@@ -328,12 +336,12 @@ def build_session_prompt(session: Session, *, render_chat: RenderChat | None = N
     prefix, suffixes = _split(render, tpl, perspective, _shared_text(tpl, lines, instructions), item_texts)
     suffixes = {i: suffixes[i] for i in item_ids}
     prompt_hash = stable_hash({
-        "v": PROMPT_TEMPLATE_VERSION, "form": form.id, "language": language, "perspective": perspective,
+        "v": template_version, "form": form.id, "language": language, "perspective": perspective,
         "prefix": prefix, "suffixes": {str(k): v for k, v in suffixes.items()},
     })
     return SessionPrompt(prefix=prefix, suffixes=suffixes, prompt_hash=prompt_hash, warnings=warnings,
                          elided_turns=elided, language=language, perspective=perspective,
-                         template_version=PROMPT_TEMPLATE_VERSION)
+                         template_version=template_version)
 
 
 def answer_text(score: int, rationale: str, language: str = "en", *, form: Form | None = None) -> str:

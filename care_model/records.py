@@ -27,6 +27,9 @@ CHANGE_REASONS = {
     "style": "Style",
 }
 ROLES = ("annotator", "adjudicator", "admin")
+DRAFT_MODE = "draft"
+PREDICTION_MODES = ("full", "scores_only", DRAFT_MODE)
+DRAFT_SOURCES = ("client", "expert")  # whose score a draft was written for
 SHARED = "@shared"  # the coding slot of labels that the assigned experts edit together
 ADJUDICATED = "@adjudicated"  # the coding slot of an adjudicated (final) label
 
@@ -141,10 +144,28 @@ class Prediction:
     parse_status: str = "ok"  # ok | failed | scores_only
     parse_error: str = ""
     prompt_hash: str = ""
-    mode: str = "full"  # full | scores_only
+    mode: str = "full"  # full | scores_only | draft (see PREDICTION_MODES)
     perspective: str = "client"
     warnings: list[str] = field(default_factory=list)
     created_at: str = ""
+    # Contextual calibration (care_model.calibration): ``probs`` stays the model's raw distribution;
+    # with calibration "content-free", ``probs_calibrated`` holds the corrected one and
+    # ``expected_score`` is computed from it.
+    probs_calibrated: list[float] | None = None
+    calibration: str = "none"  # none | content-free
+    # Score-conditioned drafting (care_model.drafting): a rationale written for a given score.
+    drafted_for_score: int | None = None
+    draft_source: str = ""  # "" (not a draft) | client (self-report) | expert (label)
+
+    @property
+    def is_draft(self) -> bool:
+        """A drafted rationale (mode "draft"): never the model's own suggestion for the item."""
+        return self.mode == DRAFT_MODE
+
+    @property
+    def score_probs(self) -> list[float] | None:
+        """The distribution the expected score and the uncertainty use: calibrated when present."""
+        return self.probs_calibrated or self.probs
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,6 +173,12 @@ class Prediction:
     @classmethod
     def from_dict(cls, data: dict) -> "Prediction":
         return _from_dict(cls, data)
+
+
+def is_suggestion(doc) -> bool:
+    """True for the model's own suggestions (a Prediction or its dict), False for drafts."""
+    mode = doc.get("mode") if isinstance(doc, dict) else getattr(doc, "mode", None)
+    return mode != DRAFT_MODE
 
 
 @dataclass

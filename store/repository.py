@@ -31,7 +31,7 @@ from tinydb import Query
 
 from care_model.errors import (AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError)
 from care_model.records import (LABEL_STATUSES, ROLES, CHANGE_REASONS, Label, Prediction, Session,
-                                label_id, now_iso)
+                                is_suggestion, label_id, now_iso)
 from care_model.wai import load_form
 
 from . import migrations
@@ -304,10 +304,10 @@ class Repository:
             preds = [Prediction.from_dict(copy.deepcopy(dict(d))) for d in docs
                      if model_version is None or d["model_version"] == model_version]
         preds.sort(key=lambda p: p.created_at)
-        if history:
+        if history:  # drafts (mode "draft") included; the latest suggestions below never are
             return preds
         latest: dict[tuple, Prediction] = {}
-        for p in preds:
+        for p in filter(is_suggestion, preds):
             latest[(p.model_version, p.item)] = p
         return sorted(latest.values(), key=lambda p: (p.model_version, p.item))
 
@@ -316,7 +316,7 @@ class Repository:
         with self._lock:
             docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
             items: dict[str, set] = {}
-            for d in docs:
+            for d in filter(is_suggestion, docs):
                 items.setdefault(d["model_version"], set()).add(d["item"])
             return {v: len(s) for v, s in items.items()}
 
@@ -436,7 +436,8 @@ class Repository:
         recent version that predicted it) and all its labels."""
         with self._lock:
             session = self.get_session(session_id)
-            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
+            docs = [d for d in self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
+                    if is_suggestion(d)]
             if model_version is None and docs:
                 model_version = max(docs, key=lambda d: d["created_at"])["model_version"]
             preds: dict[int, Prediction] = {}

@@ -58,9 +58,10 @@ def spread(probs, points) -> float | None:
 
 
 def uncertainty(predictions, form=None) -> float | None:
-    """A session's model uncertainty: the mean spread of its items' option probabilities."""
+    """A session's model uncertainty: the mean spread of its items' option probabilities (the
+    calibrated ones where the prediction has them)."""
     points = (form or load_form()).scale.points
-    vals = [s for s in (spread(p.probs, points) for p in predictions) if s is not None]
+    vals = [s for s in (spread(p.probs_calibrated or p.probs, points) for p in predictions) if s is not None]
     return sum(vals) / len(vals) if vals else None
 
 
@@ -134,7 +135,9 @@ def prediction_dict(pred) -> dict | None:
     if pred is None:
         return None
     return {"id": pred.id, "model_version": pred.model_version, "score": pred.score,
-            "expected_score": pred.expected_score, "probs": list(pred.probs or []), "rationale": pred.rationale,
+            "expected_score": pred.expected_score, "probs": list(pred.probs or []),
+            "probs_calibrated": list(pred.probs_calibrated or []), "calibration": pred.calibration,
+            "rationale": pred.rationale,
             "evidence": list(pred.evidence), "unsupported_quotes": list(pred.unsupported_quotes),
             "parse_status": pred.parse_status, "parse_error": pred.parse_error, "mode": pred.mode}
 
