@@ -8,11 +8,10 @@ the recipe lets the clients' self-reports stand in for them -- demo only)::
     python -m care_model.retrain --store /tmp/care_store --recipe recipes/cpu-smoke.yaml --actor admin
     python -m care_model.versions --store /tmp/care_store promote VERSION_ID --actor admin
 
-Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, DDP or FSDP)::
+Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, or DDP over several)::
 
     accelerate launch -m care_model.retrain --store /data/care_store --recipe recipes/gpu-llama31-8b.yaml \\
         --base-model /models/Llama-3.1-8B-Instruct --actor admin
-    accelerate launch --config_file recipes/accelerate-fsdp.yaml -m care_model.retrain ...   # long contexts
     torchrun --nproc_per_node 2 -m care_model.retrain ...   # several CPU processes over gloo (tests);
                                                             # `accelerate launch --cpu` starts only one
 

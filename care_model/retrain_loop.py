@@ -1,7 +1,9 @@
 """The LoRA training loop: plain PyTorch under an ``accelerate.Accelerator``.
 
-One code path for one CPU, one GPU, ``accelerate launch`` DDP and FSDP (through an accelerate
-config such as ``recipes/accelerate-fsdp.yaml``). The loop only reads the run folder (snapshot,
+One code path for one CPU, one GPU and DDP over several processes (``accelerate launch`` on
+GPUs, ``torchrun`` on CPUs over gloo; the 2-process CPU test runs it). FSDP and DeepSpeed are
+refused (:func:`check_strategy`): accelerate enables FSDP on GPUs only, so no test here could run
+its checkpoint and adapter paths, and a LoRA adapter of an 8B model trains under DDP. The loop only reads the run folder (snapshot,
 config) and writes into it (see :mod:`care_model.runs`); it never opens the store.
 
 * **Data order** is a pure function of (seed, epoch): every optimizer step ``k`` takes the
@@ -17,8 +19,7 @@ config) and writes into it (see :mod:`care_model.runs`); it never opens the stor
   and agreed across processes (max-reduce); the loop saves a checkpoint, writes a ``cancelled``
   event and returns ``status="cancelled"``.
 * **Checkpoints** (``checkpoints/step-N/``): adapter weights, optimizer, scheduler, every
-  process's RNG states and the step; ``state.json`` is written last and marks it complete.
-  Under FSDP the state goes through ``accelerator.save_state`` (sharded). ``resume=True``
+  process's RNG states and the step; ``state.json`` is written last and marks it complete. ``resume=True``
   continues from the newest complete checkpoint.
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ class TrainResult:
     n_train: int = 0
     n_validation: int = 0
     data_warnings: list[str] = field(default_factory=list)
-    model: object = None              # the trained peft model (main process, not FSDP) for evaluation
+    model: object = None              # the trained peft model (main process) for evaluation
     tokenizer: object = None
 
     def to_dict(self) -> dict:
@@ -128,6 +129,18 @@ class _Stop:
             signal.signal(sig, old)
 
 
+SUPPORTED_STRATEGIES = ("NO", "MULTI_CPU", "MULTI_GPU")
+
+
+def check_strategy(accelerator) -> None:
+    """Refuse a distributed strategy the loop does not implement (FSDP, DeepSpeed, ...)."""
+    name = accelerator.distributed_type.name
+    if name not in SUPPORTED_STRATEGIES:
+        raise ConfigError(f"The training loop does not support the {name} strategy of this accelerate config.",
+                          "Train on one device or with DDP: `accelerate launch` with a multi-GPU config "
+                          "(or the default one), or `torchrun --nproc_per_node N` on CPUs.")
+
+
 def load_for_training(config, accelerator):
     """Tokenizer and peft LoRA model, on the accelerator's device, in the training dtype."""
     import torch
@@ -135,12 +148,12 @@ def load_for_training(config, accelerator):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_base(config.base_model)
+    check_strategy(accelerator)
     dtype = torch_dtype(config.dtype, accelerator.device.type)
-    fsdp = accelerator.distributed_type.name == "FSDP"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         kwargs = {"dtype": dtype, "attn_implementation": config.attn_implementation}
-        if accelerator.device.type == "cuda" and not fsdp:
+        if accelerator.device.type == "cuda":
             kwargs["device_map"] = {"": accelerator.device}
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as err:
@@ -205,16 +218,12 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, accel
     if accelerator.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    if accelerator.distributed_type.name == "FSDP":
-        accelerator.save_state(str(folder / "accelerate"))
-    else:
-        rng = {"python": random.getstate(), "torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-        torch.save(rng, folder / f"rng_{accelerator.process_index}.pt")
-        if accelerator.is_main_process:
-            torch.save(get_peft_model_state_dict(accelerator.unwrap_model(model)), folder / "adapter.pt")
-            torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    rng = {"python": random.getstate(), "torch": torch.get_rng_state(),
+           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    torch.save(rng, folder / f"rng_{accelerator.process_index}.pt")
     if accelerator.is_main_process:
+        torch.save(get_peft_model_state_dict(accelerator.unwrap_model(model)), folder / "adapter.pt")
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
         torch.save(scheduler.state_dict(), folder / "scheduler.pt")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -237,19 +246,16 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, accelerator) -> d
         raise TrainingError(f"The checkpoint {folder} was written by {state.get('world_size')} processes, "
                             f"this run has {accelerator.num_processes}.",
                             "Resume with the same number of processes (the data order depends on it).")
-    if accelerator.distributed_type.name == "FSDP":
-        accelerator.load_state(str(folder / "accelerate"))
-    else:
-        set_peft_model_state_dict(accelerator.unwrap_model(model),
-                                  torch.load(folder / "adapter.pt", map_location=accelerator.device))
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device))
-        rng_file = folder / f"rng_{accelerator.process_index}.pt"
-        if rng_file.is_file():
-            rng = torch.load(rng_file, weights_only=False)
-            random.setstate(rng["python"])
-            torch.set_rng_state(rng["torch"])
-            if rng.get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+    set_peft_model_state_dict(accelerator.unwrap_model(model),
+                              torch.load(folder / "adapter.pt", map_location=accelerator.device))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device))
+    rng_file = folder / f"rng_{accelerator.process_index}.pt"
+    if rng_file.is_file():
+        rng = torch.load(rng_file, weights_only=False)
+        random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt"))
     return state
 
@@ -262,6 +268,7 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
+    check_strategy(accelerator)
     run_dir = Path(run_dir)
     main = accelerator.is_main_process
     progress = ProgressWriter(run_dir, enabled=main)
@@ -360,7 +367,7 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
     progress.emit("eval", step=step, validation_loss=result.validation_loss_after, what="candidate")
     result.adapter_dir = str(save_adapter(run_dir, model, tokenizer, accelerator))
     result.status, result.step = "done", step
-    if main and accelerator.distributed_type.name != "FSDP":
+    if main:
         result.model, result.tokenizer = accelerator.unwrap_model(model), tokenizer
     return result
 

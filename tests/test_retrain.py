@@ -286,6 +286,20 @@ def test_two_cpu_processes_with_gloo(tmp_path, tiny_model_dir):
         assert V.get_version(repo, run["version_id"])["status"] == "candidate"
 
 
+def test_strategies_other_than_one_device_and_ddp_are_refused():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from care_model.retrain import make_accelerator
+    from care_model.retrain_loop import check_strategy
+
+    check_strategy(make_accelerator())  # one process: supported
+    for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        with pytest.raises(ConfigError, match=f"{kind.name} strategy.*Fix: Train on one device or with DDP"):
+            check_strategy(SimpleNamespace(distributed_type=kind))
+
+
 # ----------------------------------------------------------------------------- command line
 def test_cli_refuses_what_it_cannot_do(tmp_path, tiny_model_dir, capsys):
     store = make_rule_store(tmp_path / "store", n=4)
