@@ -232,14 +232,36 @@ def test_lora_adapter_changes_outputs_and_fast_equals_naive(tiny_model_dir, lora
 
 
 def test_fused_and_plain_prefix_attention_agree(tiny):
-    """The fused kernel (checked once, then used) and the plain matmul path give the same answers."""
+    """The fused kernel (checked once, then used) and the plain matmul path give the same answers.
+
+    Fails rather than passes if the fused kernel is missing from this torch build (it would then
+    compare plain with plain): the pinned CPU build has it, and the engine must be using it."""
+    import torch
+
     fused, plain = Engine(tiny), Engine(tiny)
+    calls = []
+    real_call = fused._fused_prefix_call
+
+    def counting(*args):
+        out = real_call(*args)
+        calls.append(out is not None)
+        return out
+
+    fused._fused_prefix_call = counting
     prefix, suffixes = _ids(fused, _session(2))
     a = fused.run_session(prefix, suffixes, max_new_tokens=8)
+    assert calls and all(calls), "the fused prefix kernel did not run: this build or the engine lost it"
+    assert fused._fused_prefix is True, "the fused kernel disagreed with the plain path on first use"
     plain._fused_prefix = False
+    plain._fused_prefix_call = lambda *args: pytest.fail("the plain engine called the fused kernel")
     b = plain.run_session(prefix, suffixes, max_new_tokens=8)
-    assert fused._fused_prefix in (True, False) and plain._fused_prefix is False
     _assert_same(a, b)
+    # The two paths on the same tensors, directly (values, not only the argmax tokens).
+    g = torch.Generator().manual_seed(0)
+    qp, kp, vp = (torch.randn(2, n, 16, generator=g) for n in (7, 33, 33))
+    f_o, f_lse = fused._fused_prefix_call(qp, kp, vp, 0.25)
+    p_o, p_lse = plain._plain_prefix_attention(qp, kp, vp, 0.25, torch.float32)
+    assert torch.allclose(f_o, p_o, atol=1e-5) and torch.allclose(f_lse, p_lse, atol=1e-5)
 
 
 def test_threads_default_leaves_a_core(tiny, monkeypatch):
@@ -249,11 +271,16 @@ def test_threads_default_leaves_a_core(tiny, monkeypatch):
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setenv("CARE_TORCH_THREADS", "1")
+        torch.set_num_threads(16)
+        monkeypatch.delenv("CARE_TORCH_THREADS", raising=False)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))  # as if 8 usable cores
+        assert Engine(tiny).num_threads == 7 and torch.get_num_threads() == 7
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})            # one core: still one thread
         assert Engine(tiny).num_threads == 1 and torch.get_num_threads() == 1
-        monkeypatch.delenv("CARE_TORCH_THREADS")
-        cores = len(os.sched_getaffinity(0))
-        assert Engine(tiny).num_threads == max(1, min(torch.get_num_threads(), cores - 1))
-        assert Engine(tiny, num_threads=2).num_threads == 2
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})         # this machine's 2 cores
+        assert Engine(tiny).num_threads == 1
+        monkeypatch.setenv("CARE_TORCH_THREADS", "3")
+        assert Engine(tiny).num_threads == 3 and torch.get_num_threads() == 3
+        assert Engine(tiny, num_threads=2).num_threads == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
