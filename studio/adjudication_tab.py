@@ -20,7 +20,7 @@ import gradio as gr
 
 from care_model.errors import CareError
 
-from . import adjudication as adj
+from . import adjudication as adj, validate
 from . import render, ui
 from .evaluation_render import CSS, KEYS_JS, chips_html, transcript_html
 from .render import esc
@@ -265,7 +265,7 @@ def build_tab(ctx):
     quiet = dict(api_visibility="private", show_progress="hidden")
     with gr.Tab("Adjudication", id="adjudication", visible=False, elem_id="adj-tab") as tab:
         for name in ENDPOINTS:  # inside a Tab: gr.Tabs accepts only tabs as children
-            gr.api(getattr(api, name), api_name=name, concurrency_limit=None)
+            validate.register(getattr(api, name), name)
         gr.HTML(CSS, js_on_load=KEYS_JS)
         c.st = gr.State(None)
         with gr.Accordion("Queue", open=True):

@@ -7,7 +7,7 @@ import gradio as gr
 
 from care_model.records import ROLES
 
-from . import admin, render, ui
+from . import admin, render, ui, validate
 from .access import review_settings, set_review_settings
 from store.formats import FORMATS
 
@@ -65,6 +65,7 @@ class AdminUI:
                                   f"{r['new_assignments']} new assignments.", "ok")
 
     @ui.guard
+    @validate.checked("import_sessions")
     def import_files(self, files, fmt: str, predict: bool, request: gr.Request):
         access = self._admin(request)
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]

@@ -13,7 +13,7 @@ UI because they move files: ``/export_store`` and ``/import_sessions`` (Admin ta
 """
 import gradio as gr
 
-from . import admin, review, ui
+from . import admin, review, ui, validate
 from .access import active_model_version, require_session, set_review_settings
 
 ADMIN = ("admin",)
@@ -61,6 +61,11 @@ class Api:
                                      predictor=self.ctx.predictor)
 
     @ui.guard
+    def reopen_session(self, session_id: str, request: gr.Request = None) -> dict:
+        """Make a submitted session editable again (its submitter or an admin; audited)."""
+        return review.reopen_session(self.ctx.repo, self._who(request), session_id)
+
+    @ui.guard
     def predict_session(self, session_id: str, scores_only: bool = False, request: gr.Request = None) -> dict:
         """Queue a (re)prediction of the session with the active model; returns the job."""
         access = self._who(request)
@@ -106,7 +111,7 @@ class Api:
         return admin.list_users(self.ctx.repo, self._who(request, *ADMIN))
 
 
-ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "predict_session",
+ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session", "predict_session",
              "predict_status", "set_setting", "assign_sessions", "add_user", "set_role", "list_users")
 
 
@@ -114,5 +119,5 @@ def build_tab(ctx):
     """Registers the endpoints (no visible tab)."""
     api = Api(ctx)
     for name in ENDPOINTS:
-        gr.api(getattr(api, name), api_name=name, concurrency_limit=None)
+        validate.register(getattr(api, name), name)
     return api

@@ -92,6 +92,24 @@ class StudioBlocks(gr.Blocks):
         kwargs.setdefault("theme", ui.theme())
         return super().launch(*args, **kwargs)
 
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        """Gradio's own checks of component inputs (files, ...) refused with the studio's message,
+        not pydantic's (see studio.validate)."""
+        import pydantic
+
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except pydantic.ValidationError as err:
+            from .validate import component_input_error
+
+            raise ui.ui_error(component_input_error(block_fn, inputs, err)) from None
+        except gr.Error as err:  # e.g. a value not among a dropdown's choices: no traceback in the log
+            if not getattr(err, "print_exception", True):
+                raise
+            api = getattr(block_fn, "api_name", None) or block_fn.name
+            raise gr.Error(f"/{api}: {err.message} Fix: send one of the values studio/API.md lists.",
+                           print_exception=False) from None
+
     def close(self, *args, **kwargs):
         ctx = self.studio_ctx
         if ctx is not None and ctx.jobs is not None:

@@ -24,7 +24,7 @@ import gradio as gr
 
 from care_model.errors import CareError
 
-from . import campaign_results as cr
+from . import campaign_results as cr, validate
 from . import campaigns as cp
 from . import render, ui
 from .evaluation_render import (CSS, KEYS_HELP, KEYS_JS, anchors_html, head_html, output_html, plots,
@@ -352,7 +352,7 @@ def build_tab(ctx):
     quiet = dict(api_visibility="private", show_progress="hidden")
     with gr.Tab("Human evaluation", id="evaluation", elem_id="eval-tab"):
         for name in ENDPOINTS:  # inside a Tab: gr.Tabs accepts only tabs as children
-            gr.api(getattr(api, name), api_name=name, concurrency_limit=None)
+            validate.register(getattr(api, name), name)
         gr.HTML(CSS, js_on_load=KEYS_JS, elem_id="eval-keys")
         c.st = gr.State(None)
         c.key = gr.Textbox(visible=False, elem_id="eval-key")  # the task the page shows (see EvalUI._current)

@@ -12,13 +12,14 @@ the Gradio handlers, the HTTP API and the tests all go through the same code.
 * :func:`save_item`       save one item as a draft; a stale ``expected_version`` returns both
                           versions (``status="conflict"``) and writes nothing
 * :func:`submit_session`  submit all items of a session at once, only if all are valid
+* :func:`reopen_session`  make a submitted session editable again (its submitter or an admin)
 * :func:`checks`          the checks shown while an expert works on an item
 
 An item is *unreviewed* until a label is saved for it in the user's coding slot; *draft* once
-saved; *submitted* after the session was submitted. Editing a submitted item makes it a draft
-again (the session shows *in progress* until it is submitted again). A save whose content
-equals what is stored writes nothing, so a repeated autosave neither bumps versions nor
-un-submits.
+saved; *submitted* after the session was submitted. A submitted session is read-only (in the
+page and the API) until the person who submitted it or an admin reopens it
+(:func:`reopen_session`, audited as ``reopen``); its items are drafts again then. A save whose
+content equals what is stored writes nothing, so a repeated autosave bumps no version.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from care_model.records import CHANGE_REASONS, Label
 from care_model.wai import load_form
 
 from .access import Access, active_model_version, require_session, visible_sessions
+from .submitted import may_reopen, read_only, reopen_session, submitter  # noqa: F401 (reopen_session: API)
 
 SESSION_STATUSES = ("not started", "in progress", "submitted")
 ORDERS = ("id", "uncertainty")
@@ -159,28 +161,36 @@ def accepted_draft(pred: dict | None, reasons=()) -> dict:
             "change_reasons": list(reasons)}
 
 
+def _strict_int(value, what: str, fix: str) -> int:
+    if type(value) is not int:  # 3.5, True and "4" are refused, not rounded or parsed
+        raise ValidationError(f"{what} must be a whole number, not {type(value).__name__} {value!r:.40}.", fix)
+    return value
+
+
 def clean_draft(draft: dict, n_turns: int | None = None) -> dict:
-    """Normalise a draft from the UI or the API (types, order, unknown reasons refused)."""
+    """Check a draft from the UI or the API: strict types (no coercion), the score on the scale,
+    the rationale a string within :data:`studio.validate.RATIONALE_LIMIT`, known reasons."""
+    from .validate import RATIONALE_LIMIT
+
     score = draft.get("score")
-    if score in ("", None):
-        score = None
-    else:
-        try:
-            score = int(float(score))
-        except (TypeError, ValueError):
-            raise ValidationError(f"Score {score!r} is not a number.", "Use a whole number from 1 to 5.") from None
-    evidence = []
-    for e in draft.get("evidence") or []:
-        try:
-            evidence.append(int(e))
-        except (TypeError, ValueError):
-            raise ValidationError(f"Evidence turn {e!r} is not a turn number.", "Pick turns by their numbers.") from None
-    reasons = list(dict.fromkeys(draft.get("change_reasons") or []))
-    bad = [r for r in reasons if r not in CHANGE_REASONS]
+    if score is not None:
+        _strict_int(score, "The score", "Send a whole number from 1 to 5 (or null to clear it).")
+        load_form().check_score(score)
+    evidence = [_strict_int(e, f"Evidence turn {e!r:.40}", "Pick turns by their numbers.")
+                for e in draft.get("evidence") or []]
+    rationale = draft.get("rationale")
+    if type(rationale) is not str:
+        raise ValidationError(f"The rationale must be text, not {type(rationale).__name__}.",
+                              "Send a string (empty for none).")
+    if len(rationale) > RATIONALE_LIMIT:
+        raise ValidationError(f"The rationale is {len(rationale):,} characters; the limit is {RATIONALE_LIMIT:,}.",
+                              f"Shorten it to {RATIONALE_LIMIT:,} characters or fewer.")
+    reasons = draft.get("change_reasons") or []
+    bad = [r for r in reasons if type(r) is not str or r not in CHANGE_REASONS]
     if bad:
-        raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")
-    return {"score": score, "rationale": str(draft.get("rationale") or ""), "evidence": sorted(set(evidence)),
-            "change_reasons": reasons}
+        raise ValidationError(f"Unknown change reason(s) {bad!r:.200}.", f"Use {', '.join(CHANGE_REASONS)}.")
+    return {"score": score, "rationale": rationale, "evidence": sorted(set(evidence)),
+            "change_reasons": list(dict.fromkeys(reasons))}
 
 
 def same_content(label: Label | dict | None, draft: dict) -> bool:
@@ -345,12 +355,19 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
     lang = session.language if session.language in form.languages else "en"
     status, reviewed, submitted = _status([lab for lab in view.labels if lab.annotator == sa.slot], form.item_ids)
     others = sorted({lab.annotator for lab in view.labels if lab.annotator != sa.slot})
+    mine = [lab for lab in view.labels if lab.annotator == sa.slot]
+    submitted_by = submitter(mine, form.item_ids)
+    note = sa.note or (f"Submitted by {submitted_by}: read-only until "
+                       f"{'you or an admin reopen' if submitted_by == access.username else 'they or an admin reopen'} it."
+                       if submitted_by else "")
     return {
         "session": {"id": session.id, "language": session.language, "source": session.source,
                     "client_id": session.client_id, "counselor_id": session.counselor_id,
                     "turns": [t.to_dict() for t in session.turns],
                     "ratings": {r: {str(k): v for k, v in rs.items()} for r, rs in session.ratings.items()}},
-        "slot": sa.slot, "editable": sa.editable, "mode": sa.mode, "note": sa.note, "annotators": sa.annotators,
+        "slot": sa.slot, "editable": sa.editable and not submitted_by, "mode": sa.mode, "note": note,
+        "annotators": sa.annotators, "submitted_by": submitted_by,
+        "reopenable": bool(submitted_by) and sa.editable and may_reopen(access, submitted_by),
         "model_version": view.model_version, "form": form.id,
         "scale": {str(k): v for k, v in form.scale_labels(lang).items()},
         "dimensions": [{"key": d.key, "name": d.name(lang), "items": list(d.item_ids)} for d in form.dimensions],
@@ -371,12 +388,15 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
     """
     sa = require_session(repo, access, session_id, edit=True)
     draft = clean_draft(draft)
-    item = int(item)
+    item = load_form().check_item(_strict_int(item, "The item", "Send the item's number, 1 to 12."))
+    _strict_int(expected_version, "expected_version", "Send the item's version from /open_session (0 if never saved).")
     pred = next((p for p in latest_predictions(repo, sa.session_id, active_model_version(repo, predictor))
                  if p.item == item), None)
     current = repo.get_label(sa.session_id, item, sa.slot)
     if current is not None and same_content(current, draft) and current.version >= int(expected_version):
         saved, unchanged = current, True
+    elif current is not None and current.status == "submitted":
+        raise read_only(sa.session_id, current.updated_by)
     else:
         label = Label(session_id=sa.session_id, item=item, annotator=sa.slot, score=draft["score"],
                       rationale=draft["rationale"], evidence=draft["evidence"], status="draft",

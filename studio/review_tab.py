@@ -61,6 +61,8 @@ def build_tab(ctx):
                     c.save_btn = gr.Button("Save", elem_id="care-save", size="sm", scale=0, min_width=80)
                     c.submit_btn = gr.Button("Submit session", variant="primary", elem_id="care-submit", size="sm",
                                              scale=0, min_width=140)
+                    c.reopen_btn = gr.Button("Reopen", elem_id="care-reopen", size="sm", scale=0, min_width=90,
+                                             visible=False)
                     c.predict_btn = gr.Button("Predict", elem_id="care-predict", size="sm", scale=0, min_width=90)
                 c.job = gr.HTML(js_on_load=None, elem_id="care-job")
                 c.conflict_html = gr.HTML(js_on_load=None, elem_id="care-conflict")
@@ -103,7 +105,7 @@ def build_tab(ctx):
     all_cards = frame + heads_feedback
     card_outs = [getattr(cd, f) for cd in cards.values()
                  for f in ("head", "model", "score", "rationale", "evidence", "reasons", "feedback", "accept")]
-    open_out = [c.st, c.last, c.head, c.transcript, c.save_btn, c.submit_btn, c.job, c.timer] \
+    open_out = [c.st, c.last, c.head, c.transcript, c.save_btn, c.submit_btn, c.reopen_btn, c.job, c.timer] \
         + frame + card_outs
     quiet = dict(api_visibility="private", show_progress="hidden")
 
@@ -128,7 +130,9 @@ def build_tab(ctx):
         card.accept.click(h.card_accept(item), [c.st], one + [card.score, card.rationale, card.evidence, card.reasons],
                           **quiet)
     c.save_btn.click(h.save_all, [c.st] + fields, all_cards, **quiet)
-    c.submit_btn.click(h.submit, [c.st] + fields, all_cards, api_visibility="private")
+    c.submit_btn.click(h.submit, [c.st] + fields, all_cards, api_visibility="private").then(
+        h.reload_if_read_only, [c.st], open_out, **quiet)  # a submitted session turns read-only
+    c.reopen_btn.click(h.reopen, [c.st], open_out, **quiet)
     c.use_theirs.click(h.use_theirs, [c.st], all_cards + fields, **quiet)
     c.keep_mine.click(h.keep_mine, [c.st] + fields, all_cards, **quiet)
     c.predict_btn.click(h.predict, [c.st], [c.job, c.timer], **quiet)

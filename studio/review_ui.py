@@ -217,7 +217,8 @@ class ReviewUI:
             c.head: render.session_header_html(view), c.transcript: render.transcript_html(view["session"]),
             c.job: render.job_html(latest) if latest else "",
             c.timer: gr.Timer(active=bool(latest) and latest["state"] in ("queued", "running")),
-            c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed)}
+            c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed),
+            c.reopen_btn: gr.update(visible=bool(view.get("reopenable")))}
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
             up.update({card.head: rs.head(it["item"]), card.model: render.model_html(it["prediction"], view["scale"]),
@@ -325,6 +326,7 @@ class ReviewUI:
                         it["label"] = {**it["label"], "status": "submitted", "version": it["version"],
                                        "updated_by": access.username}
                 rs.message = (res["message"] + f" ({now()})", "ok")
+                rs.editable = False  # read-only until reopened (studio.submitted)
             else:
                 rs.message = (res["message"] + " Nothing was submitted.", "error")
         return self._all_cards(rs)
@@ -358,6 +360,26 @@ class ReviewUI:
         item, res = next(iter(rs.conflicts.items()))
         self._save(rs, access, item, self._values(values)[item], expected=(res["current"] or {}).get("version", 0))
         return self._all_cards(rs)
+
+    @ui.guard
+    def reload_if_read_only(self, rs, request: gr.Request):
+        """After a submit: show the session read-only (cards locked, Reopen offered)."""
+        access = self._access(request)
+        if rs is None or rs.editable:
+            return self._nothing()
+        up = self._open(access, rs.sid)
+        up[self.c.status] = render.status_html(*rs.message) if rs.message else gr.skip()
+        return up
+
+    @ui.guard
+    def reopen(self, rs, request: gr.Request):
+        access = self._access(request)
+        if rs is None:
+            raise CareError("Open a session first.", "Pick one in the queue.")
+        res = review.reopen_session(self.ctx.repo, access, rs.sid)
+        up = self._open(access, rs.sid)
+        up[self.c.status] = render.status_html(res["message"], "ok")
+        return up
 
     # ----- the timer: autosave and predict progress --------------------------------------
     @ui.guard

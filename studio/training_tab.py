@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import render, ui
+from . import render, ui, validate
 from .training import TrainingManager
 
 VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Val. loss before", "Val. loss after", "Created"]
@@ -233,7 +233,7 @@ def build_tab(ctx):
                          ("cancel_training", h.api_cancel), ("resume_training", h.api_resume),
                          ("promote_version", h.api_promote),
                          ("rollback_version", h.api_rollback)):
-            gr.api(fn, api_name=name, concurrency_limit=None)
+            validate.register(fn, name)
         msg = gr.HTML(js_on_load=None, elem_id="care-train-msg")
         with gr.Row():
             with gr.Column(scale=2):

@@ -163,9 +163,12 @@ def test_submit_requires_all_items_valid_and_is_all_or_nothing(repo):
     v = review.open_view(repo, ADMIN, "s1")
     assert v["status"] == "submitted" and all(it["state"] == "submitted" for it in v["items"])
     assert v["summary"]["expert"] == {"goal": 4.0, "task": 4.0, "bond": 4.0}
-    # a re-save of the same content keeps it submitted; an edit makes it a draft again
+    # a re-save of the same content keeps it submitted; an edit is refused until it is reopened
     assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1), expected_version=2)["state"] == "submitted"
-    assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=2)["state"] == "draft"
+    with pytest.raises(PermissionDenied, match="read-only.*Reopen it first"):
+        review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=2)
+    review.reopen_session(repo, ADMIN, "s1")
+    assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=3)["state"] == "draft"
     assert review.queue_rows(repo, ADMIN, scope="all")["rows"][0]["status"] == "in progress"
 
 
