@@ -46,7 +46,11 @@ special tokens) and the model sees ``prefix_ids + suffix_ids``; the naive path u
 same ids. If all suffixes start with the same tokens, those are moved into the shared prefix
 (same token sequence, so the same result, less work).
 
-**Reference path.** :meth:`Engine.run_session_naive` makes 12 independent
+**Grounded decoding.** ``constraints={item: GroundedRow}`` (:mod:`care_model.grounding`) makes every
+row pick its greedy token among the ids its own row state allows (:mod:`care_model.constrained`);
+the naive path applies the same rows through a ``LogitsProcessor``, so both give the same tokens.
+
+**Reference path.** :meth:`Engine.run_session_naive` (:mod:`care_model.engine_naive`) makes 12 independent
 ``model.generate(input_ids=prefix_ids + suffix_ids, do_sample=False)`` calls (scores-only: 12
 independent full forward passes taking the last position's logits). Tests check that greedy
 tokens are identical and probabilities agree.
@@ -58,7 +62,7 @@ Public API::
     Engine.encode_prompt(session_prompt) -> (prefix_ids, {item: suffix_ids})
     Engine.option_token_ids(language="en") -> {option: [token ids]}
     Engine.run_session(prefix_ids, suffix_ids, *, max_new_tokens=64, scores_only=False,
-                       progress=None, language="en") -> {item: ItemOutput}
+                       progress=None, language="en", constraints=None) -> {item: ItemOutput}
     Engine.run_session_naive(...same...) -> {item: ItemOutput}
     Engine.prefill_only(prefix_ids) -> seconds
     Engine.last_stats -> dict (timings and token counts of the last run)
@@ -494,8 +498,9 @@ class Engine:
 
     def run_session(self, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
                     max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
-                    language: str = "en") -> dict[int, ItemOutput]:
-        """Fast path: one prefix prefill, a batched suffix block, batched greedy decoding."""
+                    language: str = "en", constraints: Mapping | None = None) -> dict[int, ItemOutput]:
+        """Fast path: one prefix prefill, a batched suffix block, batched greedy decoding (each row under its
+        own ``constraints[item]``, a :class:`care_model.grounding.GroundedRow`, when given)."""
         torch = self.torch
         self._require_fast()
         items, prefix_ids, suffixes, folded = self._prepare(prefix_ids, suffix_ids)
@@ -556,7 +561,16 @@ class Engine:
             generated = [[] for _ in range(B)]
             finished = [False] * B
             active = torch.arange(B, device=dev)          # original row of each batch row
-            next_tok = logits.argmax(-1)
+            rows = [constraints[item] for item in items] if constraints else None
+            if rows:
+                from .constrained import choose_tokens
+
+                for b in range(B):
+                    rows[b].start(scores[b][2])
+            pick = (lambda lg: choose_tokens(lg, [rows[r] for r in active.tolist()])) if rows else \
+                (lambda lg: lg.argmax(-1))
+            stats["decoding"] = "grounded" if rows else "free"
+            next_tok = pick(logits)
             next_pos = P + torch.tensor(lens, device=dev)  # position of the token just chosen
             bias_all = torch.where(key_ok, zero, neg)      # [B, cap]
             t2 = time.perf_counter()
@@ -567,6 +581,8 @@ class Engine:
                 keep = []
                 for j, row in enumerate(active.tolist()):
                     generated[row].append(toks[j])
+                    if rows:
+                        rows[row].advance(toks[j])
                     if is_stop[j]:
                         finished[row] = True
                     elif len(generated[row]) < max_new_tokens:
@@ -582,7 +598,7 @@ class Engine:
                 end = S + t + 1
                 logits = self._step(next_tok[:, None], next_pos[:, None], prefix, bufs_k, bufs_v, S + t,
                                     bias_all[:, None, None, None, :end])
-                next_tok = logits.argmax(-1)
+                next_tok = pick(logits)
                 next_pos = next_pos + 1
                 n_steps += 1
                 report(0.4 + 0.6 * (t + 1) / max(1, steps), f"decoding {t + 1}/{steps}")
@@ -623,42 +639,9 @@ class Engine:
     # ------------------------------------------------------------------------- reference path
     def run_session_naive(self, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
                           max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
-                          language: str = "en") -> dict[int, ItemOutput]:
-        """Reference: 12 independent ``model.generate`` calls (scores-only: 12 full forward passes)."""
-        torch = self.torch
-        from transformers import GenerationConfig
+                          language: str = "en", constraints: Mapping | None = None) -> dict[int, ItemOutput]:
+        """Reference: 12 independent ``model.generate`` calls (see :mod:`care_model.engine_naive`)."""
+        from .engine_naive import run_naive
 
-        option_ids = self.option_token_ids(language)
-        items = list(suffix_ids)
-        report = progress or (lambda f, m: None)
-        outputs: dict[int, ItemOutput] = {}
-        stats = {"mode": "scores_only" if scores_only else "full", "path": "naive", "items": len(items),
-                 "prefix_tokens": len(prefix_ids), "suffix_tokens": sum(len(suffix_ids[i]) for i in items)}
-        gen_cfg = GenerationConfig(
-            max_new_tokens=int(max_new_tokens), do_sample=False, num_beams=1, eos_token_id=list(self.stop_token_ids),
-            pad_token_id=self.pad_token_id, repetition_penalty=1.0, temperature=None, top_p=None, top_k=None,
-            output_logits=True, return_dict_in_generate=True)
-        generated_tokens = 0
-        with self._lock, torch.inference_mode():
-            t0 = time.perf_counter()
-            for n, item in enumerate(items):
-                ids = torch.tensor([list(prefix_ids) + list(suffix_ids[item])], dtype=torch.long, device=self.device)
-                mask = torch.ones_like(ids)
-                if scores_only:
-                    out = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1, use_cache=False)
-                    first = out.logits[0, -1]
-                    probs, exp_, arg, mass = self._score(first, option_ids)
-                    outputs[item] = ItemOutput("", [], probs, exp_, arg, mass, False)
-                else:
-                    out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
-                    gen = out.sequences[0, ids.shape[1]:].tolist()
-                    probs, exp_, arg, mass = self._score(out.logits[0][0], option_ids)
-                    done = bool(gen) and gen[-1] in self.stop_token_ids
-                    outputs[item] = ItemOutput(self._decode_text(gen), gen, probs, exp_, arg, mass, done)
-                    generated_tokens += len(gen)
-                report((n + 1) / len(items), f"item {item} done")
-            self._sync()
-            stats["total_s"] = time.perf_counter() - t0
-            stats["generated_tokens"] = generated_tokens
-            self.last_stats = stats
-        return outputs
+        return run_naive(self, prefix_ids, suffix_ids, max_new_tokens=max_new_tokens, scores_only=scores_only,
+                         progress=progress, language=language, constraints=constraints)

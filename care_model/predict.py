@@ -67,6 +67,10 @@ class PredictConfig:
         "Option probabilities: 'content-free' divides out the model's prior for each item (contextual "
         "calibration, care_model.calibration; the expected score and the queue's uncertainty use the "
         "calibrated distribution) or 'none'.")})
+    decoding: str = field(default="grounded", metadata={"help": (
+        "'grounded': score = argmax option, quotes constrained to verbatim spans of the item's most relevant "
+        "turns (care_model.grounding); 'free': the model's unconstrained answer.")})
+    candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
 
     def __post_init__(self):
         check_calibration(self.calibration)
@@ -129,14 +133,16 @@ class Predictor:
         prompt = self.session_prompt(session, items)
         prefix_ids, suffix_ids = engine.encode_prompt(prompt)
         run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
+        rows, ground_warnings = ({}, []) if scores_only else grounding_rows(engine, session, suffix_ids, self.config)
         outputs = run(prefix_ids, suffix_ids, max_new_tokens=self.config.max_new_tokens, scores_only=scores_only,
-                      progress=lambda f, m: report(0.02 + 0.96 * f, m), language=session.language)
+                      progress=lambda f, m: report(0.02 + 0.96 * f, m), language=session.language,
+                      constraints=rows or None)
         index = TranscriptIndex(session.turns)
         stamp = now_iso()
         preds = []
         for item in sorted(outputs):
             out = outputs[item]
-            warnings = list(prompt.warnings)
+            warnings = list(prompt.warnings) + ground_warnings
             if out.option_mass < LOW_OPTION_MASS:
                 warnings.append(f"the model put only {out.option_mass:.0%} of its probability on an option number "
                                 "at the score position; the expected score is less reliable")
@@ -146,7 +152,11 @@ class Predictor:
                 probs=[round(p, 6) for p in out.option_probs], raw_output=out.text,
                 prompt_hash=prompt.item_hash(item), mode="scores_only" if scores_only else "full",
                 perspective=self.config.perspective, warnings=warnings, created_at=stamp,
-                parse_status="scores_only" if scores_only else "ok")
+                parse_status="scores_only" if scores_only else "ok",
+                decoding="grounded" if item in rows else "free")
+            if item in rows:
+                pred.candidate_turns = list(rows[item].candidate_turns)
+                pred.truncated = rows[item].truncated or not out.finished
             if not scores_only:
                 parsed = parse_answer(out.text, form=form, language=session.language)
                 pred.score, pred.rationale = parsed.score, parsed.rationale
@@ -154,7 +164,8 @@ class Predictor:
                     pred.parse_status, pred.parse_error = "failed", parsed.error
                 else:
                     warnings.extend(parsed.warnings)
-                    if not out.finished:
+                    if not out.finished or pred.truncated:
+                        pred.truncated = True
                         warnings.append(f"the rationale was cut at {self.config.max_new_tokens} tokens")
                 if pred.rationale:
                     ev = index.link(pred.rationale)
@@ -172,6 +183,29 @@ class Predictor:
         ``mode="draft"`` Prediction per target item with ``score == drafted_for_score == target``
         and ``draft_source``; the model's own suggestions are untouched (see care_model.predict_modes)."""
         return draft_session(self, session, targets, source=source, progress=progress)
+
+
+def grounding_rows(engine, session: Session, items: Iterable, config: PredictConfig) -> tuple[dict, list[str]]:
+    """Grounded decoding's row states for ``items`` ({} with free decoding): each item may quote its
+    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.relevance`)."""
+    if config.decoding == "free":
+        return {}, []
+    if config.decoding != "grounded":
+        raise CareError(f"Unknown decoding {config.decoding!r}.", "Use 'grounded' or 'free'.")
+    if int(config.candidate_turns) < 1:
+        raise CareError(f"candidate_turns must be at least 1 (got {config.candidate_turns}).",
+                        "Pass --candidate-turns 8 (or another positive number).")
+    from .constrained import vocabulary_for
+    from .grounding import GroundingConfig, build_rows
+    from .relevance import candidate_turns
+
+    form = load_form(session.form)
+    texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
+    cands, warnings = candidate_turns(session, texts, k=config.candidate_turns)
+    vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
+    rows = build_rows(vocab, session.turns, cands, engine.option_token_ids(session.language),
+                      language=session.language, config=GroundingConfig(k=config.candidate_turns))
+    return rows, warnings
 
 
 # ---------------------------------------------------------------------- the store side
@@ -262,6 +296,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--tiny", action="store_true", help="use a tiny random Llama built on the fly (smoke tests)")
     ap.add_argument("--scores-only", action="store_true", help="scores and probabilities only, no rationale")
     ap.add_argument("--max-new-tokens", type=int, default=PredictConfig.max_new_tokens)
+    ap.add_argument("--decoding", choices=("grounded", "free"), default=PredictConfig.decoding,
+                    help="grounded (default): score = the argmax option, quotes verbatim from the item's most "
+                         "relevant client turns; free: the model's unconstrained answer")
+    ap.add_argument("--candidate-turns", type=int, default=PredictConfig.candidate_turns,
+                    help="grounded decoding: how many turns each item may quote (default %(default)s)")
     ap.add_argument("--perspective", choices=("client", "counselor"), default="client")
     ap.add_argument("--calibration", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION,
                     help="option-probability calibration (default: the one the sample measurement favoured)")
@@ -277,7 +316,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv=None) -> dict:
     args = _parser().parse_args(argv)
     config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective,
-                           calibration=args.calibration)
+                           calibration=args.calibration, decoding=args.decoding, candidate_turns=args.candidate_turns)
     if args.samples:
         return write_sample_predictions(config=config, draft_for=args.draft_for)
     if not args.store:

@@ -140,9 +140,12 @@ class Prediction:
     rationale: str = ""
     evidence: list[int] = field(default_factory=list)
     unsupported_quotes: list[str] = field(default_factory=list)
+    candidate_turns: list[int] = field(default_factory=list)  # turns grounded decoding let it quote
     raw_output: str = ""
     parse_status: str = "ok"  # ok | failed | scores_only
     parse_error: str = ""
+    decoding: str = "free"  # grounded (quotes constrained to transcript spans) | free
+    truncated: bool = False  # the rationale was cut by a length cap, not finished
     prompt_hash: str = ""
     mode: str = "full"  # full | scores_only | draft (see PREDICTION_MODES)
     perspective: str = "client"

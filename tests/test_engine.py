@@ -14,6 +14,9 @@ from care_model.tiny_model import _EN, _ZH, build_tiny_model
 
 MAX_NEW = 24
 PROB_ATOL = 1e-4
+VARIANTS = {"qkv-bias": {"attention_bias": True}, "llama3-rope": {"rope_parameters": {
+    "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0, "original_max_position_embeddings": 64}}}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -153,17 +156,65 @@ def test_progress_is_reported(engine):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(seen) >= 3
 
 
-@pytest.mark.parametrize("variant", ["qkv-bias", "llama3-rope"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_fast_equals_naive_on_variants(tmp_path, variant):
     """Qwen2-style attention biases and Llama-3.1 rope scaling go through the same modules."""
-    kwargs = {"attention_bias": True} if variant == "qkv-bias" else {"rope_parameters": {
-        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0, "original_max_position_embeddings": 64}}
+    kwargs = VARIANTS[variant]
     path = build_tiny_model(tmp_path / variant, seed=3, **kwargs)
     engine = Engine(load_model(ModelSpec(base=str(path))))
     prefix, suffixes = _ids(engine, _session(2))
     _assert_same(engine.run_session(prefix, suffixes, max_new_tokens=10),
                  engine.run_session_naive(prefix, suffixes, max_new_tokens=10))
+
+
+# ----------------------------------------------------------------------------- grounded decoding
+def _rows(engine: Engine, session: Session, items, k: int = 3):
+    """Grounded row states (care_model.grounding) per item; candidates ranked by turn length (no embeddings)."""
+    from care_model.constrained import vocabulary_for
+    from care_model.grounding import build_rows, rank_candidates
+
+    vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
+    cands = {i: rank_candidates(session.turns, [len(t.text) * (1 + (n + i) % 3) for n, t in enumerate(session.turns)], k)
+             for i in items}
+    return build_rows(vocab, session.turns, cands, engine.option_token_ids(session.language), language=session.language)
+
+
+def _check_grounded(engine: Engine, session: Session, max_new: int = 40) -> dict:
+    """Grounded fast == grounded naive; returns the fast outputs. Every output's score line is the argmax
+    option and every quote is verbatim in the item's candidate turns."""
+    from care_model.evidence import TranscriptIndex
+
+    prefix, suffixes = _ids(engine, session)
+    rows = _rows(engine, session, suffixes)
+    fast = engine.run_session(prefix, suffixes, max_new_tokens=max_new, constraints=rows)
+    assert engine.last_stats["decoding"] == "grounded"
+    naive = engine.run_session_naive(prefix, suffixes, max_new_tokens=max_new, constraints=_rows(engine, session, suffixes))
+    _assert_same(fast, naive)
+    option_ids = engine.option_token_ids(session.language)
+    for item, out in fast.items():
+        assert out.token_ids[0] in option_ids[out.argmax_score]
+        index = TranscriptIndex([t for t in session.turns if t.index in rows[item].candidate_turns])
+        ev = index.link(out.text.split("\n", 1)[1])
+        assert ev.unsupported == [] and ev.turn_indices, (item, out.text)
+    return fast
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_grounded_fast_equals_naive(tiny, n):
+    """Each of the 12 rows keeps its own constraint state; the LogitsProcessor path gives the same tokens."""
+    engine = Engine(tiny)
+    fast = _check_grounded(engine, _session(n))
+    prefix, suffixes = _ids(engine, _session(n))
+    free = engine.run_session(prefix, suffixes, max_new_tokens=40)
+    assert all(fast[i].token_ids != free[i].token_ids for i in fast), "the constraint changes what is written"
+    assert len({tuple(o.token_ids) for o in fast.values()}) >= 2 or n == 1
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_grounded_fast_equals_naive_on_variants(tmp_path, variant):
+    kwargs = VARIANTS[variant]
+    engine = Engine(load_model(ModelSpec(base=str(build_tiny_model(tmp_path / variant, seed=3, **kwargs)))))
+    _check_grounded(engine, _session(2), max_new=30)
 
 
 # ----------------------------------------------------------------------------- option tokens

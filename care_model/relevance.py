@@ -1,0 +1,35 @@
+"""Which transcript turns an item's rationale may quote: the turns most similar to the item.
+
+Item text and turn texts are embedded with all-MiniLM-L6-v2 (:mod:`care_model.embeddings`, the
+model the project ships) in one batch per session; for each item the ``k`` most similar turns of
+the speaker of interest (the client's; the other speaker's only when the client never speaks) are
+the candidates (:func:`care_model.grounding.rank_candidates`). When the embedding package is not
+installed, the candidates are the speaker's ``k`` longest turns and a warning says so.
+
+Public API::
+
+    candidate_turns(session, item_texts, *, k=8, speaker="client") -> (candidates, warnings)
+        candidates: {item: [Turn.index, ...]} best first
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from .grounding import rank_candidates
+
+
+def candidate_turns(session, item_texts: Mapping[int, str], *, k: int = 8,
+                    speaker: str = "client") -> tuple[dict[int, list[int]], list[str]]:
+    from . import embeddings
+
+    turns = [t for t in session.turns if str(t.text).strip()]
+    items = list(item_texts)
+    if not turns:
+        return {item: [] for item in items}, ["the transcript has no text to quote"]
+    if not embeddings.is_available():
+        lengths = [len(str(t.text)) for t in turns]
+        return ({item: rank_candidates(turns, lengths, k, speaker) for item in items},
+                ["the embedding model is not installed: candidate turns are the longest, not the most relevant"])
+    vecs = embeddings.embed([item_texts[i] for i in items] + [str(t.text) for t in turns])
+    sims = vecs[:len(items)] @ vecs[len(items):].T
+    return {item: rank_candidates(turns, sims[n], k, speaker) for n, item in enumerate(items)}, []
