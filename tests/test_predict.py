@@ -90,3 +90,41 @@ def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir):
     res = subprocess.run([sys.executable, "-m", "care_model.predict", "--store", str(tmp_path / "none")],
                          cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "No store at" in res.stderr
+
+
+# ----------------------------------------------------------------------------- grounded decoding
+@pytest.mark.parametrize("sample", [0, 20])  # English, Chinese
+def test_grounded_predictions_quote_candidate_turns(tiny_model_dir, sample):
+    """Default decoding is grounded: score = argmax of the stored distribution, every quote verbatim from
+    the item's recorded candidate turns (MiniLM top-k of the client's), evidence linked, nothing unsupported."""
+    from care_model.evidence import TranscriptIndex, find_quotes
+
+    session = Session.from_dict(SAMPLES[sample])
+    p = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=48, candidate_turns=3))
+    assert p.config.decoding == "grounded"
+    preds = p.predict_session(session)
+    client = {t.index for t in session.turns if t.speaker == "client"}
+    for x in preds:
+        assert x.decoding == "grounded" and x.parse_status == "ok", x.raw_output
+        assert x.score == max(range(5), key=lambda k: x.probs[k]) + 1
+        assert len(x.candidate_turns) == 3 and set(x.candidate_turns) <= client
+        quotes = find_quotes(x.rationale)
+        assert quotes and x.unsupported_quotes == [] and x.evidence
+        allowed = TranscriptIndex([t for t in session.turns if t.index in x.candidate_turns])
+        assert all(allowed.find(q) is not None for q in quotes)
+        assert x.truncated == any("cut at" in w for w in x.warnings)
+    assert len({tuple(x.candidate_turns) for x in preds}) >= 3, "candidates differ by item"
+
+
+def test_free_decoding_is_the_unconstrained_answer(tiny_model_dir):
+    session = Session.from_dict(SAMPLES[2])
+    spec = ModelSpec(base=str(tiny_model_dir))
+    free = Predictor(spec, PredictConfig(max_new_tokens=10, decoding="free"))
+    preds = free.predict_session(session, items=[1, 2])
+    engine = free.engine()
+    prefix, suffixes = engine.encode_prompt(free.session_prompt(session, [1, 2]))
+    raw = engine.run_session(prefix, suffixes, max_new_tokens=10)
+    assert [x.raw_output for x in preds] == [raw[1].text, raw[2].text]
+    assert all(x.decoding == "free" and x.candidate_turns == [] for x in preds)
+    with pytest.raises(Exception, match="Unknown decoding"):
+        Predictor(spec, PredictConfig(decoding="beam")).predict_session(session, items=[1])
