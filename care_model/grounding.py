@@ -196,6 +196,11 @@ class _Turn:
     data: bytes
     starts: list[int]        # byte offsets where a quote may start
     ends: frozenset          # byte offsets where a quote may end (word boundary, not after a space)
+    barriers: list[int]      # byte offsets of quote marks in the turn: a quote never runs across one
+
+    def room(self, at: int) -> int:
+        """Bytes a quote may still take from offset ``at`` (up to the next quote mark or the end)."""
+        return min((b for b in self.barriers if b >= at), default=len(self.data)) - at
 
 
 def _prepare_turn(index: int, text: str) -> _Turn | None:
@@ -208,11 +213,12 @@ def _prepare_turn(index: int, text: str) -> _Turn | None:
         pos += len(ch.encode("utf-8"))
     offs.append(pos)
     starts, ends = [], set()
+    marks = [i for i, ch in enumerate(text) if ch in _ALL_QUOTE_CHARS] + [len(text)]
     for i, ch in enumerate(text):
         prev = text[i - 1] if i else ""
         if _word(ch) and (_is_cjk(ch) or not prev or not (_word(prev) or prev in _SINGLE_QUOTES or prev == "_")):
-            rest = text[i:]
-            if i == 0 or _long_enough(normalize(rest)):
+            stop = next(m for m in marks if m > i)  # a quote ends before the turn's own quote marks
+            if _long_enough(normalize(text[i:stop])) or (i == 0 and stop == len(text)):
                 starts.append(offs[i])
     for j in range(1, len(text) + 1):
         last, nxt = text[j - 1], text[j] if j < len(text) else ""
@@ -220,7 +226,8 @@ def _prepare_turn(index: int, text: str) -> _Turn | None:
             continue
         if not nxt or _is_cjk(last) or _is_cjk(nxt) or not (_word(nxt) or nxt in _SINGLE_QUOTES):
             ends.add(offs[j])
-    return _Turn(index, text, text.encode("utf-8"), starts, frozenset(ends))
+    barriers = [offs[i] for i in marks[:-1]]
+    return _Turn(index, text, text.encode("utf-8"), starts, frozenset(ends), barriers)
 
 
 def rank_candidates(turns: Sequence, similarities: Sequence[float], k: int, speaker: str = "client") -> list[int]:
@@ -314,8 +321,9 @@ class GroundedRow:
 
     def _advance_quote(self, piece: bytes) -> None:
         close = self._close.encode("utf-8")
+        q = len(self._quote)
         cont = [(n, s) for n, s in self._positions
-                if self.turns[n].data.startswith(piece, s + len(self._quote))]
+                if self.turns[n].data.startswith(piece, s + q) and len(piece) <= self.turns[n].room(s + q)]
         if cont and piece in self.vocab.quote_safe:
             self._quote += piece
             self._positions = cont
@@ -384,8 +392,8 @@ class GroundedRow:
                 if at in seen:
                     continue
                 seen.add(at)
-                data = self.turns[n].data
-                ids.update(v.prefixes_of(data[s + q:s + q + v.max_len], v.quote_safe))
+                turn = self.turns[n]
+                ids.update(v.prefixes_of(turn.data[s + q:s + q + min(v.max_len, turn.room(s + q))], v.quote_safe))
         if may_close or not ids:
             close = self._close.encode("utf-8")
             ids.update(t for t in v.prefixes_of(close) if v.pieces[t] not in v.quote_safe or not ids)

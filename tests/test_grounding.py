@@ -21,6 +21,7 @@ TURNS = [
     Turn(3, "client", "I don't really want to do, like, a sleep plan or anything."),
     Turn(4, "client", "我最近工作压力很大，晚上睡不着。"),
     Turn(5, "client", "Yes."),
+    Turn(6, "client", "我同事说“你就别想了”，可是我做不到。"),
 ]
 EOS = 0
 OPTIONS = {1: [1], 2: [2], 3: [3], 4: [4], 5: [5]}
@@ -30,13 +31,13 @@ def _vocab(extra=()) -> Vocabulary:
     """Ids 0 eos, 1-5 the digits, then every single byte, words of the turns (with and without a leading
     space), quote marks alone and glued to punctuation, newline pieces and some free words."""
     pieces: list[bytes | None] = [None] + [str(d).encode() for d in range(1, 6)]
-    pieces += [bytes([b]) for b in range(256)]
+    pieces += [bytes([b]) for b in range(256)]  # “ and ” are only byte pieces here: the quote must stop at them
     words = set()
     for t in TURNS:
-        for w in re.findall(r"\w+|[^\w\s]", t.text):
+        for w in re.findall(r"\w+|[^\w\s“”]", t.text):
             words |= {w, " " + w}
-        words |= {t.text[i:i + 2] for i in range(len(t.text) - 1)}
-    words |= {'"', ' "', '".', '",', "“", "”", " “", "「", "」", "\n", ".\n", " [", "12", " turn", " shows",
+        words |= {t.text[i:i + 2] for i in range(len(t.text) - 1) if not {"“", "”"} & set(t.text[i:i + 2])}
+    words |= {'"', ' "', '".', '",', " “", "「", "」", "\n", ".\n", " [", "12", " turn", " shows",
               " that", " she", " feels", " the", " way", " 'cause", "'s", "The", " client", " says", "来访者", "说",
               "：", "The client says"}
     words |= set(extra)
@@ -72,7 +73,7 @@ def _text(vocab, ids):
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_random_walks_quote_only_candidate_turns_verbatim(language):
     vocab = _vocab()
-    candidates = [1, 3, 4] if language == "en" else [4, 1]
+    candidates = [1, 3, 4] if language == "en" else [4, 1, 6]
     index = TranscriptIndex([t for t in TURNS if t.index in candidates])
     full = TranscriptIndex(TURNS)
     quoted = set()
@@ -172,18 +173,18 @@ def test_second_quote_is_constrained_and_free_cap_truncates():
 
 def test_lead_in_and_quote_style_follow_the_vocabulary():
     vocab = _vocab()
-    assert lead_in("zh", "client", vocab) == ("来访者说：“", "“", "”")
+    curly = _vocab(extra=("“", "”"))
+    assert lead_in("zh", "client", curly) == ("来访者说：“", "“", "”")
     assert lead_in("en", "counselor", vocab) == ('The counselor says "', '"', '"')
-    no_curly = Vocabulary([p for p in vocab.pieces if p not in ("“".encode(), "”".encode())], [EOS])
-    assert lead_in("zh", "client", no_curly)[1:] == ("「", "」")
+    assert lead_in("zh", "client", vocab)[1:] == ("「", "」"), "“” are not single tokens of this vocabulary"
     text = "来访者说：「我最近工作压力很大」"
     assert find_quotes(text) == ["我最近工作压力很大"]
 
 
 def test_rank_candidates_top_k_of_the_speaker():
-    sims = [0.9, 0.1, 0.95, 0.5, 0.3, 0.5]
+    sims = [0.9, 0.1, 0.95, 0.5, 0.3, 0.5, 0.2]
     assert rank_candidates(TURNS, sims, 2) == [3, 5]       # client turns only, ties by turn order
-    assert rank_candidates(TURNS, sims, 10) == [3, 5, 4, 1]
+    assert rank_candidates(TURNS, sims, 10) == [3, 5, 4, 6, 1]
     assert rank_candidates(TURNS, sims, 1, speaker="counselor") == [2]
     only_counselor = [t for t in TURNS if t.speaker == "counselor"]
     assert rank_candidates(only_counselor, [0.1, 0.9], 1) == [2]  # nobody else to quote
