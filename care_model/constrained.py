@@ -5,7 +5,8 @@ Both inference paths pick tokens the same way -- the disallowed logits set to ``
 
 * :func:`choose_tokens` -- the batched engine: one row state per batch row.
 * :class:`GroundedLogitsProcessor` -- a ``transformers`` ``LogitsProcessor`` for ``model.generate``
-  (one sequence); on its first call it starts the row with the option the raw logits prefer.
+  (one sequence); on its first call it starts the row with the argmax option and the option
+  distribution of the raw logits (``score_of(logits) -> (argmax, probs)``).
 
 :func:`vocabulary_for` builds (and caches per tokenizer) the :class:`~care_model.grounding.Vocabulary`.
 """
@@ -55,7 +56,8 @@ def choose_tokens(logits: torch.Tensor, rows: Sequence[GroundedRow]) -> torch.Te
 class GroundedLogitsProcessor(LogitsProcessor):
     """Grounded decoding inside ``model.generate`` (batch of one; greedy)."""
 
-    def __init__(self, row: GroundedRow, prompt_length: int, score_of: Callable[[torch.Tensor], int]):
+    def __init__(self, row: GroundedRow, prompt_length: int,
+                 score_of: Callable[[torch.Tensor], tuple[int, list[float]]]):
         self.row = row
         self.prompt_length = int(prompt_length)
         self.score_of = score_of
@@ -64,7 +66,7 @@ class GroundedLogitsProcessor(LogitsProcessor):
         if input_ids.shape[0] != 1:
             raise ValueError("GroundedLogitsProcessor handles one sequence at a time.")
         if input_ids.shape[1] == self.prompt_length:
-            self.row.start(self.score_of(scores[0]))
+            self.row.start(*self.score_of(scores[0]))
         else:
             self.row.advance(int(input_ids[0, -1]))
         return constrain(scores[0], self.row.allowed())[None]

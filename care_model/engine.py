@@ -566,7 +566,7 @@ class Engine:
                 from .constrained import choose_tokens
 
                 for b in range(B):
-                    rows[b].start(scores[b][2])
+                    rows[b].start(scores[b][2], scores[b][0])
             pick = (lambda lg: choose_tokens(lg, [rows[r] for r in active.tolist()])) if rows else \
                 (lambda lg: lg.argmax(-1))
             stats["decoding"] = "grounded" if rows else "free"

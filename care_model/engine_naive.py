@@ -49,7 +49,10 @@ def run_naive(engine, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequen
                 if constraints:
                     from .constrained import GroundedLogitsProcessor
 
-                    score_of = lambda row: engine._score(row, option_ids)[2]  # noqa: E731
+                    def score_of(logits_row):  # (argmax option, option probabilities)
+                        probs, _, argmax, _ = engine._score(logits_row, option_ids)
+                        return argmax, probs
+
                     extra["logits_processor"] = LogitsProcessorList(
                         [GroundedLogitsProcessor(constraints[item], ids.shape[1], score_of)])
                 out = engine.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, **extra)

@@ -39,7 +39,8 @@ Public API::
     GroundingConfig(k=8, max_quote_tokens=40, max_free_tokens=32, ...)
     lead_in(language, speaker, vocabulary) -> (text, opening mark, closing mark)
     GroundedRow(vocab, turns, option_ids, language=, speaker=, config=)
-        .start(score); .allowed() -> ("only" | "ban", ids); .advance(token_id)
+        .start(score, probs); .allowed() -> ("only" | "ban", ids); .advance(token_id)
+        (fixed_score=: drafting for a given score; score_rule=: e.g. the calibrated argmax)
         .done, .truncated, .quotes, .candidate_turns
     rank_candidates(turns, similarities, k, speaker) -> [turn index, ...]
 """
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .evidence import _long_enough, normalize
 
@@ -246,7 +247,8 @@ class GroundedRow:
     """The constraint state of one item's answer (see the module docstring)."""
 
     def __init__(self, vocab: Vocabulary, turns: Sequence[tuple[int, str]], option_ids: Mapping[int, Sequence[int]],
-                 *, language: str = "en", speaker: str = "client", config: GroundingConfig | None = None):
+                 *, language: str = "en", speaker: str = "client", config: GroundingConfig | None = None,
+                 fixed_score: int | None = None, score_rule: Callable[[Sequence[float]], int] | None = None):
         self.vocab = vocab
         self.config = config or GroundingConfig()
         self.option_ids = {int(k): [int(t) for t in v] for k, v in option_ids.items()}
@@ -270,11 +272,20 @@ class GroundedRow:
         self.done = False
         self.truncated = False
         self.score: int | None = None
+        self.fixed_score = fixed_score    # drafting: write the answer for this score, whatever the model prefers
+        self.score_rule = score_rule      # e.g. the argmax of the calibrated distribution (given the raw probs)
 
     # --------------------------------------------------------------- protocol
-    def start(self, score: int) -> None:
-        """The option chosen from the engine's distribution (its argmax); call before the first token."""
-        self.score = int(score)
+    def start(self, score: int, probs: Sequence[float] | None = None) -> None:
+        """Call before the first token with the engine's argmax option and its option distribution
+        (options in order). The score line is ``fixed_score`` if set, else ``score_rule(probs)`` if set,
+        else ``score``."""
+        if self.fixed_score is not None:
+            self.score = int(self.fixed_score)
+        elif self.score_rule is not None and probs is not None:
+            self.score = int(self.score_rule(list(probs)))
+        else:
+            self.score = int(score)
 
     def allowed(self) -> tuple[str, list[int]]:
         """``("only", ids)``: pick among these; ``("ban", ids)``: anything but these."""

@@ -134,6 +134,8 @@ class Predictor:
         prefix_ids, suffix_ids = engine.encode_prompt(prompt)
         run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
         rows, ground_warnings = ({}, []) if scores_only else grounding_rows(engine, session, suffix_ids, self.config)
+        if rows and self.config.calibration == "content-free":
+            calibrated_score_rule(self, session, rows)
         outputs = run(prefix_ids, suffix_ids, max_new_tokens=self.config.max_new_tokens, scores_only=scores_only,
                       progress=lambda f, m: report(0.02 + 0.96 * f, m), language=session.language,
                       constraints=rows or None)
@@ -206,6 +208,19 @@ def grounding_rows(engine, session: Session, items: Iterable, config: PredictCon
     rows = build_rows(vocab, session.turns, cands, engine.option_token_ids(session.language),
                       language=session.language, config=GroundingConfig(k=config.candidate_turns))
     return rows, warnings
+
+
+def calibrated_score_rule(predictor, session: Session, rows: dict) -> None:
+    """With contextual calibration, a grounded row writes the argmax of the *calibrated* distribution."""
+    from .calibration import calibrate
+    from .predict_modes import content_free_probs
+
+    form = load_form(session.form)
+    prior, points = content_free_probs(predictor, form, session.language), form.scale.points
+    for item, row in rows.items():
+        if item in prior:
+            row.score_rule = lambda probs, _p=prior[item]: points[max(range(len(probs)),
+                                                                     key=calibrate(probs, _p).__getitem__)]
 
 
 # ---------------------------------------------------------------------- the store side

@@ -194,3 +194,16 @@ def test_score_must_be_given_first():
     row = GroundedRow(_vocab(), [(1, TURNS[1].text)], OPTIONS)
     with pytest.raises(RuntimeError, match="start"):
         row.allowed()
+
+
+def test_score_line_fixed_or_by_rule():
+    vocab = _vocab()
+    fixed = GroundedRow(vocab, [(1, TURNS[1].text)], OPTIONS, fixed_score=5)
+    fixed.start(2, [0.1, 0.6, 0.1, 0.1, 0.1])
+    assert fixed.allowed() == ("only", [5]), "drafting writes the target score"
+    ruled = GroundedRow(vocab, [(1, TURNS[1].text)], OPTIONS, score_rule=lambda p: 1 + p.index(min(p)))
+    ruled.start(2, [0.1, 0.6, 0.05, 0.15, 0.1])
+    assert ruled.allowed() == ("only", [3])
+    plain = GroundedRow(vocab, [(1, TURNS[1].text)], OPTIONS)
+    plain.start(2, [0.1, 0.6, 0.1, 0.1, 0.1])
+    assert plain.allowed() == ("only", [2])

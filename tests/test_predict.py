@@ -128,3 +128,16 @@ def test_free_decoding_is_the_unconstrained_answer(tiny_model_dir):
     assert all(x.decoding == "free" and x.candidate_turns == [] for x in preds)
     with pytest.raises(Exception, match="Unknown decoding"):
         Predictor(spec, PredictConfig(decoding="beam")).predict_session(session, items=[1])
+
+
+def test_grounded_score_is_the_calibrated_argmax_with_calibration(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CARE_CACHE_DIR", str(tmp_path / "cache"))
+    session = Session.from_dict(SAMPLES[3])
+    p = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=30, calibration="content-free"))
+    preds = p.predict_session(session, items=[1, 2, 3, 4])
+    for x in preds:
+        assert x.probs_calibrated and x.decoding == "grounded"
+        assert x.score == max(range(5), key=lambda k: x.probs_calibrated[k]) + 1
+        assert x.raw_output.lstrip().startswith(str(x.score))
+    assert any(max(range(5), key=lambda k: x.probs[k]) + 1 != x.score for x in preds), \
+        "on this tiny model calibration changes some argmax (else the test proves nothing)"
