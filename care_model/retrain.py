@@ -44,6 +44,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from . import procs
 from .curation import read_snapshot, split_by_client, take_snapshot, write_snapshot
 from .errors import CareError, ConfigError, TrainingError
 from .records import now_iso
@@ -268,7 +269,8 @@ def launch_subprocess(run_dir: Path | str, *, resume: bool = False, python: str 
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
                             start_new_session=True, cwd=str(root))
     log.close()
-    write_json(run_dir / "process.json", {"pid": proc.pid, "cmd": cmd, "started_at": now_iso()})
+    # the PID with its start time and boot: a later reader never mistakes another process for it
+    write_json(run_dir / "process.json", {**procs.identify(proc.pid), "cmd": cmd, "started_at": now_iso()})
     return proc
 
 

@@ -10,7 +10,10 @@ registers the candidate (:func:`care_model.retrain.finish_run`) -- exactly once.
 
 Everything a page needs is in the store and the run folder, not in the page or in this object:
 ``training_runs`` records the run (status, pid, run folder), so a page reload -- or an app
-restart while the trainer keeps running -- reattaches to it.
+restart while the trainer keeps running -- reattaches to it. The trainer is recognised by its
+PID *and* its start time and boot (``process.json``, :mod:`care_model.procs`): after a reboot, or
+once its PID belongs to another process, the run is marked failed (resumable) and nothing is
+signalled.
 
 Retraining is enabled once ``min_new_sessions`` sessions have been curated (a submitted label
 saved) since the last successful run's snapshot; admins set the number (``settings`` document
@@ -18,12 +21,12 @@ saved) since the last successful run's snapshot; admins set the number (``settin
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from care_model import procs
 from care_model import versions as V
 from care_model.curation import new_curated_sessions
 from care_model.errors import ConfigError, TrainingError, ValidationError
@@ -54,20 +57,6 @@ def parse_overrides(text: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("The overrides must be 'key: value' lines.", "For example: max_steps: 20")
     return data
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, PermissionError, OSError):
-        return False
-    try:  # a zombie (exited, not yet reaped) is not running
-        with open(f"/proc/{int(pid)}/stat", encoding="utf-8") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def log_tail(run_dir, lines: int = 40) -> str:
@@ -139,7 +128,7 @@ class TrainingManager:
         proc = self._procs.get(doc["id"])
         if proc is not None:
             return proc.poll() is None
-        return _alive((read_json(Path(doc["run_dir"]) / "process.json") or {}).get("pid"))
+        return procs.state(read_json(Path(doc["run_dir"]) / "process.json")) == "running"
 
     def poll(self) -> dict | None:
         """Finish the current run if its process has exited (registering its candidate); returns it."""
@@ -154,13 +143,22 @@ class TrainingManager:
         record = read_json(run_path(run_dir, "run")) or {}
         proc = self._procs.pop(doc["id"], None)
         code = proc.poll() if proc is not None else None
+        lost = None
+        if proc is None:  # not started by this app instance: judge the recorded process
+            rec = read_json(run_dir / "process.json") or {}
+            why = {"reused": "its PID now belongs to another process (the machine restarted, or the trainer died)",
+                   "unknown": "its record has no start time, so the process cannot be told from a stranger"}
+            state = procs.state(rec)
+            if state in why:
+                lost = (f"The training process recorded for this run (PID {rec.get('pid')}) is not running: "
+                        f"{why[state]}. Resume the run from its last checkpoint, or start a new one.")
         if record.get("status") == "done":
             finish_run(self.repo, run_dir, actor=doc.get("started_by", "system"))
         else:
             status = "cancelled" if (record.get("status") == "cancelled" or doc.get("cancel_requested")) else "failed"
             doc = self.repo.collection(RUNS).require(doc["id"])
             doc["status"] = status
-            doc["error"] = record.get("error") or (None if status == "cancelled" else
+            doc["error"] = record.get("error") or (None if status == "cancelled" else lost or
                                                    f"The training process exited (code {code}) without finishing; "
                                                    f"see the log.")
             doc["finished_at"] = now_iso()
@@ -221,12 +219,7 @@ class TrainingManager:
             run_dir = Path(doc["run_dir"])
             request_cancel(run_dir, access.username)
             if read_progress(run_dir).status != "running":  # still loading: no loop checks the file yet
-                pid = (read_json(run_dir / "process.json") or {}).get("pid")
-                if _alive(pid):
-                    try:
-                        os.killpg(int(pid), signal.SIGTERM)
-                    except OSError:
-                        pass
+                procs.signal_group(read_json(run_dir / "process.json"), signal.SIGTERM)
             doc["cancel_requested"] = {"by": access.username, "at": now_iso()}
             return self.repo.collection(RUNS).put(doc, actor=access.username, action="cancel")
 
