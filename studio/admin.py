@@ -5,10 +5,6 @@ admin (:class:`~care_model.errors.PermissionDenied`) before touching anything.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-from pathlib import Path
 
 from care_model.errors import ValidationError
 
@@ -34,6 +30,23 @@ def set_role(repo, access: Access, username: str, role: str) -> dict:
     _admin(access, "changing roles")
     u = repo.set_role(username, role, actor=access.username)
     return {"username": u["username"], "role": u["role"]}
+
+
+def set_active(repo, access: Access, username: str, active: bool) -> dict:
+    """Deactivate (or reactivate) a user: a deactivated user can neither log in nor call the API
+    (their open pages are refused at the next request). Audited. An admin cannot lock themself out."""
+    _admin(access, "activating or deactivating users")
+    if not active and username == access.username:
+        raise ValidationError("You cannot deactivate your own account.", "Ask another admin to do it.")
+    u = repo.set_active(username, bool(active), actor=access.username)
+    return {"username": u["username"], "role": u["role"], "active": u["active"]}
+
+
+def reset_password(repo, access: Access, username: str, password: str) -> dict:
+    """Set a new password for a user (audited without the hash); their old password stops working."""
+    _admin(access, "resetting passwords")
+    u = repo.set_password(username, password, actor=access.username)
+    return {"username": u["username"], "role": u["role"], "active": u.get("active", True)}
 
 
 def parse_ids(text_or_list) -> list[str]:
@@ -75,17 +88,14 @@ def import_files(repo, access: Access, jobs, paths: list[str], fmt: str, *, pred
 
 
 def export_store(repo, access: Access, session_ids=None) -> str:
-    """Write a JSONL export (owner-only permissions) to a fresh private temp folder; returns its path."""
+    """Write a JSONL export (owner-only permissions) to a fresh private temp folder; returns its
+    path, which only ``access``'s user may download from the app (:mod:`studio.downloads`)."""
     _admin(access, "exporting the store")
     from store.export import export_jsonl
 
-    base = Path(tempfile.gettempdir()) / f"care-exports-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    for old in base.glob("*/*.jsonl"):  # drop exports older than an hour
-        if time.time() - old.stat().st_mtime > 3600:
-            old.unlink(missing_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=base))
-    path = folder / f"care-export-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    from .downloads import private_path
+
+    path = private_path(access.username, "export", "jsonl")
     export_jsonl(repo, path, parse_ids(session_ids) or None)
     return str(path)
 

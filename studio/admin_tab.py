@@ -7,11 +7,12 @@ import gradio as gr
 
 from care_model.records import ROLES
 
-from . import admin, render, ui, validate
+from . import admin, audit_trail, render, ui, validate
 from .access import review_settings, set_review_settings
 from store.formats import FORMATS
 
 USER_HEADERS = ["User", "Role", "Active"]
+AUDIT_HEADERS = ["When (UTC)", "Who", "What", "Id", "Action", "Changed fields"]
 
 
 def _jobs_html(jobs: list[dict]) -> str:
@@ -57,6 +58,38 @@ class AdminUI:
         access = self._admin(request)
         u = admin.set_role(self.ctx.repo, access, username, role)
         return render.status_html(f"{u['username']} is now {u['role']}.", "ok"), self._users_value(access)
+
+    @ui.guard
+    def set_active(self, username: str, active: bool, request: gr.Request):
+        access = self._admin(request)
+        u = admin.set_active(self.ctx.repo, access, (username or "").strip(), active)
+        state = "active again" if u["active"] else "deactivated: they can no longer log in or call the API"
+        return render.status_html(f"{u['username']} is {state}.", "ok"), self._users_value(access)
+
+    def deactivate(self, username: str, request: gr.Request):
+        return self.set_active(username, False, request)
+
+    def reactivate(self, username: str, request: gr.Request):
+        return self.set_active(username, True, request)
+
+    @ui.guard
+    def reset_password(self, username: str, password: str, request: gr.Request):
+        access = self._admin(request)
+        u = admin.reset_password(self.ctx.repo, access, (username or "").strip(), password or "")
+        return render.status_html(f"New password set for {u['username']}.", "ok"), ""
+
+    @ui.guard
+    def audit(self, session_id: str, user: str, action: str, request: gr.Request):
+        r = audit_trail.rows(self.ctx.repo, self._admin(request), session_id=session_id or "", user=user or "",
+                             action=action or "")
+        note = f"{r['total']} entries" + (f" (newest {len(r['rows'])} shown)" if r["total"] > len(r["rows"]) else "")
+        return ({"data": [[row[k] for k in audit_trail.COLUMNS] for row in r["rows"]], "headers": AUDIT_HEADERS},
+                render.status_html(note, "idle"))
+
+    @ui.guard
+    def export_audit(self, session_id: str, user: str, action: str, request: gr.Request) -> str:
+        return audit_trail.export(self.ctx.repo, self._admin(request), session_id=session_id or "", user=user or "",
+                                  action=action or "")
 
     @ui.guard
     def assign(self, session_ids: str, usernames: str, mode: str, request: gr.Request):
@@ -123,6 +156,12 @@ def build_tab(ctx):
                     gr.Button("Add user", elem_id="care-add-user").click(h.add_user, [u_name, u_pw, u_role],
                                                                          [msg, users, u_pw], **quiet)
                     gr.Button("Set role", elem_id="care-set-role").click(h.set_role, [u_name, u_role], [msg, users], **quiet)
+                with gr.Row():
+                    gr.Button("Deactivate", variant="stop", elem_id="care-deactivate").click(
+                        h.deactivate, [u_name], [msg, users], **quiet)
+                    gr.Button("Reactivate", elem_id="care-reactivate").click(h.reactivate, [u_name], [msg, users], **quiet)
+                    gr.Button("Reset password", elem_id="care-reset-password").click(
+                        h.reset_password, [u_name, u_pw], [msg, u_pw], **quiet)
         with gr.Row():
             with gr.Column():
                 gr.Markdown("### Import transcripts (new sessions are predicted in the background)")
@@ -137,6 +176,20 @@ def build_tab(ctx):
                 gr.Button("Export store", elem_id="care-export").click(h.export, [], [out], api_name="export_store")
                 gr.Markdown("### Predict jobs")
                 jobs = gr.HTML(js_on_load=None, elem_id="care-jobs")
+        with gr.Accordion("Audit trail", open=False, elem_id="care-audit"):
+            with gr.Row():
+                au_sid = gr.Textbox(label="Session id", elem_id="care-audit-session")
+                au_user = gr.Textbox(label="User (who did it, or whom it concerns)", elem_id="care-audit-user")
+                au_action = gr.Textbox(label="Action (e.g. submit, reopen, deactivate)", elem_id="care-audit-action")
+            with gr.Row():
+                au_show = gr.Button("Show", variant="primary", elem_id="care-audit-show")
+                au_export = gr.Button("Export (JSONL)", elem_id="care-audit-export")
+            au_note = gr.HTML(js_on_load=None, elem_id="care-audit-note")
+            au_table = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, elem_id="care-audit-table", max_height=420)
+            au_file = gr.File(label="Audit export", elem_id="care-audit-file")
+        au_in = [au_sid, au_user, au_action]
+        au_show.click(h.audit, au_in, [au_table, au_note], **quiet)
+        au_export.click(h.export_audit, au_in, [au_file], **quiet)  # the API reads rows with /audit_trail
         timer = gr.Timer(2.0, active=False)  # runs only while predict jobs are waiting or running
         timer.tick(h.jobs, [], [jobs, timer], **quiet)
         import_btn.click(h.import_files, [files, fmt, predict], [msg, report], api_name="import_sessions",

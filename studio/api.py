@@ -13,7 +13,7 @@ UI because they move files: ``/export_store`` and ``/import_sessions`` (Admin ta
 """
 import gradio as gr
 
-from . import admin, review, ui, validate
+from . import admin, audit_trail, review, ui, validate
 from .access import active_model_version, require_session, set_review_settings
 
 ADMIN = ("admin",)
@@ -106,13 +106,31 @@ class Api:
         return admin.set_role(self.ctx.repo, self._who(request, *ADMIN), username, role)
 
     @ui.guard
+    def set_active(self, username: str, active: bool, request: gr.Request = None) -> dict:
+        """Admin: deactivate (``active`` false) or reactivate a user; audited."""
+        return admin.set_active(self.ctx.repo, self._who(request, *ADMIN), username, active)
+
+    @ui.guard
+    def reset_password(self, username: str, password: str, request: gr.Request = None) -> dict:
+        """Admin: give a user a new password; audited (never the password itself)."""
+        return admin.reset_password(self.ctx.repo, self._who(request, *ADMIN), username, password)
+
+    @ui.guard
+    def audit_trail(self, session_id: str = "", user: str = "", action: str = "", limit: int = 500,
+                    request: gr.Request = None) -> dict:
+        """Admin: the audit trail, newest first, filtered by session, user and action."""
+        return audit_trail.rows(self.ctx.repo, self._who(request, *ADMIN), session_id=session_id, user=user,
+                                action=action, limit=limit)
+
+    @ui.guard
     def list_users(self, request: gr.Request = None) -> list:
         """Admin: users and roles."""
         return admin.list_users(self.ctx.repo, self._who(request, *ADMIN))
 
 
 ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session", "predict_session",
-             "predict_status", "set_setting", "assign_sessions", "add_user", "set_role", "list_users")
+             "predict_status", "set_setting", "assign_sessions", "add_user", "set_role", "set_active", "reset_password",
+             "list_users", "audit_trail")
 
 
 def build_tab(ctx):

@@ -18,11 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
-import time
-from pathlib import Path
 
 from care_model import agreement, human_eval
 
@@ -182,13 +178,12 @@ def export_campaign(repo, access: Access, campaign_id: str) -> dict:
     camp = get_campaign(repo, campaign_id)
     results = campaign_results(repo, campaign_id)
     ratings = rating_rows(repo, camp, submitted_only=False)
-    base = Path(tempfile.gettempdir()) / f"care-exports-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=base))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    paths = {"ratings_csv": folder / f"{camp['id']}-ratings-{stamp}.csv",
-             "results_csv": folder / f"{camp['id']}-results-{stamp}.csv",
-             "json": folder / f"{camp['id']}-{stamp}.json"}
+    from .downloads import private_folder, private_path
+
+    folder = private_folder()  # only this admin may download them from the app (studio.downloads)
+    paths = {key: private_path(access.username, "eval", ext, f"{camp['id']}-{what}", folder)
+             for key, what, ext in (("ratings_csv", "ratings", "csv"), ("results_csv", "results", "csv"),
+                                    ("json", "all", "json"))}
     paths["ratings_csv"].write_text(_csv(ratings, RATING_COLUMNS), encoding="utf-8")
     paths["results_csv"].write_text(_csv(result_rows(results), RESULT_COLUMNS), encoding="utf-8")
     paths["json"].write_text(json.dumps({"campaign": camp, "ratings": ratings, "results": results},

@@ -21,7 +21,7 @@ from studio.testing import password
 ROLES = {"admin": "admin", "adj": "adjudicator", "ann": "annotator"}
 FOREIGN_SID = "sample-en-01"  # assigned to bob only (shared)
 DOUBLE_SID = "sample-en-02"  # bob and carol code it independently
-BIG = "x" * 100_000
+BIG = "x" * 20_000  # over every text cap (the largest is 4,000)
 FOREIGN: set = set()  # ids of other people's resources (filled by the fixture)
 
 # What a well-typed call sends, by parameter name (values pointing at other people's resources).
@@ -122,7 +122,8 @@ def planned_calls(endpoints, defaults_of):
                 component = ptype.startswith("Literal") or "filepath" in ptype
                 bad = wrong_values(ptype) + ([BIG] if ptype in ("str", "None | str") else [])
                 bad += [[BIG]] if ptype in ("list[str]", "None | list[str]") else []
-                for value in bad:
+                # the type check runs before the role check: other roles get one wrong value each
+                for value in bad if role == "admin" or len(bad) <= 2 else [bad[0], bad[-1]]:
                     # refused, naming the parameter (a component input: the parameter or the value) and the fix
                     check = (lambda msg, p=pname, c=component: clear(msg) and (p in msg or c)
                              or c and "12345" in msg and not msg.startswith("NOT "))
@@ -154,4 +155,4 @@ def test_every_endpoint_refuses_bad_input_and_foreign_resources_and_the_store_is
     log = capfd.readouterr()
     assert "Traceback" not in log.out + log.err, (log.out + log.err)[-3000:]
     print(f"{len(plan)} calls in {elapsed:.1f} s")
-    assert len(plan) > 300 and elapsed < 120, (len(plan), elapsed)
+    assert len(plan) > 300 and elapsed < 180, (len(plan), elapsed)  # about 60 s on a quiet 2-core machine
