@@ -25,6 +25,7 @@ CHANGE_REASONS = {
     "wrong_evidence": "Wrong or missing evidence",
     "missing_factor": "Missing factor",
     "style": "Style",
+    "no_answer": "The model gave no answer",
 }
 ROLES = ("annotator", "adjudicator", "admin")
 DRAFT_MODE = "draft"
@@ -194,6 +195,8 @@ class Label:
     :data:`ADJUDICATED` for the final label an adjudicator settled. ``created_by`` and
     ``updated_by`` always name the people. ``version`` counts saves; a save must name the
     version it started from, so nobody overwrites a change they have not seen.
+    ``accepted_suggestion`` is the id of the model suggestion the label equals (score, rationale
+    and evidence, no change reason), set on save: an accepted suggestion is recorded as such.
     """
 
     session_id: str
@@ -205,6 +208,7 @@ class Label:
     status: str = "draft"
     prediction_id: str | None = None
     change_reasons: list[str] = field(default_factory=list)
+    accepted_suggestion: str | None = None  # the prediction's id when the label equals that suggestion
     comment: str = ""
     adjudicated_from: list[str] = field(default_factory=list)
     version: int = 0

@@ -31,12 +31,13 @@ def speaker(name: str, language: str = "en") -> str:
 
 
 def transcript_html(session: dict) -> str:
-    """Numbered, speaker-marked turns; each turn is ``#care-turn-<index>`` for evidence links."""
+    """Numbered, speaker-marked turns; each turn is ``#care-turn-<index>`` for evidence links and
+    focusable (the page's script makes a click, Enter or a text selection pick evidence)."""
     lang = session.get("language", "en")
     rows = []
     for t in session["turns"]:
         i = int(t["index"])
-        rows.append(f'<div class="care-turn sp-{esc(t["speaker"])}" id="care-turn-{i}" data-idx="{i}">'
+        rows.append(f'<div class="care-turn sp-{esc(t["speaker"])}" id="care-turn-{i}" data-idx="{i}" tabindex="0">'
                     f'<span class="tn">{i}</span><span class="sp">{esc(speaker(t["speaker"], lang))}</span>'
                     f'<span class="tx">{esc(t["text"])}</span></div>')
     return f'<div class="care-transcript-inner" lang="{esc(lang)}">{"".join(rows)}</div>'
@@ -224,3 +225,56 @@ def job_html(job: dict | None) -> str:
         return f'<div class="care-job care-job-done">Predicted {esc(job["session_id"])} with {esc(job.get("model_version") or "")}.</div>'
     return (f'<div class="care-job"><span>Predicting {esc(job["session_id"])}: {esc(state)} {esc(msg)}</span>'
             f'<span class="care-jobbar"><span style="width:{pct}%"></span></span> {pct}%</div>')
+
+
+STATE_SHORT = {"unreviewed": ("to do", "st-unreviewed"), "draft": ("saved", "st-draft"),
+               "submitted": ("submitted", "st-submitted"), "unsaved": ("unsaved", "st-unsaved"),
+               "conflict": ("conflict", "st-conflict")}
+
+
+def item_list_html(rows: list[dict]) -> str:
+    """All items at a glance: one row each (``item``, ``text``, ``dimension``, ``model`` score or
+    None with ``model_note``, ``accepted``, ``expert`` score or None, ``state``, ``checks``,
+    ``evidence``). A row is ``tr.care-row[data-item]``; the page's script opens its card. The
+    style block marks each item's evidence turns in the transcript while that item is open."""
+    body, marks = [], []
+    for r in rows:
+        i = int(r["item"])
+        state, cls = STATE_SHORT.get(r["state"], (r["state"], ""))
+        if r.get("accepted"):
+            state = "accepted" if r["state"] != "submitted" else "submitted ✓"
+        blocking = [c for c in r["checks"] if c["blocking"]]
+        warns = [c for c in r["checks"] if not c["blocking"]]
+        tip = esc("\n".join(c["message"] for c in r["checks"]))
+        if blocking:
+            chk = f'<span class="chk-n chk-block" title="{tip}">✗ {esc(blocking[0]["message"])}</span>'
+        elif warns:
+            chk = f'<span class="chk-n chk-warn" title="{tip}">! {esc(warns[0]["message"])}</span>'
+        else:
+            chk = ('<span class="chk-n care-ok">✓</span>' if r["state"] != "unreviewed" else
+                   '<span class="chk-n care-ok">suggestion passes</span>' if r["model"] is not None else "")
+        model = (f'<b>{int(r["model"])}</b>' if r["model"] is not None
+                 else f'<span class="care-muted">{esc(r.get("model_note") or "–")}</span>')
+        expert = "–" if r["expert"] is None else f'<b>{int(r["expert"])}</b>'
+        ev = ",".join(str(int(e)) for e in r.get("evidence") or [])
+        body.append(f'<tr class="care-row" data-item="{i}" data-evidence="{esc(ev)}" tabindex="0" '
+                    f'title="Open item {i}"><td class="c-no">{i}</td><td class="c-text">{esc(r["text"])}</td>'
+                    f'<td class="c-dim">{esc(r["dimension"])}</td><td class="c-sc">{model}</td>'
+                    f'<td class="c-sc">{expert}</td><td><span class="care-badge {cls}">{esc(state)}</span></td>'
+                    f'<td class="c-chk">{chk}</td></tr>')
+        for e in r.get("evidence") or []:
+            marks.append(f'body[data-care-item="{i}"] #care-turn-{int(e)}')
+    style = (f'<style>{", ".join(marks)} {{background:#dcfce7 !important; box-shadow: inset 4px 0 0 #16a34a;}}</style>'
+             if marks else "")
+    return (f'{style}<table class="care-list"><thead><tr><th>#</th><th>Item</th><th>Dim.</th>'
+            f'<th title="The model\'s score">Model</th><th title="Your score">You</th><th>State</th>'
+            f'<th>Checks</th></tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def bulk_confirm_html(todo: list[dict], texts: dict) -> str:
+    """The confirmation of "Accept all": the items and the scores that would be accepted."""
+    lis = "".join(f'<li><b>{int(t["item"])}</b> score {int(t["score"])} · {esc(texts.get(t["item"], ""))}</li>'
+                  for t in todo)
+    return (f'<div class="care-bulk"><div class="care-bulk-title">Accept the model\'s suggestion (score, rationale '
+            f'and evidence) for these {len(todo)} unreviewed item(s)? Their suggestions pass the checks.</div>'
+            f'<ol class="care-bulk-list">{lis}</ol></div>')

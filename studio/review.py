@@ -33,6 +33,7 @@ from care_model.evidence import TranscriptIndex
 from care_model.records import CHANGE_REASONS, Label
 from care_model.wai import load_form
 
+from .accept import accepted_draft, equals_suggestion, readable  # noqa: F401 (accepted_draft: re-exported)
 from .access import Access, active_model_version, require_session, visible_sessions
 from .submitted import may_reopen, read_only, reopen_session, submitter  # noqa: F401 (reopen_session: API)
 
@@ -124,8 +125,8 @@ def label_dict(label) -> dict:
     return d
 
 
-LABEL_META = ("id", "annotator", "status", "score", "version", "prediction_id", "created_at", "created_by",
-              "updated_at", "updated_by")
+LABEL_META = ("id", "annotator", "status", "score", "version", "prediction_id", "accepted_suggestion", "created_at",
+              "created_by", "updated_at", "updated_by")
 
 
 def label_meta(label) -> dict:
@@ -151,14 +152,6 @@ def draft_of(label: Label | None, pred: dict | None) -> dict:
                 "change_reasons": list(label.change_reasons)}
     return {"score": None, "rationale": (pred or {}).get("rationale", ""), "evidence": list((pred or {}).get("evidence", [])),
             "change_reasons": []}
-
-
-def accepted_draft(pred: dict | None, reasons=()) -> dict:
-    """The model's suggestion as the expert's answer (the "accept" shortcut)."""
-    if not pred or pred.get("score") is None:
-        raise ValidationError("There is no model suggestion to accept for this item.", "Score it yourself, or predict the session first.")
-    return {"score": pred["score"], "rationale": pred.get("rationale", ""), "evidence": list(pred.get("evidence", [])),
-            "change_reasons": list(reasons)}
 
 
 def _strict_int(value, what: str, fix: str) -> int:
@@ -223,7 +216,7 @@ def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, sav
     if index is not None and _norm(draft.get("rationale")):
         for quote in index.link(draft["rationale"]).unsupported:
             add("quote_not_found", f"Not in the transcript: \u201c{quote}\u201d")
-    if saved and pred and not draft.get("change_reasons") and not (
+    if saved and readable(pred) and not draft.get("change_reasons") and not (
             draft.get("score") == pred.get("score") and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
         add("no_reason", "Changed from the model's suggestion: say why (change reasons).", blocking=False)
     return out
@@ -393,14 +386,18 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
     pred = next((p for p in latest_predictions(repo, sa.session_id, active_model_version(repo, predictor))
                  if p.item == item), None)
     current = repo.get_label(sa.session_id, item, sa.slot)
-    if current is not None and same_content(current, draft) and current.version >= int(expected_version):
+    pdict = prediction_dict(pred)
+    accepted = pred.id if pred is not None and equals_suggestion(draft, pdict) else None
+    if current is not None and same_content(current, draft) and current.version >= int(expected_version) \
+            and getattr(current, "accepted_suggestion", None) == accepted:
         saved, unchanged = current, True
     elif current is not None and current.status == "submitted":
         raise read_only(sa.session_id, current.updated_by)
     else:
         label = Label(session_id=sa.session_id, item=item, annotator=sa.slot, score=draft["score"],
                       rationale=draft["rationale"], evidence=draft["evidence"], status="draft",
-                      prediction_id=pred.id if pred else None, change_reasons=draft["change_reasons"])
+                      prediction_id=pred.id if pred else None, change_reasons=draft["change_reasons"],
+                      accepted_suggestion=accepted)
         try:
             saved = repo.save_label(label, actor=access.username, expected_version=int(expected_version))
             unchanged = False
@@ -409,7 +406,7 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
                     "yours": draft, "expected_version": int(expected_version), "message": str(err)}
     return {"status": "saved", "item": saved.item, "label": saved.to_dict(), "version": saved.version,
             "state": "submitted" if saved.status == "submitted" else "draft", "unchanged": unchanged,
-            "checks": checks(draft_of(saved, None), prediction_dict(pred), transcript_index(repo, sa.session_id),
+            "checks": checks(draft_of(saved, None), pdict, transcript_index(repo, sa.session_id),
                              saved=True)}
 
 

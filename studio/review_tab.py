@@ -1,10 +1,15 @@
 """The Review tab: queue, transcript, the 12 item cards, autosave, conflicts, submit, predict.
 
 Layout: the queue (an accordion that folds away when a session opens); then the transcript on
-the left (its own scroll) and the cards on the right (their own scroll), grouped by the form's
-dimensions (Goal, Task, Bond), each card showing the model's suggestion and the expert's editor.
+the left (its own scroll) and, on the right, the status line and the session's buttons (always in
+view), the compact list of all items (item, dimension, model score, expert score, state, checks)
+and the one open item's card below it (the list's row click, j/k; see :mod:`studio.review_assets`).
+A card shows the model's suggestion ("Accept" takes it) and the expert's editor; evidence is
+picked by clicking turns in the transcript, and a selection there can be quoted into the rationale.
+"Accept all passing…" lists the unreviewed items whose readable suggestion passes the checks and
+accepts them after "Accept these".
 
-Saving: a score, evidence or change-reason change saves the item at once; typing (or pasting) in
+Saving: a score, evidence or change-reason change saves that field of the item at once; typing (or pasting) in
 a rationale updates the checks and the diff live (no write) and is saved when the field loses
 focus, on Ctrl+S / the Save button, and by the 2-second timer, so nothing typed is lost for long.
 Every save names the version the card was loaded at; if someone saved the item in between, the
@@ -54,27 +59,32 @@ def build_tab(ctx):
             with gr.Column(scale=5, min_width=380):
                 c.head = gr.HTML(js_on_load=None, elem_id="care-sess-head")
                 c.transcript = gr.HTML(js_on_load=None, elem_id="care-transcript")
-            with gr.Column(scale=7, min_width=480, elem_id="care-cards"):
+            with gr.Column(scale=7, min_width=520, elem_id="care-work"):
                 with gr.Row(equal_height=False, elem_id="care-actions"):
                     c.status = gr.HTML(render.status_html("No session open.", "idle"), js_on_load=None,
                                        elem_id="care-status")
-                    c.save_btn = gr.Button("Save", elem_id="care-save", size="sm", scale=0, min_width=80)
+                    c.save_btn = gr.Button("Save", elem_id="care-save", size="sm", scale=0, min_width=70)
+                    c.accept_all = gr.Button("Accept all passing…", elem_id="care-accept-all", size="sm", scale=0,
+                                             min_width=150)
                     c.submit_btn = gr.Button("Submit session", variant="primary", elem_id="care-submit", size="sm",
-                                             scale=0, min_width=140)
-                    c.reopen_btn = gr.Button("Reopen", elem_id="care-reopen", size="sm", scale=0, min_width=90,
+                                             scale=0, min_width=130)
+                    c.reopen_btn = gr.Button("Reopen", elem_id="care-reopen", size="sm", scale=0, min_width=80,
                                              visible=False)
-                    c.predict_btn = gr.Button("Predict", elem_id="care-predict", size="sm", scale=0, min_width=90)
+                    c.predict_btn = gr.Button("Predict", elem_id="care-predict", size="sm", scale=0, min_width=80)
                 c.job = gr.HTML(js_on_load=None, elem_id="care-job")
                 c.conflict_html = gr.HTML(js_on_load=None, elem_id="care-conflict")
                 with gr.Row(elem_id="care-conflict-actions"):
                     c.use_theirs = gr.Button("Use theirs", elem_id="care-use-theirs", size="sm", visible=False)
                     c.keep_mine = gr.Button("Keep mine", variant="primary", elem_id="care-keep-mine", size="sm",
                                             visible=False)
-                c.summary = gr.HTML(js_on_load=None, elem_id="care-summary")
-                gr.HTML(ui.KEYS_HELP, js_on_load=None)
-                for dim in form.dimensions:
-                    gr.HTML(f'<div class="care-dim-title">{render.esc(dim.name("en"))}</div>', js_on_load=None)
-                    for item in dim.item_ids:
+                c.bulk_html = gr.HTML(js_on_load=None, elem_id="care-bulk")
+                with gr.Row(elem_id="care-bulk-actions"):
+                    c.bulk_yes = gr.Button("Accept these", variant="primary", elem_id="care-bulk-yes", size="sm",
+                                           visible=False)
+                    c.bulk_no = gr.Button("Cancel", elem_id="care-bulk-no", size="sm", visible=False)
+                c.items_list = gr.HTML(js_on_load=None, elem_id="care-list")
+                with gr.Column(elem_id="care-editor"):
+                    for item in form.item_ids:
                         with gr.Column(elem_id=f"card-{item}", elem_classes=["care-card"]):
                             card = SimpleNamespace(item=item)
                             card.head = gr.HTML(js_on_load=None)
@@ -82,17 +92,19 @@ def build_tab(ctx):
                             with gr.Row(equal_height=False):
                                 card.score = gr.Radio([(f"{k} {v}", k) for k, v in scale.items()], label="Your score",
                                                       elem_id=f"score-{item}", elem_classes=["care-score"], scale=4)
-                                card.accept = gr.Button("Accept model", size="sm", elem_id=f"accept-{item}",
-                                                        elem_classes=["care-accept"], scale=0, min_width=120)
-                            card.rationale = gr.Textbox(label="Your rationale", lines=3, max_lines=14,
+                                card.accept = gr.Button("Accept", size="sm", elem_id=f"accept-{item}",
+                                                        elem_classes=["care-accept"], scale=0, min_width=90)
+                            card.rationale = gr.Textbox(label="Your rationale", lines=3, max_lines=10,
                                                         elem_id=f"rationale-{item}")
-                            with gr.Row():
-                                card.evidence = gr.Dropdown([], multiselect=True, label="Evidence turns",
-                                                            elem_id=f"evidence-{item}", scale=3)
-                                card.reasons = gr.CheckboxGroup([(v, k) for k, v in CHANGE_REASONS.items()],
-                                                                label="Why changed", elem_id=f"reasons-{item}", scale=4)
+                            # written by the transcript's clicks (review_assets.JS); shown as chips below
+                            card.evidence = gr.Textbox(label="Evidence turns", elem_id=f"evidence-{item}",
+                                                       elem_classes=["care-ev-box"])
+                            card.reasons = gr.CheckboxGroup([(v, k) for k, v in CHANGE_REASONS.items()],
+                                                            label="Why changed", elem_id=f"reasons-{item}")
                             card.feedback = gr.HTML(js_on_load=None, elem_id=f"feedback-{item}")
                         cards[item] = card
+                    gr.HTML(ui.KEYS_HELP, js_on_load=None)
+                    c.summary = gr.HTML(js_on_load=None, elem_id="care-summary")
         c.timer = gr.Timer(TICK_SECONDS, active=False)  # runs only while an edit is unsaved or a job runs
         c.cards_token = gr.State(0)  # raised by the timer when it saved something: redraw the cards
         c.models_token = gr.State(0)  # raised when new predictions arrived: redraw the suggestions
@@ -100,13 +112,13 @@ def build_tab(ctx):
     h = ReviewUI(ctx, c, cards)
     fields = [comp for item in sorted(cards) for comp in (cards[item].score, cards[item].rationale,
                                                           cards[item].evidence, cards[item].reasons)]
-    frame = [c.status, c.summary, c.use_theirs, c.keep_mine, c.conflict_html]
+    frame = [c.status, c.summary, c.items_list, c.use_theirs, c.keep_mine, c.conflict_html]
     heads_feedback = [getattr(cd, f) for cd in cards.values() for f in ("head", "feedback")]
     all_cards = frame + heads_feedback
     card_outs = [getattr(cd, f) for cd in cards.values()
                  for f in ("head", "model", "score", "rationale", "evidence", "reasons", "feedback", "accept")]
-    open_out = [c.st, c.last, c.head, c.transcript, c.save_btn, c.submit_btn, c.reopen_btn, c.job, c.timer] \
-        + frame + card_outs
+    open_out = [c.st, c.last, c.head, c.transcript, c.save_btn, c.submit_btn, c.reopen_btn, c.accept_all, c.job,
+                c.timer] + frame + card_outs + [c.bulk_html, c.bulk_yes, c.bulk_no]
     quiet = dict(api_visibility="private", show_progress="hidden")
 
     q_in = [c.scope, c.search, c.order]
@@ -120,9 +132,10 @@ def build_tab(ctx):
         h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
     for item, card in cards.items():
         one = [card.head, card.feedback] + frame
-        save = h.card_save(item)
-        for trigger in (card.score.input, card.evidence.input, card.reasons.input, card.rationale.blur):
-            trigger(save, [c.st, card.score, card.rationale, card.evidence, card.reasons], one, **quiet)
+        for comp, trigger, field in ((card.score, card.score.input, "score"), (card.reasons, card.reasons.input,
+                                     "change_reasons"), (card.rationale, card.rationale.blur, "rationale"),
+                                     (card.evidence, card.evidence.change, "evidence")):  # change: the script writes it
+            trigger(h.card_save(item, field), [c.st, comp], one, **quiet)
         # .change, not .input: Gradio's textbox sends "input" on key events only, so a paste or
         # dictation would not count; updates from the server reach note() too and count as saved.
         card.rationale.change(h.card_note(item), [c.st, card.rationale], [card.feedback, c.status, c.timer],
@@ -136,6 +149,10 @@ def build_tab(ctx):
     c.use_theirs.click(h.use_theirs, [c.st], all_cards + fields, **quiet)
     c.keep_mine.click(h.keep_mine, [c.st] + fields, all_cards, **quiet)
     c.predict_btn.click(h.predict, [c.st], [c.job, c.timer], **quiet)
+    bulk = [c.bulk_html, c.bulk_yes, c.bulk_no]
+    c.accept_all.click(h.accept_all_ask, [c.st], bulk + [c.status], **quiet)
+    c.bulk_yes.click(h.accept_all_do, [c.st], all_cards + bulk + fields, **quiet)
+    c.bulk_no.click(h.accept_all_cancel, [c.st], bulk, **quiet)
     c.timer.tick(h.tick, [c.st, c.cards_token, c.models_token], [c.job, c.cards_token, c.models_token, c.timer],
                  show_progress_on=[c.job], **quiet)
     c.cards_token.change(h.redraw_cards, [c.st], all_cards, **quiet)

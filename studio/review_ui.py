@@ -15,7 +15,9 @@ import gradio as gr
 from care_model.errors import CareError
 
 from . import render, review, ui
+from .accept import readable
 from .access import active_model_version
+from .review_speed import SpeedHandlers
 
 QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Status", "Reviewed", "Uncertainty (SD)", "Model", "Assigned"]
 
@@ -40,6 +42,7 @@ class ReviewState:
         self.pending: dict[int, dict] = {}  # item -> unsaved draft (rationale typed, not yet saved)
         self.conflicts: dict[int, dict] = {}  # item -> the conflicting save result (theirs and yours)
         self.prefills: dict[int, dict] = {}  # item -> new model draft to show after a re-prediction
+        self.bulk: list[int] = []  # items listed by "Accept all", waiting for "Confirm"
         self.job_seen: str | None = None
         self.message = ""
 
@@ -58,9 +61,22 @@ class ReviewState:
         return render.summary_html(review.summary(form, items, self.session))
 
 
+def evidence_list(value) -> list:
+    """The evidence field's value (a list, or the card's text "3, 5" that the transcript's
+    clicks write) as a list; clean_draft checks the items."""
+    if isinstance(value, str):
+        parts = [v for v in (p.strip() for p in value.replace(";", ",").split(",")) if v]
+        return [int(v) if v.isdigit() else v for v in parts]  # anything else: clean_draft names it
+    return list(value or [])
+
+
+def evidence_text(turns) -> str:
+    return ", ".join(str(int(t)) for t in sorted(set(turns or [])))
+
+
 def draft_of(values) -> dict:
     score, rationale, evidence, reasons = values
-    return {"score": score, "rationale": rationale or "", "evidence": list(evidence or []),
+    return {"score": score, "rationale": rationale or "", "evidence": evidence_list(evidence),
             "change_reasons": list(reasons or [])}
 
 
@@ -68,7 +84,7 @@ def now() -> str:
     return time.strftime("%H:%M:%S")
 
 
-class ReviewUI:
+class ReviewUI(SpeedHandlers):
     """The handlers. ``c`` holds the tab's components; ``cards[item]`` those of one card."""
 
     def __init__(self, ctx, c: SimpleNamespace, cards: dict):
@@ -100,7 +116,8 @@ class ReviewUI:
     def _frame(self, rs: ReviewState) -> dict:
         """Status line, summary and the conflict panel (the first open conflict)."""
         c = self.c
-        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(), c.summary: rs.summary(self.ctx.form)}
+        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(), c.summary: rs.summary(self.ctx.form),
+              c.items_list: self._list(rs)}
         if not rs.conflicts:
             return up | {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False), c.conflict_html: ""}
         item, res = next(iter(rs.conflicts.items()))
@@ -117,11 +134,10 @@ class ReviewUI:
     def _save(self, rs: ReviewState, access, item: int, draft: dict, expected: int | None = None) -> bool:
         """Save one item on top of the version the page holds (or ``expected``); updates ``rs``
         (version, state, conflicts, message). True if it was saved."""
-        with rs.lock:
+        with rs.lock:  # held throughout: one page's saves run one after the other, in order
             version = rs.items[item]["version"] if expected is None else expected
-        res = review.save_item(self.ctx.repo, access, rs.sid, item, draft, expected_version=version,
-                               predictor=self.ctx.predictor)
-        with rs.lock:
+            res = review.save_item(self.ctx.repo, access, rs.sid, item, draft, expected_version=version,
+                                   predictor=self.ctx.predictor)
             it = rs.items[item]
             if res["status"] != "saved":
                 rs.conflicts[item] = res
@@ -208,49 +224,55 @@ class ReviewUI:
         ed = view["editable"]
         rs.message = ((f"Opened {rs.sid} at {now()}: {view['reviewed']}/12 items reviewed, status {view['status']}."
                        if ed else f"Opened {rs.sid} read-only. {view['note']}"), "idle")
-        c, lang = self.c, view["session"]["language"]
+        c = self.c
         scale_choices = [(f"{k} {label}", int(k)) for k, label in view["scale"].items()]
-        choices = [(f'{t["index"]} {render.speaker(t["speaker"], lang)}: '
-                    f'{t["text"][:36]}{"…" if len(t["text"]) > 36 else ""}', t["index"]) for t in view["session"]["turns"]]
         up = self._frame(rs) | {
             c.st: rs, c.last: rs.sid,
             c.head: render.session_header_html(view), c.transcript: render.transcript_html(view["session"]),
             c.job: render.job_html(latest) if latest else "",
             c.timer: gr.Timer(active=bool(latest) and latest["state"] in ("queued", "running")),
             c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed),
-            c.reopen_btn: gr.update(visible=bool(view.get("reopenable")))}
+            c.reopen_btn: gr.update(visible=bool(view.get("reopenable"))),
+            c.accept_all: gr.update(interactive=ed)} | self._bulk_panel()
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
             up.update({card.head: rs.head(it["item"]), card.model: render.model_html(it["prediction"], view["scale"]),
                        card.score: gr.update(value=d["score"], interactive=ed, choices=scale_choices),
                        card.rationale: gr.update(value=d["rationale"], interactive=ed),
-                       card.evidence: gr.update(choices=choices, value=d["evidence"], interactive=ed),
+                       card.evidence: gr.update(value=evidence_text(d["evidence"]), interactive=ed),
                        card.reasons: gr.update(value=d["change_reasons"], interactive=ed),
                        card.feedback: render.feedback_html(it["checks"], it["prediction"], d),
-                       card.accept: gr.update(interactive=ed and bool(it["prediction"])
-                                              and it["prediction"].get("score") is not None)})
+                       card.accept: gr.update(interactive=ed and readable(it["prediction"]))})
         return up
 
     # ----- one card ----------------------------------------------------------------------
-    def card_save(self, item: int):
-        """A score, evidence or reason change, or the rationale losing focus: save this item."""
+    def card_save(self, item: int, field: str):
+        """One field changed (a score, evidence or reason change, or the rationale losing focus):
+        save this item with that field on top of what is saved (and the typed, unsaved rationale).
+        Saving one field at a time under the page's lock makes quick edits of different fields
+        (a rationale typed, then a turn clicked) land in any order without losing one."""
         @ui.guard
-        def save(rs, score, rationale, evidence, reasons, request: gr.Request):
+        def save(rs, value, request: gr.Request):
             access = self._access(request)
             if rs is None or not rs.editable:
                 return self._nothing()
-            draft = draft_of((score, rationale, evidence, reasons))
             with rs.lock:
                 if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
-                    rs.conflicts[item]["yours"] = review.clean_draft(draft)
+                    rs.conflicts[item]["yours"] = review.clean_draft({**rs.conflicts[item]["yours"], field: value})
                     rs.message = self._conflict_message(rs, item)
                     return self._frame(rs) | self._card(rs, item)
+                draft = dict(rs.items[item]["saved"])
+                if item in rs.pending and field != "rationale":
+                    draft["rationale"] = rs.pending[item]["rationale"]
+                draft = draft_of((draft["score"], draft["rationale"], draft["evidence"], draft["change_reasons"]))
+                draft[field] = evidence_list(value) if field == "evidence" else (
+                    list(value or []) if field == "change_reasons" else (value or "") if field == "rationale" else value)
                 if review.same_content(rs.items[item]["saved"], review.clean_draft(draft)):
                     rs.pending.pop(item, None)
                     return self._card(rs, item)
-            self._save(rs, access, item, draft)
+                self._save(rs, access, item, draft)
             return self._frame(rs) | self._card(rs, item)
-        save.__name__ = f"save_item_{item}"
+        save.__name__ = f"save_item_{item}_{field}"
         return save
 
     def card_note(self, item: int):
@@ -288,10 +310,12 @@ class ReviewUI:
             if rs is None or not rs.editable:
                 return self._nothing()
             draft = review.accepted_draft(rs.items[item]["pred"])
-            self._save(rs, access, item, draft)
+            with rs.lock:
+                rs.pending.pop(item, None)  # accepting replaces what was typed
+                self._save(rs, access, item, draft)
             card = self.cards[item]
             return self._frame(rs) | self._card(rs, item) | {
-                card.score: draft["score"], card.rationale: draft["rationale"], card.evidence: draft["evidence"],
+                card.score: draft["score"], card.rationale: draft["rationale"], card.evidence: evidence_text(draft["evidence"]),
                 card.reasons: draft["change_reasons"]}
         accept.__name__ = f"accept_item_{item}"
         return accept
@@ -350,7 +374,7 @@ class ReviewUI:
             rs.message = (f"Item {item}: took their version.", "ok")
             card = self.cards[item]
             return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
-                                          card.evidence: draft["evidence"], card.reasons: draft["change_reasons"]}
+                                          card.evidence: evidence_text(draft["evidence"]), card.reasons: draft["change_reasons"]}
 
     @ui.guard
     def keep_mine(self, request: gr.Request, rs, *values):
@@ -393,9 +417,12 @@ class ReviewUI:
         saved = False
         if rs.editable:
             with rs.lock:
-                todo = {i: d for i, d in rs.pending.items() if i not in rs.conflicts}
-            for item, draft in todo.items():
-                self._save(rs, access, item, draft)
+                todo = [i for i in rs.pending if i not in rs.conflicts]
+            for item in todo:
+                with rs.lock:  # the typed rationale on top of what is saved now (a field may have saved meanwhile)
+                    if item not in rs.pending or item in rs.conflicts:
+                        continue
+                    self._save(rs, access, item, {**rs.items[item]["saved"], "rationale": rs.pending[item]["rationale"]})
                 saved = True
         job_html, models, running = gr.skip(), False, False
         if self.ctx.jobs is not None:
@@ -443,9 +470,9 @@ class ReviewUI:
             for item in self.items:
                 card, pred = self.cards[item], rs.items[item]["pred"]
                 up[card.model] = render.model_html(pred, rs.scale)
-                up[card.accept] = gr.update(interactive=rs.editable and bool(pred) and pred.get("score") is not None)
+                up[card.accept] = gr.update(interactive=rs.editable and readable(pred))
             for item, draft in prefills.items():
-                up.update({self.cards[item].rationale: draft["rationale"], self.cards[item].evidence: draft["evidence"]})
+                up.update({self.cards[item].rationale: draft["rationale"], self.cards[item].evidence: evidence_text(draft["evidence"])})
         return up
 
     @ui.guard

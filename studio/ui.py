@@ -12,7 +12,9 @@ import gradio as gr
 
 from care_model.errors import AuthError, CareError, PermissionDenied
 
+from . import review_assets
 from .access import Access, access_of
+from .review_assets import JS, KEYS_HELP, SHOW_SESSION_JS  # noqa: F401 (the review page's script: re-exported)
 
 ALL_ROLES = ("annotator", "adjudicator", "admin")
 
@@ -85,7 +87,6 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 .care-dim-title {margin:.6rem 0 .1rem; font-size:1.05rem; font-weight:700; color:#0f172a; border-bottom:2px solid #cbd5e1;}
 .care-card {border:1px solid #d6dde6 !important; border-radius:10px !important; margin:.45rem 0 !important;
   padding:.55rem .65rem !important; background:#fbfcfe !important;}
-.care-card.care-current {border-color:#2563eb !important; box-shadow:0 0 0 2px #bfdbfe;}
 .care-card-head {display:flex; gap:.5rem; align-items:baseline; flex-wrap:wrap;}
 .care-item-no {background:#1e293b; color:#fff; border-radius:5px; padding:0 .45rem; font-weight:700;}
 .care-item-text {font-weight:600; flex:1 1 20rem;}
@@ -141,82 +142,4 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 .care-card textarea {font-size: .92rem !important; line-height: 1.4 !important;}
 #care-actions .html-container, #care-actions > div:first-child {flex: 1 1 auto;}
 .care-keys kbd {border:1px solid #cbd5e1; border-bottom-width:2px; border-radius:4px; padding:0 .3rem; background:#f8fafc;}
-"""
-
-# Keyboard (outside text fields): j/k or Alt+Down/Up next/previous item, 1-5 score, a accept the
-# model's suggestion; anywhere: Ctrl+S save, Ctrl+Enter submit. Evidence chips scroll the
-# transcript to their turn and highlight it.
-JS = r"""
-() => {
-  if (window.__careKeys) return;
-  window.__careKeys = true;
-  const cards = () => Array.from(document.querySelectorAll('.care-card')).filter(c => c.offsetParent !== null);
-  let cur = 0;
-  const setCur = (i, scroll) => {
-    const cs = cards(); if (!cs.length) return;
-    cur = Math.max(0, Math.min(cs.length - 1, i));
-    cs.forEach((c, k) => c.classList.toggle('care-current', k === cur));
-    if (scroll) cs[cur].scrollIntoView({block: 'start', behavior: 'smooth'});
-    window.__careCurrent = cs[cur].id;
-  };
-  const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
-  const showTurn = n => {
-    const t = document.getElementById('care-turn-' + n); if (!t) return;
-    document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
-    t.classList.add('care-hl');
-    t.scrollIntoView({block: 'center', behavior: 'smooth'});
-  };
-  window.careShowTurn = showTurn;
-  document.addEventListener('click', e => {
-    const chip = e.target.closest('.ev-chip');
-    if (chip) { e.preventDefault(); showTurn(chip.dataset.turn); }
-    const c = e.target.closest('.care-card');
-    if (c) { const i = cards().indexOf(c); if (i >= 0) setCur(i, false); }
-  }, true);
-  document.addEventListener('focusin', e => {
-    const c = e.target.closest && e.target.closest('.care-card');
-    if (c) { const i = cards().indexOf(c); if (i >= 0) setCur(i, false); }
-  });
-  // Leaving with an unsaved edit: send it (blur saves) and let the browser ask first.
-  window.addEventListener('beforeunload', e => {
-    if (!document.querySelector('#care-status .care-save-busy')) return;
-    if (document.activeElement) document.activeElement.blur();
-    e.preventDefault(); e.returnValue = '';
-  });
-  document.addEventListener('keydown', e => {
-    const mod = e.ctrlKey || e.metaKey;
-    if (mod && (e.key === 's' || e.key === 'S')) { e.preventDefault(); click('#care-save'); return; }
-    if (mod && e.key === 'Enter') { e.preventDefault(); click('#care-submit'); return; }
-    if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
-      e.preventDefault(); if (document.activeElement) document.activeElement.blur();
-      setCur(cur + (e.key === 'ArrowDown' ? 1 : -1), true); return;
-    }
-    const t = e.target;
-    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)) && t.type !== 'radio' && t.type !== 'checkbox';
-    if (typing || mod || e.altKey) return;
-    const cs = cards(); if (!cs.length) return;
-    if (e.key === 'j' || e.key === 'n') { e.preventDefault(); setCur(cur + 1, true); }
-    else if (e.key === 'k' || e.key === 'p') { e.preventDefault(); setCur(cur - 1, true); }
-    else if (/^[1-5]$/.test(e.key)) {
-      const radios = cs[cur].querySelectorAll('.care-score input[type=radio]');
-      const r = radios[parseInt(e.key, 10) - 1]; if (r) { e.preventDefault(); r.click(); }
-    } else if (e.key === 'a') {
-      const b = cs[cur].querySelector('.care-accept'); if (b) { e.preventDefault(); b.click(); }
-    }
-  });
-}
-"""
-
-# After a session opened: show the session area (hidden by CSS until then), fold the queue away,
-# scroll both panes to the top.
-SHOW_SESSION_JS = """() => {
-  if (!document.querySelector('#care-sess-head .care-sess-head')) return;
-  document.body.dataset.careSession = 'open';
-  const acc = document.querySelector('#care-queue > button.label-wrap.open'); if (acc) acc.click();
-  for (const id of ['care-cards', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0; }
-  document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
-}"""
-
-KEYS_HELP = ('<div class="care-keys">Keys: <kbd>j</kbd>/<kbd>k</kbd> or <kbd>Alt</kbd>+<kbd>↓</kbd>/<kbd>↑</kbd> '
-             'next/previous item · <kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept the model · '
-             '<kbd>Ctrl</kbd>+<kbd>S</kbd> save · <kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit</div>')
+""" + review_assets.CSS

@@ -187,7 +187,7 @@ def test_independent_coding_gives_each_coder_a_slot_and_others_read_only(repo):
 def test_accept_and_active_model_version(repo):
     pred = review.open_view(repo, ADMIN, "s1")["items"][0]["prediction"]
     assert review.accepted_draft(pred) == {"score": 4, "rationale": pred["rationale"], "evidence": [1], "change_reasons": []}
-    with pytest.raises(ValidationError, match="no model suggestion"):
+    with pytest.raises(ValidationError, match="no readable model suggestion"):
         review.accepted_draft(None)
     assert active_model_version(repo) is None
     repo.add_predictions([Prediction(id="s1|m2|1", session_id="s1", item=1, model_version="m2", score=1, probs=[1, 0, 0, 0, 0])])

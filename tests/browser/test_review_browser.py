@@ -80,6 +80,11 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     expect(page.locator("#care-sess-head")).to_contain_text("sample-en-02")
     sess = app.repo.get_session("sample-en-02")
     quote = " ".join(sess.turns[1].text.split()[:6]).strip(',.!?"')
+    expect(page.locator("#care-list .care-row")).to_have_count(12)  # all items at a glance
+    expect(page.locator("#card-1")).to_be_visible()  # the first unreviewed item is open
+    page.click('#care-list .care-row[data-item="4"]')  # open item 4 from the list
+    expect(page.locator("#card-4")).to_be_visible()
+    expect(page.locator("#card-1")).to_be_hidden()
 
     page.check('#score-4 input[value="2"]')  # score
     expect(status(page)).to_contain_text("Saved item 4 (version 1)")
@@ -87,11 +92,9 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     expect(page.locator("#feedback-4 .care-diff ins")).to_contain_text("no goals were agreed")  # live diff
     page.keyboard.press("Tab")
     expect(status(page)).to_contain_text("Saved item 4 (version 2)")
-    page.click("#evidence-4 input")  # evidence
-    page.keyboard.type("5 ")
-    page.click('[role=option][aria-label^="5 "]')
-    page.keyboard.press("Escape")
+    page.click("#care-turn-5")  # evidence: a click on the turn in the transcript
     expect(status(page)).to_contain_text("Saved item 4 (version 3)")
+    expect(page.locator('#care-list .care-row[data-item="4"]')).to_have_attribute("data-evidence", re.compile(r"(^|,)5(,|$)"))
     page.locator("#reasons-4 label", has_text="Wrong score").click()  # why
     expect(status(page)).to_contain_text("Saved item 4 (version 4)")
     page.keyboard.press("Control+s")
@@ -119,20 +122,22 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     expect(page.locator('#score-4 input[value="2"]')).to_be_checked()
     expect(page.locator("#rationale-4 textarea")).to_have_value(lab.rationale)
     expect(page.locator("#feedback-4")).to_contain_text("Why changed: Wrong score")
-    expect(page.locator('#feedback-4 .ev-chip[data-turn="5"]')).to_be_visible()
+    expect(page.locator('#feedback-4 .ev-chip[data-turn="5"]')).to_have_count(1)
     expect(page.locator("#card-4 .care-badge")).to_contain_text("Draft saved v4 by ann")
     expect(page.locator("#card-1 .care-badge")).to_contain_text("Draft saved v1 by ann")
 
-    # keyboard: a digit scores the current card, "a" accepts the model's suggestion, "j" moves on
-    page.click("#card-6 .care-card-head")
+    # keyboard: a digit scores the open item, "a" accepts the model's suggestion, "j" moves on
+    expect(page.locator("body")).to_have_attribute("data-care-item", "6")  # reopened at the first unreviewed item
     page.keyboard.press("3")
     expect(page.locator('#score-6 input[value="3"]')).to_be_checked()
     expect(status(page)).to_contain_text("Saved item 6 (version 1)")
     page.keyboard.press("a")
     expect(status(page)).to_contain_text("Saved item 6 (version 2)")
+    page.keyboard.press("j")
+    expect(page.locator("#card-7")).to_be_visible()
     for item in (8, 11):
-        page.keyboard.press("j")
-        expect(page.locator(".care-card.care-current")).to_have_attribute("id", f"card-{item}")
+        page.click(f'#care-list .care-row[data-item="{item}"]')
+        expect(page.locator(f"#card-{item}")).to_be_visible()
         page.keyboard.press("a")
         expect(status(page)).to_contain_text(f"Saved item {item} (version 1)")
     page.keyboard.press("Control+Enter")
@@ -156,8 +161,7 @@ def test_two_browsers_editing_one_item_see_both_versions(app, open_page):
     panel = bob.locator("#care-conflict")
     expect(panel).to_contain_text("Ann: the client sounds hopeful")
     expect(panel).to_contain_text("Bob: the client doubts")
-    bob.locator("#card-1").scroll_into_view_if_needed()
-    bob.locator("#care-cards").evaluate("e => e.scrollTop = 0")
+    bob.locator("#care-editor").evaluate("e => e.scrollTop = 0")
     bob.screenshot(path=str(ART / "conflict.png"))
     assert app.repo.get_label("sample-en-03", 1, SHARED).rationale.startswith("Ann:")  # nothing overwritten
     bob.click("#care-keep-mine")
@@ -187,7 +191,7 @@ def test_xss_transcript_renders_as_text(app, open_page):
     page.locator("#feedback-1 details summary").click()
     time.sleep(0.5)
     assert page.evaluate("window.__xss") is None
-    assert page.locator("#care-transcript img, .care-card .care-model img, #care-cards script").count() == 0
+    assert page.locator("#care-transcript img, .care-card .care-model img, #care-editor script").count() == 0
     page.screenshot(path=str(ART / "xss.png"))
 
 
@@ -212,9 +216,10 @@ def test_predict_runs_in_the_background_with_progress(app, open_page):
     before = page.locator("#card-4 .care-model").inner_text()
     page.click("#care-predict")
     expect(page.locator("#care-job")).to_contain_text(re.compile("Predicting sample-en-09|Predicted"))
+    page.click('#care-list .care-row[data-item="5"]')
     page.check('#score-5 input[value="4"]')  # the page stays usable meanwhile
     expect(status(page)).to_contain_text("Saved item 5")
-    page.locator("#care-cards").evaluate("e => e.scrollTop = 0")
+    page.locator("#care-editor").evaluate("e => e.scrollTop = 0")
     page.screenshot(path=str(ART / "predict.png"))
     expect(page.locator("#care-job")).to_contain_text("Predicted sample-en-09", timeout=240_000)
     expect(page.locator("#card-4 .care-model-version")).to_have_text(app.model_version, timeout=20_000)

@@ -1,0 +1,211 @@
+"""The review page's CSS and browser script (keys, the item list, evidence from the transcript).
+
+The page shows one item's card at a time: ``body[data-care-item=N]`` names the open item; CSS
+shows ``#card-N`` and highlights its row in the compact list (``#care-list``), so a server
+redraw of the list or the cards never loses which item is open. The script:
+
+* opens an item: a click (or Enter) on its row, j/k, n/p or Alt+Down/Up;
+* scores and accepts the open item: 1-5, a; Shift+A asks to accept all passing suggestions;
+* picks evidence in the transcript: a click on a turn (or Enter/Space on a focused turn) adds it
+  to the open item's evidence, a second one removes it; selecting text in a turn offers "Quote"
+  (key q: inserts the selection, quoted, into the rationale at the cursor and adds the turn) and
+  "Evidence" (key e). It writes the card's evidence field (a hidden textbox) and the rationale
+  like typing would, so the normal save events and checks run;
+* Ctrl+S saves, Ctrl+Enter submits; evidence chips scroll the transcript to their turn.
+"""
+
+MAX_ITEMS = 60  # CSS rules are generated for items 1..MAX_ITEMS (WAI-SR has 12)
+
+_PER_ITEM = "\n".join(
+    f'body[data-care-item="{n}"] #care-editor #card-{n}.care-card {{display:flex !important;}}\n'
+    f'body[data-care-item="{n}"] #care-list .care-row[data-item="{n}"] {{background:#dbeafe; box-shadow: inset 3px 0 0 #2563eb;}}'
+    for n in range(1, MAX_ITEMS + 1))
+
+CSS = """
+#care-work {height: calc(100vh - 150px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
+  gap: .35rem !important;}
+#care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem; flex-wrap: nowrap;}
+#care-editor .care-card {display: none !important;}
+.care-ev-box {display: none !important;}
+#care-list {flex: 0 0 auto;}
+table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-size:.8rem; background:#fff;}
+.care-list th {text-align:left; color:#475569; font-weight:600; border-bottom:2px solid #cbd5e1; padding:.1rem .3rem;}
+.care-list td {padding:.08rem .3rem; border-bottom:1px solid #eef2f7; white-space:nowrap; overflow:hidden;
+  text-overflow:ellipsis;}
+.care-list th:nth-child(1) {width:1.8rem;} .care-list th:nth-child(3) {width:3.6rem;}
+.care-list th:nth-child(4) {width:3.9rem;} .care-list th:nth-child(5) {width:2.4rem;}
+.care-list th:nth-child(6) {width:5.2rem;} .care-list th:nth-child(7) {width:30%;}
+.care-list .c-no {font-weight:700; color:#1e293b;}
+.care-list .c-dim {color:#64748b; font-size:.72rem; text-transform:uppercase;}
+.care-list .care-badge {font-size:.7rem; padding:0 .4rem;}
+.care-row {cursor:pointer;}
+.care-row:hover {background:#f1f5f9;}
+.care-row:focus {outline:2px solid #93c5fd; outline-offset:-2px;}
+.chk-n.chk-block {color:#b91c1c;} .chk-n.chk-warn {color:#b45309;}
+.st-unsaved {color:#6d28d9; border-color:#c4b5fd; background:#f5f3ff;}
+.st-conflict {color:#92400e; border-color:#f59e0b; background:#fffbeb;}
+#care-session .care-turn {cursor:pointer;}
+#care-session .care-turn:hover {box-shadow: inset 4px 0 0 #cbd5e1;}
+#care-session .care-turn:focus {outline:2px solid #93c5fd; outline-offset:-2px;}
+#care-seltool {position:fixed; z-index:1000; display:none; gap:.3rem; background:#0f172a; padding:.25rem;
+  border-radius:6px; box-shadow:0 4px 14px rgba(0,0,0,.25);}
+#care-seltool button {background:#fff; color:#0f172a; border:0; border-radius:4px; padding:.15rem .5rem; font-size:.8rem;
+  cursor:pointer;}
+.care-bulk {border:2px solid #2563eb; background:#eff6ff; border-radius:8px; padding:.4rem .6rem; font-size:.88rem;}
+.care-bulk-title {font-weight:600;}
+.care-bulk-list {margin:.2rem 0 0 1.2rem; max-height:9rem; overflow-y:auto; columns: 2;}
+#care-bulk:not(:has(.care-bulk)), #care-bulk-actions:not(:has(button)) {display:none !important;}
+""" + _PER_ITEM
+
+JS = r"""
+() => {
+  if (window.__careKeys) return;
+  window.__careKeys = true;
+  const q = s => document.querySelector(s);
+  const openItem = () => parseInt(document.body.dataset.careItem || '0', 10);
+  const rows = () => Array.from(document.querySelectorAll('#care-list .care-row'));
+  const card = () => document.getElementById('card-' + openItem());
+  const click = sel => { const b = q(sel); if (b) b.click(); };
+  const setItem = n => {
+    document.body.dataset.careItem = String(n);
+    window.__careCurrent = 'card-' + n;
+    const r = q('#care-list .care-row[data-item="' + n + '"]'); if (r) r.scrollIntoView({block: 'nearest'});
+    const cs = q('#care-editor'); if (cs) cs.scrollTop = 0;
+  };
+  const step = d => {
+    const ns = rows().map(r => parseInt(r.dataset.item, 10)); if (!ns.length) return;
+    const k = ns.indexOf(openItem());
+    setItem(ns[k < 0 ? 0 : Math.max(0, Math.min(ns.length - 1, k + d))]);
+  };
+  window.careOpenItem = setItem;
+  const showTurn = n => {
+    const t = document.getElementById('care-turn-' + n); if (!t) return;
+    document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
+    t.classList.add('care-hl');
+    t.scrollIntoView({block: 'center', behavior: 'smooth'});
+  };
+  window.careShowTurn = showTurn;
+  // Writing a field as typing would: Gradio's value follows, and its change event fires.
+  const setText = (el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); };
+  const evBox = () => { const c = card(); return c && c.querySelector('.care-ev-box textarea, .care-ev-box input'); };
+  const rationale = () => { const c = card(); return c && c.querySelector('[id^=rationale-] textarea'); };
+  const toggleTurn = (n, addOnly) => {
+    const b = evBox(); if (!b || b.disabled) return;
+    let ev = b.value.split(/[,;\s]+/).filter(Boolean).map(Number);
+    if (ev.includes(n)) { if (addOnly) return; ev = ev.filter(x => x !== n); } else ev.push(n);
+    setText(b, ev.sort((x, y) => x - y).join(', '));
+  };
+  const carets = new WeakMap();
+  document.addEventListener('focusout', e => {
+    if (e.target.matches && e.target.matches('[id^=rationale-] textarea')) carets.set(e.target, e.target.selectionStart);
+  });
+  // The selection inside one transcript turn, if any: {turn, text}, widened to whole words (a
+  // quote cut inside a word would not be found in the transcript) and with its double quotes
+  // made single (they would end the quote early).
+  const WORD = /[A-Za-z0-9\u00C0-\u024F'’]/;
+  const picked = () => {
+    const s = window.getSelection(); if (!s || s.isCollapsed || !s.rangeCount) return null;
+    const el = n => (n && n.nodeType === 3 ? n.parentElement : n);
+    const a = el(s.anchorNode) && el(s.anchorNode).closest('.care-turn');
+    const f = el(s.focusNode) && el(s.focusNode).closest('.care-turn');
+    if (!a || a !== f) return null;
+    const tx = a.querySelector('.tx'); if (!tx) return null;
+    const r = s.getRangeAt(0), full = tx.textContent;
+    const offset = (node, off, dflt) => {
+      if (!tx.contains(node)) return dflt;
+      const p = document.createRange(); p.selectNodeContents(tx); p.setEnd(node, off); return p.toString().length;
+    };
+    let st = offset(r.startContainer, r.startOffset, 0), en = offset(r.endContainer, r.endOffset, full.length);
+    while (st > 0 && WORD.test(full[st - 1]) && WORD.test(full[st])) st--;
+    while (en < full.length && en > 0 && WORD.test(full[en - 1]) && WORD.test(full[en])) en++;
+    const text = full.slice(st, en).replace(/\s+/g, ' ').replace(/["“”]/g, "'").trim().replace(/^'+|'+$/g, '').trim();
+    return text ? {turn: parseInt(a.dataset.idx, 10), text} : null;
+  };
+  const quote = () => {
+    const p = picked(); const t = rationale(); if (!p || !t || t.disabled) return;
+    const pos = carets.has(t) ? Math.min(carets.get(t), t.value.length) : t.value.length;
+    const before = t.value.slice(0, pos), after = t.value.slice(pos);
+    const ins = (before && !/\s$/.test(before) ? ' ' : '') + '"' + p.text + '"' + (after && !/^\s/.test(after) ? ' ' : '');
+    setText(t, before + ins + after);
+    carets.set(t, (before + ins).length);
+    toggleTurn(p.turn, true);
+    window.getSelection().removeAllRanges(); hideTool();
+  };
+  const addPicked = () => { const p = picked(); if (!p) return; toggleTurn(p.turn, true); window.getSelection().removeAllRanges(); hideTool(); };
+  const tool = document.createElement('div');
+  tool.id = 'care-seltool';
+  tool.innerHTML = '<button type="button" data-act="quote" title="Insert the selection, quoted, into the rationale (q)">Quote into rationale</button>' +
+                   '<button type="button" data-act="ev" title="Add this turn to the evidence (e)">Add as evidence</button>';
+  document.body.appendChild(tool);
+  tool.addEventListener('mousedown', e => e.preventDefault());  // keep the selection
+  tool.addEventListener('click', e => { const b = e.target.closest('button'); if (!b) return;
+    if (b.dataset.act === 'quote') quote(); else addPicked(); });
+  const hideTool = () => { tool.style.display = 'none'; };
+  const showTool = () => {
+    const p = picked(); if (!p || !card()) { hideTool(); return; }
+    const r = window.getSelection().getRangeAt(0).getBoundingClientRect();
+    tool.style.display = 'flex';
+    tool.style.left = Math.max(4, Math.min(window.innerWidth - tool.offsetWidth - 4, r.left)) + 'px';
+    tool.style.top = Math.max(4, r.top - tool.offsetHeight - 6) + 'px';
+  };
+  document.addEventListener('mouseup', e => { if (!tool.contains(e.target)) setTimeout(showTool, 0); });
+  document.addEventListener('click', e => {
+    const chip = e.target.closest('.ev-chip');
+    if (chip) { e.preventDefault(); showTurn(chip.dataset.turn); return; }
+    const row = e.target.closest('#care-list .care-row');
+    if (row) { setItem(parseInt(row.dataset.item, 10)); return; }
+    const turn = e.target.closest('#care-session #care-transcript .care-turn');
+    if (turn && !picked()) toggleTurn(parseInt(turn.dataset.idx, 10), false);
+  }, true);
+  // Leaving with an unsaved edit: send it (blur saves) and let the browser ask first.
+  window.addEventListener('beforeunload', e => {
+    if (!q('#care-status .care-save-busy')) return;
+    if (document.activeElement) document.activeElement.blur();
+    e.preventDefault(); e.returnValue = '';
+  });
+  document.addEventListener('keydown', e => {
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && (e.key === 's' || e.key === 'S')) { e.preventDefault(); click('#care-save'); return; }
+    if (mod && e.key === 'Enter') { e.preventDefault(); click('#care-submit'); return; }
+    if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+      e.preventDefault(); if (document.activeElement) document.activeElement.blur();
+      step(e.key === 'ArrowDown' ? 1 : -1); return;
+    }
+    const t = e.target;
+    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)) && t.type !== 'radio' && t.type !== 'checkbox';
+    if (typing || mod || e.altKey) return;
+    if (picked() && (e.key === 'q' || e.key === 'e')) { e.preventDefault(); if (e.key === 'q') quote(); else addPicked(); return; }
+    const turn = t && t.closest && t.closest('#care-session #care-transcript .care-turn');
+    if (turn && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); toggleTurn(parseInt(turn.dataset.idx, 10), false); return; }
+    const row = t && t.closest && t.closest('#care-list .care-row');
+    if (row && e.key === 'Enter') { e.preventDefault(); setItem(parseInt(row.dataset.item, 10)); return; }
+    if (!openItem()) return;
+    if (e.key === 'j' || e.key === 'n' || (row && e.key === 'ArrowDown')) { e.preventDefault(); step(1); }
+    else if (e.key === 'k' || e.key === 'p' || (row && e.key === 'ArrowUp')) { e.preventDefault(); step(-1); }
+    else if (/^[1-5]$/.test(e.key)) {
+      const c = card(); const radios = c ? c.querySelectorAll('.care-score input[type=radio]') : [];
+      const r = radios[parseInt(e.key, 10) - 1]; if (r) { e.preventDefault(); r.click(); }
+    } else if (e.key === 'a') {
+      const c = card(); const b = c && c.querySelector('.care-accept'); if (b) { e.preventDefault(); b.click(); }
+    } else if (e.key === 'A') { e.preventDefault(); click('#care-accept-all'); }
+  });
+}
+"""
+
+# After a session opened: show the session area (hidden by CSS until then), fold the queue away,
+# scroll both panes to the top, open the first unreviewed item (else item 1).
+SHOW_SESSION_JS = """() => {
+  if (!document.querySelector('#care-sess-head .care-sess-head')) return;
+  document.body.dataset.careSession = 'open';
+  const acc = document.querySelector('#care-queue > button.label-wrap.open'); if (acc) acc.click();
+  for (const id of ['care-editor', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0; }
+  document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
+  const todo = document.querySelector('#care-list .care-row:has(.st-unreviewed)') || document.querySelector('#care-list .care-row');
+  if (todo) document.body.dataset.careItem = todo.dataset.item;
+}"""
+
+KEYS_HELP = ('<div class="care-keys">Click a row (or <kbd>j</kbd>/<kbd>k</kbd>) to open an item · '
+             '<kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept · <kbd>Shift</kbd>+<kbd>A</kbd> accept all · '
+             'evidence: click a turn (or <kbd>Enter</kbd> on it), again to remove · select text: '
+             '<kbd>q</kbd> quote it, <kbd>e</kbd> evidence · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · '
+             '<kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit</div>')
