@@ -82,7 +82,8 @@ def test_a_score_key_on_a_submitted_card_saves_nothing_in_the_page(repo):
     assert reloaded[h.cards[1].score]["interactive"] is False
     before = files(repo)
     rs_after = reloaded[h.c.st]
-    h.card_save(1)(rs_after, 1, "changed", [], [], req)  # the "1" key on the first card
+    h.card_save(1, "score")(rs_after, 1, req)  # the "1" key on the first card
+    h.card_save(1, "rationale")(rs_after, "changed", req)
     assert files(repo) == before and {lab.status for lab in repo.labels(SID)} == {"submitted"}
     up = h.reopen(rs_after, req)
     assert up[h.c.st].editable and up[h.c.reopen_btn]["visible"] is False
