@@ -81,13 +81,12 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from .errors import ModelError
+from .option_tokens import option_token_ids
 
 Progress = Callable[[float, str], None]
-FULL_WIDTH = {d: chr(0xFF10 + d) for d in range(10)}
 # Chat end-of-turn markers of common templates: generation stops at these (plus the model's eos).
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>", "</s>",
                       "<end_of_turn>", "<|eom_id|>")
-_OPTION_TRAILERS = ".)]:：、．）】,，"
 _SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
 # Bound on the [kv_heads, queries, P] score tensor of the shared-prefix attention (elements).
 _PREFIX_SCORE_ELEMS = 1 << 25
@@ -237,32 +236,7 @@ class Engine:
         """
         if language in self._option_cache:
             return self._option_cache[language]
-        out: dict[int, list[int]] = {}
-        taken: dict[int, int] = {}
-        for opt in self.options:
-            digits = {str(opt)}
-            if 0 <= opt <= 9:
-                digits.add(FULL_WIDTH[opt])
-            found: list[int] = []
-            for d in sorted(digits):
-                for spelling in (d, " " + d, d + ".", d + ")", d + ":", "\n" + d, " " + d + ".", "\t" + d):
-                    ids = self.tokenizer(spelling, add_special_tokens=False)["input_ids"]
-                    if not ids:
-                        continue
-                    tid = int(ids[0])
-                    text = self.tokenizer.decode([tid])
-                    if "\ufffd" in text:
-                        continue
-                    core = text.strip().rstrip(_OPTION_TRAILERS).strip()
-                    if core in digits and tid not in found:
-                        if taken.get(tid, opt) != opt:
-                            continue
-                        taken[tid] = opt
-                        found.append(tid)
-            if not found:
-                raise ModelError(f"The tokenizer has no token for option {opt}.",
-                                 "Use a model whose tokenizer can write the digits 1-5.")
-            out[opt] = found
+        out = option_token_ids(self.tokenizer, self.options)
         self._option_cache[language] = out
         return out
 

@@ -21,6 +21,7 @@ Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA ada
     python -m care_model.predict --store care_store
     python -m care_model.predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
     python -m care_model.predict --samples          # regenerate data/sample_predictions.jsonl
+    python -m care_model.predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
     python -m care_model.predict --samples --draft-for client   # ... with drafts for the clients' scores
     python -m care_model.predict --store care_store --draft-for expert --session ID   # drafts for the expert labels
 """
@@ -31,26 +32,24 @@ import json
 import sys
 import tempfile
 import threading
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .backends import BACKENDS, check_backend
+from .backends.common import FREE_DECODING, LOW_OPTION_MASS, build_prompt, to_predictions  # noqa: F401 (re-export)
 from .calibration import CALIBRATIONS, DEFAULT_CALIBRATION, check_calibration
 from .errors import CareError
-from .evidence import TranscriptIndex
 from .models import ModelSpec, get_model, model_version_id
-from .parse import parse_answer
 from .predict_modes import calibrate_predictions, draft_into_store, draft_session
 from .prompt import build_session_prompt
-from .records import Prediction, Session, now_iso
+from .records import Prediction, Session
 from .wai import load_form
 
 Progress = Callable[[float, str], None]
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SESSIONS = ROOT / "data" / "sessions.jsonl"
 SAMPLE_PREDICTIONS = ROOT / "data" / "sample_predictions.jsonl"
-LOW_OPTION_MASS = 0.2
 
 
 @dataclass
@@ -71,9 +70,15 @@ class PredictConfig:
         "'grounded': score = argmax option, quotes constrained to verbatim spans of the item's most relevant "
         "turns (care_model.grounding); 'free': the model's unconstrained answer.")})
     candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
+    backend: str = field(default="engine", metadata={"help": (
+        "'engine' (our shared-prefix engine, in process) or 'vllm' (vLLM in a worker process in its own "
+        "venv: `make setup-vllm`; free decoding + the quote check; see care_model.backends).")})
+    tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
+    data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
 
     def __post_init__(self):
         check_calibration(self.calibration)
+        check_backend(self.backend)
 
 
 class Predictor:
@@ -85,6 +90,7 @@ class Predictor:
         self.config = config or PredictConfig()
         self._version = model_version
         self._engine = None
+        self._vllm = None
         self._lock = threading.Lock()
 
     @property
@@ -95,7 +101,21 @@ class Predictor:
 
     @property
     def loaded(self) -> bool:
-        return self._engine is not None
+        return self._engine is not None or (self._vllm is not None and self._vllm.loaded)
+
+    def vllm(self):
+        """The vLLM backend (worker processes in the vLLM venv, care_model.backends.vllm_backend)."""
+        with self._lock:
+            if self._vllm is None:
+                from .backends.vllm_backend import VllmBackend
+
+                self._vllm = VllmBackend(self.spec, self.config, model_version=self.model_version)
+            return self._vllm
+
+    def close(self) -> None:
+        """Stop the vLLM worker processes, if any (the engine needs no closing)."""
+        if self._vllm is not None:
+            self._vllm.close()
 
     def engine(self):
         with self._lock:
@@ -109,18 +129,28 @@ class Predictor:
     def session_prompt(self, session: Session, items=None, *, builder=build_session_prompt, **extra):
         """The session's prompt for this model (``builder``: build_session_prompt, or
         care_model.drafting.build_draft_prompt with ``targets=``)."""
+        if self.config.backend == "vllm":
+            backend = self.vllm()
+            tok, model_max = backend.tokenizer, backend.model_max
+        else:
+            engine = self.engine()
+            tok, model_max = engine.tokenizer, getattr(engine.model.config, "max_position_embeddings", None)
+        return build_prompt(tok, session, self.config, model_max=model_max, items=items, builder=builder, **extra)
+
+    def run_prompt(self, prompt, *, scores_only: bool = False, max_new_tokens: int | None = None,
+                   language: str = "en", progress: Progress | None = None, constraints=None) -> dict:
+        """Raw outputs ``{item: ItemOutput}`` for a session prompt, from the configured backend
+        (``constraints``: grounded decoding's rows, engine only)."""
+        max_new = self.config.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
+        if self.config.backend == "vllm":
+            if constraints:
+                raise CareError("Grounded decoding does not run inside vLLM.", "Use decoding='free' with vLLM.")
+            return self.vllm().run(prompt, scores_only=scores_only, max_new_tokens=max_new)
         engine = self.engine()
-        tok = engine.tokenizer
-        limit = self.config.max_prompt_tokens
-        model_max = getattr(engine.model.config, "max_position_embeddings", None)
-        if model_max:
-            limit = min(limit, int(model_max))
-        return builder(
-            session,
-            render_chat=lambda m: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
-            count_tokens=lambda text: len(tok(text, add_special_tokens=False)["input_ids"]),
-            max_prompt_tokens=limit, reserve_tokens=self.config.max_new_tokens,
-            perspective=self.config.perspective, items=items, **extra)
+        prefix_ids, suffix_ids = engine.encode_prompt(prompt)
+        run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
+        return run(prefix_ids, suffix_ids, max_new_tokens=max_new, scores_only=scores_only, progress=progress,
+                   language=language, constraints=constraints)
 
     # ------------------------------------------------------------------ prediction
     def predict_session(self, session: Session, *, scores_only: bool = False, items: Iterable | None = None,
@@ -128,51 +158,19 @@ class Predictor:
         """The suggestions for ``items`` (default all 12) of ``session``, in item order."""
         report = progress or (lambda f, m: None)
         report(0.0, "loading the model" if not self.loaded else "building prompts")
-        engine = self.engine()
-        form = load_form(session.form)
         prompt = self.session_prompt(session, items)
-        prefix_ids, suffix_ids = engine.encode_prompt(prompt)
-        run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
-        rows, ground_warnings = ({}, []) if scores_only else grounding_rows(engine, session, suffix_ids, self.config)
-        if rows and self.config.calibration == "content-free":
-            calibrated_score_rule(self, session, rows)
-        outputs = run(prefix_ids, suffix_ids, max_new_tokens=self.config.max_new_tokens, scores_only=scores_only,
-                      progress=lambda f, m: report(0.02 + 0.96 * f, m), language=session.language,
-                      constraints=rows or None)
-        index = TranscriptIndex(session.turns)
-        stamp = now_iso()
-        preds = []
-        for item in sorted(outputs):
-            out = outputs[item]
-            warnings = list(prompt.warnings) + ground_warnings
-            if out.option_mass < LOW_OPTION_MASS:
-                warnings.append(f"the model put only {out.option_mass:.0%} of its probability on an option number "
-                                "at the score position; the expected score is less reliable")
-            pred = Prediction(
-                id=uuid.uuid4().hex, session_id=session.id, item=item, model_version=self.model_version,
-                score=out.argmax_score, expected_score=round(out.expected_score, 4),
-                probs=[round(p, 6) for p in out.option_probs], raw_output=out.text,
-                prompt_hash=prompt.item_hash(item), mode="scores_only" if scores_only else "full",
-                perspective=self.config.perspective, warnings=warnings, created_at=stamp,
-                parse_status="scores_only" if scores_only else "ok",
-                decoding="grounded" if item in rows else "free")
-            if item in rows:
-                pred.candidate_turns = list(rows[item].candidate_turns)
-                pred.truncated = rows[item].truncated or not out.finished
-            if not scores_only:
-                parsed = parse_answer(out.text, form=form, language=session.language)
-                pred.score, pred.rationale = parsed.score, parsed.rationale
-                if not parsed.ok:
-                    pred.parse_status, pred.parse_error = "failed", parsed.error
-                else:
-                    warnings.extend(parsed.warnings)
-                    if not out.finished or pred.truncated:
-                        pred.truncated = True
-                        warnings.append(f"the rationale was cut at {self.config.max_new_tokens} tokens")
-                if pred.rationale:
-                    ev = index.link(pred.rationale)
-                    pred.evidence, pred.unsupported_quotes = ev.turn_indices, ev.unsupported
-            preds.append(pred)
+        rows, ground_warnings, decoding = {}, [], "free"
+        if self.config.backend == "vllm":
+            # grounded decoding does not run inside vLLM: free decoding, then the quote check (labelled)
+            decoding = "free" if scores_only else FREE_DECODING
+        elif not scores_only:
+            rows, ground_warnings = grounding_rows(self.engine(), session, prompt.suffixes, self.config)
+            if rows and self.config.calibration == "content-free":
+                calibrated_score_rule(self, session, rows)
+        outputs = self.run_prompt(prompt, scores_only=scores_only, language=session.language,
+                                  progress=lambda f, m: report(0.02 + 0.96 * f, m), constraints=rows or None)
+        preds = to_predictions(session, prompt, outputs, model_version=self.model_version, config=self.config,
+                               scores_only=scores_only, decoding=decoding, rows=rows, extra_warnings=ground_warnings)
         if self.config.calibration == "content-free":
             calibrate_predictions(self, session, preds)
         report(1.0, "done")
@@ -185,6 +183,18 @@ class Predictor:
         ``mode="draft"`` Prediction per target item with ``score == drafted_for_score == target``
         and ``draft_source``; the model's own suggestions are untouched (see care_model.predict_modes)."""
         return draft_session(self, session, targets, source=source, progress=progress)
+
+    def predict_many(self, sessions: Iterable[Session], *, scores_only: bool = False):
+        """(session, predictions) per session, as each finishes (the vLLM backend spreads the
+        sessions over its data-parallel workers; the engine goes one by one)."""
+        def one(session):
+            return self.predict_session(session, scores_only=scores_only)
+
+        if self.config.backend == "vllm":
+            yield from self.vllm().spread(sessions, one)
+            return
+        for session in sessions:
+            yield session, one(session)
 
 
 def grounding_rows(engine, session: Session, items: Iterable, config: PredictConfig) -> tuple[dict, list[str]]:
@@ -251,11 +261,11 @@ def predict_into_store(repo, predictor: Predictor, session_ids: Iterable[str] | 
     todo = pending_sessions(repo, predictor.model_version, session_ids, scores_only=scores_only, force=force)
     counts = {"model_version": predictor.model_version, "sessions": 0, "predictions": 0, "parse_failures": 0,
               "skipped": (len(list(session_ids)) if session_ids else len(repo.session_ids())) - len(todo)}
-    bar = tqdm(todo, desc="predicting", unit="session", disable=not show_progress, file=sys.stderr)
-    for sid in bar:
-        bar.set_postfix_str(sid)
-        preds = predictor.predict_session(repo.get_session(sid), scores_only=scores_only)
+    bar = tqdm(total=len(todo), desc="predicting", unit="session", disable=not show_progress, file=sys.stderr)
+    for session, preds in predictor.predict_many((repo.get_session(sid) for sid in todo), scores_only=scores_only):
         repo.add_predictions(preds)
+        bar.set_postfix_str(session.id)
+        bar.update()
         counts["sessions"] += 1
         counts["predictions"] += len(preds)
         counts["parse_failures"] += sum(p.parse_status == "failed" for p in preds)
@@ -323,6 +333,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="instead of predicting, draft a rationale for each item's target score: the client's "
                          "self-report or the current expert label (stored as mode 'draft' predictions)")
     ap.add_argument("--force", action="store_true", help="predict again even if this version already did")
+    ap.add_argument("--backend", choices=BACKENDS, default="engine",
+                    help="'engine' (in process, default) or 'vllm' (worker in .venv-vllm: `make setup-vllm`; "
+                         "free decoding + the quote check)")
+    ap.add_argument("--tensor-parallel", type=int, default=1, help="vLLM: GPUs per model replica (default 1)")
+    ap.add_argument("--data-parallel", type=int, default=1, help="vLLM: model replicas, sessions spread over them")
     ap.add_argument("--samples", action="store_true", help=f"regenerate {SAMPLE_PREDICTIONS.relative_to(ROOT)}")
     ap.add_argument("--json", action="store_true", help="print the counts as JSON")
     return ap
@@ -331,7 +346,8 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv=None) -> dict:
     args = _parser().parse_args(argv)
     config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective,
-                           calibration=args.calibration, decoding=args.decoding, candidate_turns=args.candidate_turns)
+                           calibration=args.calibration, decoding=args.decoding, candidate_turns=args.candidate_turns,
+                           backend=args.backend, tensor_parallel=args.tensor_parallel, data_parallel=args.data_parallel)
     if args.samples:
         return write_sample_predictions(config=config, draft_for=args.draft_for)
     if not args.store:
@@ -348,9 +364,12 @@ def run(argv=None) -> dict:
         else:
             spec = active_spec(repo) or ModelSpec()
         predictor = Predictor(spec, config)
-        if args.draft_for:
-            return draft_into_store(repo, predictor, args.session, args.draft_for)
-        return predict_into_store(repo, predictor, args.session, scores_only=args.scores_only, force=args.force)
+        try:
+            if args.draft_for:
+                return draft_into_store(repo, predictor, args.session, args.draft_for)
+            return predict_into_store(repo, predictor, args.session, scores_only=args.scores_only, force=args.force)
+        finally:
+            predictor.close()
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,8 @@
   prediction.
 * :func:`draft_into_store` -- the ``--draft-for`` side of the predict command.
 
-torch is only used through :class:`care_model.engine.Engine` (loaded lazily by the Predictor).
+Both run through the Predictor's backend (``Predictor.run_prompt``: our engine or vLLM), so drafts and
+calibration work the same under ``--backend vllm``. torch is only used through the engine.
 """
 from __future__ import annotations
 
@@ -47,11 +48,8 @@ def content_free_probs(predictor, form, language: str, cache: CalibrationCache |
     digest = hashlib.sha256(prompt.prompt_hash.encode()).hexdigest()[:12]
     key = cache_key(predictor.model_version, form.id, language, predictor.config.perspective, digest)
 
-    def compute():
-        engine = predictor.engine()
-        prefix_ids, suffix_ids = engine.encode_prompt(prompt)
-        run = engine.run_session if (predictor.config.fast and engine.fast_supported) else engine.run_session_naive
-        outs = run(prefix_ids, suffix_ids, max_new_tokens=1, scores_only=True, language=language)
+    def compute():  # through the predictor's backend (the engine or vLLM)
+        outs = predictor.run_prompt(prompt, max_new_tokens=1, scores_only=True, language=language)
         return {item: list(out.option_probs) for item, out in outs.items()}
 
     return (cache or calibration_cache()).get(key, compute)
@@ -83,12 +81,9 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
     report(0.0, "loading the model" if not predictor.loaded else "building prompts")
     form = load_form(session.form)
     targets = check_targets(targets, form)
-    engine = predictor.engine()
     prompt = predictor.session_prompt(session, list(targets), builder=build_draft_prompt, targets=targets)
-    prefix_ids, suffix_ids = engine.encode_prompt(prompt)
-    run = engine.run_session if (predictor.config.fast and engine.fast_supported) else engine.run_session_naive
-    outputs = run(prefix_ids, suffix_ids, max_new_tokens=predictor.config.max_new_tokens, scores_only=False,
-                  progress=lambda f, m: report(0.02 + 0.96 * f, m), language=session.language)
+    outputs = predictor.run_prompt(prompt, scores_only=False, language=session.language,
+                                   progress=lambda f, m: report(0.02 + 0.96 * f, m))
     index = TranscriptIndex(session.turns)
     stamp = now_iso()
     preds = []

@@ -145,7 +145,9 @@ class Prediction:
     raw_output: str = ""
     parse_status: str = "ok"  # ok | failed | scores_only
     parse_error: str = ""
-    decoding: str = "free"  # grounded (quotes constrained to transcript spans) | free
+    # grounded (quotes constrained to transcript spans) | free | free+quote-check (the vLLM backend:
+    # free decoding, quotes checked against the transcript afterwards, as for every prediction)
+    decoding: str = "free"
     truncated: bool = False  # the rationale was cut by a length cap, not finished
     prompt_hash: str = ""
     mode: str = "full"  # full | scores_only | draft (see PREDICTION_MODES)
