@@ -4,6 +4,7 @@
     python annotate_app.py --store DIR --model PATH_OR_smollm2 [--adapter DIR] --host H --port P
     python annotate_app.py --admin-user NAME --admin-password PW   # first admin (or CARE_ADMIN_USER/_PASSWORD)
     python annotate_app.py --demo [--share]     # the public demo: sample sessions or pasted text, no store
+    python annotate_app.py --backend vllm        # predictions through vLLM (`make setup-vllm` first)
 
 On first run the store gets the bundled sample sessions with the embedded default's predictions
 (``data/``) and one admin account (its password is printed once unless given). Public links are
@@ -38,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "default: the store's active model version, else smollm2")
     ap.add_argument("--adapter", default=os.environ.get("CARE_ADAPTER"), help="LoRA adapter folder (optional)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--backend", default=os.environ.get("CARE_BACKEND", "engine"), choices=("engine", "vllm"),
+                    help="prediction backend: 'engine' (in process, default) or 'vllm' (a worker in .venv-vllm, "
+                         "made by `make setup-vllm`; or CARE_BACKEND)")
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=int(os.environ.get("CARE_PORT", "7860")))
     ap.add_argument("--admin-user", default=os.environ.get("CARE_ADMIN_USER"), help="first admin's name (first run)")
@@ -60,22 +64,26 @@ def main(argv=None) -> int:
         return 2
     try:
         from care_model.models import ModelSpec
+        from care_model.predict import PredictConfig, Predictor
 
         pinned = bool(args.model or args.adapter)
         spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter, device=args.device)
-        if args.demo:
-            from care_model.predict import Predictor
+        config = PredictConfig(backend=args.backend)
+        if args.backend == "vllm":
+            from care_model.backends.vllm_backend import vllm_python
 
+            vllm_python()  # a missing vLLM venv stops the start, naming `make setup-vllm`
+        if args.demo:
             from studio.demo import build_demo
 
-            demo = build_demo(Predictor(spec))
+            demo = build_demo(Predictor(spec, config))
             demo.launch(server_name=args.host, server_port=args.port, share=args.share)
             return 0
         from store import Repository
         from studio.bootstrap import ActivePredictor, ensure_admin, import_samples
 
         repo = Repository(args.store)
-        predictor = ActivePredictor(repo, spec, pinned=pinned)
+        predictor = ActivePredictor(repo, spec, pinned=pinned, config=config)
         if not args.no_samples:
             report = import_samples(repo)
             if report:

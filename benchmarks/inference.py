@@ -23,6 +23,7 @@ The real measurement (SmolLM2-135M-Instruct, float32: roughly 10-15 minutes on a
 machine, 38 minutes measured while other jobs shared the cores; run it in the background)::
 
     HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json > bench-inference.json &
+    HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json --backends engine,vllm > bench-vllm.json &
 
 Measured 2026-11-25 on the shared 2-core CPU (1 torch thread, load average 2-9, SmolLM2 float32,
 sample-en-05/06/20, ~1,500 prefix tokens, ~290 generated tokens per session): naive 260.6 s per
@@ -94,6 +95,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="sessions JSONL (Session.to_dict lines)")
     ap.add_argument("--base", default=None, help="another base model folder instead of SmolLM2")
     ap.add_argument("--dtype", default="auto", help="model dtype (default auto = float32 on CPU)")
+    ap.add_argument("--backends", default="engine", help="'engine' or 'engine,vllm': vLLM measured in the same run "
+                    "(scores only, cold prefix cache; needs `make setup-vllm`; see benchmarks/inference_vllm.py)")
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
@@ -137,6 +140,13 @@ def main(argv=None) -> dict:
     if not chosen:
         raise SystemExit(f"no sessions in {data}")
 
+    vllm = None
+    if "vllm" in args.backends.split(","):
+        from .inference_vllm import VllmBench
+
+        _log("loading the model in vLLM")
+        vllm = VllmBench(base, args.dtype)
+        vllm.warm_up(chosen[0][3])
     # warm-up (first-call allocations, lazy imports) on a short input
     warm_prefix, warm_suffix = engine.encode_prompt(chosen[0][3])
     engine.run_session(warm_prefix[:64], {1: warm_suffix[1]}, max_new_tokens=2)
@@ -186,6 +196,8 @@ def main(argv=None) -> dict:
             parsed_agree += parse_answer(fast[item].text).score == parse_answer(naive[item].text).score
             for a, b in ((fast, naive), (fast_so, naive_so)):
                 max_prob_diff = max(max_prob_diff, max(abs(x - y) for x, y in zip(a[item].option_probs, b[item].option_probs)))
+        if vllm is not None:
+            row["vllm"] = vllm.measure(sid, sp, fast_so, t_fast_so)
         row.update({"naive_s": round(t_naive, 3), "fast_s": round(t_fast, 3), "scores_only_naive_s": round(t_naive_so, 3),
                     "scores_only_s": round(t_fast_so, 3), "prefill_floor_s": round(floor, 3),
                     "scores_only_over_own_prefill": round(sum(own) / 2, 3),
@@ -240,6 +252,8 @@ def main(argv=None) -> dict:
         "scores_only<=1.5x_floor": result["scores_only_over_floor"] <= 1.5,
         "scores_match": result["scores_match"],
     }
+    if vllm is not None:
+        result["vllm"] = vllm.summary()
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     if tmp is not None:
         tmp.cleanup()

@@ -11,8 +11,10 @@ STAMP="$VENV/.care-vllm-done"
 if [ -f "$STAMP" ]; then echo "vLLM venv ready: $VENV"; exit 0; fi
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -r requirements-vllm.txt
+# (pip's warnings about local index folders that lack a package are noise: filtered out)
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+quiet "$VENV/bin/python" -m pip install --quiet --upgrade pip
+quiet "$VENV/bin/python" -m pip install --quiet -r requirements-vllm.txt
 # Their binaries fail to load against the CPU torch ("operator torchvision::nms does not exist",
 # "Could not load libtorchcodec_image.so"), and vLLM imports them when present.
 "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true

@@ -87,12 +87,12 @@ class Worker:
         return bool(current_platform.is_cpu())
 
     def generate(self, msg: dict) -> dict:
+        if self.llm is None:
+            return {"ok": False, "error": "the model is not loaded (send op=load first)", "kind": "State"}
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
-        if self.llm is None:
-            return {"ok": False, "error": "the model is not loaded (send op=load first)", "kind": "State"}
         prompts, params, loras = [], [], []
         for req in msg["requests"]:
             prompts.append(TokensPrompt(prompt_token_ids=[int(t) for t in req["prompt_token_ids"]]))
@@ -130,8 +130,25 @@ class Worker:
         return {"ok": False, "error": f"unknown op {op!r}", "kind": "Protocol"}
 
 
+def _exit_with_parent() -> None:
+    """End this worker (and vLLM's engine processes with it) when the process that started it is gone,
+    even in the middle of a model load, when stdin's end-of-file is not yet read."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(2)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> int:
     _setup_env()
+    _exit_with_parent()
     # The protocol stream is the original stdout; anything printed later (vLLM's logs) goes to stderr.
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)

@@ -1,0 +1,72 @@
+"""vLLM in the inference benchmark (``python -m benchmarks.inference --json --backends engine,vllm``).
+
+:class:`VllmBench` loads the same model in the vLLM worker (care_model.backends.vllm_backend)
+before the measured loop, then, for each measured session, right after the engine's measurements of
+that session (so both see the same machine load), runs the session's 12 item prompts through vLLM
+in scores-only mode with a **cold prefix cache**: the cache is reset before each measured session,
+and the warm-up uses a prompt of its own, so no measured prompt was ever cached. It reports seconds
+per session, the 12-item agreement of the chosen scores (argmax of the option probabilities) with
+the engine's fast scores-only results, the largest option-probability difference, and the ratio of
+the engine's seconds per session to vLLM's (> 1: vLLM faster), whichever way it falls.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+
+class VllmBench:
+    def __init__(self, base: str, dtype: str = "auto"):
+        from care_model.backends.vllm_backend import VllmBackend
+        from care_model.models import ModelSpec, model_version_id
+        from care_model.predict import PredictConfig
+
+        spec = ModelSpec(base=base, dtype=dtype)
+        self.backend = VllmBackend(spec, PredictConfig(backend="vllm"), model_version=model_version_id(spec))
+        self.loadavg_start = [round(x, 2) for x in os.getloadavg()]
+        t0 = time.perf_counter()
+        self.group = self.backend.start()
+        self.load_s = time.perf_counter() - t0
+        self.rows: list[dict] = []
+
+    def warm_up(self, session_prompt) -> None:
+        """First-call costs on a short prompt of its own (the first 64 prefix tokens and item 1)."""
+        tok = self.backend.tokenizer
+        ids = list(tok(session_prompt.prefix, add_special_tokens=False)["input_ids"])[:64]
+        ids += list(tok(session_prompt.suffixes[min(session_prompt.suffixes)], add_special_tokens=False)["input_ids"])
+        self.group.workers[0].call({"op": "generate", "requests": [
+            {"prompt_token_ids": ids, "max_tokens": 2, "logprob_token_ids": [], "stop_token_ids": []}]})
+        self.group.workers[0].call({"op": "reset_prefix_cache"})
+
+    def measure(self, session_id: str, session_prompt, engine_scores: dict, engine_s: float) -> dict:
+        """One session, scores only, cold cache; compared with the engine's scores-only outputs."""
+        self.group.workers[0].call({"op": "reset_prefix_cache"})
+        t0 = time.perf_counter()
+        outs = self.backend.run(session_prompt, scores_only=True, group=self.group)
+        seconds = time.perf_counter() - t0
+        agree = sum(outs[i].argmax_score == engine_scores[i].argmax_score for i in engine_scores)
+        diff = max(abs(a - b) for i in engine_scores for a, b in zip(outs[i].option_probs, engine_scores[i].option_probs))
+        row = {"id": session_id, "vllm_scores_only_s": round(seconds, 3), "engine_scores_only_s": round(engine_s, 3),
+               "scores_agree": agree, "items": len(engine_scores), "max_option_prob_diff": diff,
+               "cached_prompt_tokens": self.backend.last_stats["cached_prompt_tokens"]}
+        self.rows.append(row)
+        return row
+
+    def summary(self) -> dict:
+        n = len(self.rows)
+        v = sum(r["vllm_scores_only_s"] for r in self.rows) / n
+        e = sum(r["engine_scores_only_s"] for r in self.rows) / n
+        agree, items = sum(r["scores_agree"] for r in self.rows), sum(r["items"] for r in self.rows)
+        self.backend.close()
+        return {
+            "backend": "vllm", "vllm_version": self.group.vllm_version, "load_s": round(self.load_s, 1),
+            "mode": "scores_only", "prefix_cache": "cold (reset before each measured session)",
+            "scores_only_s_per_session": round(v, 3), "engine_scores_only_s_per_session": round(e, 3),
+            "engine_over_vllm": round(e / v, 3),
+            "faster": "vllm" if v < e else "engine",
+            "scores_agree": f"{agree}/{items}",
+            "max_option_prob_diff": float(f"{max(r['max_option_prob_diff'] for r in self.rows):.3g}"),
+            "loadavg_start": self.loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            "per_session": [{k: (float(f"{val:.3g}") if k == "max_option_prob_diff" else val) for k, val in r.items()
+                             if k != "cached_prompt_tokens"} for r in self.rows],
+        }
