@@ -63,10 +63,11 @@ def test_help_lists_the_backend_options():
 
 
 def test_engine_predictions_say_how_they_were_decoded(tiny_model_dir):
-    predictor = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=6))
+    """Through the shared post-processing: grounded rows are labelled grounded, the rest free."""
     session = Session.from_dict(SAMPLES[2])
-    assert {p.decoding for p in predictor.predict_session(session, items=[1, 2])} == {"free+quote-check"}
-    assert {p.decoding for p in predictor.predict_session(session, items=[1], scores_only=True)} == {""}
+    free = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=6, decoding="free"))
+    assert {p.decoding for p in free.predict_session(session, items=[1, 2])} == {"free"}
+    assert {p.decoding for p in free.predict_session(session, items=[1], scores_only=True)} == {"free"}
 
 
 def test_worker_protocol_without_vllm(monkeypatch):
