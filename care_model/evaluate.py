@@ -34,7 +34,7 @@ Public API::
     text_metrics(hypotheses, references, *, languages="en", groups=None, with_embeddings=True,
                  similarity=None, n_boot=0, seed=0, confidence=0.95) -> TextMetrics
     latest_predictions(predictions, model_version) -> list[Prediction]
-    curated_labels(labels) -> (list[Label], unresolved [(session_id, item)])
+    curated_labels(labels) -> (list[Label], unresolved [(session_id, item)])   # from care_model.curation
     evaluate_predictions(sessions, predictions, labels, *, form=None, with_text_metrics=True,
                          n_boot=1000, seed=0, confidence=0.95, score_field="score",
                          require_all_items=True, similarity=None) -> EvaluationReport
@@ -42,7 +42,7 @@ Public API::
     compare_reports(candidate, active) -> dict
     cross_validation_folds(sessions, k=5, seed=0, n_bins=5) -> [(train_ids, test_ids)]
     cross_validate(sessions, predictions, labels=(), *, k=5, seed=0, **evaluate_kwargs) -> dict
-    resolve_unresolved(labels, unresolved) -> list[Label]   # the curation rule's label for those
+    resolve_unresolved(labels, unresolved) -> list[Label]   # from care_model.curation (the one rule)
     python -m care_model.evaluate (--input export.jsonl | --store DIR) ...   # care_model.evaluate_cli
 """
 from __future__ import annotations
@@ -58,8 +58,9 @@ from scipy import stats
 
 from .agreement import (Estimate, PairAgreement, RaterAgreement, _clean, _ratio_estimate, percentile_interval,
                         rater_agreement, resample_counts)
+from .curation import curated_labels, resolve_unresolved  # noqa: F401 (the curated-set rule, re-exported)
 from .errors import ModelError, ValidationError
-from .records import ADJUDICATED, SHARED, Label, Prediction, Session
+from .records import Label, Prediction, Session
 from .wai import Form, load_form
 
 LOWER_IS_BETTER = {"mse", "mae"}
@@ -348,29 +349,6 @@ def latest_predictions(predictions: Iterable, model_version: str) -> list[Predic
         if key not in best or (p.created_at or "") >= (best[key].created_at or ""):
             best[key] = p
     return list(best.values())
-
-
-def curated_labels(labels: Iterable) -> tuple[list[Label], list[tuple[str, int]]]:
-    """The curated label per (session, item): submitted labels only; the adjudicated one
-    (``@adjudicated``) when present, else the shared one (``@shared``), else the only
-    submitted one. Items with several individual experts' labels and no adjudication are
-    *unresolved*: returned apart, not guessed."""
-    by_key: dict[tuple[str, int], list[Label]] = {}
-    for lab in map(_as_label, labels):
-        if lab.status == "submitted":
-            by_key.setdefault((lab.session_id, int(lab.item)), []).append(lab)
-    chosen, unresolved = [], []
-    for key, labs in by_key.items():
-        slots = {lab.annotator: lab for lab in labs}
-        if ADJUDICATED in slots:
-            chosen.append(slots[ADJUDICATED])
-        elif SHARED in slots:
-            chosen.append(slots[SHARED])
-        elif len(slots) == 1:
-            chosen.append(labs[0])
-        else:
-            unresolved.append(key)
-    return chosen, unresolved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,26 +682,6 @@ def cross_validation_folds(sessions: Sequence[tuple[str, str, float | None]], k:
         for train, test in splitter.split(np.zeros(len(ids)), strata, groups=clients):
             folds.append((sorted(ids[i] for i in train), sorted(ids[i] for i in test)))
     return folds
-
-
-def resolve_unresolved(labels: Iterable, unresolved: Sequence[tuple[str, int]]) -> list[Label]:
-    """The curated label of items several experts labelled independently and no adjudicator
-    settled, by the same rule the retraining snapshot uses (:data:`care_model.curation.CURATION_RULE`:
-    the lower median of their scores), so evaluation and training read one curated set."""
-    from .curation import curate_item
-
-    wanted = set(unresolved)
-    by_key: dict[tuple[str, int], list[Label]] = {}
-    for lab in map(_as_label, labels):
-        if (lab.session_id, int(lab.item)) in wanted:
-            by_key.setdefault((lab.session_id, int(lab.item)), []).append(lab)
-    out = []
-    for (sid, item), labs in sorted(by_key.items()):
-        cur = curate_item(labs)
-        if cur is not None:
-            out.append(Label(session_id=sid, item=item, annotator=cur.source, score=cur.score,
-                             rationale=cur.rationale, evidence=list(cur.evidence), status="submitted"))
-    return out
 
 
 def cross_validate(sessions: Sequence[Session], predictions: Sequence[Prediction], labels: Sequence[Label] = (), *,

@@ -33,6 +33,8 @@ PREDICTION_MODES = ("full", "scores_only", DRAFT_MODE)
 DRAFT_SOURCES = ("client", "expert")  # whose score a draft was written for
 SHARED = "@shared"  # the coding slot of labels that the assigned experts edit together
 ADJUDICATED = "@adjudicated"  # the coding slot of an adjudicated (final) label
+# Where a curated label's score came from (care_model.curation reads it; the paper learns the first)
+SCORE_SOURCES = ("client_self_report", "expert", "adjudicated")
 
 
 def now_iso() -> str:
@@ -213,11 +215,16 @@ class Label:
     accepted_suggestion: str | None = None  # the prediction's id when the label equals that suggestion
     comment: str = ""
     adjudicated_from: list[str] = field(default_factory=list)
+    score_source: str = ""  # one of SCORE_SOURCES; empty: "adjudicated" in that slot, else "expert"
     version: int = 0
     created_at: str = ""
     created_by: str = ""
     updated_at: str = ""
     updated_by: str = ""
+
+    def __post_init__(self):
+        if not self.score_source:
+            self.score_source = default_score_source(self.annotator)
 
     @property
     def id(self) -> str:
@@ -235,3 +242,30 @@ class Label:
 
 def label_id(session_id: str, item: int, annotator: str) -> str:
     return f"{session_id}|{int(item)}|{annotator}"
+
+
+def default_score_source(annotator: str) -> str:
+    """The score source of a label that names none (labels stored before score sources existed)."""
+    return "adjudicated" if annotator == ADJUDICATED else "expert"
+
+
+def check_score_source(label: Label, client_ratings: dict | None) -> None:
+    """Refuse a label whose ``score_source`` does not fit it: an unknown source, an adjudicated
+    label outside the adjudication slot (or the reverse), or a ``client_self_report`` label whose
+    score is not the client's self-reported rating of that item."""
+    src, item = label.score_source, int(label.item)
+    if src not in SCORE_SOURCES:
+        raise ValidationError(f"Unknown score source {src!r} on item {item}.", f"Use one of {', '.join(SCORE_SOURCES)}.")
+    if (label.annotator == ADJUDICATED) != (src == "adjudicated"):
+        raise ValidationError(f"Item {item}: score source {src!r} does not fit the coding slot {label.annotator!r}.",
+                              "Adjudicated labels (and only they) have score source 'adjudicated'.")
+    if src != "client_self_report":
+        return
+    want = (client_ratings or {}).get(item)
+    if want is None:
+        raise ValidationError(f"Item {item} of session {label.session_id!r} has no client self-report to anchor to.",
+                              "Curate this session in expert-judged mode (score source 'expert').")
+    if label.score is not None and int(label.score) != int(want):
+        raise ValidationError(f"Item {item} is anchored to the client's self-reported score {want}; it cannot be "
+                              f"saved with score {label.score}.",
+                              f"Keep the client's score ({want}) and edit the rationale to fit it.")

@@ -16,7 +16,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from .errors import ConfigError
+from .curation import check_sources
+from .errors import ConfigError, ValidationError
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -49,8 +50,15 @@ class RetrainConfig:
                                                       "cheaper steps for a smaller adapter.")
     # ---- data
     validation_fraction: float = _f(0.2, "Share of sessions held out for validation, split by client (0: none).")
-    self_reports: bool = _f(False, "Demo only: sessions without expert labels use the client's self-reported WAI-SR as "
-                                   "curated scores (with a fixed rationale). Never for a real curated set.")
+    score_sources: list = _f(["client_self_report"],
+                             "Which curated labels the model learns from, by where their score came from "
+                             "(comma-separated): client_self_report (client-anchored curation: the client's own "
+                             "WAI-SR rating with the expert's rationale, the paper), expert (expert-judged scores), "
+                             "adjudicated (adjudicators' final labels).")
+    rationales: str = _f("curated", "'curated': learn curated labels only (each with its expert rationale). "
+                                    "'curated_or_none': also learn the client's self-reported score, with no rationale, "
+                                    "for every item of a self-reported session that has no curated label (the paper's "
+                                    "'CARE without rationales' ablation for those items; recorded in the snapshot).")
     perspective: str = _f("client", "Whose answers the model learns: 'client' (the paper) or 'counselor'.")
     max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference (care_model.predict.PredictConfig; "
                                       "the paper cuts at 8,192; the model's own limit applies if smaller). Longer "
@@ -132,6 +140,13 @@ class RetrainConfig:
             bad("keep_checkpoints", "Keep at least one checkpoint, or resuming is impossible.")
         if not 0.0 <= self.validation_fraction < 1.0:
             bad("validation_fraction", "Use a share in [0, 1), e.g. 0.2.")
+        if isinstance(self.score_sources, str):
+            self.score_sources = [m.strip() for m in self.score_sources.split(",") if m.strip()]
+        try:
+            self.score_sources = list(check_sources(self.score_sources, self.rationales))
+        except ValidationError as err:
+            raise ConfigError(f"Config value score_sources={self.score_sources!r} / rationales={self.rationales!r} "
+                              f"is invalid: {err.problem}", err.fix) from None
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":
@@ -159,12 +174,18 @@ class RetrainConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(RetrainConfig))
+REMOVED_KEYS = {"self_reports": "The demo key self_reports is gone: say what the run learns from with score_sources "
+                                "(e.g. [client_self_report]) and rationales (curated, or curated_or_none to learn "
+                                "clients' self-reported scores without rationales where no curated label exists)."}
 
 
 def check_keys(data: dict, where: str) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} is a {type(data).__name__}, not a mapping of config keys.",
                           "Write the recipe as 'key: value' lines (see recipes/cpu-smoke.yaml).")
+    removed = [k for k in data if k in REMOVED_KEYS]
+    if removed:
+        raise ConfigError(f"{where} uses the removed key {removed[0]!r}.", REMOVED_KEYS[removed[0]])
     unknown = [k for k in data if k not in FIELD_NAMES]
     if unknown:
         hints = []

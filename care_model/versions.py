@@ -11,7 +11,8 @@ name and who did it)::
 
 A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
 data_hash, config, metrics, evaluation, parent (the version it was compared with),
-code_commit, activations (when it was made active), created_by``.
+code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
+:func:`care_model.curation.learned_from`), activations (when it was made active), created_by``.
 
 Statuses: ``base`` (a plain base model, registered so it can be rolled back to), ``candidate``
 (a finished run, waiting for an admin), ``active``, ``retired`` (was active), ``rejected``.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .curation import describe_learned_from, learned_from
 from .errors import ModelError, NotFoundError, PermissionDenied, ValidationError
 from .models import ModelSpec, model_version_id
 from .records import now_iso
@@ -141,7 +143,8 @@ def register_candidate(repo, run: dict, *, actor: str) -> dict:
            "run_id": run.get("run_id"), "run_dir": run.get("run_dir"), "data_hash": run.get("data_hash"),
            "config": run.get("config"), "metrics": run.get("metrics"), "evaluation": evaluation,
            "parent": (run.get("baseline") or {}).get("version_id"), "code_commit": run.get("code_commit"),
-           "split": run.get("split"), "activations": [], "created_by": actor}
+           "split": run.get("split"), "learned_from": learned_from(run.get("snapshot")), "activations": [],
+           "created_by": actor}
     return repo.collection(VERSIONS).put(doc, actor=actor, action="register")
 
 
@@ -223,7 +226,8 @@ def _table(rows: list[dict]) -> str:
         m = (d.get("metrics") or {})
         loss = m.get("validation_loss_after")
         lines.append(f"{d['status']:<10} {d['id']}  run={d.get('run_id') or '-'}  data={d.get('data_hash') or '-'}"
-                     + (f"  val_loss={loss:.4f}" if isinstance(loss, (int, float)) else ""))
+                     + (f"  val_loss={loss:.4f}" if isinstance(loss, (int, float)) else "")
+                     + (f"\n{'':<11}learned from: {describe_learned_from(d['learned_from'])}" if d.get("learned_from") else ""))
     return "\n".join(lines) or "(no model versions yet)"
 
 

@@ -8,6 +8,9 @@ simply runs again.
 - Version 0: a prototype layout, one stock TinyDB file ``care.json`` with tables ``sessions``,
   ``predictions``, ``labels`` and ``users`` (what TinyDB's default storage writes).
 - Version 1: the sharded layout described in :mod:`store.repository`.
+- Version 2: every label records ``score_source`` (:data:`care_model.records.SCORE_SOURCES`);
+  labels stored before get ``"expert"`` (``"adjudicated"`` in the adjudication slot), since
+  until then every label's score was an expert's own judgement.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from care_model.errors import StoreFormatError
 
-CURRENT = 1
+CURRENT = 2
 
 
 def _v0_to_v1(root: Path) -> None:
@@ -52,7 +55,21 @@ def _v0_to_v1(root: Path) -> None:
     legacy.rename(root / "care.json.migrated")
 
 
-MIGRATIONS = {0: _v0_to_v1}
+def _v1_to_v2(root: Path) -> None:
+    from care_model.records import default_score_source
+
+    from .storage import FileSet
+
+    files = FileSet(root)  # through the journaled storage: a label file's journal holds recent saves
+    for path in sorted(root.glob("sessions/*/labels.json")):
+        table = files.db(str(path.relative_to(root))).table("labels")
+        todo = [doc for doc in table.all() if not doc.get("score_source")]
+        with files.transaction():
+            for doc in todo:
+                table.update({"score_source": default_score_source(doc.get("annotator", ""))}, doc_ids=[doc.doc_id])
+
+
+MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(root: Path, from_version: int) -> None:

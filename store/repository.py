@@ -31,7 +31,7 @@ from tinydb import Query
 
 from care_model.errors import (AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError)
 from care_model.records import (LABEL_STATUSES, ROLES, CHANGE_REASONS, Label, Prediction, Session,
-                                is_suggestion, label_id, now_iso)
+                                is_suggestion, check_score_source, label_id, now_iso)
 from care_model.wai import load_form
 
 from . import migrations
@@ -346,10 +346,12 @@ class Repository:
         return sorted(out, key=lambda lab: (lab.session_id, lab.item, lab.annotator))
 
     def _check_label(self, label: Label) -> None:
-        form = load_form(self._session_doc(label.session_id).get("form", "wai-sr"))
+        doc = self._session_doc(label.session_id)
+        form = load_form(doc.get("form", "wai-sr"))
         label.item = form.check_item(label.item)
         if label.score is not None:
             label.score = form.check_score(label.score, label.item)
+        check_score_source(label, {int(k): v for k, v in ((doc.get("ratings") or {}).get("client") or {}).items()})
         if label.status not in LABEL_STATUSES:
             raise ValidationError(f"Unknown label status {label.status!r}.", f"Use one of {', '.join(LABEL_STATUSES)}.")
         if label.status == "submitted" and label.score is None:
@@ -357,7 +359,7 @@ class Repository:
         bad = [r for r in label.change_reasons if r not in CHANGE_REASONS]
         if bad:
             raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")
-        n_turns = len(self._session_doc(label.session_id)["turns"])
+        n_turns = len(doc["turns"])
         wrong = [i for i in label.evidence if not isinstance(i, int) or not 0 <= i < n_turns]
         if wrong:
             raise ValidationError(f"Evidence turns {wrong} are not in session {label.session_id!r} (turns 0-{n_turns - 1}).",

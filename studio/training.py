@@ -28,7 +28,7 @@ from pathlib import Path
 
 from care_model import procs
 from care_model import versions as V
-from care_model.curation import new_curated_sessions
+from care_model.curation import learned_from, new_curated_sessions
 from care_model.errors import ConfigError, TrainingError, ValidationError
 from care_model.records import now_iso
 from care_model.retrain import RUNS, finish_run, launch_subprocess, new_run_id, prepare_run
@@ -187,7 +187,7 @@ class TrainingManager:
             doc = self.repo.collection(RUNS).require(run_id)
             doc.update({"status": "running", "pid": proc.pid, "recipe": recipe or self.settings()["recipe"],
                         "overrides": overrides or {}, "started_at": now_iso(),
-                        "self_reports": bool(config.self_reports)})
+                        "learned_from": learned_from(doc.get("snapshot"))})
             return self.repo.collection(RUNS).put(doc, actor=access.username, action="start")
 
     def resume(self, access, run_id: str | None = None) -> dict:

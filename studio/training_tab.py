@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import gradio as gr
 
+from care_model.curation import describe_learned_from, learned_from
+
 from . import render, ui, validate
 from .training import TrainingManager
 
-VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Val. loss before", "Val. loss after", "Created"]
+VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after", "Created"]
 HEADLINE_ORDER = ["experts.exact", "experts.within_one", "experts.qwk", "experts.mae", "goal.pearson", "task.pearson",
                   "bond.pearson", "goal.mse", "task.mse", "bond.mse", "goal.pearson_expected", "task.pearson_expected",
                   "bond.pearson_expected", "goal.mse_expected", "task.mse_expected", "bond.mse_expected"]
@@ -44,16 +46,24 @@ def readiness_html(st: dict) -> str:
                                  kind) + "</div>")
 
 
+def learned_from_html(info: dict | None) -> str:
+    """What a run or version learns from (score sources, rationales); flagged when it is not the
+    paper's target (client self-reports with curated rationales)."""
+    info = info or {}
+    paper = info.get("score_sources") == ["client_self_report"] and info.get("rationales") == "curated"
+    kind = "care-muted" if paper else "care-warn"
+    return (f'<div class="{kind}" id="care-train-sources" data-sources="{render.esc(",".join(info.get("score_sources") or []))}"'
+            f' data-rationales="{render.esc(info.get("rationales") or "")}">Learns from: '
+            f'{render.esc(describe_learned_from(info))}.</div>')
+
+
 def progress_html(st: dict) -> str:
     run, p = st.get("run"), st.get("progress")
     if run is None:
         return '<div class="care-muted">No retraining run yet.</div>'
     status = run.get("status", "")
     head = f'Run <b>{render.esc(run["id"])}</b> ({render.esc(status)}; data {render.esc(run.get("data_hash") or "")})'
-    if run.get("self_reports"):
-        head = ('<div class="care-warn" id="care-train-demo">Demo run: sessions without expert labels are trained on '
-                "the clients' own WAI-SR ratings (recipe <code>self_reports: true</code>), not on curated labels."
-                f'</div>{head}')
+    head = learned_from_html(run.get("learned_from") or learned_from(run.get("snapshot"))) + head
     if not p:
         return f'<div id="care-train-state" data-status="{render.esc(status)}">{head}: preparing…</div>'
     pct = int(round(100 * p["step"] / p["total_steps"])) if p["total_steps"] else 0
@@ -85,6 +95,7 @@ def versions_value(st: dict) -> dict:
     for d in reversed(st["versions"]):
         m = d.get("metrics") or {}
         rows.append([d["id"], d["status"], d.get("run_id") or "", d.get("data_hash") or "",
+                     describe_learned_from(d.get("learned_from")) if d.get("kind") == "lora" else "",
                      _fmt(m.get("validation_loss_before"), 4), _fmt(m.get("validation_loss_after"), 4),
                      (d.get("created_at") or "")[:19].replace("T", " ")])
     return {"data": rows or [[""] * len(VERSION_HEADERS)], "headers": VERSION_HEADERS}

@@ -12,7 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 from care_model.curation import take_snapshot
 from care_model.errors import PermissionDenied, ValidationError
 from care_model.evaluate import curated_labels
-from care_model.records import ADJUDICATED, Prediction
+from care_model.records import ADJUDICATED, SCORE_SOURCES, Prediction
 from store import Repository
 from studio import adjudication as adj
 from studio import review
@@ -85,7 +85,7 @@ def test_view_shows_experts_side_by_side_with_the_model(store):
 
 
 def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(store):
-    before = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"]).labels.values() for c in labs}
+    before = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"], score_sources=SCORE_SOURCES).labels.values() for c in labs}
     assert (before[("s1", 4)].score, before[("s1", 4)].source) == (2, "median_of_2")  # lower median of 2 and 4
     _, unresolved = curated_labels(store.labels("s1"))
     assert ("s1", 4) in unresolved
@@ -110,8 +110,9 @@ def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(s
     with pytest.raises(PermissionDenied):
         adj.adjudicate(store, ANN, "s1", 2, source="ann")
 
-    after = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"]).labels.values() for c in labs}
+    after = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"], score_sources=SCORE_SOURCES).labels.values() for c in labs}
     assert (after[("s1", 4)].score, after[("s1", 4)].source, after[("s1", 4)].label_ids) == (4, "adjudicated", [lab.id])
+    assert lab.score_source == after[("s1", 4)].score_source == "adjudicated" and before[("s1", 4)].score_source == "expert"
     assert after[("s1", 4)].rationale == lab.rationale
     assert (after[("s1", 7)].score, after[("s1", 7)].evidence, after[("s1", 7)].source) == (5, [5], "adjudicated")
     assert after[("s1", 1)] == before[("s1", 1)]  # items nobody adjudicated keep the rule's choice

@@ -196,14 +196,17 @@ def test_schema_version_and_migration_from_the_single_file_prototype(tmp_path):
     legacy.mkdir()
     s = make_session("legacy-1").to_dict()
     (legacy / "meta.json").write_bytes(dumps({"format": "care-review-store", "schema_version": 0}))
+    old_label = Label(session_id="legacy-1", item=2, annotator=SHARED, score=3, version=1).to_dict()
+    del old_label["score_source"]  # the prototype's labels had none
     (legacy / "care.json").write_bytes(dumps({
         "sessions": {"1": s},
-        "labels": {"1": Label(session_id="legacy-1", item=2, annotator=SHARED, score=3, version=1).to_dict()},
+        "labels": {"1": old_label},
         "users": {"1": {"username": "old", "role": "admin", "password": "x"}},
     }))
     with Repository(legacy) as repo:
-        assert repo.meta["schema_version"] == 1 and repo.meta["migrated_from"] == 0
+        assert repo.meta["schema_version"] == 2 and repo.meta["migrated_from"] == 0
         assert repo.session_ids() == ["legacy-1"] and repo.get_label("legacy-1", 2, SHARED).score == 3
+        assert repo.get_label("legacy-1", 2, SHARED).score_source == "expert"
         assert repo.get_user("old")["role"] == "admin"
     assert (legacy / repo.meta["backup"] / "care.json").exists()
     newer = tmp_path / "newer"
@@ -211,3 +214,35 @@ def test_schema_version_and_migration_from_the_single_file_prototype(tmp_path):
     (newer / "meta.json").write_bytes(dumps({"format": "care-review-store", "schema_version": 99}))
     with pytest.raises(StoreFormatError, match="schema version 99.*Upgrade"):
         Repository(newer)
+
+
+def test_migration_v1_to_v2_gives_stored_labels_a_score_source(tmp_path):
+    """A version-1 store (labels without score_source, some only in a file's journal) opens as
+    version 2: expert labels say "expert", adjudicated ones "adjudicated"; a backup is kept."""
+    from tinydb import Query
+
+    from care_model.records import ADJUDICATED
+    from store.storage import FileSet, read_json
+
+    root = tmp_path / "v1"
+    with Repository(root) as repo:
+        repo.add_sessions([make_session("s1"), make_session("s2", client="c-2")])
+        for sid, annotator in (("s1", SHARED), ("s1", ADJUDICATED), ("s2", "ann")):
+            repo.save_label(Label(session_id=sid, item=1, annotator=annotator, score=2), actor="x", expected_version=0)
+    files = FileSet(root)
+    for path in root.glob("sessions/*/labels.json"):
+        table = files.db(str(path.relative_to(root))).table("labels")
+        for doc in table.all():
+            table.update(lambda d: d.pop("score_source"), doc_ids=[doc.doc_id])  # as version 1 stored them
+    meta = read_json(root / "meta.json")
+    (root / "meta.json").write_bytes(dumps({**meta, "schema_version": 1}))
+    assert all("score_source" not in d for p in root.glob("sessions/*/labels.json")
+               for d in FileSet(root).db(str(p.relative_to(root))).table("labels").all())
+    with Repository(root) as repo:
+        assert repo.meta["schema_version"] == 2 and repo.meta["migrated_from"] == 1
+        got = {(lab.session_id, lab.annotator): lab.score_source for lab in repo.labels()}
+        assert got == {("s1", SHARED): "expert", ("s1", ADJUDICATED): "adjudicated", ("s2", "ann"): "expert"}
+        assert (root / repo.meta["backup"] / "meta.json").exists()
+    with Repository(root) as repo:  # stored, not just defaulted on reading
+        raw = FileSet(root).db(f"sessions/{repo._keys['s1']}/labels.json").table("labels").search(Query().annotator == SHARED)
+    assert raw[0]["score_source"] == "expert"

@@ -72,7 +72,8 @@ def make_rule_store(root: Path, n: int = 32) -> Path:
             score = s.ratings["client"][1]
             why = f'The client said "{GOOD if score == 5 else BAD}" [1].'
             repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=score, rationale=why,
-                                     status="submitted"), 0) for k in range(1, 13)], actor="boss")
+                                     status="submitted", score_source="client_self_report"), 0)
+                              for k in range(1, 13)], actor="boss")
     return root
 
 
@@ -85,7 +86,8 @@ LEARN = dict(lora_r=16, lora_alpha=32, lora_dropout=0.0, learning_rate=5e-3, lr_
 # ----------------------------------------------------------------------------- config
 def test_recipes_resolve_and_flags_override():
     cpu = resolve_config(ROOT / "recipes/cpu-smoke.yaml")
-    assert cpu.base_model == "smollm2" and cpu.self_reports and cpu.max_steps == 10
+    assert cpu.base_model == "smollm2" and cpu.max_steps == 10
+    assert cpu.score_sources == ["client_self_report"] and cpu.rationales == "curated_or_none"
     gpu = resolve_config(ROOT / "recipes/gpu-llama31-8b.yaml", {"learning_rate": "3e-5", "lora_target_modules": "q_proj,v_proj"})
     assert gpu.dtype == "bfloat16" and gpu.gradient_checkpointing and gpu.max_prompt_tokens == 8192
     assert gpu.learning_rate == 3e-5 and gpu.lora_target_modules == ["q_proj", "v_proj"]
@@ -107,6 +109,22 @@ def test_unknown_and_bad_keys_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="flash_attention_2"):
         RetrainConfig(attn_implementation="flash_attention_2")
     assert main(["--store", str(tmp_path), "--lora-rank", "8"]) == 2
+
+
+def test_recipes_say_which_score_sources_they_learn_from(tmp_path):
+    assert RetrainConfig().score_sources == ["client_self_report"] and RetrainConfig().rationales == "curated"
+    both = resolve_config(None, {"score_sources": "expert,client_self_report"})
+    assert both.score_sources == ["client_self_report", "expert"]
+    old = tmp_path / "old.yaml"
+    old.write_text("self_reports: true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="removed key 'self_reports'.*score_sources.*curated_or_none"):
+        resolve_config(old)
+    with pytest.raises(ConfigError, match="score_sources=.*invalid.*known sources"):
+        resolve_config(None, {"score_sources": "clients"})
+    with pytest.raises(ConfigError, match="Unknown rationales policy"):
+        resolve_config(None, {"rationales": "maybe"})
+    with pytest.raises(ConfigError, match="leave client_self_report out"):
+        resolve_config(None, {"score_sources": "expert", "rationales": "curated_or_none"})
 
 
 # ----------------------------------------------------------------------------- data

@@ -27,7 +27,7 @@ CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "samp
 
 def overrides(tiny, **more) -> str:
     """The CPU recipe on the tiny model, with a short prompt budget so that a step takes a fraction of a second."""
-    base = {"base_model": str(tiny), "self_reports": "false", "max_prompt_tokens": 1024, "lora_last_layers": "null", "max_steps": 24,
+    base = {"base_model": str(tiny), "rationales": "curated", "max_prompt_tokens": 1024, "lora_last_layers": "null", "max_steps": 24,
             "eval_n_boot": 0, "save_every_steps": 0, **more}
     return "\n".join(f"{k}: {v}" for k, v in base.items())
 
@@ -36,7 +36,7 @@ def curate(repo, session_ids):
     for sid in session_ids:
         s = repo.get_session(sid)
         repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
-                                 rationale=f"The client's own rating is {v}."), 0)
+                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report"), 0)
                           for i, v in s.ratings["client"].items()], actor="ann")
 
 
@@ -80,7 +80,9 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
         admin.predict("sample-en-02", api_name="/open_session")
     idle = (time.perf_counter() - t0) / 5
     run = admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
-    assert run["status"] == "running" and run["data_hash"] and run["pid"] and run["self_reports"] is False
+    assert run["status"] == "running" and run["data_hash"] and run["pid"]
+    assert run["learned_from"] == {"score_sources": ["client_self_report"], "rationales": "curated",
+                                   "score_source_counts": {"client_self_report": 72}, "items_without_rationale": 0}
     with pytest.raises(AppError, match="already in progress"):
         admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir), api_name="/start_training")
 
@@ -109,6 +111,7 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     assert len(st["progress"]["validation_losses"]) == 2
     cand = V.get_version(app.repo, st["run"]["version_id"])
     assert cand["status"] == "candidate" and cand["data_hash"] == run["data_hash"]
+    assert cand["learned_from"] == run["learned_from"]                      # the version records its score sources
     versions = cand["evaluation"]["versions"]
     assert versions["candidate"]["version_id"] == cand["id"] and versions["baseline"]["report"]["n_sessions"] >= 1
     assert "counts" in cand["evaluation"]["comparison"]
@@ -155,10 +158,19 @@ def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
     assert [s for s, _ in st["progress"]["losses"]] == list(range(1, 31))   # one curve across the two processes
 
 
-def test_progress_says_when_a_run_trains_on_self_reports():
-    from studio.training_tab import progress_html
+def test_progress_and_versions_say_what_a_run_learns_from():
+    from care_model.curation import learned_from
+    from studio.training_tab import progress_html, versions_value
 
-    run = {"id": "r1", "status": "running", "data_hash": "abc"}
-    assert "care-train-demo" not in progress_html({"run": run, "progress": None})
-    html = progress_html({"run": {**run, "self_reports": True}, "progress": None})
-    assert "care-train-demo" in html and "own WAI-SR ratings" in html
+    paper = {"score_sources": ["client_self_report"], "rationales": "curated", "items": 24,
+             "score_source_counts": {"client_self_report": 24}, "items_without_rationale": 0}
+    run = {"id": "r1", "status": "running", "data_hash": "abc", "snapshot": paper}
+    html = progress_html({"run": run, "progress": None})
+    assert 'id="care-train-sources"' in html and 'class="care-muted"' in html
+    assert "Learns from: client self-reports (24 items), with curated rationales." in html
+    sample = {**paper, "rationales": "curated_or_none", "items_without_rationale": 200}
+    html = progress_html({"run": {**run, "snapshot": sample}, "progress": None})
+    assert 'class="care-warn"' in html and "200 items learned as scores without rationale" in html
+    version = {"id": "v1", "kind": "lora", "status": "candidate", "learned_from": learned_from(sample)}
+    row = versions_value({"versions": [version]})["data"][0]
+    assert "client self-reports" in row[4] and "without rationale" in row[4]

@@ -28,7 +28,7 @@ CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "samp
 
 
 def overrides(tiny, steps: int) -> str:
-    return (f"base_model: {tiny}\nself_reports: false\nmax_prompt_tokens: 1024\nlora_last_layers: null\n"
+    return (f"base_model: {tiny}\nrationales: curated\nmax_prompt_tokens: 1024\nlora_last_layers: null\n"
             f"max_steps: {steps}\neval_n_boot: 0\nsave_every_steps: 0")
 
 
@@ -38,7 +38,7 @@ def app(tmp_path_factory, tiny_model_dir):
     for sid in CURATED:
         s = repo.get_session(sid)
         repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
-                                 rationale=f"The client's own rating is {v}."), 0)
+                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report"), 0)
                           for i, v in s.ratings["client"].items()], actor="ann")
     repo.collection("settings").put({"id": "retraining", "min_new_sessions": 5}, actor="admin")
     demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))
