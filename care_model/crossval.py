@@ -60,7 +60,7 @@ def fold_dir(cv_dir: Path | str, i: int) -> Path:
 
 def curated_snapshot(repo, config: RetrainConfig):
     """The curated set exactly as a retraining run with ``config`` would freeze it."""
-    return take_snapshot(repo, self_reports=config.self_reports)
+    return take_snapshot(repo, score_sources=config.score_sources, rationales=config.rationales)
 
 
 def _strata_score(snapshot, sid: str) -> float | None:

@@ -37,7 +37,8 @@ def make_cv_store(root: Path) -> Path:
         repo.add_sessions(sessions)
         for s in sessions:
             repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=s.ratings["client"][k],
-                                     rationale="The client said so [1].", status="submitted"), 0)
+                                     rationale="The client said so [1].", status="submitted",
+                                     score_source="client_self_report"), 0)
                               for k in range(1, 13)], actor="boss")
     return root
 

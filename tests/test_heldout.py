@@ -27,8 +27,7 @@ from tests.test_retrain import make_rule_store
 def retrained_store(tmp_path_factory, tiny_model_dir):
     """A store whose candidate version (tiny Llama + 1-step adapter) and base model predicted every session."""
     store = make_rule_store(tmp_path_factory.mktemp("heldout") / "store", n=12)
-    config = RetrainConfig(base_model=str(tiny_model_dir), max_steps=1, validation_fraction=0.25, evaluate=False,
-                           self_reports=False)
+    config = RetrainConfig(base_model=str(tiny_model_dir), max_steps=1, validation_fraction=0.25, evaluate=False)
     with Repository(store) as repo:
         run_dir = prepare_run(repo, config, run_id="r1", actor="boss")
     execute_run(run_dir)
