@@ -30,7 +30,7 @@ from care_model.records import ROLES, SHARED
 SETTINGS = "settings"
 REVIEW_SETTINGS = "review"
 ACTIVE_MODEL = "active_model"
-DEFAULT_SETTINGS = {"unassigned_visible": False}
+DEFAULT_SETTINGS = {"unassigned_visible": False, "show_ratings": False}  # show_ratings: see studio.curation_modes
 STAFF = ("adjudicator", "admin")
 
 

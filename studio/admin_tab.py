@@ -7,7 +7,7 @@ import gradio as gr
 
 from care_model.records import ROLES
 
-from . import admin, audit_trail, render, ui, validate
+from . import admin, audit_trail, curation_modes, render, ui, validate
 from .access import review_settings, set_review_settings
 from store.formats import FORMATS
 
@@ -32,20 +32,31 @@ class AdminUI:
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         is_admin = access.role == "admin"
         if not is_admin:
-            return gr.update(visible=False), gr.Timer(active=False), gr.skip(), gr.skip()
+            return gr.update(visible=False), gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()
         s = review_settings(self.ctx.repo)
         busy = bool(self.ctx.jobs and self.ctx.jobs.jobs(active_only=True))
-        return gr.update(visible=True), gr.Timer(active=busy), s["unassigned_visible"], self._users_value(access)
+        return (gr.update(visible=True), gr.Timer(active=busy), s["unassigned_visible"], self._users_value(access),
+                s["show_ratings"])
 
     def _users_value(self, access):
         rows = [[u["username"], u["role"], "yes" if u["active"] else "no"] for u in admin.list_users(self.ctx.repo, access)]
         return {"data": rows, "headers": USER_HEADERS}
 
     @ui.guard
-    def save_settings(self, unassigned_visible: bool, request: gr.Request):
-        s = set_review_settings(self.ctx.repo, self._admin(request), unassigned_visible=bool(unassigned_visible))
-        return render.status_html("Unassigned sessions are now " + ("visible to all annotators." if s["unassigned_visible"]
-                                                                    else "hidden from annotators."), "ok")
+    def save_settings(self, unassigned_visible: bool, show_ratings: bool, request: gr.Request):
+        s = set_review_settings(self.ctx.repo, self._admin(request), unassigned_visible=bool(unassigned_visible),
+                                show_ratings=bool(show_ratings))
+        return render.status_html("Unassigned sessions are now " + ("visible to all annotators" if s["unassigned_visible"]
+                                                                    else "hidden from annotators")
+                                  + "; annotators " + ("see" if s["show_ratings"] else "do not see")
+                                  + " the client's and counselor's ratings while coding (unless set per session).", "ok")
+
+    @ui.guard
+    def set_mode(self, session_ids: str, mode: str, show: str, request: gr.Request):
+        show_ratings = {"store": None, "show": True, "hide": False}[show or "store"]
+        r = curation_modes.set_curation_mode(self.ctx.repo, self._admin(request), session_ids, mode, show_ratings)
+        modes = ", ".join(f"{sid}: {curation_modes.MODE_NAMES[m]}" for sid, m in r["modes"].items())
+        return render.status_html(f"Curation mode set for {r['sessions']} session(s): {modes}.", "ok")
 
     @ui.guard
     def add_user(self, username: str, password: str, role: str, request: gr.Request):
@@ -138,13 +149,26 @@ def build_tab(ctx):
                 gr.Markdown("### Review settings")
                 unassigned = gr.Checkbox(label="Sessions with no assignment are visible to all annotators",
                                          value=False, elem_id="care-unassigned")
-                gr.Button("Save setting", elem_id="care-save-setting").click(h.save_settings, [unassigned], [msg], **quiet)
+                show_ratings = gr.Checkbox(label="Annotators see the client's and counselor's ratings while coding "
+                                                 "(off: expert-judged sessions are coded blind)", value=False,
+                                           elem_id="care-show-ratings")
+                gr.Button("Save settings", elem_id="care-save-setting").click(h.save_settings, [unassigned, show_ratings],
+                                                                              [msg], **quiet)
                 gr.Markdown("### Assign sessions")
                 a_ids = gr.Textbox(label="Session ids (comma or space separated)", elem_id="care-assign-ids")
                 a_users = gr.Textbox(label="User names", elem_id="care-assign-users")
                 a_mode = gr.Radio([("Shared (one label set)", "shared"), ("Independent (double coding)", "independent")],
                                   value="shared", label="Mode")
                 gr.Button("Assign", elem_id="care-assign").click(h.assign, [a_ids, a_users, a_mode], [msg], **quiet)
+                c_mode = gr.Radio([("Default (client-anchored when the session has the client's self-report)", "default"),
+                                   ("Client-anchored (score = the client's self-report; the expert writes the rationale)",
+                                    "client_anchored"),
+                                   ("Expert-judged (the expert's own score)", "expert_judged")],
+                                  value="default", label="Curation mode of these sessions", elem_id="care-curation-mode-pick")
+                c_show = gr.Radio([("As the store setting", "store"), ("Show", "show"), ("Hide", "hide")], value="store",
+                                  label="Ratings visible to their annotators", elem_id="care-curation-show")
+                gr.Button("Set curation mode", elem_id="care-set-mode").click(h.set_mode, [a_ids, c_mode, c_show], [msg],
+                                                                              **quiet)
             with gr.Column():
                 gr.Markdown("### Users")
                 users = gr.Dataframe(headers=USER_HEADERS, interactive=False, elem_id="care-users")
@@ -194,5 +218,5 @@ def build_tab(ctx):
         timer.tick(h.jobs, [], [jobs, timer], **quiet)
         import_btn.click(h.import_files, [files, fmt, predict], [msg, report], api_name="import_sessions",
                          show_progress="minimal").then(h.follow_jobs, [], [timer], **quiet)
-    ctx.on_load(h.on_load, [], [tab, timer, unassigned, users])
+    ctx.on_load(h.on_load, [], [tab, timer, unassigned, users, show_ratings])
     return h

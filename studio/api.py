@@ -13,7 +13,7 @@ UI because they move files: ``/export_store`` and ``/import_sessions`` (Admin ta
 """
 import gradio as gr
 
-from . import admin, audit_trail, review, ui, validate
+from . import admin, audit_trail, curation_modes, review, ui, validate
 from .access import active_model_version, require_session, set_review_settings
 
 ADMIN = ("admin",)
@@ -86,7 +86,7 @@ class Api:
 
     @ui.guard
     def set_setting(self, name: str, value: bool, request: gr.Request = None) -> dict:
-        """Admin: change a review setting (``unassigned_visible``)."""
+        """Admin: change a review setting (``unassigned_visible``, ``show_ratings``)."""
         return set_review_settings(self.ctx.repo, self._who(request, *ADMIN), **{name: value})
 
     @ui.guard
@@ -94,6 +94,20 @@ class Api:
                         request: gr.Request = None) -> dict:
         """Admin: assign sessions to experts ("shared": one label set; "independent": one each)."""
         return admin.assign_sessions(self.ctx.repo, self._who(request, *ADMIN), session_ids, usernames, mode)
+
+    @ui.guard
+    def set_curation_mode(self, session_ids: list[str], mode: str = "default", show_ratings: bool | None = None,
+                          request: gr.Request = None) -> dict:
+        """Admin: curate sessions "client_anchored" (score = the client's self-report) or "expert_judged"
+        ("default": by whether the session has a self-report); ``show_ratings``: annotators see the
+        client's and counselor's ratings (None: the store's ``show_ratings`` setting)."""
+        return curation_modes.set_curation_mode(self.ctx.repo, self._who(request, *ADMIN), session_ids, mode,
+                                                show_ratings)
+
+    @ui.guard
+    def list_curation_modes(self, request: gr.Request = None) -> list:
+        """Admin: every session's curation mode (chosen or default) and whether annotators see ratings."""
+        return curation_modes.list_curation_modes(self.ctx.repo, self._who(request, *ADMIN))
 
     @ui.guard
     def add_user(self, username: str, password: str, role: str, request: gr.Request = None) -> dict:
@@ -129,8 +143,8 @@ class Api:
 
 
 ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session", "predict_session",
-             "predict_status", "set_setting", "assign_sessions", "add_user", "set_role", "set_active", "reset_password",
-             "list_users", "audit_trail")
+             "predict_status", "set_setting", "assign_sessions", "set_curation_mode", "list_curation_modes", "add_user",
+             "set_role", "set_active", "reset_password", "list_users", "audit_trail")
 
 
 def build_tab(ctx):

@@ -33,6 +33,7 @@ from care_model.evidence import TranscriptIndex
 from care_model.records import CHANGE_REASONS, Label
 from care_model.wai import load_form
 
+from . import curation_modes
 from .accept import accepted_draft, equals_suggestion, readable  # noqa: F401 (accepted_draft: re-exported)
 from .access import Access, active_model_version, require_session, visible_sessions
 from .submitted import may_reopen, read_only, reopen_session, submitter  # noqa: F401 (reopen_session: API)
@@ -125,7 +126,7 @@ def label_dict(label) -> dict:
     return d
 
 
-LABEL_META = ("id", "annotator", "status", "score", "version", "prediction_id", "accepted_suggestion", "created_at",
+LABEL_META = ("id", "annotator", "status", "score", "score_source", "version", "prediction_id", "accepted_suggestion", "created_at",
               "created_by", "updated_at", "updated_by")
 
 
@@ -353,7 +354,7 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
     note = sa.note or (f"Submitted by {submitted_by}: read-only until "
                        f"{'you or an admin reopen' if submitted_by == access.username else 'they or an admin reopen'} it."
                        if submitted_by else "")
-    return {
+    out = {
         "session": {"id": session.id, "language": session.language, "source": session.source,
                     "client_id": session.client_id, "counselor_id": session.counselor_id,
                     "turns": [t.to_dict() for t in session.turns],
@@ -367,6 +368,8 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
         "items": items, "status": status if sa.slot else "read-only", "reviewed": reviewed, "submitted": submitted,
         "other_slots": others, "summary": summary(form, items, session),
     }
+    return curation_modes.apply_to_view(out, curation_modes.curation_of(repo, session), access, session,
+                                        lambda d, p, saved: checks(d, p, index, saved=saved))
 
 
 # ----- writes -------------------------------------------------------------------------------
@@ -383,13 +386,14 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
     draft = clean_draft(draft)
     item = load_form().check_item(_strict_int(item, "The item", "Send the item's number, 1 to 12."))
     _strict_int(expected_version, "expected_version", "Send the item's version from /open_session (0 if never saved).")
+    draft["score"], source = curation_modes.anchored_save(repo, sa.session_id, sa.slot, item, draft["score"])
     pred = next((p for p in latest_predictions(repo, sa.session_id, active_model_version(repo, predictor))
                  if p.item == item), None)
     current = repo.get_label(sa.session_id, item, sa.slot)
     pdict = prediction_dict(pred)
     accepted = pred.id if pred is not None and equals_suggestion(draft, pdict) else None
     if current is not None and same_content(current, draft) and current.version >= int(expected_version) \
-            and getattr(current, "accepted_suggestion", None) == accepted:
+            and getattr(current, "accepted_suggestion", None) == accepted and current.score_source == source:
         saved, unchanged = current, True
     elif current is not None and current.status == "submitted":
         raise read_only(sa.session_id, current.updated_by)
@@ -397,7 +401,7 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
         label = Label(session_id=sa.session_id, item=item, annotator=sa.slot, score=draft["score"],
                       rationale=draft["rationale"], evidence=draft["evidence"], status="draft",
                       prediction_id=pred.id if pred else None, change_reasons=draft["change_reasons"],
-                      accepted_suggestion=accepted)
+                      accepted_suggestion=accepted, score_source=source)
         try:
             saved = repo.save_label(label, actor=access.username, expected_version=int(expected_version))
             unchanged = False
@@ -423,6 +427,10 @@ def submit_session(repo, access: Access, session_id: str, expected_versions: dic
     form = load_form(view.session.form)
     items = item_states(form, view, sa.slot, transcript_index(repo, view.session))
     problems = {str(it["item"]): blocking(it["checks"]) for it in items if blocking(it["checks"])}
+    stale = curation_modes.stale_source_problems([lab for lab in view.labels if lab.annotator == sa.slot],
+                                                 curation_modes.source_of(repo, view.session, sa.slot))
+    for key, msgs in stale.items():
+        problems.setdefault(key, []).extend(msgs)
     if problems:
         return {"status": "invalid", "problems": problems,
                 "message": f"{len(problems)} of {len(items)} items are not ready: "

@@ -14,7 +14,7 @@ import gradio as gr
 
 from care_model.errors import CareError
 
-from . import render, review, ui
+from . import curation_modes, render, review, ui
 from .accept import readable
 from .access import active_model_version
 from .review_speed import SpeedHandlers
@@ -31,6 +31,7 @@ class ReviewState:
         self.lock = threading.RLock()
         self.sid = view["session"]["id"]
         self.slot, self.editable = view["slot"], view["editable"]
+        self.locked = view["curation"]["score_locked"]  # client-anchored (studio.curation_modes)
         self.session = SimpleNamespace(language=view["session"]["language"],
                                        ratings={r: {int(k): v for k, v in rs.items()}
                                                 for r, rs in view["session"]["ratings"].items()})
@@ -226,23 +227,26 @@ class ReviewUI(SpeedHandlers):
                        if ed else f"Opened {rs.sid} read-only. {view['note']}"), "idle")
         c = self.c
         scale_choices = [(f"{k} {label}", int(k)) for k, label in view["scale"].items()]
+        locked = view["curation"]["score_locked"]  # client-anchored: the score is the client's own rating
         up = self._frame(rs) | {
             c.st: rs, c.last: rs.sid,
-            c.head: render.session_header_html(view), c.transcript: render.transcript_html(view["session"]),
+            c.head: render.session_header_html(view) + curation_modes.mode_html(view),
+            c.transcript: render.transcript_html(view["session"]),
             c.job: render.job_html(latest) if latest else "",
             c.timer: gr.Timer(active=bool(latest) and latest["state"] in ("queued", "running")),
             c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed),
             c.reopen_btn: gr.update(visible=bool(view.get("reopenable"))),
-            c.accept_all: gr.update(interactive=ed)} | self._bulk_panel()
+            c.accept_all: gr.update(interactive=ed and not locked)} | self._bulk_panel()
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
             up.update({card.head: rs.head(it["item"]), card.model: render.model_html(it["prediction"], view["scale"]),
-                       card.score: gr.update(value=d["score"], interactive=ed, choices=scale_choices),
+                       card.score: gr.update(value=d["score"], interactive=ed and not locked, choices=scale_choices,
+                                             label="Client's self-reported score (fixed)" if locked else "Your score"),
                        card.rationale: gr.update(value=d["rationale"], interactive=ed),
                        card.evidence: gr.update(value=evidence_text(d["evidence"]), interactive=ed),
                        card.reasons: gr.update(value=d["change_reasons"], interactive=ed),
                        card.feedback: render.feedback_html(it["checks"], it["prediction"], d),
-                       card.accept: gr.update(interactive=ed and readable(it["prediction"]))})
+                       card.accept: gr.update(interactive=ed and not locked and readable(it["prediction"]))})
         return up
 
     # ----- one card ----------------------------------------------------------------------
@@ -470,7 +474,7 @@ class ReviewUI(SpeedHandlers):
             for item in self.items:
                 card, pred = self.cards[item], rs.items[item]["pred"]
                 up[card.model] = render.model_html(pred, rs.scale)
-                up[card.accept] = gr.update(interactive=rs.editable and readable(pred))
+                up[card.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
             for item, draft in prefills.items():
                 up.update({self.cards[item].rationale: draft["rationale"], self.cards[item].evidence: evidence_text(draft["evidence"])})
         return up

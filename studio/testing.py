@@ -51,8 +51,14 @@ def quoting_predictions(session, model_version: str = "test-model", seed: int = 
     return preds
 
 
-def make_store(root, *, sessions=None, predictions: bool = True, users: dict = USERS):
-    """A store with the sample sessions (or ``sessions``), quoting predictions and the test users."""
+def make_store(root, *, sessions=None, predictions: bool = True, users: dict = USERS, curation_mode: str | None = None,
+               show_ratings: bool | None = None):
+    """A store with the sample sessions (or ``sessions``), quoting predictions and the test users.
+
+    ``curation_mode`` (with ``show_ratings``) sets every session's curation mode
+    (:mod:`studio.curation_modes`); None leaves the default (the sample sessions have the client's
+    self-report, so they are client-anchored). Tests of the free-score editor use
+    ``curation_mode="expert_judged", show_ratings=True``: the review screen as it was before modes."""
     from store import Repository
 
     from .bootstrap import DATA_DIR, SESSIONS_FILE
@@ -66,6 +72,10 @@ def make_store(root, *, sessions=None, predictions: bool = True, users: dict = U
     if predictions:
         repo.add_predictions([p for s in sessions for p in quoting_predictions(s)])
     add_users(repo, users)
+    if curation_mode is not None:
+        for s in sessions:
+            repo.collection("curation_modes").put({"id": s.id, "mode": curation_mode, "show_ratings": show_ratings},
+                                                  actor="test")
     return repo
 
 

@@ -30,13 +30,15 @@ def tiny_model_dir(tmp_path_factory):
 def studio_server(tmp_path_factory):
     """The review app (``studio.app.build_app``, no predictor) launched in-process on a fresh store
     with the sample sessions, quoting predictions and the users of ``studio.testing.USERS``; one per
-    test module. Yields ``SimpleNamespace(url, repo, demo)``."""
+    test module; every session expert-judged with the ratings shown (the free-score editor; client-
+    anchored curation has its own server in tests/test_curation_modes.py). Yields
+    ``SimpleNamespace(url, repo, demo)``."""
     from types import SimpleNamespace
 
     from studio.app import build_app
     from studio.testing import make_store, serve
 
-    repo = make_store(tmp_path_factory.mktemp("studio") / "store")
+    repo = make_store(tmp_path_factory.mktemp("studio") / "store", curation_mode="expert_judged", show_ratings=True)
     demo = build_app(repo, None)
     with serve(demo) as url:
         yield SimpleNamespace(url=url, repo=repo, demo=demo)

@@ -21,7 +21,7 @@ SESSIONS = ["sample-en-05", "sample-en-06", "sample-en-07"]
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_model_dir):
-    repo = make_store(tmp_path_factory.mktemp("jobs") / "store")
+    repo = make_store(tmp_path_factory.mktemp("jobs") / "store", curation_mode="expert_judged", show_ratings=True)
     predictor = Predictor(ModelSpec(base=str(tiny_model_dir)))
     demo = build_app(repo, predictor)
     with serve(demo) as url:

@@ -39,6 +39,8 @@ def repo(tmp_path):
                                  ratings={i: 3 for i in range(1, 13)} if s == "s1" else None)
                     for s in ("s1", "s2", "s3")])
     r.add_predictions(preds_for("s1", 0.9) + preds_for("s2", 0.3))
+    # the free-score editor, as before curation modes (client-anchored s1 is tested in test_curation_modes)
+    r.collection("curation_modes").put({"id": "s1", "mode": "expert_judged", "show_ratings": True}, actor="test")
     for name, role in (("admin", "admin"), ("ann", "annotator"), ("bob", "annotator"), ("adj", "adjudicator")):
         r.add_user(name, "password-" + name, role)
     yield r

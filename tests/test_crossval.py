@@ -64,7 +64,7 @@ def _independent_pooled(sessions, preds, field):
 
 def test_crossval_folds_by_client_adapters_never_see_their_test_sessions(tmp_path, tiny_model_dir, capsys):
     store = make_cv_store(tmp_path / "store")
-    argv = ["--store", str(store), "--folds", "3", "--base-model", str(tiny_model_dir), "--self-reports", "false",
+    argv = ["--store", str(store), "--folds", "3", "--base-model", str(tiny_model_dir),
             "--cv-id", "cv1", "--actor", "boss", "--json", *CONFIG]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

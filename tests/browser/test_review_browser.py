@@ -28,7 +28,7 @@ XSS = ['<script>window.__xss = 1</script> Hello.', '<img src=x onerror="window._
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_model_dir):
-    repo = make_store(tmp_path_factory.mktemp("browser") / "store")
+    repo = make_store(tmp_path_factory.mktemp("browser") / "store", curation_mode="expert_judged", show_ratings=True)
     repo.add_sessions([Session(id="xss-1", language="en", client_id="c-x",
                                turns=[{"index": 0, "speaker": "counselor", "text": XSS[0]},
                                       {"index": 1, "speaker": "client", "text": XSS[1]}])])

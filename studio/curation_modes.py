@@ -1,0 +1,160 @@
+"""Curation modes per assignment: client-anchored (the paper) or expert-judged, as pure functions.
+
+* **client_anchored** (:data:`care_model.curation.CLIENT_ANCHORED`), for sessions with the
+  client's self-report: each item's score is the client's own rating. The review payload shows it
+  as the item's score (``anchored_score``, and the draft's score), the card cannot change it, and
+  :func:`anchored_save` refuses a different score with a message that says so; a save without a
+  score gets the client's. The expert edits the rationale (fidelity to the dialogue, consistency
+  with that score) and the evidence. Labels record ``score_source="client_self_report"``.
+* **expert_judged** (:data:`care_model.curation.EXPERT_JUDGED`), for sessions without a
+  self-report: the expert's own score, as before (``score_source="expert"``). An annotator codes
+  **blind**: the client's and the counselor's ratings are removed from the review payload (and so
+  from the page) unless an admin shows them, for one session (``show_ratings`` here) or for the
+  whole store (the review setting ``show_ratings``). In client-anchored mode the client's ratings
+  are the scores, and the counselor's stay hidden from annotators the same way.
+
+Admins and adjudicators always see the ratings. The mode of a session is the admin's choice
+(collection ``curation_modes``, one audited document per session: ``mode``, ``show_ratings``),
+else the default from whether the session has a client self-report
+(:func:`care_model.curation.default_curation_mode`). Adjudicated labels record ``adjudicated``.
+"""
+from __future__ import annotations
+
+from care_model.curation import CLIENT_ANCHORED, CURATION_MODES, EXPERT_JUDGED, default_curation_mode, score_source_for
+from care_model.errors import ValidationError
+
+from .access import Access, review_settings
+
+COLLECTION = "curation_modes"
+MODE_NAMES = {CLIENT_ANCHORED: "client-anchored", EXPERT_JUDGED: "expert-judged"}
+
+
+def _defaults(session) -> dict:
+    return {"default_mode": default_curation_mode(session), "has_self_report": bool(session.ratings.get("client"))}
+
+
+def curation_of(repo, session) -> dict:
+    """``{"mode", "default_mode", "chosen" (by an admin), "has_self_report", "show_ratings"}`` of a
+    session (``session``: a Session or its id)."""
+    session = repo.get_session(session) if isinstance(session, str) else session
+    doc = repo.collection(COLLECTION).get(session.id) or {}
+    out = _defaults(session)
+    out["chosen"] = doc.get("mode") in CURATION_MODES
+    out["mode"] = doc["mode"] if out["chosen"] else out["default_mode"]
+    show = doc.get("show_ratings")
+    out["show_ratings"] = bool(review_settings(repo).get("show_ratings")) if show is None else bool(show)
+    out["show_ratings_source"] = "store setting" if show is None else "session"
+    return out
+
+
+def set_curation_mode(repo, access: Access, session_ids, mode: str = "default", show_ratings=None) -> dict:
+    """Admin: set the curation mode of sessions ("default" goes back to the default), and
+    optionally whether their annotators see the ratings (None: the store's setting). Checks every
+    session before changing any."""
+    from .admin import parse_ids
+
+    access.require("admin", action="setting curation modes")
+    sids = parse_ids(session_ids)
+    mode = (mode or "default").strip()
+    if not sids:
+        raise ValidationError("No sessions given.", "Give at least one session id.")
+    if mode not in CURATION_MODES + ("default",):
+        raise ValidationError(f"Unknown curation mode {mode!r}.", f"Use one of {', '.join(CURATION_MODES)} or default.")
+    sessions = []
+    for sid in sids:
+        if not repo.has_session(sid):
+            raise ValidationError(f"No session {sid!r} in the store.", "Check the ids (nothing was changed).")
+        sessions.append(repo.get_session(sid))
+    if mode == CLIENT_ANCHORED:
+        missing = [s.id for s in sessions if not s.ratings.get("client")]
+        if missing:
+            raise ValidationError(f"Session(s) {', '.join(missing)} have no client self-report, so their scores cannot "
+                                  "be anchored to the client's.",
+                                  "Curate them expert-judged, or import the clients' WAI-SR ratings first "
+                                  "(nothing was changed).")
+    coll = repo.collection(COLLECTION)
+    for s in sessions:
+        doc = coll.get(s.id) or {"id": s.id}
+        doc["mode"] = None if mode == "default" else mode
+        doc["show_ratings"] = None if show_ratings in (None, "") else bool(show_ratings)
+        coll.put(doc, actor=access.username, action="set_mode")
+    modes = {s.id: curation_of(repo, s)["mode"] for s in sessions}
+    return {"sessions": len(sessions), "modes": modes, "show_ratings": show_ratings}
+
+
+def list_curation_modes(repo, access: Access) -> list[dict]:
+    """Admin: every session's curation mode (chosen or default) and ratings visibility."""
+    access.require("admin", action="listing curation modes")
+    return [{"session_id": sid, **curation_of(repo, sid)} for sid in repo.session_ids()]
+
+
+# ----- the review payload and saves -------------------------------------------------------------
+def sees_ratings(access: Access, curation: dict) -> dict[str, bool]:
+    """Which raters' ratings this user may see while coding the session."""
+    if access.is_staff or curation["show_ratings"]:
+        return {"client": True, "counselor": True}
+    return {"client": curation["mode"] == CLIENT_ANCHORED, "counselor": False}
+
+
+def apply_to_view(view: dict, curation: dict, access: Access, session, recheck) -> dict:
+    """Anchor the scores and hide the ratings in an :func:`studio.review.open_view` payload (in
+    place). ``recheck(draft, prediction, saved)`` recomputes an item's checks."""
+    anchored = curation["mode"] == CLIENT_ANCHORED
+    client = session.ratings.get("client") or {}
+    view["curation"] = {"mode": curation["mode"], "default_mode": curation["default_mode"], "chosen": curation["chosen"],
+                        "score_locked": anchored, "score_source": score_source_for(curation["mode"], view["slot"] or ""),
+                        "ratings_visible": sees_ratings(access, curation)}
+    for it in view["items"]:
+        it["anchored_score"] = client.get(int(it["item"])) if anchored else None
+        if anchored and it["draft"]["score"] != it["anchored_score"]:
+            it["draft"]["score"] = it["anchored_score"]
+            it["checks"] = recheck(it["draft"], it["prediction"], it["label"] is not None)
+    for rater, visible in view["curation"]["ratings_visible"].items():
+        if not visible:
+            view["session"]["ratings"].pop(rater, None)
+            view["summary"][rater] = None
+    return view
+
+
+def anchored_save(repo, session_id: str, slot: str, item: int, score) -> tuple[int | None, str]:
+    """The score a save stores and its ``score_source``: in client-anchored mode the client's
+    rating (a different score is refused, no score gets the client's); else the score as given."""
+    session = repo.get_session(session_id)
+    mode = curation_of(repo, session)["mode"]
+    source = score_source_for(mode, slot)
+    if mode != CLIENT_ANCHORED:
+        return score, source
+    want = (session.ratings.get("client") or {}).get(int(item))
+    if score is not None and want is not None and int(score) != int(want):
+        raise ValidationError(f"Item {item} of {session_id} is client-anchored: its score is the client's own rating "
+                              f"({want}) and cannot be changed to {score}.",
+                              "Leave the score as it is (or send none) and write the rationale that fits the client's "
+                              "score; an admin can switch the session to expert-judged.")
+    return (want if want is not None else score), source
+
+
+def source_of(repo, session, slot: str) -> str:
+    """The ``score_source`` a label saved now in ``slot`` of the session records."""
+    return score_source_for(curation_of(repo, session)["mode"], slot)
+
+
+def stale_source_problems(labels, source: str) -> dict[str, list[str]]:
+    """Items saved under another curation mode than the session's current one (an admin changed it)."""
+    return {str(lab.item): [f"Saved as {lab.score_source.replace('_', ' ')} but the session is now curated for "
+                            f"{source.replace('_', ' ')}: check the item and save it again."]
+            for lab in labels if lab.score_source != source}
+
+
+def mode_html(view: dict) -> str:
+    """A line above the cards that says how this session is curated."""
+    from .render import esc
+
+    cur = view.get("curation") or {}
+    if cur.get("mode") == CLIENT_ANCHORED:
+        text = ("Client-anchored: each item's score is the client's own WAI-SR rating and cannot be changed. "
+                "Write the rationale for that score (faithful to the dialogue) and pick its evidence.")
+    else:
+        text = "Expert-judged: score each item yourself from the transcript."
+        if not all((cur.get("ratings_visible") or {}).values()):
+            text += " The client's and counselor's ratings are hidden while you code."
+    return f'<div class="care-muted" id="care-curation-mode" data-mode="{esc(cur.get("mode") or "")}">{esc(text)}</div>'
