@@ -33,7 +33,8 @@ VALID = {"session_id": FOREIGN_SID, "item": 1, "score": 3, "rationale": "ok", "e
          "systems": ["test-model"], "raters": ["ann"], "n_targets": 2, "overlap": 1, "sampling": "random",
          "strata": "dimension", "items": [1], "seed": 0, "status": "closed", "source": "", "recipe": "",
          "overrides": "", "run_id": "", "version_id": "test-model", "reason": "", "active": False,
-         "fmt": "jsonl", "predict": False, "action": "", "user": "", "entity": "", "limit": 10}
+         "fmt": "jsonl", "predict": False, "action": "", "user": "", "entity": "", "limit": 10,
+         "show_ratings": None}
 # Endpoints a role may call successfully with the arguments above (reads that list only what the
 # caller may see; checked for leaks below). Any other endpoint must refuse them.
 MAY_SUCCEED = {
