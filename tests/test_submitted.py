@@ -19,7 +19,7 @@ ANN, BOB, ADMIN = Access("ann", "annotator"), Access("bob", "annotator"), Access
 
 @pytest.fixture
 def repo(tmp_path):
-    r = make_store(tmp_path / "store")
+    r = make_store(tmp_path / "store", curation_mode="expert_judged", show_ratings=True)  # free scores
     r.assign([SID], ["ann", "bob"], actor="admin")  # shared: one label set both edit
     yield r
     r.close()

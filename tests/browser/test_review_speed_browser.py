@@ -81,7 +81,8 @@ def status(page):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    repo = make_store(tmp_path_factory.mktemp("speed") / "store")  # readable, quoting suggestions for every item
+    # readable, quoting suggestions for every item; expert-judged: the expert may accept the model's scores
+    repo = make_store(tmp_path_factory.mktemp("speed") / "store", curation_mode="expert_judged", show_ratings=True)
     repo.assign([SID], ["ann"], actor="admin")
     ART.mkdir(exist_ok=True)
     with serve(build_app(repo, None)) as url:
