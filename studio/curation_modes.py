@@ -4,7 +4,8 @@
   client's self-report: each item's score is the client's own rating. The review payload shows it
   as the item's score (``anchored_score``, and the draft's score), the card cannot change it, and
   :func:`anchored_save` refuses a different score with a message that says so; a save without a
-  score gets the client's. The expert edits the rationale (fidelity to the dialogue, consistency
+  score gets the client's. An unreviewed card starts from the model's rationale drafted for the
+  client's score (:mod:`care_model.drafting`) when there is one, else from its free rationale. The expert edits the rationale (fidelity to the dialogue, consistency
   with that score) and the evidence. Labels record ``score_source="client_self_report"``.
 * **expert_judged** (:data:`care_model.curation.EXPERT_JUDGED`), for sessions without a
   self-report: the expert's own score, as before (``score_source="expert"``). An annotator codes
@@ -96,17 +97,34 @@ def sees_ratings(access: Access, curation: dict) -> dict[str, bool]:
     return {"client": curation["mode"] == CLIENT_ANCHORED, "counselor": False}
 
 
-def apply_to_view(view: dict, curation: dict, access: Access, session, recheck) -> dict:
+def score_drafts(repo, session_id: str, targets: dict[int, int]) -> dict[int, dict]:
+    """The latest drafted rationale (:mod:`care_model.drafting`, predictions of mode "draft") per
+    item written for the item's target score: item -> {id, model_version, score, rationale, evidence}."""
+    out = {}
+    for p in repo.predictions(session_id, history=True):  # oldest first: a later draft wins
+        if p.is_draft and p.rationale and p.drafted_for_score is not None and targets.get(int(p.item)) == p.drafted_for_score:
+            out[int(p.item)] = {"id": p.id, "model_version": p.model_version, "score": p.drafted_for_score,
+                                "rationale": p.rationale, "evidence": list(p.evidence)}
+    return out
+
+
+def apply_to_view(repo, view: dict, curation: dict, access: Access, session, recheck) -> dict:
     """Anchor the scores and hide the ratings in an :func:`studio.review.open_view` payload (in
-    place). ``recheck(draft, prediction, saved)`` recomputes an item's checks."""
+    place). In client-anchored mode an unreviewed item starts from the model's rationale drafted
+    for the client's score when there is one (``score_draft``), else from its free rationale.
+    ``recheck(draft, prediction, saved)`` recomputes an item's checks."""
     anchored = curation["mode"] == CLIENT_ANCHORED
     client = session.ratings.get("client") or {}
+    drafts = score_drafts(repo, session.id, client) if anchored else {}
     view["curation"] = {"mode": curation["mode"], "default_mode": curation["default_mode"], "chosen": curation["chosen"],
                         "score_locked": anchored, "score_source": score_source_for(curation["mode"], view["slot"] or ""),
                         "ratings_visible": sees_ratings(access, curation)}
     for it in view["items"]:
         it["anchored_score"] = client.get(int(it["item"])) if anchored else None
-        if anchored and it["draft"]["score"] != it["anchored_score"]:
+        it["score_draft"] = drafts.get(int(it["item"]))
+        if it["label"] is None and it["score_draft"]:
+            it["draft"].update(rationale=it["score_draft"]["rationale"], evidence=list(it["score_draft"]["evidence"]))
+        if anchored and (it["draft"]["score"] != it["anchored_score"] or it["score_draft"]):
             it["draft"]["score"] = it["anchored_score"]
             it["checks"] = recheck(it["draft"], it["prediction"], it["label"] is not None)
     for rater, visible in view["curation"]["ratings_visible"].items():

@@ -368,7 +368,7 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
         "items": items, "status": status if sa.slot else "read-only", "reviewed": reviewed, "submitted": submitted,
         "other_slots": others, "summary": summary(form, items, session),
     }
-    return curation_modes.apply_to_view(out, curation_modes.curation_of(repo, session), access, session,
+    return curation_modes.apply_to_view(repo, out, curation_modes.curation_of(repo, session), access, session,
                                         lambda d, p, saved: checks(d, p, index, saved=saved))
 
 

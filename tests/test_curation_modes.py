@@ -12,7 +12,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from care_model.curation import read_snapshot
-from care_model.records import SHARED
+from care_model.records import SHARED, Prediction
 from care_model.retrain import prepare_run
 from care_model.retrain_config import RetrainConfig
 from care_model.runs import run_path
@@ -24,6 +24,7 @@ from factories import make_session
 ANCHORED = "sample-en-01"   # has the client's self-report: client-anchored by default
 BLIND = "sample-en-05"      # has it (and the counselor's) too; the admin makes it expert-judged
 NO_SELF_REPORT = "no-self-report"
+DRAFTED = "sample-en-03"    # client-anchored, with rationales the model drafted for given scores
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def app(tmp_path_factory):
     """The app on the sample store with its default modes (every sample session has a self-report)."""
     repo = make_store(tmp_path_factory.mktemp("modes") / "store")
     repo.add_sessions([make_session(NO_SELF_REPORT, client="c-x")])
-    repo.assign([ANCHORED, BLIND, NO_SELF_REPORT], ["ann"], actor="admin")
+    repo.assign([ANCHORED, BLIND, NO_SELF_REPORT, DRAFTED], ["ann"], actor="admin")
     with serve(build_app(repo, None)) as url:
         yield SimpleNamespace(url=url, repo=repo, clients={u: Client(url, auth=(u, password(u)), verbose=False)
                                                            for u in ("admin", "ann")})
@@ -141,3 +142,24 @@ def test_switching_a_session_to_client_anchored_asks_for_items_saved_under_the_o
         assert repo.get_label(BLIND, 3, SHARED).score_source == "expert"
     finally:
         admin.predict([BLIND], "expert_judged", None, api_name="/set_curation_mode")
+
+
+def test_client_anchored_cards_start_from_the_rationale_drafted_for_the_clients_score(app):
+    """Score-conditioned drafting (care_model.drafting) writes mode "draft" predictions; an
+    unreviewed client-anchored card starts from the one drafted for the client's score."""
+    repo, ann = app.repo, app.clients["ann"]
+    client = repo.get_session(DRAFTED).ratings["client"]
+
+    def draft(item, score, text, stamp):
+        return Prediction(id=f"draft-{item}-{score}-{stamp}", session_id=DRAFTED, item=item, model_version="test-model",
+                          score=score, rationale=text, evidence=[2], mode="draft", drafted_for_score=score,
+                          draft_source="client", created_at=f"2026-11-26T00:00:0{stamp}+00:00")
+    repo.add_predictions([draft(2, client[2], "An older draft.", 1), draft(2, client[2], "Drafted for the client's score.", 2),
+                          draft(3, client[3] % 5 + 1, "Drafted for another score.", 3)])
+    items = {it["item"]: it for it in ann.predict(DRAFTED, api_name="/open_session")["items"]}
+    assert items[2]["score_draft"]["rationale"] == "Drafted for the client's score." and items[2]["score_draft"]["score"] == client[2]
+    assert items[2]["draft"] == {**items[2]["draft"], "score": client[2], "rationale": "Drafted for the client's score.",
+                                 "evidence": [2]}
+    assert items[3]["score_draft"] is None                                      # drafted for another score: not used
+    assert items[3]["draft"]["rationale"] == items[3]["prediction"]["rationale"]  # the model's free rationale
+    assert items[3]["prediction"]["id"] != "draft-3" and not items[3]["prediction"].get("drafted_for_score")
