@@ -431,10 +431,6 @@ def get_model(spec: ModelSpec | None = None) -> LoadedModel:
     return hit
 
 
-def cached_specs() -> list[ModelSpec]:
-    return list(_CACHE)
-
-
 def clear_model_cache() -> None:
     """Forget every loaded model (the next get_model loads again)."""
     with _CACHE_LOCK:

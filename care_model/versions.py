@@ -75,10 +75,6 @@ def active_version(repo) -> dict | None:
     return repo.collection(VERSIONS).get(vid) if vid else None
 
 
-def spec_of(doc: dict, *, dtype: str = "auto", device: str = "auto") -> ModelSpec:
-    return ModelSpec(base=doc["base"], adapter=doc.get("adapter") or None, dtype=dtype, device=device)
-
-
 def active_spec(repo, default: ModelSpec | None = None) -> ModelSpec:
     """The spec the Predictor should load: the active version, else ``default`` (the embedded SmolLM2)."""
     doc = active_setting(repo)

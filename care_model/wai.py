@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from .errors import ValidationError
 
@@ -236,11 +236,3 @@ def load_form(form_id: str = DEFAULT_FORM) -> Form:
 
 def wai_sr() -> Form:
     return load_form(DEFAULT_FORM)
-
-
-def dimension_means(ratings: Mapping, form: Form | None = None) -> dict[str, float | None]:
-    return (form or wai_sr()).dimension_scores(ratings)
-
-
-def iter_items(form: Form | None = None) -> Iterable[Item]:
-    return iter((form or wai_sr()).items)

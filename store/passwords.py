@@ -5,7 +5,6 @@ import base64
 import hashlib
 import hmac
 import os
-import secrets
 
 N, R, P = 2**14, 8, 1
 
@@ -28,7 +27,3 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(digest, expected)
-
-
-def generate_password(length: int = 16) -> str:
-    return secrets.token_urlsafe(length)[:length]

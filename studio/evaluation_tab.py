@@ -26,7 +26,7 @@ from care_model.errors import CareError
 
 from . import campaign_results as cr, validate
 from . import campaigns as cp
-from . import render, ui
+from . import admin, render, ui
 from .evaluation_render import (CSS, KEYS_HELP, KEYS_JS, anchors_html, head_html, output_html, plots,
                                 results_html, reveal_html, transcript_html)
 
@@ -239,7 +239,7 @@ class EvalUI:
         if access.role != "admin":
             return (gr.update(visible=False),) + (gr.skip(),) * 3
         ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
-        users = sorted(u["username"] for u in self.ctx.repo.users() if u.get("active", True))
+        users = sorted(u["username"] for u in admin.list_users(self.ctx.repo, access) if u["active"])
         return (gr.update(visible=True), self._table(access), gr.update(choices=ids, value=ids[0][1] if ids else None),
                 gr.update(choices=users))
 
