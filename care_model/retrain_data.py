@@ -220,6 +220,18 @@ def score_positions(labels):
     return first
 
 
+def answer_weight(label_rows, score_weight: float = 1.0) -> float:
+    """What :func:`answer_loss` divides by for these rows (lists of labels): their answer tokens, the
+    score token of each item counted ``score_weight`` times. Pure Python, so a training step can
+    count all its micro-batches before running any of them."""
+    total = 0.0
+    for labels in label_rows:
+        for prev, lab in zip(labels, labels[1:]):
+            if lab != IGNORE:
+                total += score_weight if prev == IGNORE else 1.0
+    return total
+
+
 def answer_loss(model, batch, *, reduction: str = "mean", score_weight: float = 1.0):
     """Cross-entropy on the answer tokens only (labels != -100), logits computed only where needed.
 

@@ -11,8 +11,11 @@ config) and writes into it (see :mod:`care_model.runs`); it never opens the stor
   rows from the concatenated per-epoch permutations (the last one wraps around, so every
   process always has a full micro-batch and DDP never waits on a missing rank). Resuming at
   step ``k`` therefore continues with exactly the rows an uninterrupted run would have used.
-* **Loss** is the mean cross-entropy over answer tokens (:func:`care_model.retrain_data.answer_loss`);
-  logits are computed only at positions that predict an answer token.
+* **Loss** is the cross-entropy per answer token of the whole optimizer step: summed over the
+  micro-batches of every process and divided by their answer tokens counted beforehand
+  (:func:`accumulate_gradients`, as Hugging Face's trainers do since 2024), so a step gives the
+  gradient one large batch would and a short row weighs what its tokens weigh. Logits are
+  computed only at positions that predict an answer token (:func:`care_model.retrain_data.answer_loss`).
 * **Progress**: the main process appends ``step`` events (step, total_steps, loss averaged over
   processes, lr, elapsed_s, eta_s) to ``progress.jsonl`` and drives a tqdm bar.
 * **Cancel**: a ``CANCEL`` file in the run folder, SIGTERM or Ctrl-C. Checked before every step
@@ -37,7 +40,7 @@ from pathlib import Path
 from .errors import ConfigError, TrainingError
 from .models import SMOLLM2, smollm2_folder
 from .runs import ProgressWriter, cancel_requested, last_checkpoint, run_path, write_json
-from .retrain_data import answer_loss, collate
+from .retrain_data import answer_loss, answer_weight, collate
 
 
 @dataclass
@@ -209,6 +212,31 @@ def validation_loss(model, ds, accelerator, pad_id, dtype) -> float | None:
     return float(total[0] / total[1]) if float(total[1]) > 0 else None
 
 
+def accumulate_gradients(model, micro_batches: list[list[dict]], accelerator, pad_id, dtype,
+                         score_weight: float = 1.0) -> float:
+    """Backward passes over one optimizer step's micro-batches (lists of rows) on this process.
+
+    The summed token loss is divided by the answer tokens of the whole step: every micro-batch of
+    every process (one all-reduce of the counts first). DDP averages gradients over processes, so
+    the loss is also multiplied by their number. Returns the step's loss per answer token.
+    """
+    import torch
+
+    device = accelerator.device
+    local = answer_weight([r["labels"] for rows in micro_batches for r in rows], score_weight)
+    total = float(accelerator.reduce(torch.tensor([local], dtype=torch.float64, device=device), "sum")[0])
+    scale = accelerator.num_processes / (total if total > 0 else 1.0)
+    step_loss = torch.zeros((), dtype=torch.float64, device=device)
+    for m, rows in enumerate(micro_batches):
+        batch = {k: v.to(device) for k, v in collate(rows, pad_id, dtype).items()}
+        last = m == len(micro_batches) - 1
+        with accelerator.no_sync(model) if (not last and accelerator.num_processes > 1) else _null():
+            loss, _ = answer_loss(model, batch, reduction="sum", score_weight=score_weight)
+            accelerator.backward(loss * scale)
+        step_loss += loss.detach().double()
+    return float(accelerator.reduce(step_loss, "sum")) / (total if total > 0 else 1.0)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int, extra: dict) -> Path:
     import torch
@@ -322,17 +350,9 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
                 result.elapsed_s = time.perf_counter() - t0
                 return result
             idx = order[step]
-            step_loss = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-            n_tok = 0
-            for m in range(accum):
-                lo = (m * world + rank) * B
-                batch = {k: v.to(accelerator.device) for k, v in collate(_rows(train_ds, idx[lo:lo + B]), pad_id, dtype).items()}
-                n_tok += int(batch["input_ids"].numel())
-                sync = accelerator.no_sync(model) if (m < accum - 1 and world > 1) else _null()
-                with sync:
-                    loss, _ = answer_loss(model, batch, score_weight=config.score_weight)
-                    accelerator.backward(loss / accum)
-                step_loss += loss.detach().double() / accum
+            micro = [_rows(train_ds, idx[(m * world + rank) * B:(m * world + rank + 1) * B]) for m in range(accum)]
+            n_tok = sum(max(len(r["input_ids"]) for r in rows) * len(rows) for rows in micro)
+            mean_loss = accumulate_gradients(model, micro, accelerator, pad_id, dtype, config.score_weight)
             if config.max_grad_norm and config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
@@ -340,7 +360,6 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            mean_loss = float(accelerator.reduce(step_loss, "mean"))
             losses.append(mean_loss)
             result.tokens += n_tok
             elapsed = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """Retraining: config and recipes, training data built as inference builds it, a run that learns,
 cancel and resume, the distributed path (2 CPU processes) and the command line.
 
-Real models throughout: the tiny random Llama (care_model.tiny_model), real peft, real accelerate.
+Real models throughout: the tiny random Llama (tests/tiny_model.py), real peft, real accelerate.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from care_model.records import SHARED, Label, Session, Turn
 from care_model.retrain import execute_run, finish_run, launch_subprocess, main, prepare_run
 from care_model.retrain_config import RetrainConfig, load_recipe, resolve_config
 from care_model.runs import last_checkpoint, read_events, read_json, read_progress, request_cancel
-from care_model.tiny_model import _EN, build_tiny_model
+from tiny_model import _EN, build_tiny_model
 from store import Repository
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,6 +218,55 @@ def test_retraining_learns_a_rule_the_base_model_does_not_know(tmp_path, learnab
         assert repo.collection("training_runs").get("learn")["status"] == "registered"
         V.promote(repo, doc["id"], actor="boss")
         assert V.active_spec(repo).adapter == doc["adapter"]
+
+
+# ----------------------------------------------------------------------------- loss per token
+def test_accumulated_micro_batches_give_the_gradient_of_one_large_batch(tiny_model_dir):
+    """Gradient accumulation normalises by the answer tokens of the whole step: four micro-batches of
+    one row each give the gradient of one batch of the four rows, however long each row's answer."""
+    import random
+
+    import torch
+
+    from care_model.retrain import make_accelerator
+    from care_model.retrain_data import answer_loss, collate
+    from care_model.retrain_loop import accumulate_gradients, load_for_training
+
+    accelerator = make_accelerator()
+    tokenizer, model = load_for_training(RetrainConfig(base_model=str(tiny_model_dir), lora_dropout=0.0), accelerator)
+    gen = torch.Generator().manual_seed(0)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    for p in trainable.values():  # LoRA's B starts at zero (so A would get no gradient): draw both
+        p.data.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    rng = random.Random(0)
+
+    def row(n, answer):
+        ids = [rng.randrange(5, tokenizer.vocab_size) for _ in range(n)]
+        return {"input_ids": ids, "labels": [-100] * (n - answer) + ids[n - answer:], "position_ids": list(range(n)),
+                "packed": False}
+
+    rows = [row(40, 1), row(25, 3), row(50, 12), row(60, 30)]  # 1 to 30 answer tokens
+    pad = tokenizer.pad_token_id
+
+    def grads(fn):
+        model.zero_grad(set_to_none=True)
+        loss = fn()
+        return loss, {n: p.grad.detach().clone() for n, p in trainable.items()}
+
+    def per_micro_batch_mean(weight):  # the old rule: each micro-batch's mean, divided by their number
+        for r in rows:
+            loss, _ = answer_loss(model, collate([r], pad), score_weight=weight)
+            (loss / len(rows)).backward()
+
+    for weight in (1.0, 3.0):
+        big_loss, big = grads(lambda: accumulate_gradients(model, [rows], accelerator, pad, torch.float32, weight))
+        acc_loss, acc = grads(lambda: accumulate_gradients(model, [[r] for r in rows], accelerator, pad, torch.float32, weight))
+        assert acc_loss == pytest.approx(big_loss, rel=1e-5)
+        scale = max(g.abs().max().item() for g in big.values())
+        for name in big:
+            assert torch.allclose(acc[name], big[name], rtol=1e-4, atol=1e-5 * scale), name
+        _, old = grads(lambda: per_micro_batch_mean(weight))  # the test tells the two rules apart
+        assert max((old[n] - big[n]).abs().max().item() for n in big) > 100 * 1e-5 * scale
 
 
 # ----------------------------------------------------------------------------- cancel and resume
