@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     from care_model.wai import load_form
 
     if args.tiny:
-        from care_model.tiny_model import build_tiny_model
+        from tests.tiny_model import build_tiny_model
 
         spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")))
     else:

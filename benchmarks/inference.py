@@ -68,7 +68,7 @@ def _synthetic_sessions(count_tokens, render, target: int, n: int):
     """Fallback when data/sessions.jsonl is missing: sessions grown to about ``target`` prompt tokens."""
     from care_model.prompt import build_session_prompt
     from care_model.records import Session, Turn
-    from care_model.tiny_model import _EN
+    from tests.tiny_model import _EN
 
     out = []
     for s in range(n):
@@ -108,7 +108,7 @@ def main(argv=None) -> dict:
 
     tmp = None
     if args.tiny:
-        from care_model.tiny_model import build_tiny_model
+        from tests.tiny_model import build_tiny_model
 
         tmp = tempfile.TemporaryDirectory(prefix="care-bench-tiny-")
         base = str(build_tiny_model(Path(tmp.name) / "tiny-llama", seed=0))

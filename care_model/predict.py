@@ -11,10 +11,11 @@ its exact prompt; the option probabilities at the score position give ``probs``,
 ``expected_score`` and, in scores-only mode, the score itself. An answer that cannot be parsed is
 stored with ``parse_status="failed"``, its raw text and the reason; it never stops a run.
 
-CPU smoke (tiny random model built on the fly, one session)::
+CPU smoke (the embedded SmolLM2 on one sample session; ``python -m store import --store /tmp/s
+--format jsonl data/sessions.jsonl`` first)::
 
-    python -m care_model.predict --store /tmp/s --tiny --session sample-en-01
-    python -m care_model.predict --store /tmp/s --tiny --session sample-en-01 --draft-for client
+    python -m care_model.predict --store /tmp/s --session sample-en-01 --scores-only
+    python -m care_model.predict --store /tmp/s --session sample-en-01 --draft-for client
 
 Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA adapter on a GPU)::
 
@@ -318,7 +319,6 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default=None, help="base model: local folder, 'smollm2' or hub id "
                     "(default: the store's active version, else the embedded SmolLM2)")
     ap.add_argument("--adapter", default=None, help="LoRA adapter folder")
-    ap.add_argument("--tiny", action="store_true", help="use a tiny random Llama built on the fly (smoke tests)")
     ap.add_argument("--scores-only", action="store_true", help="scores and probabilities only, no rationale")
     ap.add_argument("--max-new-tokens", type=int, default=PredictConfig.max_new_tokens)
     ap.add_argument("--decoding", choices=("grounded", "free"), default=PredictConfig.decoding,
@@ -355,11 +355,7 @@ def run(argv=None) -> dict:
     from store import Repository
 
     with Repository(args.store, create=False) as repo:
-        if args.tiny:
-            from .tiny_model import build_tiny_model
-
-            spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")))
-        elif args.model or args.adapter:
+        if args.model or args.adapter:
             spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter)
         else:
             spec = active_spec(repo) or ModelSpec()

@@ -19,9 +19,9 @@ import pytest  # noqa: E402
 def tiny_model_dir(tmp_path_factory):
     """A tiny random Llama (GQA, ChatML template, byte-level BPE with " 4" != "4"), built once per test run.
 
-    Load it with ``ModelSpec(base=str(tiny_model_dir))``; ``care_model.tiny_model`` documents it.
+    Load it with ``ModelSpec(base=str(tiny_model_dir))``; ``tests/tiny_model.py`` documents it.
     """
-    from care_model.tiny_model import build_tiny_model
+    from tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-llama", seed=0)
 
@@ -29,14 +29,14 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def studio_server(tmp_path_factory):
     """The review app (``studio.app.build_app``, no predictor) launched in-process on a fresh store
-    with the sample sessions, quoting predictions and the users of ``studio.testing.USERS``; one per
+    with the sample sessions, quoting predictions and the users of ``studio_testing.USERS``; one per
     test module; every session expert-judged with the ratings shown (the free-score editor; client-
     anchored curation has its own server in tests/test_curation_modes.py). Yields
     ``SimpleNamespace(url, repo, demo)``."""
     from types import SimpleNamespace
 
     from studio.app import build_app
-    from studio.testing import make_store, serve
+    from studio_testing import make_store, serve
 
     repo = make_store(tmp_path_factory.mktemp("studio") / "store", curation_mode="expert_judged", show_ratings=True)
     demo = build_app(repo, None)

@@ -162,7 +162,7 @@ def served(store):
     from gradio_client import Client
 
     from studio.app import build_app
-    from studio.testing import serve
+    from studio_testing import serve
 
     with serve(build_app(store, None)) as url:
         yield SimpleNamespace(url=url, client=lambda u: Client(url, auth=(u, "password-" + u), verbose=False))

@@ -16,7 +16,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from studio.testing import password
+from studio_testing import password
 
 ROLES = {"admin": "admin", "adj": "adjudicator", "ann": "annotator"}
 FOREIGN_SID = "sample-en-01"  # assigned to bob only (shared)

@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 
 from care_model.records import SHARED
 from studio.api import ENDPOINTS
-from studio.testing import password
+from studio_testing import password
 
 ROOT = Path(__file__).resolve().parent.parent
 SID = "sample-en-03"

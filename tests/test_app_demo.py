@@ -15,7 +15,7 @@ from gradio_client.exceptions import AppError
 from care_model.models import ModelSpec
 from care_model.predict import Predictor
 from studio.demo import BANNER, build_demo, parse_pasted
-from studio.testing import serve
+from studio_testing import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 

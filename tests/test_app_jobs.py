@@ -13,8 +13,8 @@ from care_model.models import ModelSpec
 from care_model.predict import Predictor
 from studio.app import build_app
 from studio.jobs import PredictJobs
-from studio.testing import make_store, password, serve
-from studio.testing import wait_for as _wait_for
+from studio_testing import make_store, password, serve
+from studio_testing import wait_for as _wait_for
 
 SESSIONS = ["sample-en-05", "sample-en-06", "sample-en-07"]
 

@@ -346,7 +346,7 @@ def served(tmp_path_factory):
     from gradio_client import Client
 
     from studio.app import build_app
-    from studio.testing import serve
+    from studio_testing import serve
 
     repo = build_repo(tmp_path_factory.mktemp("eval-api") / "store")
     with serve(build_app(repo, None)) as url:

@@ -10,7 +10,7 @@ from care_model.errors import ModelError
 from care_model.models import ModelSpec, load_model, model_version_id
 from care_model.prompt import build_session_prompt
 from care_model.records import Session, Turn
-from care_model.tiny_model import _EN, _ZH, build_tiny_model
+from tiny_model import _EN, _ZH, build_tiny_model
 
 MAX_NEW = 24
 PROB_ATOL = 1e-4

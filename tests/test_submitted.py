@@ -11,7 +11,7 @@ from care_model.errors import PermissionDenied, ValidationError
 from studio import review
 from studio.access import Access
 from studio.app import AppContext
-from studio.testing import make_store
+from studio_testing import make_store
 
 SID = "sample-en-05"
 ANN, BOB, ADMIN = Access("ann", "annotator"), Access("bob", "annotator"), Access("admin", "admin")

@@ -18,8 +18,8 @@ from care_model.predict import Predictor
 from care_model.records import SHARED, Label
 from studio.access import access_of
 from studio.app import build_app
-from studio.testing import make_store, password, serve
-from studio.testing import wait_for as _wait_for
+from studio_testing import make_store, password, serve
+from studio_testing import wait_for as _wait_for
 from studio.training import TrainingManager
 
 CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]

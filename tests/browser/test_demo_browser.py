@@ -9,7 +9,7 @@ from playwright.sync_api import expect, sync_playwright
 from care_model.models import ModelSpec
 from care_model.predict import Predictor
 from studio.demo import BANNER, build_demo
-from studio.testing import launch_chromium, serve
+from studio_testing import launch_chromium, serve
 
 pytestmark = pytest.mark.browser
 ART = Path(__file__).resolve().parents[2] / "test-artifacts"

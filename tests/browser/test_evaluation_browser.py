@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from care_model.records import ADJUDICATED, SHARED, Label
 from studio.app import build_app
-from studio.testing import launch_chromium, logged_in_pages, make_store, quoting_predictions, serve
+from studio_testing import launch_chromium, logged_in_pages, make_store, quoting_predictions, serve
 
 pytestmark = pytest.mark.browser
 ART = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -17,7 +17,7 @@ from care_model.models import ModelSpec
 from care_model.predict import Predictor
 from care_model.records import SHARED, Prediction, Session
 from studio.app import build_app
-from studio.testing import launch_chromium, logged_in_pages, make_store, serve
+from studio_testing import launch_chromium, logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]

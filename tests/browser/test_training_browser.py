@@ -19,7 +19,7 @@ from care_model.models import ModelSpec, model_version_id
 from care_model.predict import Predictor
 from care_model.records import SHARED, Label
 from studio.app import build_app
-from studio.testing import launch_chromium, login, make_store, serve
+from studio_testing import launch_chromium, login, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""Helpers for the app's tests and benchmark: a review store with users, an in-process server,
-and Debian's Chromium for Playwright. Not imported by the app itself.
+"""Test scaffolding for the app's tests, kept out of the product: a review store with users, an
+in-process server, and Debian's Chromium for Playwright (``from studio_testing import serve``).
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """A tiny random Llama with a real tokenizer and chat template, built offline in well under a second.
 
-Used by the tests (a session-scoped fixture) and by ``python -m benchmarks.inference --tiny``::
+Test scaffolding, kept out of the product: used by the tests (a session-scoped fixture) and by the
+benchmarks' CPU smoke runs (``python -m benchmarks.inference --tiny``)::
 
-    from care_model.tiny_model import build_tiny_model
+    from tiny_model import build_tiny_model            # in tests (tests/ is on sys.path)
+    from tests.tiny_model import build_tiny_model      # from the repository root (benchmarks)
     build_tiny_model("/tmp/tiny", seed=0)   # -> Path; loads with ModelSpec(base="/tmp/tiny")
 
 The tokenizer is a byte-level BPE trained with ``tokenizers`` on a few hundred built-in lines of
@@ -171,19 +173,3 @@ def build_tiny_model(
     model.save_pretrained(str(path), safe_serialization=True)
     tokenizer.save_pretrained(str(path))
     return path
-
-
-def main(argv=None) -> None:
-    """CLI: ``python -m care_model.tiny_model /tmp/tiny-model [--seed 0]`` (CPU, under a second)."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m care_model.tiny_model",
-                                 description="Build the tiny random Llama used by the tests into a folder.")
-    ap.add_argument("path", nargs="?", default="tiny-model", help="output folder (default: ./tiny-model)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    print(build_tiny_model(args.path, seed=args.seed))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
