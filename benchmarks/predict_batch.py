@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
             repo.import_batch(read_files([SAMPLE_SESSIONS], "jsonl"))
         ids = sorted(repo.session_ids())[: args.limit or None]
         if args.tiny:
-            from care_model.tiny_model import build_tiny_model
+            from tests.tiny_model import build_tiny_model
 
             spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")))
         else:

@@ -11,7 +11,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from studio import downloads
-from studio.testing import password
+from studio_testing import password
 
 SID = "sample-en-06"
 

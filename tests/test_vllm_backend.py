@@ -144,7 +144,7 @@ def test_lora_candidate_and_active_are_served_by_one_vllm_server(tmp_path):
 def test_the_apps_predict_worker_uses_the_vllm_backend(tmp_path):
     from studio.bootstrap import ActivePredictor
     from studio.jobs import PredictJobs
-    from studio.testing import make_store
+    from studio_testing import make_store
 
     repo = make_store(tmp_path / "store", sessions=[SHORT[1]], predictions=False)
     predictor = ActivePredictor(repo, ModelSpec(), config=PredictConfig(backend="vllm"))

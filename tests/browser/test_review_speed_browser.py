@@ -9,7 +9,7 @@ counted and the test fails above 30. The count and the time from opening the ses
 evidence picked in the transcript go to ``test-artifacts/``.
 
 The session's suggestions are created in the test's own store (readable ones that quote the
-transcript, :func:`studio.testing.quoting_predictions`), so the test does not depend on which
+transcript, :func:`studio_testing.quoting_predictions`), so the test does not depend on which
 predictions file ships with the app.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from care_model.records import SHARED
 from studio.app import build_app
-from studio.testing import launch_chromium, logged_in_pages, make_store, serve
+from studio_testing import launch_chromium, logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
