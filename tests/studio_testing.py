@@ -61,7 +61,7 @@ def make_store(root, *, sessions=None, predictions: bool = True, users: dict = U
     ``curation_mode="expert_judged", show_ratings=True``: the review screen as it was before modes."""
     from store import Repository
 
-    from .bootstrap import DATA_DIR, SESSIONS_FILE
+    from studio.bootstrap import DATA_DIR, SESSIONS_FILE
 
     repo = Repository(Path(root))
     if sessions is None:
