@@ -17,7 +17,7 @@ from care_model.retrain import prepare_run
 from care_model.retrain_config import RetrainConfig
 from care_model.runs import run_path
 from studio.app import build_app
-from studio.testing import make_store, password, serve
+from studio_testing import make_store, password, serve
 
 from factories import make_session
 

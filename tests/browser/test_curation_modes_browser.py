@@ -17,7 +17,7 @@ from care_model.records import SHARED
 from studio.access import access_of
 from studio.app import build_app
 from studio.curation_modes import set_curation_mode
-from studio.testing import launch_chromium, logged_in_pages, make_store, serve
+from studio_testing import launch_chromium, logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
