@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -59,7 +60,7 @@ def _log(msg: str) -> None:
     print(f"[bench-gpu {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-class CharTokenizer:
+class CodePointTokenizer:
     """A stand-in tokenizer: one token per character (id = code point). Enough for the engine's option
     tokens ("1".."5", full-width digits), stop ids and decoding; prompts here are random ids anyway."""
 
@@ -128,9 +129,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--prompt-tokens", type=int, default=None, help="session prompt length (default 6000; 600 with --small)")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="rationale length (default 64; 8 with --small)")
     ap.add_argument("--items", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of both methods, order alternating (median reported)")
     ap.add_argument("--suffix-tokens", type=int, default=24, help="mean item suffix length")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
+    load_before = [round(x, 2) for x in os.getloadavg()]
 
     import torch
 
@@ -152,7 +155,7 @@ def main(argv=None) -> dict:
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     _log(f"built {n_params / 1e9:.2f}B params on {device} in {build_s:.1f}s")
 
-    tok = CharTokenizer(config.vocab_size)
+    tok = CodePointTokenizer(config.vocab_size)
     loaded = LoadedModel(model=model, tokenizer=tok, device=device, dtype=str(dtype).split(".")[-1],
                          version_info={"id": "llama-3.1-8b-architecture-random", "base": "random"})
     engine = Engine(loaded, stop_token_ids=[1])
@@ -182,14 +185,22 @@ def main(argv=None) -> dict:
 
     floor = engine.prefill_only(prefix)
     _log(f"prefill floor {floor:.3f}s for {P} tokens")
-    fast_so, t_fast_so = timed(engine.run_session, prefix, suffixes, scores_only=True)
-    fast, t_fast = timed(engine.run_session, prefix, suffixes, max_new_tokens=N)
-    fast_stats = dict(engine.last_stats)
-    _log(f"fast: scores {t_fast_so:.2f}s, with rationales {t_fast:.2f}s ({fast_stats})")
-    naive_so, t_naive_so = timed(engine.run_session_naive, prefix, suffixes, scores_only=True)
-    _log(f"naive scores {t_naive_so:.2f}s")
-    naive, t_naive = timed(engine.run_session_naive, prefix, suffixes, max_new_tokens=N)
-    _log(f"naive with rationales {t_naive:.2f}s")
+    # Rounds with the order of the two methods alternating (fast first, then naive first, ...); the
+    # median of each method's times is reported.
+    times = {"fast_so": [], "fast": [], "naive_so": [], "naive": []}
+    for r in range(args.rounds):
+        for method in (("fast", "naive") if r % 2 == 0 else ("naive", "fast")):
+            run = engine.run_session if method == "fast" else engine.run_session_naive
+            out_so, t_so = timed(run, prefix, suffixes, scores_only=True)
+            out, t = timed(run, prefix, suffixes, max_new_tokens=N)
+            times[f"{method}_so"].append(t_so)
+            times[method].append(t)
+            if method == "fast":
+                fast_so, fast, fast_stats = out_so, out, dict(engine.last_stats)
+            else:
+                naive_so, naive = out_so, out
+            _log(f"round {r + 1} {method}: scores {t_so:.2f}s, with rationales {t:.2f}s")
+    t_fast_so, t_fast, t_naive_so, t_naive = (statistics.median(times[k]) for k in ("fast_so", "fast", "naive_so", "naive"))
 
     kv_heads, head_dim, layers = config.num_key_value_heads, config.hidden_size // config.num_attention_heads, config.num_hidden_layers
     elem = torch.tensor([], dtype=dtype).element_size()
@@ -222,6 +233,8 @@ def main(argv=None) -> dict:
         "max_new_tokens": N,
         "prefill_floor_s": round(floor, 4),
         "prefill_tokens_per_s": round(P / floor, 1),
+        "rounds": args.rounds,
+        "order": "alternating by round (fast first in odd rounds); medians",
         "scores_only_naive_s": round(t_naive_so, 4),
         "scores_only_fast_s": round(t_fast_so, 4),
         "scores_only_speedup": round(t_naive_so / t_fast_so, 2),
@@ -248,6 +261,7 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
     }
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
+    result["load_average_before"], result["load_average_after"] = load_before, [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -152,6 +153,7 @@ def run(args) -> dict:
     seq_lens = args.seq_lens or ([1536, 2048] if small else [4096, 8192])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = peak_tflops(name, args.peak_tflops)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     model, config = build_model(small, device, dtype, args.rank, not args.no_checkpointing)
     result = {"benchmark": "gpu_train", "model": "llama-3.1-8b architecture, random weights" + (" (--small)" if small else ""),
@@ -176,6 +178,8 @@ def run(args) -> dict:
         result["runs"].append(row)
         if not args.json:
             print(json.dumps(row), file=sys.stderr)
+    # one method per run (nothing to rotate); the machine's load is recorded as for every benchmark
+    result["load_average_before"], result["load_average_after"] = load_before, [round(x, 2) for x in os.getloadavg()]
     return result
 
 
