@@ -100,21 +100,29 @@ def _check_item_score(form: Form, data: dict, where: str, n_turns: int) -> None:
                           f"turns 0-{n_turns - 1}.", "Point evidence at turns of this session.")
 
 
-def _predictions(raw, session_id: str, form: Form, n_turns: int, where: str, warnings: list[str]):
+def _records(raw, cls, noun: str, session_id: str, form: Form, n_turns: int, where: str, warnings: list[str],
+             skip=()):
+    """The line's ``predictions`` or ``labels``: (where, dict) for each, after the checks both share."""
+    plural = f"{noun}s"
     if not isinstance(raw, list):
-        raise fail(where, f"'predictions' is {type(raw).__name__}, expected a list.",
-                   "Write predictions as a list of Prediction.to_dict() objects.")
+        raise fail(where, f"'{plural}' is {type(raw).__name__}, expected a list.",
+                   f"Write {plural} as a list of {cls.__name__}.to_dict() objects.")
+    for k, rec in enumerate(raw):
+        rw = f"{where}, {noun} {k}"
+        if not isinstance(rec, dict):
+            raise fail(rw, f"the {noun} is {type(rec).__name__}, expected an object.",
+                       f"Write each {noun} as an object ({cls.__name__}.to_dict()).")
+        rec = {"session_id": session_id, **rec}
+        check_record_fields(cls, rec, rw, f"the {noun}", warnings, skip=skip)
+        if rec["session_id"] != session_id:
+            raise fail(rw, f"the {noun} is for session {rec['session_id']!r}, but the line holds {session_id!r}.",
+                       f"Put {plural} on the line of their session, or fix 'session_id'.")
+        yield rw, rec
+
+
+def _predictions(raw, session_id: str, form: Form, n_turns: int, where: str, warnings: list[str]):
     out = []
-    for k, p in enumerate(raw):
-        pw = f"{where}, prediction {k}"
-        if not isinstance(p, dict):
-            raise fail(pw, f"the prediction is {type(p).__name__}, expected an object.",
-                       "Write each prediction as an object (Prediction.to_dict()).")
-        p = {"session_id": session_id, **p}
-        check_record_fields(Prediction, p, pw, "the prediction", warnings)
-        if p["session_id"] != session_id:
-            raise fail(pw, f"the prediction is for session {p['session_id']!r}, but the line holds {session_id!r}.",
-                       "Put predictions on the line of their session, or fix 'session_id'.")
+    for pw, p in _records(raw, Prediction, "prediction", session_id, form, n_turns, where, warnings):
         if not p["id"].strip():
             raise fail(pw, "the prediction has an empty 'id'.", "Give every prediction its id.")
         _check_item_score(form, p, pw, n_turns)
@@ -123,20 +131,8 @@ def _predictions(raw, session_id: str, form: Form, n_turns: int, where: str, war
 
 
 def _labels(raw, session_id: str, form: Form, n_turns: int, where: str, warnings: list[str]):
-    if not isinstance(raw, list):
-        raise fail(where, f"'labels' is {type(raw).__name__}, expected a list.",
-                   "Write labels as a list of Label.to_dict() objects.")
     out = []
-    for k, lab in enumerate(raw):
-        lw = f"{where}, label {k}"
-        if not isinstance(lab, dict):
-            raise fail(lw, f"the label is {type(lab).__name__}, expected an object.",
-                       "Write each label as an object (Label.to_dict()).")
-        lab = {"session_id": session_id, **lab}
-        check_record_fields(Label, lab, lw, "the label", warnings, skip=("id",))
-        if lab["session_id"] != session_id:
-            raise fail(lw, f"the label is for session {lab['session_id']!r}, but the line holds {session_id!r}.",
-                       "Put labels on the line of their session, or fix 'session_id'.")
+    for lw, lab in _records(raw, Label, "label", session_id, form, n_turns, where, warnings, skip=("id",)):
         if not lab["annotator"].strip():
             raise fail(lw, "the label has an empty 'annotator'.", "Name the annotator (coding slot) of every label.")
         _check_item_score(form, lab, lw, n_turns)
