@@ -4,8 +4,9 @@ Pure (numpy; no torch, no tinydb). Dataclasses with ``to_dict()`` (JSON-ready, n
 ``to_rows()``; intervals from :mod:`care_model.agreement`.
 
 - Rubric means: t-based interval (mean +- t_{0.975, n-1} * sd / sqrt(n)), treating each rating as
-  one observation. Ratings are on a 1-5 scale, so with small n the interval may reach outside it;
-  it is reported as computed (no clipping) so that it stays an honest t interval.
+  one observation. Below :data:`MIN_RATINGS` ratings there is no interval (reason "too few
+  ratings"); otherwise an interval reaching past the 1-5 scale is bounded to it, and its method
+  says so ("t 95%, bounded to 1-5"): a mean of 1-5 ratings cannot lie outside the scale.
 - Bradley-Terry strengths: the MM algorithm of Hunter (2004), ties as half a win for each side.
   The maximum-likelihood estimate exists only when the "beat at least once" graph is strongly
   connected (Hunter's Assumption 1); otherwise the strengths are None with the reason, unless a
@@ -28,6 +29,21 @@ import numpy as np
 
 from .agreement import PAIRWISE_OUTCOMES, RUBRIC_CRITERIA, Estimate, mean_t_interval, proportion
 from .errors import ValidationError
+
+
+MIN_RATINGS = 3  # fewer ratings of a system and criterion: no interval ("too few ratings")
+
+
+def bounded_mean(scores: Sequence[int], scale: tuple[int, int], confidence: float) -> Estimate:
+    """The mean with its t interval, bounded to ``scale`` (said in ``method``), or without an
+    interval below :data:`MIN_RATINGS` ratings (said in ``reason``)."""
+    est = mean_t_interval(scores, confidence)
+    if est.n < MIN_RATINGS:
+        return Estimate(est.value, n=est.n, method="t",
+                        reason=f"too few ratings for an interval (n={est.n}; needs {MIN_RATINGS})")
+    low, high = max(float(scale[0]), est.low), min(float(scale[1]), est.high)
+    method = est.method + (f", bounded to {scale[0]}-{scale[1]}" if (low, high) != (est.low, est.high) else "")
+    return Estimate(est.value, low, high, est.n, method)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,7 +73,8 @@ class RubricSummary:
 
     def to_dict(self) -> dict:
         return {"pass_threshold": self.pass_threshold, "confidence": self.confidence,
-                "mean_interval": "t-based", "pass_rate_interval": "Wilson score",
+                "mean_interval": f"t-based, bounded to the scale; none below {MIN_RATINGS} ratings",
+                "pass_rate_interval": "Wilson score",
                 "rows": [r.to_dict() for r in self.rows]}
 
     def to_rows(self) -> list[dict]:
@@ -96,7 +113,7 @@ def rubric_summary(ratings: Iterable[Mapping], *, criteria: Sequence[str] | None
             if not scores:
                 continue
             passed = sum(1 for s in scores if s >= pass_threshold)
-            rows.append(RubricRow(system, criterion, len(scores), mean_t_interval(scores, confidence),
+            rows.append(RubricRow(system, criterion, len(scores), bounded_mean(scores, scale, confidence),
                                   proportion(passed, len(scores), confidence)))
     return RubricSummary(pass_threshold, confidence, rows)
 

@@ -93,7 +93,7 @@ class AdminUI:
     def audit(self, session_id: str, user: str, action: str, request: gr.Request):
         r = audit_trail.rows(self.ctx.repo, self._admin(request), session_id=session_id or "", user=user or "",
                              action=action or "")
-        note = f"{r['total']} entries" + (f" (newest {len(r['rows'])} shown)" if r["total"] > len(r["rows"]) else "")
+        note = f"{r['total']} {'entry' if r['total'] == 1 else 'entries'}" + (f" (newest {len(r['rows'])} shown)" if r["total"] > len(r["rows"]) else "")
         return ({"data": [[row[k] for k in audit_trail.COLUMNS] for row in r["rows"]], "headers": AUDIT_HEADERS},
                 render.status_html(note, "idle"))
 

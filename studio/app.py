@@ -114,8 +114,9 @@ class StudioBlocks(gr.Blocks):
             if not getattr(err, "print_exception", True):
                 raise
             api = getattr(block_fn, "api_name", None) or block_fn.name
-            raise gr.Error(f"/{api}: {err.message} Fix: send one of the values studio/API.md lists.",
-                           print_exception=False) from None
+            from care_model.errors import ValidationError
+
+            raise ui.ui_error(ValidationError(f"/{api}: {err.message}", "Send one of the values studio/API.md lists.")) from None
 
     def close(self, *args, **kwargs):
         ctx = self.studio_ctx
@@ -138,6 +139,7 @@ def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioB
         user_html = gr.HTML(f'<div id="care-topbar"><span class="care-brand">{title}</span></div>',
                             elem_id="care-topbar-box", js_on_load=None)
         ctx.components["user_html"] = user_html
+        ctx.components["topbar"] = Shell(ctx).topbar  # tabs chain it after actions that change the header
         ctx.on_load(Shell(ctx).topbar, [], [user_html])
         api.build_tab(ctx)  # the JSON endpoints (no components) first: they own their api_names
         with gr.Tabs(elem_id="care-tabs"):

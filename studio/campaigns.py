@@ -221,8 +221,11 @@ def _task_id(campaign_id: str, rater: str, target: str, kind: str, systems) -> s
 
 def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "both", n_targets: int = 20,
                     raters, overlap: int = 2, sampling: str = "random", strata: str = "dimension",
-                    session_ids=None, items=None, seed: int = 0) -> dict:
-    """Create a campaign (admin); returns the stored document."""
+                    session_ids=None, items=None, seed: int = 0, allow_self_rating: bool = False) -> dict:
+    """Create a campaign (admin); returns the stored document. No rater rates a curated rationale
+    they wrote unless ``allow_self_rating`` (then recorded): :mod:`studio.campaign_conflicts`."""
+    from .campaign_conflicts import pick_raters, target_authors
+
     _admin(access, "creating evaluation campaigns")
     from .admin import parse_ids
 
@@ -256,9 +259,13 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
     targets, tasks = [], {}
     per_rater: dict[str, dict[str, list[str]]] = {r: {"rubric": [], "pairwise": []} for r in raters}
     pairs = list(itertools.combinations(systems, 2))
+    self_rating = {}
     for i, t in enumerate(picked):
         tid = f"t{i + 1:03d}"
-        who = [order[(i + j) % len(order)] for j in range(overlap)]
+        who, own = pick_raters(order, i, overlap, target_authors(repo, t) if EXPERT in systems else set(), target=tid,
+                               allow_self_rating=bool(allow_self_rating))
+        if own:
+            self_rating[tid] = own
         targets.append({"id": tid, "session_id": t["session_id"], "item": t["item"], "dimension": t["dimension"],
                         "outputs": t["outputs"], "raters": sorted(who)})
         for r in who:
@@ -287,7 +294,7 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
                         "n_targets": len(targets), "n_eligible": len(eligible), "band_system": band_system,
                         "sessions": sorted({t["session_id"] for t in targets}),
                         "items": sorted({t["item"] for t in targets})},
-           "targets": targets, "tasks": tasks, "assignments": assignments}
+           "targets": targets, "tasks": tasks, "assignments": assignments, "self_rating": self_rating}
     return repo.collection(CAMPAIGNS).put(doc, actor=access.username, expected_version=0, action="create")
 
 

@@ -160,7 +160,8 @@ def build_demo(predictor, *, data_dir: Path = DATA_DIR) -> StudioBlocks:
         for trig in (sample.change, source.change):
             trig(h.show, ins, outs, **quiet)
         demo.load(h.show, ins, outs, **quiet)
-        run.click(h.predict, ins, outs, api_visibility="private", concurrency_limit=1, concurrency_id="demo-model")
+        run.click(h.predict, ins, outs, api_visibility="private", concurrency_limit=1, concurrency_id="demo-model",
+                  show_progress_on=[status])  # one progress indicator for the job, not one per output
         if predictor is not None:
             gr.api(h.demo_predict, api_name="demo_predict", concurrency_limit=1, concurrency_id="demo-model")
     demo.queue(default_concurrency_limit=4, max_size=20)

@@ -140,7 +140,11 @@ def anchors_html(c: str) -> str:
 def _ci(e: dict, digits=2) -> str:
     if e["value"] is None:
         return f'<span class="care-muted">– ({esc(e.get("reason", ""))})</span>'
-    ci = f' <span class="care-muted">[{_num(e["low"], digits)}, {_num(e["high"], digits)}]</span>' if e["low"] is not None else ""
+    if e["low"] is not None:
+        bounded = " (bounded to the scale)" if "bounded" in (e.get("method") or "") else ""
+        ci = f' <span class="care-muted">[{_num(e["low"], digits)}, {_num(e["high"], digits)}]{bounded}</span>'
+    else:
+        ci = f' <span class="care-muted">({esc(e["reason"])})</span>' if e.get("reason") else ""
     return f"{_num(e['value'], digits)}{ci}"
 
 

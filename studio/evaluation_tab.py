@@ -71,6 +71,13 @@ class EvalUI:
         return gr.update(choices=choices, value=choices[0][1] if choices else None), (
             "" if choices else render.status_html("You are not a rater in any evaluation campaign yet.", "idle"))
 
+    def refresh_campaigns(self, current, request: gr.Request):
+        """On visiting the tab: campaigns created since the page loaded, keeping the one chosen."""
+        choices = self._choices(self._who(request))
+        ids = [cid for _, cid in choices]
+        return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None)), (
+            "" if choices else render.status_html("You are not a rater in any evaluation campaign yet.", "idle"))
+
     def _show(self, view: dict, message: str = "", kind: str = "idle", old: EvalState | None = None) -> dict:
         c, r = self.c, view["rating"]
         if old is not None:
@@ -243,6 +250,16 @@ class EvalUI:
         return (gr.update(visible=True), self._table(access), gr.update(choices=ids, value=ids[0][1] if ids else None),
                 gr.update(choices=users))
 
+    def admin_refresh(self, current, request: gr.Request):
+        """On visiting the Campaigns tab: users added and campaigns created since the page loaded."""
+        access = self._who(request)
+        if access.role != "admin":
+            return (gr.skip(),) * 3
+        ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
+        keep = current if current in [i for _, i in ids] else (ids[0][1] if ids else None)
+        users = sorted(u["username"] for u in self.ctx.repo.users() if u.get("active", True))
+        return self._table(access), gr.update(choices=ids, value=keep), gr.update(choices=users)
+
     @ui.guard
     def find_systems(self, session_ids, request: gr.Request):
         access = self._who(request, *ADMIN)
@@ -251,14 +268,19 @@ class EvalUI:
         return gr.update(choices=[r["system"] for r in rows]), render.status_html("Systems with rationales: " + note, "idle")
 
     @ui.guard
-    def create(self, name, systems, mode, n, raters, overlap, sampling, strata, sessions, items, seed, request: gr.Request):
+    def create(self, name, systems, mode, n, raters, overlap, sampling, strata, sessions, items, seed, self_ok,
+               request: gr.Request):
         access = self._who(request, *ADMIN)
         doc = cp.create_campaign(self.ctx.repo, access, name=name, systems=systems, mode=mode, n_targets=int(n or 0),
                                  raters=raters, overlap=int(overlap or 1), sampling=sampling, strata=strata,
-                                 session_ids=sessions, items=items, seed=int(seed or 0))
+                                 session_ids=sessions, items=items, seed=int(seed or 0), allow_self_rating=bool(self_ok))
         ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
+        own = sorted({r for names in doc["self_rating"].values() for r in names})
+        warn = (f' Warning (recorded): {", ".join(own)} rate rationales they wrote on {len(doc["self_rating"])} '
+                f'target(s).' if own else "")
         return (render.status_html(f'Created campaign {doc["name"]} ({doc["id"]}): {len(doc["targets"])} targets, '
-                                   f'{len(doc["tasks"])} tasks for {", ".join(doc["raters"])}.', "ok"),
+                                   f'{len(doc["tasks"])} tasks for {", ".join(doc["raters"])}.{warn}',
+                                   "warn" if own else "ok"),
                 self._table(access), gr.update(choices=ids, value=doc["id"]))
 
     @ui.guard
@@ -324,12 +346,15 @@ class EvalApi:
     def eval_create(self, name: str, systems: list[str], raters: list[str], mode: str = "both", n_targets: int = 20,
                     overlap: int = 2, sampling: str = "random", strata: str = "dimension",
                     session_ids: list[str] | None = None, items: list[int] | None = None, seed: int = 0,
-                    request: gr.Request = None) -> dict:
-        """Admin: create a campaign; returns its id and size."""
+                    allow_self_rating: bool = False, request: gr.Request = None) -> dict:
+        """Admin: create a campaign; returns its id and size. Raters never rate a curated rationale
+        they wrote unless ``allow_self_rating`` (then listed in ``self_rating``)."""
         doc = cp.create_campaign(self.ctx.repo, self._who(request, *ADMIN), name=name, systems=systems, mode=mode,
                                  n_targets=int(n_targets), raters=raters, overlap=int(overlap), sampling=sampling,
-                                 strata=strata, session_ids=session_ids, items=[str(i) for i in items or []], seed=int(seed))
+                                 strata=strata, session_ids=session_ids, items=[str(i) for i in items or []], seed=int(seed),
+                                 allow_self_rating=allow_self_rating)
         return {"id": doc["id"], "targets": len(doc["targets"]), "tasks": len(doc["tasks"]),
+                "self_rating": doc["self_rating"],
                 "per_rater": {r: len(t) for r, t in doc["assignments"].items()}}
 
     @ui.guard
@@ -350,7 +375,7 @@ def build_tab(ctx):
     api = EvalApi(ctx)
     c = SimpleNamespace(crit={})
     quiet = dict(api_visibility="private", show_progress="hidden")
-    with gr.Tab("Human evaluation", id="evaluation", elem_id="eval-tab"):
+    with gr.Tab("Human evaluation", id="evaluation", elem_id="eval-tab") as rater_tab:
         for name in ENDPOINTS:  # inside a Tab: gr.Tabs accepts only tabs as children
             validate.register(getattr(api, name), name)
         gr.HTML(CSS, js_on_load=KEYS_JS, elem_id="eval-keys")
@@ -399,6 +424,8 @@ def build_tab(ctx):
                                   label="Mode", elem_id="eval-mode", scale=2)
                 a.n = gr.Number(20, label="Targets (session × item)", precision=0, elem_id="eval-n", scale=1)
                 a.seed = gr.Number(0, label="Seed", precision=0, elem_id="eval-seed", scale=1)
+                a.self_ok = gr.Checkbox(False, label="Let raters rate rationales they wrote (recorded)",
+                                        elem_id="eval-self-ok", scale=1)
             with gr.Row():
                 a.sessions = gr.Textbox(label="Sessions (blank: all)", elem_id="eval-sessions", scale=3)
                 a.items = gr.Textbox(label="Items (blank: all 12)", elem_id="eval-items", scale=1)
@@ -436,6 +463,7 @@ def build_tab(ctx):
                 c.pair, c.choice, c.reveal] + list(c.crit.values())
     edit_out = [c.status]  # small saves touch only the status line: their replies may arrive after a move
     ctx.on_load(h.on_load, [], [c.campaign, c.note])
+    rater_tab.select(h.refresh_campaigns, [c.campaign], [c.campaign, c.note], **quiet)  # new campaigns, no reload
     reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
     c.start.click(h.start, [c.campaign, c.st], task_out, **quiet).then(None, js=reset)
     for crit, radio in c.crit.items():
@@ -450,9 +478,10 @@ def build_tab(ctx):
 
     ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters])
     admin_tab.select(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)  # reads predictions: on visit, not on load
+    admin_tab.select(h.admin_refresh, [a.res_id], [a.table, a.res_id, a.raters], **quiet)  # new users and campaigns
     a.find.click(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)
     a.create.click(h.create, [a.name, a.systems, a.mode, a.n, a.raters, a.overlap, a.sampling, a.strata, a.sessions,
-                              a.items, a.seed], [a.msg, a.table, a.res_id], **quiet)
+                              a.items, a.seed, a.self_ok], [a.msg, a.table, a.res_id], **quiet)
     a.show.click(h.results, [a.res_id], [a.results, a.plot_means, a.plot_wins, a.table], **quiet)
     a.export.click(h.export, [a.res_id], [a.files], api_name="eval_export")
     a.close.click(h.set_status("closed"), [a.res_id], [a.msg, a.table], **quiet)

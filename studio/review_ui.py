@@ -17,9 +17,10 @@ from care_model.errors import CareError
 from . import curation_modes, render, review, ui
 from .accept import readable
 from .access import active_model_version
+from .metric_labels import UNCERTAINTY
 from .review_speed import SpeedHandlers
 
-QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Status", "Reviewed", "Uncertainty (SD)", "Model", "Assigned"]
+QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Status", "Reviewed", "Model uncertainty (SD)", "Model", "Assigned"]
 
 
 class ReviewState:
@@ -183,7 +184,9 @@ class ReviewUI(SpeedHandlers):
         n = q["counts"]
         counts = (f'<div class="care-muted"><b>{n["total"]}</b> sessions · {n["not started"]} not started · '
                   f'{n["in progress"]} in progress · {n["submitted"]} submitted · '
-                  f'{n["items_reviewed"]}/{n["items_total"]} items reviewed</div>')
+                  f'{n["items_reviewed"]}/{n["items_total"]} items reviewed · '
+                  f'<span class="care-help" id="care-uncertainty-help" title="{render.esc(UNCERTAINTY)}">'
+                  f'Model uncertainty (SD): 0 = sure, 1+ = hesitant ⓘ</span></div>')
         rows = [[r["id"], r["topic"], r["language"], r["turns"], r["status"], f'{r["reviewed"]}/{r["items"]}',
                  "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
                  r["assigned"] or ("—" if r["mode"] == "unassigned" else "")] for r in q["rows"]]

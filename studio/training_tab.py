@@ -13,6 +13,7 @@ import gradio as gr
 from care_model.curation import describe_learned_from, learned_from
 
 from . import render, ui, validate
+from .metric_labels import metric_label
 from .training import TrainingManager
 
 VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after", "Created"]
@@ -105,7 +106,7 @@ def compare_html(st: dict, version_id: str | None = None) -> str:
     """The chosen (default: newest) candidate's metrics next to the version it was compared with."""
     cands = [d for d in st["versions"] if d.get("kind") == "lora"]
     doc = next((d for d in cands if d["id"] == version_id), None) or next(
-        (d for d in reversed(cands) if d["status"] == "candidate"), None)
+        (d for d in reversed(cands) if d["status"] == "candidate"), None) or (cands[-1] if cands else None)
     if doc is None:
         return '<div class="care-muted">No candidate to compare yet.</div>'
     ev = doc.get("evaluation") or {}
@@ -113,9 +114,9 @@ def compare_html(st: dict, version_id: str | None = None) -> str:
     cand, base = (vers.get("candidate") or {}).get("headline", {}), (vers.get("baseline") or {}).get("headline", {})
     base_id = (vers.get("baseline") or {}).get("version_id") or doc.get("parent") or "–"
     m = doc.get("metrics") or {}
-    rows = [("validation loss (answer tokens)", m.get("validation_loss_after"), m.get("validation_loss_before"))]
+    rows = [("validation_loss", m.get("validation_loss_after"), m.get("validation_loss_before"))]
     rows += [(k, cand.get(k), base.get(k)) for k in HEADLINE_ORDER if k in cand or k in base]
-    body = "".join(f"<tr><td>{render.esc(k)}</td><td>{_fmt(c)}</td><td>{_fmt(b)}</td></tr>" for k, c, b in rows)
+    body = "".join(f"<tr><td>{metric_label(k)}</td><td>{_fmt(c)}</td><td>{_fmt(b)}</td></tr>" for k, c, b in rows)
     counts = (ev.get("comparison") or {}).get("counts") or {}
     verdict = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no comparison"
     base_doc = next((d for d in st["versions"] if d["id"] == base_id), {})
@@ -285,8 +286,9 @@ def build_tab(ctx):
     cancel.click(h.cancel, [version], [msg, *view], **quiet)
     resume.click(h.resume, [version], [msg, *view], **quiet)
     save_t.click(h.save_threshold, [threshold], [msg], **quiet).then(h.refresh, [version], view, **quiet)
-    promote.click(h.promote, [version, reason], [msg, *view], **quiet)
-    rollback.click(h.rollback, [version, reason], [msg, *view], **quiet)
-    reject.click(h.reject, [version, reason], [msg, *view], **quiet)
+    for button, fn in ((promote, h.promote), (rollback, h.rollback), (reject, h.reject)):
+        dep = button.click(fn, [version, reason], [msg, *view], **quiet)
+        if "topbar" in ctx.components:  # the header names the active model: refresh it
+            dep.then(ctx.components["topbar"], [], [ctx.components["user_html"]], **quiet)
     ctx.on_load(h.on_load, [], [tab, timer, threshold, recipe, ready])
     return h

@@ -7,6 +7,7 @@
   ``gr.Error`` that the browser shows and that ``gradio_client`` raises as ``AppError``.
 """
 import functools
+import html
 
 import gradio as gr
 
@@ -20,7 +21,10 @@ ALL_ROLES = ("annotator", "adjudicator", "admin")
 
 
 def ui_error(err: Exception) -> gr.Error:
-    return gr.Error(str(err), print_exception=False)
+    """The error as a toast (and the client's AppError). Gradio renders a toast's message as
+    HTML, and messages quote what users typed (names, ids, values), so it is escaped: markup
+    shows as text (``<`` ``>`` ``&``; quotes stay readable)."""
+    return gr.Error(html.escape(str(err), quote=False), print_exception=False)
 
 
 def require_role(repo, request: gr.Request | None, *roles: str) -> Access:

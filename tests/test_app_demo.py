@@ -77,3 +77,18 @@ def test_demo_command_with_share_opens_no_store(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_predicting_shows_one_progress_indicator():
+    """Defect 9 of issue 11: the Predict job's progress shows on the status line only (it showed
+    on all four outputs at once); the browser test counts them on screen."""
+    from studio.demo import build_demo
+
+    demo = build_demo(None)
+    by_id = {c["id"]: c for c in demo.config["components"]}
+    deps = [d for d in demo.config["dependencies"] if any(by_id.get(t[0], {}).get("props", {}).get("elem_id") == "demo-predict"
+                                                          for t in d["targets"])]
+    assert len(deps) == 1 and len(deps[0]["outputs"]) == 4
+    on = deps[0].get("show_progress_on")
+    assert deps[0]["show_progress"] != "hidden" and on and len(on) == 1
+    assert by_id[on[0]]["props"]["elem_id"] == "demo-status"

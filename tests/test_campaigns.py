@@ -53,7 +53,7 @@ def build_repo(root) -> Repository:
         for item in range(1, 13):
             r.save_label(Label(session_id=s, item=item, annotator=SHARED, score=1 + item % 5, status="submitted",
                                rationale=f"Curated {s}/{item}: weekly runs with the sister."),
-                         actor="ann", expected_version=0)
+                         actor="curator", expected_version=0)  # a curator who rates nothing here
     for who, score in (("ann", 2), ("bob", 4)):  # s3/1 coded independently, unresolved: no curated rationale
         r.save_label(Label(session_id="s3", item=1, annotator=who, score=score, rationale="x", status="submitted"),
                      actor=who, expected_version=0)

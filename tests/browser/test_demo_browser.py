@@ -29,8 +29,16 @@ def test_demo_page(tiny_model_dir):
         page.screenshot(path=str(ART / "demo.png"))
         page.get_by_label("Paste a transcript").check()
         page.fill("#demo-pasted textarea", "Counselor: What brings you here?\nClient: <b>not bold</b> I can't sleep.")
+        page.evaluate("""() => {  // the most progress indicators on screen at once while predicting
+          window.__careMaxBars = 0;
+          const count = () => { window.__careMaxBars = Math.max(window.__careMaxBars,
+            document.querySelectorAll('.progress-text, .eta-bar').length ? new Set(Array.from(
+              document.querySelectorAll('.progress-text, .eta-bar')).map(e => e.closest('.block'))).size : 0); };
+          new MutationObserver(count).observe(document.body, {subtree: true, childList: true, attributes: true});
+        }""")
         page.click("#demo-predict")
         expect(page.locator("#demo-status")).to_contain_text("Predicted with", timeout=120_000)
+        assert page.evaluate("window.__careMaxBars") == 1  # one per job (it was four, one per output)
         expect(page.locator("#care-turn-1 .tx")).to_have_text("<b>not bold</b> I can't sleep.")
         expect(page.locator("#demo-cards .care-model-version").first).to_have_text(demo.studio_ctx.predictor.model_version)
         browser.close()

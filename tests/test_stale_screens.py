@@ -1,0 +1,101 @@
+"""Defects 5 and 10 of issue 11: actions refresh what they change (the header's model after a
+promotion or rollback, new users and campaigns without a reload, the comparison table after a
+rollback), and the numbers come with plain-language names."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from studio import campaigns as cp
+from studio.access import ACTIVE_MODEL, SETTINGS, Access
+from studio.app import AppContext, build_app
+from studio.metric_labels import describe
+from studio.testing import make_store
+from studio.training_tab import HEADLINE_ORDER, compare_html
+
+ADMIN = SimpleNamespace(username="admin")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    r = make_store(tmp_path_factory.mktemp("stale") / "store")
+    yield r
+    r.close()
+
+
+def handlers(repo, module):
+    with gr.Blocks():
+        return module.build_tab(AppContext(repo=repo))
+
+
+def chained_after(demo, elem_id: str) -> list[str]:
+    """Names of the handlers that run after a click on the button ``elem_id``."""
+    by_elem = {c._id: getattr(c, "elem_id", None) for c in demo.blocks.values()}
+    fns = list(demo.fns.values())
+    first = [f for f in fns if any(by_elem.get(t[0]) == elem_id for t in f.targets)]
+    assert first, elem_id
+    ids = {k for k, f in demo.fns.items() if f in first}
+    return [f.name for k, f in demo.fns.items() if f.trigger_after in ids]
+
+
+def test_the_header_is_refreshed_after_promote_rollback_and_reject(repo):
+    demo = build_app(repo, None)
+    for button in ("care-promote", "care-rollback", "care-reject"):
+        assert "topbar" in chained_after(demo, button), button
+    topbar = demo.studio_ctx.components["topbar"]
+    repo.collection(SETTINGS).put({"id": ACTIVE_MODEL, "model_version": "lora-new-1"}, actor="admin")
+    assert "model lora-new-1" in topbar(ADMIN)
+
+
+def test_new_users_and_campaigns_appear_without_a_reload(repo):
+    from studio import evaluation_tab
+
+    h = handlers(repo, evaluation_tab)
+    assert h.refresh_campaigns(None, SimpleNamespace(username="ann"))[0]["choices"] == []
+    repo.add_user("newbie", "newbie-pass-1", "annotator", actor="admin")
+    table, ids, raters = h.admin_refresh(None, ADMIN)
+    assert "newbie" in raters["choices"]
+    doc = cp.create_campaign(repo, Access("admin", "admin"), name="Fresh", systems=["test-model"], mode="rubric",
+                             n_targets=2, raters=["ann"], overlap=1, session_ids=["sample-en-01"])
+    choices, _ = h.refresh_campaigns(None, SimpleNamespace(username="ann"))
+    assert [cid for _, cid in choices["choices"]] == [doc["id"]] and choices["value"] == doc["id"]
+    table, ids, raters = h.admin_refresh(None, ADMIN)
+    assert doc["id"] in [cid for _, cid in ids["choices"]] and any(doc["id"] in row for row in table["data"])
+    demo = build_app(repo, None)
+    names = {f.name for f in demo.fns.values()}
+    assert {"refresh_campaigns", "admin_refresh"} <= names  # wired to the tabs' select events
+
+
+def version_docs(lora_status: str) -> dict:
+    head = {"experts.exact": 0.5, "goal.pearson": 0.3}
+    return {"active": "base-1", "versions": [
+        {"id": "base-1", "kind": "base", "status": "active"},
+        {"id": "lora-1", "kind": "lora", "status": lora_status, "parent": "base-1",
+         "metrics": {"validation_loss_before": 2.0, "validation_loss_after": 1.5},
+         "evaluation": {"versions": {"candidate": {"headline": head}, "baseline": {"headline": head, "version_id": "base-1"}},
+                        "comparison": {"counts": {"better": 1}}, "sessions": ["s1"]}}]}
+
+
+@pytest.mark.parametrize("status", ["rolled_back", "retired", "rejected", "candidate"])
+def test_the_comparison_table_stays_after_a_rollback(status):
+    html = compare_html(version_docs(status), "base-1")  # the rollback target is picked in the dropdown
+    assert 'id="care-compare"' in html and "lora-1" in html and "No candidate" not in html
+
+
+def test_every_metric_key_has_a_plain_name_and_an_explanation():
+    html = compare_html(version_docs("candidate"))
+    for key in HEADLINE_ORDER + ["validation_loss"]:
+        name, text = describe(key)
+        assert name != key and len(text) > 30, key
+    assert 'title="Share of items where the model' in html and "Exact agreement with experts" in html
+
+
+def test_the_queue_explains_uncertainty(repo):
+    from studio import review_tab
+
+    h = handlers(repo, review_tab)
+    counts, table = h.queue("all", "", "id", ADMIN)
+    assert 'id="care-uncertainty-help"' in counts and "standard deviation" in counts
+    assert "Model uncertainty (SD)" in table["headers"]
