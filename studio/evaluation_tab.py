@@ -245,19 +245,17 @@ class EvalUI:
         access = self._who(request)
         if access.role != "admin":
             return (gr.update(visible=False),) + (gr.skip(),) * 3
-        ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
-        users = sorted(u["username"] for u in admin.list_users(self.ctx.repo, access) if u["active"])
-        return (gr.update(visible=True), self._table(access), gr.update(choices=ids, value=ids[0][1] if ids else None),
-                gr.update(choices=users))
+        return (gr.update(visible=True), *self.admin_refresh(None, request))
 
     def admin_refresh(self, current, request: gr.Request):
-        """On visiting the Campaigns tab: users added and campaigns created since the page loaded."""
+        """The campaign table and choices and the raters (on load, and on visiting the Campaigns
+        tab: users added and campaigns created since the page loaded appear without a reload)."""
         access = self._who(request)
         if access.role != "admin":
             return (gr.skip(),) * 3
         ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
         keep = current if current in [i for _, i in ids] else (ids[0][1] if ids else None)
-        users = sorted(u["username"] for u in self.ctx.repo.users() if u.get("active", True))
+        users = sorted(u["username"] for u in admin.list_users(self.ctx.repo, access) if u["active"])
         return self._table(access), gr.update(choices=ids, value=keep), gr.update(choices=users)
 
     @ui.guard

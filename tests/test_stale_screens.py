@@ -12,7 +12,7 @@ from studio import campaigns as cp
 from studio.access import ACTIVE_MODEL, SETTINGS, Access
 from studio.app import AppContext, build_app
 from studio.metric_labels import describe
-from studio.testing import make_store
+from studio_testing import make_store
 from studio.training_tab import HEADLINE_ORDER, compare_html
 
 ADMIN = SimpleNamespace(username="admin")
