@@ -23,7 +23,6 @@ The real measurement (SmolLM2-135M-Instruct, float32: roughly 10-15 minutes on a
 machine, 38 minutes measured while other jobs shared the cores; run it in the background)::
 
     HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json > bench-inference.json &
-    HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json --backends engine,vllm > bench-vllm.json &
 
 Measured 2026-11-25 on the shared 2-core CPU (1 torch thread, load average 2-9, SmolLM2 float32,
 sample-en-05/06/20, ~1,500 prefix tokens, ~290 generated tokens per session): naive 260.6 s per
@@ -85,6 +84,30 @@ def _synthetic_sessions(count_tokens, render, target: int, n: int):
     return out
 
 
+def hf_prefix_cache(loaded, engine, prefix: list[int], suffixes: dict, max_new_tokens: int) -> dict:
+    """The peer a user would pick: one prefilled ``DynamicCache`` of the shared prefix, copied for each
+    item, then Hugging Face ``generate`` (greedy) on prefix + suffix. Returns {item: generated ids}."""
+    import copy
+
+    import torch
+    from transformers import DynamicCache, GenerationConfig
+
+    model = loaded.model
+    gen_cfg = GenerationConfig(max_new_tokens=int(max_new_tokens), do_sample=False, num_beams=1,
+                               eos_token_id=list(engine.stop_token_ids), pad_token_id=engine.pad_token_id,
+                               temperature=None, top_p=None, top_k=None)
+    out = {}
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        model(input_ids=torch.tensor([prefix], device=engine.device), past_key_values=cache, use_cache=True)
+        for item, suffix in suffixes.items():
+            ids = torch.tensor([list(prefix) + list(suffix)], device=engine.device)
+            seq = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen_cfg,
+                                 past_key_values=copy.deepcopy(cache))
+            out[item] = seq[0, ids.shape[1]:].tolist()
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -95,16 +118,20 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="sessions JSONL (Session.to_dict lines)")
     ap.add_argument("--base", default=None, help="another base model folder instead of SmolLM2")
     ap.add_argument("--dtype", default="auto", help="model dtype (default auto = float32 on CPU)")
-    ap.add_argument("--backends", default="engine", help="'engine' or 'engine,vllm': vLLM measured in the same run "
-                    "(scores only, cold prefix cache; needs `make setup-vllm`; see benchmarks/inference_vllm.py)")
+    ap.add_argument("--candidate-turns", type=int, default=8, help="grounded decoding: turns each item may quote")
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
     import torch
 
     from care_model.engine import Engine
+    from care_model.evidence import TranscriptIndex, find_quotes
     from care_model.models import ModelSpec, load_model
+    from care_model.parse import parse_answer
+    from care_model.predict import PredictConfig, grounding_rows
     from care_model.prompt import build_session_prompt
+
+    config = PredictConfig(max_new_tokens=args.max_new_tokens, candidate_turns=args.candidate_turns)
 
     tmp = None
     if args.tiny:
@@ -140,74 +167,114 @@ def main(argv=None) -> dict:
     if not chosen:
         raise SystemExit(f"no sessions in {data}")
 
-    vllm = None
-    if "vllm" in args.backends.split(","):
-        from .inference_vllm import VllmBench
-
-        _log("loading the model in vLLM")
-        vllm = VllmBench(base, args.dtype)
-        vllm.warm_up(chosen[0][3])
-    # warm-up (first-call allocations, lazy imports) on a short input
+    # warm-up (first-call allocations, lazy imports, the grounding vocabulary and MiniLM) on a short input
     warm_prefix, warm_suffix = engine.encode_prompt(chosen[0][3])
     engine.run_session(warm_prefix[:64], {1: warm_suffix[1]}, max_new_tokens=2)
     engine.run_session_naive(warm_prefix[:64], {1: warm_suffix[1]}, max_new_tokens=2)
+    grounding_rows(engine, chosen[0][2], [1], config)
 
     N = args.max_new_tokens
-    totals = {k: 0.0 for k in ("naive", "fast", "naive_scores", "fast_scores", "floor")}
+    keys = ("naive", "fast", "grounded", "grounded_naive", "hf_prefix_cache", "naive_scores", "fast_scores", "floor")
+    totals = {k: 0.0 for k in keys}
     per_session = []
     items_total = score_agree = text_agree = parsed_agree = scores_only_agree = 0
+    grounded_agree = grounded_quoted = grounded_unsupported = grounded_argmax = hf_agree = 0
     max_prob_diff = 0.0
     fast_stats = []
-    for _, sid, session, sp in chosen:
+    load_before = os.getloadavg()
+    for n_session, (_, sid, session, sp) in enumerate(chosen):
         prefix, suffixes = engine.encode_prompt(sp)
         row = {"id": sid, "language": session.language, "turns": len(session.turns),
                "prefix_tokens": len(prefix), "suffix_tokens": sum(len(s) for s in suffixes.values()),
                "prompt_tokens_longest_item": len(prefix) + max(len(s) for s in suffixes.values())}
         _log(f"session {sid}: {row['prefix_tokens']} prefix tokens, 12 suffixes {row['suffix_tokens']} tokens")
+        res: dict = {}
 
-        def timed(fn, *a, **k):
+        def timed(key, fn, *a, **k):
             t = time.perf_counter()
             out = fn(*a, **k)
-            return out, time.perf_counter() - t
+            res[key] = (out, time.perf_counter() - t)
 
-        # floor and fast scores-only alternate twice and are averaged: both are short, and CPU noise on
-        # a shared machine otherwise decides their ratio
-        floors, t_fast_sos, own = [], [], []
-        for _rep in range(2):
-            floors.append(engine.prefill_only(prefix))
-            fast_so, t = timed(engine.run_session, prefix, suffixes, scores_only=True, language=session.language)
-            t_fast_sos.append(t)
-            own.append(engine.last_stats["total_s"] / engine.last_stats["prefill_s"])
-        floor, t_fast_so = sum(floors) / 2, sum(t_fast_sos) / 2
-        fast, t_fast = timed(engine.run_session, prefix, suffixes, max_new_tokens=N, language=session.language)
-        fast_stats.append(dict(engine.last_stats))
-        naive_so, t_naive_so = timed(engine.run_session_naive, prefix, suffixes, scores_only=True, language=session.language)
-        naive, t_naive = timed(engine.run_session_naive, prefix, suffixes, max_new_tokens=N, language=session.language)
-        for key, val in (("floor", floor), ("fast_scores", t_fast_so), ("fast", t_fast),
-                         ("naive_scores", t_naive_so), ("naive", t_naive)):
-            totals[key] += val
-        from care_model.parse import parse_answer
+        def scores_and_floor():
+            # floor and fast scores-only alternate twice and are averaged: both are short, and CPU noise
+            # on a shared machine otherwise decides their ratio
+            floors, t_sos, own = [], [], []
+            for _rep in range(2):
+                floors.append(engine.prefill_only(prefix))
+                t = time.perf_counter()
+                out = engine.run_session(prefix, suffixes, scores_only=True, language=session.language)
+                t_sos.append(time.perf_counter() - t)
+                own.append(engine.last_stats["total_s"] / engine.last_stats["prefill_s"])
+            res["floor"] = (None, sum(floors) / 2)
+            res["fast_scores"] = (out, sum(t_sos) / 2)
+            row["scores_only_over_own_prefill"] = round(sum(own) / 2, 3)
 
+        def fast():
+            timed("fast", engine.run_session, prefix, suffixes, max_new_tokens=N, language=session.language)
+            fast_stats.append(dict(engine.last_stats))
+
+        def grounded():  # timed with its candidate-turn ranking (MiniLM) and row set-up
+            t = time.perf_counter()
+            rows, _ = grounding_rows(engine, session, suffixes, config)
+            out = engine.run_session(prefix, suffixes, max_new_tokens=N, language=session.language, constraints=rows)
+            res["grounded"] = (out, time.perf_counter() - t)
+            res["grounded_rows"] = rows
+
+        def grounded_naive():
+            rows, _ = grounding_rows(engine, session, suffixes, config)
+            timed("grounded_naive", engine.run_session_naive, prefix, suffixes, max_new_tokens=N,
+                  language=session.language, constraints=rows)
+
+        methods = {
+            "scores_and_floor": scores_and_floor, "fast": fast, "grounded": grounded,
+            "naive_scores": lambda: timed("naive_scores", engine.run_session_naive, prefix, suffixes,
+                                          scores_only=True, language=session.language),
+            "naive": lambda: timed("naive", engine.run_session_naive, prefix, suffixes, max_new_tokens=N,
+                                   language=session.language),
+            "grounded_naive": grounded_naive,
+            "hf_prefix_cache": lambda: timed("hf_prefix_cache", hf_prefix_cache, loaded, engine, prefix, suffixes, N),
+        }
+        order = list(methods)
+        order = order[n_session % len(order):] + order[:n_session % len(order)]  # rotate per session
+        row["order"] = order
+        for name in order:
+            methods[name]()
+        for key in keys:
+            totals[key] += res[key][1]
+        fast_out, naive, g_fast, g_naive = res["fast"][0], res["naive"][0], res["grounded"][0], res["grounded_naive"][0]
+        fast_so, naive_so, hf = res["fast_scores"][0], res["naive_scores"][0], res["hf_prefix_cache"][0]
+        index = TranscriptIndex(session.turns)
         for item in suffixes:
             items_total += 1
-            score_agree += fast[item].argmax_score == naive[item].argmax_score
+            score_agree += fast_out[item].argmax_score == naive[item].argmax_score
             scores_only_agree += fast_so[item].argmax_score == naive_so[item].argmax_score
-            text_agree += fast[item].token_ids == naive[item].token_ids
-            parsed_agree += parse_answer(fast[item].text).score == parse_answer(naive[item].text).score
-            for a, b in ((fast, naive), (fast_so, naive_so)):
+            text_agree += fast_out[item].token_ids == naive[item].token_ids
+            hf_agree += fast_out[item].token_ids == hf[item]
+            parsed_agree += parse_answer(fast_out[item].text).score == parse_answer(naive[item].text).score
+            grounded_agree += g_fast[item].token_ids == g_naive[item].token_ids
+            parsed = parse_answer(g_fast[item].text, language=session.language)
+            ev = index.link(parsed.rationale or "")
+            grounded_quoted += parsed.ok and bool(find_quotes(parsed.rationale)) and not ev.unsupported
+            grounded_unsupported += len(ev.unsupported)
+            grounded_argmax += parsed.score == g_fast[item].argmax_score
+            for a, b in ((fast_out, naive), (fast_so, naive_so), (g_fast, g_naive)):
                 max_prob_diff = max(max_prob_diff, max(abs(x - y) for x, y in zip(a[item].option_probs, b[item].option_probs)))
-        if vllm is not None:
-            row["vllm"] = vllm.measure(sid, sp, fast_so, t_fast_so)
-        row.update({"naive_s": round(t_naive, 3), "fast_s": round(t_fast, 3), "scores_only_naive_s": round(t_naive_so, 3),
-                    "scores_only_s": round(t_fast_so, 3), "prefill_floor_s": round(floor, 3),
-                    "scores_only_over_own_prefill": round(sum(own) / 2, 3),
-                    "generated_tokens_fast": sum(len(o.token_ids) for o in fast.values()),
+        t = {k: res[k][1] for k in keys}
+        row.update({"naive_s": round(t["naive"], 3), "fast_s": round(t["fast"], 3),
+                    "grounded_s": round(t["grounded"], 3), "grounded_naive_s": round(t["grounded_naive"], 3),
+                    "hf_prefix_cache_s": round(t["hf_prefix_cache"], 3),
+                    "scores_only_naive_s": round(t["naive_scores"], 3),
+                    "scores_only_s": round(t["fast_scores"], 3), "prefill_floor_s": round(t["floor"], 3),
+                    "generated_tokens_fast": sum(len(o.token_ids) for o in fast_out.values()),
                     "generated_tokens_naive": sum(len(o.token_ids) for o in naive.values()),
+                    "generated_tokens_grounded": sum(len(o.token_ids) for o in g_fast.values()),
                     "fast_phases_s": {k: round(fast_stats[-1][k], 3) for k in ("prefill_s", "suffix_s", "decode_s")},
-                    "example_answer": fast[1].text[:120]})
+                    "example_answer": fast_out[1].text[:120], "example_grounded": g_fast[1].text[:160]})
         per_session.append(row)
-        _log(f"session {sid}: naive {t_naive:.1f}s fast {t_fast:.1f}s | scores naive {t_naive_so:.1f}s "
-             f"fast {t_fast_so:.1f}s | floor {floor:.1f}s")
+        _log(f"session {sid}: naive {t['naive']:.1f}s fast {t['fast']:.1f}s grounded {t['grounded']:.1f}s "
+             f"(naive {t['grounded_naive']:.1f}s) hf-prefix {t['hf_prefix_cache']:.1f}s | scores naive "
+             f"{t['naive_scores']:.1f}s fast {t['fast_scores']:.1f}s | floor {t['floor']:.1f}s")
+    load_after = os.getloadavg()
 
     n = len(chosen)
     per = {k: v / n for k, v in totals.items()}
@@ -230,6 +297,17 @@ def main(argv=None) -> dict:
         "scores_only_naive_s_per_session": round(per["naive_scores"], 3),
         "scores_only_s_per_session": round(per["fast_scores"], 3),
         "scores_only_speedup": round(per["naive_scores"] / per["fast_scores"], 2),
+        "grounded_s_per_session": round(per["grounded"], 3),
+        "grounded_over_free": round(per["grounded"] / per["fast"], 3),
+        "grounded_naive_s_per_session": round(per["grounded_naive"], 3),
+        "grounded_match": grounded_agree == items_total,
+        "grounded_text_match": f"{grounded_agree}/{items_total}",
+        "grounded_items_with_quote": f"{grounded_quoted}/{items_total}",
+        "grounded_unsupported_quotes": grounded_unsupported,
+        "grounded_score_is_argmax": f"{grounded_argmax}/{items_total}",
+        "hf_prefix_cache_s_per_session": round(per["hf_prefix_cache"], 3),
+        "speedup_vs_hf_prefix_cache": round(per["hf_prefix_cache"] / per["fast"], 2),
+        "hf_prefix_cache_text_match": f"{hf_agree}/{items_total}",
         "prefill_floor_s": round(per["floor"], 3),
         "scores_only_over_floor": round(per["fast_scores"] / per["floor"], 3),
         # the same ratio inside each scores-only call (its own prefill vs its total): least noise-prone
@@ -244,6 +322,9 @@ def main(argv=None) -> dict:
         "prefix_tokens_per_session": round(sum(r["prefix_tokens"] for r in per_session) / n, 1),
         "generated_tokens_per_session": round(sum(r["generated_tokens_fast"] for r in per_session) / n, 1),
         "load_s": round(load_s, 2),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "method_order": "rotated per session (see per_session[].order)",
         "per_session": per_session,
     }
     result["targets"] = {
@@ -251,9 +332,10 @@ def main(argv=None) -> dict:
         "scores_only_speedup>=6": result["scores_only_speedup"] >= 6,
         "scores_only<=1.5x_floor": result["scores_only_over_floor"] <= 1.5,
         "scores_match": result["scores_match"],
+        "grounded_over_free<=1.15": result["grounded_over_free"] <= 1.15,
+        "speedup_vs_hf_prefix_cache>=2.5": result["speedup_vs_hf_prefix_cache"] >= 2.5,
+        "grounded_fast_equals_naive": result["grounded_match"],
     }
-    if vllm is not None:
-        result["vllm"] = vllm.summary()
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     if tmp is not None:
         tmp.cleanup()

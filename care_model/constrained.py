@@ -33,8 +33,24 @@ def vocabulary_for(tokenizer, stop_ids: Sequence[int]) -> Vocabulary:
         return _VOCABS[key]
 
 
-def constrain(scores: torch.Tensor, allowed: tuple[str, list[int]]) -> torch.Tensor:
-    """A copy of the 1-D ``scores`` with every disallowed entry at ``-inf``."""
+_BANNED_MASKS: dict[tuple[int, str, int], torch.Tensor] = {}
+
+
+def _free_mask(vocab: Vocabulary, scores: torch.Tensor) -> torch.Tensor:
+    """``vocab.free_banned`` as a boolean mask over ``scores`` (cached per vocabulary, device and size)."""
+    key = (id(vocab), str(scores.device), scores.shape[-1])
+    mask = _BANNED_MASKS.get(key)
+    if mask is None:
+        mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+        ids = [i for i in vocab.free_banned if i < scores.shape[-1]]
+        mask[torch.as_tensor(ids, dtype=torch.long, device=scores.device)] = True
+        mask[len(vocab.pieces):] = True  # padding rows of the output layer beyond the tokenizer
+        _BANNED_MASKS[key] = mask
+    return mask
+
+
+def constrain(scores: torch.Tensor, allowed: tuple[str, list[int]], vocab: Vocabulary | None = None) -> torch.Tensor:
+    """A copy of the 1-D ``scores`` with every disallowed entry at ``-inf`` (``"free"`` needs ``vocab``)."""
     kind, ids = allowed
     index = torch.as_tensor(ids, dtype=torch.long, device=scores.device)
     if kind == "only":
@@ -42,7 +58,7 @@ def constrain(scores: torch.Tensor, allowed: tuple[str, list[int]]) -> torch.Ten
         if len(ids):
             out[index] = scores[index]
         return out
-    out = scores.clone()
+    out = scores.masked_fill(_free_mask(vocab, scores), float("-inf")) if kind == "free" else scores.clone()
     if len(ids):
         out[index] = float("-inf")
     return out
@@ -50,7 +66,7 @@ def constrain(scores: torch.Tensor, allowed: tuple[str, list[int]]) -> torch.Ten
 
 def choose_tokens(logits: torch.Tensor, rows: Sequence[GroundedRow]) -> torch.Tensor:
     """Greedy choice per batch row under each row's constraint: ``logits`` [B, V] -> ids [B]."""
-    return torch.stack([constrain(logits[b], row.allowed()) for b, row in enumerate(rows)]).argmax(-1)
+    return torch.stack([constrain(logits[b], row.allowed(), row.vocab) for b, row in enumerate(rows)]).argmax(-1)
 
 
 class GroundedLogitsProcessor(LogitsProcessor):
@@ -69,4 +85,4 @@ class GroundedLogitsProcessor(LogitsProcessor):
             self.row.start(*self.score_of(scores[0]))
         else:
             self.row.advance(int(input_ids[0, -1]))
-        return constrain(scores[0], self.row.allowed())[None]
+        return constrain(scores[0], self.row.allowed(), self.row.vocab)[None]

@@ -39,7 +39,8 @@ Public API::
     GroundingConfig(k=8, max_quote_tokens=40, max_free_tokens=32, ...)
     lead_in(language, speaker, vocabulary) -> (text, opening mark, closing mark)
     GroundedRow(vocab, turns, option_ids, language=, speaker=, config=)
-        .start(score, probs); .allowed() -> ("only" | "ban", ids); .advance(token_id)
+        .start(score, probs); .allowed() -> ("only" | "free", ids); .advance(token_id)
+        ("free": anything except ids and vocab.free_banned)
         (fixed_score=: drafting for a given score; score_rule=: e.g. the calibrated argmax)
         .done, .truncated, .quotes, .candidate_turns
     rank_candidates(turns, similarities, k, speaker) -> [turn index, ...]
@@ -288,7 +289,8 @@ class GroundedRow:
             self.score = int(score)
 
     def allowed(self) -> tuple[str, list[int]]:
-        """``("only", ids)``: pick among these; ``("ban", ids)``: anything but these."""
+        """``("only", ids)``: pick among these; ``("free", ids)``: anything but these and
+        ``vocab.free_banned`` (a fixed set, so a backend can keep it as a precomputed mask)."""
         if self._allowed_cache is None:
             self._allowed_cache = self._compute_allowed()
         return self._allowed_cache
@@ -383,12 +385,12 @@ class GroundedRow:
             return "only", v.prefixes_of(self._forced) or list(v.stop_ids)
         if self.phase == "quote":
             return "only", self._quote_allowed()
-        banned = set(v.free_banned)
+        banned: set[int] = set()
         if not _word(self._last_char):
             banned |= v.needs_word_before
         if self.config.no_repeat_ngram == 3 and len(self._history) >= 2:
             banned |= self._ngrams.get((self._history[-2], self._history[-1]), set())
-        return "ban", sorted(banned)
+        return "free", sorted(banned)
 
     def _quote_allowed(self) -> list[int]:
         v = self.vocab

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
+
 from .grounding import rank_candidates
+
+
+_ITEM_VECTORS: dict[str, object] = {}  # item text -> its embedding (the 12 items repeat in every session)
 
 
 def candidate_turns(session, item_texts: Mapping[int, str], *, k: int = 8,
@@ -26,10 +31,17 @@ def candidate_turns(session, item_texts: Mapping[int, str], *, k: int = 8,
     items = list(item_texts)
     if not turns:
         return {item: [] for item in items}, ["the transcript has no text to quote"]
+    # only the speaker's turns can be candidates (the other speaker's when the speaker has none)
+    turns = [t for t in turns if t.speaker == speaker] or turns
     if not embeddings.is_available():
         lengths = [len(str(t.text)) for t in turns]
         return ({item: rank_candidates(turns, lengths, k, speaker) for item in items},
                 ["the embedding model is not installed: candidate turns are the longest, not the most relevant"])
-    vecs = embeddings.embed([item_texts[i] for i in items] + [str(t.text) for t in turns])
-    sims = vecs[:len(items)] @ vecs[len(items):].T
+    new = [item_texts[i] for i in items if item_texts[i] not in _ITEM_VECTORS]
+    vecs = embeddings.embed(new + [str(t.text) for t in turns])
+    if len(_ITEM_VECTORS) > 1000:
+        _ITEM_VECTORS.clear()
+    _ITEM_VECTORS.update(zip(new, vecs[:len(new)]))
+    item_vecs = np.stack([_ITEM_VECTORS[item_texts[i]] for i in items])
+    sims = item_vecs @ vecs[len(new):].T
     return {item: rank_candidates(turns, sims[n], k, speaker) for n, item in enumerate(items)}, []

@@ -66,6 +66,9 @@ class RetrainConfig:
     answer_reserve_tokens: int = _f(96, "The answer budget: tokens kept free for the answer when fitting the transcript, "
                                         "and the longest answer the evaluation generates. Inference reserves its "
                                         "max_new_tokens (96 by default): keep the two equal.")
+    decoding: str = _f("grounded", "How the run's evaluation generates rationales, as at inference "
+                                   "(care_model.predict.PredictConfig.decoding): 'grounded' (score = the argmax option, "
+                                   "quotes verbatim from the transcript) or 'free' (the model's unconstrained answer).")
     max_answer_tokens: int = _f(256, "Longest training answer (score line + rationale + end of turn); longer rationales are cut.")
     pack_items: bool = _f(True, "Train the 12 items of a session as one sequence: the transcript once, each item's "
                                 "suffix and answer attending to it and to itself only (a tree attention mask). "
@@ -147,6 +150,8 @@ class RetrainConfig:
         except ValidationError as err:
             raise ConfigError(f"Config value score_sources={self.score_sources!r} / rationales={self.rationales!r} "
                               f"is invalid: {err.problem}", err.fix) from None
+        if self.decoding not in ("grounded", "free"):
+            bad("decoding", "Use 'grounded' (the default) or 'free'.")
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":

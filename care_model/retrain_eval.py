@@ -30,10 +30,10 @@ def curated_as_labels(curated: dict) -> list[Label]:
 
 
 def predictor_config(config):
-    """Inference settings matching the run: the same prompt budget and answer reserve."""
+    """Inference settings matching the run: the same prompt budget, answer reserve and decoding."""
     from .predict import PredictConfig
 
-    return PredictConfig(max_new_tokens=int(config.answer_reserve_tokens),
+    return PredictConfig(max_new_tokens=int(config.answer_reserve_tokens), decoding=config.decoding,
                          max_prompt_tokens=int(config.max_prompt_tokens), perspective=config.perspective)
 
 

@@ -30,7 +30,9 @@ from care_model.records import ROLES, SHARED
 SETTINGS = "settings"
 REVIEW_SETTINGS = "review"
 ACTIVE_MODEL = "active_model"
-DEFAULT_SETTINGS = {"unassigned_visible": False, "show_ratings": False}  # show_ratings: see studio.curation_modes
+# show_ratings: see studio.curation_modes. grounded_decoding: the app's predictions quote the transcript
+# verbatim (care_model.grounding); off: the model's free answer. Read by studio.bootstrap.ActivePredictor.
+DEFAULT_SETTINGS = {"unassigned_visible": False, "show_ratings": False, "grounded_decoding": True}
 STAFF = ("adjudicator", "admin")
 
 

@@ -32,24 +32,26 @@ class AdminUI:
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         is_admin = access.role == "admin"
         if not is_admin:
-            return gr.update(visible=False), gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()
+            return gr.update(visible=False), gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         s = review_settings(self.ctx.repo)
         busy = bool(self.ctx.jobs and self.ctx.jobs.jobs(active_only=True))
         return (gr.update(visible=True), gr.Timer(active=busy), s["unassigned_visible"], self._users_value(access),
-                s["show_ratings"])
+                s["show_ratings"], s["grounded_decoding"])
 
     def _users_value(self, access):
         rows = [[u["username"], u["role"], "yes" if u["active"] else "no"] for u in admin.list_users(self.ctx.repo, access)]
         return {"data": rows, "headers": USER_HEADERS}
 
     @ui.guard
-    def save_settings(self, unassigned_visible: bool, show_ratings: bool, request: gr.Request):
+    def save_settings(self, unassigned_visible: bool, show_ratings: bool, grounded: bool, request: gr.Request):
         s = set_review_settings(self.ctx.repo, self._admin(request), unassigned_visible=bool(unassigned_visible),
-                                show_ratings=bool(show_ratings))
+                                show_ratings=bool(show_ratings), grounded_decoding=bool(grounded))
         return render.status_html("Unassigned sessions are now " + ("visible to all annotators" if s["unassigned_visible"]
                                                                     else "hidden from annotators")
                                   + "; annotators " + ("see" if s["show_ratings"] else "do not see")
-                                  + " the client's and counselor's ratings while coding (unless set per session).", "ok")
+                                  + " the client's and counselor's ratings while coding (unless set per session)."
+                                  + " New predictions use " + ("grounded decoding (verbatim quotes)." if s["grounded_decoding"]
+                                                               else "free decoding (the model's own answer)."), "ok")
 
     @ui.guard
     def set_mode(self, session_ids: str, mode: str, show: str, request: gr.Request):
@@ -152,7 +154,11 @@ def build_tab(ctx):
                 show_ratings = gr.Checkbox(label="Annotators see the client's and counselor's ratings while coding "
                                                  "(off: expert-judged sessions are coded blind)", value=False,
                                            elem_id="care-show-ratings")
-                gr.Button("Save settings", elem_id="care-save-setting").click(h.save_settings, [unassigned, show_ratings],
+                grounded = gr.Checkbox(label="Grounded decoding: the score is the model's most probable option and every "
+                                             "quote is verbatim from the item's most relevant client turns (off: the "
+                                             "model's free answer)", value=True, elem_id="care-grounded")
+                gr.Button("Save settings", elem_id="care-save-setting").click(h.save_settings,
+                                                                              [unassigned, show_ratings, grounded],
                                                                               [msg], **quiet)
                 gr.Markdown("### Assign sessions")
                 a_ids = gr.Textbox(label="Session ids (comma or space separated)", elem_id="care-assign-ids")
@@ -218,5 +224,5 @@ def build_tab(ctx):
         timer.tick(h.jobs, [], [jobs, timer], **quiet)
         import_btn.click(h.import_files, [files, fmt, predict], [msg, report], api_name="import_sessions",
                          show_progress="minimal").then(h.follow_jobs, [], [timer], **quiet)
-    ctx.on_load(h.on_load, [], [tab, timer, unassigned, users, show_ratings])
+    ctx.on_load(h.on_load, [], [tab, timer, unassigned, users, show_ratings, grounded])
     return h

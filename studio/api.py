@@ -86,7 +86,8 @@ class Api:
 
     @ui.guard
     def set_setting(self, name: str, value: bool, request: gr.Request = None) -> dict:
-        """Admin: change a review setting (``unassigned_visible``, ``show_ratings``)."""
+        """Admin: change a review setting (``unassigned_visible``, ``show_ratings``; ``grounded_decoding``:
+        the app's predictions quote the transcript verbatim)."""
         return set_review_settings(self.ctx.repo, self._who(request, *ADMIN), **{name: value})
 
     @ui.guard

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from care_model.errors import ImportFormatError
@@ -70,7 +71,8 @@ def ensure_admin(repo, username: str | None = None, password: str | None = None)
 class ActivePredictor:
     """Predicts with the store's active model version when one was promoted (the retraining
     tab records it; :func:`care_model.predict.active_spec`), else with ``spec`` (``--model``).
-    With ``pinned`` the given spec is always used. Predictors are cheap to make and load their
+    With ``pinned`` the given spec is always used. Decoding follows the admin setting
+    ``grounded_decoding`` (default on). Predictors are cheap to make and load their
     model on the first prediction, so the app starts at once."""
 
     def __init__(self, repo, spec=None, *, pinned: bool = False, config=None):
@@ -80,13 +82,17 @@ class ActivePredictor:
 
     def current(self):
         from care_model.models import ModelSpec
-        from care_model.predict import Predictor, active_spec
+        from care_model.predict import PredictConfig, Predictor, active_spec
+
+        from .access import review_settings
 
         spec = (None if self.pinned else active_spec(self.repo)) or self.spec or ModelSpec()
+        decoding = "grounded" if review_settings(self.repo)["grounded_decoding"] else "free"
         with self._lock:
-            if spec not in self._cache:
-                self._cache[spec] = Predictor(spec, self.config)
-            return self._cache[spec]
+            if (spec, decoding) not in self._cache:
+                config = replace(self.config or PredictConfig(), decoding=decoding)
+                self._cache[(spec, decoding)] = Predictor(spec, config)
+            return self._cache[(spec, decoding)]
 
     @property
     def model_version(self) -> str:

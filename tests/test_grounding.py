@@ -54,7 +54,8 @@ def _walk(row: GroundedRow, vocab: Vocabulary, rng: random.Random, limit: int = 
             assert allowed, f"nothing allowed in phase {row.phase}"
             choices = allowed
         else:
-            banned = set(allowed)
+            assert kind == "free"
+            banned = set(allowed) | vocab.free_banned
             choices = [i for i in everything if i not in banned]
             if rng.random() < 0.5:  # favour short readable pieces so walks reach sentence ends
                 choices = [i for i in choices if i != EOS and len(vocab.pieces[i]) > 1] or choices
@@ -140,7 +141,8 @@ def test_free_text_stops_at_sentence_end_and_bans_numbers_and_repeats():
     assert row.allowed() == ("only", vocab.by_bytes[b'"']), "a whole short turn may close (nothing follows)"
     row.advance(vocab.by_bytes[b'"'][0])
     kind, banned = row.allowed()
-    assert kind == "ban"
+    assert kind == "free"
+    banned = set(banned) | vocab.free_banned
     for bad in [b"12", b" [", b'".', b"'s"]:
         assert vocab.by_bytes[bad][0] in banned, bad
     assert vocab.by_bytes[b" 'cause"][0] in banned
@@ -149,7 +151,7 @@ def test_free_text_stops_at_sentence_end_and_bans_numbers_and_repeats():
     assert vocab.by_bytes[b" way"][0] not in row.allowed()[1]
     for piece in [b" way", b" the"]:
         row.advance(vocab.by_bytes[piece][0])
-    assert vocab.by_bytes[b" way"][0] in row.allowed()[1], "' way the way' again would repeat a 3-gram"
+    assert row.allowed() == ("free", [vocab.by_bytes[b" way"][0]]), "' way the way' again would repeat a 3-gram"
     row.advance(vocab.by_bytes[b"."][0])
     assert row.allowed() == ("only", [EOS]) and not row.truncated
     row.advance(EOS)

@@ -24,6 +24,7 @@ from care_model.errors import ConfigError
 from care_model.records import SHARED, Label, Session, Turn
 from care_model.retrain import execute_run, finish_run, launch_subprocess, main, prepare_run
 from care_model.retrain_config import RetrainConfig, load_recipe, resolve_config
+from care_model.retrain_eval import predictor_config
 from care_model.runs import last_checkpoint, read_events, read_json, read_progress, request_cancel
 from tiny_model import _EN, build_tiny_model
 from store import Repository
@@ -93,6 +94,8 @@ def test_recipes_resolve_and_flags_override():
     assert gpu.learning_rate == 3e-5 and gpu.lora_target_modules == ["q_proj", "v_proj"]
     assert resolve_config(None, {"max_steps": "none"}).max_steps is None
     assert RetrainConfig.help()["lora_r"]
+    assert cpu.decoding == "grounded" and gpu.decoding == "free" and RetrainConfig().decoding == "grounded"
+    assert predictor_config(cpu).decoding == "grounded" and predictor_config(gpu).decoding == "free"
 
 
 def test_unknown_and_bad_keys_are_errors(tmp_path):
@@ -108,6 +111,8 @@ def test_unknown_and_bad_keys_are_errors(tmp_path):
         RetrainConfig(lr_scheduler="wavy")
     with pytest.raises(ConfigError, match="flash_attention_2"):
         RetrainConfig(attn_implementation="flash_attention_2")
+    with pytest.raises(ConfigError, match="decoding.*'grounded'"):
+        RetrainConfig(decoding="beam")
     assert main(["--store", str(tmp_path), "--lora-rank", "8"]) == 2
 
 
