@@ -20,6 +20,11 @@ step time and by the GPU's peak bandwidth from a table keyed on the device name:
 CPU smoke test of the same code path (a small Llama, float32, ~30 s)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.gpu_inference --json --small
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.gpu_inference --json --small --decoding grounded
+
+``--decoding grounded`` also times grounded decoding (care_model.grounding) on the same random
+session, fast and naive: the decoded random prompt is cut into 8 "client turns" that every item
+may quote; ``grounded_over_free`` and ``grounded_text_match`` (fast == naive) are reported.
 """
 from __future__ import annotations
 
@@ -78,11 +83,14 @@ class CodePointTokenizer:
     def get_vocab(self):
         return {"<eos>": self.eos_token_id, "<pad>": self.pad_token_id}
 
+    def convert_ids_to_tokens(self, ids):
+        return [self.decode([i]) for i in ids]
+
     def __call__(self, text, add_special_tokens=False):
         return {"input_ids": [ord(c) % self.vocab_size for c in text]}
 
     def decode(self, ids, skip_special_tokens=False):
-        return "".join(chr(i) if 32 <= i < 0x110000 and not 0xD800 <= i < 0xE000 else "?" for i in ids
+        return "".join(chr(i) if (32 <= i < 0x110000 or i == 10) and not 0xD800 <= i < 0xE000 else "?" for i in ids
                        if not (skip_special_tokens and i in (self.eos_token_id, self.pad_token_id)))
 
 
@@ -122,15 +130,48 @@ def build_model(config, device: str, dtype):
     return model.eval()
 
 
+def grounded_run(engine, tok, prefix, suffixes, max_new_tokens, timed, t_fast) -> dict:
+    """Grounded decoding on the random session: the decoded prompt cut into 8 'client turns', every item
+    allowed to quote all of them; fast and naive paths, timed, tokens compared."""
+    from care_model.grounding import GroundingConfig, Vocabulary, build_rows, token_pieces
+    from care_model.records import Turn
+
+    text = tok.decode(prefix[:4000], skip_special_tokens=True)
+    size = max(1, len(text) // 8)
+    turns = [Turn(i, "client", text[i * size:(i + 1) * size]) for i in range(8)]
+    t0 = time.perf_counter()
+    vocab = Vocabulary(token_pieces(tok), engine.stop_token_ids)
+    vocab_s = time.perf_counter() - t0
+    options = engine.option_token_ids("en")
+
+    def rows():
+        return build_rows(vocab, turns, {i: [t.index for t in turns] for i in suffixes}, options,
+                          config=GroundingConfig(max_quote_tokens=12, max_free_tokens=8))
+
+    fast, t_g = timed(engine.run_session, prefix, suffixes, max_new_tokens=max_new_tokens, constraints=rows())
+    steps = engine.last_stats.get("decode_steps")
+    naive, t_gn = timed(engine.run_session_naive, prefix, suffixes, max_new_tokens=max_new_tokens, constraints=rows())
+    _log(f"grounded: fast {t_g:.2f}s naive {t_gn:.2f}s (vocabulary {vocab_s:.2f}s, once per tokenizer)")
+    same = sum(fast[i].token_ids == naive[i].token_ids for i in suffixes)
+    return {"grounded_vocabulary_s": round(vocab_s, 3), "grounded_fast_s": round(t_g, 3),
+            "grounded_naive_s": round(t_gn, 3), "grounded_over_free": round(t_g / t_fast, 3),
+            "grounded_speedup": round(t_gn / t_g, 2), "grounded_decode_steps": steps,
+            "grounded_text_match": f"{same}/{len(suffixes)}", "grounded_example": fast[1].text[:80]}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--small", action="store_true", help="small Llama on CPU/float32: a smoke test of the code path")
     ap.add_argument("--prompt-tokens", type=int, default=None, help="session prompt length (default 6000; 600 with --small)")
-    ap.add_argument("--max-new-tokens", type=int, default=None, help="rationale length (default 64; 8 with --small)")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="rationale length (default 64; 8 with --small, "
+                    "40 with --small --decoding grounded)")
     ap.add_argument("--items", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=3, help="rounds of both methods, order alternating (median reported)")
     ap.add_argument("--suffix-tokens", type=int, default=24, help="mean item suffix length")
+    ap.add_argument("--decoding", choices=("free", "grounded"), default="free",
+                    help="grounded: also time grounded decoding (fast and naive), quoting the random prompt's text "
+                         "cut into 8 'client turns'")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -144,7 +185,7 @@ def main(argv=None) -> dict:
     device = "cuda" if cuda else "cpu"
     dtype = torch.bfloat16 if cuda else torch.float32
     P_total = args.prompt_tokens or (600 if args.small else 6000)
-    N = args.max_new_tokens or (8 if args.small else 64)
+    N = args.max_new_tokens or (64 if not args.small else 40 if args.decoding == "grounded" else 8)
     config = llama31_8b_config(args.small)
     t0 = time.perf_counter()
     model = build_model(config, device, dtype)
@@ -217,6 +258,8 @@ def main(argv=None) -> dict:
     name = torch.cuda.get_device_name() if cuda else "cpu"
     peak = peak_bandwidth(name) if cuda else None
 
+    grounded = grounded_run(engine, tok, prefix, suffixes, N, timed, t_fast) if args.decoding == "grounded" else {}
+
     items = list(suffixes)
     result = {
         "benchmark": "gpu_inference",
@@ -259,6 +302,8 @@ def main(argv=None) -> dict:
         "max_option_prob_diff": float(f"{max(abs(a - b) for i in items for a, b in zip(fast[i].option_probs, naive[i].option_probs)):.3g}"),
         "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
         "torch": torch.__version__,
+        "decoding": args.decoding,
+        **grounded,
     }
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     result["load_average_before"], result["load_average_after"] = load_before, [round(x, 2) for x in os.getloadavg()]

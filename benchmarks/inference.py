@@ -45,6 +45,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "data" / "sessions.jsonl"
+METHODS = ("scores_and_floor", "fast", "grounded", "naive_scores", "naive", "grounded_naive", "hf_prefix_cache")
 
 
 def _log(msg: str) -> None:
@@ -119,7 +120,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--base", default=None, help="another base model folder instead of SmolLM2")
     ap.add_argument("--dtype", default="auto", help="model dtype (default auto = float32 on CPU)")
     ap.add_argument("--candidate-turns", type=int, default=8, help="grounded decoding: turns each item may quote")
+    ap.add_argument("--skip", default="", help=f"comma-separated methods not to run (of: {', '.join(METHODS)}); "
+                    "their figures are null")
     args = ap.parse_args(argv)
+    skip = {m.strip() for m in args.skip.split(",") if m.strip()}
+    if skip - set(METHODS) or set(METHODS) <= skip:
+        ap.error(f"--skip takes some of {', '.join(METHODS)}")
 
     t_start = time.perf_counter()
     import torch
@@ -177,8 +183,8 @@ def main(argv=None) -> dict:
     keys = ("naive", "fast", "grounded", "grounded_naive", "hf_prefix_cache", "naive_scores", "fast_scores", "floor")
     totals = {k: 0.0 for k in keys}
     per_session = []
-    items_total = score_agree = text_agree = parsed_agree = scores_only_agree = 0
-    grounded_agree = grounded_quoted = grounded_unsupported = grounded_argmax = hf_agree = 0
+    agree = {k: [0, 0] for k in ("scores", "scores_only", "text", "parsed", "grounded", "hf")}  # [agree, compared]
+    grounded_quoted = grounded_unsupported = grounded_argmax = grounded_items = 0
     max_prob_diff = 0.0
     fast_stats = []
     load_before = os.getloadavg()
@@ -218,7 +224,6 @@ def main(argv=None) -> dict:
             rows, _ = grounding_rows(engine, session, suffixes, config)
             out = engine.run_session(prefix, suffixes, max_new_tokens=N, language=session.language, constraints=rows)
             res["grounded"] = (out, time.perf_counter() - t)
-            res["grounded_rows"] = rows
 
         def grounded_naive():
             rows, _ = grounding_rows(engine, session, suffixes, config)
@@ -234,50 +239,62 @@ def main(argv=None) -> dict:
             "grounded_naive": grounded_naive,
             "hf_prefix_cache": lambda: timed("hf_prefix_cache", hf_prefix_cache, loaded, engine, prefix, suffixes, N),
         }
-        order = list(methods)
+        order = [m for m in methods if m not in skip]
         order = order[n_session % len(order):] + order[:n_session % len(order)]  # rotate per session
         row["order"] = order
         for name in order:
             methods[name]()
         for key in keys:
-            totals[key] += res[key][1]
-        fast_out, naive, g_fast, g_naive = res["fast"][0], res["naive"][0], res["grounded"][0], res["grounded_naive"][0]
-        fast_so, naive_so, hf = res["fast_scores"][0], res["naive_scores"][0], res["hf_prefix_cache"][0]
+            if key in res:
+                totals[key] += res[key][1]
+        out = {k: res[k][0] for k in keys if k in res}
         index = TranscriptIndex(session.turns)
         for item in suffixes:
-            items_total += 1
-            score_agree += fast_out[item].argmax_score == naive[item].argmax_score
-            scores_only_agree += fast_so[item].argmax_score == naive_so[item].argmax_score
-            text_agree += fast_out[item].token_ids == naive[item].token_ids
-            hf_agree += fast_out[item].token_ids == hf[item]
-            parsed_agree += parse_answer(fast_out[item].text).score == parse_answer(naive[item].text).score
-            grounded_agree += g_fast[item].token_ids == g_naive[item].token_ids
-            parsed = parse_answer(g_fast[item].text, language=session.language)
-            ev = index.link(parsed.rationale or "")
-            grounded_quoted += parsed.ok and bool(find_quotes(parsed.rationale)) and not ev.unsupported
-            grounded_unsupported += len(ev.unsupported)
-            grounded_argmax += parsed.score == g_fast[item].argmax_score
-            for a, b in ((fast_out, naive), (fast_so, naive_so), (g_fast, g_naive)):
-                max_prob_diff = max(max_prob_diff, max(abs(x - y) for x, y in zip(a[item].option_probs, b[item].option_probs)))
-        t = {k: res[k][1] for k in keys}
-        row.update({"naive_s": round(t["naive"], 3), "fast_s": round(t["fast"], 3),
-                    "grounded_s": round(t["grounded"], 3), "grounded_naive_s": round(t["grounded_naive"], 3),
-                    "hf_prefix_cache_s": round(t["hf_prefix_cache"], 3),
-                    "scores_only_naive_s": round(t["naive_scores"], 3),
-                    "scores_only_s": round(t["fast_scores"], 3), "prefill_floor_s": round(t["floor"], 3),
-                    "generated_tokens_fast": sum(len(o.token_ids) for o in fast_out.values()),
-                    "generated_tokens_naive": sum(len(o.token_ids) for o in naive.values()),
-                    "generated_tokens_grounded": sum(len(o.token_ids) for o in g_fast.values()),
-                    "fast_phases_s": {k: round(fast_stats[-1][k], 3) for k in ("prefill_s", "suffix_s", "decode_s")},
-                    "example_answer": fast_out[1].text[:120], "example_grounded": g_fast[1].text[:160]})
+            for name, a, b, same in (
+                    ("scores", "fast", "naive", lambda x, y: x.argmax_score == y.argmax_score),
+                    ("scores_only", "fast_scores", "naive_scores", lambda x, y: x.argmax_score == y.argmax_score),
+                    ("text", "fast", "naive", lambda x, y: x.token_ids == y.token_ids),
+                    ("parsed", "fast", "naive", lambda x, y: parse_answer(x.text).score == parse_answer(y.text).score),
+                    ("grounded", "grounded", "grounded_naive", lambda x, y: x.token_ids == y.token_ids),
+                    ("hf", "fast", "hf_prefix_cache", lambda x, y: x.token_ids == y)):
+                if a in out and b in out:
+                    agree[name][0] += bool(same(out[a][item], out[b][item]))
+                    agree[name][1] += 1
+                    if name in ("scores", "scores_only", "grounded"):
+                        max_prob_diff = max(max_prob_diff, max(abs(x - y) for x, y in zip(
+                            out[a][item].option_probs, out[b][item].option_probs)))
+            if "grounded" in out:
+                g = out["grounded"][item]
+                parsed = parse_answer(g.text, language=session.language)
+                ev = index.link(parsed.rationale or "")
+                grounded_quoted += parsed.ok and bool(find_quotes(parsed.rationale)) and not ev.unsupported
+                grounded_unsupported += len(ev.unsupported)
+                grounded_argmax += parsed.score == g.argmax_score
+                grounded_items += 1
+        t = {k: res[k][1] for k in keys if k in res}
+        names = {"naive": "naive_s", "fast": "fast_s", "grounded": "grounded_s", "grounded_naive": "grounded_naive_s",
+                 "hf_prefix_cache": "hf_prefix_cache_s", "naive_scores": "scores_only_naive_s",
+                 "fast_scores": "scores_only_s", "floor": "prefill_floor_s"}
+        row.update({names[k]: round(v, 3) for k, v in t.items()})
+        row.update({f"generated_tokens_{k}": sum(len(o.token_ids) for o in out[k].values())
+                    for k in ("fast", "naive", "grounded") if k in out})
+        if fast_stats:
+            row["fast_phases_s"] = {k: round(fast_stats[-1][k], 3) for k in ("prefill_s", "suffix_s", "decode_s")}
+        row.update({f"example_{k}": out[k][1].text[:160] for k in ("fast", "grounded") if k in out})
         per_session.append(row)
-        _log(f"session {sid}: naive {t['naive']:.1f}s fast {t['fast']:.1f}s grounded {t['grounded']:.1f}s "
-             f"(naive {t['grounded_naive']:.1f}s) hf-prefix {t['hf_prefix_cache']:.1f}s | scores naive "
-             f"{t['naive_scores']:.1f}s fast {t['fast_scores']:.1f}s | floor {t['floor']:.1f}s")
+        _log(f"session {sid}: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
     load_after = os.getloadavg()
 
     n = len(chosen)
-    per = {k: v / n for k, v in totals.items()}
+    per = {k: totals[k] / n if k in res else None for k in keys}
+
+    def ratio(a, b, digits=2):
+        return round(per[a] / per[b], digits) if per[a] is not None and per[b] is not None else None
+
+    def agreed(name):
+        k, total = agree[name]
+        return f"{k}/{total}" if total else None
+
     result = {
         "benchmark": "inference",
         "model": "tiny-random-llama" if args.tiny else loaded.version_id,
@@ -291,49 +308,55 @@ def main(argv=None) -> dict:
         "sessions": n,
         "items_per_session": len(chosen[0][3].suffixes),
         "max_new_tokens": N,
-        "naive_s_per_session": round(per["naive"], 3),
-        "fast_s_per_session": round(per["fast"], 3),
-        "speedup": round(per["naive"] / per["fast"], 2),
-        "scores_only_naive_s_per_session": round(per["naive_scores"], 3),
-        "scores_only_s_per_session": round(per["fast_scores"], 3),
-        "scores_only_speedup": round(per["naive_scores"] / per["fast_scores"], 2),
-        "grounded_s_per_session": round(per["grounded"], 3),
-        "grounded_over_free": round(per["grounded"] / per["fast"], 3),
-        "grounded_naive_s_per_session": round(per["grounded_naive"], 3),
-        "grounded_match": grounded_agree == items_total,
-        "grounded_text_match": f"{grounded_agree}/{items_total}",
-        "grounded_items_with_quote": f"{grounded_quoted}/{items_total}",
-        "grounded_unsupported_quotes": grounded_unsupported,
-        "grounded_score_is_argmax": f"{grounded_argmax}/{items_total}",
-        "hf_prefix_cache_s_per_session": round(per["hf_prefix_cache"], 3),
-        "speedup_vs_hf_prefix_cache": round(per["hf_prefix_cache"] / per["fast"], 2),
-        "hf_prefix_cache_text_match": f"{hf_agree}/{items_total}",
-        "prefill_floor_s": round(per["floor"], 3),
-        "scores_only_over_floor": round(per["fast_scores"] / per["floor"], 3),
+        "skipped_methods": sorted(skip),
+        **{f"{k}_s_per_session" if k not in ("fast_scores", "naive_scores", "floor") else
+           {"fast_scores": "scores_only_s_per_session", "naive_scores": "scores_only_naive_s_per_session",
+            "floor": "prefill_floor_s"}[k]: (round(v, 3) if v is not None else None) for k, v in per.items()},
+        "speedup": ratio("naive", "fast"),
+        "scores_only_speedup": ratio("naive_scores", "fast_scores"),
+        "scores_only_over_floor": ratio("fast_scores", "floor", 3),
+        "grounded_over_free": ratio("grounded", "fast", 3),
+        "speedup_vs_hf_prefix_cache": ratio("hf_prefix_cache", "fast"),
+        "grounded_naive_over_grounded": ratio("grounded_naive", "grounded"),
+        "grounded_match": agree["grounded"][0] == agree["grounded"][1] if agree["grounded"][1] else None,
+        "grounded_text_match": agreed("grounded"),
+        "grounded_items_with_quote": f"{grounded_quoted}/{grounded_items}" if grounded_items else None,
+        "grounded_unsupported_quotes": grounded_unsupported if grounded_items else None,
+        "grounded_score_is_argmax": f"{grounded_argmax}/{grounded_items}" if grounded_items else None,
+        "hf_prefix_cache_text_match": agreed("hf"),
         # the same ratio inside each scores-only call (its own prefill vs its total): least noise-prone
-        "scores_only_over_own_prefill": round(sum(r["scores_only_over_own_prefill"] for r in per_session) / n, 3),
-        "scores_match": score_agree == items_total,
-        "scores_agree": f"{score_agree}/{items_total}",
-        "scores_only_match": scores_only_agree == items_total,
-        "text_match": f"{text_agree}/{items_total}",
-        "parsed_score_match": f"{parsed_agree}/{items_total}",
+        "scores_only_over_own_prefill": round(sum(r["scores_only_over_own_prefill"] for r in per_session) / n, 3)
+        if "scores_and_floor" not in skip else None,
+        "scores_match": agree["scores"][0] == agree["scores"][1] if agree["scores"][1] else None,
+        "scores_agree": agreed("scores"),
+        "scores_only_match": agree["scores_only"][0] == agree["scores_only"][1] if agree["scores_only"][1] else None,
+        "text_match": agreed("text"),
+        "parsed_score_match": agreed("parsed"),
         "max_option_prob_diff": float(f"{max_prob_diff:.3g}"),
         "prompt_tokens_per_session": round(sum(r["prefix_tokens"] + r["suffix_tokens"] for r in per_session) / n, 1),
         "prefix_tokens_per_session": round(sum(r["prefix_tokens"] for r in per_session) / n, 1),
-        "generated_tokens_per_session": round(sum(r["generated_tokens_fast"] for r in per_session) / n, 1),
+        "generated_tokens_per_session": {k: round(sum(r.get(f"generated_tokens_{k}", 0) for r in per_session) / n, 1)
+                                         for k in ("fast", "naive", "grounded")},
         "load_s": round(load_s, 2),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "method_order": "rotated per session (see per_session[].order)",
         "per_session": per_session,
     }
+
+    def at_most(key, bound):
+        return None if result[key] is None else result[key] <= bound
+
+    def at_least(key, bound):
+        return None if result[key] is None else result[key] >= bound
+
     result["targets"] = {
-        "speedup>=2.5": result["speedup"] >= 2.5,
-        "scores_only_speedup>=6": result["scores_only_speedup"] >= 6,
-        "scores_only<=1.5x_floor": result["scores_only_over_floor"] <= 1.5,
+        "speedup>=2.5": at_least("speedup", 2.5),
+        "scores_only_speedup>=6": at_least("scores_only_speedup", 6),
+        "scores_only<=1.5x_floor": at_most("scores_only_over_floor", 1.5),
         "scores_match": result["scores_match"],
-        "grounded_over_free<=1.15": result["grounded_over_free"] <= 1.15,
-        "speedup_vs_hf_prefix_cache>=2.5": result["speedup_vs_hf_prefix_cache"] >= 2.5,
+        "grounded_over_free<=1.15": at_most("grounded_over_free", 1.15),
+        "speedup_vs_hf_prefix_cache>=2.5": at_least("speedup_vs_hf_prefix_cache", 2.5),
         "grounded_fast_equals_naive": result["grounded_match"],
     }
     result["wall_s"] = round(time.perf_counter() - t_start, 1)

@@ -36,7 +36,7 @@ Public API::
 
     token_pieces(tokenizer) -> list[bytes | None]      # the bytes of each token id (None: special)
     Vocabulary(pieces, stop_ids)                       # indexes built once per tokenizer
-    GroundingConfig(k=8, max_quote_tokens=40, max_free_tokens=32, ...)
+    GroundingConfig(k=8, max_quote_tokens=32, max_free_tokens=24, ...)
     lead_in(language, speaker, vocabulary) -> (text, opening mark, closing mark)
     GroundedRow(vocab, turns, option_ids, language=, speaker=, config=)
         .start(score, probs); .allowed() -> ("only" | "free", ids); .advance(token_id)
@@ -68,8 +68,8 @@ class GroundingConfig:
     """Knobs of grounded decoding (defaults: see the module docstring)."""
 
     k: int = 8                   # candidate turns per item (top-k by similarity, the speaker of interest)
-    max_quote_tokens: int = 40   # close the quote after this many tokens (once it may close)
-    max_free_tokens: int = 32    # free tokens after the first quote before the row is cut (truncated)
+    max_quote_tokens: int = 32   # close the quote after this many tokens (once it may close)
+    max_free_tokens: int = 24    # free tokens after the first quote before the row is cut (truncated)
     no_repeat_ngram: int = 3     # block repeated token n-grams in the free text (0: off)
 
 
@@ -97,6 +97,7 @@ def token_pieces(tokenizer) -> list[bytes | None]:
     decoder = {c: b for b, c in _bytes_to_unicode().items()}
     plain = [t for t in toks if t]
     byte_level = sum(all(c in decoder for c in t) for t in plain) >= 0.95 * max(1, len(plain))
+    sentencepiece = sum("▁" in t for t in plain) >= 0.01 * max(1, len(plain))
     out: list[bytes | None] = []
     for i, t in enumerate(toks):
         if i in special or t is None:
@@ -105,7 +106,7 @@ def token_pieces(tokenizer) -> list[bytes | None]:
             out.append(bytes(decoder[c] for c in t) if all(c in decoder for c in t) else None)
         elif t.startswith("<0x") and t.endswith(">") and len(t) == 6:
             out.append(bytes([int(t[3:5], 16)]))
-        elif "▁" in t:
+        elif sentencepiece and "▁" in t:
             out.append(t.replace("▁", " ").encode("utf-8"))
         else:
             text = tokenizer.decode([i])
