@@ -23,6 +23,7 @@ The real measurement (SmolLM2-135M-Instruct, float32: roughly 10-15 minutes on a
 machine, 38 minutes measured while other jobs shared the cores; run it in the background)::
 
     HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json > bench-inference.json &
+    HF_HUB_OFFLINE=1 nohup .venv/bin/python -m benchmarks.inference --json --backends engine,vllm > bench-vllm.json &
 
 Measured 2026-11-25 on the shared 2-core CPU (1 torch thread, load average 2-9, SmolLM2 float32,
 sample-en-05/06/20, ~1,500 prefix tokens, ~290 generated tokens per session): naive 260.6 s per
@@ -119,6 +120,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="sessions JSONL (Session.to_dict lines)")
     ap.add_argument("--base", default=None, help="another base model folder instead of SmolLM2")
     ap.add_argument("--dtype", default="auto", help="model dtype (default auto = float32 on CPU)")
+    ap.add_argument("--backends", default="engine", help="'engine' or 'engine,vllm': vLLM measured in the same run "
+                    "(scores only, cold prefix cache; needs `make setup-vllm`; see benchmarks/inference_vllm.py)")
     ap.add_argument("--candidate-turns", type=int, default=8, help="grounded decoding: turns each item may quote")
     ap.add_argument("--skip", default="", help=f"comma-separated methods not to run (of: {', '.join(METHODS)}); "
                     "their figures are null")
@@ -173,6 +176,13 @@ def main(argv=None) -> dict:
     if not chosen:
         raise SystemExit(f"no sessions in {data}")
 
+    vllm = None
+    if "vllm" in args.backends.split(","):
+        from .inference_vllm import VllmBench
+
+        _log("loading the model in vLLM")
+        vllm = VllmBench(base, args.dtype)
+        vllm.warm_up(chosen[0][3])
     # warm-up (first-call allocations, lazy imports, the grounding vocabulary and MiniLM) on a short input
     warm_prefix, warm_suffix = engine.encode_prompt(chosen[0][3])
     engine.run_session(warm_prefix[:64], {1: warm_suffix[1]}, max_new_tokens=2)
@@ -271,6 +281,8 @@ def main(argv=None) -> dict:
                 grounded_unsupported += len(ev.unsupported)
                 grounded_argmax += parsed.score == g.argmax_score
                 grounded_items += 1
+        if vllm is not None and "fast_scores" in res:
+            row["vllm"] = vllm.measure(sid, sp, res["fast_scores"][0], res["fast_scores"][1])
         t = {k: res[k][1] for k in keys if k in res}
         names = {"naive": "naive_s", "fast": "fast_s", "grounded": "grounded_s", "grounded_naive": "grounded_naive_s",
                  "hf_prefix_cache": "hf_prefix_cache_s", "naive_scores": "scores_only_naive_s",
@@ -359,6 +371,8 @@ def main(argv=None) -> dict:
         "speedup_vs_hf_prefix_cache>=2.5": at_least("speedup_vs_hf_prefix_cache", 2.5),
         "grounded_fast_equals_naive": result["grounded_match"],
     }
+    if vllm is not None:
+        result["vllm"] = vllm.summary()
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     if tmp is not None:
         tmp.cleanup()
