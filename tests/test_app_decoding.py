@@ -7,7 +7,7 @@ from care_model.errors import CareError
 from care_model.models import ModelSpec
 from studio.access import access_of, review_settings, set_review_settings
 from studio.bootstrap import ActivePredictor
-from studio.testing import make_store
+from studio_testing import make_store
 
 
 @pytest.fixture()
