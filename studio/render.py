@@ -273,8 +273,9 @@ def item_list_html(rows: list[dict]) -> str:
 
 def bulk_confirm_html(todo: list[dict], texts: dict) -> str:
     """The confirmation of "Accept all": the items and the scores that would be accepted."""
-    lis = "".join(f'<li><b>{int(t["item"])}</b> score {int(t["score"])} · {esc(texts.get(t["item"], ""))}</li>'
+    lis = "".join(f'<li title="{esc(texts.get(t["item"], ""))}"><b>{int(t["item"])}</b>: score {int(t["score"])} · '
+                  f'{esc(texts.get(t["item"], ""))}</li>'
                   for t in todo)
     return (f'<div class="care-bulk"><div class="care-bulk-title">Accept the model\'s suggestion (score, rationale '
             f'and evidence) for these {len(todo)} unreviewed item(s)? Their suggestions pass the checks.</div>'
-            f'<ol class="care-bulk-list">{lis}</ol></div>')
+            f'<ul class="care-bulk-list">{lis}</ul></div>')

@@ -9,8 +9,9 @@ redraw of the list or the cards never loses which item is open. The script:
 * picks evidence in the transcript: a click on a turn (or Enter/Space on a focused turn) adds it
   to the open item's evidence, a second one removes it; selecting text in a turn offers "Quote"
   (key q: inserts the selection, quoted, into the rationale at the cursor and adds the turn) and
-  "Evidence" (key e). It writes the card's evidence field (a hidden textbox) and the rationale
-  like typing would, so the normal save events and checks run;
+  "Evidence" (key e); t focuses the transcript, then Up/Down move between turns. It writes the
+  card's evidence field (a hidden textbox) and the rationale like typing would, so the normal
+  save events and checks run;
 * Ctrl+S saves, Ctrl+Enter submits; evidence chips scroll the transcript to their turn.
 """
 
@@ -25,12 +26,14 @@ CSS = """
 #care-work {height: calc(100vh - 150px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
   gap: .35rem !important;}
 #care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem; flex-wrap: nowrap;}
-#care-editor .care-card {display: none !important;}
+#care-editor .care-card {display: none !important; gap: .3rem !important;}
+#care-editor .care-card .html-container {padding: 0 !important; min-height: 0 !important;}
 .care-ev-box {display: none !important;}
 #care-list {flex: 0 0 auto;}
 table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-size:.8rem; background:#fff;}
 .care-list th {text-align:left; color:#475569; font-weight:600; border-bottom:2px solid #cbd5e1; padding:.1rem .3rem;}
-.care-list td {padding:.08rem .3rem; border-bottom:1px solid #eef2f7; white-space:nowrap; overflow:hidden;
+.care-list th, .care-list td {border-width:0 0 1px 0 !important; border-style:solid; border-color:#e2e8f0;}
+.care-list td {padding:.08rem .3rem; white-space:nowrap; overflow:hidden;
   text-overflow:ellipsis;}
 .care-list th:nth-child(1) {width:1.8rem;} .care-list th:nth-child(3) {width:3.6rem;}
 .care-list th:nth-child(4) {width:3.9rem;} .care-list th:nth-child(5) {width:2.4rem;}
@@ -53,7 +56,9 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
   cursor:pointer;}
 .care-bulk {border:2px solid #2563eb; background:#eff6ff; border-radius:8px; padding:.4rem .6rem; font-size:.88rem;}
 .care-bulk-title {font-weight:600;}
-.care-bulk-list {margin:.2rem 0 0 1.2rem; max-height:9rem; overflow-y:auto; columns: 2;}
+.care-bulk-list {margin:.25rem 0 0; padding:0; list-style:none; display:grid; grid-template-columns:1fr 1fr;
+  gap:0 1rem; max-height:8.5rem; overflow-y:auto;}
+.care-bulk-list li {white-space:nowrap; overflow:hidden; text-overflow:ellipsis;}
 #care-bulk:not(:has(.care-bulk)), #care-bulk-actions:not(:has(button)) {display:none !important;}
 """ + _PER_ITEM
 
@@ -71,6 +76,20 @@ JS = r"""
     window.__careCurrent = 'card-' + n;
     const r = q('#care-list .care-row[data-item="' + n + '"]'); if (r) r.scrollIntoView({block: 'nearest'});
     const cs = q('#care-editor'); if (cs) cs.scrollTop = 0;
+    // bring the item's first evidence turn into view (its turns are marked)
+    const ev = r && (r.dataset.evidence || '').split(',').filter(Boolean)[0];
+    const t = ev && document.getElementById('care-turn-' + ev); if (t) scrollTurn(t);
+  };
+  // Scroll the transcript (only it, not the page) so that turn t is in view.
+  const scrollTurn = t => {
+    const box = q('#care-transcript'); if (!box) return;
+    const b = box.getBoundingClientRect(), r = t.getBoundingClientRect();
+    if (r.top < b.top || r.bottom > b.bottom) box.scrollTop += r.top - b.top - 40;
+  };
+  const visibleTurn = () => {
+    const box = q('#care-transcript'); if (!box) return null;
+    const top = box.getBoundingClientRect().top;
+    return Array.from(box.querySelectorAll('.care-turn')).find(t => t.getBoundingClientRect().bottom > top + 4);
   };
   const step = d => {
     const ns = rows().map(r => parseInt(r.dataset.item, 10)); if (!ns.length) return;
@@ -177,6 +196,11 @@ JS = r"""
     if (picked() && (e.key === 'q' || e.key === 'e')) { e.preventDefault(); if (e.key === 'q') quote(); else addPicked(); return; }
     const turn = t && t.closest && t.closest('#care-session #care-transcript .care-turn');
     if (turn && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); toggleTurn(parseInt(turn.dataset.idx, 10), false); return; }
+    if (turn && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+      const next = e.key === 'ArrowDown' ? turn.nextElementSibling : turn.previousElementSibling;
+      if (next) { e.preventDefault(); next.focus({preventScroll: true}); scrollTurn(next); } return;
+    }
+    if (e.key === 't' && openItem()) { const v = visibleTurn(); if (v) { e.preventDefault(); v.focus({preventScroll: true}); } return; }
     const row = t && t.closest && t.closest('#care-list .care-row');
     if (row && e.key === 'Enter') { e.preventDefault(); setItem(parseInt(row.dataset.item, 10)); return; }
     if (!openItem()) return;
@@ -206,6 +230,6 @@ SHOW_SESSION_JS = """() => {
 
 KEYS_HELP = ('<div class="care-keys">Click a row (or <kbd>j</kbd>/<kbd>k</kbd>) to open an item · '
              '<kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept · <kbd>Shift</kbd>+<kbd>A</kbd> accept all · '
-             'evidence: click a turn (or <kbd>Enter</kbd> on it), again to remove · select text: '
+             'evidence: click a turn (or <kbd>t</kbd>, <kbd>↓</kbd>/<kbd>↑</kbd>, <kbd>Enter</kbd>), again to remove · select text: '
              '<kbd>q</kbd> quote it, <kbd>e</kbd> evidence · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · '
              '<kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit</div>')

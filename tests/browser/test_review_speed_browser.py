@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def status(page):
 def app(tmp_path_factory):
     # readable, quoting suggestions for every item; expert-judged: the expert may accept the model's scores
     repo = make_store(tmp_path_factory.mktemp("speed") / "store", curation_mode="expert_judged", show_ratings=True)
-    repo.assign([SID], ["ann"], actor="admin")
+    repo.assign([SID, "sample-en-05"], ["ann"], actor="admin")
     ART.mkdir(exist_ok=True)
     with serve(build_app(repo, None)) as url:
         yield url, repo
@@ -170,3 +171,49 @@ def test_full_session_at_expert_speed(app):
     (ART / "review_speed.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "log"}))
     assert act.n <= MAX_ACTIONS, act.log
+
+
+def test_evidence_by_click_and_keys_and_accept_all_leaves_edited_items(app):
+    """A second click removes a turn; t, arrows and Enter do the same from the keyboard; "Accept
+    all" lists only unreviewed items with passing suggestions and leaves an item typed into."""
+    url, repo = app
+    sid = "sample-en-05"
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        with logged_in_pages(browser, url, width=1400, height=900) as make:
+            page = make("ann")
+            page.fill("#care-open-id textarea", sid)
+            page.click("#care-open")
+            expect(page.locator("#care-sess-head")).to_contain_text(sid)
+            page.click('#care-list .care-row[data-item="3"]')
+            row = page.locator('#care-list .care-row[data-item="3"]')
+            model_ev = row.get_attribute("data-evidence")
+            page.click("#care-turn-2")
+            expect(row).to_have_attribute("data-evidence", re.compile(r"(^|,)2(,|$)"))
+            expect(status(page)).to_contain_text("Saved item 3")
+            page.click("#care-turn-2")  # again: removed
+            expect(row).to_have_attribute("data-evidence", model_ev)
+            page.evaluate("document.querySelector('#care-transcript').scrollTop = 0")
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("t")  # the transcript's first visible turn
+            expect(page.locator("#care-turn-0")).to_be_focused()
+            page.keyboard.press("ArrowDown")
+            expect(page.locator("#care-turn-1")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(row).to_have_attribute("data-evidence", re.compile(r"(^|,)1(,|$)"))
+            assert 1 in repo.get_label(sid, 3, SHARED).evidence
+            page.keyboard.press("Enter")
+            expect(row).to_have_attribute("data-evidence", model_ev)
+            # item 3 is saved (not unreviewed); item 5 has been typed into
+            page.click('#care-list .care-row[data-item="5"]')
+            page.locator("#rationale-5 textarea").type("x")
+            page.keyboard.press("Escape")
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("Shift+A")  # = "Accept all passing…"
+            expect(page.locator("#care-bulk .care-bulk-list li")).to_have_count(10)
+            items = page.locator("#care-bulk .care-bulk-list li b").all_inner_texts()
+            assert "3" not in items and "5" not in items and len(items) == 10, items
+            page.click("#care-bulk-no")
+            expect(page.locator("#care-bulk .care-bulk-list")).to_have_count(0)
+            assert repo.get_label(sid, 1, SHARED) is None  # cancelled: nothing accepted
+        browser.close()
