@@ -64,6 +64,10 @@ class SpeedHandlers:
         self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
+        if getattr(rs, "locked", False):  # client-anchored: the scores are the client's, not the model's
+            rs.message = ("This session is client-anchored: its scores are the client's own, so the model's "
+                          "scores cannot be accepted. Write the rationales instead.", "warn")
+            return self._bulk_panel() | {self.c.status: render.status_html(*rs.message)}
         todo = self._candidates(rs)
         with rs.lock:
             rs.bulk = [t["item"] for t in todo]
@@ -81,7 +85,7 @@ class SpeedHandlers:
         access = self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
-        asked = set(getattr(rs, "bulk", None) or [])
+        asked = set(getattr(rs, "bulk", None) or []) if not getattr(rs, "locked", False) else set()
         todo = [t for t in self._candidates(rs) if t["item"] in asked]
         done = [t for t in todo if self._save(rs, access, t["item"], t["draft"])]
         with rs.lock:

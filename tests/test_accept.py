@@ -108,3 +108,49 @@ def test_item_list_html_escapes_and_marks_evidence():
     assert html.count('class="care-row"') == 2 and 'data-evidence="3,5"' in html
     assert 'body[data-care-item="1"] #care-turn-3, body[data-care-item="1"] #care-turn-5' in html
     assert ">accepted<" in html and "no answer" in html and "✗" in html
+
+
+def _tab(repo):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from studio import review_tab
+    from studio.app import AppContext
+
+    with gr.Blocks():
+        h = review_tab.build_tab(AppContext(repo=repo))
+    return h, SimpleNamespace(username="ann")
+
+
+def test_accept_all_in_the_page_asks_first_then_accepts_what_still_passes(tmp_path):
+    from studio.testing import make_store
+
+    repo = make_store(tmp_path / "store", curation_mode="expert_judged", show_ratings=True)
+    repo.assign(["sample-en-05"], ["ann"], actor="admin")
+    h, req = _tab(repo)
+    rs = h.open("sample-en-05", None, req)[h.c.st]
+    h.card_save(2, "score")(rs, 1, req)  # item 2 reviewed by hand
+    asked = h.accept_all_ask(rs, req)
+    assert asked[h.c.bulk_yes]["visible"] is True and "these 11 unreviewed item(s)" in asked[h.c.bulk_html]
+    assert repo.labels("sample-en-05") and len(repo.labels("sample-en-05")) == 1  # asking writes nothing
+    h.card_note(7)(rs, "typed meanwhile", req)  # typed into after the list was shown: left alone
+    done = h.accept_all_do(rs, req)
+    assert "for 10 item(s)" in done[h.c.status] and "left alone (changed meanwhile): 7" in done[h.c.status]
+    labels = {lab.item: lab for lab in repo.labels("sample-en-05")}
+    assert sorted(labels) == [i for i in range(1, 13) if i != 7]
+    assert labels[2].accepted_suggestion is None and all(labels[i].accepted_suggestion for i in labels if i != 2)
+    assert done[h.c.bulk_yes]["visible"] is False
+
+
+def test_accept_all_is_refused_where_the_scores_are_the_clients(tmp_path):
+    from studio.testing import make_store
+
+    repo = make_store(tmp_path / "store", curation_mode="client_anchored")
+    repo.assign(["sample-en-05"], ["ann"], actor="admin")
+    h, req = _tab(repo)
+    rs = h.open("sample-en-05", None, req)[h.c.st]
+    assert rs.locked
+    assert "client-anchored" in h.accept_all_ask(rs, req)[h.c.status]
+    h.accept_all_do(rs, req)
+    assert repo.labels("sample-en-05") == []
