@@ -124,7 +124,7 @@ def _tab(repo):
 
 
 def test_accept_all_in_the_page_asks_first_then_accepts_what_still_passes(tmp_path):
-    from studio.testing import make_store
+    from studio_testing import make_store
 
     repo = make_store(tmp_path / "store", curation_mode="expert_judged", show_ratings=True)
     repo.assign(["sample-en-05"], ["ann"], actor="admin")
@@ -144,7 +144,7 @@ def test_accept_all_in_the_page_asks_first_then_accepts_what_still_passes(tmp_pa
 
 
 def test_accept_all_is_refused_where_the_scores_are_the_clients(tmp_path):
-    from studio.testing import make_store
+    from studio_testing import make_store
 
     repo = make_store(tmp_path / "store", curation_mode="client_anchored")
     repo.assign(["sample-en-05"], ["ann"], actor="admin")
