@@ -6,7 +6,8 @@ does (``python annotate_app.py --store DIR --port P``, login on), and a trivial 
 one endpoint returns its input (same login) as another process. The client (``gradio_client``,
 logged in) runs in this process. For each of 200 sessions it makes one session open
 (``/open_session``: transcript, 12 predictions and labels, checks, summary), one item save
-(``/save_draft`` on top of the version the open returned) and one no-op call, in an order that
+(``/save_draft`` of a new score and rationale on top of the version the open returned; the
+sessions are expert-judged) and one no-op call, in an order that
 rotates every call. The result is the p95 of the per-call differences ``open_k - noop_k`` and
 ``save_k - noop_k`` (the app's own cost, with the machine's load of that moment subtracted), not a
 difference of p95s. The machine's load average is recorded before and after.
@@ -107,6 +108,11 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
     from gradio_client import Client
 
     from store import Repository
+    from studio.access import Access
+    from studio.curation_modes import set_curation_mode
+
+    from care_model.records import SHARED
+    from care_model.wai import load_form
 
     load_before = load_average()
     rng = random.Random(seed)
@@ -119,6 +125,16 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
         repo.add_user(USER, PASSWORD, "annotator", actor="bench")
         ids = repo.session_ids()
         repo.assign(ids, [USER], actor="bench")  # the annotator's queue holds every session (shared coding)
+        # expert-judged: the annotator sets the score freely (the synthetic sessions carry client
+        # ratings, so by default their scores would be anchored to them and a changed score refused)
+        set_curation_mode(repo, Access("bench-admin", "admin"), ids, "expert_judged")
+        item_ids = load_form(repo.get_session(ids[0]).form).item_ids
+        draftable = {}  # a submitted item is read-only: save items that are drafts or unlabelled
+        for sid in ids:
+            status = {lab.item: lab.status for lab in repo.labels(sid, annotator=SHARED)}
+            items = [i for i in item_ids if status.get(i) != "submitted"]
+            if items:
+                draftable[sid] = items
         repo.close()  # the app process owns the store from here on
         app_port, noop_port = _free_port(), _free_port()
         app = _start([sys.executable, "annotate_app.py", "--store", str(store), "--port", str(app_port), "--no-samples",
@@ -133,7 +149,7 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
                     noop.predict("warm-up", api_name="/echo")
                     client.predict(rng.choice(ids), api_name="/open_session")
                 rows, payload = [], []
-                for k, sid in enumerate(rng.sample(ids, min(ops, len(ids)))):
+                for k, sid in enumerate(rng.sample(sorted(draftable), min(ops, len(draftable)))):
                     row, view = {}, None
                     for kind in ORDERS[k % len(ORDERS)]:
                         if kind == "noop":
@@ -142,7 +158,8 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
                             view, row["open"] = _timed(client.predict, sid, api_name="/open_session")
                             payload.append(len(json.dumps(view, ensure_ascii=False)))
                         else:
-                            item = view["items"][rng.randrange(len(view["items"]))]
+                            number = rng.choice(draftable[sid])
+                            item = next(it for it in view["items"] if it["item"] == number)
                             res, row["save"] = _timed(client.predict, sid, item["item"], rng.randint(1, 5),
                                                       f"Benchmark edit {k}: " + item["draft"]["rationale"],
                                                       item["draft"]["evidence"], ["style"], item["version"],
