@@ -102,3 +102,17 @@ def test_client_anchored_card_fixes_the_clients_score_and_saves_the_experts_rati
     assert (lab.score, lab.rationale, lab.score_source) == (client[1], why, "client_self_report")
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(ART / "curation-anchored.png"), full_page=False)
+
+
+def test_admin_sets_a_sessions_curation_mode_in_the_admin_tab(app, open_page):
+    page = open_page("admin")
+    page.get_by_role("tab", name="Admin").click()
+    page.fill("#care-assign-ids textarea", "sample-en-06")
+    page.locator("#care-curation-mode-pick label", has_text="Expert-judged").click()
+    page.locator("#care-curation-show label", has_text="Show").click()
+    page.click("#care-set-mode")
+    expect(page.locator("#care-admin-msg")).to_contain_text("sample-en-06: expert-judged")
+    doc = app.repo.collection("curation_modes").get("sample-en-06")
+    assert (doc["mode"], doc["show_ratings"], doc["updated_by"]) == ("expert_judged", True, "admin")
+    page.locator("#care-curation-mode-pick").scroll_into_view_if_needed()
+    page.screenshot(path=str(ART / "curation-admin.png"), full_page=False)
