@@ -16,7 +16,7 @@ from care_model.errors import CareError, ValidationError
 from care_model.records import Session
 from care_model.wai import load_form
 
-from . import render, review, ui
+from . import render, review, ui, validate
 from .app import AppContext, StudioBlocks
 from .bootstrap import DATA_DIR, PREDICTIONS_FILE, SESSIONS_FILE, read_predictions
 
@@ -163,7 +163,7 @@ def build_demo(predictor, *, data_dir: Path = DATA_DIR) -> StudioBlocks:
         run.click(h.predict, ins, outs, api_visibility="private", concurrency_limit=1, concurrency_id="demo-model",
                   show_progress_on=[status])  # one progress indicator for the job, not one per output
         if predictor is not None:
-            gr.api(h.demo_predict, api_name="demo_predict", concurrency_limit=1, concurrency_id="demo-model")
+            validate.register(h.demo_predict, "demo_predict", concurrency_limit=1, concurrency_id="demo-model")
     demo.queue(default_concurrency_limit=4, max_size=20)
     return demo
 

@@ -28,7 +28,7 @@ from care_model.errors import ValidationError
 # Caps on text arguments, in characters. The paper's rationales average 155 Chinese characters.
 RATIONALE_LIMIT = 4000
 TEXT_LIMITS = {"rationale": RATIONALE_LIMIT, "comment": 2000, "reason": 2000, "overrides": 4000,
-               "password": 200, "search": 200}
+               "password": 200, "search": 200, "transcript": 60_000}  # transcript: the demo's paste box
 DEFAULT_TEXT_LIMIT = 200  # ids, names, modes, roles, ...
 MAX_ITEMS = 1000  # entries of a list or dict argument
 MAX_JSON_CHARS = 20_000  # a dict argument as JSON

@@ -118,3 +118,12 @@ def test_admins_read_the_audit_trail_with_filters_and_export_it(studio_server, a
     lines = [json.loads(x) for x in open(path, encoding="utf-8").read().splitlines()]
     assert len(lines) == 1 and lines[0]["who"] == "ann" and lines[0]["after"]["rationale"] == "Because she says so."
     assert "care-audit-" in path and not downloads.may_fetch(path.rsplit("/", 1)[1], "ann")
+
+
+def test_markup_a_user_typed_comes_back_escaped_in_the_error(studio_server, admin):
+    """Defect 4: Gradio renders an error's message as HTML in the toast, so what the user typed is
+    escaped (the Chromium test in tests/browser/test_admin_browser.py looks at the toast)."""
+    with pytest.raises(AppError) as err:
+        admin.predict('<img src=x onerror="alert(1)"><b>bold</b>', "password-123", "annotator", api_name="/add_user")
+    msg = str(err.value)
+    assert "Bad user name" in msg and "&lt;img src=x" in msg and "&lt;b&gt;bold&lt;/b&gt;" in msg and "<img" not in msg

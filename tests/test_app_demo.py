@@ -37,6 +37,10 @@ def test_demo_predicts_pasted_text_without_login(demo_url):
     assert res["turns"] == 2 and len(res["predictions"]) == 12 and all(len(p["probs"]) == 5 for p in res["predictions"])
     with pytest.raises(AppError, match="Nothing was pasted"):
         c.predict("   ", "auto", api_name="/demo_predict")
+    for args, named in (((None, "en"), "'transcript' must be a string"), (("Client: hi", 5), "'language' must be a string"),
+                        (("x" * 60_001, "en"), "the limit is 60,000")):
+        with pytest.raises(AppError, match=named):
+            c.predict(*args, api_name="/demo_predict")
     names = set(c.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert names == {"/demo_predict"}  # no store actions exist in the demo
 
