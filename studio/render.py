@@ -234,15 +234,13 @@ STATE_SHORT = {"unreviewed": ("to do", "st-unreviewed"), "draft": ("saved", "st-
 
 def item_list_html(rows: list[dict]) -> str:
     """All items at a glance: one row each (``item``, ``text``, ``dimension``, ``model`` score or
-    None with ``model_note``, ``accepted``, ``expert`` score or None, ``state``, ``checks``,
+    None with ``model_note``, ``accepted`` (marked ✓ by the expert's score), ``expert`` score or None, ``state``, ``checks``,
     ``evidence``). A row is ``tr.care-row[data-item]``; the page's script opens its card. The
     style block marks each item's evidence turns in the transcript while that item is open."""
     body, marks = [], []
     for r in rows:
         i = int(r["item"])
         state, cls = STATE_SHORT.get(r["state"], (r["state"], ""))
-        if r.get("accepted"):
-            state = "accepted" if r["state"] != "submitted" else "submitted ✓"
         blocking = [c for c in r["checks"] if c["blocking"]]
         warns = [c for c in r["checks"] if not c["blocking"]]
         tip = esc("\n".join(c["message"] for c in r["checks"]))
@@ -256,6 +254,8 @@ def item_list_html(rows: list[dict]) -> str:
         model = (f'<b>{int(r["model"])}</b>' if r["model"] is not None
                  else f'<span class="care-muted">{esc(r.get("model_note") or "–")}</span>')
         expert = "–" if r["expert"] is None else f'<b>{int(r["expert"])}</b>'
+        if r.get("accepted"):
+            expert += ' <span class="c-acc" title="The model\'s suggestion, accepted">✓</span>'
         ev = ",".join(str(int(e)) for e in r.get("evidence") or [])
         body.append(f'<tr class="care-row" data-item="{i}" data-evidence="{esc(ev)}" tabindex="0" '
                     f'title="Open item {i}"><td class="c-no">{i}</td><td class="c-text">{esc(r["text"])}</td>'

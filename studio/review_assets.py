@@ -36,9 +36,10 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 .care-list td {padding:.08rem .3rem; white-space:nowrap; overflow:hidden;
   text-overflow:ellipsis;}
 .care-list th:nth-child(1) {width:1.8rem;} .care-list th:nth-child(3) {width:3.6rem;}
-.care-list th:nth-child(4) {width:3.9rem;} .care-list th:nth-child(5) {width:2.4rem;}
-.care-list th:nth-child(6) {width:5.2rem;} .care-list th:nth-child(7) {width:30%;}
+.care-list th:nth-child(4) {width:3.9rem;} .care-list th:nth-child(5) {width:2.8rem;}
+.care-list th:nth-child(6) {width:5.6rem;} .care-list th:nth-child(7) {width:30%;}
 .care-list .c-no {font-weight:700; color:#1e293b;}
+.care-list .c-acc {color:#15803d; font-size:.75rem;}
 .care-list .c-dim {color:#64748b; font-size:.72rem; text-transform:uppercase;}
 .care-list .care-badge {font-size:.7rem; padding:0 .4rem;}
 .care-row {cursor:pointer;}

@@ -107,7 +107,7 @@ def test_item_list_html_escapes_and_marks_evidence():
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html and "&lt;i&gt;" in html
     assert html.count('class="care-row"') == 2 and 'data-evidence="3,5"' in html
     assert 'body[data-care-item="1"] #care-turn-3, body[data-care-item="1"] #care-turn-5' in html
-    assert ">accepted<" in html and "no answer" in html and "✗" in html
+    assert 'class="c-acc"' in html and "no answer" in html and "✗" in html and html.count("c-acc") == 1
 
 
 def _tab(repo):
