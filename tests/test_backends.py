@@ -99,3 +99,32 @@ def test_app_with_vllm_backend_but_no_venv_stops_at_start(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "make setup-vllm" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "store").exists(), "the store is not created when the app cannot start"
+
+
+def test_data_parallel_spreads_sessions_over_the_workers(monkeypatch, tiny_model_dir):
+    """``--data-parallel 2``: two worker processes, each session predicted once, both workers used.
+    Real worker processes (in this venv, so without a model: they answer pings); the prediction
+    function stands in for the model call and reports which worker its thread was given."""
+    from care_model.backends.vllm_backend import VllmBackend, close_all
+
+    monkeypatch.setenv("CARE_VLLM_PYTHON", sys.executable)
+    backend = VllmBackend(ModelSpec(base=str(tiny_model_dir)), PredictConfig(backend="vllm", data_parallel=2),
+                          model_version="tiny")
+    group = backend.group()
+    group.workers = [WorkerProcess(), WorkerProcess()]
+    try:
+        import time
+
+        def predict_one(session):
+            worker = backend._local.worker
+            assert worker.call({"op": "ping"})["ok"]
+            time.sleep(0.3)  # long enough that both workers are busy at once
+            return worker.pid
+
+        sessions = [Session.from_dict(d) for d in SAMPLES[:6]]
+        done = list(backend.spread(sessions, predict_one))
+        assert sorted(s.id for s, _ in done) == sorted(s.id for s in sessions)
+        assert {pid for _, pid in done} == {w.pid for w in group.workers}
+        assert list(backend.spread([], predict_one)) == []
+    finally:
+        close_all()
