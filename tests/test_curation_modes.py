@@ -5,6 +5,7 @@ pair) and expert-judged curation (annotators code blind to the client's and coun
 unless an admin shows them)."""
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ from care_model.records import SHARED, Prediction
 from care_model.retrain import prepare_run
 from care_model.retrain_config import RetrainConfig
 from care_model.runs import run_path
+from store.export import export_jsonl
 from studio.app import build_app
 from studio_testing import make_store, password, serve
 
@@ -77,6 +79,12 @@ def test_client_anchored_score_is_the_clients_and_the_snapshot_learns_the_expert
                == (client[i], rationale(i), "client_self_report", "submitted", "ann") for i, lab in labels.items())
     with pytest.raises(AppError, match="cannot be changed"):  # still refused after submission
         ann.predict(ANCHORED, 2, client[2] % 5 + 1, rationale(2), [], [], versions["2"], api_name="/save_draft")
+
+    # exports show where each label's score came from
+    export_jsonl(repo, tmp_path / "export.jsonl", [ANCHORED])
+    exported = json.loads((tmp_path / "export.jsonl").read_text(encoding="utf-8").splitlines()[0])["labels"]
+    assert {(lab["item"], lab["score"], lab["score_source"]) for lab in exported} == \
+        {(i, client[i], "client_self_report") for i in client}
 
     # the next training run's snapshot (the paper's default: client self-reports with curated rationales)
     run_dir = prepare_run(repo, RetrainConfig(validation_fraction=0.0), run_dir=tmp_path / "run", actor="admin")
