@@ -156,4 +156,4 @@ def test_every_endpoint_refuses_bad_input_and_foreign_resources_and_the_store_is
     log = capfd.readouterr()
     assert "Traceback" not in log.out + log.err, (log.out + log.err)[-3000:]
     print(f"{len(plan)} calls in {elapsed:.1f} s")
-    assert len(plan) > 300 and elapsed < 180, (len(plan), elapsed)  # about 60 s on a quiet 2-core machine
+    assert len(plan) > 300 and elapsed < 300, (len(plan), elapsed)  # 85 s at load 20, 167 s at load 25+ on 2 cores
