@@ -4,16 +4,19 @@ Shown only to admins (a page-load hook) and every handler checks the role again 
 The run is a separate process (:mod:`studio.training`); this tab only reads its progress file
 every 2 seconds (a ``gr.Timer``), so the rest of the app stays responsive and a page reload
 simply reattaches. JSON endpoints for scripts: ``/training_status``, ``/start_training``,
-``/cancel_training``, ``/resume_training``, ``/promote_version``, ``/rollback_version``.
+``/cancel_training``, ``/resume_training``, ``/promote_version``, ``/rollback_version``. The
+cross-validation and report sections: :mod:`studio.report_tab`.
 """
 from __future__ import annotations
 
 import gradio as gr
 
+from care_model.compare import MIN_SESSIONS, too_small_message
 from care_model.curation import describe_learned_from, learned_from
 
 from . import render, ui, validate
 from .metric_labels import metric_label
+from .report_tab import build_section, loss_html
 from .training import TrainingManager
 
 VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after", "Created"]
@@ -82,15 +85,6 @@ def progress_html(st: dict) -> str:
             f'<div class="care-jobbar"><span style="width:{pct}%"></span></div></div>')
 
 
-def loss_frame(st: dict):
-    import pandas as pd
-
-    p = st.get("progress") or {}
-    rows = [{"step": s, "loss": v, "series": "training"} for s, v in p.get("losses") or []]
-    rows += [{"step": s, "loss": v, "series": "validation"} for s, v in p.get("validation_losses") or []]
-    return pd.DataFrame(rows or [{"step": 0, "loss": None, "series": "training"}])
-
-
 def versions_value(st: dict) -> dict:
     rows = []
     for d in reversed(st["versions"]):
@@ -116,7 +110,11 @@ def compare_html(st: dict, version_id: str | None = None) -> str:
     m = doc.get("metrics") or {}
     rows = [("validation_loss", m.get("validation_loss_after"), m.get("validation_loss_before"))]
     rows += [(k, cand.get(k), base.get(k)) for k in HEADLINE_ORDER if k in cand or k in base]
-    body = "".join(f"<tr><td>{metric_label(k)}</td><td>{_fmt(c)}</td><td>{_fmt(b)}</td></tr>" for k, c, b in rows)
+    def better(key):
+        return "lower" if any(w in key for w in ("mse", "mae", "loss")) else "higher"
+
+    body = "".join(f"<tr><td>{metric_label(k)}</td><td>{better(k)}</td><td>{_fmt(c)}</td><td>{_fmt(b)}</td></tr>"
+                   for k, c, b in rows)
     counts = (ev.get("comparison") or {}).get("counts") or {}
     verdict = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no comparison"
     base_doc = next((d for d in st["versions"] if d["id"] == base_id), {})
@@ -125,10 +123,14 @@ def compare_html(st: dict, version_id: str | None = None) -> str:
         f'<div class="care-muted">Compared with {render.esc(base_id)}, the version active when the run started; '
         f'the active version is now {render.esc(st.get("active") or "the base model")}.</div>')
     n = len(ev.get("sessions") or [])
+    if n < MIN_SESSIONS:
+        note += (f'<div class="care-warn" id="care-compare-small">{render.esc(too_small_message(n))} '
+                 "Show the report on this candidate (below) for the differences and their intervals.</div>")
     return (f'<div id="care-compare" data-version="{render.esc(doc["id"])}"><b>{render.esc(doc["id"])}</b> '
             f'({render.esc(doc["status"])}) vs <b>{render.esc(base_id)}</b> on {n} held-out session(s)'
             f'{" (scores only)" if ev.get("scores_only") else ""}. Metrics: {render.esc(verdict)}.'
-            f'<table class="care-summary"><tr><th>Metric</th><th>Candidate</th><th>Compared with</th></tr>{body}</table>'
+            f'<table class="care-summary"><tr><th>Metric</th><th>Better</th><th>Candidate</th><th>Compared with</th></tr>'
+            f'{body}</table>'
             f'{note}</div>')
 
 
@@ -144,7 +146,7 @@ class TrainingUI:
         choices = [d["id"] for d in reversed(st["versions"])]
         resumable = not running and (st.get("run") or {}).get("status") in ("cancelled", "failed")
         return (readiness_html(st), gr.update(interactive=st["readiness"]["ready"] and not running),
-                gr.update(interactive=running), gr.update(interactive=resumable), progress_html(st), loss_frame(st),
+                gr.update(interactive=running), gr.update(interactive=resumable), progress_html(st), loss_html(st),
                 st["log"], compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
 
     def on_load(self, request: gr.Request):
@@ -264,8 +266,7 @@ def build_tab(ctx):
                     save_t = gr.Button("Save threshold", elem_id="care-train-save-threshold")
             with gr.Column(scale=3):
                 progress = gr.HTML(js_on_load=None, elem_id="care-train-progress")
-                plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", height=240,
-                                   elem_id="care-train-plot")
+                plot = gr.HTML(js_on_load=None, elem_id="care-train-plot")  # a PNG with numeric axes
                 log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, autoscroll=True,
                                  elem_id="care-train-log")
         gr.Markdown("### Model versions")
@@ -279,6 +280,7 @@ def build_tab(ctx):
             rollback = gr.Button("Roll back to this version", elem_id="care-rollback")
             reject = gr.Button("Reject candidate", elem_id="care-reject")
         timer = gr.Timer(2.0, active=False)
+        build_section(ctx, mgr, recipe, overrides, msg)
     view = [ready, start, cancel, resume, progress, plot, log, compare, versions, version]
     timer.tick(h.refresh, [version], view, **quiet)
     version.change(h.refresh, [version], view, **quiet)
