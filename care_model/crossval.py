@@ -105,7 +105,7 @@ def prepare_crossval(repo, config: RetrainConfig, k: int = 5, *, seed: int | Non
     snapshot = curated_snapshot(repo, config)
     if not snapshot.labels:
         raise TrainingError("The curated set is empty: there is nothing to cross-validate.",
-                            "Curate sessions first (or use a recipe that trains on client self-reports).")
+                            "Curate sessions first, or check the recipe's score_sources and rationales (recipes/README.md).")
     folds = make_folds(snapshot, k, seed)
     clientless = sorted(s for s in snapshot.sessions if not snapshot.sessions[s].client_id)
     train_config = fold_train_config(config)
