@@ -320,7 +320,9 @@ def launch_subprocess(cv_dir, *, python: str | None = None, env: dict | None = N
     with open(cv_dir / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
                                 start_new_session=True, cwd=str(root))
-    write_json(cv_dir / "process.json", {"pid": proc.pid, "cmd": cmd, "started_at": now_iso()})
+    from . import procs
+
+    write_json(cv_dir / "process.json", {**procs.identify(proc.pid), "cmd": cmd, "started_at": now_iso()})
     return proc
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from care_model import procs
 from care_model.crossval import (CROSSVAL_RUNS, finish_crossval, fold_dir, launch_subprocess, new_crossval_id,
                                  prepare_crossval)
 from care_model.errors import TrainingError
@@ -21,7 +22,7 @@ from care_model.records import now_iso
 from care_model.retrain_config import resolve_config
 from care_model.runs import read_events, read_json, read_progress, request_cancel
 
-from .training import _alive, log_tail, parse_overrides
+from .training import log_tail, parse_overrides
 
 LIVE = ("prepared", "running")
 
@@ -82,7 +83,7 @@ class CrossvalManager:
         proc = self._procs.get(doc["id"])
         if proc is not None:
             return proc.poll() is None
-        return _alive((read_json(Path(doc["run_dir"]) / "process.json") or {}).get("pid"))
+        return procs.state(read_json(Path(doc["run_dir"]) / "process.json")) == "running"
 
     def poll(self) -> dict | None:
         """Record the current run's outcome once its process has exited; returns the run if still live."""
