@@ -87,7 +87,7 @@ def test_crossval_from_the_tab_then_its_report_and_a_candidates(app, page):
                                                 "max_prompt_tokens: 1024\nlora_last_layers: null\nsave_every_steps: 0")
     page.fill("#care-cv-folds input", "3")
     page.click("#care-cv-start")
-    expect(page.locator("#care-train-msg")).to_contain_text("Started cross-validation")
+    expect(page.locator("#care-train-msg")).to_contain_text("Started cross-validation", timeout=120_000)
     expect(page.locator("#care-cv-state")).to_contain_text("fold", timeout=120_000)
     page.locator("#care-cv-progress").screenshot(path=str(ART / "report-crossval-running.png"))
     deadline = time.monotonic() + 900
@@ -97,7 +97,7 @@ def test_crossval_from_the_tab_then_its_report_and_a_candidates(app, page):
             break
         time.sleep(1.0)
     assert status == "done", page.locator("#care-cv-log textarea").input_value()[-2000:]
-    expect(page.locator("#care-cv-state")).to_contain_text("3/3 folds done")
+    expect(page.locator("#care-cv-state")).to_contain_text("3/3 folds done", timeout=60_000)
     run = app.repo.collection("crossval_runs").all()[0]
     assert not [v for v in app.repo.collection("model_versions").all() if v["id"].startswith(run["id"])]
 
