@@ -13,7 +13,7 @@ UI because they move files: ``/export_store`` and ``/import_sessions`` (Admin ta
 """
 import gradio as gr
 
-from . import admin, audit_trail, curation_modes, review, ui, validate
+from . import admin, audit_trail, curation_modes, review, review_draft, ui, validate
 from .access import active_model_version, require_session, set_review_settings
 
 ADMIN = ("admin",)
@@ -85,6 +85,19 @@ class Api:
         return {"jobs": jobs}
 
     @ui.guard
+    def draft_rationale(self, session_id: str, item: int, score: int | None = None, source: str = "expert",
+                        request: gr.Request = None) -> dict:
+        """Queue a draft of the item's rationale for ``score`` (``source`` "expert", or "client": the
+        client's self-report by default); returns the job. No label is written."""
+        return review_draft.start_draft(self.ctx.repo, self._who(request), self.ctx.jobs, session_id.strip(), item,
+                                        score, source=source)
+
+    @ui.guard
+    def draft_status(self, job_id: str, request: gr.Request = None) -> dict:
+        """A draft job: state, progress and, once done, ``result`` (item, score, rationale, evidence)."""
+        return review_draft.draft_result(self.ctx.repo, self._who(request), self.ctx.jobs, job_id)
+
+    @ui.guard
     def set_setting(self, name: str, value: bool, request: gr.Request = None) -> dict:
         """Admin: change a review setting (``unassigned_visible``, ``show_ratings``; ``grounded_decoding``:
         the app's predictions quote the transcript verbatim)."""
@@ -144,7 +157,7 @@ class Api:
 
 
 ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session", "predict_session",
-             "predict_status", "set_setting", "assign_sessions", "set_curation_mode", "list_curation_modes", "add_user",
+             "predict_status", "draft_rationale", "draft_status", "set_setting", "assign_sessions", "set_curation_mode", "list_curation_modes", "add_user",
              "set_role", "set_active", "reset_password", "list_users", "audit_trail")
 
 

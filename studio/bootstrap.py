@@ -100,3 +100,7 @@ class ActivePredictor:
 
     def predict_session(self, session, *, scores_only: bool = False, items=None, progress=None):
         return self.current().predict_session(session, scores_only=scores_only, items=items, progress=progress)
+
+    def draft(self, session, targets, *, source: str = "client", progress=None):
+        """Rationales for given scores (care_model.predict.Predictor.draft) with the active model."""
+        return self.current().draft(session, targets, source=source, progress=progress)

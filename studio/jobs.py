@@ -10,6 +10,12 @@ table, and torch releases the GIL while it computes.
 Job records live in memory (a restart forgets finished jobs; the predictions are in the store).
 A job's ``error`` is shown to the user; logs get the job id and the error type only, never text
 of a transcript.
+
+Two kinds of job share the worker: ``"predict"`` (:meth:`PredictJobs.submit`, the model's
+suggestions) and ``"draft"`` (:meth:`PredictJobs.submit_draft`: a rationale written for a given
+score, :meth:`care_model.predict.Predictor.draft`; stored as a ``mode="draft"`` prediction, and
+the job's ``result`` holds the rationale and evidence the review card fills in -- no label is
+written). :meth:`PredictJobs.latest` follows predict jobs unless asked for drafts.
 """
 from __future__ import annotations
 
@@ -47,22 +53,46 @@ class PredictJobs:
 
     def submit(self, session_id: str, *, actor: str, items=None, scores_only: bool = False) -> dict:
         """Queue a prediction of one session; an identical job still waiting or running is reused."""
+        items = sorted({int(i) for i in items}) if items else None
+        return self._enqueue(session_id, actor, items=items, scores_only=bool(scores_only))
+
+    def submit_draft(self, session_id: str, *, actor: str, item: int, score: int, source: str = "expert") -> dict:
+        """Queue a draft of one item's rationale for ``score`` (``source``: "expert" or "client");
+        the same draft still waiting or running is reused."""
+        from care_model.drafting import check_targets
+        from care_model.records import DRAFT_SOURCES
+        from care_model.wai import load_form
+
+        if source not in DRAFT_SOURCES:
+            raise CareError(f"Unknown draft source {source!r}.", f"Use one of {', '.join(DRAFT_SOURCES)}.")
+        if score in (None, ""):
+            raise CareError("No score to draft a rationale for.", "Choose a score on the card first.")
+        self._ready(session_id)
+        targets = check_targets({item: score}, load_form(self.repo.get_session(session_id).form))
+        return self._enqueue(session_id, actor, kind="draft", items=sorted(targets), source=source,
+                             targets={str(i): v for i, v in targets.items()})  # JSON-ready: str keys
+
+    def _ready(self, session_id: str) -> None:
         if self.predictor is None:
             raise CareError("No model is loaded in this app.", "Start the app with --model (the default is SmolLM2).")
         if self._closed:
             raise CareError("The app is shutting down.", "Try again after it restarts.")
-        items = sorted({int(i) for i in items}) if items else None
         self.repo.get_session(session_id)  # NotFoundError before anything is queued
+
+    def _enqueue(self, session_id: str, actor: str, *, kind: str = "predict", items=None, scores_only=False,
+                 targets=None, source=None) -> dict:
+        self._ready(session_id)
         with self._lock:
             for jid in reversed(self._order):
                 j = self._jobs[jid]
-                if (j["session_id"] == session_id and j["state"] in ACTIVE and j["items"] == items
-                        and j["scores_only"] == scores_only):
+                if (j["session_id"] == session_id and j["state"] in ACTIVE and j["kind"] == kind and j["items"] == items
+                        and j["scores_only"] == scores_only and j["targets"] == targets and j["source"] == source):
                     return copy.deepcopy(j)
-            job = {"id": uuid.uuid4().hex[:12], "session_id": session_id, "items": items, "scores_only": bool(scores_only),
+            job = {"id": uuid.uuid4().hex[:12], "kind": kind, "session_id": session_id, "items": items,
+                   "scores_only": bool(scores_only), "targets": targets, "source": source,
                    "state": "queued", "progress": 0.0, "message": "waiting for the worker", "actor": actor,
                    "model_version": self.model_version, "created_at": now_iso(), "started_at": None,
-                   "finished_at": None, "predictions": 0, "error": None}
+                   "finished_at": None, "predictions": 0, "error": None, "result": None}
             self._jobs[job["id"]] = job
             self._order.append(job["id"])
             self._trim()
@@ -77,16 +107,17 @@ class PredictJobs:
             job = self._jobs.get(job_id)
             return copy.deepcopy(job) if job else None
 
-    def jobs(self, session_id: str | None = None, *, active_only: bool = False) -> list[dict]:
-        """Jobs newest first, optionally of one session or only those waiting or running."""
+    def jobs(self, session_id: str | None = None, *, active_only: bool = False, kind: str | None = None) -> list[dict]:
+        """Jobs newest first, optionally of one session, one kind or only those waiting or running."""
         with self._lock:
             out = [copy.deepcopy(self._jobs[j]) for j in reversed(self._order)
                    if (session_id is None or self._jobs[j]["session_id"] == session_id)
+                   and (kind is None or self._jobs[j]["kind"] == kind)
                    and (not active_only or self._jobs[j]["state"] in ACTIVE)]
         return out
 
-    def latest(self, session_id: str) -> dict | None:
-        found = self.jobs(session_id)
+    def latest(self, session_id: str, kind: str = "predict") -> dict | None:
+        found = self.jobs(session_id, kind=kind)
         return found[0] if found else None
 
     def wait(self, job_id: str, timeout: float = 60.0) -> dict:
@@ -134,15 +165,23 @@ class PredictJobs:
 
         try:
             session = self.repo.get_session(job["session_id"])
-            preds = self.predictor.predict_session(session, scores_only=job["scores_only"], items=job["items"],
-                                                   progress=progress)
+            if job["kind"] == "draft":
+                targets = {int(i): v for i, v in job["targets"].items()}
+                preds = self.predictor.draft(session, targets, source=job["source"], progress=progress)
+            else:
+                preds = self.predictor.predict_session(session, scores_only=job["scores_only"], items=job["items"],
+                                                       progress=progress)
             preds = [p if not p.id or self.repo.get_prediction(p.session_id, p.id) is None
                      else replace(p, id=uuid.uuid4().hex) for p in preds]
             n = self.repo.add_predictions(preds)
             version = preds[0].model_version if preds else self.model_version
+            result = [{"item": p.item, "score": p.drafted_for_score, "source": p.draft_source, "prediction_id": p.id,
+                       "rationale": p.rationale, "evidence": list(p.evidence), "parse_status": p.parse_status,
+                       "parse_error": p.parse_error, "unsupported_quotes": list(p.unsupported_quotes)}
+                      for p in preds] if job["kind"] == "draft" else None
             self._update(job_id, state="done", progress=1.0, message="done", predictions=n, model_version=version,
-                         finished_at=now_iso())
+                         finished_at=now_iso(), result=result)
         except Exception as err:  # noqa: BLE001 - a failed job must not kill the worker
             text = str(err) if isinstance(err, CareError) else f"{type(err).__name__} (see the server log)"
-            log.warning("predict job %s failed: %s", job_id, type(err).__name__)
+            log.warning("%s job %s failed: %s", job["kind"], job_id, type(err).__name__)
             self._update(job_id, state="failed", error=text, message="failed", finished_at=now_iso())

@@ -24,7 +24,7 @@ import gradio as gr
 
 from care_model.records import CHANGE_REASONS
 
-from . import render, ui
+from . import render, review_draft, ui
 from .review_ui import QUEUE_HEADERS, ReviewState, ReviewUI  # noqa: F401 (ReviewState: re-exported)
 
 TICK_SECONDS = 2.0  # autosave and predict-progress poll (only while something is pending)
@@ -94,6 +94,10 @@ def build_tab(ctx):
                                                       elem_id=f"score-{item}", elem_classes=["care-score"], scale=4)
                                 card.accept = gr.Button("Accept", size="sm", elem_id=f"accept-{item}",
                                                         elem_classes=["care-accept"], scale=0, min_width=90)
+                                card.draft = gr.Button("Draft a rationale for this score", size="sm",
+                                                       elem_id=f"draft-{item}", elem_classes=["care-draft"], scale=0,
+                                                       min_width=150)
+                            card.draft_note = gr.HTML(js_on_load=None, elem_id=f"draft-note-{item}")
                             card.rationale = gr.Textbox(label="Your rationale", lines=3, max_lines=10,
                                                         elem_id=f"rationale-{item}")
                             # written by the transcript's clicks (review_assets.JS); shown as chips below
@@ -158,4 +162,5 @@ def build_tab(ctx):
     c.cards_token.change(h.redraw_cards, [c.st], all_cards, **quiet)
     models_out = all_cards + [getattr(cd, f) for cd in cards.values() for f in ("model", "accept", "rationale", "evidence")]
     c.models_token.change(h.redraw_models, [c.st], models_out, **quiet)
+    review_draft.wire(h, cards)
     return h

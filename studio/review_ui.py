@@ -235,7 +235,7 @@ class ReviewUI(SpeedHandlers):
                     pending = False
                 elif (rationale or "") != (saved["rationale"] or ""):
                     rs.pending[item] = {**saved, "rationale": rationale or ""}
-                    pending = True
+                    pending = rs.drafted.get(item) != (rationale or "")  # a fresh draft waits for the expert
                 else:
                     rs.pending.pop(item, None)
                     pending = False
@@ -360,7 +360,7 @@ class ReviewUI(SpeedHandlers):
         saved = False
         if rs.editable:
             with rs.lock:
-                todo = [i for i in rs.pending if i not in rs.conflicts]
+                todo = [i for i, d in rs.pending.items() if i not in rs.conflicts and rs.drafted.get(i) != d["rationale"]]
             for item in todo:
                 with rs.lock:  # the typed rationale on top of what is saved now (a field may have saved meanwhile)
                     if item not in rs.pending or item in rs.conflicts:
@@ -380,7 +380,7 @@ class ReviewUI(SpeedHandlers):
                         self._new_predictions(rs, access)
                         models = True
         with rs.lock:
-            busy = running or any(i not in rs.conflicts for i in rs.pending)
+            busy = running or any(i not in rs.conflicts and rs.drafted.get(i) != d["rationale"] for i, d in rs.pending.items())
         return (job_html, (cards_token or 0) + 1 if saved and not models else gr.skip(),
                 (models_token or 0) + 1 if models else gr.skip(), gr.skip() if busy else gr.Timer(active=False))
 

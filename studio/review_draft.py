@@ -1,0 +1,110 @@
+"""The review card's "Draft a rationale for this score": the handler, its API and its UI wiring.
+
+CARE's rationales were drafted for the client's true score, then refined by an expert (paper,
+section 4.2). On a card, the expert picks a score and asks the model to draft the reason for it:
+
+* :func:`start_draft` (pure, no Gradio) checks the user may edit the session and queues a draft
+  job in the background worker (:meth:`studio.jobs.PredictJobs.submit_draft`) for the card's
+  score (``source="expert"``) or the client's self-report (``source="client"``; the score defaults
+  to the session's client rating of the item). The job stores the draft as a ``mode="draft"``
+  prediction (never the item's suggestion) and writes no label.
+* :func:`draft_result` reads the job back (the drafted rationale, its evidence and score).
+* :func:`wire` adds the card handler: it queues the job, shows its progress under the button
+  while the worker runs, then fills the card's rationale field with the draft as an *unsaved
+  edit*: the autosave timer leaves it alone (``ReviewState.drafted``); it is saved when the expert
+  saves (Save, Ctrl+S, leaving the field) or edits it.
+
+HTTP API: ``/draft_rationale`` (queue, returns the job) and ``/draft_status`` (the job with its
+``result``); see studio/API.md.
+"""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from care_model.errors import CareError, NotFoundError, ValidationError
+
+from . import render, ui
+from .access import require_session
+
+POLL_SECONDS = 0.5
+
+
+def start_draft(repo, access, jobs, session_id: str, item: int, score: int | None = None, *,
+                source: str = "expert") -> dict:
+    """Queue a draft of ``item``'s rationale for ``score``; returns the job."""
+    sa = require_session(repo, access, session_id, edit=True)
+    if jobs is None:
+        raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
+    try:
+        item = int(item)
+    except (TypeError, ValueError):
+        raise ValidationError(f"Item {item!r} is not an item number.", "Use the item's number (1-12).") from None
+    if source == "client" and score in (None, ""):
+        score = repo.get_session(sa.session_id).ratings.get("client", {}).get(item)
+        if score is None:
+            raise ValidationError(f"Session {sa.session_id} has no client self-report for item {item}.",
+                                  "Choose a score on the card and draft for it (source 'expert').")
+    return jobs.submit_draft(sa.session_id, actor=access.username, item=item, score=score, source=source)
+
+
+def draft_result(repo, access, jobs, job_id: str) -> dict:
+    """The draft job ``job_id`` (state, progress, and once done its ``result``)."""
+    job = jobs.get(job_id) if jobs is not None else None
+    if job is None or job.get("kind") != "draft":
+        raise NotFoundError(f"No draft job {job_id!r}.", "Use the id /draft_rationale returned (jobs are kept in memory).")
+    require_session(repo, access, job["session_id"])
+    return job
+
+
+def note_html(job: dict | None, text: str = "") -> str:
+    if text:
+        return f'<div class="care-muted care-draft-note">{render.esc(text)}</div>'
+    if not job:
+        return ""
+    pct = int(round(100 * float(job.get("progress") or 0)))
+    return (f'<div class="care-job care-draft-note"><span>Drafting a rationale for score '
+            f'{render.esc(next(iter((job.get("targets") or {}).values()), ""))}: {render.esc(job.get("message") or "")}'
+            f'</span><span class="care-jobbar"><span style="width:{pct}%"></span></span> {pct}%</div>')
+
+
+def card_handler(h, item: int, note_out, rationale_out):
+    """The click handler of one card's draft button (a generator: progress, then the draft)."""
+    def draft(rs, score, request: gr.Request):
+        try:
+            access = h._access(request)
+            if rs is None:
+                raise CareError("Open a session first.", "Pick one in the queue.")
+            if not rs.editable:
+                raise CareError("This session is read-only for you.", "Only its assigned experts can draft rationales.")
+            job = start_draft(h.ctx.repo, access, h.ctx.jobs, rs.sid, item, score, source="expert")
+            while job["state"] in ("queued", "running"):
+                yield {note_out: note_html(job), rationale_out: gr.skip()}
+                time.sleep(POLL_SECONDS)
+                job = h.ctx.jobs.get(job["id"])
+        except CareError as err:
+            raise ui.ui_error(err) from None
+        if job["state"] != "done":
+            yield {note_out: note_html(None, f"Drafting failed: {job.get('error') or 'unknown error'}"),
+                   rationale_out: gr.skip()}
+            return
+        res = (job.get("result") or [{}])[0]
+        if not res.get("rationale"):
+            yield {note_out: note_html(None, f"The model wrote no reason for score {res.get('score')}: "
+                                             "write it yourself, or try again."), rationale_out: gr.skip()}
+            return
+        with rs.lock:
+            rs.drafted[item] = res["rationale"]
+        yield {note_out: note_html(None, f"Drafted for score {res['score']} by {job['model_version']}: not saved "
+                                         "until you save (Save, Ctrl+S) or edit it."),
+               rationale_out: res["rationale"]}
+    draft.__name__ = f"draft_item_{item}"
+    return draft
+
+
+def wire(h, cards: dict) -> None:
+    """Connect each card's draft button (``card.draft``, ``card.draft_note``) to its handler."""
+    for item, card in cards.items():
+        card.draft.click(card_handler(h, item, card.draft_note, card.rationale), [h.c.st, card.score],
+                         [card.draft_note, card.rationale], api_visibility="private", show_progress="hidden")

@@ -1,0 +1,71 @@
+"""'Draft a rationale for this score' in Debian's Chromium: the card fills the rationale field with
+a draft for the chosen score, shown as an unsaved edit, saved only when the expert saves.
+
+Screenshot: ``test-artifacts/draft-rationale.png``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from care_model.models import ModelSpec
+from care_model.predict import PredictConfig, Predictor
+from care_model.records import SHARED
+from studio.app import build_app
+from studio.testing import launch_chromium, logged_in_pages, make_store, serve, wait_for
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+ART = ROOT / "test-artifacts"
+expect.set_options(timeout=120_000)
+SID, ITEM, SCORE = "sample-en-02", 4, 2
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_model_dir):
+    repo = make_store(tmp_path_factory.mktemp("draft-browser") / "store")
+    repo.assign([SID], ["ann"], actor="admin")
+    predictor = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=16, calibration="none"))
+    demo = build_app(repo, predictor)
+    ART.mkdir(exist_ok=True)
+    with serve(demo) as url:
+        yield SimpleNamespace(url=url, repo=repo)
+    repo.close()
+
+
+def test_draft_button_fills_the_rationale_as_an_unsaved_edit(app):
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            with logged_in_pages(browser, app.url, width=1600) as make:
+                page = make("ann")
+                if not page.is_visible("#care-open-id textarea"):
+                    page.click("#care-queue button.label-wrap")
+                page.fill("#care-open-id textarea", SID)
+                page.click("#care-open")
+                expect(page.locator("#care-sess-head")).to_contain_text(SID)
+                model_text = page.locator(f"#rationale-{ITEM} textarea").input_value()
+                page.check(f'#score-{ITEM} input[value="{SCORE}"]')  # the expert's score (saved at once)
+                expect(page.locator("#care-status")).to_contain_text("Saved item 4")
+                page.click(f"#draft-{ITEM}")
+                expect(page.locator(f"#draft-note-{ITEM}")).to_contain_text("not saved until you save")
+                drafts = [p for p in app.repo.predictions(SID, history=True) if p.is_draft]
+                assert len(drafts) == 1 and drafts[0].item == ITEM and drafts[0].drafted_for_score == SCORE
+                assert drafts[0].rationale and drafts[0].rationale != model_text
+                field = page.locator(f"#rationale-{ITEM} textarea")
+                expect(field).to_have_value(drafts[0].rationale)
+                page.locator(f"#card-{ITEM}").scroll_into_view_if_needed()
+                page.screenshot(path=str(ART / "draft-rationale.png"))
+                time.sleep(5)  # two autosave ticks: a fresh draft is not saved on its own
+                label = app.repo.get_label(SID, ITEM, SHARED)
+                assert label.score == SCORE and label.rationale == model_text
+                page.click("#care-save")  # the expert saves
+                label = wait_for(lambda: (lambda lab: lab if lab.version > label.version else None)(
+                    app.repo.get_label(SID, ITEM, SHARED)), 60)
+                assert label.rationale == drafts[0].rationale and label.score == SCORE
+        finally:
+            browser.close()
