@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .calibration import DEFAULT_CALIBRATION, MEASUREMENT as CALIBRATION_MEASUREMENT
 from .errors import ModelError
 
 SMOLLM2 = "smollm2"
@@ -254,7 +255,8 @@ def model_version_info(spec: ModelSpec) -> dict:
         base_id = f"{base_id}@{base_hash}"
     info = {"base": spec.base, "base_name": _base_name(spec.base), "base_hash": base_hash,
             "adapter": spec.adapter, "adapter_name": None, "adapter_hash": None,
-            "dtype": spec.dtype, "device": spec.device}
+            "dtype": spec.dtype, "device": spec.device,
+            "calibration_default": DEFAULT_CALIBRATION, "calibration_measurement": dict(CALIBRATION_MEASUREMENT)}
     vid = base_id
     if spec.adapter:
         folder = Path(spec.adapter).expanduser()

@@ -16,6 +16,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from .calibration import DEFAULT_CALIBRATION, check_calibration
 from .curation import check_sources
 from .errors import ConfigError, ValidationError
 
@@ -60,6 +61,9 @@ class RetrainConfig:
                                     "for every item of a self-reported session that has no curated label (the paper's "
                                     "'CARE without rationales' ablation for those items; recorded in the snapshot).")
     perspective: str = _f("client", "Whose answers the model learns: 'client' (the paper) or 'counselor'.")
+    calibration: str = _f(DEFAULT_CALIBRATION, "Option-probability calibration of the run's evaluation predictions: "
+                                                "'content-free' (contextual calibration, care_model.calibration) or "
+                                                "'none'; the default is the one the sample measurement favoured.")
     max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference (care_model.predict.PredictConfig; "
                                       "the paper cuts at 8,192; the model's own limit applies if smaller). Longer "
                                       "transcripts are cut exactly as at inference (opening and most recent turns kept).")
@@ -107,6 +111,7 @@ class RetrainConfig:
         def bad(name, fix):
             raise ConfigError(f"Config value {name}={getattr(self, name)!r} is invalid.", fix)
 
+        check_calibration(self.calibration)
         if self.lora_r < 1:
             bad("lora_r", "Use a rank of at least 1 (8-64 are usual).")
         if self.lora_alpha <= 0:

@@ -34,7 +34,8 @@ def predictor_config(config):
     from .predict import PredictConfig
 
     return PredictConfig(max_new_tokens=int(config.answer_reserve_tokens), decoding=config.decoding,
-                         max_prompt_tokens=int(config.max_prompt_tokens), perspective=config.perspective)
+                         max_prompt_tokens=int(config.max_prompt_tokens), perspective=config.perspective,
+                         calibration=getattr(config, "calibration", "none"))
 
 
 def predict_version(spec, sessions: list, config, *, progress=None) -> tuple[list, str, float]:

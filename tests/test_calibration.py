@@ -46,6 +46,19 @@ def test_a_uniform_prior_changes_nothing_and_bad_shapes_are_refused():
         PredictConfig(calibration="platt")
 
 
+def test_the_default_is_recorded_in_the_model_version_info_and_recipes_take_the_key(tiny_model_dir):
+    from care_model.calibration import DEFAULT_CALIBRATION, MEASUREMENT
+    from care_model.models import model_version_info
+    from care_model.retrain_config import RetrainConfig
+    from care_model.retrain_eval import predictor_config
+
+    info = model_version_info(ModelSpec(base=str(tiny_model_dir)))
+    assert info["calibration_default"] == DEFAULT_CALIBRATION == MEASUREMENT["favoured"] == PredictConfig().calibration
+    assert predictor_config(RetrainConfig(calibration="none")).calibration == "none"
+    with pytest.raises(ConfigError, match="none, content-free"):
+        RetrainConfig(calibration="platt")
+
+
 def test_the_content_free_session_has_no_content():
     s = content_free_session("wai-sr", "zh").validate()
     assert [t.text for t in s.turns] == ["N/A", "N/A"] and s.language == "zh"

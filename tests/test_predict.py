@@ -39,7 +39,7 @@ def test_full_predictions_of_a_session(predictor):
     for p in preds:
         assert p.session_id == session.id and p.model_version == predictor.model_version and p.mode == "full"
         assert len(p.probs) == 5 and abs(sum(p.probs) - 1) < 1e-4
-        assert abs(p.expected_score - sum((k + 1) * q for k, q in enumerate(p.probs))) < 1e-3
+        assert abs(p.expected_score - sum((k + 1) * q for k, q in enumerate(p.score_probs))) < 1e-3
         assert p.expected_score >= 1 and p.expected_score <= 5
         # a random tiny model writes junk: recorded as a parse failure with the raw text, never raised
         if p.parse_status == "failed":
