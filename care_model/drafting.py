@@ -6,11 +6,14 @@ refined by an expert. This module is the pure part of that mode:
 * :func:`build_draft_prompt` -- the drafting prompt. Same layout as the prediction prompt
   (:mod:`care_model.prompt`: system text, the numbered transcript first, then the instructions,
   then the item last), so the 12 drafts of a session share one prefix and run as one batch.
-  The instructions say that the rating is given and ask for the reason only; each item's suffix
+  The instructions say that the rating is given and ask for the answer in the prediction's two
+  lines (the option number, unchanged, then the reason; the training format); each item's suffix
   is the item statement followed by the chosen option (``Chosen option: 4. Very often``), so the
-  target score is part of every item's prompt (and of its hash).
-* :func:`draft_rationale` -- the reason out of the model's answer (one line; a repeated option
-  number or label at its start is dropped).
+  target score is part of every item's prompt (and of its hash). With grounded decoding
+  (:mod:`care_model.grounding`) the score line is forced to the target (``fixed_score``) and the
+  reason's quotes are verbatim spans of the candidate turns, exactly as for predictions.
+* :func:`draft_rationale` -- the reason out of the model's answer (the option line, and a
+  repeated option number or label at the start of the reason, are dropped).
 * :func:`targets_for` -- the target scores of a session: the client's self-report
   (``source="client"``) or the current expert label of each item (``source="expert"``: the
   adjudicated label, else the shared one, else the only expert's; discarded labels and items
@@ -48,8 +51,10 @@ _DRAFT_WORDING = {
                 "on this scale:")
             for p in ("client", "counselor")
         },
-        "answer_format": ("Do not change or repeat the rating. Answer in one line: the reason for the chosen option, "
-                          "quoting the dialogue directly in double quotes and citing turn numbers like [12]."),
+        "answer_format": ("Answer in exactly two lines:\n"
+                          "Line 1: only the number of the chosen option ({min}-{max}), unchanged.\n"
+                          "Line 2: the reason for the chosen option, quoting the dialogue directly in double quotes "
+                          "and citing turn numbers like [12]."),
         "chosen": "Chosen option: {score}. {label}",
     },
     "zh": {
@@ -61,7 +66,9 @@ _DRAFT_WORDING = {
             "client": "这次咨询的来访者对下面的陈述给出了评分，所选选项写在陈述之后，评分量表如下：",
             "counselor": "这次咨询的咨询师对下面的陈述给出了评分，所选选项写在陈述之后，评分量表如下：",
         },
-        "answer_format": "不要更改或重复评分。用一行作答：写出选择该选项的理由，用引号直接引用对话原文，并注明轮次编号，如[12]。",
+        "answer_format": ("请严格用两行作答：\n"
+                          "第一行：只写所选选项的数字（{min}-{max}），不要更改。\n"
+                          "第二行：写出选择该选项的理由，用引号直接引用对话原文，并注明轮次编号，如[12]。"),
         "chosen": "所选选项：{score}. {label}",
     },
 }
@@ -117,7 +124,7 @@ def build_draft_prompt(session: Session, targets: Mapping, *, form: Form | None 
 
 
 _LEADING_SCORE = re.compile(r"^\s*(?:[*#>\-\s]*)(?:(?:chosen option|option|score|rating|answer|所选选项|选项|评分)\s*[:：]?\s*)?"
-                            r"[1-5１-５](?:\s*[.)．、:：]\s*|\s+)(?:(?:seldom|sometimes|fairly often|very often|always|"
+                            r"[1-5１-５](?:\s*[.)．、:：]\s*|\s+|$)(?:(?:seldom|sometimes|fairly often|very often|always|"
                             r"很少|有时|相当频繁|非常频繁|总是)\b\s*[.,:;，。：]?\s*)?", re.IGNORECASE)
 _REASON_PREFIX = re.compile(r"^\s*(?:reason|rationale|line 2|理由|第二行)\s*[:：]\s*", re.IGNORECASE)
 

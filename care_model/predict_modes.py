@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import uuid
 from typing import Iterable, Mapping
 
 from .calibration import CalibrationCache, cache_key, calibrate, content_free_session, expected_score
 from .drafting import build_draft_prompt, check_targets, draft_rationale, targets_for
 from .errors import ValidationError
 from .evidence import TranscriptIndex
-from .records import DRAFT_MODE, DRAFT_SOURCES, Prediction, Session, now_iso
+from .backends.common import FREE_DECODING, to_predictions
+from .records import DRAFT_MODE, DRAFT_SOURCES, Prediction, Session
 from .wai import load_form
 
 _CACHE: CalibrationCache | None = None
@@ -81,29 +81,32 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
     report(0.0, "loading the model" if not predictor.loaded else "building prompts")
     form = load_form(session.form)
     targets = check_targets(targets, form)
+    config = predictor.config
     prompt = predictor.session_prompt(session, list(targets), builder=build_draft_prompt, targets=targets)
-    outputs = predictor.run_prompt(prompt, scores_only=False, language=session.language,
+    rows, warnings, decoding = {}, [], "free"
+    if config.backend == "vllm":
+        decoding = FREE_DECODING  # grounded decoding does not run inside vLLM
+    else:  # the same quote grounding as predictions; the score line is the target, whatever the model prefers
+        from .predict import grounding_rows
+
+        rows, warnings = grounding_rows(predictor.engine(), session, prompt.suffixes, config)
+        for item, row in rows.items():
+            row.fixed_score = targets[item]
+    outputs = predictor.run_prompt(prompt, language=session.language, constraints=rows or None,
                                    progress=lambda f, m: report(0.02 + 0.96 * f, m))
+    preds = to_predictions(session, prompt, outputs, model_version=predictor.model_version, config=config,
+                           scores_only=False, decoding=decoding, rows=rows, extra_warnings=warnings)
     index = TranscriptIndex(session.turns)
-    stamp = now_iso()
-    preds = []
-    for item in sorted(outputs):
-        out = outputs[item]
-        rationale = draft_rationale(out.text, session.language)
-        warnings = list(prompt.warnings)
-        if rationale and not out.finished:
-            warnings.append(f"the rationale was cut at {predictor.config.max_new_tokens} tokens")
-        pred = Prediction(
-            id=uuid.uuid4().hex, session_id=session.id, item=item, model_version=predictor.model_version,
-            score=targets[item], rationale=rationale, raw_output=out.text, prompt_hash=prompt.item_hash(item),
-            mode=DRAFT_MODE, perspective=predictor.config.perspective, warnings=warnings, created_at=stamp,
-            parse_status="ok" if rationale else "failed",
-            parse_error="" if rationale else "The model wrote no reason for the given score.",
-            drafted_for_score=targets[item], draft_source=source)
-        if rationale:
-            ev = index.link(rationale)
-            pred.evidence, pred.unsupported_quotes = ev.turn_indices, ev.unsupported
-        preds.append(pred)
+    for pred in preds:
+        rationale = draft_rationale(pred.raw_output, session.language)
+        ev = index.link(rationale) if rationale else None
+        pred.score = pred.drafted_for_score = targets[pred.item]
+        pred.mode, pred.draft_source, pred.rationale = DRAFT_MODE, source, rationale
+        pred.probs, pred.expected_score = None, None  # the score was given, not predicted
+        pred.evidence, pred.unsupported_quotes = (ev.turn_indices, ev.unsupported) if ev else ([], [])
+        pred.parse_status = "ok" if rationale else "failed"
+        pred.parse_error = "" if rationale else "The model wrote no reason for the given score."
+        pred.warnings = [w for w in pred.warnings if "probability on an option number" not in w]
     report(1.0, "done")
     return preds
 

@@ -13,7 +13,7 @@ from care_model.errors import ValidationError
 from care_model.models import ModelSpec
 from care_model.predict import PredictConfig, Predictor, pending_sessions
 from care_model.prompt import build_session_prompt
-from care_model.records import ADJUDICATED, SHARED, Prediction
+from care_model.records import ADJUDICATED, SHARED, Prediction, Session
 from care_model.wai import load_form
 from store import Repository
 from store.export import export_jsonl
@@ -23,6 +23,7 @@ from factories import make_label, make_prediction, make_session
 
 ROOT = Path(__file__).resolve().parents[1]
 FORM = load_form()
+SAMPLES = [json.loads(line) for line in (ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 # ----- the prompt (pure) -------------------------------------------------------------------
@@ -33,7 +34,7 @@ def test_the_prompt_states_each_items_target_after_the_transcript():
     assert "Chosen option: 2. Sometimes" in p.suffixes[1] and "Chosen option: 4. Very often" in p.suffixes[5]
     assert FORM.item_text(1, "client", "en") in p.suffixes[1]
     assert p.prefix.index(s.turns[-1].text) < len(p.prefix), "the transcript is in the shared prefix"
-    assert "reason for the chosen option" in p.prefix and "Line 1" not in p.prefix
+    assert "reason for the chosen option" in p.prefix and "chosen option (1-5), unchanged" in p.prefix
     # the target is part of each item's prompt and hash: another score, another prompt
     q = build_draft_prompt(s, {1: 4, 5: 4})
     assert q.prefix == p.prefix and q.suffixes[5] == p.suffixes[5]
@@ -81,8 +82,14 @@ def test_targets_from_the_client_and_from_the_experts():
 
 # ----- the tiny model ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def predictor(tiny_model_dir):
-    return Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=10, calibration="none"))
+def predictor(tiny_model_dir):  # grounded decoding (the default)
+    return Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=48, calibration="none"))
+
+
+@pytest.fixture(scope="module")
+def free(tiny_model_dir):
+    return Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=10, decoding="free",
+                                                                        calibration="none"))
 
 
 def test_drafts_record_their_target_and_source(predictor):
@@ -99,16 +106,37 @@ def test_drafts_record_their_target_and_source(predictor):
     assert back.drafted_for_score == 5 and back.draft_source == "expert" and back.mode == "draft"
 
 
-def test_another_target_gives_another_prompt_and_draft(predictor):
+def test_another_target_gives_another_prompt_and_draft(free):
     session = make_session("m2", n_turns=6)
-    low = predictor.draft(session, {4: 1})[0]
-    high = predictor.draft(session, {4: 5})[0]
-    again = predictor.draft(session, {4: 1})[0]
+    low, high, again = (free.draft(session, {4: t})[0] for t in (1, 5, 1))
+    assert low.decoding == "free"
     assert low.prompt_hash != high.prompt_hash and low.prompt_hash == again.prompt_hash
     assert low.raw_output == again.raw_output, "greedy: the same target drafts the same text"
-    assert low.raw_output != high.raw_output, "the target score reaches the model"
+    # the drafts ran on the prompts that state their targets, and the model's output distribution
+    # depends on the target (the random tiny model's greedy text is too flat to show it)
+    prompts = {t: free.session_prompt(session, [4], builder=build_draft_prompt, targets={4: t}) for t in (1, 5)}
+    assert (low.prompt_hash, high.prompt_hash) == (prompts[1].item_hash(4), prompts[5].item_hash(4))
+    first = {t: free.run_prompt(prompts[t], scores_only=True)[4].option_probs for t in (1, 5)}
+    assert max(abs(a - b) for a, b in zip(first[1], first[5])) > 1e-5
     with pytest.raises(ValidationError):
-        predictor.draft(session, {4: 1}, source="counselor")
+        free.draft(session, {4: 1}, source="counselor")
+
+
+@pytest.mark.parametrize("sample", [0, 20])  # English, Chinese
+def test_grounded_drafts_write_the_target_and_quote_only_the_transcript(predictor, sample):
+    from care_model.evidence import TranscriptIndex, find_quotes
+
+    session = Session.from_dict(SAMPLES[sample])
+    targets = {1: 1, 6: 3, 9: 5}
+    preds = predictor.draft(session, targets, source="client")
+    for p in preds:
+        assert p.decoding == "grounded" and p.candidate_turns and p.parse_status == "ok", p.raw_output
+        assert p.raw_output.lstrip().startswith(str(targets[p.item])), "the score line is the target"
+        assert p.score == p.drafted_for_score == targets[p.item] and p.probs is None
+        quotes = find_quotes(p.rationale)
+        assert quotes and p.unsupported_quotes == [] and p.evidence
+        allowed = TranscriptIndex([t for t in session.turns if t.index in p.candidate_turns])
+        assert all(allowed.find(q) is not None for q in quotes)
 
 
 def test_drafts_never_replace_the_models_suggestion(tmp_path, predictor):

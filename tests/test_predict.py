@@ -106,7 +106,7 @@ def test_grounded_predictions_quote_candidate_turns(tiny_model_dir, sample):
     client = {t.index for t in session.turns if t.speaker == "client"}
     for x in preds:
         assert x.decoding == "grounded" and x.parse_status == "ok", x.raw_output
-        assert x.score == max(range(5), key=lambda k: x.probs[k]) + 1
+        assert x.score == max(range(5), key=lambda k: x.score_probs[k]) + 1  # calibrated when calibration is on
         assert len(x.candidate_turns) == 3 and set(x.candidate_turns) <= client
         quotes = find_quotes(x.rationale)
         assert quotes and x.unsupported_quotes == [] and x.evidence
