@@ -48,9 +48,11 @@ def test_draft_button_fills_the_rationale_as_an_unsaved_edit(app):
                 page.fill("#care-open-id textarea", SID)
                 page.click("#care-open")
                 expect(page.locator("#care-sess-head")).to_contain_text(SID)
+                page.click(f'#care-list .care-row[data-item="{ITEM}"]')  # open item 4 from the list
+                expect(page.locator(f"#card-{ITEM}")).to_be_visible()
                 model_text = page.locator(f"#rationale-{ITEM} textarea").input_value()
                 page.check(f'#score-{ITEM} input[value="{SCORE}"]')  # the expert's score (saved at once)
-                expect(page.locator("#care-status")).to_contain_text("Saved item 4")
+                expect(page.locator("#care-status")).to_contain_text("Saved item 4 (version 1)")
                 page.click(f"#draft-{ITEM}")
                 expect(page.locator(f"#draft-note-{ITEM}")).to_contain_text("not saved until you save")
                 drafts = [p for p in app.repo.predictions(SID, history=True) if p.is_draft]
@@ -58,7 +60,7 @@ def test_draft_button_fills_the_rationale_as_an_unsaved_edit(app):
                 assert drafts[0].rationale and drafts[0].rationale != model_text
                 field = page.locator(f"#rationale-{ITEM} textarea")
                 expect(field).to_have_value(drafts[0].rationale)
-                page.locator(f"#card-{ITEM}").scroll_into_view_if_needed()
+                field.scroll_into_view_if_needed()
                 page.screenshot(path=str(ART / "draft-rationale.png"))
                 time.sleep(5)  # two autosave ticks: a fresh draft is not saved on its own
                 label = app.repo.get_label(SID, ITEM, SHARED)
