@@ -85,10 +85,10 @@ class Api:
         return {"jobs": jobs}
 
     @ui.guard
-    def draft_rationale(self, session_id: str, item: int, score: int | None = None, source: str = "expert",
+    def draft_rationale(self, session_id: str, item: int, score: int | None = None, source: str = "",
                         request: gr.Request = None) -> dict:
-        """Queue a draft of the item's rationale for ``score`` (``source`` "expert", or "client": the
-        client's self-report by default); returns the job. No label is written."""
+        """Queue a draft of the item's rationale for ``score`` (``source`` "expert", "client": the
+        client's self-report, or "": the session's curation mode decides); returns the job. No label is written."""
         return review_draft.start_draft(self.ctx.repo, self._who(request), self.ctx.jobs, session_id.strip(), item,
                                         score, source=source)
 

@@ -6,7 +6,8 @@ section 4.2). On a card, the expert picks a score and asks the model to draft th
 * :func:`start_draft` (pure, no Gradio) checks the user may edit the session and queues a draft
   job in the background worker (:meth:`studio.jobs.PredictJobs.submit_draft`) for the card's
   score (``source="expert"``) or the client's self-report (``source="client"``; the score defaults
-  to the session's client rating of the item). The job stores the draft as a ``mode="draft"``
+  to the session's client rating of the item; by default the session's curation mode decides:
+  client-anchored sessions draft for the client's score). The job stores the draft as a ``mode="draft"``
   prediction (never the item's suggestion) and writes no label.
 * :func:`draft_result` reads the job back (the drafted rationale, its evidence and score).
 * :func:`wire` adds the card handler: it queues the job, shows its progress under the button
@@ -32,8 +33,10 @@ POLL_SECONDS = 0.5
 
 
 def start_draft(repo, access, jobs, session_id: str, item: int, score: int | None = None, *,
-                source: str = "expert") -> dict:
-    """Queue a draft of ``item``'s rationale for ``score``; returns the job."""
+                source: str | None = None) -> dict:
+    """Queue a draft of ``item``'s rationale for ``score``; returns the job. ``source`` None: the
+    session's curation mode decides ("client" when client-anchored, else "expert"); with "client"
+    the target is the client's self-report (``score`` may be left out, a different one is refused)."""
     sa = require_session(repo, access, session_id, edit=True)
     if jobs is None:
         raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
@@ -41,11 +44,21 @@ def start_draft(repo, access, jobs, session_id: str, item: int, score: int | Non
         item = int(item)
     except (TypeError, ValueError):
         raise ValidationError(f"Item {item!r} is not an item number.", "Use the item's number (1-12).") from None
-    if source == "client" and score in (None, ""):
-        score = repo.get_session(sa.session_id).ratings.get("client", {}).get(item)
-        if score is None:
+    if not source:
+        from care_model.curation import CLIENT_ANCHORED
+
+        from .curation_modes import curation_of
+
+        source = "client" if curation_of(repo, sa.session_id)["mode"] == CLIENT_ANCHORED else "expert"
+    if source == "client":
+        want = repo.get_session(sa.session_id).ratings.get("client", {}).get(item)
+        if want is None:
             raise ValidationError(f"Session {sa.session_id} has no client self-report for item {item}.",
                                   "Choose a score on the card and draft for it (source 'expert').")
+        if score not in (None, "") and int(score) != int(want):
+            raise ValidationError(f"Item {item}'s client self-report is {want}, not {score}.",
+                                  "Leave the score out to draft for the client's own rating, or use source 'expert'.")
+        score = want
     return jobs.submit_draft(sa.session_id, actor=access.username, item=item, score=score, source=source)
 
 
@@ -78,7 +91,7 @@ def card_handler(h, item: int, note_out, rationale_out):
                 raise CareError("Open a session first.", "Pick one in the queue.")
             if not rs.editable:
                 raise CareError("This session is read-only for you.", "Only its assigned experts can draft rationales.")
-            job = start_draft(h.ctx.repo, access, h.ctx.jobs, rs.sid, item, score, source="expert")
+            job = start_draft(h.ctx.repo, access, h.ctx.jobs, rs.sid, item, score)  # source: the curation mode
             while job["state"] in ("queued", "running"):
                 yield {note_out: note_html(job), rationale_out: gr.skip()}
                 time.sleep(POLL_SECONDS)

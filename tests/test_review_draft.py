@@ -14,7 +14,7 @@ from care_model.predict import PredictConfig, Predictor
 from studio.access import Access
 from studio.app import build_app
 from studio.review_draft import start_draft
-from studio.testing import make_store, password, serve, wait_for
+from studio_testing import make_store, password, serve, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,23 @@ def test_draft_for_the_clients_score_defaults_to_the_self_report(app):
     want = app.repo.get_session("sample-en-02").ratings["client"][7]
     assert job["targets"] == {"7": want} and job["source"] == "client"
     assert finished(app.ann, job["id"])["result"][0]["score"] == want
+
+
+def test_the_curation_mode_picks_the_source(app):
+    from studio.curation_modes import set_curation_mode
+
+    want = app.repo.get_session("sample-en-02").ratings["client"][5]
+    job = app.ann.predict("sample-en-02", 5, None, "", api_name="/draft_rationale")  # client-anchored (default)
+    assert job["source"] == "client" and job["targets"] == {"5": want}
+    with pytest.raises(AppError, match=f"self-report is {want}"):
+        app.ann.predict("sample-en-02", 5, 1 if want != 1 else 2, "client", api_name="/draft_rationale")
+    set_curation_mode(app.repo, Access("admin", "admin"), ["sample-en-02"], "expert_judged")
+    try:
+        job = app.ann.predict("sample-en-02", 5, 3, "", api_name="/draft_rationale")
+        assert job["source"] == "expert" and job["targets"] == {"5": 3}
+        assert finished(app.ann, job["id"])["result"][0]["score"] == 3
+    finally:
+        set_curation_mode(app.repo, Access("admin", "admin"), ["sample-en-02"], "default")
 
 
 def test_bad_requests_are_refused_with_the_fix(app):

@@ -15,8 +15,10 @@ from playwright.sync_api import expect, sync_playwright
 from care_model.models import ModelSpec
 from care_model.predict import PredictConfig, Predictor
 from care_model.records import SHARED
+from studio.access import Access
 from studio.app import build_app
-from studio.testing import launch_chromium, logged_in_pages, make_store, serve, wait_for
+from studio.curation_modes import set_curation_mode
+from studio_testing import launch_chromium, logged_in_pages, make_store, serve, wait_for
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +31,9 @@ SID, ITEM, SCORE = "sample-en-02", 4, 2
 def app(tmp_path_factory, tiny_model_dir):
     repo = make_store(tmp_path_factory.mktemp("draft-browser") / "store")
     repo.assign([SID], ["ann"], actor="admin")
+    # expert-judged: the expert picks the score and drafts for it (client-anchored sessions draft
+    # for the client's fixed score through the same button; tests/test_review_draft.py)
+    set_curation_mode(repo, Access("admin", "admin"), [SID], "expert_judged")
     predictor = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=16, calibration="none"))
     demo = build_app(repo, predictor)
     ART.mkdir(exist_ok=True)
