@@ -19,7 +19,8 @@ keeps them per that key, in memory and (optionally) in a JSON file, so they are 
 
 Predictions keep both: ``probs`` (raw, what the model decodes) and ``probs_calibrated``;
 ``expected_score`` and the review queue's uncertainty use the calibrated one when calibration
-is on. The decoded ``score`` stays the model's own choice.
+is on; with grounded decoding the score line is the calibrated argmax (care_model.predict's
+``calibrated_score_rule``), with free decoding the score is what the model wrote.
 
 The default (:data:`DEFAULT_CALIBRATION`) is the setting the measurement on the sample sessions
 favoured; the figures are in :data:`MEASUREMENT` and benchmarks/RESULTS.md
