@@ -118,7 +118,9 @@ class WorkerProcess:
             self.proc.stdin.flush()
             reply = self._read()
         if not reply.get("ok"):
-            raise ModelError(f"vLLM failed: {reply.get('error')}", "See the worker's log (CARE_VLLM_VERBOSE=1).")
+            time.sleep(0.2)  # let the log reader catch vLLM's last lines
+            raise ModelError(f"vLLM failed: {reply.get('error')}\nThe worker's last log lines:\n{self.log_tail(25)}",
+                             "See the worker's log (CARE_VLLM_VERBOSE=1).")
         return reply
 
     def close(self, timeout: float = 60) -> None:
