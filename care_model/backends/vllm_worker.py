@@ -41,6 +41,10 @@ def _setup_env() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # vLLM declares its engine dead when one model step takes over 300 s or a start over 600 s; a
+    # LoRA prefill of 4,096 tokens on 2 busy CPU cores can (EngineDeadError seen at load average 33)
+    os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
+    os.environ.setdefault("VLLM_ENGINE_READY_TIMEOUT_S", "3600")
     threads = os.environ.get("CARE_VLLM_THREADS")
     if threads:
         os.environ["OMP_NUM_THREADS"] = threads
