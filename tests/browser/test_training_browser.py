@@ -118,7 +118,7 @@ def test_admin_retrains_promotes_rolls_back_and_cancels(app, page):
     cand = V.list_versions(app.repo)[-1]
     assert cand["status"] == "candidate"
     expect(page.locator("#care-compare")).to_have_attribute("data-version", cand["id"])
-    expect(page.locator("#care-compare")).to_contain_text("validation loss")
+    expect(page.locator("#care-compare")).to_contain_text("Validation loss")
     expect(page.locator("#care-versions")).to_contain_text(cand["id"])
     page.screenshot(path=str(ART / "training-done.png"), full_page=True)
 
