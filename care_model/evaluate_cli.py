@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--score-field", choices=("score", "expected_score"), default="score",
                         help="the generated option (paper) or the probability-weighted expected score")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
-                        help="report the metrics per test fold of K folds split by client, and mean +- sd")
+                        help="report the metrics of existing predictions per test fold of K folds split by client, and mean +- "
+                             "sd (nothing is retrained: the paper's protocol is python -m care_model.crossval)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0 = no intervals)")
     parser.add_argument("--seed", type=int, default=0)
