@@ -50,7 +50,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.2em
 h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.4em;border-bottom:1px solid #ddd}
 table.care-t2{border-collapse:collapse;font-size:.86em;margin:.5em 0}
 .care-t2 th,.care-t2 td{border:1px solid #ccc;padding:3px 6px;text-align:center}
-.care-t2 td.lbl{text-align:left;max-width:22em} .care-t2 tr.pub td{background:#f6f6f0;color:#555;font-style:italic}
+.care-t2 td.lbl{text-align:left;min-width:14em;max-width:24em} .care-t2 tr.pub td{background:#f6f6f0;color:#555;font-style:italic}
 .care-t2 tr.sep td{background:#eee;font-weight:bold;text-align:left}
 .ci{color:#666;font-size:.85em;white-space:nowrap} .note{color:#555;font-size:.85em}
 .warn{background:#fff3cd;border:1px solid #e0c36c;padding:.4em .6em;margin:.5em 0}
@@ -69,7 +69,11 @@ def _cell(est: dict | None) -> str:
     if not est:
         return "–"
     if "mean" in est:
-        return "–" if est["mean"] is None else f"{est['mean']:.2f} ± {_f(est.get('sd'))}"
+        if est["mean"] is None:
+            return '<span title="undefined in every fold (e.g. constant predictions)">–</span>'
+        k, got = est.get("k"), est.get("n_folds")
+        part = f'<br><span class="ci">{got} of {k} folds defined</span>' if k and got is not None and got < k else ""
+        return f"{est['mean']:.2f} ± {_f(est.get('sd'))}{part}"
     if est.get("value") is None:
         return f'<span title="{html.escape(est.get("reason") or "")}">–</span>'
     ci = f'<br><span class="ci">[{_f(est.get("low"))}, {_f(est.get("high"))}]</span>' if est.get("low") is not None else ""

@@ -129,13 +129,14 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) 
         names = {"crossval": "fold adapters", "base": "base model, same folds", "counselor": "counselors, same sessions"}
         for system, name in names.items():
             cells: dict = {}
-            for r in run["rows"]:
-                if r["system"] == system:
-                    cells.setdefault(r["dimension"], {})[r["metric"]] = {"mean": r["fold_mean"], "sd": r["fold_sd"],
-                                                                         "n_folds": r["n_folds"]}
+            mine = [r for r in run["rows"] if r["system"] == system]
+            for r in mine:
+                cells.setdefault(r["dimension"], {})[r["metric"]] = {"mean": r["fold_mean"], "sd": r["fold_sd"],
+                                                                     "n_folds": r["n_folds"], "k": run.get("k")}
             if cells:
+                n = max((r.get("n") or 0 for r in mine), default=0) or run.get("n_sessions")
                 rows.append({"label": f"Cross-validation {run['id']}: {name}", "kind": "crossval", "id": run["id"],
-                             "n": run.get("n_sessions"), "cells": cells,
+                             "n": n, "cells": cells,
                              "note": f"mean +- SD over {run.get('k')} folds split by client"})
     return rows
 
