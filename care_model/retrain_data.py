@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .engine import END_OF_TURN_TOKENS
+from .stop_tokens import stop_ids
 from .errors import TrainingError
 from .prompt import answer_text, build_session_prompt
 from .wai import load_form
@@ -47,14 +47,7 @@ def _enc(tokenizer, text: str) -> list[int]:
 
 
 def stop_token_ids(tokenizer, model_config=None) -> set[int]:
-    ids: set[int] = set()
-    for src in (getattr(model_config, "eos_token_id", None), tokenizer.eos_token_id):
-        if src is not None:
-            ids.update([src] if isinstance(src, int) else list(src))
-    vocab = tokenizer.get_vocab()
-    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
-    ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab and (not special or t in special))
-    return ids
+    return set(stop_ids(tokenizer, getattr(model_config, "eos_token_id", None)))
 
 
 def end_of_turn_ids(tokenizer, model_config=None) -> list[int]:

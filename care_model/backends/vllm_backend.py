@@ -48,7 +48,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..engine import END_OF_TURN_TOKENS, ItemOutput
+from ..engine import ItemOutput
+from ..stop_tokens import stop_ids
 from ..errors import ModelError
 from ..option_tokens import option_token_ids, score_from_logprobs
 
@@ -256,15 +257,9 @@ class VllmBackend:
 
     def stop_token_ids(self) -> list[int]:
         """The engine's stop set: the model's eos ids plus the chat template's end-of-turn tokens."""
-        tok, ids = self.tokenizer, set()
         gen = Path(self.base) / "generation_config.json"
         eos = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen.is_file() else None
-        for src in (eos, tok.eos_token_id):
-            if src is not None:
-                ids.update([src] if isinstance(src, int) else list(src))
-        vocab = tok.get_vocab()
-        ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab and t in tok.all_special_tokens)
-        return sorted(int(i) for i in ids)
+        return stop_ids(self.tokenizer, eos)
 
     def _lora_rank(self) -> int:
         if not self.adapter:
