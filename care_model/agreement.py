@@ -44,8 +44,6 @@ from .estimates import (Estimate, boot_method, bootstrap_estimate, clean, mean_t
                         wilson_interval)
 from .reliability import AlphaResult, ICC_FORMS, ICCForm, ICCResult, icc, krippendorff_alpha  # noqa: F401
 
-_clean, _ratio_estimate = clean, ratio_estimate  # old private names, still imported by evaluate.py
-
 DEFAULT_LABELS = (1, 2, 3, 4, 5)
 RUBRIC_CRITERIA = ("faithfulness", "relevance", "informativeness")
 PAIRWISE_OUTCOMES = ("a", "b", "tie", "both_bad")

@@ -26,6 +26,10 @@ What is computed
   (0 = none). Corpus BLEU is bootstrapped from per-session n-gram statistics.
 - **Cross-validation folds** split by client and stratified on a score (StratifiedGroupKFold).
 
+The dimension correlations live in :mod:`care_model.correlations`, the rationale similarity in
+:mod:`care_model.text_metrics`, intervals and the bootstrap in :mod:`care_model.estimates`; their
+public names are re-exported here.
+
 Public API::
 
     Correlation, TextMetrics, EvaluationReport                       (dataclasses, to_dict())
@@ -47,284 +51,23 @@ Public API::
 """
 from __future__ import annotations
 
-import re
 import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
-from .agreement import (Estimate, PairAgreement, RaterAgreement, _clean, _ratio_estimate, percentile_interval,
-                        rater_agreement, resample_counts)
+from .agreement import PairAgreement, RaterAgreement, rater_agreement
+from .correlations import CORRELATION_METRICS, Correlation, dimension_correlations  # noqa: F401 (re-exported)
 from .curation import curated_labels, resolve_unresolved  # noqa: F401 (the curated-set rule, re-exported)
-from .errors import ModelError, ValidationError
+from .errors import ValidationError
+from .estimates import Estimate, clean, ratio_estimate, resample_counts
 from .records import Label, Prediction, Session
+from .text_metrics import TEXT_METRICS, CharTokenizer, TextMetrics, text_metrics  # noqa: F401 (re-exported)
 from .wai import Form, load_form
 
 LOWER_IS_BETTER = {"mse", "mae"}
-TEXT_METRICS = ("bleu", "rouge1", "rougeL", "embedding")
-CORRELATION_METRICS = ("pearson", "spearman", "mse")
-
-
-def _boot_method(n_boot: int, confidence: float) -> str:
-    return f"percentile bootstrap over sessions ({n_boot} resamples, {confidence:.0%})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Dimension correlations (vs the client's self-report, or counselor vs client)
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Correlation:
-    dimension: str
-    n: int
-    pearson: Estimate
-    spearman: Estimate
-    mse: Estimate
-
-    def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "n": self.n,
-                **{m: getattr(self, m).to_dict() for m in CORRELATION_METRICS}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "Correlation":
-        return cls(d["dimension"], d["n"], *(Estimate.from_dict(d[m]) for m in CORRELATION_METRICS))
-
-
-def _weighted_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each bootstrap resample, given as unit counts ``w`` (resamples x units).
-
-    ``x``/``y`` are per-unit values (1-D) or per-resample values (2-D, e.g. resample ranks).
-    A resample in which one side is constant gives NaN.
-    """
-    total = w.sum(axis=1, keepdims=True)
-    xc = x - (w * x).sum(axis=1, keepdims=True) / total
-    yc = y - (w * y).sum(axis=1, keepdims=True) / total
-    sxx, syy, sxy = (w * xc * xc).sum(axis=1), (w * yc * yc).sum(axis=1), (w * xc * yc).sum(axis=1)
-    tiny_x = 1e-12 * (w * np.broadcast_to(x, w.shape) ** 2).sum(axis=1) + 1e-300
-    tiny_y = 1e-12 * (w * np.broadcast_to(y, w.shape) ** 2).sum(axis=1) + 1e-300
-    ok = (sxx > tiny_x) & (syy > tiny_y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = sxy / np.sqrt(sxx * syy)
-    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
-
-
-def _resample_ranks(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Average (tie-aware) ranks that each unit's value has within each resample: for value v,
-    (count below v) + (count equal to v + 1) / 2 -- what scipy.stats.rankdata gives the copies."""
-    values, inverse = np.unique(x, return_inverse=True)
-    per_value = np.zeros((w.shape[0], len(values)))
-    np.add.at(per_value.T, inverse, w.T)
-    below = np.cumsum(per_value, axis=1) - per_value
-    ranks = below + (per_value + 1) / 2
-    return ranks[:, inverse]
-
-
-def _why_undefined(x: np.ndarray, y: np.ndarray, what: str) -> str:
-    if len(x) < 3:
-        return f"{len(x)} session(s) with both values: a correlation needs at least 3"
-    if np.ptp(x) == 0:
-        return f"the {what[0]} values are all {x[0]:g}: correlation undefined for a constant input"
-    return f"the {what[1]} values are all {y[0]:g}: correlation undefined for a constant input"
-
-
-def _correlation(dim: str, x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, confidence: float,
-                 what: tuple[str, str]) -> Correlation:
-    n = len(x)
-    if n == 0:
-        miss = Estimate.missing("no session has both values")
-        return Correlation(dim, 0, miss, miss, miss)
-    points = {}
-    defined = n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
-    if defined:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            points["pearson"] = float(stats.pearsonr(x, y)[0])
-            points["spearman"] = float(stats.spearmanr(x, y)[0])
-    points["mse"] = float(np.mean((x - y) ** 2))
-    samples: dict[str, Any] = {m: [] for m in CORRELATION_METRICS}
-    if n_boot > 0 and n >= 2:
-        w = resample_counts(n, n_boot, seed)
-        samples["pearson"] = _weighted_pearson(w, x, y)
-        samples["spearman"] = _weighted_pearson(w, _resample_ranks(w, x), _resample_ranks(w, y))
-        samples["mse"] = (w @ (x - y) ** 2) / n
-    out = {}
-    for m in CORRELATION_METRICS:
-        if m not in points or _clean(points[m]) is None:
-            out[m] = Estimate.missing(_why_undefined(x, y, what), n)
-            continue
-        if len(samples[m]) == 0:
-            out[m] = Estimate(points[m], n=n)
-            continue
-        low, high, n_valid = percentile_interval(samples[m], confidence)
-        out[m] = (Estimate(points[m], low, high, n, _boot_method(n_boot, confidence)) if low is not None else
-                  Estimate(points[m], n=n, reason=f"only {n_valid} of {n_boot} resamples defined: no interval"))
-    return Correlation(dim, n, out["pearson"], out["spearman"], out["mse"])
-
-
-def dimension_correlations(pred_dim_means: Mapping[str, Mapping[str, float | None]],
-                           truth: Mapping[str, Mapping[str, float | None]], *, n_boot: int = 1000, seed: int = 0,
-                           confidence: float = 0.95,
-                           what: tuple[str, str] = ("predicted", "self-reported")) -> dict[str, Correlation]:
-    """Per dimension: Pearson, Spearman and MSE of ``pred_dim_means`` against ``truth``.
-
-    Both map session id -> {dimension: mean}. Sessions missing on either side, or with a None
-    value for the dimension, are left out of that dimension. Undefined statistics (fewer than 3
-    sessions, a constant side) are ``Estimate(value=None, reason=...)``.
-    """
-    dims: list[str] = []
-    for source in (pred_dim_means, truth):
-        for per in source.values():
-            for d in per:
-                if d not in dims:
-                    dims.append(d)
-    common = [sid for sid in pred_dim_means if sid in truth]
-    out = {}
-    for dim in dims:
-        pairs = [(_clean(pred_dim_means[sid].get(dim)), _clean(truth[sid].get(dim))) for sid in common]
-        pairs = [(p, t) for p, t in pairs if p is not None and t is not None]
-        x = np.array([p for p, _ in pairs], dtype=float)
-        y = np.array([t for _, t in pairs], dtype=float)
-        out[dim] = _correlation(dim, x, y, n_boot=n_boot, seed=seed, confidence=confidence, what=what)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Rationale similarity
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class TextMetrics:
-    n_pairs: int
-    languages: dict[str, int]
-    bleu: Estimate  # corpus BLEU, 0-100
-    rouge1: Estimate  # mean F1, 0-1
-    rougeL: Estimate  # mean F1, 0-1
-    embedding: Estimate  # mean cosine, -1..1
-
-    def to_dict(self) -> dict:
-        return {"n_pairs": self.n_pairs, "languages": dict(self.languages),
-                **{m: getattr(self, m).to_dict() for m in TEXT_METRICS}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "TextMetrics":
-        return cls(d["n_pairs"], dict(d.get("languages", {})), *(Estimate.from_dict(d[m]) for m in TEXT_METRICS))
-
-
-class CharTokenizer:
-    """ROUGE tokenizer for Chinese: each CJK character is a token, ASCII letter/digit runs are
-    words (lower-cased), punctuation and spaces are dropped."""
-
-    _pattern = re.compile(r"[A-Za-z0-9]+|\S")
-
-    def tokenize(self, text: str) -> list[str]:
-        return [t for t in self._pattern.findall(text.lower()) if len(t) > 1 or t.isalnum()]
-
-
-_SCORERS: dict[str, Any] = {}
-
-
-def _bleu(language: str):
-    key = f"bleu-{language}"
-    if key not in _SCORERS:
-        from sacrebleu.metrics import BLEU
-        _SCORERS[key] = BLEU(tokenize="zh" if language == "zh" else "13a")
-    return _SCORERS[key]
-
-
-def _rouge(language: str):
-    key = f"rouge-{language}"
-    if key not in _SCORERS:
-        from rouge_score import rouge_scorer
-        _SCORERS[key] = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False,
-                                                  tokenizer=CharTokenizer() if language == "zh" else None)
-    return _SCORERS[key]
-
-
-def _bleu_score(stats_row: np.ndarray) -> float:
-    from sacrebleu.metrics import BLEU
-    correct, total = [int(v) for v in stats_row[:4]], [int(v) for v in stats_row[4:8]]
-    if stats_row[9] == 0:
-        return float("nan")
-    return float(BLEU.compute_bleu(correct, total, int(stats_row[8]), int(stats_row[9]), smooth_method="exp").score)
-
-
-def text_metrics(hypotheses: Sequence[str], references: Sequence[str], *, languages: str | Sequence[str] = "en",
-                 groups: Sequence | None = None, with_embeddings: bool = True,
-                 similarity: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None,
-                 n_boot: int = 0, seed: int = 0, confidence: float = 0.95) -> TextMetrics:
-    """BLEU, ROUGE-1/L F1 and embedding cosine of model rationales against expert rationales.
-
-    ``languages``: one code for all pairs or one per pair ("zh" switches BLEU to sacrebleu's zh
-    tokenizer and ROUGE to :class:`CharTokenizer`). ``groups`` (session ids) define the bootstrap
-    clusters. ``similarity(hyps, refs) -> cosines`` replaces the embedding model (default:
-    :func:`care_model.embeddings.cosine_similarities`); if the model is not installed, the
-    embedding metric is None with the reason.
-    """
-    hyps = ["" if h is None else str(h) for h in hypotheses]
-    refs = ["" if r is None else str(r) for r in references]
-    if len(hyps) != len(refs):
-        raise ValidationError(f"{len(hyps)} hypotheses but {len(refs)} references.", "Pass aligned pairs.")
-    n = len(hyps)
-    langs = [languages] * n if isinstance(languages, str) else list(languages)
-    if len(langs) != n:
-        raise ValidationError("languages must be one code or one per pair.", "Pass e.g. 'zh' or a list.")
-    if n == 0:
-        miss = Estimate.missing("no rationale pairs (no expert rationales to compare with)")
-        return TextMetrics(0, {}, miss, miss, miss, miss)
-    groups = list(range(n)) if groups is None else list(groups)
-    gid = {g: i for i, g in enumerate(dict.fromkeys(groups))}
-    g_idx = np.array([gid[g] for g in groups])
-    n_groups = len(gid)
-
-    bleu_stats = np.zeros((n, 10))  # correct[4], total[4], sys_len, ref_len
-    r1 = np.zeros(n)
-    rl = np.zeros(n)
-    for i, (h, r, lang) in enumerate(zip(hyps, refs, langs)):
-        s = _bleu(lang).corpus_score([h], [[r]])
-        bleu_stats[i] = [*s.counts, *s.totals, s.sys_len, s.ref_len]
-        if h.strip():
-            sc = _rouge(lang).score(r, h)  # rouge_score: score(target, prediction)
-            r1[i], rl[i] = sc["rouge1"].fmeasure, sc["rougeL"].fmeasure
-
-    emb: np.ndarray | None = None
-    emb_reason = ""
-    if not with_embeddings:
-        emb_reason = "embedding similarity not requested"
-    else:
-        nonempty = [i for i in range(n) if hyps[i].strip()]
-        try:
-            if similarity is None:
-                from . import embeddings
-                similarity = embeddings.cosine_similarities
-            emb = np.zeros(n)
-            if nonempty:
-                emb[nonempty] = np.asarray(similarity([hyps[i] for i in nonempty], [refs[i] for i in nonempty]), float)
-        except ModelError as exc:
-            emb, emb_reason = None, str(exc)
-
-    counts = resample_counts(n_groups, n_boot, seed) if n_boot > 0 and n_groups >= 2 else None
-    per_group_pairs = np.bincount(g_idx, minlength=n_groups).astype(float)
-
-    def mean_metric(values):
-        return _ratio_estimate(np.bincount(g_idx, weights=values, minlength=n_groups), per_group_pairs, counts,
-                               confidence, n, n_boot)
-
-    group_bleu = np.zeros((n_groups, 10))
-    np.add.at(group_bleu, g_idx, bleu_stats)
-    bleu_value = _bleu_score(group_bleu.sum(axis=0))
-    if counts is None:
-        bleu = Estimate(bleu_value, n=n)
-    else:
-        samples = [_bleu_score(row) for row in counts @ group_bleu]
-        low, high, n_valid = percentile_interval(samples, confidence)
-        bleu = (Estimate(bleu_value, low, high, n, _boot_method(n_boot, confidence)) if low is not None
-                else Estimate(bleu_value, n=n, reason=f"only {n_valid} of {n_boot} resamples defined: no interval"))
-    lang_counts: dict[str, int] = {}
-    for lang in langs:
-        lang_counts[lang] = lang_counts.get(lang, 0) + 1
-    return TextMetrics(n, lang_counts, bleu, mean_metric(r1), mean_metric(rl),
-                       mean_metric(emb) if emb is not None else Estimate.missing(emb_reason, n))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +271,7 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
     elif tot.sum() == 0:
         parse_rate = Estimate.missing("scores-only predictions: no text to parse")
     else:
-        parse_rate = _ratio_estimate(ok, tot, counts, confidence, int(tot.sum()), n_boot)
+        parse_rate = ratio_estimate(ok, tot, counts, confidence, int(tot.sum()), n_boot)
     if not pred_by_key:
         notes.append("No predictions for these sessions: nothing to evaluate.")
 
@@ -662,7 +405,7 @@ def cross_validation_folds(sessions: Sequence[tuple[str, str, float | None]], k:
                                   "Give every session its (pseudonymous) client id.")
         ids.append(str(sid))
         clients.append(str(client))
-        scores.append(_clean(score))
+        scores.append(clean(score))
     if len(set(ids)) != len(ids):
         raise ValidationError("A session id appears twice in the cross-validation input.", "Pass each session once.")
     n_clients = len(set(clients))
