@@ -12,7 +12,8 @@ Layout of a store folder (all JSON written with ``ensure_ascii=False``)::
     collections/<name>[/<shard>].json   model versions, training runs, evaluations, campaigns, ...
 
 A label save rewrites only that session's ``labels.json`` (a few KB), atomically and durably,
-together with its audit entry. Every public method takes the repository lock, so one
+together with its audit entry. The label methods are in :mod:`store.labels`, users and
+assignments in :mod:`store.people` (mixins of :class:`Repository`). Every public method takes the repository lock, so one
 Repository can be shared by the app's worker threads. Returned objects are copies.
 """
 from __future__ import annotations
@@ -29,15 +30,15 @@ from typing import Iterable
 
 from tinydb import Query
 
-from care_model.errors import (AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError)
-from care_model.records import (LABEL_STATUSES, ROLES, CHANGE_REASONS, Label, Prediction, Session,
-                                is_suggestion, check_score_source, label_id, now_iso)
+from care_model.errors import NotFoundError, StoreFormatError, ValidationError
+from care_model.records import LABEL_STATUSES, Label, Prediction, Session, is_suggestion, now_iso
 from care_model.wai import load_form
 
 from . import migrations
 from .collections import Collection
-from .passwords import hash_password, verify_password
-from .storage import FileSet, StoreLock, dumps, make_dirs, read_json, replace_file, replace_with
+from .labels import LabelsMixin
+from .people import PeopleMixin
+from .storage import FileSet, StoreLock, dumps, make_dirs, read_json, replace_file
 
 SCHEMA_VERSION = migrations.CURRENT
 Q = Query()
@@ -73,7 +74,7 @@ def session_key(session_id: str) -> str:
     return f"{slug}-{hashlib.sha1(session_id.encode('utf-8')).hexdigest()[:8]}"
 
 
-class Repository:
+class Repository(LabelsMixin, PeopleMixin):
     """Open with :meth:`open` (or as a context manager); close to release the store lock."""
 
     def __init__(self, root: Path | str, *, create: bool = True):
@@ -325,114 +326,7 @@ class Repository:
             doc = self.files.db(self._rel(session_id, "predictions")).table("predictions").get(Q.id == prediction_id)
             return Prediction.from_dict(copy.deepcopy(dict(doc))) if doc else None
 
-    # ================================================================== labels
-    def _labels_db(self, session_id: str):
-        return self.files.db(self._rel(session_id, "labels"))
-
-    def get_label(self, session_id: str, item: int, annotator: str) -> Label | None:
-        with self._lock:
-            doc = self._labels_db(session_id).table("labels").get(Q.id == label_id(session_id, item, annotator))
-            return Label.from_dict(copy.deepcopy(dict(doc))) if doc else None
-
-    def labels(self, session_id: str | None = None, *, annotator: str | None = None,
-               status: str | None = None) -> list[Label]:
-        with self._lock:
-            sids = [session_id] if session_id is not None else sorted(self._keys)
-            out = []
-            for sid in sids:
-                for d in self._labels_db(sid).table("labels").all():
-                    if (annotator is None or d["annotator"] == annotator) and (status is None or d["status"] == status):
-                        out.append(Label.from_dict(copy.deepcopy(dict(d))))
-        return sorted(out, key=lambda lab: (lab.session_id, lab.item, lab.annotator))
-
-    def _check_label(self, label: Label) -> None:
-        doc = self._session_doc(label.session_id)
-        form = load_form(doc.get("form", "wai-sr"))
-        label.item = form.check_item(label.item)
-        if label.score is not None:
-            label.score = form.check_score(label.score, label.item)
-        check_score_source(label, {int(k): v for k, v in ((doc.get("ratings") or {}).get("client") or {}).items()})
-        if label.status not in LABEL_STATUSES:
-            raise ValidationError(f"Unknown label status {label.status!r}.", f"Use one of {', '.join(LABEL_STATUSES)}.")
-        if label.status == "submitted" and label.score is None:
-            raise ValidationError(f"Item {label.item} cannot be submitted without a score.", "Choose a score from 1 to 5.")
-        bad = [r for r in label.change_reasons if r not in CHANGE_REASONS]
-        if bad:
-            raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")
-        n_turns = len(doc["turns"])
-        wrong = [i for i in label.evidence if not isinstance(i, int) or not 0 <= i < n_turns]
-        if wrong:
-            raise ValidationError(f"Evidence turns {wrong} are not in session {label.session_id!r} (turns 0-{n_turns - 1}).",
-                                  "Pick evidence among the session's numbered turns.")
-        label.evidence = sorted(set(label.evidence))
-
-    def _save_label_locked(self, label: Label, actor: str, expected_version: int, action: str | None = None) -> Label:
-        label = copy.deepcopy(label)
-        self._check_label(label)
-        db = self._labels_db(label.session_id)
-        table = db.table("labels")
-        current = table.get(Q.id == label.id)
-        cur_version = int(current["version"]) if current else 0
-        if cur_version != expected_version:
-            cur = Label.from_dict(copy.deepcopy(dict(current))) if current else None
-            raise ConflictError(
-                f"Item {label.item} of session {label.session_id} was saved by {cur.updated_by if cur else '?'} "
-                f"at {cur.updated_at if cur else '?'} (version {cur_version}) after you loaded version {expected_version}.",
-                "Compare your version with theirs, choose or merge, and save again on top of the current version.",
-                current=cur,
-            )
-        stamp = now_iso()
-        label.version = cur_version + 1
-        label.updated_at = stamp
-        label.updated_by = actor
-        label.created_at = current["created_at"] if current else stamp
-        label.created_by = current.get("created_by", actor) if current else actor
-        new = label.to_dict()
-        with self.files.transaction():
-            if current is None:
-                table.insert(new)
-            else:
-                table.update(replace_with(new), doc_ids=[current.doc_id])
-            db.table("audit").insert({
-                "at": stamp, "who": actor, "entity": "label", "entity_id": label.id,
-                "action": action or ("create" if current is None else f"save:{label.status}"),
-                "before": copy.deepcopy(dict(current)) if current else None, "after": copy.deepcopy(new),
-            })
-        return Label.from_dict(copy.deepcopy(new))
-
-    def save_label(self, label: Label, *, actor: str, expected_version: int, action: str | None = None) -> Label:
-        """Save an expert label durably; raises ConflictError if someone saved it since ``expected_version``."""
-        with self._lock:
-            if label.session_id not in self._keys:
-                self._rel(label.session_id, "labels")
-            return self._save_label_locked(label, actor, expected_version, action)
-
-    def save_labels(self, labels: list[tuple[Label, int]], *, actor: str, action: str | None = None) -> list[Label]:
-        """Save several labels (each with its expected version) all or nothing, e.g. a submit."""
-        with self._lock, self.files.transaction():
-            return [self._save_label_locked(lab, actor, ver, action) for lab, ver in labels]
-
-    def _import_label_locked(self, label: Label, actor: str) -> bool:
-        """Restore a label from an export as it was (version, timestamps); skip if identical."""
-        self._check_label(label)
-        db = self._labels_db(label.session_id)
-        current = db.table("labels").get(Q.id == label.id)
-        new = label.to_dict()
-        if current is not None:
-            if dict(current) == new:
-                return False
-            if int(current["version"]) >= label.version:
-                raise ValidationError(
-                    f"Label {label.id!r} in the file (version {label.version}) is not newer than the stored one "
-                    f"(version {current['version']}).", "Export the store again or drop that label from the file.")
-            db.table("labels").update(replace_with(new), doc_ids=[current.doc_id])
-        else:
-            db.table("labels").insert(new)
-        db.table("audit").insert({"at": now_iso(), "who": actor, "entity": "label", "entity_id": label.id,
-                                  "action": "import", "before": copy.deepcopy(dict(current)) if current else None,
-                                  "after": copy.deepcopy(new)})
-        return True
-
+    # ================================================================== labels (LabelsMixin, store/labels.py)
     def open_session(self, session_id: str, *, model_version: str | None = None) -> SessionView:
         """The session with the latest suggestion per item of ``model_version`` (or of the most
         recent version that predicted it) and all its labels."""
@@ -448,139 +342,7 @@ class Repository:
             labels = [Label.from_dict(copy.deepcopy(dict(d))) for d in self._labels_db(session_id).table("labels").all()]
         return SessionView(session, preds, sorted(labels, key=lambda lab: (lab.item, lab.annotator)), model_version)
 
-    # ================================================================== users
-    def _users(self):
-        return self.files.db("users.json")
-
-    def add_user(self, username: str, password: str, role: str, *, actor: str = "system") -> dict:
-        username = (username or "").strip()
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}", username):
-            raise ValidationError(f"Bad user name {username!r}.", "Use 2-64 letters, digits, '.', '_', '-' or '@'.")
-        if role not in ROLES:
-            raise ValidationError(f"Unknown role {role!r}.", f"Use one of {', '.join(ROLES)}.")
-        if len(password or "") < 8:
-            raise ValidationError("The password is shorter than 8 characters.", "Choose a longer password.")
-        with self._lock:
-            if self._users().table("users").contains(Q.username == username):
-                raise ValidationError(f"User {username!r} already exists.", "Pick another name, or set the role with set-role.")
-            doc = {"username": username, "role": role, "password": hash_password(password), "active": True,
-                   "created_at": now_iso(), "created_by": actor}
-            with self.files.transaction():
-                self._users().table("users").insert(doc)
-                self._audit_user(actor, username, "create", None, doc)
-            return self._public_user(doc)
-
-    def _audit_user(self, actor, username, action, before, after):
-        strip = (lambda d: {k: v for k, v in d.items() if k != "password"} if d else None)
-        self._users().table("audit").insert({"at": now_iso(), "who": actor, "entity": "user", "entity_id": username,
-                                             "action": action, "before": strip(before), "after": strip(after)})
-
-    @staticmethod
-    def _public_user(doc) -> dict:
-        return {k: v for k, v in dict(doc).items() if k != "password"}
-
-    def _user_doc(self, username: str):
-        doc = self._users().table("users").get(Q.username == username)
-        if doc is None:
-            raise NotFoundError(f"No user {username!r}.", "Add the user first (python -m store add-user ...).")
-        return doc
-
-    def get_user(self, username: str) -> dict:
-        with self._lock:
-            return self._public_user(self._user_doc(username))
-
-    def users(self) -> list[dict]:
-        with self._lock:
-            return [self._public_user(d) for d in self._users().table("users").all()]
-
-    def has_users(self) -> bool:
-        with self._lock:
-            return len(self._users().table("users")) > 0
-
-    def _update_user(self, username, changes: dict, actor: str, action: str) -> dict:
-        with self._lock:
-            before = dict(self._user_doc(username))
-            after = {**before, **changes}
-            with self.files.transaction():
-                self._users().table("users").update(changes, Q.username == username)
-                self._audit_user(actor, username, action, before, after)
-            return self._public_user(after)
-
-    def set_role(self, username: str, role: str, *, actor: str) -> dict:
-        if role not in ROLES:
-            raise ValidationError(f"Unknown role {role!r}.", f"Use one of {', '.join(ROLES)}.")
-        return self._update_user(username, {"role": role}, actor, "set_role")
-
-    def set_password(self, username: str, password: str, *, actor: str) -> dict:
-        if len(password or "") < 8:
-            raise ValidationError("The password is shorter than 8 characters.", "Choose a longer password.")
-        return self._update_user(username, {"password": hash_password(password)}, actor, "set_password")
-
-    def set_active(self, username: str, active: bool, *, actor: str) -> dict:
-        return self._update_user(username, {"active": bool(active)}, actor, "activate" if active else "deactivate")
-
-    def check_password(self, username: str, password: str) -> bool:
-        with self._lock:
-            doc = self._users().table("users").get(Q.username == (username or ""))
-            stored = doc["password"] if doc and doc.get("active", True) else None
-        return bool(stored) and verify_password(password or "", stored)
-
-    def role_of(self, username: str) -> str:
-        with self._lock:
-            doc = self._users().table("users").get(Q.username == (username or ""))
-            if doc is None or not doc.get("active", True):
-                raise AuthError(f"Unknown or inactive user {username!r}.", "Log in again with an active account.")
-            return doc["role"]
-
-    # ================================================================== assignments
-    def _assignments(self):
-        return self.files.db("assignments.json").table("assignments")
-
-    def assign(self, session_ids: Iterable[str], annotators: Iterable[str], *, actor: str,
-               mode: str = "shared") -> int:
-        """Assign sessions to experts. ``mode`` "shared": they edit one label set together;
-        "independent": each codes alone (double coding, for agreement)."""
-        if mode not in ("shared", "independent"):
-            raise ValidationError(f"Unknown assignment mode {mode!r}.", "Use 'shared' or 'independent'.")
-        with self._lock:
-            names = list(annotators)
-            for n in names:
-                self._user_doc(n)
-            n_new = 0
-            with self.files.transaction():
-                for sid in session_ids:
-                    self._rel(sid, "session")
-                    doc = self._assignments().get(Q.session_id == sid)
-                    before = dict(doc) if doc else None
-                    who = sorted(set((doc or {}).get("annotators", [])) | set(names))
-                    after = {"session_id": sid, "annotators": who, "mode": mode, "updated_at": now_iso(), "updated_by": actor}
-                    if doc is None:
-                        self._assignments().insert(after)
-                    else:
-                        self._assignments().update(after, doc_ids=[doc.doc_id])
-                    n_new += len(set(who) - set((before or {}).get("annotators", [])))
-                    self.files.db("assignments.json").table("audit").insert(
-                        {"at": after["updated_at"], "who": actor, "entity": "assignment", "entity_id": sid,
-                         "action": "assign", "before": before, "after": after})
-            return n_new
-
-    def unassign(self, session_id: str, annotator: str, *, actor: str) -> None:
-        with self._lock:
-            doc = self._assignments().get(Q.session_id == session_id)
-            if not doc or annotator not in doc["annotators"]:
-                return
-            after = {**doc, "annotators": [a for a in doc["annotators"] if a != annotator], "updated_at": now_iso(), "updated_by": actor}
-            with self.files.transaction():
-                self._assignments().update(after, doc_ids=[doc.doc_id])
-                self.files.db("assignments.json").table("audit").insert(
-                    {"at": after["updated_at"], "who": actor, "entity": "assignment", "entity_id": session_id,
-                     "action": "unassign", "before": dict(doc), "after": after})
-
-    def assignments(self) -> dict[str, dict]:
-        """session id -> {"annotators": [...], "mode": "shared" | "independent"}"""
-        with self._lock:
-            return {d["session_id"]: {"annotators": list(d["annotators"]), "mode": d.get("mode", "shared")}
-                    for d in self._assignments().all()}
+    # ================================================================== users, assignments (PeopleMixin, store/people.py)
 
     # ================================================================== collections & audit
     def collection(self, name: str, shard: str | None = None) -> "LockedCollection":
