@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 from care_model.records import Prediction
 from care_model.runs import ProgressWriter
 from studio.app import build_app
-from studio.testing import launch_chromium, login, make_store, serve
+from studio_testing import launch_chromium, login, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
