@@ -23,7 +23,8 @@ _PER_ITEM = "\n".join(
     for n in range(1, MAX_ITEMS + 1))
 
 CSS = """
-#care-work {height: calc(100vh - 150px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
+#care-session #care-transcript {height: calc(100vh - 290px) !important; min-height: 420px;}
+#care-work {height: calc(100vh - 215px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
   gap: .35rem !important;}
 #care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem; flex-wrap: nowrap;}
 #care-editor .care-card {display: none !important; gap: .3rem !important;}
@@ -55,6 +56,10 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
   border-radius:6px; box-shadow:0 4px 14px rgba(0,0,0,.25);}
 #care-seltool button {background:#fff; color:#0f172a; border:0; border-radius:4px; padding:.15rem .5rem; font-size:.8rem;
   cursor:pointer;}
+#care-editor .care-probs {display:flex; gap:1rem; min-width:0; align-items:center;}
+#care-editor .pb-row {grid-template-columns: .7em 2.6rem 1.9em; gap:.2rem;}
+#care-editor .care-model-top {align-items:center;}
+#care-editor .care-model-version {display:inline; margin-left:.4rem;}
 .care-bulk {border:2px solid #2563eb; background:#eff6ff; border-radius:8px; padding:.4rem .6rem; font-size:.88rem;}
 .care-bulk-title {font-weight:600;}
 .care-bulk-list {margin:.25rem 0 0; padding:0; list-style:none; display:grid; grid-template-columns:1fr 1fr;
