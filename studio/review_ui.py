@@ -381,7 +381,10 @@ class ReviewUI(SpeedHandlers):
                         models = True
         with rs.lock:
             busy = running or any(i not in rs.conflicts and rs.drafted.get(i) != d["rationale"] for i, d in rs.pending.items())
-        return (job_html, (cards_token or 0) + 1 if saved and not models else gr.skip(),
+        # the last tick of an editing burst redraws once: replies of overlapping events (a typed
+        # rationale's note and a field's save) may reach the page in either order
+        redraw = saved or (not busy and rs.editable)
+        return (job_html, (cards_token or 0) + 1 if redraw and not models else gr.skip(),
                 (models_token or 0) + 1 if models else gr.skip(), gr.skip() if busy else gr.Timer(active=False))
 
     def _new_predictions(self, rs: ReviewState, access) -> None:
