@@ -1,0 +1,55 @@
+"""The first screen of a fresh store (the shipped sample predictions, as `make app` imports them) in Chromium:
+every card of a sample session shows the model's score, a quoted rationale and linked evidence.
+
+Screenshot: ``test-artifacts/first-screen.png``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from store import Repository
+from studio.app import build_app
+from studio.bootstrap import import_samples
+from studio_testing import add_users, launch_chromium, logged_in_pages, serve
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+ART = ROOT / "test-artifacts"
+expect.set_options(timeout=60_000)
+QUOTE = re.compile(r'["“「][^"”」]{6,}["”」]')
+
+
+@pytest.mark.parametrize("sid", ["sample-en-01", "sample-zh-01"])
+def test_every_card_shows_score_quote_and_evidence(tmp_path, sid):
+    repo = Repository(tmp_path / "store")
+    assert import_samples(repo) and len(repo.session_ids()) == 23
+    add_users(repo)
+    ART.mkdir(exist_ok=True)
+    try:
+        with serve(build_app(repo, None)) as url, sync_playwright() as p:
+            browser = launch_chromium(p)
+            with logged_in_pages(browser, url, width=1600) as make:
+                page = make("admin")
+                if not page.is_visible("#care-open-id textarea"):
+                    page.click("#care-queue button.label-wrap")
+                page.fill("#care-open-id textarea", sid)
+                page.click("#care-open")
+                expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)
+                expect(page.locator("#care-list .care-row")).to_have_count(12)
+                for item in range(1, 13):
+                    page.click(f'#care-list .care-row[data-item="{item}"]')
+                    card = page.locator(f"#card-{item}")
+                    expect(card).to_be_visible()
+                    expect(card.locator(".care-model-score b")).to_have_text(re.compile(r"^[1-5]$"))
+                    expect(card.locator(".care-model .care-rationale")).to_have_text(QUOTE)
+                    assert card.locator(".care-model .ev-chip").count() >= 1, f"item {item}: no model evidence"
+                    expect(card.locator(".care-warn")).to_have_count(0)  # no unreadable answer, no unsupported quote
+                    if item == 1:
+                        page.screenshot(path=str(ART / f"first-screen-{sid}.png"))
+            browser.close()
+    finally:
+        repo.close()
