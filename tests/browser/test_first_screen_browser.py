@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 ART = ROOT / "test-artifacts"
 expect.set_options(timeout=60_000)
-QUOTE = re.compile(r'["“「][^"”」]{6,}["”」]')
+QUOTE = re.compile(r'["“「][^"”」]{4,}["”」]')  # 4+ characters: Chinese quotes are short
 
 
 @pytest.mark.parametrize("sid", ["sample-en-01", "sample-zh-01"])
