@@ -73,7 +73,7 @@ def card_head_html(item: dict, dimension_name: str, saved_by: str = "") -> str:
             f'<span class="care-badge {cls}">{esc(text)}{who}</span></div>')
 
 
-def probs_html(probs: list[float], scale: dict) -> str:
+def probs_html(probs: list[float], scale: dict, title: str = "P(option) at the score position") -> str:
     if not probs:
         return ""
     top = max(probs)
@@ -83,7 +83,18 @@ def probs_html(probs: list[float], scale: dict) -> str:
         cells.append(f'<div class="pb-row{" pb-top" if p == top else ""}"><span class="pb-k">{k}</span>'
                      f'<span class="pb-bar"><span style="width:{width}%"></span></span>'
                      f'<span class="pb-v">{float(p):.2f}</span></div>')
-    return f'<div class="care-probs" title="P(option) at the score position">{"".join(cells)}</div>'
+    return f'<div class="care-probs" title="{esc(title)}">{"".join(cells)}</div>'
+
+
+def _shown_probs(pred: dict) -> tuple[list[float], str]:
+    """The distribution the score and expected score come from: calibrated when calibration is on."""
+    calibrated = pred.get("probs_calibrated") or []
+    raw = pred.get("probs") or []
+    if calibrated:
+        raw_txt = ", ".join(f"{k}: {float(p):.2f}" for k, p in enumerate(raw, start=1))
+        return list(calibrated), ("P(option) after content-free calibration (the score and expected score use it); "
+                                  f"the model's raw probabilities were {raw_txt}")
+    return list(raw), "P(option) at the score position"
 
 
 def model_html(pred: dict | None, scale: dict) -> str:
@@ -104,7 +115,8 @@ def model_html(pred: dict | None, scale: dict) -> str:
         unsupported = ('<div class="care-warn">Quotes not found in the transcript: '
                        + "; ".join(f"\u201c{esc(q)}\u201d" for q in pred["unsupported_quotes"]) + "</div>")
     rationale = esc(pred.get("rationale") or "") or '<span class="care-muted">(no rationale)</span>'
-    return (f'<div class="care-model"><div class="care-model-top">{head}{probs_html(pred.get("probs") or [], scale)}</div>'
+    shown, title = _shown_probs(pred)
+    return (f'<div class="care-model"><div class="care-model-top">{head}{probs_html(shown, scale, title)}</div>'
             f'<div class="care-rationale">{rationale}</div>'
             f'<div class="care-evidence">{evidence_chips(pred.get("evidence") or [], "Model evidence")}</div>'
             f'{unsupported}{warn}</div>')

@@ -238,3 +238,24 @@ def test_lazy_transcript_index_answers_like_the_full_one():
 
     lab = make_label("s1", 3)
     assert label_dict(lab) == lab.to_dict()
+
+
+def test_the_card_shows_the_distribution_its_score_comes_from():
+    """With content-free calibration the score is the calibrated argmax: the bars must show that distribution
+    (the raw one stays in the tooltip), or option 1 would look chosen next to 'Model 3'."""
+    import re
+
+    from studio import render
+
+    raw = [0.79, 0.1, 0.05, 0.04, 0.02]
+    calibrated = [0.05, 0.15, 0.6, 0.15, 0.05]
+    pred = {"score": 3, "expected_score": 3.0, "probs": raw, "probs_calibrated": calibrated,
+            "calibration": "content-free", "rationale": 'The client says "yes".', "evidence": []}
+    html = render.model_html(pred, {"3": "Fairly often"})
+    values = [float(v) for v in re.findall(r'<span class="pb-v">([0-9.]+)</span>', html)]
+    assert values == calibrated
+    top = re.search(r'pb-row pb-top"><span class="pb-k">(\d)', html)
+    assert top and int(top.group(1)) == pred["score"]
+    assert "raw probabilities were 1: 0.79" in html
+    html_raw = render.model_html(dict(pred, probs_calibrated=None), {})
+    assert [float(v) for v in re.findall(r'<span class="pb-v">([0-9.]+)</span>', html_raw)] == raw
