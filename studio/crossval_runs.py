@@ -14,15 +14,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from care_model import procs
 from care_model.crossval import (CROSSVAL_RUNS, finish_crossval, fold_dir, launch_subprocess, new_crossval_id,
                                  prepare_crossval)
 from care_model.errors import TrainingError
 from care_model.records import now_iso
 from care_model.retrain_config import resolve_config
-from care_model.runs import read_events, read_json, read_progress, request_cancel
+from care_model.runs import read_events, read_progress, request_cancel
 
-from .training import log_tail, parse_overrides
+from .training import log_tail, parse_overrides, run_process_running
 
 LIVE = ("prepared", "running")
 
@@ -80,10 +79,7 @@ class CrossvalManager:
         return next((d for d in self.runs(limit=1000) if d.get("status") in LIVE), None)
 
     def _is_running(self, doc: dict) -> bool:
-        proc = self._procs.get(doc["id"])
-        if proc is not None:
-            return proc.poll() is None
-        return procs.state(read_json(Path(doc["run_dir"]) / "process.json")) == "running"
+        return run_process_running(self._procs.get(doc["id"]), doc["run_dir"])
 
     def poll(self) -> dict | None:
         """Record the current run's outcome once its process has exited; returns the run if still live."""

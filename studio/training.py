@@ -71,6 +71,14 @@ def log_tail(run_dir, lines: int = 40) -> str:
     return "\n".join([ln for ln in out if ln.strip()][-lines:])
 
 
+
+def run_process_running(proc, run_dir) -> bool:
+    """Whether a run's process still runs: the child this app started, else the recorded process identity
+    (PID, start time and boot id in ``process.json``), so a reused PID never counts as the run."""
+    if proc is not None:
+        return proc.poll() is None
+    return procs.state(read_json(Path(run_dir) / "process.json")) == "running"
+
 class TrainingManager:
     def __init__(self, repo, *, recipes_dir: Path = RECIPES_DIR, python: str | None = None, env: dict | None = None):
         self.repo = repo
@@ -125,10 +133,7 @@ class TrainingManager:
         return live[0] if live else None
 
     def _is_running(self, doc: dict) -> bool:
-        proc = self._procs.get(doc["id"])
-        if proc is not None:
-            return proc.poll() is None
-        return procs.state(read_json(Path(doc["run_dir"]) / "process.json")) == "running"
+        return run_process_running(self._procs.get(doc["id"]), doc["run_dir"])
 
     def poll(self) -> dict | None:
         """Finish the current run if its process has exited (registering its candidate); returns it."""
