@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import time
+from concurrent.futures import CancelledError as FutureCancelledError
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,7 +101,8 @@ def call(client, api_name, args, tries: int = 3) -> str:
         result = client.predict(*args, api_name="/" + api_name)
     except AppError as err:
         return str(err)
-    except asyncio.CancelledError:  # gradio_client's stream, shared by threads, dropped it: send it again
+    except (asyncio.CancelledError, FutureCancelledError):  # gradio_client's stream, shared by threads, dropped
+        # the job (the asyncio or the concurrent.futures flavour, depending on where): send it again
         if tries > 1:
             return call(client, api_name, args, tries - 1)
         return "NOT AN AppError: cancelled three times"
