@@ -360,9 +360,9 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     args = _parser().parse_args(argv)
     try:
-        from .retrain import _lower_priority, make_accelerator
+        from .retrain import lower_priority, make_accelerator
 
-        _lower_priority()
+        lower_priority()
         if bool(args.store) == bool(args.run_dir):
             raise ConfigError("Give exactly one of --store and --run-dir.", "See python -m care_model.crossval --help.")
         accelerator = make_accelerator()

@@ -26,7 +26,7 @@ from .evaluate import cross_validate, curated_labels, evaluate_predictions, late
 from .records import Label, Prediction, Session
 
 
-def _records(lines: Iterable[str], source: str):
+def records_from_lines(lines: Iterable[str], source: str):
     sessions, predictions, labels = [], [], []
     for no, line in enumerate(lines, 1):
         if not line.strip():
@@ -61,7 +61,7 @@ def _read_export(path: str):
     except OSError as exc:
         raise ImportFormatError(f"Cannot open {path}: {exc.strerror}.", "Check the --input path.") from exc
     with fh:
-        return _records(fh, path)
+        return records_from_lines(fh, path)
 
 
 def _read_store(root: str):
@@ -76,7 +76,7 @@ def _read_store(root: str):
 
     repo = Repository.open(root, create=False)
     try:
-        return (*_records(list(session_lines(repo)), root), active_version_id(repo),
+        return (*records_from_lines(list(session_lines(repo)), root), active_version_id(repo),
                 {v["id"]: v for v in list_versions(repo)})
     finally:
         repo.close()

@@ -80,7 +80,7 @@ def _is_cjk(ch: str) -> bool:
     return bool(_CJK_RE.match(ch))
 
 
-def _long_enough(norm: str) -> bool:
+def long_enough(norm: str) -> bool:
     if _CJK_RE.search(norm):
         return len(norm.replace(" ", "")) >= MIN_CHARS_ZH
     return len(norm.split()) >= MIN_WORDS_EN
@@ -258,7 +258,7 @@ def find_quotes(rationale: str, *, index: TranscriptIndex | None = None) -> list
         parts = _quote_parts(quote)
         if not parts:
             continue
-        if _long_enough(" ".join(parts)) or (index is not None and index.is_whole_turn(quote)):
+        if long_enough(" ".join(parts)) or (index is not None and index.is_whole_turn(quote)):
             out.append(quote)
     return out
 

@@ -51,7 +51,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from .evidence import _long_enough, normalize
+from .evidence import long_enough, normalize
 
 QUOTE_STYLES = {"en": (('"', '"'), ("“", "”")), "zh": (("“", "”"), ("「", "」"), ('"', '"'))}
 LEADS = {"en": {"client": "The client says ", "counselor": "The counselor says "},
@@ -221,7 +221,7 @@ def _prepare_turn(index: int, text: str) -> _Turn | None:
         prev = text[i - 1] if i else ""
         if _word(ch) and (_is_cjk(ch) or not prev or not (_word(prev) or prev in _SINGLE_QUOTES or prev == "_")):
             stop = next(m for m in marks if m > i)  # a quote ends before the turn's own quote marks
-            if _long_enough(normalize(text[i:stop])) or (i == 0 and stop == len(text)):
+            if long_enough(normalize(text[i:stop])) or (i == 0 and stop == len(text)):
                 starts.append(offs[i])
     for j in range(1, len(text) + 1):
         last, nxt = text[j - 1], text[j] if j < len(text) else ""
@@ -420,7 +420,7 @@ class GroundedRow:
         text = _text(self._quote)
         for n, s in self._positions:
             turn = self.turns[n]
-            if s + q in turn.ends and (_long_enough(normalize(text)) or (s == 0 and s + q == len(turn.data))):
+            if s + q in turn.ends and (long_enough(normalize(text)) or (s == 0 and s + q == len(turn.data))):
                 return True
         return False
 

@@ -304,7 +304,7 @@ def _resolve_device_dtype(spec: ModelSpec):
     return device, dtype
 
 
-def _resolve_base(base: str) -> tuple[str, bool]:
+def resolve_model_base(base: str) -> tuple[str, bool]:
     """(path or hub id, is_local)."""
     if base == SMOLLM2:
         return str(smollm2_folder(convert=True)), True
@@ -335,9 +335,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if spec.adapter:
-        _check_adapter_folder(spec.adapter)  # fail before loading a large base
+        check_adapter_folder(spec.adapter)  # fail before loading a large base
     device, dtype = _resolve_device_dtype(spec)
-    path, local = _resolve_base(spec.base)
+    path, local = resolve_model_base(spec.base)
     offline = _offline()
     kwargs = {"local_files_only": True} if (local or offline) else {}
     try:
@@ -375,7 +375,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
                        version_info=info, load_seconds=time.perf_counter() - t0)
 
 
-def _check_adapter_folder(adapter: str) -> Path:
+def check_adapter_folder(adapter: str) -> Path:
     folder = Path(adapter).expanduser()
     if not folder.is_dir():
         raise ModelError(f"The adapter folder {adapter!r} does not exist.",
@@ -387,7 +387,7 @@ def _check_adapter_folder(adapter: str) -> Path:
 
 
 def _apply_adapter(model, adapter: str):
-    folder = _check_adapter_folder(adapter)
+    folder = check_adapter_folder(adapter)
     from peft import PeftModel  # imported only when an adapter is asked for (~9 s)
 
     try:

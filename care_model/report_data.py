@@ -56,10 +56,10 @@ def load_store(repo) -> StoreData:
     from store.export import session_lines
 
     from .crossval import CROSSVAL_RUNS
-    from .evaluate_cli import _records
+    from .evaluate_cli import records_from_lines
     from .versions import active_version_id, list_versions
 
-    sessions, predictions, labels = _records(list(session_lines(repo)), str(repo.root))
+    sessions, predictions, labels = records_from_lines(list(session_lines(repo)), str(repo.root))
     versions = {v["id"]: v for v in list_versions(repo)}
     for doc in versions.values():
         path = Path(doc.get("run_dir") or "/nonexistent") / "eval_predictions.jsonl"

@@ -316,7 +316,7 @@ def main(argv=None) -> int:
         return 2
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
     """``CARE_TRAIN_NICE=N`` (the app sets 10): be nicer to the CPU so the app stays responsive."""
     try:
         n = int(os.environ.get("CARE_TRAIN_NICE") or 0)
@@ -327,7 +327,7 @@ def _lower_priority() -> None:
 
 
 def _main(args) -> int:
-    _lower_priority()
+    lower_priority()
     overrides = config_overrides(args)
     if args.run_dir and args.store:
         raise ConfigError("--run-dir and --store were both given.",

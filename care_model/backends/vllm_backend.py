@@ -221,15 +221,15 @@ class VllmBackend:
     """Session in, predictions out, through vLLM (see the module docstring)."""
 
     def __init__(self, spec, config, *, model_version: str):
-        from ..models import _check_adapter_folder, _resolve_base
+        from ..models import check_adapter_folder, resolve_model_base
 
         if int(config.tensor_parallel) < 1 or int(config.data_parallel) < 1:
             raise ModelError("tensor_parallel and data_parallel must be at least 1.",
                              "Pass --tensor-parallel N / --data-parallel N with N >= 1.")
         vllm_python()  # fail early, with the fix, when the venv is missing
         self.spec, self.config, self.model_version = spec, config, model_version
-        self.base, _local = _resolve_base(spec.base)
-        self.adapter = str(_check_adapter_folder(spec.adapter)) if spec.adapter else None
+        self.base, _local = resolve_model_base(spec.base)
+        self.adapter = str(check_adapter_folder(spec.adapter)) if spec.adapter else None
         self._tokenizer = None
         self._lock = threading.Lock()
         self._local = threading.local()  # the worker of this thread, when sessions are spread
