@@ -143,3 +143,15 @@ def wait_for(fn, timeout: float = 300.0, step: float = 0.2):
             return value
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f} s")
+
+
+def open_session(page, sid: str) -> None:
+    """Open session ``sid`` in the review tab of a logged-in page and wait for its transcript."""
+    from playwright.sync_api import expect
+
+    if not page.is_visible("#care-open-id textarea"):
+        page.click("#care-queue button.label-wrap")
+    page.fill("#care-open-id textarea", sid)
+    page.click("#care-open")
+    expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)  # generous: CI machines vary
+    page.wait_for_selector("#care-turn-0")

@@ -11,13 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from care_model.records import SHARED
 from studio.access import access_of
 from studio.app import build_app
 from studio.curation_modes import set_curation_mode
-from studio_testing import launch_chromium, logged_in_pages, make_store, serve
+from studio_testing import logged_in_pages, make_store, open_session, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,27 +37,10 @@ def app(tmp_path_factory):
     repo.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def open_page(browser, app):
     with logged_in_pages(browser, app.url, width=1600, timeout_ms=60_000) as make:
         yield make
-
-
-def open_session(page, sid):
-    if not page.is_visible("#care-open-id textarea"):
-        page.click("#care-queue button.label-wrap")
-    page.fill("#care-open-id textarea", sid)
-    page.click("#care-open")
-    expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)
-    page.wait_for_selector("#care-turn-0")
 
 
 def test_expert_judged_annotator_codes_blind_and_the_admin_sees_the_ratings(app, open_page):
