@@ -121,7 +121,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--base", default=None, help="another base model folder instead of SmolLM2")
     ap.add_argument("--dtype", default="auto", help="model dtype (default auto = float32 on CPU)")
     ap.add_argument("--backends", default="engine", help="'engine' or 'engine,vllm': vLLM measured in the same run "
-                    "(scores only, cold prefix cache; needs `make setup-vllm`; see benchmarks/inference_vllm.py)")
+                    "(scores only, and grounded when the engine's grounded run is measured; cold prefix cache; "
+                    "needs `make setup-vllm`; see benchmarks/inference_vllm.py)")
     ap.add_argument("--candidate-turns", type=int, default=8, help="grounded decoding: turns each item may quote")
     ap.add_argument("--naive-items", type=int, default=0,
                     help="grounded naive path on the first N items only (0: all 12); its time is then per N items")
@@ -285,7 +286,10 @@ def main(argv=None) -> dict:
                 grounded_argmax += parsed.score == g.argmax_score
                 grounded_items += 1
         if vllm is not None and "fast_scores" in res:
-            row["vllm"] = vllm.measure(sid, sp, res["fast_scores"][0], res["fast_scores"][1])
+            row["vllm"] = vllm.measure(
+                sid, sp, res["fast_scores"][0], res["fast_scores"][1], engine_grounded=res.get("grounded"),
+                make_rows=lambda: grounding_rows(vllm.backend, session, suffixes, config)[0], max_new_tokens=N,
+                transcript_index=index)
         t = {k: res[k][1] for k in keys if k in res}
         names = {"naive": "naive_s", "fast": "fast_s", "grounded": "grounded_s", "grounded_naive": "grounded_naive_s",
                  "hf_prefix_cache": "hf_prefix_cache_s", "naive_scores": "scores_only_naive_s",

@@ -7,7 +7,10 @@ in scores-only mode with a **cold prefix cache**: the cache is reset before each
 and the warm-up uses a prompt of its own, so no measured prompt was ever cached. It reports seconds
 per session, the 12-item agreement of the chosen scores (argmax of the option probabilities) with
 the engine's fast scores-only results, the largest option-probability difference, and the ratio of
-the engine's seconds per session to vLLM's (> 1: vLLM faster), whichever way it falls.
+the engine's seconds per session to vLLM's (> 1: vLLM faster), whichever way it falls. When the
+engine's grounded decoding ran for the session, vLLM decodes it grounded too (the row constraint in
+vLLM's logits processor, care_model.backends.vllm_grounded), again with a cold cache, and the
+summary's ``grounded`` block gives both times, their ratio, and the items whose tokens are identical.
 """
 from __future__ import annotations
 
@@ -38,8 +41,13 @@ class VllmBench:
             {"prompt_token_ids": ids, "max_tokens": 2, "logprob_token_ids": [], "stop_token_ids": []}]})
         self.group.workers[0].call({"op": "reset_prefix_cache"})
 
-    def measure(self, session_id: str, session_prompt, engine_scores: dict, engine_s: float) -> dict:
-        """One session, scores only, cold cache; compared with the engine's scores-only outputs."""
+    def measure(self, session_id: str, session_prompt, engine_scores: dict, engine_s: float, *,
+                engine_grounded: tuple | None = None, make_rows=None, max_new_tokens: int = 96,
+                transcript_index=None) -> dict:
+        """One session, scores only, cold cache; compared with the engine's scores-only outputs.
+        With ``engine_grounded`` (``(outputs, seconds)``) and ``make_rows`` (fresh grounded rows for
+        vLLM's tokenizer): the session again, grounded decoding inside vLLM, cold cache, timed with
+        its row set-up as the engine's was; compared token for token with the engine's."""
         self.group.workers[0].call({"op": "reset_prefix_cache"})
         t0 = time.perf_counter()
         outs = self.backend.run(session_prompt, scores_only=True, group=self.group)
@@ -49,6 +57,25 @@ class VllmBench:
         row = {"id": session_id, "vllm_scores_only_s": round(seconds, 3), "engine_scores_only_s": round(engine_s, 3),
                "scores_agree": agree, "items": len(engine_scores), "max_option_prob_diff": diff,
                "cached_prompt_tokens": self.backend.last_stats["cached_prompt_tokens"]}
+        if engine_grounded is not None and make_rows is not None:
+            from care_model.parse import parse_answer
+
+            ref, ref_s = engine_grounded
+            self.group.workers[0].call({"op": "reset_prefix_cache"})
+            t0 = time.perf_counter()
+            rows = make_rows()
+            outs = self.backend.run(session_prompt, scores_only=False, group=self.group, rows=rows,
+                                    max_new_tokens=max_new_tokens)
+            seconds = time.perf_counter() - t0
+            unsupported = 0
+            if transcript_index is not None:
+                for out in outs.values():
+                    unsupported += len(transcript_index.link(parse_answer(out.text).rationale or "").unsupported)
+            row.update({"vllm_grounded_s": round(seconds, 3), "engine_grounded_s": round(ref_s, 3),
+                        "grounded_same_tokens": sum(outs[i].token_ids == ref[i].token_ids for i in ref),
+                        "grounded_unsupported_quotes": unsupported,
+                        "grounded_violations": self.backend.last_stats.get("grounding_violations", 0),
+                        "grounded_replay_s": self.backend.last_stats.get("replay_s", 0.0)})
         self.rows.append(row)
         return row
 
@@ -69,4 +96,19 @@ class VllmBench:
             "loadavg_start": self.loadavg_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
             "per_session": [{k: (float(f"{val:.3g}") if k == "max_option_prob_diff" else val) for k, val in r.items()
                              if k != "cached_prompt_tokens"} for r in self.rows],
+            **self._grounded_summary(),
         }
+
+    def _grounded_summary(self) -> dict:
+        rows = [r for r in self.rows if "vllm_grounded_s" in r]
+        if not rows:
+            return {}
+        v = sum(r["vllm_grounded_s"] for r in rows) / len(rows)
+        e = sum(r["engine_grounded_s"] for r in rows) / len(rows)
+        return {"grounded": {
+            "s_per_session": round(v, 3), "engine_s_per_session": round(e, 3), "engine_over_vllm": round(e / v, 3),
+            "faster": "vllm" if v < e else "engine",
+            "same_tokens": f"{sum(r['grounded_same_tokens'] for r in rows)}/{sum(r['items'] for r in rows)}",
+            "unsupported_quotes": sum(r["grounded_unsupported_quotes"] for r in rows),
+            "violations": sum(r["grounded_violations"] for r in rows),
+            "replay_s_per_session": round(sum(r["grounded_replay_s"] for r in rows) / len(rows), 4)}}

@@ -82,6 +82,31 @@ def calibrate(probs: Sequence[float], content_free: Sequence[float]) -> list[flo
     return [r / total for r in ratios]
 
 
+class CalibratedArgmax:
+    """A grounded row's score rule: the option with the highest *calibrated* probability.
+
+    ``rule(raw_probs) -> option point``. Plain data (``spec()`` / ``from_spec``), so a backend in
+    another process (the vLLM engine core) applies the same rule.
+    """
+
+    def __init__(self, content_free: Sequence[float], points: Sequence[int]):
+        self.content_free = [float(x) for x in content_free]
+        self.points = [int(x) for x in points]
+
+    def __call__(self, probs: Sequence[float]) -> int:
+        cal = calibrate(probs, self.content_free)
+        return self.points[max(range(len(cal)), key=cal.__getitem__)]
+
+    def spec(self) -> dict:
+        return {"kind": "calibrated_argmax", "content_free": self.content_free, "points": self.points}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "CalibratedArgmax":
+        if spec.get("kind") != "calibrated_argmax":
+            raise ConfigError(f"Unknown score rule {spec.get('kind')!r}.", "Send a calibrated_argmax rule or none.")
+        return cls(spec["content_free"], spec["points"])
+
+
 def expected_score(probs: Sequence[float], points: Sequence[int]) -> float:
     total = sum(probs)
     return sum(k * p for k, p in zip(points, probs)) / total if total > 0 else float("nan")

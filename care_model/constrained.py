@@ -12,26 +12,12 @@ Both inference paths pick tokens the same way -- the disallowed logits set to ``
 """
 from __future__ import annotations
 
-import threading
 from typing import Callable, Sequence
 
 import torch
 from transformers import LogitsProcessor
 
-from .grounding import GroundedRow, Vocabulary, token_pieces
-
-_VOCABS: dict[tuple[int, tuple], Vocabulary] = {}
-_LOCK = threading.Lock()
-
-
-def vocabulary_for(tokenizer, stop_ids: Sequence[int]) -> Vocabulary:
-    """The tokenizer's :class:`Vocabulary` (built once per tokenizer object and stop ids, ~1 s for 50k ids)."""
-    key = (id(tokenizer), tuple(sorted(stop_ids)))
-    with _LOCK:
-        if key not in _VOCABS:
-            _VOCABS[key] = Vocabulary(token_pieces(tokenizer), stop_ids)
-        return _VOCABS[key]
-
+from .grounding import GroundedRow, Vocabulary, vocabulary_for  # noqa: F401 (vocabulary_for: re-export)
 
 _BANNED_MASKS: dict[tuple[int, str, int], torch.Tensor] = {}
 
@@ -86,3 +72,48 @@ class GroundedLogitsProcessor(LogitsProcessor):
         else:
             self.row.advance(int(input_ids[0, -1]))
         return constrain(scores[0], self.row.allowed(), self.row.vocab)[None]
+
+
+def option_scores(logits_row: torch.Tensor, option_ids, options=None) -> tuple[list[float], float, int, float]:
+    """(option probs, expected score, argmax option, option mass) from one row of raw logits: the
+    log-softmax over the whole vocabulary (float64), each option's tokens summed. The engine's
+    :meth:`~care_model.engine.Engine._score` and the vLLM processor below both use it."""
+    options = list(option_ids) if options is None else list(options)
+    lp = torch.log_softmax(logits_row.double(), dim=-1)
+    per = torch.stack([torch.logsumexp(lp[torch.tensor(option_ids[o], device=lp.device)], dim=0) for o in options])
+    mass = float(torch.exp(torch.logsumexp(per, dim=0)))
+    probs = torch.softmax(per, dim=0).tolist()
+    expected = float(sum(o * p for o, p in zip(options, probs)))
+    argmax = options[max(range(len(probs)), key=lambda i: probs[i])]
+    return probs, expected, argmax, mass
+
+
+class RowProcessor:
+    """Grounded decoding as a per-request logits processor ``(output_ids, logits_row) -> logits_row``,
+    the form vLLM's ``AdapterLogitsProcessor`` calls (care_model.backends.vllm_grounded).
+
+    Before the first token (``output_ids`` empty) the row starts from the option distribution of
+    the raw logits at that position -- again on every such call, because a step that only
+    prefills part of the prompt also passes through (its logits are thrown away; the last call
+    before a token is the real one). Later calls advance the row by the tokens it has not seen
+    (ids below 0 are placeholders of tokens still in flight and wait for the next call); then
+    every disallowed logit is set to ``-inf``, so greedy sampling picks the highest allowed one,
+    as :func:`choose_tokens` does in the engine.
+    """
+
+    def __init__(self, row: GroundedRow):
+        self.row = row
+        self.seen = 0
+
+    def __call__(self, output_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
+        if len(output_ids) == 0:
+            probs, _, argmax, _ = option_scores(logits, self.row.option_ids)
+            self.row.start(argmax, probs)
+        else:
+            for tid in output_ids[self.seen:]:
+                if int(tid) < 0:
+                    break
+                self.row.advance(int(tid))
+                self.seen += 1
+        return constrain(logits, self.row.allowed(), self.row.vocab)
+

@@ -229,15 +229,9 @@ class Engine(PrefixAttention):
         return out
 
     def _score(self, logits_row, option_ids: Mapping[int, list[int]]) -> tuple[list[float], float, int, float]:
-        torch = self.torch
-        lp = torch.log_softmax(logits_row.double(), dim=-1)
-        per = torch.stack([torch.logsumexp(lp[torch.tensor(option_ids[o], device=lp.device)], dim=0)
-                           for o in self.options])
-        mass = float(torch.exp(torch.logsumexp(per, dim=0)))
-        probs = torch.softmax(per, dim=0).tolist()
-        expected = float(sum(o * p for o, p in zip(self.options, probs)))
-        argmax = self.options[max(range(len(probs)), key=lambda i: probs[i])]
-        return probs, expected, argmax, mass
+        from .constrained import option_scores
+
+        return option_scores(logits_row, option_ids, self.options)
 
     def _decode_text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

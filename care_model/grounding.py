@@ -36,6 +36,7 @@ Public API::
 
     token_pieces(tokenizer) -> list[bytes | None]      # the bytes of each token id (None: special)
     Vocabulary(pieces, stop_ids)                       # indexes built once per tokenizer
+    vocabulary_for(tokenizer, stop_ids)                # the same, cached per tokenizer object
     GroundingConfig(k=8, max_quote_tokens=32, max_free_tokens=24, ...)
     lead_in(language, speaker, vocabulary) -> (text, opening mark, closing mark)
     GroundedRow(vocab, turns, option_ids, language=, speaker=, config=)
@@ -43,10 +44,13 @@ Public API::
         ("free": anything except ids and vocab.free_banned)
         (fixed_score=: drafting for a given score; score_rule=: e.g. the calibrated argmax)
         .done, .truncated, .quotes, .candidate_turns
+        .spec() -> dict; GroundedRow.from_spec(vocab, spec)   # to another process (the vLLM engine core)
     rank_candidates(turns, similarities, k, speaker) -> [turn index, ...]
 """
 from __future__ import annotations
 
+import hashlib
+import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -124,6 +128,7 @@ class Vocabulary:
     def __init__(self, pieces: Sequence[bytes | None], stop_ids: Sequence[int]):
         self.pieces = list(pieces)
         self.stop_ids = sorted(set(int(s) for s in stop_ids))
+        self._fingerprint: str | None = None
         self.by_bytes: dict[bytes, list[int]] = {}      # every non-empty piece
         self.quote_safe: dict[bytes, list[int]] = {}    # pieces usable inside a quote
         banned, after_word, openers, ends, newline = set(), set(), {}, set(), set()
@@ -160,6 +165,16 @@ class Vocabulary:
         self.sentence_end = frozenset(ends)
         self.newline = frozenset(newline)
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the pieces and stop ids: equal for the same tokenizer in any process."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(repr(self.stop_ids).encode())
+            for piece in self.pieces:
+                h.update(b"\xff" if piece is None else len(piece).to_bytes(2, "little") + piece)
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
     def is_single_token(self, text: str) -> bool:
         return text.encode("utf-8") in self.by_bytes
 
@@ -172,6 +187,19 @@ class Vocabulary:
             if ids:
                 out.extend(ids)
         return out
+
+
+_VOCABS: dict[tuple[int, tuple], Vocabulary] = {}
+_VOCABS_LOCK = threading.Lock()
+
+
+def vocabulary_for(tokenizer, stop_ids: Sequence[int]) -> Vocabulary:
+    """The tokenizer's :class:`Vocabulary` (built once per tokenizer object and stop ids, ~1 s for 50k ids)."""
+    key = (id(tokenizer), tuple(sorted(int(s) for s in stop_ids)))
+    with _VOCABS_LOCK:
+        if key not in _VOCABS:
+            _VOCABS[key] = Vocabulary(token_pieces(tokenizer), stop_ids)
+        return _VOCABS[key]
 
 
 def lead_in(language: str, speaker: str, vocab: Vocabulary) -> tuple[str, str, str]:
@@ -254,7 +282,9 @@ class GroundedRow:
         self.vocab = vocab
         self.config = config or GroundingConfig()
         self.option_ids = {int(k): [int(t) for t in v] for k, v in option_ids.items()}
-        self.turns = [t for t in (_prepare_turn(i, s) for i, s in turns) if t is not None]
+        self.language, self.speaker = language, speaker
+        self._turn_args = [(int(i), str(s)) for i, s in turns]
+        self.turns = [t for t in (_prepare_turn(i, s) for i, s in self._turn_args) if t is not None]
         self.candidate_turns = [t.index for t in self.turns]
         lead, self._open, self._close = lead_in(language, speaker, vocab)
         self._lead = ("\n" + lead).encode("utf-8")
@@ -277,11 +307,47 @@ class GroundedRow:
         self.fixed_score = fixed_score    # drafting: write the answer for this score, whatever the model prefers
         self.score_rule = score_rule      # e.g. the argmax of the calibrated distribution (given the raw probs)
 
+    # --------------------------------------------------------------- transport
+    def spec(self) -> dict:
+        """The row's construction as plain data (JSON), for a backend in another process (the vLLM
+        engine core): :meth:`from_spec` with the same tokenizer's vocabulary rebuilds it. Only a
+        fresh row (before :meth:`start`) is sent; a ``score_rule`` must have ``spec()``
+        (e.g. :class:`care_model.calibration.CalibratedArgmax`)."""
+        rule = None
+        if self.score_rule is not None:
+            if not hasattr(self.score_rule, "spec"):
+                raise TypeError("This row's score_rule cannot be sent to another process (it has no spec()).")
+            rule = self.score_rule.spec()
+        return {"turns": [list(t) for t in self._turn_args], "option_ids": {str(k): v for k, v in self.option_ids.items()},
+                "language": self.language, "speaker": self.speaker, "config": dict(vars(self.config)),
+                "fixed_score": self.fixed_score, "score_rule": rule, "vocabulary": self.vocab.fingerprint}
+
+    @classmethod
+    def from_spec(cls, vocab: "Vocabulary", spec: Mapping) -> "GroundedRow":
+        """The row :meth:`spec` describes, on ``vocab`` (which must be the same tokenizer's: its
+        fingerprint is checked, so a different vocabulary fails instead of quoting wrongly)."""
+        want = spec.get("vocabulary")
+        if want and want != vocab.fingerprint:
+            raise ValueError("The grounded row was built for another vocabulary (the tokenizers differ); "
+                             "load the same tokenizer in both processes.")
+        rule = None
+        if spec.get("score_rule"):
+            from .calibration import CalibratedArgmax
+
+            rule = CalibratedArgmax.from_spec(spec["score_rule"])
+        return cls(vocab, [(int(i), str(t)) for i, t in spec["turns"]],
+                   {int(k): v for k, v in spec["option_ids"].items()}, language=spec.get("language", "en"),
+                   speaker=spec.get("speaker", "client"), config=GroundingConfig(**spec.get("config", {})),
+                   fixed_score=spec.get("fixed_score"), score_rule=rule)
+
     # --------------------------------------------------------------- protocol
     def start(self, score: int, probs: Sequence[float] | None = None) -> None:
         """Call before the first token with the engine's argmax option and its option distribution
         (options in order). The score line is ``fixed_score`` if set, else ``score_rule(probs)`` if set,
-        else ``score``."""
+        else ``score``. Calling it again before the first token restarts the score line."""
+        if self._history:
+            raise RuntimeError("GroundedRow.start() after a token was chosen: make a new row.")
+        self._allowed_cache = None
         if self.fixed_score is not None:
             self.score = int(self.fixed_score)
         elif self.score_rule is not None and probs is not None:
@@ -423,6 +489,31 @@ class GroundedRow:
             if s + q in turn.ends and (long_enough(normalize(text)) or (s == 0 and s + q == len(turn.data))):
                 return True
         return False
+
+
+def replay(row: GroundedRow, token_ids: Sequence[int]) -> int:
+    """Run a fresh ``row`` over tokens another process chose under it (the vLLM backend), so this
+    process has the row's ``quotes``, ``truncated`` and ``score``; returns how many tokens the
+    constraint would not have allowed (0 when the other side applied it). The score line is the one
+    the first token wrote (the other side's option distribution may differ from this side's by float
+    noise), which must be the row's ``fixed_score`` when it has one."""
+    if not token_ids:
+        return 0
+    first = int(token_ids[0])
+    written = next((o for o, ids in row.option_ids.items() if first in ids), None)
+    bad = int(written is None or (row.fixed_score is not None and written != int(row.fixed_score)))
+    row.score = written if written is not None else min(row.option_ids)
+    row._allowed_cache = None
+    size = len(row.vocab.pieces)
+    for tid in map(int, token_ids):
+        if row.done:  # tokens after a stop
+            bad += 1
+            break
+        kind, ids = row.allowed()
+        ok = tid in ids if kind == "only" else (tid < size and tid not in ids and tid not in row.vocab.free_banned)
+        bad += not ok
+        row.advance(tid)
+    return bad
 
 
 def build_rows(vocab: Vocabulary, turns: Sequence, candidates: Mapping[int, Sequence[int]],

@@ -73,7 +73,7 @@ class PredictConfig:
     candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
     backend: str = field(default="engine", metadata={"help": (
         "'engine' (our shared-prefix engine, in process) or 'vllm' (vLLM in a worker process in its own "
-        "venv: `make setup-vllm`; free decoding + the quote check; see care_model.backends).")})
+        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see care_model.backends).")})
     tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
     data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
 
@@ -126,6 +126,11 @@ class Predictor:
                 self._engine = Engine(get_model(self.spec))
             return self._engine
 
+    def decoder(self):
+        """The configured backend's model side for grounded decoding (``tokenizer``,
+        ``stop_token_ids``, ``option_token_ids(language)``): the engine, or the vLLM backend."""
+        return self.vllm() if self.config.backend == "vllm" else self.engine()
+
     # ------------------------------------------------------------------ prompts
     def session_prompt(self, session: Session, items=None, *, builder=build_session_prompt, **extra):
         """The session's prompt for this model (``builder``: build_session_prompt, or
@@ -141,12 +146,10 @@ class Predictor:
     def run_prompt(self, prompt, *, scores_only: bool = False, max_new_tokens: int | None = None,
                    language: str = "en", progress: Progress | None = None, constraints=None) -> dict:
         """Raw outputs ``{item: ItemOutput}`` for a session prompt, from the configured backend
-        (``constraints``: grounded decoding's rows, engine only)."""
+        (``constraints``: grounded decoding's rows, ``{item: GroundedRow}``)."""
         max_new = self.config.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         if self.config.backend == "vllm":
-            if constraints:
-                raise CareError("Grounded decoding does not run inside vLLM.", "Use decoding='free' with vLLM.")
-            return self.vllm().run(prompt, scores_only=scores_only, max_new_tokens=max_new)
+            return self.vllm().run(prompt, scores_only=scores_only, max_new_tokens=max_new, rows=constraints)
         engine = self.engine()
         prefix_ids, suffix_ids = engine.encode_prompt(prompt)
         run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
@@ -161,13 +164,12 @@ class Predictor:
         report(0.0, "loading the model" if not self.loaded else "building prompts")
         prompt = self.session_prompt(session, items)
         rows, ground_warnings, decoding = {}, [], "free"
-        if self.config.backend == "vllm":
-            # grounded decoding does not run inside vLLM: free decoding, then the quote check (labelled)
-            decoding = "free" if scores_only else FREE_DECODING
-        elif not scores_only:
-            rows, ground_warnings = grounding_rows(self.engine(), session, prompt.suffixes, self.config)
+        if not scores_only:
+            rows, ground_warnings = grounding_rows(self.decoder(), session, prompt.suffixes, self.config)
             if rows and self.config.calibration == "content-free":
                 calibrated_score_rule(self, session, rows)
+            if self.config.backend == "vllm":  # free decoding in vLLM: then the quote check (labelled)
+                decoding = FREE_DECODING
         outputs = self.run_prompt(prompt, scores_only=scores_only, language=session.language,
                                   progress=lambda f, m: report(0.02 + 0.96 * f, m), constraints=rows or None)
         preds = to_predictions(session, prompt, outputs, model_version=self.model_version, config=self.config,
@@ -198,9 +200,10 @@ class Predictor:
             yield session, one(session)
 
 
-def grounding_rows(engine, session: Session, items: Iterable, config: PredictConfig) -> tuple[dict, list[str]]:
+def grounding_rows(model, session: Session, items: Iterable, config: PredictConfig) -> tuple[dict, list[str]]:
     """Grounded decoding's row states for ``items`` ({} with free decoding): each item may quote its
-    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.relevance`)."""
+    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.relevance`). ``model``:
+    :meth:`Predictor.decoder` (the engine or the vLLM backend)."""
     if config.decoding == "free":
         return {}, []
     if config.decoding != "grounded":
@@ -208,30 +211,28 @@ def grounding_rows(engine, session: Session, items: Iterable, config: PredictCon
     if int(config.candidate_turns) < 1:
         raise CareError(f"candidate_turns must be at least 1 (got {config.candidate_turns}).",
                         "Pass --candidate-turns 8 (or another positive number).")
-    from .constrained import vocabulary_for
-    from .grounding import GroundingConfig, build_rows
+    from .grounding import GroundingConfig, build_rows, vocabulary_for
     from .relevance import candidate_turns
 
     form = load_form(session.form)
     texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
     cands, warnings = candidate_turns(session, texts, k=config.candidate_turns)
-    vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
-    rows = build_rows(vocab, session.turns, cands, engine.option_token_ids(session.language),
+    vocab = vocabulary_for(model.tokenizer, model.stop_token_ids)
+    rows = build_rows(vocab, session.turns, cands, model.option_token_ids(session.language),
                       language=session.language, config=GroundingConfig(k=config.candidate_turns))
     return rows, warnings
 
 
 def calibrated_score_rule(predictor, session: Session, rows: dict) -> None:
     """With contextual calibration, a grounded row writes the argmax of the *calibrated* distribution."""
-    from .calibration import calibrate
+    from .calibration import CalibratedArgmax
     from .predict_modes import content_free_probs
 
     form = load_form(session.form)
     prior, points = content_free_probs(predictor, form, session.language), form.scale.points
     for item, row in rows.items():
         if item in prior:
-            row.score_rule = lambda probs, _p=prior[item]: points[max(range(len(probs)),
-                                                                     key=calibrate(probs, _p).__getitem__)]
+            row.score_rule = CalibratedArgmax(prior[item], points)
 
 
 # ---------------------------------------------------------------------- the store side
@@ -335,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--force", action="store_true", help="predict again even if this version already did")
     ap.add_argument("--backend", choices=BACKENDS, default="engine",
                     help="'engine' (in process, default) or 'vllm' (worker in .venv-vllm: `make setup-vllm`; "
-                         "free decoding + the quote check)")
+                         "the same grounded decoding, as a vLLM logits processor)")
     ap.add_argument("--tensor-parallel", type=int, default=1, help="vLLM: GPUs per model replica (default 1)")
     ap.add_argument("--data-parallel", type=int, default=1, help="vLLM: model replicas, sessions spread over them")
     ap.add_argument("--samples", action="store_true", help=f"regenerate {SAMPLE_PREDICTIONS.relative_to(ROOT)}")

@@ -83,15 +83,13 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
     targets = check_targets(targets, form)
     config = predictor.config
     prompt = predictor.session_prompt(session, list(targets), builder=build_draft_prompt, targets=targets)
-    rows, warnings, decoding = {}, [], "free"
-    if config.backend == "vllm":
-        decoding = FREE_DECODING  # grounded decoding does not run inside vLLM
-    else:  # the same quote grounding as predictions; the score line is the target, whatever the model prefers
-        from .predict import grounding_rows
+    # the same quote grounding as predictions; the score line is the target, whatever the model prefers
+    from .predict import grounding_rows
 
-        rows, warnings = grounding_rows(predictor.engine(), session, prompt.suffixes, config)
-        for item, row in rows.items():
-            row.fixed_score = targets[item]
+    rows, warnings = grounding_rows(predictor.decoder(), session, prompt.suffixes, config)
+    for item, row in rows.items():
+        row.fixed_score = targets[item]
+    decoding = FREE_DECODING if (config.backend == "vllm" and not rows) else "free"
     outputs = predictor.run_prompt(prompt, language=session.language, constraints=rows or None,
                                    progress=lambda f, m: report(0.02 + 0.96 * f, m))
     preds = to_predictions(session, prompt, outputs, model_version=predictor.model_version, config=config,

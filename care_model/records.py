@@ -147,8 +147,8 @@ class Prediction:
     raw_output: str = ""
     parse_status: str = "ok"  # ok | failed | scores_only
     parse_error: str = ""
-    # grounded (quotes constrained to transcript spans) | free | free+quote-check (the vLLM backend:
-    # free decoding, quotes checked against the transcript afterwards, as for every prediction)
+    # grounded (quotes constrained to transcript spans, by either backend) | free | free+quote-check
+    # (the vLLM backend with decoding="free": quotes checked against the transcript afterwards)
     decoding: str = "free"
     truncated: bool = False  # the rationale was cut by a length cap, not finished
     prompt_hash: str = ""

@@ -16,10 +16,14 @@ to it in JSON lines (protocol in :mod:`care_model.backends.vllm_worker`). Per se
 4. the Predictor does the rest as for the engine (:func:`~care_model.backends.common.to_predictions`:
    parsing, evidence linking, expected score; then calibration when configured).
 
-**Decoding**: free greedy decoding, then the project's quote check (:mod:`care_model.evidence`
-marks quotes that are not in the transcript as unsupported); predictions say
-``decoding="free+quote-check"``. Grounded decoding inside vLLM (a logits processor that only allows
-verbatim transcript spans inside quotes) is not implemented: see the README, "Backends".
+**Decoding**: grounded (the default, as in the engine): each item's :class:`~care_model.grounding.GroundedRow`
+goes to vLLM as plain data (``GroundedRow.spec()``) and vLLM's greedy sampler runs under the
+logits processor :mod:`care_model.backends.vllm_grounded` (the same row code and the same
+``-inf`` masking as the engine), so the score line is the (calibrated) argmax option and every
+quote is a verbatim span of the item's candidate turns. This process then replays each row over
+the returned tokens (its quotes, ``truncated``, and a check that every token was allowed: a
+broken constraint raises). With ``decoding="free"``: free greedy decoding, then the project's
+quote check; predictions say ``decoding="free+quote-check"``.
 
 **LoRA**: a spec with an adapter is served through vLLM's LoRA support: the server loads the base
 once and each request carries its adapter (``LoRARequest``), so a candidate and the active version
@@ -231,6 +235,7 @@ class VllmBackend:
         self.base, _local = resolve_model_base(spec.base)
         self.adapter = str(check_adapter_folder(spec.adapter)) if spec.adapter else None
         self._tokenizer = None
+        self._stop_ids: list[int] | None = None
         self._lock = threading.Lock()
         self._local = threading.local()  # the worker of this thread, when sessions are spread
         self.last_stats: dict = {}
@@ -255,11 +260,18 @@ class VllmBackend:
     def model_max(self) -> int | None:
         return self._model_config().get("max_position_embeddings")
 
+    @property
     def stop_token_ids(self) -> list[int]:
         """The engine's stop set: the model's eos ids plus the chat template's end-of-turn tokens."""
-        gen = Path(self.base) / "generation_config.json"
-        eos = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen.is_file() else None
-        return stop_ids(self.tokenizer, eos)
+        if self._stop_ids is None:
+            gen = Path(self.base) / "generation_config.json"
+            eos = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen.is_file() else None
+            self._stop_ids = stop_ids(self.tokenizer, eos)
+        return self._stop_ids
+
+    def option_token_ids(self, language: str = "en") -> dict[int, list[int]]:
+        """Every spelling's first token per option (as the engine's :meth:`option_token_ids`)."""
+        return option_token_ids(self.tokenizer)
 
     def _lora_rank(self) -> int:
         if not self.adapter:
@@ -287,8 +299,9 @@ class VllmBackend:
         self.group().close()
 
     # -------------------------------------------------------------- prediction
-    def requests_for(self, prompt, *, scores_only: bool, max_new_tokens: int, group: WorkerGroup):
-        """(items, one vLLM request per item): the engine's token ids, the option tokens' log-probs."""
+    def requests_for(self, prompt, *, scores_only: bool, max_new_tokens: int, group: WorkerGroup, rows=None):
+        """(items, one vLLM request per item): the engine's token ids, the option tokens' log-probs,
+        and, for items with a grounded row in ``rows``, the row's spec (decoded under it in vLLM)."""
         tok = self.tokenizer
         enc = lambda text: list(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
         prefix = enc(prompt.prefix)
@@ -296,18 +309,26 @@ class VllmBackend:
         wanted = sorted({t for ids in options.values() for t in ids})
         lora = group.lora_request(self.model_version, self.adapter) if self.adapter else None
         items = sorted(prompt.suffixes)
-        stop = self.stop_token_ids()
+        stop = self.stop_token_ids
         reqs = [{"prompt_token_ids": prefix + enc(prompt.suffixes[i]), "logprob_token_ids": wanted, "lora": lora,
                  "max_tokens": 1 if scores_only else int(max_new_tokens), "stop_token_ids": stop} for i in items]
+        for item, req in zip(items, reqs):
+            if rows and item in rows and not scores_only:
+                req["grounding"] = {"row": rows[item].spec(), "stop_ids": rows[item].vocab.stop_ids,
+                                    "tokenizer": self.base}
         return items, reqs
 
     def run(self, prompt, *, scores_only: bool, max_new_tokens: int | None = None,
-            worker: WorkerProcess | None = None, group: WorkerGroup | None = None) -> dict[int, ItemOutput]:
-        """One generate call for the session's item prompts -> ``{item: ItemOutput}``."""
+            worker: WorkerProcess | None = None, group: WorkerGroup | None = None, rows=None) -> dict[int, ItemOutput]:
+        """One generate call for the session's item prompts -> ``{item: ItemOutput}``. ``rows``
+        (``{item: GroundedRow}``, fresh): grounded decoding inside vLLM; afterwards each row has been
+        replayed over vLLM's tokens (its quotes and ``truncated``), and ``last_stats["grounding_violations"]``
+        counts tokens the constraint would not have allowed (0 unless the processor misbehaved)."""
         group = group or self.start()
         worker = worker or getattr(self._local, "worker", None) or group.workers[0]
         max_new = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
-        items, reqs = self.requests_for(prompt, scores_only=scores_only, max_new_tokens=max_new, group=group)
+        items, reqs = self.requests_for(prompt, scores_only=scores_only, max_new_tokens=max_new, group=group,
+                                        rows=rows)
         reply = worker.call({"op": "generate", "requests": reqs})
         options = option_token_ids(self.tokenizer)
         outputs = {}
@@ -317,9 +338,26 @@ class VllmBackend:
             text = "" if scores_only else self.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
             outputs[item] = ItemOutput(text, [] if scores_only else list(out["token_ids"]), probs, expected, argmax,
                                        mass, (not scores_only) and out["finish_reason"] == "stop")
+        violations = {}
+        if rows and not scores_only:
+            from ..grounding import replay
+
+            t0 = time.perf_counter()
+            for item, out in zip(items, reply["outputs"]):
+                if item in rows:
+                    violations[item] = replay(rows[item], out["token_ids"])
+            replay_s = time.perf_counter() - t0
         self.last_stats = {"generate_s": reply["seconds"], "worker_pid": worker.pid,
                            "cached_prompt_tokens": [o.get("cached_prompt_tokens") for o in reply["outputs"]],
-                           "lora": [o.get("lora") for o in reply["outputs"]]}
+                           "lora": [o.get("lora") for o in reply["outputs"]],
+                           "grounding_violations": sum(violations.values()),
+                           "replay_s": round(replay_s, 4) if violations else 0.0}
+        if any(violations.values()):
+            bad = sorted(i for i, v in violations.items() if v)
+            raise ModelError(f"vLLM's grounded decoding broke the constraint on items {bad} "
+                             f"({sum(violations.values())} tokens): the logits processor did not run as expected.",
+                             "Check that the worker's vLLM loads care_model.backends.vllm_grounded "
+                             "(CARE_VLLM_VERBOSE=1), or predict with --decoding free.")
         return outputs
 
     def spread(self, sessions: Iterable, predict_one) -> Iterator[tuple]:

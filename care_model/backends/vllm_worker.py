@@ -10,7 +10,8 @@ original stdout; everything vLLM prints goes to stderr). vLLM starts its engine 
      "max_lora_rank": 16, "max_loras": 2, "tensor_parallel": 1, "seed": 0, "enforce_eager": null}
         -> {"ok": true, "load_s": 81.2, "vllm_version": "0.32.0"}
     {"op": "generate", "requests": [{"prompt_token_ids": [...], "max_tokens": 96,
-     "logprob_token_ids": [...], "stop_token_ids": [...], "lora": {"name", "id", "path"} | null}]}
+     "logprob_token_ids": [...], "stop_token_ids": [...], "lora": {"name", "id", "path"} | null,
+     "grounding": {"row": GroundedRow.spec(), "stop_ids": [...], "tokenizer": DIR} | null}]}
         -> {"ok": true, "seconds": 3.1, "outputs": [{"token_ids": [...], "finish_reason": "stop",
             "first_logprobs": {"<token id>": logprob, ...},
             "cached_prompt_tokens": 1504, "lora": "<adapter name the request carried>" | null}]}
@@ -23,7 +24,11 @@ prefix cache (on) make the 12 item prompts of a session share one prefill of the
 Greedy decoding (temperature 0). ``first_logprobs`` are vLLM's raw log-probabilities (log-softmax
 of the model's logits over the whole vocabulary) at the first generated position -- the score
 position -- for the requested ``logprob_token_ids`` (every spelling of the five options).
-No prompt or answer text is logged. This module imports only vllm and the standard library.
+A request with ``grounding`` is decoded under the project's grounded-decoding constraint by the
+logits processor :data:`GROUNDED_FQCN` (:mod:`care_model.backends.vllm_grounded`), which every
+load registers; requests without it decode freely.
+No prompt or answer text is logged. This module imports only vllm and the standard library (vLLM
+imports the logits processor, and with it care_model's pure grounding code, in its engine core).
 """
 from __future__ import annotations
 
@@ -31,6 +36,10 @@ import json
 import os
 import sys
 import time
+
+# the grounded-decoding logits processor, loaded by vLLM by name (care_model.backends.vllm_grounded)
+GROUNDED_FQCN = "care_model.backends.vllm_grounded:GroundedLogitsProcessor"
+GROUNDING_KEY = "care_grounding"
 
 
 def _setup_env() -> None:
@@ -45,6 +54,9 @@ def _setup_env() -> None:
     # LoRA prefill of 4,096 tokens on 2 busy CPU cores can (EngineDeadError seen at load average 33)
     os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
     os.environ.setdefault("VLLM_ENGINE_READY_TIMEOUT_S", "3600")
+    # grounded decoding is a V1-interface logits processor (care_model.backends.vllm_grounded),
+    # which vLLM's V2 model runner refuses: keep the V1 runner unless the caller chose otherwise
+    os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
     threads = os.environ.get("CARE_VLLM_THREADS")
     if threads:
         os.environ["OMP_NUM_THREADS"] = threads
@@ -64,7 +76,8 @@ class Worker:
                       dtype=self._dtype(msg.get("dtype", "auto")), enable_prefix_caching=True,
                       max_model_len=int(msg.get("max_model_len", 4096)), seed=int(msg.get("seed", 0)),
                       tensor_parallel_size=int(msg.get("tensor_parallel", 1)),
-                      enforce_eager=self._eager(msg.get("enforce_eager")), disable_log_stats=True)
+                      enforce_eager=self._eager(msg.get("enforce_eager")), disable_log_stats=True,
+                      logits_processors=[GROUNDED_FQCN])
         if msg.get("enable_lora"):
             kwargs.update(enable_lora=True, max_lora_rank=int(msg.get("max_lora_rank", 16)),
                           max_loras=int(msg.get("max_loras", 2)))
@@ -100,10 +113,12 @@ class Worker:
         prompts, params, loras = [], [], []
         for req in msg["requests"]:
             prompts.append(TokensPrompt(prompt_token_ids=[int(t) for t in req["prompt_token_ids"]]))
+            grounding = req.get("grounding")
             params.append(SamplingParams(
                 temperature=0.0, max_tokens=int(req["max_tokens"]),
                 logprob_token_ids=[int(t) for t in req.get("logprob_token_ids") or []] or None,
-                stop_token_ids=[int(t) for t in req.get("stop_token_ids") or []], detokenize=False))
+                stop_token_ids=[int(t) for t in req.get("stop_token_ids") or []], detokenize=False,
+                extra_args={GROUNDING_KEY: grounding} if grounding else None))
             lora = req.get("lora")
             loras.append(LoRARequest(lora["name"], int(lora["id"]), lora["path"]) if lora else None)
         t0 = time.perf_counter()

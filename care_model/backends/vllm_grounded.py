@@ -1,0 +1,76 @@
+"""Grounded decoding inside vLLM: a logits processor that runs the project's own row constraint.
+
+Loaded by vLLM (in the vLLM venv, never in the project's process) from its fully qualified name
+:data:`FQCN`, which the worker (:mod:`care_model.backends.vllm_worker`) passes as
+``LLM(logits_processors=[FQCN])``. A request asks for grounding through its sampling parameters::
+
+    SamplingParams(temperature=0, extra_args={"care_grounding": {
+        "row": GroundedRow.spec(),     # candidate turns, option ids, language, score rule, ...
+        "stop_ids": [...],             # the stop set the row's vocabulary was built with
+        "tokenizer": "<model folder>"}})
+
+For such a request vLLM's :class:`AdapterLogitsProcessor` holds a
+:class:`care_model.constrained.RowProcessor` around a :class:`care_model.grounding.GroundedRow`
+rebuilt from the spec (the vocabulary is built once per tokenizer and stop set, and its
+fingerprint must equal the one the row was made with). Every decoding step it starts or advances
+the row and sets each disallowed logit to ``-inf``, so vLLM's greedy sampler picks exactly what
+our engine picks: the score line is the (calibrated) argmax option, quotes are verbatim spans of
+the item's candidate turns, and the free text stops after the first sentence. Requests without
+``care_grounding`` pass untouched.
+
+:meth:`GroundedLogitsProcessor.validate_params` rebuilds the row once in the front-end process, so
+a malformed spec or another tokenizer fails that request with a clear message instead of killing
+the engine core.
+"""
+from __future__ import annotations
+
+import threading
+
+from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
+
+from ..constrained import RowProcessor
+from ..grounding import GroundedRow, Vocabulary, token_pieces
+from .vllm_worker import GROUNDED_FQCN as FQCN, GROUNDING_KEY as SPEC_KEY  # noqa: F401 (FQCN: re-export)
+
+_VOCABS: dict[tuple[str, tuple], Vocabulary] = {}
+_LOCK = threading.Lock()
+
+
+def vocabulary(tokenizer_path: str, stop_ids) -> Vocabulary:
+    """The :class:`Vocabulary` of the tokenizer in ``tokenizer_path`` (cached per path and stop set)."""
+    key = (str(tokenizer_path), tuple(sorted(int(s) for s in stop_ids)))
+    with _LOCK:
+        if key not in _VOCABS:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
+            _VOCABS[key] = Vocabulary(token_pieces(tok), key[1])
+        return _VOCABS[key]
+
+
+def row_from(spec: dict) -> GroundedRow:
+    return GroundedRow.from_spec(vocabulary(spec["tokenizer"], spec["stop_ids"]), spec["row"])
+
+
+class GroundedLogitsProcessor(AdapterLogitsProcessor):
+    """vLLM's per-request adapter around :class:`~care_model.constrained.RowProcessor`."""
+
+    @classmethod
+    def validate_params(cls, params):
+        spec = (params.extra_args or {}).get(SPEC_KEY)
+        if spec is None:
+            return
+        if params.temperature not in (0, 0.0):
+            raise ValueError("Grounded decoding is greedy: send temperature=0.")
+        try:
+            row_from(spec)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"Bad care_grounding spec ({type(err).__name__}: {err}). "
+                             "Build it with GroundedRow.spec() for this model's tokenizer.") from err
+
+    def is_argmax_invariant(self) -> bool:
+        return False  # it decides which token greedy decoding picks
+
+    def new_req_logits_processor(self, params):
+        spec = (params.extra_args or {}).get(SPEC_KEY)
+        return RowProcessor(row_from(spec)) if spec else None
