@@ -9,6 +9,10 @@ niced, so that both see the same machine load and their ratio is fair::
     nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend engine --store /tmp/b-engine --scores-only --json > engine.json &
     nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend vllm --store /tmp/b-vllm --scores-only --json > vllm.json &
 
+Then compare the two stores item by item (same score, same text)::
+
+    .venv/bin/python -m benchmarks.predict_batch --backend vllm --store /tmp/b-vllm --compare /tmp/b-engine --json
+
 CPU smoke (tiny random model, engine only, 2 sessions)::
 
     python -m benchmarks.predict_batch --backend engine --store /tmp/b-tiny --tiny --limit 2 --json
@@ -18,6 +22,7 @@ The store is created with the 23 sample sessions (data/sessions.jsonl) when it d
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -39,6 +44,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--limit", type=int, default=0, help="only the first N sample sessions (0: all)")
     ap.add_argument("--tiny", action="store_true", help="tiny random model (smoke test)")
+    ap.add_argument("--compare", default=None, help="another store predicted by the same model version (the other "
+                    "backend): report how many items have the same score and the same text")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -76,7 +83,21 @@ def main(argv=None) -> dict:
         finally:
             predictor.close()
         predict_s = time.perf_counter() - t1
-        stored = sum(len(repo.predictions(sid, predictor.model_version)) for sid in ids)
+        preds = [p for sid in ids for p in repo.predictions(sid, predictor.model_version)]
+        stored = len(preds)
+        quality = {"decoding": dict(collections.Counter(p.decoding for p in preds)),
+                   "with_linked_quote": sum(bool(p.evidence) and not p.unsupported_quotes for p in preds),
+                   "unsupported_quotes": sum(len(p.unsupported_quotes) for p in preds),
+                   "truncated": sum(bool(p.truncated) for p in preds)}
+        if args.compare:
+            with Repository(Path(args.compare), create=False) as other:
+                theirs = {(p.session_id, p.item): p for sid in ids for p in other.predictions(sid, predictor.model_version)}
+            pairs = [(p, theirs[(p.session_id, p.item)]) for p in preds if (p.session_id, p.item) in theirs]
+            quality["compared_with"] = {
+                "store": str(args.compare), "items": len(pairs),
+                "same_score": sum(a.score == b.score for a, b in pairs),
+                "same_text": sum(a.raw_output == b.raw_output for a, b in pairs),
+                "max_option_prob_diff": float(f"{max((abs(x - y) for a, b in pairs for x, y in zip(a.probs or [], b.probs or [])), default=0.0):.3g}")}
     done = counts["sessions"]
     result = {"benchmark": "predict_batch", "backend": args.backend, "model_version": predictor.model_version,
               "mode": "scores_only" if args.scores_only else "full", "max_new_tokens": args.max_new_tokens,
@@ -84,7 +105,7 @@ def main(argv=None) -> dict:
               "predictions": counts["predictions"], "parse_failures": counts["parse_failures"],
               "predictions_in_store": stored, "load_s": round(load_s, 1), "predict_s": round(predict_s, 1),
               "s_per_session": round(predict_s / done, 2) if done else None,
-              "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+              "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()], **quality}
     print(json.dumps(result, indent=1) if args.json else result)
     return result
 
