@@ -289,7 +289,7 @@ def main(argv=None) -> dict:
             row["vllm"] = vllm.measure(
                 sid, sp, res["fast_scores"][0], res["fast_scores"][1], engine_grounded=res.get("grounded"),
                 make_rows=lambda: grounding_rows(vllm.backend, session, suffixes, config)[0], max_new_tokens=N,
-                transcript_index=index)
+                transcript_index=index, engine_free=res.get("fast"))
         t = {k: res[k][1] for k in keys if k in res}
         names = {"naive": "naive_s", "fast": "fast_s", "grounded": "grounded_s", "grounded_naive": "grounded_naive_s",
                  "hf_prefix_cache": "hf_prefix_cache_s", "naive_scores": "scores_only_naive_s",

@@ -10,7 +10,9 @@ the engine's fast scores-only results, the largest option-probability difference
 the engine's seconds per session to vLLM's (> 1: vLLM faster), whichever way it falls. When the
 engine's grounded decoding ran for the session, vLLM decodes it grounded too (the row constraint in
 vLLM's logits processor, care_model.backends.vllm_grounded), again with a cold cache, and the
-summary's ``grounded`` block gives both times, their ratio, and the items whose tokens are identical.
+summary's ``grounded`` block gives both times, their ratio, and the items whose tokens are identical;
+when the engine's free decoding ran too, vLLM's free decoding is timed the same way, so the block also
+gives vLLM's own grounded/free ratio (the price of the constraint inside vLLM).
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ class VllmBench:
 
     def measure(self, session_id: str, session_prompt, engine_scores: dict, engine_s: float, *,
                 engine_grounded: tuple | None = None, make_rows=None, max_new_tokens: int = 96,
-                transcript_index=None) -> dict:
+                transcript_index=None, engine_free: tuple | None = None) -> dict:
         """One session, scores only, cold cache; compared with the engine's scores-only outputs.
         With ``engine_grounded`` (``(outputs, seconds)``) and ``make_rows`` (fresh grounded rows for
         vLLM's tokenizer): the session again, grounded decoding inside vLLM, cold cache, timed with
@@ -57,6 +59,13 @@ class VllmBench:
         row = {"id": session_id, "vllm_scores_only_s": round(seconds, 3), "engine_scores_only_s": round(engine_s, 3),
                "scores_agree": agree, "items": len(engine_scores), "max_option_prob_diff": diff,
                "cached_prompt_tokens": self.backend.last_stats["cached_prompt_tokens"]}
+        if engine_free is not None:  # free decoding (the grounded path's own baseline), cold cache
+            ref, ref_s = engine_free
+            self.group.workers[0].call({"op": "reset_prefix_cache"})
+            t0 = time.perf_counter()
+            outs = self.backend.run(session_prompt, scores_only=False, group=self.group, max_new_tokens=max_new_tokens)
+            row.update({"vllm_free_s": round(time.perf_counter() - t0, 3), "engine_free_s": round(ref_s, 3),
+                        "free_same_tokens": sum(outs[i].token_ids == ref[i].token_ids for i in ref)})
         if engine_grounded is not None and make_rows is not None:
             from care_model.parse import parse_answer
 
@@ -105,7 +114,13 @@ class VllmBench:
             return {}
         v = sum(r["vllm_grounded_s"] for r in rows) / len(rows)
         e = sum(r["engine_grounded_s"] for r in rows) / len(rows)
+        free = [r for r in rows if "vllm_free_s" in r]
+        vf = sum(r["vllm_free_s"] for r in free) / len(free) if free else None
+        extra = {"vllm_grounded_over_free": round(v / vf, 3), "vllm_free_s_per_session": round(vf, 3),
+                 "free_same_tokens": f"{sum(r['free_same_tokens'] for r in free)}/{sum(r['items'] for r in free)}",
+                 } if free else {}
         return {"grounded": {
+            **extra,
             "s_per_session": round(v, 3), "engine_s_per_session": round(e, 3), "engine_over_vllm": round(e / v, 3),
             "faster": "vllm" if v < e else "engine",
             "same_tokens": f"{sum(r['grounded_same_tokens'] for r in rows)}/{sum(r['items'] for r in rows)}",

@@ -168,6 +168,48 @@ def test_the_apps_predict_worker_uses_the_vllm_backend(tmp_path):
         free = Predictor(ModelSpec(), PredictConfig(backend="vllm", decoding="free", max_new_tokens=8))
         got = free.predict_session(SHORT[1], items=[1, 2])
         assert [p.decoding for p in got] == ["free+quote-check"] * 2 and got[0].candidate_turns == []
+        # a grounded row made for another tokenizer is refused by name, and the worker goes on serving
+        from care_model.errors import ModelError
+        from care_model.predict import grounding_rows
+
+        backend = free.vllm()
+        prompt = free.session_prompt(SHORT[1], [1, 2])
+        rows, _ = grounding_rows(backend, SHORT[1], [1, 2], PredictConfig())
+
+        class Forged:  # the spec of row 2, claiming another vocabulary
+            vocab = rows[2].vocab
+
+            def spec(self):
+                return dict(rows[2].spec(), vocabulary="0" * 16)
+
+        with pytest.raises(ModelError, match="another vocabulary"):
+            backend.run(prompt, scores_only=False, max_new_tokens=8, rows={1: rows[1], 2: Forged()})
+        again = backend.run(prompt, scores_only=False, max_new_tokens=8, rows=grounding_rows(
+            backend, SHORT[1], [1, 2], PredictConfig())[0])
+        assert sorted(again) == [1, 2] and backend.last_stats["grounding_violations"] == 0
     finally:
         jobs.close()
         repo.close()
+
+
+def test_two_data_parallel_replicas_split_the_sessions_and_agree_with_one():
+    """``data_parallel=2`` for real: two vLLM replicas of SmolLM2, four sessions spread over them
+    (both replicas serve), grounded answers identical to the single replica's."""
+    sessions = sorted(SAMPLES, key=lambda s: (sum(len(t.text) for t in s.turns), s.id))[:4]
+    one = Predictor(ModelSpec(), PredictConfig(backend="vllm", max_new_tokens=24))
+    two = Predictor(ModelSpec(), PredictConfig(backend="vllm", max_new_tokens=24, data_parallel=2))
+    backend = two.vllm()
+    served = {}
+
+    def predict_one(session):
+        served[session.id] = backend._local.worker.pid
+        return two.predict_session(session)
+
+    got = list(backend.spread(sessions, predict_one))
+    assert sorted(s.id for s, _ in got) == sorted(s.id for s in sessions)
+    assert len(set(served.values())) == 2, served  # both replicas did work
+    for session, preds in got:
+        ref = one.predict_session(session)
+        assert [p.raw_output for p in preds] == [p.raw_output for p in ref], session.id
+        assert all(p.decoding == "grounded" and not p.unsupported_quotes for p in preds)
+    backend.close()

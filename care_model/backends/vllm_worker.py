@@ -110,6 +110,17 @@ class Worker:
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
+        grounded = [(n, req["grounding"]) for n, req in enumerate(msg["requests"]) if req.get("grounding")]
+        if grounded:  # check every row before vLLM gets any request, so a bad one leaves nothing queued
+            from .vllm_grounded import row_from
+
+            for n, spec in grounded:
+                try:
+                    row_from(spec)
+                except (KeyError, TypeError, ValueError) as err:
+                    return {"ok": False, "kind": "Grounding",
+                            "error": f"request {n}: bad grounding spec ({type(err).__name__}: {err}); build it "
+                                     "with GroundedRow.spec() on this model's tokenizer"}
         prompts, params, loras = [], [], []
         for req in msg["requests"]:
             prompts.append(TokensPrompt(prompt_token_ids=[int(t) for t in req["prompt_token_ids"]]))
