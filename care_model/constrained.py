@@ -12,19 +12,21 @@ Both inference paths pick tokens the same way -- the disallowed logits set to ``
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable, Sequence
 
 import torch
 from transformers import LogitsProcessor
 
-from .grounding import GroundedRow, Vocabulary, vocabulary_for  # noqa: F401 (vocabulary_for: re-export)
+from .grounding import GroundedRow, Vocabulary, token_pieces, vocabulary_for  # noqa: F401 (vocabulary_for: re-export)
 
-_BANNED_MASKS: dict[tuple[int, str, int], torch.Tensor] = {}
+_BANNED_MASKS: dict[tuple[str, str, int], torch.Tensor] = {}
+_FOLDER_LOCK = threading.Lock()
 
 
 def _free_mask(vocab: Vocabulary, scores: torch.Tensor) -> torch.Tensor:
-    """``vocab.free_banned`` as a boolean mask over ``scores`` (cached per vocabulary, device and size)."""
-    key = (id(vocab), str(scores.device), scores.shape[-1])
+    """``vocab.free_banned`` as a boolean mask over ``scores`` (cached per vocabulary fingerprint, device and size)."""
+    key = (vocab.fingerprint, str(scores.device), scores.shape[-1])
     mask = _BANNED_MASKS.get(key)
     if mask is None:
         mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
@@ -95,17 +97,30 @@ class RowProcessor:
     Before the first token (``output_ids`` empty) the row starts from the option distribution of
     the raw logits at that position -- again on every such call, because a step that only
     prefills part of the prompt also passes through (its logits are thrown away; the last call
-    before a token is the real one). Later calls advance the row by the tokens it has not seen
-    (ids below 0 are placeholders of tokens still in flight and wait for the next call); then
-    every disallowed logit is set to ``-inf``, so greedy sampling picks the highest allowed one,
-    as :func:`choose_tokens` does in the engine.
+    before a token is the real one). Later calls advance the row by the tokens it has not seen;
+    then every disallowed logit is set to ``-inf``, so greedy sampling picks the highest allowed
+    one, as :func:`choose_tokens` does in the engine.
+
+    * A request re-added after preemption gets a new processor whose first call already has
+      output tokens: they are all replayed into the row.
+    * Fewer tokens than already seen (the engine took some back): the row is rebuilt with
+      ``fresh()`` and replayed from the start.
+    * An id below 0 (a token still in flight; vLLM 0.32 fills them in before logits processors
+      run) stops the advance, and the mask is that of the last known position: the replay in
+      the calling process (:func:`care_model.grounding.replay`) reports any token that broke the
+      constraint, so nothing wrong is stored silently.
     """
 
-    def __init__(self, row: GroundedRow):
+    def __init__(self, row: GroundedRow, fresh: Callable[[], GroundedRow] | None = None):
         self.row = row
+        self.fresh = fresh
         self.seen = 0
 
     def __call__(self, output_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
+        if len(output_ids) < self.seen:
+            if self.fresh is None:
+                raise RuntimeError("The request lost output tokens and this row cannot be rebuilt (no fresh()).")
+            self.row, self.seen = self.fresh(), 0
         if len(output_ids) == 0:
             probs, _, argmax, _ = option_scores(logits, self.row.option_ids)
             self.row.start(argmax, probs)
@@ -116,4 +131,20 @@ class RowProcessor:
                 self.row.advance(int(tid))
                 self.seen += 1
         return constrain(logits, self.row.allowed(), self.row.vocab)
+
+
+_FOLDER_VOCABS: dict[tuple[str, tuple], Vocabulary] = {}
+
+
+def vocabulary_from_folder(tokenizer_path: str, stop_ids: Sequence[int]) -> Vocabulary:
+    """The :class:`Vocabulary` of the tokenizer saved in ``tokenizer_path`` (cached per path and stop
+    set): how another process (vLLM's engine core) rebuilds the vocabulary a row was made with."""
+    from transformers import AutoTokenizer
+
+    key = (str(tokenizer_path), tuple(sorted(int(s) for s in stop_ids)))
+    with _FOLDER_LOCK:
+        if key not in _FOLDER_VOCABS:
+            tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
+            _FOLDER_VOCABS[key] = Vocabulary(token_pieces(tok), key[1])
+        return _FOLDER_VOCABS[key]
 

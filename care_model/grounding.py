@@ -189,7 +189,7 @@ class Vocabulary:
         return out
 
 
-_VOCABS: dict[tuple[int, tuple], Vocabulary] = {}
+_VOCABS: dict[tuple[int, tuple], tuple[object, Vocabulary]] = {}
 _VOCABS_LOCK = threading.Lock()
 
 
@@ -197,9 +197,9 @@ def vocabulary_for(tokenizer, stop_ids: Sequence[int]) -> Vocabulary:
     """The tokenizer's :class:`Vocabulary` (built once per tokenizer object and stop ids, ~1 s for 50k ids)."""
     key = (id(tokenizer), tuple(sorted(int(s) for s in stop_ids)))
     with _VOCABS_LOCK:
-        if key not in _VOCABS:
-            _VOCABS[key] = Vocabulary(token_pieces(tokenizer), stop_ids)
-        return _VOCABS[key]
+        if key not in _VOCABS:  # the entry keeps the tokenizer alive, so its id is never reused
+            _VOCABS[key] = (tokenizer, Vocabulary(token_pieces(tokenizer), stop_ids))
+        return _VOCABS[key][1]
 
 
 def lead_in(language: str, speaker: str, vocab: Vocabulary) -> tuple[str, str, str]:
@@ -327,9 +327,12 @@ class GroundedRow:
         """The row :meth:`spec` describes, on ``vocab`` (which must be the same tokenizer's: its
         fingerprint is checked, so a different vocabulary fails instead of quoting wrongly)."""
         want = spec.get("vocabulary")
-        if want and want != vocab.fingerprint:
-            raise ValueError("The grounded row was built for another vocabulary (the tokenizers differ); "
-                             "load the same tokenizer in both processes.")
+        if not want:
+            raise ValueError("The grounded row's spec has no vocabulary fingerprint; make it with GroundedRow.spec().")
+        if want != vocab.fingerprint:
+            raise ValueError("The grounded row was built for another vocabulary: the tokenizer read here splits "
+                             "text differently (e.g. another transformers version in the vLLM venv). Re-run "
+                             "`make setup-vllm`, or predict with --decoding free.")
         rule = None
         if spec.get("score_rule"):
             from .calibration import CalibratedArgmax
@@ -497,11 +500,14 @@ def replay(row: GroundedRow, token_ids: Sequence[int]) -> int:
     constraint would not have allowed (0 when the other side applied it). The score line is the one
     the first token wrote (the other side's option distribution may differ from this side's by float
     noise), which must be the row's ``fixed_score`` when it has one."""
+    if row._history:
+        raise RuntimeError("replay() needs a fresh row (this one has chosen tokens already).")
     if not token_ids:
         return 0
     first = int(token_ids[0])
     written = next((o for o, ids in row.option_ids.items() if first in ids), None)
-    bad = int(written is None or (row.fixed_score is not None and written != int(row.fixed_score)))
+    # (a first token that is no option is counted below, where the score line refuses it)
+    bad = int(written is not None and row.fixed_score is not None and written != int(row.fixed_score))
     row.score = written if written is not None else min(row.option_ids)
     row._allowed_cache = None
     size = len(row.vocab.pieces)

@@ -89,7 +89,7 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
     rows, warnings = grounding_rows(predictor.decoder(), session, prompt.suffixes, config)
     for item, row in rows.items():
         row.fixed_score = targets[item]
-    decoding = FREE_DECODING if (config.backend == "vllm" and not rows) else "free"
+    decoding = FREE_DECODING if config.backend == "vllm" else "free"  # items without a row (rows: "grounded")
     outputs = predictor.run_prompt(prompt, language=session.language, constraints=rows or None,
                                    progress=lambda f, m: report(0.02 + 0.96 * f, m))
     preds = to_predictions(session, prompt, outputs, model_version=predictor.model_version, config=config,

@@ -93,6 +93,27 @@ def test_worker_protocol_without_vllm(monkeypatch):
         worker.call({"op": "ping"})
 
 
+def test_a_worker_without_the_grounding_processor_refuses_grounded_requests_and_says_why(monkeypatch):
+    """The model still loads for scores and free decoding when the processor cannot be registered
+    (here: vllm is not importable, or the V2 model runner is forced); grounded requests are refused
+    with the reason, before anything reaches vLLM."""
+    from care_model.backends.vllm_worker import Worker
+
+    monkeypatch.delenv("VLLM_USE_V2_MODEL_RUNNER", raising=False)
+    ok, why = Worker._grounding_available()
+    assert not ok and "does not import" in why  # this venv has no vllm
+    monkeypatch.setenv("VLLM_USE_V2_MODEL_RUNNER", "1")
+    ok, why = Worker._grounding_available()
+    assert not ok and "V2 model runner" in why
+    worker = Worker()
+    worker.llm = object()  # "loaded", without grounding
+    worker.grounding, worker.grounding_unavailable = False, why
+    reply = worker.generate({"requests": [{"prompt_token_ids": [1], "max_tokens": 4},
+                                          {"prompt_token_ids": [1], "max_tokens": 4, "grounding": {"row": {}}}]})
+    assert reply["ok"] is False and reply["kind"] == "Grounding" and reply["request"] == 1
+    assert "V2 model runner" in reply["error"]
+
+
 def test_app_with_vllm_backend_but_no_venv_stops_at_start(tmp_path):
     env = dict(os.environ, CARE_VLLM_PYTHON=str(tmp_path / "missing" / "python"), HF_HUB_OFFLINE="1")
     proc = subprocess.run([sys.executable, "annotate_app.py", "--store", str(tmp_path / "store"), "--backend", "vllm"],

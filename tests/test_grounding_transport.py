@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from care_model.calibration import CalibratedArgmax, calibrate
-from care_model.constrained import RowProcessor, option_scores
+from care_model.constrained import RowProcessor, option_scores, vocabulary_from_folder
 from care_model.engine import Engine
 from care_model.grounding import GroundedRow, Vocabulary, replay, vocabulary_for
 from care_model.models import ModelSpec, load_model
@@ -131,3 +131,85 @@ def test_vocabulary_for_is_pure_and_cached(engine):
     a = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
     assert a is vocabulary_for(engine.tokenizer, list(reversed(engine.stop_token_ids)))
     assert a.fingerprint == Vocabulary(list(a.pieces), a.stop_ids).fingerprint
+
+
+def test_the_other_process_rebuilds_the_same_vocabulary_from_the_model_folder(engine, tiny_model_dir):
+    """What vLLM's engine core does: a fresh tokenizer from the folder gives the same fingerprint."""
+    mine = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
+    theirs = vocabulary_from_folder(str(tiny_model_dir), engine.stop_token_ids)
+    assert theirs is not mine and theirs.fingerprint == mine.fingerprint
+    assert vocabulary_from_folder(str(tiny_model_dir), list(reversed(engine.stop_token_ids))) is theirs
+    assert vocabulary_from_folder(str(tiny_model_dir), engine.stop_token_ids[:1]).fingerprint != mine.fingerprint
+
+
+def test_specs_without_a_fingerprint_or_with_an_unknown_score_rule_are_refused(engine):
+    session = _session(0)
+    prefix, suffixes = _ids(engine, session)
+    row = _rows(engine, session, suffixes)[1]
+    spec = row.spec()
+    with pytest.raises(ValueError, match="no vocabulary fingerprint"):
+        GroundedRow.from_spec(row.vocab, dict(spec, vocabulary=""))
+    from care_model.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown score rule"):
+        GroundedRow.from_spec(row.vocab, dict(spec, score_rule={"kind": "median"}))
+
+
+def _engine_tokens(engine, n=0, item=3):
+    session = _session(n)
+    prefix, suffixes = _ids(engine, session)
+    rows = _rows(engine, session, suffixes)
+    out = engine.run_session(prefix, suffixes, max_new_tokens=MAX_NEW, constraints=rows)[item]
+    return session, prefix, suffixes, rows[item], out
+
+
+def test_replay_needs_a_fresh_row_and_flags_tokens_after_the_stop(engine):
+    session = _session(0)
+    prefix, suffixes = _ids(engine, session)
+    outs = engine.run_session(prefix, suffixes, max_new_tokens=120, constraints=_rows(engine, session, suffixes))
+    item, out = next((i, o) for i, o in outs.items() if o.finished)  # a complete answer, ending in a stop token
+    assert out.token_ids[-1] in engine.stop_token_ids
+    row = _rows(engine, session, suffixes)[item]
+    assert replay(row, out.token_ids) == 0 and row.done
+    with pytest.raises(RuntimeError, match="fresh row"):
+        replay(row, out.token_ids)
+    assert replay(_rows(engine, session, suffixes)[item], out.token_ids + [out.token_ids[1]]) == 1
+
+
+def test_replay_of_an_answer_cut_inside_its_quote(engine):
+    """vLLM's max_tokens can end an answer inside the quote: nothing is wrong with the tokens, no quote
+    is recorded as closed (the prediction is marked truncated from finish_reason)."""
+    session, prefix, suffixes, engine_row, out = _engine_tokens(engine)
+    probe, phases = _rows(engine, session, suffixes)[3], []
+    probe.score = out.argmax_score
+    for tid in out.token_ids:
+        probe.advance(tid)
+        phases.append((probe.phase, len(probe._quote)))
+    j = next(j for j, (phase, quoted) in enumerate(phases) if phase == "quote" and quoted)  # a quote begun
+    cut = out.token_ids[:j + 1]
+    row = _rows(engine, session, suffixes)[3]
+    assert replay(row, cut) == 0
+    assert row.phase == "quote" and row.quotes == [] and not row.done
+
+
+def test_a_processor_made_again_after_preemption_or_given_fewer_tokens_keeps_the_right_state(engine):
+    session, prefix, suffixes, engine_row, out = _engine_tokens(engine, n=1, item=4)
+    fresh = lambda: _rows(engine, session, suffixes)[4]  # noqa: E731
+    ids = out.token_ids
+    k = len(ids) // 2
+    with torch.no_grad():
+        logits = engine.model(torch.tensor([prefix + suffixes[4] + ids[:k]])).logits[0, -1].float()
+    running = RowProcessor(fresh(), fresh=fresh)
+    running([], logits.clone())
+    for j in range(1, k + 1):
+        running(ids[:j], logits.clone())
+    resumed = RowProcessor(fresh(), fresh=fresh)  # vLLM re-adds a preempted request: a new processor
+    a, b = running(ids[:k], logits.clone()), resumed(ids[:k], logits.clone())
+    assert torch.equal(torch.isfinite(a), torch.isfinite(b))
+    assert int(a.argmax()) == ids[k]  # the engine's next token is the constrained argmax here too
+    # the engine takes back tokens: the row is rebuilt and replayed, not left ahead
+    longer = RowProcessor(fresh(), fresh=fresh)
+    longer([], logits.clone())
+    longer(ids[:k + 3], logits.clone())
+    c = longer(ids[:k], logits.clone())
+    assert longer.seen == k and torch.equal(torch.isfinite(c), torch.isfinite(a))

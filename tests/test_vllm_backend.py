@@ -182,7 +182,7 @@ def test_the_apps_predict_worker_uses_the_vllm_backend(tmp_path):
             def spec(self):
                 return dict(rows[2].spec(), vocabulary="0" * 16)
 
-        with pytest.raises(ModelError, match="another vocabulary"):
+        with pytest.raises(ModelError, match="item 2: .*another vocabulary"):
             backend.run(prompt, scores_only=False, max_new_tokens=8, rows={1: rows[1], 2: Forged()})
         again = backend.run(prompt, scores_only=False, max_new_tokens=8, rows=grounding_rows(
             backend, SHORT[1], [1, 2], PredictConfig())[0])
@@ -205,11 +205,15 @@ def test_two_data_parallel_replicas_split_the_sessions_and_agree_with_one():
         served[session.id] = backend._local.worker.pid
         return two.predict_session(session)
 
-    got = list(backend.spread(sessions, predict_one))
-    assert sorted(s.id for s, _ in got) == sorted(s.id for s in sessions)
-    assert len(set(served.values())) == 2, served  # both replicas did work
-    for session, preds in got:
-        ref = one.predict_session(session)
-        assert [p.raw_output for p in preds] == [p.raw_output for p in ref], session.id
-        assert all(p.decoding == "grounded" and not p.unsupported_quotes for p in preds)
-    backend.close()
+    try:
+        got = list(backend.spread(sessions, predict_one))
+        assert sorted(s.id for s, _ in got) == sorted(s.id for s in sessions)
+        assert len(set(served.values())) == 2, served  # both replicas did work
+        backend.close()  # one replica group at a time on 2 cores
+        for session, preds in got:
+            ref = one.predict_session(session)
+            assert [p.raw_output for p in preds] == [p.raw_output for p in ref], session.id
+            assert all(p.decoding == "grounded" and not p.unsupported_quotes for p in preds)
+    finally:
+        backend.close()
+        one.close()

@@ -125,7 +125,7 @@ class WorkerProcess:
         if not reply.get("ok"):
             time.sleep(0.2)  # let the log reader catch vLLM's last lines
             raise ModelError(f"vLLM failed: {reply.get('error')}\nThe worker's last log lines:\n{self.log_tail(25)}",
-                             "See the worker's log (CARE_VLLM_VERBOSE=1).")
+                             "See the worker's log (CARE_VLLM_VERBOSE=1).", reply=reply)
         return reply
 
     def close(self, timeout: float = 60) -> None:
@@ -329,7 +329,16 @@ class VllmBackend:
         max_new = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
         items, reqs = self.requests_for(prompt, scores_only=scores_only, max_new_tokens=max_new, group=group,
                                         rows=rows)
-        reply = worker.call({"op": "generate", "requests": reqs})
+        try:
+            reply = worker.call({"op": "generate", "requests": reqs})
+        except ModelError as err:
+            reply = err.details.get("reply") or {}
+            if reply.get("kind") != "Grounding":
+                raise
+            item = items[int(reply.get("request", 0))]
+            raise ModelError(f"vLLM refused the grounded-decoding constraint of item {item}: {reply.get('error')}",
+                             "Re-run `make setup-vllm` (both venvs must read the tokenizer alike), or predict "
+                             "with --decoding free.") from None
         options = option_token_ids(self.tokenizer)
         outputs = {}
         for item, out in zip(items, reply["outputs"]):

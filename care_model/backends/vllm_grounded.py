@@ -24,32 +24,17 @@ the engine core.
 """
 from __future__ import annotations
 
-import threading
-
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from ..constrained import RowProcessor
-from ..grounding import GroundedRow, Vocabulary, token_pieces
+from ..constrained import RowProcessor, vocabulary_from_folder
+from ..errors import CareError
+from ..grounding import GroundedRow
 from .vllm_worker import GROUNDED_FQCN as FQCN, GROUNDING_KEY as SPEC_KEY  # noqa: F401 (FQCN: re-export)
-
-_VOCABS: dict[tuple[str, tuple], Vocabulary] = {}
-_LOCK = threading.Lock()
-
-
-def vocabulary(tokenizer_path: str, stop_ids) -> Vocabulary:
-    """The :class:`Vocabulary` of the tokenizer in ``tokenizer_path`` (cached per path and stop set)."""
-    key = (str(tokenizer_path), tuple(sorted(int(s) for s in stop_ids)))
-    with _LOCK:
-        if key not in _VOCABS:
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
-            _VOCABS[key] = Vocabulary(token_pieces(tok), key[1])
-        return _VOCABS[key]
 
 
 def row_from(spec: dict) -> GroundedRow:
-    return GroundedRow.from_spec(vocabulary(spec["tokenizer"], spec["stop_ids"]), spec["row"])
+    """The row a request's ``care_grounding`` spec describes, on its tokenizer's vocabulary."""
+    return GroundedRow.from_spec(vocabulary_from_folder(spec["tokenizer"], spec["stop_ids"]), spec["row"])
 
 
 class GroundedLogitsProcessor(AdapterLogitsProcessor):
@@ -64,7 +49,7 @@ class GroundedLogitsProcessor(AdapterLogitsProcessor):
             raise ValueError("Grounded decoding is greedy: send temperature=0.")
         try:
             row_from(spec)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, CareError) as err:
             raise ValueError(f"Bad care_grounding spec ({type(err).__name__}: {err}). "
                              "Build it with GroundedRow.spec() for this model's tokenizer.") from err
 
@@ -73,4 +58,4 @@ class GroundedLogitsProcessor(AdapterLogitsProcessor):
 
     def new_req_logits_processor(self, params):
         spec = (params.extra_args or {}).get(SPEC_KEY)
-        return RowProcessor(row_from(spec)) if spec else None
+        return RowProcessor(row_from(spec), fresh=lambda: row_from(spec)) if spec else None

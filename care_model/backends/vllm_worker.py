@@ -8,7 +8,7 @@ original stdout; everything vLLM prints goes to stderr). vLLM starts its engine 
 
     {"op": "load", "model": DIR, "dtype": "auto", "max_model_len": 4096, "enable_lora": false,
      "max_lora_rank": 16, "max_loras": 2, "tensor_parallel": 1, "seed": 0, "enforce_eager": null}
-        -> {"ok": true, "load_s": 81.2, "vllm_version": "0.32.0"}
+        -> {"ok": true, "load_s": 81.2, "vllm_version": "0.32.0", "grounding": true, "grounding_unavailable": ""}
     {"op": "generate", "requests": [{"prompt_token_ids": [...], "max_tokens": 96,
      "logprob_token_ids": [...], "stop_token_ids": [...], "lora": {"name", "id", "path"} | null,
      "grounding": {"row": GroundedRow.spec(), "stop_ids": [...], "tokenizer": DIR} | null}]}
@@ -66,6 +66,7 @@ class Worker:
     def __init__(self):
         self.llm = None
         self.lora_enabled = False
+        self.grounding, self.grounding_unavailable = False, "the model is not loaded"
 
     def load(self, msg: dict) -> dict:
         t0 = time.perf_counter()
@@ -76,14 +77,32 @@ class Worker:
                       dtype=self._dtype(msg.get("dtype", "auto")), enable_prefix_caching=True,
                       max_model_len=int(msg.get("max_model_len", 4096)), seed=int(msg.get("seed", 0)),
                       tensor_parallel_size=int(msg.get("tensor_parallel", 1)),
-                      enforce_eager=self._eager(msg.get("enforce_eager")), disable_log_stats=True,
-                      logits_processors=[GROUNDED_FQCN])
+                      enforce_eager=self._eager(msg.get("enforce_eager")), disable_log_stats=True)
+        grounding, why = self._grounding_available()
+        if grounding:
+            kwargs["logits_processors"] = [GROUNDED_FQCN]
         if msg.get("enable_lora"):
             kwargs.update(enable_lora=True, max_lora_rank=int(msg.get("max_lora_rank", 16)),
                           max_loras=int(msg.get("max_loras", 2)))
             self.lora_enabled = True
         self.llm = LLM(**kwargs)
-        return {"ok": True, "load_s": round(time.perf_counter() - t0, 2), "vllm_version": vllm.__version__}
+        self.grounding, self.grounding_unavailable = grounding, why
+        return {"ok": True, "load_s": round(time.perf_counter() - t0, 2), "vllm_version": vllm.__version__,
+                "grounding": grounding, "grounding_unavailable": why}
+
+    @staticmethod
+    def _grounding_available() -> tuple[bool, str]:
+        """Whether the grounded-decoding processor can be registered (else the model still loads,
+        for free decoding and scores, and grounded requests are refused with the reason)."""
+        if os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "0").lower() in ("1", "true", "yes"):
+            return False, "VLLM_USE_V2_MODEL_RUNNER is set, and vLLM's V2 model runner refuses V1 logits processors"
+        try:
+            import importlib
+
+            importlib.import_module(GROUNDED_FQCN.split(":")[0])
+        except Exception as err:  # noqa: BLE001 -- reported to the caller, the model still loads
+            return False, f"the grounded-decoding processor does not import here ({type(err).__name__}: {err})"
+        return True, ""
 
     @staticmethod
     def _dtype(choice: str) -> str:
@@ -106,21 +125,23 @@ class Worker:
     def generate(self, msg: dict) -> dict:
         if self.llm is None:
             return {"ok": False, "error": "the model is not loaded (send op=load first)", "kind": "State"}
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-        from vllm.lora.request import LoRARequest
-
         grounded = [(n, req["grounding"]) for n, req in enumerate(msg["requests"]) if req.get("grounding")]
+        if grounded and not self.grounding:
+            return {"ok": False, "kind": "Grounding", "request": grounded[0][0],
+                    "error": f"grounded decoding is not available in this worker: {self.grounding_unavailable}"}
         if grounded:  # check every row before vLLM gets any request, so a bad one leaves nothing queued
             from .vllm_grounded import row_from
 
             for n, spec in grounded:
                 try:
                     row_from(spec)
-                except (KeyError, TypeError, ValueError) as err:
-                    return {"ok": False, "kind": "Grounding",
-                            "error": f"request {n}: bad grounding spec ({type(err).__name__}: {err}); build it "
-                                     "with GroundedRow.spec() on this model's tokenizer"}
+                except Exception as err:  # noqa: BLE001 -- any bad spec is this request's error, not the worker's
+                    return {"ok": False, "kind": "Grounding", "request": n,
+                            "error": f"bad grounding spec for request {n} ({type(err).__name__}: {err})"}
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.lora.request import LoRARequest
+
         prompts, params, loras = [], [], []
         for req in msg["requests"]:
             prompts.append(TokensPrompt(prompt_token_ids=[int(t) for t in req["prompt_token_ids"]]))
