@@ -48,6 +48,14 @@ def curation_of(repo, session) -> dict:
     return out
 
 
+def queue_modes(repo, summaries) -> dict[str, str]:
+    """Session id -> its curation mode, for many sessions at once (the review queue): the admin's
+    choice, else the default from the summary's ``has_client_ratings``."""
+    chosen = {d["id"]: d.get("mode") for d in repo.collection(COLLECTION).all() if d.get("mode") in CURATION_MODES}
+    return {s["id"]: chosen.get(s["id"]) or (CLIENT_ANCHORED if s["has_client_ratings"] else EXPERT_JUDGED)
+            for s in summaries}
+
+
 def set_curation_mode(repo, access: Access, session_ids, mode: str = "default", show_ratings=None) -> dict:
     """Admin: set the curation mode of sessions ("default" goes back to the default), and
     optionally whether their annotators see the ratings (None: the store's setting). Checks every

@@ -254,8 +254,9 @@ def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", o
     """The user's queue: ``{"rows": [...], "counts": {...}}``.
 
     ``scope`` "mine": sessions assigned to the user; "all": every session they may see.
-    ``search`` matches ids, client/counselor ids, source, language and metadata (not transcript
-    text). ``order`` "id" or "uncertainty" (most uncertain first; unpredicted sessions last).
+    ``search`` matches ids, client/counselor ids, source, language, the curation mode
+    ("client-anchored" / "expert-judged") and metadata (not transcript text). Each row's
+    ``curation`` says how its scores are curated (:mod:`studio.curation_modes`). ``order`` "id" or "uncertainty" (most uncertain first; unpredicted sessions last).
     """
     if scope not in SCOPES:
         raise ValidationError(f"Unknown queue scope {scope!r}.", f"Use one of {', '.join(SCOPES)}.")
@@ -267,13 +268,14 @@ def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", o
     needle = (search or "").strip().casefold()
     rows = []
     forms = {}
-    for summ in repo.session_summaries():
-        sa = visible.get(summ["id"])
-        if sa is None:
-            continue
+    summaries = [s for s in repo.session_summaries() if s["id"] in visible]
+    modes = curation_modes.queue_modes(repo, summaries)
+    for summ in summaries:
+        sa = visible[summ["id"]]
+        curation = curation_modes.MODE_NAMES[modes[summ["id"]]]
         if needle:
-            hay = " ".join([summ["id"], summ["client_id"], summ["counselor_id"], summ["source"], summ["language"]]
-                           + [str(v) for v in summ["metadata"].values()]).casefold()
+            hay = " ".join([summ["id"], summ["client_id"], summ["counselor_id"], summ["source"], summ["language"],
+                            curation] + [str(v) for v in summ["metadata"].values()]).casefold()
             if needle not in hay:
                 continue
         form = forms.setdefault("wai-sr", load_form())
@@ -285,7 +287,7 @@ def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", o
                      "status": status if sa.slot else "read-only", "reviewed": reviewed, "submitted": submitted,
                      "items": len(form.item_ids), "uncertainty": None if unc is None else round(unc, 3),
                      "model_version": preds[0].model_version if preds else None,
-                     "assigned": ", ".join(sa.annotators), "mode": sa.mode,
+                     "assigned": ", ".join(sa.annotators), "mode": sa.mode, "curation": curation,
                      "topic": str(summ["metadata"].get("topic") or summ["metadata"].get("summary") or "")[:80],
                      "client_ratings": summ["has_client_ratings"]})
     if order == "uncertainty":

@@ -42,7 +42,7 @@ def build_tab(ctx):
             with gr.Row():
                 c.scope = gr.Radio([("Assigned to me", "mine"), ("All I can see", "all")], value="mine", label="Sessions",
                                    elem_id="care-scope", scale=2)
-                c.search = gr.Textbox(label="Search (id, client, metadata)", elem_id="care-search", scale=3)
+                c.search = gr.Textbox(label="Search (id, client, curation mode, metadata)", elem_id="care-search", scale=3)
                 c.order = gr.Dropdown([("Session id", "id"), ("Model uncertainty (most uncertain first)", "uncertainty")],
                                       value="id", label="Order", elem_id="care-order", scale=2)
                 c.refresh = gr.Button("Refresh", elem_id="care-refresh", scale=1)

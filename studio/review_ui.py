@@ -19,7 +19,8 @@ from .metric_labels import UNCERTAINTY
 from .review_speed import SpeedHandlers
 from .review_state import ReviewState, draft_of, evidence_list, evidence_text, now  # noqa: F401 (re-exported)
 
-QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Status", "Reviewed", "Model uncertainty (SD)", "Model", "Assigned"]
+QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)", "Model",
+                 "Assigned"]
 
 
 class ReviewUI(SpeedHandlers):
@@ -123,7 +124,7 @@ class ReviewUI(SpeedHandlers):
                   f'{n["items_reviewed"]}/{n["items_total"]} items reviewed · '
                   f'<span class="care-help" id="care-uncertainty-help" title="{render.esc(UNCERTAINTY)}">'
                   f'Model uncertainty (SD): 0 = sure, 1+ = hesitant ⓘ</span></div>')
-        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["status"], f'{r["reviewed"]}/{r["items"]}',
+        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"], f'{r["reviewed"]}/{r["items"]}',
                  "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
                  r["assigned"] or ("—" if r["mode"] == "unassigned" else "")] for r in q["rows"]]
         return counts, {"data": rows, "headers": QUEUE_HEADERS}

@@ -7,6 +7,7 @@ from care_model.errors import NotFoundError, PermissionDenied, ValidationError
 from care_model.records import SHARED, Prediction
 from store import Repository
 from studio import review
+from studio.curation_modes import set_curation_mode
 from studio.access import Access, active_model_version, set_review_settings, visible_sessions
 
 from factories import make_session
@@ -85,6 +86,19 @@ def test_queue_status_search_order_and_counts(repo):
     assert review.queue_rows(repo, ADMIN, scope="mine")["rows"] == []
     with pytest.raises(ValidationError):
         review.queue_rows(repo, ADMIN, order="random")
+
+
+def test_the_queue_says_how_each_session_is_curated_and_finds_sessions_by_it(repo):
+    """s1 has the client's self-report but the admin chose expert-judged (fixture); s2 and s3 have
+    none, so they default to expert-judged. Back to the default, s1 is client-anchored."""
+    def curation():
+        return {r["id"]: r["curation"] for r in review.queue_rows(repo, ADMIN, scope="all")["rows"]}
+
+    assert curation() == {"s1": "expert-judged", "s2": "expert-judged", "s3": "expert-judged"}
+    set_curation_mode(repo, ADMIN, ["s1"], "default")
+    assert curation() == {"s1": "client-anchored", "s2": "expert-judged", "s3": "expert-judged"}
+    assert [r["id"] for r in review.queue_rows(repo, ADMIN, scope="all", search="anchored")["rows"]] == ["s1"]
+    assert [r["id"] for r in review.queue_rows(repo, ADMIN, scope="all", search="expert-judged")["rows"]] == ["s2", "s3"]
 
 
 def test_open_view_prefills_from_the_model_and_flags_everything_unreviewed(repo):

@@ -99,3 +99,5 @@ def test_the_queue_explains_uncertainty(repo):
     counts, table = h.queue("all", "", "id", ADMIN)
     assert 'id="care-uncertainty-help"' in counts and "standard deviation" in counts
     assert "Model uncertainty (SD)" in table["headers"]
+    col = table["headers"].index("Curation")  # how each session's scores are curated
+    assert table["data"] and all(row[col] in ("client-anchored", "expert-judged") for row in table["data"])
