@@ -1,4 +1,4 @@
-"""Cross-validation runs from the app: start, follow, cancel and record them (the training manager's way).
+"""Cross-validation runs from the app: start, follow, cancel, resume and record them (the training manager's way).
 
 The app owns the store, so it freezes the curated set and the folds itself
 (:func:`care_model.crossval.prepare_crossval`) and starts ``python -m care_model.crossval --run-dir
@@ -107,6 +107,33 @@ class CrossvalManager:
             doc.update({"status": "running", "pid": proc.pid, "recipe": Path(recipe_path).name, "started_at": now_iso(),
                         "overrides": overrides or {}})
             return self.repo.collection(CROSSVAL_RUNS).put(doc, actor=access.username, action="start")
+
+    def resume(self, access, cv_id: str | None = None) -> dict:
+        """Continue a cancelled or failed run (the last one, or ``cv_id``): finished folds are kept,
+        the interrupted fold resumes from its checkpoint, the rest run as planned (same snapshot,
+        same folds, same recipe)."""
+        access.require("admin", action="resume a cross-validation run")
+        with self._lock:
+            if self.poll() is not None:
+                raise TrainingError("A cross-validation run is already in progress.", "Wait for it, or cancel it.")
+            if cv_id:
+                doc = self.repo.collection(CROSSVAL_RUNS).get(cv_id)
+                if doc is None:
+                    raise TrainingError(f"No cross-validation run {cv_id!r}.", "Pick a run id from the list of runs.")
+            else:
+                doc = (self.runs(limit=1) or [None])[0]
+            if doc is None or doc.get("status") not in ("cancelled", "failed"):
+                what = f"Run {doc['id']} is {doc.get('status')}" if doc else "There is no cross-validation run"
+                raise TrainingError(f"{what}: only a cancelled or failed run can be resumed.",
+                                    "Start a new cross-validation run instead.")
+            if not (Path(doc["run_dir"]) / "config.json").is_file():
+                raise TrainingError(f"The folder of run {doc['id']} is gone ({doc['run_dir']}).",
+                                    "Start a new cross-validation run instead.")
+            proc = launch_subprocess(doc["run_dir"], python=self.python, env={"HF_HUB_OFFLINE": "1", **self.env})
+            self._procs[doc["id"]] = proc
+            doc.update({"status": "running", "pid": proc.pid, "cancel_requested": None, "error": None,
+                        "resumed_at": now_iso()})
+            return self.repo.collection(CROSSVAL_RUNS).put(doc, actor=access.username, action="resume")
 
     def cancel(self, access) -> dict:
         access.require("admin", action="cancel a cross-validation run")

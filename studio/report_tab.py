@@ -2,14 +2,15 @@
 
 * **Cross-validation**: start a K-fold run with the chosen recipe (a separate process,
   :mod:`studio.crossval_runs`), watch it fold by fold (bar, stage, the fold's training step and
-  loss, log tail), cancel it. Its folds' adapters are never model versions.
+  loss, log tail), cancel it, resume a cancelled or failed run (finished folds are kept). Its
+  folds' adapters are never model versions.
 * **Report**: the same report as ``python -m care_model.report`` (:func:`care_model.report.build_report`)
   for the active version, a candidate or a finished cross-validation run: Table 2, the four plots,
   candidate vs active with intervals and verdicts. Held-out sessions only unless the admin ticks
   "include training sessions" (the titles then say so).
 
 Also the loss curve of the retraining section (:func:`loss_html`): a PNG with numeric axes.
-JSON endpoints: ``/crossval_status``, ``/start_crossval``, ``/cancel_crossval``, ``/report_html``.
+JSON endpoints: ``/crossval_status``, ``/start_crossval``, ``/cancel_crossval``, ``/resume_crossval``, ``/report_html``.
 """
 from __future__ import annotations
 
@@ -76,13 +77,21 @@ class ReportUI:
 
         return subject_choices(load_store(self.ctx.repo))
 
+    @staticmethod
+    def _resumable(st: dict) -> bool:
+        return not st["running"] and bool(st["run"]) and st["run"].get("status") in ("cancelled", "failed")
+
+    def _buttons(self, st: dict):
+        """(start, cancel, resume) interactivity for a status."""
+        return (gr.update(interactive=not st["running"]), gr.update(interactive=st["running"]),
+                gr.update(interactive=self._resumable(st)))
+
     def refresh(self, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         st = self.cv.status()
-        return (crossval_html(st), st["log"], gr.update(interactive=not st["running"]),
-                gr.update(interactive=st["running"]))
+        return (crossval_html(st), st["log"], *self._buttons(st))
 
     def on_load(self, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
@@ -97,14 +106,21 @@ class ReportUI:
                             int(folds or 5), overrides)
         st = self.cv.status()
         return (render.status_html(f"Started cross-validation {run['id']} ({run['k']} folds).", "ok"),
-                crossval_html(st), st["log"], gr.update(interactive=False), gr.update(interactive=True))
+                crossval_html(st), st["log"], *self._buttons(st))
 
     @ui.guard
     def cancel(self, request: gr.Request):
         run = self.cv.cancel(self._admin(request))
         st = self.cv.status()
         return (render.status_html(f"Cancelling cross-validation {run['id']}.", "busy"), crossval_html(st), st["log"],
-                gr.update(), gr.update())
+                gr.update(), gr.update(), gr.update(interactive=False))
+
+    @ui.guard
+    def resume(self, request: gr.Request):
+        run = self.cv.resume(self._admin(request))
+        st = self.cv.status()
+        return (render.status_html(f"Resumed cross-validation {run['id']}: finished folds are kept.", "ok"),
+                crossval_html(st), st["log"], *self._buttons(st))
 
     @ui.guard
     def show_report(self, subject: str, include_training: bool, request: gr.Request):
@@ -134,6 +150,11 @@ class ReportUI:
         return self.cv.cancel(self._admin(request))
 
     @ui.guard
+    def api_resume(self, cv_id: str = "", request: gr.Request = None) -> dict:
+        """Resume a cancelled or failed cross-validation run (the last one, or ``cv_id``)."""
+        return self.cv.resume(self._admin(request), cv_id or None)
+
+    @ui.guard
     def api_report(self, subject: str = "active", include_training_sessions: bool = False,
                    request: gr.Request = None) -> str:
         """The report's HTML (self-contained) for 'active', a version id or a cross-validation run id."""
@@ -150,7 +171,8 @@ def build_section(ctx, training, recipe, overrides, msg):
     h = ReportUI(ctx, training, mgr)
     quiet = dict(api_visibility="private", show_progress="hidden")
     for name, fn in (("crossval_status", h.api_status), ("start_crossval", h.api_start),
-                     ("cancel_crossval", h.api_cancel), ("report_html", h.api_report)):
+                     ("cancel_crossval", h.api_cancel), ("resume_crossval", h.api_resume),
+                     ("report_html", h.api_report)):
         validate.register(fn, name)
     gr.Markdown("### Cross-validation with retraining (K folds by client; uses the recipe above)")
     with gr.Row():
@@ -158,6 +180,7 @@ def build_section(ctx, training, recipe, overrides, msg):
         start = gr.Button("Start cross-validation", elem_id="care-cv-start", scale=1)
         cancel = gr.Button("Cancel cross-validation", variant="stop", interactive=False, elem_id="care-cv-cancel",
                            scale=1)
+        resume = gr.Button("Resume cross-validation", interactive=False, elem_id="care-cv-resume", scale=1)
     state = gr.HTML(js_on_load=None, elem_id="care-cv-progress")
     log = gr.Textbox(label="Cross-validation log", lines=4, max_lines=4, interactive=False, autoscroll=True,
                      elem_id="care-cv-log")
@@ -169,9 +192,10 @@ def build_section(ctx, training, recipe, overrides, msg):
         show = gr.Button("Show report", variant="primary", elem_id="care-report-show", scale=1)
     report = gr.HTML(js_on_load=None, elem_id="care-report-box")
     timer = gr.Timer(2.0, active=False)
-    timer.tick(h.refresh, [], [state, log, start, cancel], **quiet)
-    start.click(h.start, [recipe, overrides, folds], [msg, state, log, start, cancel], **quiet)
-    cancel.click(h.cancel, [], [msg, state, log, start, cancel], **quiet)
+    timer.tick(h.refresh, [], [state, log, start, cancel, resume], **quiet)
+    start.click(h.start, [recipe, overrides, folds], [msg, state, log, start, cancel, resume], **quiet)
+    cancel.click(h.cancel, [], [msg, state, log, start, cancel, resume], **quiet)
+    resume.click(h.resume, [], [msg, state, log, start, cancel, resume], **quiet)
     show.click(h.show_report, [subject, include], [report, subject], show_progress="minimal",
                api_visibility="private")
     ctx.on_load(h.on_load, [], [timer, subject])

@@ -98,6 +98,7 @@ def test_crossval_from_the_tab_then_its_report_and_a_candidates(app, page):
         time.sleep(1.0)
     assert status == "done", page.locator("#care-cv-log textarea").input_value()[-2000:]
     expect(page.locator("#care-cv-state")).to_contain_text("3/3 folds done", timeout=60_000)
+    expect(page.locator("#care-cv-resume")).to_be_disabled()  # only a cancelled or failed run resumes
     run = app.repo.collection("crossval_runs").all()[0]
     assert not [v for v in app.repo.collection("model_versions").all() if v["id"].startswith(run["id"])]
 
