@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--username", required=True)
     p.add_argument("--role", required=True, choices=ROLES)
     cmd("users", "list users and roles")
+    p = cmd("audit", "write the audit trail as JSONL (oldest first; whole entries with before and after)")
+    p.add_argument("--out", default="-", help="file to write (default -: standard output)")
+    p.add_argument("--session", default="", help="only this session's label changes")
+    p.add_argument("--user", default="", help="only changes made by this user, or to this user's account")
+    p.add_argument("--action", default="", help="only actions containing this text (e.g. submit, reopen, promote)")
     p = cmd("assign", "assign sessions to experts")
     p.add_argument("--session", action="append", required=True)
     p.add_argument("--user", action="append", required=True)
@@ -97,6 +102,12 @@ def run(argv=None) -> int:
 
             n = export_jsonl(repo, args.out, args.session)
             print(f"Wrote {n} sessions to {args.out}.")
+        elif args.command == "audit":
+            from .export import export_audit
+
+            n = export_audit(repo, args.out, session_id=args.session, user=args.user, action=args.action)
+            if args.out != "-":
+                print(f"Wrote {n} audit entries to {args.out}.")
         elif args.command == "stats":
             stats = repo.stats()
             print(json.dumps(stats) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))

@@ -1,4 +1,5 @@
-"""Export a store as JSONL: one session per line with all its predictions and labels.
+"""Export a store as JSONL: one session per line with all its predictions and labels; and the
+audit trail (:func:`export_audit`), one entry per line.
 
 The file is the ``jsonl`` import format, so ``import --format jsonl`` reads it back losslessly
 (every field of every record: ids, versions, statuses, timestamps). Written to a temporary file
@@ -30,3 +31,35 @@ def export_jsonl(repo: Repository, out: Path | str, session_ids: Iterable[str] |
     replace_file(out, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
     os.chmod(out, 0o600)  # transcripts are health data: readable by the owner only
     return len(lines)
+
+
+def audit_entries(repo: Repository, *, session_id: str = "", user: str = "", action: str = "") -> list[dict]:
+    """Audit entries, oldest first, filtered by session (its labels), by who made them (or the user
+    account they concern) and by action (a case-insensitive substring, e.g. ``submit``)."""
+    from care_model.errors import ValidationError
+
+    session_id, user, action = session_id.strip(), user.strip(), action.strip().casefold()
+    if session_id and not repo.has_session(session_id):
+        raise ValidationError(f"No session {session_id!r} in the store.", "Check the id, or leave the session filter out.")
+    out = repo.audit(session_id=session_id or None)
+    if user:
+        out = [e for e in out if e.get("who") == user or (e.get("entity") == "user" and e.get("entity_id") == user)]
+    if action:
+        out = [e for e in out if action in str(e.get("action", "")).casefold()]
+    return out
+
+
+def export_audit(repo: Repository, out: Path | str, **filters) -> int:
+    """Write the (filtered) audit trail as JSONL to ``out`` (``"-"``: standard output), owner-only;
+    returns the number of entries. Entries hold whole before/after documents (never password hashes)."""
+    import sys
+
+    lines = [json.dumps(e, ensure_ascii=False, default=str) for e in audit_entries(repo, **filters)]
+    data = "\n".join(lines) + ("\n" if lines else "")
+    if str(out) == "-":
+        sys.stdout.write(data)
+    else:
+        replace_file(Path(out), data.encode("utf-8"))
+        os.chmod(out, 0o600)
+    return len(lines)
+

@@ -29,16 +29,10 @@ def _changed(entry: dict) -> str:
 def entries(repo, access: Access, *, session_id: str = "", user: str = "", action: str = "") -> list[dict]:
     """Audit entries, newest first, filtered by session (its labels), by who made them (or the
     user they concern) and by action (substring, e.g. ``submit``, ``reopen``, ``deactivate``)."""
+    from store.export import audit_entries
+
     access.require("admin", action="reading the audit trail")
-    session_id, user, action = session_id.strip(), user.strip(), action.strip().casefold()
-    if session_id and not repo.has_session(session_id):
-        raise ValidationError(f"No session {session_id!r} in the store.", "Check the id in the queue, or leave it empty.")
-    out = repo.audit(session_id=session_id or None)
-    if user:
-        out = [e for e in out if e.get("who") == user or (e.get("entity") == "user" and e.get("entity_id") == user)]
-    if action:
-        out = [e for e in out if action in str(e.get("action", "")).casefold()]
-    return out[::-1]
+    return audit_entries(repo, session_id=session_id, user=user, action=action)[::-1]
 
 
 def rows(repo, access: Access, *, session_id: str = "", user: str = "", action: str = "", limit: int = 500) -> dict:

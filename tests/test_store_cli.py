@@ -127,3 +127,34 @@ def test_user_commands(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     res = cli("stats", "--store", tmp_path / "nowhere")
     assert res.returncode == 2 and "No store at" in res.stderr and "Fix:" in res.stderr
+
+
+def test_audit_command_writes_the_trail_filtered_and_owner_only(tmp_path):
+    """`python -m store audit`: the same entries the app's audit tab exports, from a shell."""
+    store = tmp_path / "store"
+    assert cli("import", "--store", store, "--format", "jsonl", SAMPLES).returncode == 0
+    assert cli("add-user", "--store", store, "--username", "alice", "--role", "annotator",
+               env={"CARE_NEW_PASSWORD": "s3cret-pass"}).returncode == 0
+    assert cli("set-role", "--store", store, "--username", "alice", "--role", "adjudicator").returncode == 0
+    with Repository(store) as repo:
+        sid = repo.session_ids()[0]
+        repo.save_labels([(make_label(sid, 1, annotator=SHARED), 0)], actor="alice")
+        everything = repo.audit()
+    out = tmp_path / "audit.jsonl"
+    res = cli("audit", "--store", store, "--out", out)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == len(everything) and f"Wrote {len(lines)} audit entries" in res.stdout
+    assert [e["at"] for e in lines] == sorted(e["at"] for e in lines)  # oldest first
+    assert "password" not in out.read_text(encoding="utf-8").replace("set_password", "")  # never a hash
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    alice = [json.loads(x) for x in cli("audit", "--store", store, "--user", "alice").stdout.splitlines()]
+    assert alice and all(e["who"] == "alice" or e["entity_id"] == "alice" for e in alice)
+    assert {e["action"] for e in alice} >= {"create", "set_role"}  # the account's changes, and alice's label
+    assert any(e["who"] == "alice" for e in alice) and any(e["entity_id"] == "alice" for e in alice)
+    labels = [json.loads(x) for x in cli("audit", "--store", store, "--session", sid).stdout.splitlines()]
+    assert labels and all(e["after"]["session_id"] == sid for e in labels)
+    roles = [json.loads(x) for x in cli("audit", "--store", store, "--action", "ROLE").stdout.splitlines()]
+    assert roles and all("role" in e["action"] for e in roles)
+    res = cli("audit", "--store", store, "--session", "nope")
+    assert res.returncode == 2 and "No session 'nope'" in res.stderr and "Fix:" in res.stderr
