@@ -69,33 +69,6 @@ def uncertainty(predictions, form=None) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-class LazyTranscriptIndex(TranscriptIndex):
-    """A :class:`TranscriptIndex` that builds its space-free ("compact") form only when a quote
-    is not found word by word: same answers, a third of the cost for the usual case (opening a
-    session checks 12 rationales). Relies on the index's documented fields."""
-
-    def __init__(self, turns):
-        from care_model.evidence import _turn_fields, normalize
-
-        self.indices, self.words, self.whole = [], [], {}
-        for pos, turn in enumerate(turns):
-            index, text = _turn_fields(turn, pos)
-            norm = normalize(text)
-            self.indices.append(index)
-            self.words.append(norm)
-            self.whole.setdefault(norm, index)
-        self.known = set(self.indices)
-        self._compact = None
-
-    @property
-    def compact(self):
-        if self._compact is None:
-            from care_model.evidence import _compact
-
-            self._compact = [_compact(w) for w in self.words]
-        return self._compact
-
-
 _INDEX_LOCK = threading.Lock()
 _INDEXES: "OrderedDict[tuple, TranscriptIndex]" = OrderedDict()
 
@@ -111,7 +84,7 @@ def transcript_index(repo, session) -> TranscriptIndex:
             _INDEXES.move_to_end(key)
             return _INDEXES[key]
     turns = (repo.get_session(sid) if isinstance(session, str) else session).turns
-    index = LazyTranscriptIndex(turns)
+    index = TranscriptIndex(turns)
     with _INDEX_LOCK:
         _INDEXES[key] = index
         while len(_INDEXES) > 64:

@@ -235,18 +235,21 @@ def test_render_escapes_every_piece_of_user_text():
     assert '<del>' in render.diff_html("the model said this", "the expert said that")
 
 
-def test_lazy_transcript_index_answers_like_the_full_one():
+def test_the_transcript_index_builds_its_compact_form_only_when_needed_and_answers_the_same():
     from care_model.evidence import TranscriptIndex
-    from studio.review import LazyTranscriptIndex
 
     turns = [{"index": 0, "speaker": "client", "text": "I don't think it's working, honestly."},
              {"index": 1, "speaker": "counselor", "text": "我们一起制定了下周的目标。"},
              {"index": 2, "speaker": "client", "text": "Okay."}]
     rationales = ['She said "dont think its working" and "Okay".', "“一起制定了下周的目标”", '"I dont think it s working"',
                   '"nothing like this was said" [2] [9]', 'turn 1 and "honestly"']
-    full, lazy = TranscriptIndex(turns), LazyTranscriptIndex(turns)
+    lazy = TranscriptIndex(turns)
+    assert lazy.link('"Okay."').turn_indices == [2] and lazy._compact is None  # found word by word
+    eager = TranscriptIndex(turns)
+    assert len(eager.compact) == 3 and eager._compact is not None
     for r in rationales:
-        assert full.link(r) == lazy.link(r), r
+        assert lazy.link(r) == eager.link(r), r
+    assert lazy._compact is not None  # a space-free quote needed it
     from studio.review import label_dict
     from factories import make_label
 
