@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, TrainingError
-from .models import SMOLLM2, smollm2_folder
+from .errors import ConfigError, ModelError, TrainingError
+from .models import resolve_model_base
 from .runs import ProgressWriter, cancel_requested, last_checkpoint, run_path, write_json
 from .retrain_data import answer_loss, answer_weight, collate
 
@@ -70,16 +70,13 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- helpers
 def resolve_base(base: str) -> str:
-    """The path (or hub id) ``from_pretrained`` should load for ``base``."""
-    if base == SMOLLM2:
-        return str(smollm2_folder(convert=True))
-    p = Path(base).expanduser()
-    if p.is_dir():
-        return str(p)
-    if base.startswith((".", "/", "~")):
-        raise ConfigError(f"The base model folder {base!r} does not exist.",
-                          "Check the path, or use base_model: smollm2 for the embedded default.")
-    return base
+    """The path (or hub id) ``from_pretrained`` should load for a recipe's ``base_model``: the
+    inference side's resolution (:func:`care_model.models.resolve_model_base`), so a recipe and a
+    prediction read the same folder; a missing folder is a recipe error (ConfigError)."""
+    try:
+        return resolve_model_base(base)[0]
+    except ModelError as err:
+        raise ConfigError(f"base_model: {err.problem}", err.fix) from None
 
 
 def torch_dtype(name: str, device_type: str):
