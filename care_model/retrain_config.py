@@ -16,6 +16,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from .backends import BACKENDS
 from .calibration import DEFAULT_CALIBRATION, check_calibration
 from .curation import check_sources
 from .errors import ConfigError, ValidationError
@@ -73,6 +74,10 @@ class RetrainConfig:
     decoding: str = _f("grounded", "How the run's evaluation generates rationales, as at inference "
                                    "(care_model.predict.PredictConfig.decoding): 'grounded' (score = the argmax option, "
                                    "quotes verbatim from the transcript) or 'free' (the model's unconstrained answer).")
+    predict_backend: str = _f("engine", "Backend of the evaluation's and cross-validation's held-out predictions "
+                                         "(care_model.backends): 'engine' (in process) or 'vllm' (vLLM workers in "
+                                         "their own venv, `make setup-vllm`; adapters served as LoRA; the workers "
+                                         "stop after each version's predictions, so training gets the memory back).")
     max_answer_tokens: int = _f(256, "Longest training answer (score line + rationale + end of turn); longer rationales are cut.")
     pack_items: bool = _f(True, "Train the 12 items of a session as one sequence: the transcript once, each item's "
                                 "suffix and answer attending to it and to itself only (a tree attention mask). "
@@ -157,6 +162,8 @@ class RetrainConfig:
                               f"is invalid: {err.problem}", err.fix) from None
         if self.decoding not in ("grounded", "free"):
             bad("decoding", "Use 'grounded' (the default) or 'free'.")
+        if self.predict_backend not in BACKENDS:
+            bad("predict_backend", f"Use one of {', '.join(BACKENDS)}.")
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":

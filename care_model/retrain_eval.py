@@ -30,12 +30,13 @@ def curated_as_labels(curated: dict) -> list[Label]:
 
 
 def predictor_config(config):
-    """Inference settings matching the run: the same prompt budget, answer reserve and decoding."""
+    """Inference settings matching the run: the same prompt budget, answer reserve, decoding and backend."""
     from .predict import PredictConfig
 
     return PredictConfig(max_new_tokens=int(config.answer_reserve_tokens), decoding=config.decoding,
                          max_prompt_tokens=int(config.max_prompt_tokens), perspective=config.perspective,
-                         calibration=getattr(config, "calibration", "none"))
+                         calibration=getattr(config, "calibration", "none"),
+                         backend=getattr(config, "predict_backend", "engine"))
 
 
 def predict_version(spec, sessions: list, config, *, progress=None) -> tuple[list, str, float]:
@@ -52,6 +53,7 @@ def predict_version(spec, sessions: list, config, *, progress=None) -> tuple[lis
             if progress:
                 progress(n + 1, len(sessions))
     finally:
+        predictor.close()  # vLLM workers stop here (the next fold trains in this process's memory)
         del predictor
         clear_model_cache()
         gc.collect()

@@ -113,6 +113,12 @@ def test_unknown_and_bad_keys_are_errors(tmp_path):
         RetrainConfig(attn_implementation="flash_attention_2")
     with pytest.raises(ConfigError, match="decoding.*'grounded'"):
         RetrainConfig(decoding="beam")
+    with pytest.raises(ConfigError, match="predict_backend='tgi'.*Use one of engine, vllm"):
+        RetrainConfig(predict_backend="tgi")
+    from care_model.retrain_eval import predictor_config
+
+    assert predictor_config(RetrainConfig(predict_backend="vllm")).backend == "vllm"  # what held-out predictions use
+    assert predictor_config(RetrainConfig()).backend == "engine"
     assert main(["--store", str(tmp_path), "--lora-rank", "8"]) == 2
 
 

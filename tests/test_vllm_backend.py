@@ -217,3 +217,38 @@ def test_two_data_parallel_replicas_split_the_sessions_and_agree_with_one():
     finally:
         backend.close()
         one.close()
+
+
+def test_crossval_predicts_its_held_out_folds_through_vllm(tmp_path):
+    """``--predict-backend vllm``: each fold's adapter is served to vLLM as a LoRA adapter and its
+    held-out scores equal our engine's (peft) for the same adapter; the workers stop after each
+    version's predictions, so no vLLM process is left when the run ends."""
+    from care_model.backends import vllm_backend
+    from care_model.crossval import fold_dir, main
+    from care_model.retrain_eval import predictor_config
+    from care_model.retrain_config import RetrainConfig
+    from care_model.runs import read_json
+    from tests.test_crossval import make_cv_store
+
+    store = make_cv_store(tmp_path / "store")
+    argv = ["--store", str(store), "--folds", "2", "--base-model", "smollm2", "--cv-id", "cvv", "--actor", "boss",
+            "--json", "--max-steps", "2", "--eval-n-boot", "50", "--save-every-steps", "0", "--max-prompt-tokens",
+            "1024", "--lora-last-layers", "4", "--predict-backend", "vllm"]
+    assert main(argv) == 0
+    assert not any(g.workers for g in vllm_backend._GROUPS.values()), "a vLLM worker outlived its predictions"
+    cv_dir = store / "crossval" / "cvv"
+    config = RetrainConfig.from_dict(read_json(cv_dir / "config.json")["config"])
+    assert config.predict_backend == "vllm"
+    run = read_json(fold_dir(cv_dir, 0) / "run.json")
+    got = read_json(fold_dir(cv_dir, 0) / "predictions.json")["predictions"]
+    with Repository(store, create=False) as repo:
+        test = sorted({p["session_id"] for p in got})
+        sessions = [repo.get_session(sid) for sid in test]
+    engine = Predictor(ModelSpec(base="smollm2", adapter=run["adapter"]),
+                       PredictConfig(**{**vars(predictor_config(config)), "backend": "engine"}))
+    ref = {(p.session_id, p.item): p for s in sessions for p in engine.predict_session(s, scores_only=True)}
+    assert len(ref) == len(got) == 12 * len(test)
+    worst = max(abs(a - b) for p in got for a, b in zip(p["probs"], ref[(p["session_id"], p["item"])].probs))
+    agree = sum(max(range(5), key=p["probs"].__getitem__) + 1 == _argmax(ref[(p["session_id"], p["item"])]) for p in got)
+    assert worst <= 0.02 and agree >= len(got) - 1, (worst, agree, len(got))
+    assert {p["model_version"] for p in got} == {engine.model_version}
