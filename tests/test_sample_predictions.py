@@ -48,9 +48,16 @@ def test_shipped_sample_predictions_have_a_score_and_a_verbatim_quote():
         quotes = _check_quotes(p, SESSIONS[p.session_id])
         good += p.parse_status == "ok" and bool(p.rationale) and bool(quotes) and bool(p.evidence)
     assert good >= 0.98 * len(suggestions), f"{good}/{len(suggestions)} have a score and a quoted rationale"
-    for d in (p for p in preds if p.mode == "draft"):  # drafts for the client's self-report, if shipped
-        assert d.score == d.drafted_for_score and d.draft_source == "client"
-        _check_quotes(d, SESSIONS[d.session_id])
+    # drafts for the client's self-report (client-anchored curation starts each card from them):
+    # one per self-rated item, written for exactly the client's score, quoting verbatim
+    drafts = {(d.session_id, d.item): d for d in preds if d.mode == "draft"}
+    wanted = {(sid, int(i)): int(v) for sid, s in SESSIONS.items() for i, v in (s.ratings.get("client") or {}).items()}
+    assert wanted and set(drafts) == set(wanted)
+    quoted = 0
+    for key, d in drafts.items():
+        assert d.score == d.drafted_for_score == wanted[key] and d.draft_source == "client" and d.decoding == "grounded"
+        quoted += bool(_check_quotes(d, SESSIONS[d.session_id])) and bool(d.evidence)
+    assert quoted >= 0.98 * len(drafts), f"{quoted}/{len(drafts)} drafts quote the transcript"
 
 
 def test_predict_command_on_a_real_annomi_session_quotes_it_verbatim(tmp_path, tiny_model_dir):

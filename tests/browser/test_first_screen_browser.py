@@ -25,8 +25,13 @@ QUOTE = re.compile(r'["“「][^"”」]{4,}["”」]')  # 4+ characters: Chines
 
 @pytest.mark.parametrize("sid", ["sample-en-01", "sample-zh-01"])
 def test_every_card_shows_score_quote_and_evidence(tmp_path, sid):
+    """...and, the session being client-anchored (it has the client's self-report), each card's
+    rationale starts from the shipped draft written for the client's score."""
     repo = Repository(tmp_path / "store")
     assert import_samples(repo) and len(repo.session_ids()) == 23
+    drafts = {p.item: p for p in repo.predictions(sid, history=True) if p.mode == "draft"}
+    client = repo.get_session(sid).ratings["client"]
+    assert sorted(drafts) == list(range(1, 13)) and all(drafts[i].score == client[i] for i in drafts)
     add_users(repo)
     ART.mkdir(exist_ok=True)
     try:
@@ -48,6 +53,7 @@ def test_every_card_shows_score_quote_and_evidence(tmp_path, sid):
                     expect(card.locator(".care-model .care-rationale")).to_have_text(QUOTE)
                     assert card.locator(".care-model .ev-chip").count() >= 1, f"item {item}: no model evidence"
                     expect(card.locator(".care-warn")).to_have_count(0)  # no unreadable answer, no unsupported quote
+                    expect(page.locator(f"#rationale-{item} textarea")).to_have_value(drafts[item].rationale)
                     if item == 1:
                         page.screenshot(path=str(ART / f"first-screen-{sid}.png"))
             browser.close()
