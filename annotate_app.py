@@ -87,8 +87,9 @@ def main(argv=None) -> int:
         if not args.no_samples:
             report = import_samples(repo)
             if report:
-                print(f"First run: imported {report['added']} sample sessions with {report['predictions_added']} "
-                      f"predictions into {args.store}.")
+                drafts = report.get("drafts_added", 0)
+                print(f"First run: imported {report['added']} sample sessions with "
+                      f"{report['predictions_added'] - drafts} predictions and {drafts} drafts into {args.store}.")
         created = ensure_admin(repo, args.admin_user, args.admin_password)
         if created:
             name, generated = created

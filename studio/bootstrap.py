@@ -41,7 +41,8 @@ def read_predictions(path: Path) -> list[Prediction]:
 
 
 def import_samples(repo, data_dir: Path | str = DATA_DIR, *, actor: str = "system:first-run") -> dict | None:
-    """Import the sample sessions (and their predictions, if present) into an empty store."""
+    """Import the sample sessions (and their predictions and drafts, if present) into an empty store;
+    the import report, with ``drafts_added`` (how many of ``predictions_added`` are drafts)."""
     data_dir = Path(data_dir)
     sessions = data_dir / SESSIONS_FILE
     if repo.session_ids() or not sessions.is_file():
@@ -53,7 +54,9 @@ def import_samples(repo, data_dir: Path | str = DATA_DIR, *, actor: str = "syste
     if preds_file.is_file():
         ids = {s.id for s in batch.sessions}
         batch.predictions.extend(p for p in read_predictions(preds_file) if p.session_id in ids)
-    return repo.import_batch(batch, actor=actor).to_dict()
+    report = repo.import_batch(batch, actor=actor).to_dict()
+    report["drafts_added"] = sum(p.is_draft for p in batch.predictions) if report.get("predictions_added") else 0
+    return report
 
 
 def ensure_admin(repo, username: str | None = None, password: str | None = None) -> tuple[str, str | None] | None:

@@ -54,7 +54,7 @@ def test_first_run_imports_the_samples_and_prints_the_admin_once(tmp_path):
     try:
         text = "".join(lines)
         assert f"http://127.0.0.1:{port}" in text  # bound to this machine only by default
-        assert "imported 23 sample sessions with 276 predictions" in text
+        assert "imported 23 sample sessions with 276 predictions and 276 drafts" in text
         m = re.search(r"user: (\S+)\s+password: (\S+)", text)
         assert m, text
         client = wait_up(f"http://127.0.0.1:{port}/", (m.group(1), m.group(2)))
