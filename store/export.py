@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from care_model.errors import ValidationError
+
 from .repository import Repository
 from .storage import replace_file
 
@@ -36,8 +38,6 @@ def export_jsonl(repo: Repository, out: Path | str, session_ids: Iterable[str] |
 def audit_entries(repo: Repository, *, session_id: str = "", user: str = "", action: str = "") -> list[dict]:
     """Audit entries, oldest first, filtered by session (its labels), by who made them (or the user
     account they concern) and by action (a case-insensitive substring, e.g. ``submit``)."""
-    from care_model.errors import ValidationError
-
     session_id, user, action = session_id.strip(), user.strip(), action.strip().casefold()
     if session_id and not repo.has_session(session_id):
         raise ValidationError(f"No session {session_id!r} in the store.", "Check the id, or leave the session filter out.")

@@ -21,7 +21,7 @@ from care_model.records import now_iso
 from care_model.retrain_config import resolve_config
 from care_model.runs import read_events, read_progress, request_cancel
 
-from .training import log_tail, parse_overrides, run_process_running
+from .training import log_tail, parse_overrides, record_resumed, run_process_running
 
 LIVE = ("prepared", "running")
 
@@ -130,10 +130,7 @@ class CrossvalManager:
                 raise TrainingError(f"The folder of run {doc['id']} is gone ({doc['run_dir']}).",
                                     "Start a new cross-validation run instead.")
             proc = launch_subprocess(doc["run_dir"], python=self.python, env={"HF_HUB_OFFLINE": "1", **self.env})
-            self._procs[doc["id"]] = proc
-            doc.update({"status": "running", "pid": proc.pid, "cancel_requested": None, "error": None,
-                        "resumed_at": now_iso()})
-            return self.repo.collection(CROSSVAL_RUNS).put(doc, actor=access.username, action="resume")
+            return record_resumed(self.repo, CROSSVAL_RUNS, self._procs, doc, proc, access.username)
 
     def cancel(self, access) -> dict:
         access.require("admin", action="cancel a cross-validation run")

@@ -72,6 +72,14 @@ def log_tail(run_dir, lines: int = 40) -> str:
 
 
 
+def record_resumed(repo, collection: str, procs: dict, doc: dict, proc, actor: str) -> dict:
+    """Keep ``proc`` as the run's process and record the run as running again (audited "resume");
+    shared by the retraining and cross-validation managers."""
+    procs[doc["id"]] = proc
+    doc.update({"status": "running", "pid": proc.pid, "cancel_requested": None, "error": None, "resumed_at": now_iso()})
+    return repo.collection(collection).put(doc, actor=actor, action="resume")
+
+
 def run_process_running(proc, run_dir) -> bool:
     """Whether a run's process still runs: the child this app started, else the recorded process identity
     (PID, start time and boot id in ``process.json``), so a reused PID never counts as the run."""
@@ -209,10 +217,7 @@ class TrainingManager:
             if last_checkpoint(doc["run_dir"]) is None:
                 raise TrainingError(f"Run {doc['id']} stopped before its first checkpoint.", "Start a new run instead.")
             proc = launch_subprocess(doc["run_dir"], resume=True, python=self.python, env={"HF_HUB_OFFLINE": "1", **self.env})
-            self._procs[doc["id"]] = proc
-            doc.update({"status": "running", "pid": proc.pid, "cancel_requested": None, "error": None,
-                        "resumed_at": now_iso()})
-            return self.repo.collection(RUNS).put(doc, actor=access.username, action="resume")
+            return record_resumed(self.repo, RUNS, self._procs, doc, proc, access.username)
 
     def cancel(self, access) -> dict:
         """Ask the trainer to stop: it saves a checkpoint and exits (before training starts: stopped at once)."""

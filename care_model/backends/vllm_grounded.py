@@ -18,16 +18,15 @@ our engine picks: the score line is the (calibrated) argmax option, quotes are v
 the item's candidate turns, and the free text stops after the first sentence. Requests without
 ``care_grounding`` pass untouched.
 
-:meth:`GroundedLogitsProcessor.validate_params` rebuilds the row once in the front-end process, so
-a malformed spec or another tokenizer fails that request with a clear message instead of killing
-the engine core.
+The worker (:meth:`care_model.backends.vllm_worker.Worker.generate`) rebuilds every request's row
+once before it queues any, so a malformed spec or another tokenizer fails that call with a clear
+message instead of killing the engine core.
 """
 from __future__ import annotations
 
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from ..constrained import RowProcessor, vocabulary_from_folder
-from ..errors import CareError
 from ..grounding import GroundedRow
 from .vllm_worker import GROUNDED_FQCN as FQCN, GROUNDING_KEY as SPEC_KEY  # noqa: F401 (FQCN: re-export)
 
@@ -39,19 +38,6 @@ def row_from(spec: dict) -> GroundedRow:
 
 class GroundedLogitsProcessor(AdapterLogitsProcessor):
     """vLLM's per-request adapter around :class:`~care_model.constrained.RowProcessor`."""
-
-    @classmethod
-    def validate_params(cls, params):
-        spec = (params.extra_args or {}).get(SPEC_KEY)
-        if spec is None:
-            return
-        if params.temperature not in (0, 0.0):
-            raise ValueError("Grounded decoding is greedy: send temperature=0.")
-        try:
-            row_from(spec)
-        except (KeyError, TypeError, ValueError, CareError) as err:
-            raise ValueError(f"Bad care_grounding spec ({type(err).__name__}: {err}). "
-                             "Build it with GroundedRow.spec() for this model's tokenizer.") from err
 
     def is_argmax_invariant(self) -> bool:
         return False  # it decides which token greedy decoding picks

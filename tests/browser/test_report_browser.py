@@ -14,12 +14,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from care_model.records import Prediction
 from care_model.runs import ProgressWriter
 from studio.app import build_app
-from studio_testing import launch_chromium, login, make_store, serve
+from studio_testing import logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,17 +60,10 @@ def app(tmp_path_factory, tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        pg = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
-        pg.set_default_timeout(30_000)
-        outside = []
-        pg.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
-        login(pg, app.url, "admin")
-        yield pg
-        assert outside == [], f"requests left the machine: {outside[:5]}"
-        browser.close()
+def page(app, browser):
+    """The admin's page (the shared module browser; fails if any request left the machine)."""
+    with logged_in_pages(browser, app.url, width=1500, height=1100, timeout_ms=30_000) as make:
+        yield make("admin")
 
 
 def _show(page, label_part: str):

@@ -6,20 +6,19 @@ Screenshots go to ``test-artifacts/`` (training-running, training-done).
 """
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from care_model import versions as V
 from care_model.models import ModelSpec, model_version_id
 from care_model.predict import Predictor
 from care_model.records import SHARED, Label
 from studio.app import build_app
-from studio_testing import launch_chromium, login, make_store, serve
+from studio_testing import logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,18 +48,10 @@ def app(tmp_path_factory, tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        ctx = browser.new_context(viewport={"width": 1600, "height": 1200})
-        pg = ctx.new_page()
-        pg.set_default_timeout(30_000)
-        outside = []
-        pg.on("request", lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1|data:|blob:)", r.url) else None)
-        login(pg, app.url, "admin")
-        yield pg
-        assert outside == [], f"requests left the machine: {outside[:5]}"
-        browser.close()
+def page(app, browser):
+    """The admin's page (the shared module browser; fails if any request left the machine)."""
+    with logged_in_pages(browser, app.url, width=1600, height=1200, timeout_ms=30_000) as make:
+        yield make("admin")
 
 
 def state(page):
