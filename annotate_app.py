@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from care_model.errors import CareError
+    from care_model.core.errors import CareError
 
     if args.share and not args.demo:
         from studio.app import SHARE_REFUSED
@@ -63,14 +63,14 @@ def main(argv=None) -> int:
         print(f"error: {SHARE_REFUSED[0]} Fix: {SHARE_REFUSED[1]}", file=sys.stderr)
         return 2
     try:
-        from care_model.models import ModelSpec
-        from care_model.predict import PredictConfig, Predictor
+        from care_model.inference.models import ModelSpec
+        from care_model.inference.predictor import PredictConfig, Predictor
 
         pinned = bool(args.model or args.adapter)
         spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter, device=args.device)
         config = PredictConfig(backend=args.backend)
         if args.backend == "vllm":
-            from care_model.backends.vllm_backend import vllm_python
+            from care_model.inference.backends.vllm_backend import vllm_python
 
             vllm_python()  # a missing vLLM venv stops the start, naming `make setup-vllm`
         if args.demo:

@@ -111,8 +111,8 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
     from studio.access import Access
     from studio.curation_modes import set_curation_mode
 
-    from care_model.records import SHARED
-    from care_model.wai import load_form
+    from care_model.core.records import SHARED
+    from care_model.core.wai import load_form
 
     load_before = load_average()
     rng = random.Random(seed)

@@ -1,10 +1,10 @@
 """Calibration measurement: raw vs content-free-calibrated expected scores against self-reports.
 
 For every sample session (data/sessions.jsonl; all have the client's WAI-SR), the model predicts
-scores only with contextual calibration on (care_model.calibration), so each prediction holds
+scores only with contextual calibration on (care_model.text.calibration), so each prediction holds
 both the raw option distribution (``probs``) and the calibrated one (``probs_calibrated``). The
 expected item scores of each are averaged into the dimension scores (Goal, Task, Bond: means of
-their items, care_model.wai) and compared with the client's self-reported dimension means:
+their items, care_model.core.wai) and compared with the client's self-reported dimension means:
 Pearson r and MSE per dimension, raw against calibrated, plus the mean over the dimensions. A
 paired bootstrap over sessions (2,000 resamples) gives 95% intervals of the calibrated - raw
 differences. The verdict (``favoured``): a setting whose mean Pearson r is lower beyond noise
@@ -112,10 +112,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from care_model.models import ModelSpec
-    from care_model.predict import PredictConfig, Predictor
-    from care_model.records import Session
-    from care_model.wai import load_form
+    from care_model.inference.models import ModelSpec
+    from care_model.inference.predictor import PredictConfig, Predictor
+    from care_model.core.records import Session
+    from care_model.core.wai import load_form
 
     if args.tiny:
         from tests.tiny_model import build_tiny_model
@@ -133,9 +133,9 @@ def main(argv=None) -> int:
     rows, items = [], {"raw_argmax_1": 0, "calibrated_argmax_1": 0, "n": 0}
     stored = {}
     if args.from_predictions:
-        from care_model.calibration import calibrate, expected_score
-        from care_model.predict_modes import content_free_probs
-        from care_model.records import Prediction
+        from care_model.text.calibration import calibrate, expected_score
+        from care_model.inference.modes import content_free_probs
+        from care_model.core.records import Prediction
 
         for line in Path(args.from_predictions).read_text(encoding="utf-8").splitlines():
             p = Prediction.from_dict(json.loads(line))

@@ -22,7 +22,7 @@ CPU smoke test of the same code path (a small Llama, float32, ~30 s)::
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.gpu_inference --json --small
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.gpu_inference --json --small --decoding grounded
 
-``--decoding grounded`` also times grounded decoding (care_model.grounding) on the same random
+``--decoding grounded`` also times grounded decoding (care_model.text.grounding) on the same random
 session, fast and naive: the decoded random prompt is cut into 8 "client turns" that every item
 may quote; ``grounded_over_free`` and ``grounded_text_match`` (fast == naive) are reported.
 """
@@ -133,8 +133,8 @@ def build_model(config, device: str, dtype):
 def grounded_run(engine, tok, prefix, suffixes, max_new_tokens, timed, t_fast) -> dict:
     """Grounded decoding on the random session: the decoded prompt cut into 8 'client turns', every item
     allowed to quote all of them; fast and naive paths, timed, tokens compared."""
-    from care_model.grounding import GroundingConfig, Vocabulary, build_rows, token_pieces
-    from care_model.records import Turn
+    from care_model.text.grounding import GroundingConfig, Vocabulary, build_rows, token_pieces
+    from care_model.core.records import Turn
 
     text = tok.decode(prefix[:4000], skip_special_tokens=True)
     size = max(1, len(text) // 8)
@@ -178,8 +178,8 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from care_model.engine import Engine
-    from care_model.models import LoadedModel
+    from care_model.inference.engine import Engine
+    from care_model.inference.models import LoadedModel
 
     cuda = torch.cuda.is_available() and not args.small
     device = "cuda" if cuda else "cpu"

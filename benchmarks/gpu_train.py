@@ -3,8 +3,8 @@
 The model is ``LlamaForCausalLM`` with Llama-3.1-8B's config (32 layers, hidden 4096, GQA 32/8
 heads, MLP 14336, vocabulary 128,256, llama3 RoPE scaling) and **random bfloat16 weights built
 on the GPU** -- nothing is downloaded. Each step is the retraining loop's own step
-(:func:`care_model.retrain_data.answer_loss` on a packed row from
-:func:`care_model.retrain_data.collate`, backward, gradient clipping, AdamW on the LoRA
+(:func:`care_model.training.data.answer_loss` on a packed row from
+:func:`care_model.training.data.collate`, backward, gradient clipping, AdamW on the LoRA
 parameters): one packed session of ``seq_len`` tokens whose last 12 x 96 tokens are 12 item
 branches (suffix + answer) under the tree attention mask, as ``pack_items`` trains. LoRA r=16 on
 q/k/v/o/gate/up/down (the GPU recipe), gradient checkpointing on (``--no-checkpointing`` to
@@ -89,7 +89,7 @@ def packed_batch(seq_len: int, vocab: int, seed: int):
     """A row shaped like a packed session: prefix, then ITEMS branches of BRANCH tokens (half prompt, half answer)."""
     import random
 
-    from care_model.retrain_data import IGNORE
+    from care_model.training.data import IGNORE
 
     rng = random.Random(seed)
     prefix = seq_len - ITEMS * BRANCH
@@ -107,7 +107,7 @@ def packed_batch(seq_len: int, vocab: int, seed: int):
 def measure(model, config, seq_len: int, steps: int, warmup: int, device, dtype) -> dict:
     import torch
 
-    from care_model.retrain_data import answer_loss, collate
+    from care_model.training.data import answer_loss, collate
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)

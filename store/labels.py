@@ -3,7 +3,7 @@ saving expert labels with their audit, and restoring labels from an export.
 
 A label save rewrites only that session's ``labels.json`` journal (a few hundred bytes, fsynced),
 together with its audit entry, in one transaction; a stale ``expected_version`` raises
-:class:`~care_model.errors.ConflictError` with the current label. The mixin uses the repository's
+:class:`~care_model.core.errors.ConflictError` with the current label. The mixin uses the repository's
 ``_lock``, ``files``, ``_keys``, ``_rel`` and ``_session_doc``.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import copy
 
 from tinydb import Query
 
-from care_model.errors import ConflictError, ValidationError
-from care_model.records import (CHANGE_REASONS, LABEL_STATUSES, Label, check_score_source, label_id, now_iso)
-from care_model.wai import load_form
+from care_model.core.errors import ConflictError, ValidationError
+from care_model.core.records import CHANGE_REASONS, LABEL_STATUSES, Label, check_score_source, label_id, now_iso
+from care_model.core.wai import load_form
 
 from .storage import replace_with
 

@@ -8,7 +8,7 @@ simply runs again.
 - Version 0: a prototype layout, one stock TinyDB file ``care.json`` with tables ``sessions``,
   ``predictions``, ``labels`` and ``users`` (what TinyDB's default storage writes).
 - Version 1: the sharded layout described in :mod:`store.repository`.
-- Version 2: every label records ``score_source`` (:data:`care_model.records.SCORE_SOURCES`);
+- Version 2: every label records ``score_source`` (:data:`care_model.core.records.SCORE_SOURCES`);
   labels stored before get ``"expert"`` (``"adjudicated"`` in the adjudication slot), since
   until then every label's score was an expert's own judgement.
 """
@@ -18,7 +18,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from care_model.errors import StoreFormatError
+from care_model.core.errors import StoreFormatError
 
 CURRENT = 2
 
@@ -56,7 +56,7 @@ def _v0_to_v1(root: Path) -> None:
 
 
 def _v1_to_v2(root: Path) -> None:
-    from care_model.records import default_score_source
+    from care_model.core.records import default_score_source
 
     from .storage import FileSet
 

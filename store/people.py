@@ -11,8 +11,8 @@ from typing import Iterable
 
 from tinydb import Query
 
-from care_model.errors import AuthError, NotFoundError, ValidationError
-from care_model.records import ROLES, now_iso
+from care_model.core.errors import AuthError, NotFoundError, ValidationError
+from care_model.core.records import ROLES, now_iso
 
 from .passwords import hash_password, verify_password
 

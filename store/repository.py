@@ -30,9 +30,9 @@ from typing import Iterable
 
 from tinydb import Query
 
-from care_model.errors import NotFoundError, StoreFormatError, ValidationError
-from care_model.records import LABEL_STATUSES, Label, Prediction, Session, is_suggestion, now_iso
-from care_model.wai import load_form
+from care_model.core.errors import NotFoundError, StoreFormatError, ValidationError
+from care_model.core.records import LABEL_STATUSES, Label, Prediction, Session, is_suggestion, now_iso
+from care_model.core.wai import load_form
 
 from . import migrations
 from .collections import Collection

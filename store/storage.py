@@ -39,7 +39,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from care_model.errors import StoreFormatError, StoreLockedError
+from care_model.core.errors import StoreFormatError, StoreLockedError
 
 TMP_SUFFIX = ".tmp-care"
 TXN_FILE = "txn.json"

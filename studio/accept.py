@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from care_model.errors import ValidationError
+from care_model.core.errors import ValidationError
 
 
 def _norm(text: str | None) -> str:

@@ -1,7 +1,7 @@
 """Who may see and edit what: roles, assignments, coding slots and the review settings.
 
 Pure functions over the :class:`store.Repository` public API (no Gradio). The Gradio handlers
-turn the :class:`~care_model.errors.CareError` raised here into ``gr.Error`` (see
+turn the :class:`~care_model.core.errors.CareError` raised here into ``gr.Error`` (see
 :func:`studio.ui.require_role`).
 
 Rules
@@ -13,25 +13,25 @@ Rules
   ``set_setting`` endpoint).
 * **Coding slot** (whose label set an edit goes to): a session assigned in mode ``shared`` (the
   default, the paper's workflow) or not assigned at all has one label set in slot
-  :data:`~care_model.records.SHARED` that everyone who may edit it edits together (conflicts are
+  :data:`~care_model.core.records.SHARED` that everyone who may edit it edits together (conflicts are
   caught by label versions). A session assigned in mode ``independent`` (double coding) gives each
   assigned expert their own slot, their user name; an admin or adjudicator who is not one of its
   coders sees it read-only (adjudication is its own workflow).
 * An annotator asking for a session outside their queue gets the same
-  :class:`~care_model.errors.PermissionDenied` whether or not it exists (no id probing).
+  :class:`~care_model.core.errors.PermissionDenied` whether or not it exists (no id probing).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from care_model.errors import NotFoundError, PermissionDenied, ValidationError
-from care_model.records import ROLES, SHARED
+from care_model.core.errors import NotFoundError, PermissionDenied, ValidationError
+from care_model.core.records import ROLES, SHARED
 
 SETTINGS = "settings"
 REVIEW_SETTINGS = "review"
 ACTIVE_MODEL = "active_model"
 # show_ratings: see studio.curation_modes. grounded_decoding: the app's predictions quote the transcript
-# verbatim (care_model.grounding); off: the model's free answer. Read by studio.bootstrap.ActivePredictor.
+# verbatim (care_model.text.grounding); off: the model's free answer. Read by studio.bootstrap.ActivePredictor.
 DEFAULT_SETTINGS = {"unassigned_visible": False, "show_ratings": False, "grounded_decoding": True}
 STAFF = ("adjudicator", "admin")
 

@@ -11,11 +11,11 @@ name). Once two or more experts have *submitted* an item, it can be adjudicated:
                               submitted, with ``adjudicated_from`` = the experts' label ids (the
                               chosen one first) and the adjudicator as the author, in the audit
                               trail like every label save. The curated set
-                              (:mod:`care_model.curation`, :func:`care_model.evaluate.curated_labels`)
+                              (:mod:`care_model.text.curation`, :func:`care_model.stats.evaluate.curated_labels`)
                               prefers it over everything else.
 * :func:`expert_agreement_report`  per item, dimension and overall: quadratic-weighted kappa and
                               ICC(2,1) between every two experts and between each expert and the
-                              model (:mod:`care_model.agreement`), plus Krippendorff's alpha across
+                              model (:mod:`care_model.stats.agreement`), plus Krippendorff's alpha across
                               the experts.
 
 The model's suggestion for an item is the prediction an expert's label started from
@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import itertools
 
-from care_model import agreement
-from care_model.errors import ConflictError, NotFoundError, ValidationError
-from care_model.records import ADJUDICATED, Label
-from care_model.wai import load_form
+from care_model.stats import agreement
+from care_model.core.errors import ConflictError, NotFoundError, ValidationError
+from care_model.core.records import ADJUDICATED, Label
+from care_model.core.wai import load_form
 
 from .access import Access, active_model_version
 from .review import latest_predictions, prediction_dict

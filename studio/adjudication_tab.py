@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from care_model.errors import CareError
+from care_model.core.errors import CareError
 
 from . import adjudication as adj, validate
 from . import render, ui

@@ -1,12 +1,12 @@
 """Admin actions as pure functions: users, assignments, import (with background predictions), export.
 
 Each takes the :class:`~studio.access.Access` of the person asking and refuses anyone but an
-admin (:class:`~care_model.errors.PermissionDenied`) before touching anything.
+admin (:class:`~care_model.core.errors.PermissionDenied`) before touching anything.
 """
 from __future__ import annotations
 
 
-from care_model.errors import ValidationError
+from care_model.core.errors import ValidationError
 
 from .access import Access
 

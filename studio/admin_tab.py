@@ -5,7 +5,7 @@ Shown only to admins (a page-load hook), and every handler checks the role again
 """
 import gradio as gr
 
-from care_model.records import ROLES
+from care_model.core.records import ROLES
 
 from . import admin, audit_trail, curation_modes, render, ui, validate
 from .access import review_settings, set_review_settings

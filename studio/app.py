@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from care_model.errors import ConfigError  # noqa: E402
-from care_model.wai import load_form  # noqa: E402
+from care_model.core.errors import ConfigError  # noqa: E402
+from care_model.core.wai import load_form  # noqa: E402
 
 from . import api, ui  # noqa: E402
 from .jobs import PredictJobs  # noqa: E402
@@ -114,7 +114,7 @@ class StudioBlocks(gr.Blocks):
             if not getattr(err, "print_exception", True):
                 raise
             api = getattr(block_fn, "api_name", None) or block_fn.name
-            from care_model.errors import ValidationError
+            from care_model.core.errors import ValidationError
 
             raise ui.ui_error(ValidationError(f"/{api}: {err.message}", "Send one of the values studio/API.md lists.")) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from care_model.errors import ValidationError
+from care_model.core.errors import ValidationError
 
 from .access import Access
 

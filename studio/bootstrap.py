@@ -17,8 +17,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from care_model.errors import ImportFormatError
-from care_model.records import Prediction
+from care_model.core.errors import ImportFormatError
+from care_model.core.records import Prediction
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SESSIONS_FILE = "sessions.jsonl"
@@ -73,7 +73,7 @@ def ensure_admin(repo, username: str | None = None, password: str | None = None)
 
 class ActivePredictor:
     """Predicts with the store's active model version when one was promoted (the retraining
-    tab records it; :func:`care_model.predict.active_spec`), else with ``spec`` (``--model``).
+    tab records it; :func:`care_model.inference.predictor.active_spec`), else with ``spec`` (``--model``).
     With ``pinned`` the given spec is always used. Decoding follows the admin setting
     ``grounded_decoding`` (default on). Predictors are cheap to make and load their
     model on the first prediction, so the app starts at once."""
@@ -84,8 +84,9 @@ class ActivePredictor:
         self._lock = threading.Lock()
 
     def current(self):
-        from care_model.models import ModelSpec
-        from care_model.predict import PredictConfig, Predictor, active_spec
+        from care_model.inference.models import ModelSpec
+        from care_model.inference.predictor import PredictConfig, Predictor
+        from care_model.jobs.predict import active_spec
 
         from .access import review_settings
 
@@ -105,5 +106,5 @@ class ActivePredictor:
         return self.current().predict_session(session, scores_only=scores_only, items=items, progress=progress)
 
     def draft(self, session, targets, *, source: str = "client", progress=None):
-        """Rationales for given scores (care_model.predict.Predictor.draft) with the active model."""
+        """Rationales for given scores (care_model.inference.predictor.Predictor.draft) with the active model."""
         return self.current().draft(session, targets, source=source, progress=progress)

@@ -4,13 +4,13 @@ A campaign target's ``expert`` output is a curated label (``source.label_id``). 
 are everyone whose save changed that label's rationale (the label's audit trail) and, for an
 independently coded label, its coder. :func:`pick_raters` gives a target its ``overlap`` raters in
 the campaign's rotation, skipping its authors; when too few others are left it refuses
-(:class:`~care_model.errors.ValidationError` naming the target and the raters), unless the admin
+(:class:`~care_model.core.errors.ValidationError` naming the target and the raters), unless the admin
 insists (``allow_self_rating``): then the authors rate it and the campaign records who
 (``self_rating``) and the results say so. Pure functions (no Gradio).
 """
 from __future__ import annotations
 
-from care_model.errors import ValidationError
+from care_model.core.errors import ValidationError
 
 EXPERT = "expert"
 

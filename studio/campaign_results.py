@@ -1,6 +1,6 @@
 """Human evaluation campaign results and exports (admins only), over :mod:`studio.campaigns`.
 
-Results (:func:`campaign_results`) use :mod:`care_model.agreement`: per system and criterion the
+Results (:func:`campaign_results`) use :mod:`care_model.stats.agreement`: per system and criterion the
 mean with a t interval and the pass rate (score >= 3) with a Wilson interval; pairwise win rates
 (ties half a win, "both bad" apart) with Wilson intervals and Bradley-Terry strengths for more
 than two systems; per criterion Krippendorff's alpha (ordinal; units = (target, system), coders
@@ -20,7 +20,7 @@ import io
 import json
 import re
 
-from care_model import agreement, human_eval
+from care_model.stats import agreement, human_eval
 
 from .access import Access
 from .campaigns import CRITERIA, PASS, _admin, _progress, _ratings, get_campaign

@@ -1,11 +1,11 @@
 """Cross-validation runs from the app: start, follow, cancel, resume and record them (the training manager's way).
 
 The app owns the store, so it freezes the curated set and the folds itself
-(:func:`care_model.crossval.prepare_crossval`) and starts ``python -m care_model.crossval --run-dir
-DIR`` as a separate process (:func:`care_model.crossval.launch_subprocess`), which never opens the
+(:func:`care_model.training.crossval.prepare_crossval`) and starts ``python -m care_model.jobs.crossval --run-dir
+DIR`` as a separate process (:func:`care_model.training.crossval.launch_subprocess`), which never opens the
 store. :meth:`CrossvalManager.poll` (the tab's timer) reads the run's ``progress.jsonl`` and the
 current fold's training progress and, once the process has exited, records the result in
-``crossval_runs`` (:func:`care_model.crossval.finish_crossval`). Fold adapters are never model
+``crossval_runs`` (:func:`care_model.training.crossval.finish_crossval`). Fold adapters are never model
 versions. Only one run at a time; retraining and cross-validation can run side by side (each is its
 own process at low CPU priority). Every action checks the admin role on the server.
 """
@@ -14,12 +14,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from care_model.crossval import (CROSSVAL_RUNS, finish_crossval, fold_dir, launch_subprocess, new_crossval_id,
-                                 prepare_crossval)
-from care_model.errors import TrainingError
-from care_model.records import now_iso
-from care_model.retrain_config import resolve_config
-from care_model.runs import read_events, read_progress, request_cancel
+from care_model.training.crossval import (CROSSVAL_RUNS, finish_crossval, fold_dir, launch_subprocess, new_crossval_id,
+    prepare_crossval)
+from care_model.core.errors import TrainingError
+from care_model.core.records import now_iso
+from care_model.training.config import resolve_config
+from care_model.training.runs import read_events, read_progress, request_cancel
 
 from .training import log_tail, parse_overrides, record_resumed, run_process_running
 

@@ -1,13 +1,13 @@
 """Curation modes per assignment: client-anchored (the paper) or expert-judged, as pure functions.
 
-* **client_anchored** (:data:`care_model.curation.CLIENT_ANCHORED`), for sessions with the
+* **client_anchored** (:data:`care_model.text.curation.CLIENT_ANCHORED`), for sessions with the
   client's self-report: each item's score is the client's own rating. The review payload shows it
   as the item's score (``anchored_score``, and the draft's score), the card cannot change it, and
   :func:`anchored_save` refuses a different score with a message that says so; a save without a
   score gets the client's. An unreviewed card starts from the model's rationale drafted for the
-  client's score (:mod:`care_model.drafting`) when there is one, else from its free rationale. The expert edits the rationale (fidelity to the dialogue, consistency
+  client's score (:mod:`care_model.text.drafting`) when there is one, else from its free rationale. The expert edits the rationale (fidelity to the dialogue, consistency
   with that score) and the evidence. Labels record ``score_source="client_self_report"``.
-* **expert_judged** (:data:`care_model.curation.EXPERT_JUDGED`), for sessions without a
+* **expert_judged** (:data:`care_model.text.curation.EXPERT_JUDGED`), for sessions without a
   self-report: the expert's own score, as before (``score_source="expert"``). An annotator codes
   **blind**: the client's and the counselor's ratings are removed from the review payload (and so
   from the page) unless an admin shows them, for one session (``show_ratings`` here) or for the
@@ -17,12 +17,13 @@
 Admins and adjudicators always see the ratings. The mode of a session is the admin's choice
 (collection ``curation_modes``, one audited document per session: ``mode``, ``show_ratings``),
 else the default from whether the session has a client self-report
-(:func:`care_model.curation.default_curation_mode`). Adjudicated labels record ``adjudicated``.
+(:func:`care_model.text.curation.default_curation_mode`). Adjudicated labels record ``adjudicated``.
 """
 from __future__ import annotations
 
-from care_model.curation import CLIENT_ANCHORED, CURATION_MODES, EXPERT_JUDGED, default_curation_mode, score_source_for
-from care_model.errors import ValidationError
+from care_model.text.curation import (CLIENT_ANCHORED, CURATION_MODES, EXPERT_JUDGED, default_curation_mode,
+    score_source_for)
+from care_model.core.errors import ValidationError
 
 from .access import Access, review_settings
 
@@ -106,7 +107,7 @@ def sees_ratings(access: Access, curation: dict) -> dict[str, bool]:
 
 
 def score_drafts(repo, session_id: str, targets: dict[int, int]) -> dict[int, dict]:
-    """The latest drafted rationale (:mod:`care_model.drafting`, predictions of mode "draft") per
+    """The latest drafted rationale (:mod:`care_model.text.drafting`, predictions of mode "draft") per
     item written for the item's target score: item -> {id, model_version, score, rationale, evidence}."""
     out = {}
     for p in repo.predictions(session_id, history=True):  # oldest first: a later draft wins

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from care_model.errors import CareError, ValidationError
-from care_model.records import Session
-from care_model.wai import load_form
+from care_model.core.errors import CareError, ValidationError
+from care_model.core.records import Session
+from care_model.core.wai import load_form
 
 from . import render, review, ui, validate
 from .app import AppContext, StudioBlocks

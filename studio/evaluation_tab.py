@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from care_model.errors import CareError
+from care_model.core.errors import CareError
 
 from . import campaign_results as cr, validate
 from . import campaigns as cp

@@ -13,7 +13,7 @@ of a transcript.
 
 Two kinds of job share the worker: ``"predict"`` (:meth:`PredictJobs.submit`, the model's
 suggestions) and ``"draft"`` (:meth:`PredictJobs.submit_draft`: a rationale written for a given
-score, :meth:`care_model.predict.Predictor.draft`; stored as a ``mode="draft"`` prediction, and
+score, :meth:`care_model.inference.predictor.Predictor.draft`; stored as a ``mode="draft"`` prediction, and
 the job's ``result`` holds the rationale and evidence the review card fills in -- no label is
 written). :meth:`PredictJobs.latest` follows predict jobs unless asked for drafts.
 """
@@ -27,8 +27,8 @@ import time
 import uuid
 from dataclasses import replace
 
-from care_model.errors import CareError
-from care_model.records import now_iso
+from care_model.core.errors import CareError
+from care_model.core.records import now_iso
 
 log = logging.getLogger("care.jobs")
 ACTIVE = ("queued", "running")
@@ -59,9 +59,9 @@ class PredictJobs:
     def submit_draft(self, session_id: str, *, actor: str, item: int, score: int, source: str = "expert") -> dict:
         """Queue a draft of one item's rationale for ``score`` (``source``: "expert" or "client");
         the same draft still waiting or running is reused."""
-        from care_model.drafting import check_targets
-        from care_model.records import DRAFT_SOURCES
-        from care_model.wai import load_form
+        from care_model.text.drafting import check_targets
+        from care_model.core.records import DRAFT_SOURCES
+        from care_model.core.wai import load_form
 
         if source not in DRAFT_SOURCES:
             raise CareError(f"Unknown draft source {source!r}.", f"Use one of {', '.join(DRAFT_SOURCES)}.")

@@ -11,7 +11,7 @@ import difflib
 import html
 import re
 
-from care_model.records import CHANGE_REASONS
+from care_model.core.records import CHANGE_REASONS
 
 SPEAKER_NAMES = {"en": {"counselor": "Counselor", "client": "Client"}, "zh": {"counselor": "咨询师", "client": "来访者"}}
 STATE_BADGES = {"unreviewed": ("Unreviewed", "st-unreviewed"), "draft": ("Draft saved", "st-draft"),

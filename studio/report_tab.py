@@ -4,7 +4,7 @@
   :mod:`studio.crossval_runs`), watch it fold by fold (bar, stage, the fold's training step and
   loss, log tail), cancel it, resume a cancelled or failed run (finished folds are kept). Its
   folds' adapters are never model versions.
-* **Report**: the same report as ``python -m care_model.report`` (:func:`care_model.report.build_report`)
+* **Report**: the same report as ``python -m care_model.jobs.report`` (:func:`care_model.report.page.build_report`)
   for the active version, a candidate or a finished cross-validation run: Table 2, the four plots,
   candidate vs active with intervals and verdicts. Held-out sessions only unless the admin ticks
   "include training sessions" (the titles then say so).
@@ -25,7 +25,7 @@ from .crossval_runs import CrossvalManager
 
 @functools.lru_cache(maxsize=8)
 def _loss_png(training: tuple, validation: tuple) -> str:
-    from care_model.report_plots import loss_plot
+    from care_model.report.plots import loss_plot
 
     png = loss_plot({"training": list(training), "validation": list(validation)}, "Training loss")
     return base64.b64encode(png).decode()
@@ -73,7 +73,8 @@ class ReportUI:
         return ui.require_role(self.ctx.repo, request, "admin")
 
     def _choices(self):
-        from care_model.report_data import load_store, subject_choices
+        from care_model.jobs.report import load_store
+        from care_model.report.data import subject_choices
 
         return subject_choices(load_store(self.ctx.repo))
 
@@ -124,7 +125,8 @@ class ReportUI:
 
     @ui.guard
     def show_report(self, subject: str, include_training: bool, request: gr.Request):
-        from care_model.report import CSS, build_report
+        from care_model.report.page import CSS
+        from care_model.jobs.report import build_report
 
         self._admin(request)
         body, _pngs, _meta = build_report(self.ctx.repo, subject or "active", include_training=bool(include_training))
@@ -158,7 +160,8 @@ class ReportUI:
     def api_report(self, subject: str = "active", include_training_sessions: bool = False,
                    request: gr.Request = None) -> str:
         """The report's HTML (self-contained) for 'active', a version id or a cross-validation run id."""
-        from care_model.report import build_report, page
+        from care_model.jobs.report import build_report
+        from care_model.report.page import page
 
         self._admin(request)
         return page(build_report(self.ctx.repo, subject or "active", include_training=bool(include_training_sessions))[0])

@@ -28,10 +28,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 
-from care_model.errors import ConflictError, ValidationError
-from care_model.evidence import TranscriptIndex
-from care_model.records import CHANGE_REASONS, Label
-from care_model.wai import load_form
+from care_model.core.errors import ConflictError, ValidationError
+from care_model.text.evidence import TranscriptIndex
+from care_model.core.records import CHANGE_REASONS, Label
+from care_model.core.wai import load_form
 
 from . import curation_modes
 from .accept import accepted_draft, equals_suggestion, readable  # noqa: F401 (accepted_draft: re-exported)

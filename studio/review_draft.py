@@ -24,7 +24,7 @@ import time
 
 import gradio as gr
 
-from care_model.errors import CareError, NotFoundError, ValidationError
+from care_model.core.errors import CareError, NotFoundError, ValidationError
 
 from . import render, ui
 from .access import require_session
@@ -45,7 +45,7 @@ def start_draft(repo, access, jobs, session_id: str, item: int, score: int | Non
     except (TypeError, ValueError):
         raise ValidationError(f"Item {item!r} is not an item number.", "Use the item's number (1-12).") from None
     if not source:
-        from care_model.curation import CLIENT_ANCHORED
+        from care_model.text.curation import CLIENT_ANCHORED
 
         from .curation_modes import curation_of
 

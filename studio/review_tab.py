@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from care_model.records import CHANGE_REASONS
+from care_model.core.records import CHANGE_REASONS
 
 from . import render, review_draft, ui
 from .review_ui import QUEUE_HEADERS, ReviewState, ReviewUI  # noqa: F401 (ReviewState: re-exported)

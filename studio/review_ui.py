@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from care_model.errors import CareError
+from care_model.core.errors import CareError
 
 from . import curation_modes, render, review, ui
 from .accept import readable

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from care_model.errors import PermissionDenied, ValidationError
-from care_model.wai import load_form
+from care_model.core.errors import PermissionDenied, ValidationError
+from care_model.core.wai import load_form
 
 from .access import Access, require_session
 

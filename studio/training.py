@@ -1,17 +1,17 @@
 """Retraining from the app: start, follow, cancel and finish runs; promote and roll back versions.
 
-:class:`TrainingManager` is the app's side of :mod:`care_model.retrain`. The app owns the store,
-so it takes the curated snapshot itself (:func:`care_model.retrain.prepare_run`) and then
-starts ``python -m care_model.retrain --run-dir DIR`` as a **separate process**
-(:func:`care_model.retrain.launch_subprocess`): training never runs in a request handler or a
+:class:`TrainingManager` is the app's side of :mod:`care_model.training.run`. The app owns the store,
+so it takes the curated snapshot itself (:func:`care_model.training.run.prepare_run`) and then
+starts ``python -m care_model.jobs.retrain --run-dir DIR`` as a **separate process**
+(:func:`care_model.training.run.launch_subprocess`): training never runs in a request handler or a
 thread of the app, and the training process never opens the store. :meth:`TrainingManager.poll`
 (the tab's timer) reads the run's ``progress.jsonl`` and, once the process has exited,
-registers the candidate (:func:`care_model.retrain.finish_run`) -- exactly once.
+registers the candidate (:func:`care_model.training.run.finish_run`) -- exactly once.
 
 Everything a page needs is in the store and the run folder, not in the page or in this object:
 ``training_runs`` records the run (status, pid, run folder), so a page reload -- or an app
 restart while the trainer keeps running -- reattaches to it. The trainer is recognised by its
-PID *and* its start time and boot (``process.json``, :mod:`care_model.procs`): after a reboot, or
+PID *and* its start time and boot (``process.json``, :mod:`care_model.training.procs`): after a reboot, or
 once its PID belongs to another process, the run is marked failed (resumable) and nothing is
 signalled.
 
@@ -26,14 +26,14 @@ import sys
 import threading
 from pathlib import Path
 
-from care_model import procs
-from care_model import versions as V
-from care_model.curation import learned_from, new_curated_sessions
-from care_model.errors import ConfigError, TrainingError, ValidationError
-from care_model.records import now_iso
-from care_model.retrain import RUNS, finish_run, launch_subprocess, new_run_id, prepare_run
-from care_model.retrain_config import resolve_config
-from care_model.runs import read_json, read_progress, request_cancel, run_path
+from care_model.training import procs
+from care_model.training import versions as V
+from care_model.text.curation import learned_from, new_curated_sessions
+from care_model.core.errors import ConfigError, TrainingError, ValidationError
+from care_model.core.records import now_iso
+from care_model.training.run import RUNS, finish_run, launch_subprocess, new_run_id, prepare_run
+from care_model.training.config import resolve_config
+from care_model.training.runs import read_json, read_progress, request_cancel, run_path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES_DIR = ROOT / "recipes"
@@ -205,7 +205,7 @@ class TrainingManager:
 
     def resume(self, access, run_id: str | None = None) -> dict:
         """Continue a cancelled or failed run from its last checkpoint (same snapshot, same config)."""
-        from care_model.runs import last_checkpoint
+        from care_model.training.runs import last_checkpoint
 
         access.require("admin", action="resume a retraining run")
         with self._lock:

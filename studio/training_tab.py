@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from care_model.compare import MIN_SESSIONS, too_small_message
-from care_model.curation import describe_learned_from, learned_from
+from care_model.stats.compare import MIN_SESSIONS, too_small_message
+from care_model.text.curation import describe_learned_from, learned_from
 
 from . import render, ui, validate
 from .metric_labels import metric_label

@@ -3,7 +3,7 @@
 * :func:`require_role` is called at the top of every handler: it reads the logged-in user from
   the request, looks up their *current* role in the store and raises ``gr.Error`` if it is not
   allowed. Hiding a button is never the protection.
-* :func:`guard` turns the project's :class:`~care_model.errors.CareError` (problem + fix) into a
+* :func:`guard` turns the project's :class:`~care_model.core.errors.CareError` (problem + fix) into a
   ``gr.Error`` that the browser shows and that ``gradio_client`` raises as ``AppError``.
 """
 import functools
@@ -11,7 +11,7 @@ import html
 
 import gradio as gr
 
-from care_model.errors import AuthError, CareError, PermissionDenied
+from care_model.core.errors import AuthError, CareError, PermissionDenied
 
 from . import review_assets
 from .access import Access, access_of

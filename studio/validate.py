@@ -11,7 +11,7 @@ annotation, with no coercion:
 * text is capped by parameter name (:data:`TEXT_LIMITS`, else :data:`DEFAULT_TEXT_LIMIT`);
   the caps are documented in ``studio/API.md``.
 
-A refused argument raises :class:`~care_model.errors.ValidationError` naming the endpoint, the
+A refused argument raises :class:`~care_model.core.errors.ValidationError` naming the endpoint, the
 parameter, what was sent and what to send; :func:`studio.ui.guard` turns it into the message
 the client sees. Nothing is written.
 """
@@ -23,7 +23,7 @@ import json
 import types
 import typing
 
-from care_model.errors import ValidationError
+from care_model.core.errors import ValidationError
 
 # Caps on text arguments, in characters. The paper's rationales average 155 Chinese characters.
 RATIONALE_LIMIT = 4000

@@ -1,7 +1,7 @@
 """Small builders for test records (real records, written to real stores)."""
 from __future__ import annotations
 
-from care_model.records import Label, Prediction, Session, SHARED
+from care_model.core.records import Label, Prediction, Session, SHARED
 
 
 def make_session(sid: str = "s1", n_turns: int = 6, language: str = "en", client: str = "c-1",

@@ -8,7 +8,7 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from care_model.records import Prediction
+from care_model.core.records import Prediction
 
 USERS = {"admin": ("admin", "admin-pass-1"), "ann": ("annotator", "ann-pass-12"),
          "bob": ("annotator", "bob-pass-12"), "adj": ("adjudicator", "adj-pass-12")}

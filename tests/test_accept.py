@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from care_model.errors import ValidationError
-from care_model.evidence import TranscriptIndex
-from care_model.records import CHANGE_REASONS, SHARED, Prediction
+from care_model.core.errors import ValidationError
+from care_model.text.evidence import TranscriptIndex
+from care_model.core.records import CHANGE_REASONS, SHARED, Prediction
 from store import Repository
 from studio import accept, render, review
 from studio.access import Access

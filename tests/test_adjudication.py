@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from care_model.curation import take_snapshot
-from care_model.errors import PermissionDenied, ValidationError
-from care_model.evaluate import curated_labels
-from care_model.records import ADJUDICATED, SCORE_SOURCES, Prediction
+from care_model.text.curation import take_snapshot
+from care_model.core.errors import PermissionDenied, ValidationError
+from care_model.stats.evaluate import curated_labels
+from care_model.core.records import ADJUDICATED, SCORE_SOURCES, Prediction
 from store import Repository
 from studio import adjudication as adj
 from studio import review

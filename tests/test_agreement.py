@@ -1,4 +1,4 @@
-"""care_model.agreement: kappa (by hand, against sklearn), pair, rater and expert agreement."""
+"""care_model.stats.agreement: kappa (by hand, against sklearn), pair, rater and expert agreement."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from care_model import agreement as ag
-from care_model.errors import ValidationError
-from care_model.records import ADJUDICATED, SHARED, Label, Prediction
-from care_model.wai import load_form
+from care_model.stats import agreement as ag
+from care_model.core.errors import ValidationError
+from care_model.core.records import ADJUDICATED, SHARED, Label, Prediction
+from care_model.core.wai import load_form
 
 
 def test_quadratic_kappa_hand_computed():

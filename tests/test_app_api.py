@@ -12,7 +12,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.records import SHARED
+from care_model.core.records import SHARED
 from studio.api import ENDPOINTS
 from studio_testing import password
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from care_model.errors import CareError
-from care_model.models import ModelSpec
+from care_model.core.errors import CareError
+from care_model.inference.models import ModelSpec
 from studio.access import access_of, review_settings, set_review_settings
 from studio.bootstrap import ActivePredictor
 from studio_testing import make_store

@@ -12,8 +12,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.models import ModelSpec
-from care_model.predict import Predictor
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import Predictor
 from studio.demo import BANNER, build_demo, parse_pasted
 from studio_testing import serve
 

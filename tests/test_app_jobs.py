@@ -9,8 +9,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.models import ModelSpec
-from care_model.predict import Predictor
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import Predictor
 from studio.app import build_app
 from studio.jobs import PredictJobs
 from studio_testing import make_store, password, serve

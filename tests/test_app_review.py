@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from care_model.errors import NotFoundError, PermissionDenied, ValidationError
-from care_model.records import SHARED, Prediction
+from care_model.core.errors import NotFoundError, PermissionDenied, ValidationError
+from care_model.core.records import SHARED, Prediction
 from store import Repository
 from studio import review
 from studio.curation_modes import set_curation_mode
@@ -117,7 +117,7 @@ def test_open_view_prefills_from_the_model_and_flags_everything_unreviewed(repo)
 
 
 def test_checks_as_they_work(repo):
-    from care_model.evidence import TranscriptIndex
+    from care_model.text.evidence import TranscriptIndex
 
     index = TranscriptIndex(repo.get_session("s1").turns)
     pred = review.prediction_dict(repo.predictions("s1")[0])
@@ -236,7 +236,7 @@ def test_render_escapes_every_piece_of_user_text():
 
 
 def test_the_transcript_index_builds_its_compact_form_only_when_needed_and_answers_the_same():
-    from care_model.evidence import TranscriptIndex
+    from care_model.text.evidence import TranscriptIndex
 
     turns = [{"index": 0, "speaker": "client", "text": "I don't think it's working, honestly."},
              {"index": 1, "speaker": "counselor", "text": "我们一起制定了下周的目标。"},

@@ -1,4 +1,4 @@
-"""care_model.backends: the backend choice, the vLLM worker's protocol and the clear error
+"""care_model.inference.backends: the backend choice, the vLLM worker's protocol and the clear error
 without the vLLM venv (all without vLLM itself; tests/test_vllm_backend.py runs vLLM)."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from care_model.backends import BACKENDS, check_backend
-from care_model.backends.vllm_backend import WorkerProcess, vllm_python
-from care_model.errors import ConfigError, ModelError
-from care_model.models import ModelSpec
-from care_model.predict import PredictConfig, Predictor
-from care_model.records import Session
+from care_model.inference.backends import BACKENDS, check_backend
+from care_model.inference.backends.vllm_backend import WorkerProcess, vllm_python
+from care_model.core.errors import ConfigError, ModelError
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import PredictConfig, Predictor
+from care_model.core.records import Session
 from store import Repository
 from store.formats import read_files
 
@@ -45,7 +45,7 @@ def test_predict_command_without_vllm_venv_fails_clearly_and_leaves_the_store(tm
         repo.import_batch(read_files([ROOT / "data" / "sessions.jsonl"], "jsonl"))
     before = (store).stat().st_mtime_ns, sorted(p.name for p in store.iterdir())
     env = dict(os.environ, CARE_VLLM_PYTHON=str(tmp_path / "missing" / "python"), HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "care_model.predict", "--store", str(store), "--backend", "vllm",
+    proc = subprocess.run([sys.executable, "-m", "care_model.jobs.predict", "--store", str(store), "--backend", "vllm",
                            "--session", SAMPLES[0]["id"]], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -56,7 +56,7 @@ def test_predict_command_without_vllm_venv_fails_clearly_and_leaves_the_store(tm
 
 
 def test_help_lists_the_backend_options():
-    out = subprocess.run([sys.executable, "-m", "care_model.predict", "--help"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "care_model.jobs.predict", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120).stdout
     for flag in ("--backend {engine,vllm}", "--tensor-parallel", "--data-parallel"):
         assert flag in out
@@ -97,7 +97,7 @@ def test_a_worker_without_the_grounding_processor_refuses_grounded_requests_and_
     """The model still loads for scores and free decoding when the processor cannot be registered
     (here: vllm is not importable, or the V2 model runner is forced); grounded requests are refused
     with the reason, before anything reaches vLLM."""
-    from care_model.backends.vllm_worker import Worker
+    from care_model.inference.backends.vllm_worker import Worker
 
     monkeypatch.delenv("VLLM_USE_V2_MODEL_RUNNER", raising=False)
     ok, why = Worker._grounding_available()
@@ -126,7 +126,7 @@ def test_data_parallel_spreads_sessions_over_the_workers(monkeypatch, tiny_model
     """``--data-parallel 2``: two worker processes, each session predicted once, both workers used.
     Real worker processes (in this venv, so without a model: they answer pings); the prediction
     function stands in for the model call and reports which worker its thread was given."""
-    from care_model.backends.vllm_backend import VllmBackend, close_all
+    from care_model.inference.backends.vllm_backend import VllmBackend, close_all
 
     monkeypatch.setenv("CARE_VLLM_PYTHON", sys.executable)
     backend = VllmBackend(ModelSpec(base=str(tiny_model_dir)), PredictConfig(backend="vllm", data_parallel=2),

@@ -1,4 +1,4 @@
-"""Contextual calibration (care_model.calibration): the math, the cache, and the Predictor wiring
+"""Contextual calibration (care_model.text.calibration): the math, the cache, and the Predictor wiring
 on the tiny random Llama (a real transformers model)."""
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from fractions import Fraction
 
 import pytest
 
-from care_model.calibration import (CalibrationCache, calibrate, check_calibration, content_free_session,
-                                    expected_score)
-from care_model.errors import ConfigError
-from care_model.models import ModelSpec
-from care_model.predict import PredictConfig, Predictor
-from care_model.predict_modes import content_free_probs
-from care_model.records import Prediction
-from care_model.wai import load_form
+from care_model.text.calibration import (CalibrationCache, calibrate, check_calibration, content_free_session,
+    expected_score)
+from care_model.core.errors import ConfigError
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import PredictConfig, Predictor
+from care_model.inference.modes import content_free_probs
+from care_model.core.records import Prediction
+from care_model.core.wai import load_form
 
 from factories import make_session
 
@@ -47,10 +47,10 @@ def test_a_uniform_prior_changes_nothing_and_bad_shapes_are_refused():
 
 
 def test_the_default_is_recorded_in_the_model_version_info_and_recipes_take_the_key(tiny_model_dir):
-    from care_model.calibration import DEFAULT_CALIBRATION, MEASUREMENT
-    from care_model.models import model_version_info
-    from care_model.retrain_config import RetrainConfig
-    from care_model.retrain_eval import predictor_config
+    from care_model.text.calibration import DEFAULT_CALIBRATION, MEASUREMENT
+    from care_model.inference.models import model_version_info
+    from care_model.training.config import RetrainConfig
+    from care_model.training.evaluation import predictor_config
 
     info = model_version_info(ModelSpec(base=str(tiny_model_dir)))
     assert info["calibration_default"] == DEFAULT_CALIBRATION == MEASUREMENT["favoured"] == PredictConfig().calibration

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from care_model.errors import ValidationError
-from care_model.records import SHARED
+from care_model.core.errors import ValidationError
+from care_model.core.records import SHARED
 from studio import campaigns as cp
 from studio.access import Access
 from studio.campaign_conflicts import rationale_authors

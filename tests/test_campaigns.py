@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from care_model.errors import NotFoundError, PermissionDenied, ValidationError
-from care_model.records import SHARED, Label, Prediction
+from care_model.core.errors import NotFoundError, PermissionDenied, ValidationError
+from care_model.core.records import SHARED, Label, Prediction
 from store import Repository
 from studio import campaign_results as cr
 from studio import campaigns as cp

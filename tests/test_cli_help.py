@@ -20,18 +20,19 @@ MAIN = re.compile(r"^if __name__ == [\"']__main__[\"']", re.M)
 def cli_commands() -> list[list[str]]:
     cmds = []
     for pkg in ("care_model", "store", "benchmarks"):
-        for path in sorted((ROOT / pkg).glob("*.py")):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            mod = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             if path.name == "__main__.py":
-                cmds.append(["-m", pkg])
-            elif MAIN.search(path.read_text(encoding="utf-8")):
-                cmds.append(["-m", f"{pkg}.{path.stem}"])
+                cmds.append(["-m", mod.rsplit(".", 1)[0]])
+            elif MAIN.search(path.read_text(encoding="utf-8")) and "vllm_worker" not in mod:
+                cmds.append(["-m", mod])
     cmds.append(["annotate_app.py"])
     return cmds
 
 
 def test_the_cli_list_covers_the_known_commands():
     names = {" ".join(c) for c in cli_commands()}
-    assert {"-m care_model.predict", "-m care_model.retrain", "-m care_model.evaluate", "-m care_model.versions",
+    assert {"-m care_model.jobs.predict", "-m care_model.jobs.retrain", "-m care_model.jobs.evaluate", "-m care_model.jobs.versions",
             "-m store", "annotate_app.py"} <= names, names
 
 

@@ -1,4 +1,4 @@
-"""Cross-validation with retraining (care_model.crossval): folds by client, one adapter per fold that
+"""Cross-validation with retraining (care_model.training.crossval): folds by client, one adapter per fold that
 never saw its test sessions, resumable, and pooled statistics that an independent computation from
 the fold outputs reproduces. Real parts: the tiny random Llama, real peft/accelerate, a real store.
 """
@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from care_model.crossval import CROSSVAL_RUNS, compute_result, fold_dir, main
-from care_model.curation import read_snapshot
-from care_model.runs import read_events, read_json
-from care_model.records import SHARED, Label
-from care_model.wai import load_form
+from care_model.training.crossval import CROSSVAL_RUNS, compute_result, fold_dir
+from care_model.jobs.crossval import main
+from care_model.text.curation import read_snapshot
+from care_model.training.runs import read_events, read_json
+from care_model.core.records import SHARED, Label
+from care_model.core.wai import load_form
 from store import Repository
 
 from tests.test_retrain import rule_sessions

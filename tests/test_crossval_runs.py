@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from care_model.crossval import CROSSVAL_RUNS, fold_dir
-from care_model.errors import PermissionDenied, TrainingError
-from care_model.runs import read_events, read_json
+from care_model.training.crossval import CROSSVAL_RUNS, fold_dir
+from care_model.core.errors import PermissionDenied, TrainingError
+from care_model.training.runs import read_events, read_json
 from store import Repository
 from studio.access import access_of
 from studio.crossval_runs import CrossvalManager

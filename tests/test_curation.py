@@ -1,15 +1,15 @@
-"""care_model.curation: the curated-set rule, the snapshot's content hash, the client split."""
+"""care_model.text.curation: the curated-set rule, the snapshot's content hash, the client split."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from care_model.curation import (CLIENT_ANCHORED, EXPERT_JUDGED, curate_item, curated_labels, default_curation_mode,
-                                 new_curated_sessions, read_snapshot, resolve_unresolved, score_source_for,
-                                 snapshot_rule, split_by_client, take_snapshot, write_snapshot)
-from care_model.errors import TrainingError, ValidationError
-from care_model.records import ADJUDICATED, SCORE_SOURCES, SHARED, Label
+from care_model.text.curation import (CLIENT_ANCHORED, EXPERT_JUDGED, curate_item, curated_labels,
+    default_curation_mode, new_curated_sessions, read_snapshot, resolve_unresolved, score_source_for, snapshot_rule,
+    split_by_client, take_snapshot, write_snapshot)
+from care_model.core.errors import TrainingError, ValidationError
+from care_model.core.records import ADJUDICATED, SCORE_SOURCES, SHARED, Label
 from store import Repository
 
 from factories import make_label, make_session

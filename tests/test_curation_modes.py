@@ -12,11 +12,11 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.curation import read_snapshot
-from care_model.records import SHARED, Prediction
-from care_model.retrain import prepare_run
-from care_model.retrain_config import RetrainConfig
-from care_model.runs import run_path
+from care_model.text.curation import read_snapshot
+from care_model.core.records import SHARED, Prediction
+from care_model.training.run import prepare_run
+from care_model.training.config import RetrainConfig
+from care_model.training.runs import run_path
 from store.export import export_jsonl
 from studio.app import build_app
 from studio_testing import make_store, password, serve
@@ -153,7 +153,7 @@ def test_switching_a_session_to_client_anchored_asks_for_items_saved_under_the_o
 
 
 def test_client_anchored_cards_start_from_the_rationale_drafted_for_the_clients_score(app):
-    """Score-conditioned drafting (care_model.drafting) writes mode "draft" predictions; an
+    """Score-conditioned drafting (care_model.text.drafting) writes mode "draft" predictions; an
     unreviewed client-anchored card starts from the one drafted for the client's score."""
     repo, ann = app.repo, app.clients["ann"]
     client = repo.get_session(DRAFTED).ratings["client"]

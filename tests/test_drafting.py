@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from care_model.drafting import (build_draft_prompt, check_targets, chosen_line, draft_rationale, targets_for)
-from care_model.errors import ValidationError
-from care_model.models import ModelSpec
-from care_model.predict import PredictConfig, Predictor, pending_sessions
-from care_model.prompt import build_session_prompt
-from care_model.records import ADJUDICATED, SHARED, Prediction, Session
-from care_model.wai import load_form
+from care_model.text.drafting import build_draft_prompt, check_targets, chosen_line, draft_rationale, targets_for
+from care_model.core.errors import ValidationError
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import PredictConfig, Predictor
+from care_model.jobs.predict import pending_sessions
+from care_model.text.prompt import build_session_prompt
+from care_model.core.records import ADJUDICATED, SHARED, Prediction, Session
+from care_model.core.wai import load_form
 from store import Repository
 from store.export import export_jsonl
 from store.formats import read_files
@@ -124,7 +125,7 @@ def test_another_target_gives_another_prompt_and_draft(free):
 
 @pytest.mark.parametrize("sample", [0, 20])  # English, Chinese
 def test_grounded_drafts_write_the_target_and_quote_only_the_transcript(predictor, sample):
-    from care_model.evidence import TranscriptIndex, find_quotes
+    from care_model.text.evidence import TranscriptIndex, find_quotes
 
     session = Session.from_dict(SAMPLES[sample])
     targets = {1: 1, 6: 3, 9: 5}
@@ -167,7 +168,7 @@ def test_draft_command_for_clients_and_experts(tmp_path, tiny_model_dir):
     with Repository(store) as repo:
         repo.import_batch(read_files([ROOT / "data" / "sessions.jsonl"], "jsonl"))
         repo.save_label(make_label("sample-en-03", 2, 4), actor="ann", expected_version=0)
-    base = [sys.executable, "-m", "care_model.predict", "--store", str(store), "--model", str(tiny_model_dir),
+    base = [sys.executable, "-m", "care_model.jobs.predict", "--store", str(store), "--model", str(tiny_model_dir),
             "--max-new-tokens", "6", "--calibration", "none", "--json"]
     res = subprocess.run(base + ["--session", "sample-en-02", "--draft-for", "client"], cwd=ROOT,
                          capture_output=True, text=True)

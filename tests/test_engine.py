@@ -1,15 +1,15 @@
-"""care_model.engine: the shared-prefix batched path gives exactly what 12 independent generate calls give."""
+"""care_model.inference.engine: the shared-prefix batched path gives exactly what 12 independent generate calls give."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from care_model.engine import Engine, ItemOutput
-from care_model.errors import ModelError
-from care_model.models import ModelSpec, load_model, model_version_id
-from care_model.prompt import build_session_prompt
-from care_model.records import Session, Turn
+from care_model.inference.engine import Engine, ItemOutput
+from care_model.core.errors import ModelError
+from care_model.inference.models import ModelSpec, load_model, model_version_id
+from care_model.text.prompt import build_session_prompt
+from care_model.core.records import Session, Turn
 from tiny_model import _EN, _ZH, build_tiny_model
 
 MAX_NEW = 24
@@ -169,9 +169,9 @@ def test_fast_equals_naive_on_variants(tmp_path, variant):
 
 # ----------------------------------------------------------------------------- grounded decoding
 def _rows(engine: Engine, session: Session, items, k: int = 3):
-    """Grounded row states (care_model.grounding) per item; candidates ranked by turn length (no embeddings)."""
-    from care_model.constrained import vocabulary_for
-    from care_model.grounding import build_rows, rank_candidates
+    """Grounded row states (care_model.text.grounding) per item; candidates ranked by turn length (no embeddings)."""
+    from care_model.inference.constrained import vocabulary_for
+    from care_model.text.grounding import build_rows, rank_candidates
 
     vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
     cands = {i: rank_candidates(session.turns, [len(t.text) * (1 + (n + i) % 3) for n, t in enumerate(session.turns)], k)
@@ -182,7 +182,7 @@ def _rows(engine: Engine, session: Session, items, k: int = 3):
 def _check_grounded(engine: Engine, session: Session, max_new: int = 40) -> dict:
     """Grounded fast == grounded naive; returns the fast outputs. Every output's score line is the argmax
     option and every quote is verbatim in the item's candidate turns."""
-    from care_model.evidence import TranscriptIndex
+    from care_model.text.evidence import TranscriptIndex
 
     prefix, suffixes = _ids(engine, session)
     rows = _rows(engine, session, suffixes)

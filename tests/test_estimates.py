@@ -1,4 +1,4 @@
-"""care_model.estimates: Wilson and t intervals against published values, the cluster bootstrap against scipy."""
+"""care_model.stats.estimates: Wilson and t intervals against published values, the cluster bootstrap against scipy."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from care_model import estimates
+from care_model.stats import estimates
 
 def test_wilson_interval_newcombe_1998_examples():
     # Newcombe (1998) Stat Med 17:857, Table I, method 3 (score interval without continuity correction)

@@ -1,4 +1,4 @@
-"""care_model.evaluate: the paper's protocol and agreement with experts, on hand-checked fixtures."""
+"""care_model.stats.evaluate: the paper's protocol and agreement with experts, on hand-checked fixtures."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from care_model import agreement as ag
-from care_model import evaluate as ev
-from care_model import evaluate_cli as cli
-from care_model.errors import ImportFormatError, ValidationError
-from care_model.records import ADJUDICATED, SHARED
-from care_model.wai import load_form
+from care_model.stats import agreement as ag
+from care_model.stats import evaluate as ev
+from care_model.jobs import evaluate as cli
+from care_model.core.errors import ImportFormatError, ValidationError
+from care_model.core.records import ADJUDICATED, SHARED
+from care_model.core.wai import load_form
 from tests.factories import make_label, make_prediction, make_session
 
 FORM = load_form()
@@ -135,7 +135,7 @@ def test_identical_rationales_score_one_and_disjoint_zero():
 
 def test_real_embeddings_identical_is_one_and_paraphrase_beats_unrelated():
     pytest.importorskip("torch")
-    from care_model import embeddings
+    from care_model.inference import embeddings
     if not embeddings.is_available():
         pytest.skip("embedding model not installed")
     ref = "The client feels the counselor genuinely cares about her."
@@ -187,7 +187,7 @@ def test_corpus_bleu_equals_sacrebleu_and_bootstrap_covers_it():
 
 
 def test_missing_embedding_model_is_left_out_cleanly(monkeypatch):
-    from care_model import embeddings
+    from care_model.inference import embeddings
     monkeypatch.setattr(embeddings, "PACKAGE", "not_installed_pkg")
     monkeypatch.setattr(embeddings, "_ENCODER", None)
     res = ev.text_metrics(["a b c d"], ["a b c d"])
@@ -525,13 +525,13 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(ImportFormatError):
         cli._read_export(str(bad))
     # the module entry point is the CLI
-    out = subprocess.run([sys.executable, "-m", "care_model.evaluate", "--input", str(bad), "--model-version", "m1"],
+    out = subprocess.run([sys.executable, "-m", "care_model.jobs.evaluate", "--input", str(bad), "--model-version", "m1"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "bad.jsonl, line 1" in out.stderr
 
 
 def test_module_is_pure():
-    code = ("import sys, care_model.evaluate, care_model.agreement, care_model.human_eval; "
+    code = ("import sys, care_model.stats.evaluate, care_model.stats.agreement, care_model.stats.human_eval; "
             "print('torch' in sys.modules, 'tinydb' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
@@ -540,8 +540,8 @@ def test_module_is_pure():
 def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp_path, capsys):
     """--store reads the repository directly, defaults to the active version, and resolves items
     two experts coded independently (no adjudication) the way the retraining snapshot does."""
-    from care_model import versions as V
-    from care_model.curation import curate_item
+    from care_model.training import versions as V
+    from care_model.text.curation import curate_item
     from store.repository import Repository
 
     rng = np.random.default_rng(5)
@@ -587,7 +587,7 @@ def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp
 
 
 def test_resolve_unresolved_follows_the_snapshot_rule():
-    from care_model.curation import curate_item
+    from care_model.text.curation import curate_item
 
     labs = [make_label("s1", 1, 2, annotator="e1", status="submitted"),
             make_label("s1", 1, 5, annotator="e2", status="submitted"),

@@ -1,4 +1,4 @@
-"""care_model.evidence: quotes in both languages, linking to turns, references, speed."""
+"""care_model.text.evidence: quotes in both languages, linking to turns, references, speed."""
 from __future__ import annotations
 
 import random
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from care_model.evidence import TranscriptIndex, find_quotes, link_evidence, normalize
-from care_model.records import Turn
+from care_model.text.evidence import TranscriptIndex, find_quotes, link_evidence, normalize
+from care_model.core.records import Turn
 
 TEXTS = [
     "Hi, thanks for coming in today. What brings you here?",                       # 0

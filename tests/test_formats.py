@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from care_model.errors import ImportFormatError
-from care_model.records import Label, Prediction, Session, Turn
+from care_model.core.errors import ImportFormatError
+from care_model.core.records import Label, Prediction, Session, Turn
 from store.formats import FORMATS, ImportBatch, RatingRecord, parse_speaker_map, read_files
 
 FIX = Path(__file__).parent / "fixtures" / "formats"

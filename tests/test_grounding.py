@@ -1,4 +1,4 @@
-"""care_model.grounding: the pure constraint state of grounded decoding (no model involved).
+"""care_model.text.grounding: the pure constraint state of grounded decoding (no model involved).
 
 A row is driven by random walks through what it allows (any allowed token may be the model's
 choice), so the guarantees are checked for every path, not for one model's preferences.
@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from care_model.evidence import TranscriptIndex, find_quotes
-from care_model.grounding import GroundedRow, GroundingConfig, Vocabulary, build_rows, lead_in, rank_candidates
-from care_model.records import Turn
+from care_model.text.evidence import TranscriptIndex, find_quotes
+from care_model.text.grounding import GroundedRow, GroundingConfig, Vocabulary, build_rows, lead_in, rank_candidates
+from care_model.core.records import Turn
 
 TURNS = [
     Turn(0, "counselor", "How was your week since we last met?"),
@@ -118,7 +118,7 @@ def test_closing_mark_needs_three_words_on_a_word_boundary():
         assert close not in allowed, f"closing allowed after {row._quote!r}"
         assert vocab.by_bytes[piece][0] in allowed
         row.advance(vocab.by_bytes[piece][0])
-    assert close in row.allowed()[1], "'I don't' is three words for care_model.evidence"
+    assert close in row.allowed()[1], "'I don't' is three words for care_model.text.evidence"
     for piece in [b" r", b"e"]:
         row.advance(vocab.by_bytes[piece][0])
     assert close not in row.allowed()[1], "mid-word ('re' of 'really') cannot close"

@@ -1,8 +1,8 @@
 """Grounded decoding in another process (the vLLM backend's path), without vLLM.
 
 vLLM's engine core rebuilds each item's row from ``GroundedRow.spec()`` and calls
-:class:`care_model.constrained.RowProcessor` with ``(output_ids, logits_row)`` at every step; the
-project's process then replays the returned tokens (:func:`care_model.grounding.replay`). Here a
+:class:`care_model.inference.constrained.RowProcessor` with ``(output_ids, logits_row)`` at every step; the
+project's process then replays the returned tokens (:func:`care_model.text.grounding.replay`). Here a
 plain greedy loop over the tiny model plays vLLM's part, so these tests run in the default suite;
 ``tests/test_vllm_backend.py`` runs the same processor inside vLLM itself.
 """
@@ -13,11 +13,11 @@ import json
 import pytest
 import torch
 
-from care_model.calibration import CalibratedArgmax, calibrate
-from care_model.constrained import RowProcessor, option_scores, vocabulary_from_folder
-from care_model.engine import Engine
-from care_model.grounding import GroundedRow, Vocabulary, replay, vocabulary_for
-from care_model.models import ModelSpec, load_model
+from care_model.text.calibration import CalibratedArgmax, calibrate
+from care_model.inference.constrained import RowProcessor, option_scores, vocabulary_from_folder
+from care_model.inference.engine import Engine
+from care_model.text.grounding import GroundedRow, Vocabulary, replay, vocabulary_for
+from care_model.inference.models import ModelSpec, load_model
 from test_engine import _ids, _rows, _session
 
 MAX_NEW = 40
@@ -149,7 +149,7 @@ def test_specs_without_a_fingerprint_or_with_an_unknown_score_rule_are_refused(e
     spec = row.spec()
     with pytest.raises(ValueError, match="no vocabulary fingerprint"):
         GroundedRow.from_spec(row.vocab, dict(spec, vocabulary=""))
-    from care_model.errors import ConfigError
+    from care_model.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="Unknown score rule"):
         GroundedRow.from_spec(row.vocab, dict(spec, score_rule={"kind": "median"}))

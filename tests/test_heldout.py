@@ -1,4 +1,4 @@
-"""Evaluation without contamination (care_model.heldout, care_model.compare, python -m care_model.evaluate):
+"""Evaluation without contamination (care_model.stats.heldout, care_model.stats.compare, python -m care_model.jobs.evaluate):
 a retrained version is scored only on sessions outside its training split unless told otherwise, and a
 candidate is compared with the active version on the same held-out sessions, with intervals."""
 from __future__ import annotations
@@ -9,15 +9,16 @@ import uuid
 
 import pytest
 
-from care_model import versions as V
-from care_model.compare import MIN_SESSIONS, TOO_SMALL, compare_versions
-from care_model.evaluate_cli import main as evaluate_main
-from care_model.heldout import CONTAMINATED_TITLE, held_out_sessions, training_sessions
-from care_model.models import ModelSpec
-from care_model.predict import Predictor, predict_into_store
-from care_model.records import Prediction, Session
-from care_model.retrain import execute_run, finish_run, prepare_run
-from care_model.retrain_config import RetrainConfig
+from care_model.training import versions as V
+from care_model.stats.compare import MIN_SESSIONS, TOO_SMALL, compare_versions
+from care_model.jobs.evaluate import main as evaluate_main
+from care_model.stats.heldout import CONTAMINATED_TITLE, held_out_sessions, training_sessions
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import Predictor
+from care_model.jobs.predict import predict_into_store
+from care_model.core.records import Prediction, Session
+from care_model.training.run import execute_run, finish_run, prepare_run
+from care_model.training.config import RetrainConfig
 from store import Repository
 
 from tests.test_retrain import make_rule_store

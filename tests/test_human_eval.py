@@ -1,4 +1,4 @@
-"""care_model.human_eval: rubric and pairwise summaries, Bradley-Terry against a logistic-regression MLE."""
+"""care_model.stats.human_eval: rubric and pairwise summaries, Bradley-Terry against a logistic-regression MLE."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from care_model import estimates
-from care_model import human_eval as he
-from care_model.errors import ValidationError
+from care_model.stats import estimates
+from care_model.stats import human_eval as he
+from care_model.core.errors import ValidationError
 
 def test_rubric_summary():
     ratings = [{"system": "care", "criterion": "faithfulness", "score": s} for s in (5, 4, 2, 3)]

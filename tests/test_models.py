@@ -1,4 +1,4 @@
-"""care_model.models and the tests' tiny model (tests/tiny_model.py): offline loading, naming, the process-wide cache."""
+"""care_model.inference.models and the tests' tiny model (tests/tiny_model.py): offline loading, naming, the process-wide cache."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from care_model import models
-from care_model.errors import ModelError
-from care_model.models import ModelSpec, get_model, load_model, model_version_id, model_version_info
+from care_model.inference import models
+from care_model.core.errors import ModelError
+from care_model.inference.models import ModelSpec, get_model, load_model, model_version_id, model_version_info
 from tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_spec_defaults_help_and_validation():
 
 
 def test_imports_are_cheap():
-    out = _run_python("import sys, care_model.models, care_model.engine; "
+    out = _run_python("import sys, care_model.inference.models, care_model.inference.engine; "
                       "print('torch' in sys.modules, 'transformers' in sys.modules, 'peft' in sys.modules)")
     assert out.split() == ["False", "False", "False"]
 
@@ -159,7 +159,7 @@ def test_failed_load_is_not_cached(tmp_path):
 
 def test_peft_imported_only_with_an_adapter(tiny_model_dir):
     out = _run_python(
-        "import sys; from care_model.models import ModelSpec, load_model; "
+        "import sys; from care_model.inference.models import ModelSpec, load_model; "
         f"load_model(ModelSpec(base={str(tiny_model_dir)!r})); print('peft' in sys.modules)")
     assert out.split()[-1] == "False"
 
@@ -184,7 +184,7 @@ def test_smollm2_loads_from_cache_with_chat_template():
     assert text.endswith("<|im_start|>assistant\n")
     n_params = sum(p.numel() for p in loaded.model.parameters())
     assert 130e6 < n_params < 140e6
-    from care_model.engine import Engine
+    from care_model.inference.engine import Engine
 
     engine = Engine(loaded)
     assert engine.option_token_ids() == {d: [loaded.tokenizer.convert_tokens_to_ids(str(d))] for d in range(1, 6)}
@@ -196,7 +196,7 @@ def test_smollm2_loads_from_cache_with_chat_template():
 def test_smollm2_conversion_in_a_fresh_cache(tmp_path):
     """GGUF -> safetensors once (~35 s), atomically, then plain loads from the cache."""
     out = _run_python(
-        "import time, json; from care_model import models; from care_model.models import ModelSpec, load_model\n"
+        "import time, json; from care_model import models; from care_model.inference.models import ModelSpec, load_model\n"
         "t=time.perf_counter(); a=load_model(ModelSpec()); t1=time.perf_counter()-t\n"
         "t=time.perf_counter(); b=load_model(ModelSpec()); t2=time.perf_counter()-t\n"
         "print(json.dumps({'first': t1, 'second': t2, 'folder': str(models.smollm2_cache_folder()),"

@@ -1,14 +1,14 @@
-"""care_model.option_tokens: the option tokens and option probabilities every backend uses."""
+"""care_model.inference.option_tokens: the option tokens and option probabilities every backend uses."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from care_model.engine import Engine
-from care_model.errors import ModelError
-from care_model.models import ModelSpec, load_model
-from care_model.option_tokens import option_token_ids, score_from_logprobs
+from care_model.inference.engine import Engine
+from care_model.core.errors import ModelError
+from care_model.inference.models import ModelSpec, load_model
+from care_model.inference.option_tokens import option_token_ids, score_from_logprobs
 
 
 @pytest.fixture(scope="module")

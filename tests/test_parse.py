@@ -1,11 +1,11 @@
-"""care_model.parse: what models really emit, and never raising."""
+"""care_model.text.parse: what models really emit, and never raising."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from care_model.parse import NO_REASON, parse_answer
+from care_model.text.parse import NO_REASON, parse_answer
 
 # ----- accepted answers ----------------------------------------------------------------------
 ANSWERS = [
@@ -118,7 +118,7 @@ def test_form_labels_drive_label_matching():
     """Labels come from the form: a form with other labels reads those, not the WAI-SR ones."""
     from dataclasses import replace
 
-    from care_model.wai import wai_sr
+    from care_model.core.wai import wai_sr
 
     form = wai_sr()
     scale = replace(form.scale, labels={"en": {1: "Never", 2: "Rarely", 3: "Half the time", 4: "Usually", 5: "Every time"}})

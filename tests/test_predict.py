@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from care_model.models import ModelSpec
-from care_model.predict import PredictConfig, Predictor, pending_sessions
-from care_model.records import Session
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import PredictConfig, Predictor
+from care_model.jobs.predict import pending_sessions
+from care_model.core.records import Session
 from store import Repository
 from store.formats import read_files
 
@@ -72,7 +73,7 @@ def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir):
     store = tmp_path / "store"
     with Repository(store) as repo:
         repo.import_batch(read_files([ROOT / "data" / "sessions.jsonl"], "jsonl"))
-    cmd = [sys.executable, "-m", "care_model.predict", "--store", str(store), "--model", str(tiny_model_dir),
+    cmd = [sys.executable, "-m", "care_model.jobs.predict", "--store", str(store), "--model", str(tiny_model_dir),
            "--session", "sample-en-02", "--session", "sample-zh-03", "--max-new-tokens", "8", "--json"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -87,7 +88,7 @@ def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir):
         version = repo.predictions("sample-en-02")[0].model_version
         assert pending_sessions(repo, version, ["sample-en-02", "sample-en-03"]) == ["sample-en-03"]
         assert {p.item for p in repo.predictions("sample-zh-03", version)} == set(range(1, 13))
-    res = subprocess.run([sys.executable, "-m", "care_model.predict", "--store", str(tmp_path / "none")],
+    res = subprocess.run([sys.executable, "-m", "care_model.jobs.predict", "--store", str(tmp_path / "none")],
                          cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "No store at" in res.stderr
 
@@ -97,7 +98,7 @@ def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir):
 def test_grounded_predictions_quote_candidate_turns(tiny_model_dir, sample):
     """Default decoding is grounded: score = argmax of the stored distribution, every quote verbatim from
     the item's recorded candidate turns (MiniLM top-k of the client's), evidence linked, nothing unsupported."""
-    from care_model.evidence import TranscriptIndex, find_quotes
+    from care_model.text.evidence import TranscriptIndex, find_quotes
 
     session = Session.from_dict(SAMPLES[sample])
     p = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=48, candidate_turns=3))

@@ -1,4 +1,4 @@
-"""care_model.procs: a process is recognised by PID, start time and boot; nothing else is signalled."""
+"""care_model.training.procs: a process is recognised by PID, start time and boot; nothing else is signalled."""
 from __future__ import annotations
 
 import signal
@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from care_model import procs
+from care_model.training import procs
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""care_model.prompt: layout, prefix sharing under real chat templates, truncation, hashes."""
+"""care_model.text.prompt: layout, prefix sharing under real chat templates, truncation, hashes."""
 from __future__ import annotations
 
 import json
@@ -12,11 +12,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from care_model import prompt as prompt_mod
-from care_model.errors import ConfigError, ModelError, ValidationError
-from care_model.prompt import answer_text, build_session_prompt, elision_marker, render_turn
-from care_model.records import Session, Turn
-from care_model.wai import wai_sr
+from care_model.text import prompt as prompt_mod
+from care_model.core.errors import ConfigError, ModelError, ValidationError
+from care_model.text.prompt import answer_text, build_session_prompt, elision_marker, render_turn
+from care_model.core.records import Session, Turn
+from care_model.core.wai import wai_sr
 
 REPO = Path(__file__).resolve().parents[1]
 FORM = wai_sr()
@@ -274,8 +274,8 @@ def test_prompt_that_cannot_fit_raises_and_missing_counter_is_config_error(chatm
 # ----- hashes --------------------------------------------------------------------------------
 _HASH_SCRIPT = """
 import json, sys
-from care_model.prompt import build_session_prompt
-from care_model.records import Session
+from care_model.text.prompt import build_session_prompt
+from care_model.core.records import Session
 s = Session.from_dict(json.loads(sys.argv[1]))
 sp = build_session_prompt(s)
 print(json.dumps([sp.prompt_hash, sp.item_hash(3)]))
@@ -329,7 +329,7 @@ def test_answer_text_is_two_lines():
 
 
 def test_answer_text_round_trips_through_the_parser():
-    from care_model.parse import parse_answer
+    from care_model.text.parse import parse_answer
 
     for score, reason, lang in [(1, 'She said "I don\'t want to be here" [1].', "en"), (4, "来访者说“我们一起努力吧”。", "zh")]:
         parsed = parse_answer(answer_text(score, reason, lang), language=lang)
@@ -337,7 +337,7 @@ def test_answer_text_round_trips_through_the_parser():
 
 
 def test_module_stays_pure():
-    code = "import sys, care_model.prompt, care_model.parse, care_model.evidence; " \
+    code = "import sys, care_model.text.prompt, care_model.text.parse, care_model.text.evidence; " \
            "print(sorted(m for m in ('torch', 'transformers', 'tinydb') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

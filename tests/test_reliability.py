@@ -1,4 +1,4 @@
-"""care_model.reliability: Krippendorff's alpha and the ICC against published worked examples."""
+"""care_model.stats.reliability: Krippendorff's alpha and the ICC against published worked examples."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from care_model import reliability as rel
-from care_model.errors import ValidationError
+from care_model.stats import reliability as rel
+from care_model.core.errors import ValidationError
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 observers x 12
 # units, values 1-5, with missing data. Published: nominal .743, ordinal .815, interval .849.

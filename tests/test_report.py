@@ -1,4 +1,4 @@
-"""The report (care_model.report): Table 2 rows for the counselors, each version (held-out sessions only)
+"""The report (care_model.report.page): Table 2 rows for the counselors, each version (held-out sessions only)
 and each cross-validation run, the published rows apart, four real PNG plots (numeric loss axis), the
 candidate-vs-active comparison with directions and intervals, honest rationale-metric names."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 import random
 import uuid
 
-from care_model.crossval import CROSSVAL_RUNS
-from care_model.records import Prediction, Session
-from care_model.report import main, write_report
-from care_model.runs import ProgressWriter
+from care_model.training.crossval import CROSSVAL_RUNS
+from care_model.core.records import Prediction, Session
+from care_model.jobs.report import main, write_report
+from care_model.training.runs import ProgressWriter
 from store import Repository
 
 

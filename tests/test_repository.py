@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from care_model.errors import (AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError)
-from care_model.records import ADJUDICATED, SHARED, Label
+from care_model.core.errors import AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError
+from care_model.core.records import ADJUDICATED, SHARED, Label
 from store import Repository
 from store.storage import dumps
 
@@ -221,7 +221,7 @@ def test_migration_v1_to_v2_gives_stored_labels_a_score_source(tmp_path):
     version 2: expert labels say "expert", adjudicated ones "adjudicated"; a backup is kept."""
     from tinydb import Query
 
-    from care_model.records import ADJUDICATED
+    from care_model.core.records import ADJUDICATED
     from store.storage import FileSet, read_json
 
     root = tmp_path / "v1"

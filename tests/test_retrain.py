@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from care_model import versions as V
-from care_model.curation import CuratedLabel
-from care_model.errors import ConfigError
-from care_model.records import SHARED, Label, Session, Turn
-from care_model.retrain import execute_run, finish_run, launch_subprocess, main, prepare_run
-from care_model.retrain_config import RetrainConfig, load_recipe, resolve_config
-from care_model.retrain_eval import predictor_config
-from care_model.runs import last_checkpoint, read_events, read_json, read_progress, request_cancel
+from care_model.training import versions as V
+from care_model.text.curation import CuratedLabel
+from care_model.core.errors import ConfigError
+from care_model.core.records import SHARED, Label, Session, Turn
+from care_model.training.run import execute_run, finish_run, launch_subprocess, prepare_run
+from care_model.jobs.retrain import main
+from care_model.training.config import RetrainConfig, load_recipe, resolve_config
+from care_model.training.evaluation import predictor_config
+from care_model.training.runs import last_checkpoint, read_events, read_json, read_progress, request_cancel
 from tiny_model import _EN, build_tiny_model
 from store import Repository
 
@@ -115,7 +116,7 @@ def test_unknown_and_bad_keys_are_errors(tmp_path):
         RetrainConfig(decoding="beam")
     with pytest.raises(ConfigError, match="predict_backend='tgi'.*Use one of engine, vllm"):
         RetrainConfig(predict_backend="tgi")
-    from care_model.retrain_eval import predictor_config
+    from care_model.training.evaluation import predictor_config
 
     assert predictor_config(RetrainConfig(predict_backend="vllm")).backend == "vllm"  # what held-out predictions use
     assert predictor_config(RetrainConfig()).backend == "engine"
@@ -144,10 +145,10 @@ def test_training_tokens_are_the_inference_tokens(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from care_model.models import ModelSpec
-    from care_model.predict import PredictConfig, Predictor
-    from care_model.retrain_data import (IGNORE, answer_loss, collate, item_rows, packed_row, score_positions,
-                                         session_tokens)
+    from care_model.inference.models import ModelSpec
+    from care_model.inference.predictor import PredictConfig, Predictor
+    from care_model.training.data import (IGNORE, answer_loss, collate, item_rows, packed_row, score_positions,
+        session_tokens)
 
     long = rule_sessions(1)[0]
     long.turns = [Turn(i, ("counselor", "client")[i % 2], _EN[i % len(_EN)]) for i in range(60)]
@@ -239,9 +240,9 @@ def test_accumulated_micro_batches_give_the_gradient_of_one_large_batch(tiny_mod
 
     import torch
 
-    from care_model.retrain import make_accelerator
-    from care_model.retrain_data import answer_loss, collate
-    from care_model.retrain_loop import accumulate_gradients, load_for_training
+    from care_model.training.run import make_accelerator
+    from care_model.training.data import answer_loss, collate
+    from care_model.training.loop import accumulate_gradients, load_for_training
 
     accelerator = make_accelerator()
     tokenizer, model = load_for_training(RetrainConfig(base_model=str(tiny_model_dir), lora_dropout=0.0), accelerator)
@@ -345,7 +346,7 @@ def test_two_cpu_processes_with_gloo(tmp_path, tiny_model_dir):
     # torchrun starts the two ranks and Accelerator() joins them over gloo (MULTI_CPU).
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(port),
-           "-m", "care_model.retrain", "--store", str(store), "--base-model", str(tiny_model_dir), "--run-id", "ddp",
+           "-m", "care_model.jobs.retrain", "--store", str(store), "--base-model", str(tiny_model_dir), "--run-id", "ddp",
            "--max-steps", "3", "--save-every-steps", "2", "--validation-fraction", "0.25", "--eval-n-boot", "0",
            "--actor", "boss"]
     t0 = time.perf_counter()
@@ -369,8 +370,8 @@ def test_strategies_other_than_one_device_and_ddp_are_refused():
 
     from accelerate.utils import DistributedType
 
-    from care_model.retrain import make_accelerator
-    from care_model.retrain_loop import check_strategy
+    from care_model.training.run import make_accelerator
+    from care_model.training.loop import check_strategy
 
     check_strategy(make_accelerator())  # one process: supported
     for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):

@@ -8,9 +8,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.errors import CareError, ValidationError
-from care_model.models import ModelSpec
-from care_model.predict import PredictConfig, Predictor
+from care_model.core.errors import CareError, ValidationError
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import PredictConfig, Predictor
 from studio.access import Access
 from studio.app import build_app
 from studio.review_draft import start_draft

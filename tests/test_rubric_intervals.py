@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from care_model import human_eval as he
+from care_model.stats import human_eval as he
 from studio.evaluation_render import _ci
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from care_model.evidence import TranscriptIndex, find_quotes
-from care_model.records import Prediction, Session
+from care_model.text.evidence import TranscriptIndex, find_quotes
+from care_model.core.records import Prediction, Session
 from store import Repository
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def test_predict_command_on_a_real_annomi_session_quotes_it_verbatim(tmp_path, t
     assert res.returncode == 0, res.stderr
     with Repository(store) as repo:
         (sid,) = repo.session_ids()
-    res = run("-m", "care_model.predict", "--store", str(store), "--session", sid, "--model", str(tiny_model_dir),
+    res = run("-m", "care_model.jobs.predict", "--store", str(store), "--session", sid, "--model", str(tiny_model_dir),
               "--max-new-tokens", "48", "--calibration", "none", "--json")
     assert res.returncode == 0, res.stderr
     with Repository(store) as repo:

@@ -1,7 +1,7 @@
-"""care_model.stop_tokens: the stop set the engine, the vLLM backend and training share."""
+"""care_model.text.stop_tokens: the stop set the engine, the vLLM backend and training share."""
 from __future__ import annotations
 
-from care_model.stop_tokens import END_OF_TURN_TOKENS, stop_ids
+from care_model.text.stop_tokens import END_OF_TURN_TOKENS, stop_ids
 
 
 class Vocab:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from care_model.errors import StoreFormatError
+from care_model.core.errors import StoreFormatError
 from store.storage import TXN_FILE, FileSet, JournaledStorage
 
 ROOT = Path(__file__).resolve().parents[1]

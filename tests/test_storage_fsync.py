@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from care_model.records import SHARED
+from care_model.core.records import SHARED
 from crashdisk import CrashDisk
 from factories import make_label, make_prediction, make_session
 from store import Repository

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from care_model.records import SHARED
+from care_model.core.records import SHARED
 from store import Repository
 
 from factories import make_label, make_prediction

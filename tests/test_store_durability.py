@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from care_model.errors import ConflictError, StoreLockedError
-from care_model.records import SHARED, Label
+from care_model.core.errors import ConflictError, StoreLockedError
+from care_model.core.records import SHARED, Label
 from store import Repository
 
 from factories import make_session
@@ -26,7 +26,7 @@ WRITER = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from store import Repository
     from store.storage import JournaledStorage
-    from care_model.records import Label, Session
+    from care_model.core.records import Label, Session
     JournaledStorage.MAX_LOG_LINES = 7   # snapshot often, so kills also land mid-snapshot
     repo = Repository({store!r})
     run = int(sys.argv[1])

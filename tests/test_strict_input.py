@@ -6,7 +6,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.errors import ValidationError
+from care_model.core.errors import ValidationError
 from studio import review
 from studio_testing import password
 from studio.validate import RATIONALE_LIMIT, TEXT_LIMITS, check_argument

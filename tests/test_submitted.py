@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from care_model.errors import PermissionDenied, ValidationError
+from care_model.core.errors import PermissionDenied, ValidationError
 from studio import review
 from studio.access import Access
 from studio.app import AppContext

@@ -11,11 +11,11 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model import versions as V
-from care_model.errors import PermissionDenied
-from care_model.models import ModelSpec, model_version_id
-from care_model.predict import Predictor
-from care_model.records import SHARED, Label
+from care_model.training import versions as V
+from care_model.core.errors import PermissionDenied
+from care_model.inference.models import ModelSpec, model_version_id
+from care_model.inference.predictor import Predictor
+from care_model.core.records import SHARED, Label
 from studio.access import access_of
 from studio.app import build_app
 from studio_testing import make_store, password, serve
@@ -159,7 +159,7 @@ def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
 
 
 def test_progress_and_versions_say_what_a_run_learns_from():
-    from care_model.curation import learned_from
+    from care_model.text.curation import learned_from
     from studio.training_tab import progress_html, versions_value
 
     paper = {"score_sources": ["client_self_report"], "rationales": "curated", "items": 24,

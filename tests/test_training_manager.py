@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from care_model import procs
-from care_model.records import now_iso
-from care_model.retrain import RUNS
-from care_model.runs import write_json
+from care_model.training import procs
+from care_model.core.records import now_iso
+from care_model.training.run import RUNS
+from care_model.training.runs import write_json
 from store import Repository
 from studio.access import access_of
 from studio.training import TrainingManager
@@ -25,7 +25,7 @@ def stale(tmp_path):
     run_dir = tmp_path / "store" / "runs" / "old"
     run_dir.mkdir(parents=True)
     before_reboot = {**procs.identify(stranger.pid), "boot_id": "00000000-0000-0000-0000-000000000000"}
-    write_json(run_dir / "process.json", {**before_reboot, "cmd": ["python", "-m", "care_model.retrain"]})
+    write_json(run_dir / "process.json", {**before_reboot, "cmd": ["python", "-m", "care_model.jobs.retrain"]})
     repo.collection(RUNS).put({"id": "old", "status": "running", "pid": stranger.pid, "run_dir": str(run_dir),
                                "created_at": now_iso(), "started_by": "admin"}, actor="admin")
     yield repo, stranger

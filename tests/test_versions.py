@@ -1,11 +1,11 @@
-"""care_model.versions: candidates, admin-only promotion, one-step rollback, all audited."""
+"""care_model.training.versions: candidates, admin-only promotion, one-step rollback, all audited."""
 from __future__ import annotations
 
 import pytest
 
-from care_model import versions as V
-from care_model.errors import ModelError, PermissionDenied, ValidationError
-from care_model.models import ModelSpec, model_version_id
+from care_model.training import versions as V
+from care_model.core.errors import ModelError, PermissionDenied, ValidationError
+from care_model.inference.models import ModelSpec, model_version_id
 from store import Repository
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from care_model.evidence import TranscriptIndex
-from care_model.models import ModelSpec, model_version_id
-from care_model.predict import PredictConfig, Predictor
-from care_model.records import Session
+from care_model.text.evidence import TranscriptIndex
+from care_model.inference.models import ModelSpec, model_version_id
+from care_model.inference.predictor import PredictConfig, Predictor
+from care_model.core.records import Session
 from store import Repository
 from store.formats import read_files
 
@@ -33,11 +33,11 @@ MAX_NEW = 64  # full grounded answers: score line, lead-in, a quote and the sent
 
 @pytest.fixture(scope="module", autouse=True)
 def _needs_the_vllm_venv():
-    from care_model.backends.vllm_backend import vllm_python
+    from care_model.inference.backends.vllm_backend import vllm_python
 
     vllm_python()  # raises, naming `make setup-vllm`, instead of skipping: make test-vllm sets it up first
     yield
-    from care_model.backends.vllm_backend import close_all
+    from care_model.inference.backends.vllm_backend import close_all
 
     close_all()
 
@@ -52,7 +52,7 @@ def test_three_sessions_through_vllm_agree_with_the_engine(tmp_path):
         batch = read_files([ROOT / "data" / "sessions.jsonl"], "jsonl")
         batch.sessions = [s for s in batch.sessions if s.id in {x.id for x in SHORT}]
         repo.import_batch(batch)
-    cmd = [sys.executable, "-m", "care_model.predict", "--store", str(store), "--backend", "vllm",
+    cmd = [sys.executable, "-m", "care_model.jobs.predict", "--store", str(store), "--backend", "vllm",
            "--max-new-tokens", str(MAX_NEW), "--json"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
@@ -107,7 +107,7 @@ def _random_adapter(out: Path, seed: int) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from care_model.models import smollm2_folder
+    from care_model.inference.models import smollm2_folder
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(str(smollm2_folder()))
@@ -169,8 +169,8 @@ def test_the_apps_predict_worker_uses_the_vllm_backend(tmp_path):
         got = free.predict_session(SHORT[1], items=[1, 2])
         assert [p.decoding for p in got] == ["free+quote-check"] * 2 and got[0].candidate_turns == []
         # a grounded row made for another tokenizer is refused by name, and the worker goes on serving
-        from care_model.errors import ModelError
-        from care_model.predict import grounding_rows
+        from care_model.core.errors import ModelError
+        from care_model.inference.predictor import grounding_rows
 
         backend = free.vllm()
         prompt = free.session_prompt(SHORT[1], [1, 2])
@@ -223,11 +223,12 @@ def test_crossval_predicts_its_held_out_folds_through_vllm(tmp_path):
     """``--predict-backend vllm``: each fold's adapter is served to vLLM as a LoRA adapter and its
     held-out scores equal our engine's (peft) for the same adapter; the workers stop after each
     version's predictions, so no vLLM process is left when the run ends."""
-    from care_model.backends import vllm_backend
-    from care_model.crossval import fold_dir, main
-    from care_model.retrain_eval import predictor_config
-    from care_model.retrain_config import RetrainConfig
-    from care_model.runs import read_json
+    from care_model.inference.backends import vllm_backend
+    from care_model.training.crossval import fold_dir
+    from care_model.jobs.crossval import main
+    from care_model.training.evaluation import predictor_config
+    from care_model.training.config import RetrainConfig
+    from care_model.training.runs import read_json
     from tests.test_crossval import make_cv_store
 
     store = make_cv_store(tmp_path / "store")

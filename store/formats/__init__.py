@@ -7,7 +7,7 @@ Formats (one module each): ``jsonl`` (this project's own format and its export, 
 predictions and labels), ``annomi`` (AnnoMI CSV), ``esconv`` (ESConv JSON), ``text`` (plain
 ``Counselor: ...`` / ``来访者：...`` chat transcripts, one session per file) and ``ratings``
 (WAI ratings CSV). Every session is checked with ``Session.validate()``; any problem raises
-:class:`care_model.errors.ImportFormatError` naming the file, the line or record, the problem and
+:class:`care_model.core.errors.ImportFormatError` naming the file, the line or record, the problem and
 the fix, before anything is returned. Within one call, a session id seen twice with different
 content is an error; the same content twice is kept once (with a warning). Same for prediction
 ids, label ids and (session, rater) ratings.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from care_model.errors import ImportFormatError
+from care_model.core.errors import ImportFormatError
 
 from . import annomi, esconv, jsonl, ratings, text
 from .common import (Context, ImportBatch, Parsed, RatingRecord, fail, first_difference, make_context,

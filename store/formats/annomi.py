@@ -25,7 +25,7 @@ import hashlib
 
 from pathlib import Path
 
-from care_model.records import Session, Turn
+from care_model.core.records import Session, Turn
 
 from .common import Context, Parsed, SpeakerResolver, at, fail, read_text, validated
 from .csvutil import header_index, read_rows

@@ -11,8 +11,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
-from care_model.errors import ImportFormatError, ValidationError
-from care_model.records import LANGUAGES, SPEAKERS, Label, Prediction, Session
+from care_model.core.errors import ImportFormatError, ValidationError
+from care_model.core.records import LANGUAGES, SPEAKERS, Label, Prediction, Session
 
 ROLES = SPEAKERS  # ("counselor", "client")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from care_model.records import Session, Turn, stable_hash
+from care_model.core.records import Session, Turn, stable_hash
 
 from .common import Context, Parsed, SpeakerResolver, at, fail, read_text, validated
 

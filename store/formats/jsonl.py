@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from care_model.errors import ValidationError
-from care_model.records import CHANGE_REASONS, LABEL_STATUSES, Label, Prediction, Session, Turn
-from care_model.wai import Form, load_form
+from care_model.core.errors import ValidationError
+from care_model.core.records import CHANGE_REASONS, LABEL_STATUSES, Label, Prediction, Session, Turn
+from care_model.core.wai import Form, load_form
 
 from .common import (Context, Parsed, SpeakerResolver, at, check_record_fields, detect_language, fail,
                      read_text, validated, wrap_validation)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from care_model.errors import ValidationError
-from care_model.wai import Form, wai_sr
+from care_model.core.errors import ValidationError
+from care_model.core.wai import Form, wai_sr
 
 from .common import Context, Parsed, RatingRecord, at, fail, read_text
 from .csvutil import header_index, read_rows, sniff_delimiter

@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from care_model.errors import ImportFormatError
-from care_model.records import Session, Turn
+from care_model.core.errors import ImportFormatError
+from care_model.core.records import Session, Turn
 
 from .common import (Context, Parsed, SpeakerResolver, at, check_language, detect_language, fail, has_cjk,
                      norm_label, read_text, validated)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
-from care_model.records import SHARED
+from care_model.core.records import SHARED
 from studio.access import access_of
 from studio.app import build_app
 from studio.curation_modes import set_curation_mode

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from care_model.models import ModelSpec
-from care_model.predict import Predictor
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import Predictor
 from studio.demo import BANNER, build_demo
 from studio_testing import launch_chromium, serve
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from care_model.records import ADJUDICATED, SHARED, Label
+from care_model.core.records import ADJUDICATED, SHARED, Label
 from studio.app import build_app
 from studio_testing import launch_chromium, logged_in_pages, make_store, quoting_predictions, serve
 

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
-from care_model.records import Prediction
-from care_model.runs import ProgressWriter
+from care_model.core.records import Prediction
+from care_model.training.runs import ProgressWriter
 from studio.app import build_app
 from studio_testing import logged_in_pages, make_store, serve
 

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
-from care_model.models import ModelSpec
-from care_model.predict import Predictor
-from care_model.records import SHARED, Prediction, Session
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import Predictor
+from care_model.core.records import SHARED, Prediction, Session
 from studio.app import build_app
 from studio_testing import logged_in_pages, make_store, open_session, serve
 

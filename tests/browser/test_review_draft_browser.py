@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from care_model.models import ModelSpec
-from care_model.predict import PredictConfig, Predictor
-from care_model.records import SHARED
+from care_model.inference.models import ModelSpec
+from care_model.inference.predictor import PredictConfig, Predictor
+from care_model.core.records import SHARED
 from studio.access import Access
 from studio.app import build_app
 from studio.curation_modes import set_curation_mode

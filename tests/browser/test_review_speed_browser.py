@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from care_model.records import SHARED
+from care_model.core.records import SHARED
 from studio.app import build_app
 from studio_testing import launch_chromium, logged_in_pages, make_store, serve
 

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
-from care_model import versions as V
-from care_model.models import ModelSpec, model_version_id
-from care_model.predict import Predictor
-from care_model.records import SHARED, Label
+from care_model.training import versions as V
+from care_model.inference.models import ModelSpec, model_version_id
+from care_model.inference.predictor import Predictor
+from care_model.core.records import SHARED, Label
 from studio.app import build_app
 from studio_testing import logged_in_pages, make_store, serve
 

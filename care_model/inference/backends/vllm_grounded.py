@@ -1,0 +1,47 @@
+"""Grounded decoding inside vLLM: a logits processor that runs the project's own row constraint.
+
+Loaded by vLLM (in the vLLM venv, never in the project's process) from its fully qualified name
+:data:`FQCN`, which the worker (:mod:`care_model.inference.backends.vllm_worker`) passes as
+``LLM(logits_processors=[FQCN])``. A request asks for grounding through its sampling parameters::
+
+    SamplingParams(temperature=0, extra_args={"care_grounding": {
+        "row": GroundedRow.spec(),     # candidate turns, option ids, language, score rule, ...
+        "stop_ids": [...],             # the stop set the row's vocabulary was built with
+        "tokenizer": "<model folder>"}})
+
+For such a request vLLM's :class:`AdapterLogitsProcessor` holds a
+:class:`care_model.inference.constrained.RowProcessor` around a :class:`care_model.text.grounding.GroundedRow`
+rebuilt from the spec (the vocabulary is built once per tokenizer and stop set, and its
+fingerprint must equal the one the row was made with). Every decoding step it starts or advances
+the row and sets each disallowed logit to ``-inf``, so vLLM's greedy sampler picks exactly what
+our engine picks: the score line is the (calibrated) argmax option, quotes are verbatim spans of
+the item's candidate turns, and the free text stops after the first sentence. Requests without
+``care_grounding`` pass untouched.
+
+The worker (:meth:`care_model.inference.backends.vllm_worker.Worker.generate`) rebuilds every request's row
+once before it queues any, so a malformed spec or another tokenizer fails that call with a clear
+message instead of killing the engine core.
+"""
+from __future__ import annotations
+
+from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
+
+from care_model.inference.constrained import RowProcessor, vocabulary_from_folder
+from care_model.text.grounding import GroundedRow
+from care_model.inference.backends.vllm_worker import GROUNDED_FQCN as FQCN, GROUNDING_KEY as SPEC_KEY  # noqa: F401 (FQCN: re-export)
+
+
+def row_from(spec: dict) -> GroundedRow:
+    """The row a request's ``care_grounding`` spec describes, on its tokenizer's vocabulary."""
+    return GroundedRow.from_spec(vocabulary_from_folder(spec["tokenizer"], spec["stop_ids"]), spec["row"])
+
+
+class GroundedLogitsProcessor(AdapterLogitsProcessor):
+    """vLLM's per-request adapter around :class:`~care_model.inference.constrained.RowProcessor`."""
+
+    def is_argmax_invariant(self) -> bool:
+        return False  # it decides which token greedy decoding picks
+
+    def new_req_logits_processor(self, params):
+        spec = (params.extra_args or {}).get(SPEC_KEY)
+        return RowProcessor(row_from(spec), fresh=lambda: row_from(spec)) if spec else None

@@ -1,0 +1,484 @@
+"""Fast 12-item inference for one session: the transcript prefix once, the items as one batch.
+
+The 12 item prompts of a session share everything up to the item statement (see
+:mod:`care_model.text.prompt`). :class:`Engine` therefore
+
+1. **prefills the shared prefix once** (positions ``0..P-1``) with its own forward pass over the
+   model's modules, keeping the prefix keys/values *once* per layer as ``[kv_heads, P, head_dim]``;
+2. runs the **12 suffixes as one packed sequence** (no padding: a block-diagonal causal mask keeps
+   each row to its own tokens; each row's position ids continue from ``P``), whose K/V are then
+   laid out per row, left-padded so that all rows end together (pads are masked as keys);
+3. **decodes greedily, 12 rows at a time**, each row stopping at its own end-of-turn/EOS token
+   (finished rows are dropped from the batch), up to ``max_new_tokens``.
+
+Attention (:mod:`care_model.inference.attention`) is split in two (hydragen / cascade attention):
+every query of every row attends to the shared prefix in *one* pass (queries of all rows folded into
+``[kv_heads, rows*group*q_len, head_dim]`` -- grouped-query attention without ``repeat_kv``; the
+fused flash-attention kernel that also returns the log-sum-exp where PyTorch has one, else plain
+matmuls), and to its own suffix/decoded keys held in preallocated per-row buffers (no
+``torch.cat`` per step) with a causal + padding mask. The two partial softmaxes are merged
+exactly with their log-sum-exps. The prefix cache is never copied per row: a 12-row decode step
+measured 1.5-3 single-row steps on this 2-core CPU (the linear layers' 12x work), where copying
+the prefix cache 12 times costs about 7.7.
+
+CPU threads: the Engine sets torch's thread count (process-wide) to ``num_threads``,
+``$CARE_TORCH_THREADS`` or one less than the usable cores (1 on a 2-core machine); see
+:meth:`Engine._set_threads` for why.
+
+The forward uses the Hugging Face modules as they are (``embed_tokens``, per layer
+``input_layernorm``, ``self_attn.{q,k,v,o}_proj`` -- which may be peft LoRA wrappers -- optional
+``q_norm``/``k_norm`` (Qwen3), ``post_attention_layernorm``, ``mlp``, then ``norm``, ``lm_head``,
+and ``rotary_emb`` for cos/sin, so Llama-3.1 rope scaling applies). Supported: Llama-family
+decoders (llama, qwen2 incl. q/k/v biases, qwen3, mistral within its sliding window). For anything
+else use :meth:`Engine.run_session_naive` (``Engine.fast_supported`` says which).
+
+**Score position.** The answer's first line is the option number, so the *first generated token*
+is the score position. Its logits, restricted to the option tokens (every vocabulary entry a
+model may use to start "1".."5": ``"1"``, ``" 1"``, ``"1."``, full-width ``"１"`` ... when these are
+single tokens; see :meth:`Engine.option_token_ids`), give ``option_probs`` (normalised over the
+five options), ``argmax_score`` and ``expected_score``; ``option_mass`` is the unnormalised total
+probability of the option tokens (low mass = the model wanted to write something else first,
+e.g. whitespace or markdown; the first position is still used, by design).
+
+**Token ids.** :meth:`Engine.encode_prompt` tokenizes the prefix and each suffix separately with
+``add_special_tokens=False`` (special tokens written in the rendered chat text are parsed as
+special tokens) and the model sees ``prefix_ids + suffix_ids``; the naive path uses exactly the
+same ids. If all suffixes start with the same tokens, those are moved into the shared prefix
+(same token sequence, so the same result, less work).
+
+**Grounded decoding.** ``constraints={item: GroundedRow}`` (:mod:`care_model.text.grounding`) makes every
+row pick its greedy token among the ids its own row state allows (:mod:`care_model.inference.constrained`);
+the naive path applies the same rows through a ``LogitsProcessor``, so both give the same tokens.
+
+**Reference path.** :meth:`Engine.run_session_naive` (:mod:`care_model.inference.naive`) makes 12 independent
+``model.generate(input_ids=prefix_ids + suffix_ids, do_sample=False)`` calls (scores-only: 12
+independent full forward passes taking the last position's logits). Tests check that greedy
+tokens are identical and probabilities agree.
+
+Public API::
+
+    Engine(loaded, *, options=(1, 2, 3, 4, 5), stop_token_ids=None, num_threads=None)
+    Engine.num_threads -> int  (CPU threads it set for torch; see _set_threads)
+    Engine.encode_prompt(session_prompt) -> (prefix_ids, {item: suffix_ids})
+    Engine.option_token_ids(language="en") -> {option: [token ids]}
+    Engine.run_session(prefix_ids, suffix_ids, *, max_new_tokens=64, scores_only=False,
+                       progress=None, language="en", constraints=None) -> {item: ItemOutput}
+    Engine.run_session_naive(...same...) -> {item: ItemOutput}
+    Engine.prefill_only(prefix_ids) -> seconds
+    Engine.last_stats -> dict (timings and token counts of the last run)
+
+``progress(fraction: float, message: str)`` is called after the prefill, after the suffix block
+and after every decode step (fast path), or after every item (naive path).
+
+torch is imported lazily (the first Engine imports it).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from care_model.core.errors import ModelError
+from care_model.inference.attention import PrefixAttention
+from care_model.inference.option_tokens import option_token_ids
+from care_model.text.stop_tokens import END_OF_TURN_TOKENS, stop_ids  # noqa: F401 (END_OF_TURN_TOKENS re-exported)
+
+Progress = Callable[[float, str], None]
+_SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+
+
+@dataclass
+class ItemOutput:
+    text: str                    # greedy answer text (special tokens removed); "" in scores-only mode
+    token_ids: list[int]         # generated ids, the stop token included when one was generated
+    option_probs: list[float]    # P(option) at the score position, normalised over the options
+    expected_score: float        # sum(option * prob)
+    argmax_score: int            # the most probable option
+    option_mass: float = 1.0     # total probability of all option tokens before normalisation
+    finished: bool = False       # stopped at a stop token (False: hit max_new_tokens or scores-only)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "token_ids": list(self.token_ids), "option_probs": list(self.option_probs),
+                "expected_score": self.expected_score, "argmax_score": self.argmax_score,
+                "option_mass": self.option_mass, "finished": self.finished}
+
+
+@dataclass
+class _PrefixCache:
+    keys: list            # per layer [kv_heads, P, head_dim] (after RoPE)
+    values: list
+    length: int
+
+
+def cfg_head_dim(config) -> int:
+    return config.hidden_size // config.num_attention_heads
+
+
+class Engine(PrefixAttention):
+    """Shared-prefix, batched greedy inference over one loaded model (see the module docstring)."""
+
+    def __init__(self, loaded, *, options: Sequence[int] = (1, 2, 3, 4, 5),
+                 stop_token_ids: Sequence[int] | None = None, num_threads: int | None = None):
+        import torch
+
+        self.torch = torch
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.options = [int(o) for o in options]
+        self._lock = threading.Lock()
+        self._option_cache: dict[str, dict[int, list[int]]] = {}
+        self.last_stats: dict = {}
+        self._fused_prefix: bool | None = None  # None: not tried yet
+        self._sdpa_gqa = True
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self.base = base
+        self.config = base.config
+        core = getattr(base, "model", None)
+        self.core = core
+        self.lm_head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+        self.fast_supported, self.unsupported_reason = self._check_architecture()
+        if self.fast_supported:
+            from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+            self._rope = apply_rotary_pos_emb
+            attn0 = core.layers[0].self_attn
+            self.head_dim = int(getattr(attn0, "head_dim", None) or cfg_head_dim(self.config))
+        # Mistral/Qwen sliding-window attention: the fast path is exact only within the window.
+        window = getattr(self.config, "sliding_window", None)
+        if getattr(self.config, "model_type", "") != "mistral" and not getattr(self.config, "use_sliding_window", False):
+            window = None
+        self.sliding_window = int(window) if window else None
+        params = next(self.model.parameters())
+        self.device = params.device
+        self.dtype = params.dtype
+        self.num_threads = self._set_threads(num_threads)
+        self.stop_token_ids = sorted(set(int(t) for t in stop_token_ids)) if stop_token_ids is not None \
+            else self._default_stop_ids()
+        if not self.stop_token_ids:
+            raise ModelError("The model has no end-of-sequence token, so answers cannot stop.",
+                             "Pass stop_token_ids=[...] to Engine, or set eos_token_id in the model's generation_config.")
+        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
+            else self.stop_token_ids[0]
+
+    # ------------------------------------------------------------------------- setup
+    def _check_architecture(self) -> tuple[bool, str]:
+        core, cfg = self.core, self.config
+        mtype = getattr(cfg, "model_type", "?")
+        if mtype not in _SUPPORTED:
+            return False, f"model type {mtype!r} is not one of {', '.join(_SUPPORTED)}"
+        if core is None or self.lm_head is None or not all(
+                hasattr(core, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+            return False, "the model lacks embed_tokens/layers/norm/rotary_emb"
+        layer = core.layers[0]
+        attn = getattr(layer, "self_attn", None)
+        if attn is None or not all(hasattr(attn, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj")):
+            return False, "the attention module lacks q/k/v/o projections"
+        return True, ""
+
+    def _set_threads(self, num_threads: int | None) -> int:
+        """CPU threads for torch (process-wide): the argument, else $CARE_TORCH_THREADS, else one core
+        fewer than this process may use (at least 1), so the web server and the store keep a core.
+
+        On a shared 2-core machine this means 1 thread, which measured faster than 2 whenever other
+        processes compete for the cores (OpenMP threads spin-wait for each other on every operation).
+        """
+        torch = self.torch
+        if self.device.type != "cpu":
+            return torch.get_num_threads()
+        want = num_threads or int(os.environ.get("CARE_TORCH_THREADS", "0") or 0)
+        if want <= 0:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                cores = os.cpu_count() or 1
+            want = max(1, min(torch.get_num_threads(), cores - 1))
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+        return want
+
+    def _default_stop_ids(self) -> list[int]:
+        gen = getattr(self.base, "generation_config", None)
+        return stop_ids(self.tokenizer, getattr(gen, "eos_token_id", None))
+
+    # ------------------------------------------------------------------------- tokens
+    def encode_prompt(self, session_prompt) -> tuple[list[int], dict[int, list[int]]]:
+        """Token ids of a :class:`~care_model.text.prompt.SessionPrompt`: (prefix ids, {item: suffix ids})."""
+        enc = lambda text: list(self.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        prefix = enc(session_prompt.prefix)
+        suffixes = {int(item): enc(text) for item, text in session_prompt.suffixes.items()}
+        return prefix, suffixes
+
+    def option_token_ids(self, language: str = "en") -> dict[int, list[int]]:
+        """Candidate *first* tokens for each option: ``{1: [ids...], ..., 5: [...]}``.
+
+        For each option digit, the first token of several spellings (``"4"``, ``" 4"``, ``"4."``,
+        ``"4)"``, ``"\\n4"``, ``"**4"``, full-width ``"４"`` ...) is kept when that single token decodes,
+        stripped of whitespace and trailing punctuation, to exactly the digit -- so a byte-level
+        ``" 4"`` token and ``"4"`` are both counted, while a bare space or ``"**"`` token is not.
+        Full-width digits are included for every language (they only count when they are single
+        tokens); ``language`` is part of the cache key for forms with language-specific options.
+        """
+        if language in self._option_cache:
+            return self._option_cache[language]
+        out = option_token_ids(self.tokenizer, self.options)
+        self._option_cache[language] = out
+        return out
+
+    def _score(self, logits_row, option_ids: Mapping[int, list[int]]) -> tuple[list[float], float, int, float]:
+        from care_model.inference.constrained import option_scores
+
+        return option_scores(logits_row, option_ids, self.options)
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------------- the forward
+    def _mlp_block(self, layer, x):
+        return x + layer.mlp(layer.post_attention_layernorm(x))
+
+    def _prefill(self, prefix_ids: list[int]) -> _PrefixCache:
+        """Forward the shared prefix once (causal), keeping only its per-layer K/V."""
+        torch = self.torch
+        F = torch.nn.functional
+        core = self.core
+        P = len(prefix_ids)
+        if P == 0:
+            return _PrefixCache([], [], 0)
+        ids = torch.tensor([prefix_ids], device=self.device)
+        pos = torch.arange(P, device=self.device)[None]
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        keys, values = [], []
+        for layer in core.layers:
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            o = self._causal_sdpa(F, q, k, v, attn.scaling)
+            keys.append(k[0].contiguous())
+            values.append(v[0].contiguous())
+            x = x + attn.o_proj(o.transpose(1, 2).reshape(1, P, -1))
+            x = self._mlp_block(layer, x)
+        return _PrefixCache(keys, values, P)
+
+    def _suffix_block(self, suffixes: list[list[int]], prefix: _PrefixCache, bufs_k, bufs_v, S: int, neg, zero):
+        """All item suffixes as one packed sequence (no padding): each token attends to the shared prefix
+        and causally to its own row's earlier tokens (block-diagonal mask); positions continue from P.
+        Writes each row's K/V into its left-padded buffer (ending at slot S) when buffers are given.
+        Returns the logits at each row's last token [B, V] (the score position)."""
+        torch = self.torch
+        core, dev = self.core, self.device
+        lens = torch.tensor([len(s) for s in suffixes], device=dev)
+        B = len(suffixes)
+        row = torch.repeat_interleave(torch.arange(B, device=dev), lens)             # [L] row of each token
+        starts = torch.cumsum(lens, 0) - lens
+        offs = torch.arange(int(lens.sum()), device=dev) - starts[row]                # offset within the row
+        ids = torch.tensor([t for s in suffixes for t in s], dtype=torch.long, device=dev)[None]
+        pos = (prefix.length + offs)[None]
+        allowed = (row[:, None] == row[None, :]) & (offs[:, None] >= offs[None, :])  # [L(query), L(key)]
+        bias = torch.where(allowed, zero, neg)[None, None, None]                     # [1, 1, 1, L, L]
+        slot = S - lens[row] + offs                                                  # left-padded slot
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        for i, layer in enumerate(core.layers):
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            if bufs_k is not None:
+                bufs_k[i][row, :, slot] = k[0].transpose(0, 1)
+                bufs_v[i][row, :, slot] = v[0].transpose(0, 1)
+            o = self._attend(attn, q, i, prefix, k, v, bias)
+            x = x + attn.o_proj(o)
+            x = self._mlp_block(layer, x)
+        last = starts + lens - 1
+        logits = self.lm_head(core.norm(x[0, last]))
+        return logits if logits.dtype == torch.float64 else logits.float()
+
+    def _step(self, ids, pos, prefix: _PrefixCache, bufs_k, bufs_v, start: int, own_bias):
+        """One decode step (or any block of T tokens per row): ids [B, T] at positions pos [B, T]; writes
+        their K/V to slots start..start+T-1 of the per-row buffers and attends over the shared prefix and
+        slots [0, start+T) with ``own_bias``. Returns the last position's logits [B, V]."""
+        core = self.core
+        T = ids.shape[1]
+        x = core.embed_tokens(ids)
+        cos, sin = core.rotary_emb(x, pos)
+        end = start + T
+        for i, layer in enumerate(core.layers):
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            bufs_k[i][:, :, start:end] = k
+            bufs_v[i][:, :, start:end] = v
+            o = self._attend(attn, q, i, prefix, bufs_k[i][:, :, :end], bufs_v[i][:, :, :end], own_bias)
+            x = x + attn.o_proj(o)
+            x = self._mlp_block(layer, x)
+        logits = self.lm_head(core.norm(x[:, -1:, :]))[:, -1, :]
+        return logits if logits.dtype == self.torch.float64 else logits.float()
+
+    # ------------------------------------------------------------------------- public runs
+    def prefill_only(self, prefix_ids: Sequence[int]) -> float:
+        """Seconds for one forward of the shared prefix alone (the floor of any scoring)."""
+        torch = self.torch
+        self._require_fast()
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            self._prefill(list(prefix_ids))
+            self._sync()
+            return time.perf_counter() - t0
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def _require_fast(self):
+        if not self.fast_supported:
+            raise ModelError(f"The fast path does not support this model: {self.unsupported_reason}.",
+                             "Use Engine.run_session_naive for it.")
+
+    def run_session(self, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
+                    max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
+                    language: str = "en", constraints: Mapping | None = None) -> dict[int, ItemOutput]:
+        """Fast path: one prefix prefill, a batched suffix block, batched greedy decoding (each row under its
+        own ``constraints[item]``, a :class:`care_model.text.grounding.GroundedRow`, when given)."""
+        torch = self.torch
+        self._require_fast()
+        items, prefix_ids, suffixes, folded = self._prepare(prefix_ids, suffix_ids)
+        longest = len(prefix_ids) + max(len(s) for s in suffixes) + (0 if scores_only else int(max_new_tokens))
+        if self.sliding_window and longest > self.sliding_window:
+            raise ModelError(f"The prompt ({longest} tokens with the answer) exceeds the model's sliding attention "
+                             f"window ({self.sliding_window}), which the fast path does not implement.",
+                             "Use Engine.run_session_naive for this session, or a model without sliding windows.")
+        option_ids = self.option_token_ids(language)
+        stats = {"mode": "scores_only" if scores_only else "full", "path": "fast", "items": len(items),
+                 "prefix_tokens": len(prefix_ids), "folded_into_prefix": folded,
+                 "suffix_tokens": sum(len(s) for s in suffixes)}
+        report = progress or (lambda f, m: None)
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            prefix = self._prefill(prefix_ids)
+            self._sync()
+            stats["prefill_s"] = time.perf_counter() - t0
+            report(0.3 if not scores_only else 0.6, "prefix computed")
+
+            B = len(items)
+            P = prefix.length
+            lens = [len(s) for s in suffixes]
+            S = max(lens)
+            steps = 0 if scores_only else max(0, int(max_new_tokens) - 1)
+            dev = self.device
+            acc = torch.promote_types(self.dtype, torch.float32)
+            neg = torch.tensor(float("-inf"), dtype=acc, device=dev)
+            zero = torch.tensor(0.0, dtype=acc, device=dev)
+            bufs_k = bufs_v = None
+            if not scores_only:
+                # Per-row K/V of suffix + answer, left-padded so all rows end at slot S; zeroed so the
+                # (masked) pad slots hold no NaN garbage.
+                kv = getattr(self.config, "num_key_value_heads", None) or self.config.num_attention_heads
+                d, cap = self.head_dim, S + steps
+                bufs_k = [torch.zeros(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in self.core.layers]
+                bufs_v = [torch.zeros(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in self.core.layers]
+            t1 = time.perf_counter()
+            logits = self._suffix_block(suffixes, prefix, bufs_k, bufs_v, S, neg, zero)
+            self._sync()
+            stats["suffix_s"] = time.perf_counter() - t1
+            report(0.4 if not scores_only else 1.0, "items scored")
+
+            outputs: dict[int, ItemOutput] = {}
+            scores = [self._score(logits[b], option_ids) for b in range(B)]
+            if scores_only:
+                for b, item in enumerate(items):
+                    probs, exp_, arg, mass = scores[b]
+                    outputs[item] = ItemOutput("", [], probs, exp_, arg, mass, False)
+                stats.update(decode_s=0.0, decode_steps=0, generated_tokens=0,
+                             total_s=time.perf_counter() - t0)
+                self.last_stats = stats
+                return outputs
+
+            stop = torch.tensor(self.stop_token_ids, device=dev)
+            pads = torch.tensor([S - n for n in lens], device=dev)
+            key_ok = torch.arange(S + steps, device=dev)[None, :] >= pads[:, None]  # [B, cap] real keys
+            generated = [[] for _ in range(B)]
+            finished = [False] * B
+            active = torch.arange(B, device=dev)          # original row of each batch row
+            rows = [constraints[item] for item in items] if constraints else None
+            if rows:
+                from care_model.inference.constrained import choose_tokens
+
+                for b in range(B):
+                    rows[b].start(scores[b][2], scores[b][0])
+            pick = (lambda lg: choose_tokens(lg, [rows[r] for r in active.tolist()])) if rows else \
+                (lambda lg: lg.argmax(-1))
+            stats["decoding"] = "grounded" if rows else "free"
+            next_tok = pick(logits)
+            next_pos = P + torch.tensor(lens, device=dev)  # position of the token just chosen
+            bias_all = torch.where(key_ok, zero, neg)      # [B, cap]
+            t2 = time.perf_counter()
+            n_steps = 0
+            for t in range(steps + 1):
+                toks = next_tok.tolist()
+                is_stop = torch.isin(next_tok, stop).tolist()
+                keep = []
+                for j, row in enumerate(active.tolist()):
+                    generated[row].append(toks[j])
+                    if rows:
+                        rows[row].advance(toks[j])
+                    if is_stop[j]:
+                        finished[row] = True
+                    elif len(generated[row]) < max_new_tokens:
+                        keep.append(j)
+                if not keep or t == steps:
+                    break
+                if len(keep) < active.numel():  # drop finished rows from the batch
+                    sel = torch.tensor(keep, device=dev)
+                    bufs_k = [bk.index_select(0, sel) for bk in bufs_k]
+                    bufs_v = [bv.index_select(0, sel) for bv in bufs_v]
+                    active, next_tok, next_pos, bias_all = (active[sel], next_tok[sel], next_pos[sel],
+                                                            bias_all.index_select(0, sel))
+                end = S + t + 1
+                logits = self._step(next_tok[:, None], next_pos[:, None], prefix, bufs_k, bufs_v, S + t,
+                                    bias_all[:, None, None, None, :end])
+                next_tok = pick(logits)
+                next_pos = next_pos + 1
+                n_steps += 1
+                report(0.4 + 0.6 * (t + 1) / max(1, steps), f"decoding {t + 1}/{steps}")
+            self._sync()
+            stats["decode_s"] = time.perf_counter() - t2
+            stats["decode_steps"] = n_steps
+            for b, item in enumerate(items):
+                probs, exp_, arg, mass = scores[b]
+                outputs[item] = ItemOutput(self._decode_text(generated[b]), generated[b], probs, exp_, arg, mass,
+                                           finished[b])
+            stats["generated_tokens"] = sum(len(g) for g in generated)
+            stats["total_s"] = time.perf_counter() - t0
+            self.last_stats = stats
+        report(1.0, "done")
+        return outputs
+
+    def _prepare(self, prefix_ids, suffix_ids):
+        if not suffix_ids:
+            raise ModelError("No items to run.", "Pass at least one item's suffix ids.")
+        items = list(suffix_ids)
+        prefix = [int(t) for t in prefix_ids]
+        suffixes = [[int(t) for t in suffix_ids[i]] for i in items]
+        if any(len(s) == 0 for s in suffixes):
+            raise ModelError("An item has an empty suffix.",
+                             "Each item's prompt must add at least one token after the shared prefix.")
+        # Move tokens common to the start of every suffix into the shared prefix (keep >= 1 per row).
+        n = 0
+        limit = min(len(s) for s in suffixes) - 1
+        while n < limit and all(s[n] == suffixes[0][n] for s in suffixes):
+            n += 1
+        if n:
+            prefix = prefix + suffixes[0][:n]
+            suffixes = [s[n:] for s in suffixes]
+        return items, prefix, suffixes, n
+
+    # ------------------------------------------------------------------------- reference path
+    def run_session_naive(self, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
+                          max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
+                          language: str = "en", constraints: Mapping | None = None) -> dict[int, ItemOutput]:
+        """Reference: 12 independent ``model.generate`` calls (see :mod:`care_model.inference.naive`)."""
+        from care_model.inference.naive import run_naive
+
+        return run_naive(self, prefix_ids, suffix_ids, max_new_tokens=max_new_tokens, scores_only=scores_only,
+                         progress=progress, language=language, constraints=constraints)

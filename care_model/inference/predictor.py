@@ -1,0 +1,231 @@
+"""Predict a session's 12 items into model suggestions, and the `predict` command.
+
+:class:`Predictor` ties the parts together: the paper's prompt (:mod:`care_model.text.prompt`), the
+fast shared-prefix engine (:mod:`care_model.inference.engine`), the robust parser (:mod:`care_model.text.parse`)
+and evidence linking (:mod:`care_model.text.evidence`). The model is loaded lazily, once per process
+(:func:`care_model.inference.models.get_model`), on the first prediction; constructing a Predictor is cheap
+and its ``model_version`` is known without loading.
+
+Every :class:`~care_model.core.records.Prediction` names the model version that made it and the hash of
+its exact prompt; the option probabilities at the score position give ``probs``,
+``expected_score`` and, in scores-only mode, the score itself. An answer that cannot be parsed is
+stored with ``parse_status="failed"``, its raw text and the reason; it never stops a run.
+
+CPU smoke (the embedded SmolLM2 on one sample session; ``python -m store import --store /tmp/s
+--format jsonl data/sessions.jsonl`` first)::
+
+    python -m care_model.jobs.predict --store /tmp/s --session sample-en-01 --scores-only
+    python -m care_model.jobs.predict --store /tmp/s --session sample-en-01 --draft-for client
+
+Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA adapter on a GPU)::
+
+    python -m care_model.jobs.predict --store care_store
+    python -m care_model.jobs.predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
+    python -m care_model.jobs.predict --samples          # regenerate data/sample_predictions.jsonl
+    python -m care_model.jobs.predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
+    python -m care_model.jobs.predict --samples --draft-for client   # ... with drafts for the clients' scores
+    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for the expert labels
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from care_model.core.errors import CareError
+from care_model.core.records import Prediction, Session
+from care_model.core.wai import load_form
+from care_model.inference.backends import check_backend
+from care_model.inference.backends.common import FREE_DECODING, LOW_OPTION_MASS, build_prompt, to_predictions  # noqa: F401 (re-export)
+from care_model.inference.models import ModelSpec, get_model, model_version_id
+from care_model.inference.modes import calibrate_predictions, draft_session
+from care_model.text.calibration import DEFAULT_CALIBRATION, check_calibration
+from care_model.text.prompt import build_session_prompt
+
+Progress = Callable[[float, str], None]
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_SESSIONS = ROOT / "data" / "sessions.jsonl"
+SAMPLE_PREDICTIONS = ROOT / "data" / "sample_predictions.jsonl"
+
+
+@dataclass
+class PredictConfig:
+    """How predictions are made (defaults suit the CPU demo)."""
+
+    max_new_tokens: int = field(default=96, metadata={"help": "Cap on the rationale's length in tokens."})
+    max_prompt_tokens: int = field(default=8192, metadata={"help": (
+        "Context budget for the prompt (the paper cuts at 8,192); the model's own limit applies if smaller. "
+        "Longer transcripts keep their opening and most recent turns (see care_model.text.prompt).")})
+    perspective: str = field(default="client", metadata={"help": "Answer as the 'client' (WAI-SR) or the 'counselor'."})
+    fast: bool = field(default=True, metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
+    calibration: str = field(default=DEFAULT_CALIBRATION, metadata={"help": (
+        "Option probabilities: 'content-free' divides out the model's prior for each item (contextual "
+        "calibration, care_model.text.calibration; the expected score and the queue's uncertainty use the "
+        "calibrated distribution) or 'none'.")})
+    decoding: str = field(default="grounded", metadata={"help": (
+        "'grounded': score = argmax option, quotes constrained to verbatim spans of the item's most relevant "
+        "turns (care_model.text.grounding); 'free': the model's unconstrained answer.")})
+    candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
+    backend: str = field(default="engine", metadata={"help": (
+        "'engine' (our shared-prefix engine, in process) or 'vllm' (vLLM in a worker process in its own "
+        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see care_model.inference.backends).")})
+    tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
+    data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
+
+    def __post_init__(self):
+        check_calibration(self.calibration)
+        check_backend(self.backend)
+
+
+class Predictor:
+    """Makes model suggestions for sessions. Thread-safe; the model loads on first use."""
+
+    def __init__(self, spec: ModelSpec | None = None, config: PredictConfig | None = None, *,
+                 model_version: str | None = None):
+        self.spec = spec or ModelSpec()
+        self.config = config or PredictConfig()
+        self._version = model_version
+        self._engine = None
+        self._vllm = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_version(self) -> str:
+        if self._version is None:
+            self._version = model_version_id(self.spec)
+        return self._version
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None or (self._vllm is not None and self._vllm.loaded)
+
+    def vllm(self):
+        """The vLLM backend (worker processes in the vLLM venv, care_model.inference.backends.vllm_backend)."""
+        with self._lock:
+            if self._vllm is None:
+                from care_model.inference.backends.vllm_backend import VllmBackend
+
+                self._vllm = VllmBackend(self.spec, self.config, model_version=self.model_version)
+            return self._vllm
+
+    def close(self) -> None:
+        """Stop the vLLM worker processes, if any (the engine needs no closing)."""
+        if self._vllm is not None:
+            self._vllm.close()
+
+    def engine(self):
+        with self._lock:
+            if self._engine is None:
+                from care_model.inference.engine import Engine
+
+                self._engine = Engine(get_model(self.spec))
+            return self._engine
+
+    def decoder(self):
+        """The configured backend's model side for grounded decoding (``tokenizer``,
+        ``stop_token_ids``, ``option_token_ids(language)``): the engine, or the vLLM backend."""
+        return self.vllm() if self.config.backend == "vllm" else self.engine()
+
+    # ------------------------------------------------------------------ prompts
+    def session_prompt(self, session: Session, items=None, *, builder=build_session_prompt, **extra):
+        """The session's prompt for this model (``builder``: build_session_prompt, or
+        care_model.text.drafting.build_draft_prompt with ``targets=``)."""
+        if self.config.backend == "vllm":
+            backend = self.vllm()
+            tok, model_max = backend.tokenizer, backend.model_max
+        else:
+            engine = self.engine()
+            tok, model_max = engine.tokenizer, getattr(engine.model.config, "max_position_embeddings", None)
+        return build_prompt(tok, session, self.config, model_max=model_max, items=items, builder=builder, **extra)
+
+    def run_prompt(self, prompt, *, scores_only: bool = False, max_new_tokens: int | None = None,
+                   language: str = "en", progress: Progress | None = None, constraints=None) -> dict:
+        """Raw outputs ``{item: ItemOutput}`` for a session prompt, from the configured backend
+        (``constraints``: grounded decoding's rows, ``{item: GroundedRow}``)."""
+        max_new = self.config.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
+        if self.config.backend == "vllm":
+            return self.vllm().run(prompt, scores_only=scores_only, max_new_tokens=max_new, rows=constraints)
+        engine = self.engine()
+        prefix_ids, suffix_ids = engine.encode_prompt(prompt)
+        run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
+        return run(prefix_ids, suffix_ids, max_new_tokens=max_new, scores_only=scores_only, progress=progress,
+                   language=language, constraints=constraints)
+
+    # ------------------------------------------------------------------ prediction
+    def predict_session(self, session: Session, *, scores_only: bool = False, items: Iterable | None = None,
+                        progress: Progress | None = None) -> list[Prediction]:
+        """The suggestions for ``items`` (default all 12) of ``session``, in item order."""
+        report = progress or (lambda f, m: None)
+        report(0.0, "loading the model" if not self.loaded else "building prompts")
+        prompt = self.session_prompt(session, items)
+        rows, ground_warnings, decoding = {}, [], "free"
+        if not scores_only:
+            rows, ground_warnings = grounding_rows(self.decoder(), session, prompt.suffixes, self.config)
+            if rows and self.config.calibration == "content-free":
+                calibrated_score_rule(self, session, rows)
+            if self.config.backend == "vllm":  # free decoding in vLLM: then the quote check (labelled)
+                decoding = FREE_DECODING
+        outputs = self.run_prompt(prompt, scores_only=scores_only, language=session.language,
+                                  progress=lambda f, m: report(0.02 + 0.96 * f, m), constraints=rows or None)
+        preds = to_predictions(session, prompt, outputs, model_version=self.model_version, config=self.config,
+                               scores_only=scores_only, decoding=decoding, rows=rows, extra_warnings=ground_warnings)
+        if self.config.calibration == "content-free":
+            calibrate_predictions(self, session, preds)
+        report(1.0, "done")
+        return preds
+
+    def draft(self, session: Session, targets: dict, *, source: str = "client",
+              progress: Progress | None = None) -> list[Prediction]:
+        """Rationales written for given scores (CARE's drafting, section 4.2): ``targets`` is
+        ``{item: score}``, ``source`` "client" (self-report) or "expert" (label). Returns one
+        ``mode="draft"`` Prediction per target item with ``score == drafted_for_score == target``
+        and ``draft_source``; the model's own suggestions are untouched (see care_model.inference.modes)."""
+        return draft_session(self, session, targets, source=source, progress=progress)
+
+    def predict_many(self, sessions: Iterable[Session], *, scores_only: bool = False):
+        """(session, predictions) per session, as each finishes (the vLLM backend spreads the
+        sessions over its data-parallel workers; the engine goes one by one)."""
+        def one(session):
+            return self.predict_session(session, scores_only=scores_only)
+
+        if self.config.backend == "vllm":
+            yield from self.vllm().spread(sessions, one)
+            return
+        for session in sessions:
+            yield session, one(session)
+
+
+def grounding_rows(model, session: Session, items: Iterable, config: PredictConfig) -> tuple[dict, list[str]]:
+    """Grounded decoding's row states for ``items`` ({} with free decoding): each item may quote its
+    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.inference.relevance`). ``model``:
+    :meth:`Predictor.decoder` (the engine or the vLLM backend)."""
+    if config.decoding == "free":
+        return {}, []
+    if config.decoding != "grounded":
+        raise CareError(f"Unknown decoding {config.decoding!r}.", "Use 'grounded' or 'free'.")
+    if int(config.candidate_turns) < 1:
+        raise CareError(f"candidate_turns must be at least 1 (got {config.candidate_turns}).",
+                        "Pass --candidate-turns 8 (or another positive number).")
+    from care_model.inference.relevance import candidate_turns
+    from care_model.text.grounding import GroundingConfig, build_rows, vocabulary_for
+
+    form = load_form(session.form)
+    texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
+    cands, warnings = candidate_turns(session, texts, k=config.candidate_turns)
+    vocab = vocabulary_for(model.tokenizer, model.stop_token_ids)
+    rows = build_rows(vocab, session.turns, cands, model.option_token_ids(session.language),
+                      language=session.language, config=GroundingConfig(k=config.candidate_turns))
+    return rows, warnings
+
+
+def calibrated_score_rule(predictor, session: Session, rows: dict) -> None:
+    """With contextual calibration, a grounded row writes the argmax of the *calibrated* distribution."""
+    from care_model.inference.modes import content_free_probs
+    from care_model.text.calibration import CalibratedArgmax
+
+    form = load_form(session.form)
+    prior, points = content_free_probs(predictor, form, session.language), form.scale.points
+    for item, row in rows.items():
+        if item in prior:
+            row.score_rule = CalibratedArgmax(prior[item], points)

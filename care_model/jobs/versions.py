@@ -1,0 +1,116 @@
+"""Model versions: candidates with lineage, the active version, promotion and rollback.
+
+Storage (both audited by :meth:`store.collections.Collection.put`, every write with an action
+name and who did it)::
+
+    collection "model_versions"   one document per version, id = the model version id that
+                                  predictions carry (care_model.inference.models.model_version_id), e.g.
+                                  "smollm2-135m-instruct" or "smollm2-135m-instruct+adapter@1a2b3c4d"
+    collection "settings"         document "active_model": {"model_version", "base", "adapter",
+                                  "previous", "reason"} -- the app and the Predictor read it
+
+A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
+data_hash, config, metrics, evaluation, parent (the version it was compared with),
+code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
+:func:`care_model.text.curation.learned_from`), activations (when it was made active), created_by``.
+
+Statuses: ``base`` (a plain base model, registered so it can be rolled back to), ``candidate``
+(a finished run, waiting for an admin), ``active``, ``retired`` (was active), ``rejected``.
+
+Actions (all need ``repo.role_of(actor) == "admin"`` except registration, which the run's owner does):
+
+* :func:`register_candidate` -- audit action ``register``;
+* :func:`promote` -- makes a candidate the active version (``promote`` on the settings document
+  and the version, ``retire`` on the one it replaces);
+* :func:`rollback` -- makes an earlier version active again in one call (``rollback``); without
+  ``to_version`` it goes back to the previous active version;
+* :func:`reject` -- a candidate the admin does not want (``reject``).
+"""
+from __future__ import annotations
+
+import sys
+
+from care_model.core.errors import PermissionDenied
+from care_model.text.curation import describe_learned_from
+from care_model.training.versions import (
+    activation_history,
+    active_version_id,
+    get_version,
+    list_versions,
+    promote,
+    reject,
+    rollback,
+)
+
+
+# ----------------------------------------------------------------------------- CLI
+def _table(rows: list[dict]) -> str:
+    lines = []
+    for d in rows:
+        m = (d.get("metrics") or {})
+        loss = m.get("validation_loss_after")
+        lines.append(f"{d['status']:<10} {d['id']}  run={d.get('run_id') or '-'}  data={d.get('data_hash') or '-'}"
+                     + (f"  val_loss={loss:.4f}" if isinstance(loss, (int, float)) else "")
+                     + (f"\n{'':<11}learned from: {describe_learned_from(d['learned_from'])}" if d.get("learned_from") else ""))
+    return "\n".join(lines) or "(no model versions yet)"
+
+
+def main(argv=None) -> int:
+    """``python -m care_model.jobs.versions --store DIR {list,show,promote,rollback,reject,history} ...``"""
+    import argparse
+    import json
+    import os
+    import sys
+
+    from care_model.core.errors import CareError
+
+    ap = argparse.ArgumentParser(prog="python -m care_model.jobs.versions", description="Model versions of a store.")
+    ap.add_argument("--store", required=True, help="store folder")
+    ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""), help="the admin who acts (recorded in the audit trail)")
+    ap.add_argument("--json", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="all versions, oldest first")
+    sub.add_parser("history", help="every change of the active version")
+    p = sub.add_parser("show", help="one version with its lineage and metrics")
+    p.add_argument("version")
+    for name, help_ in (("promote", "make a candidate the active version"), ("reject", "reject a candidate")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("version")
+        p.add_argument("--reason", default="")
+    p = sub.add_parser("rollback", help="make an earlier version active again (default: the previous one)")
+    p.add_argument("version", nargs="?", default=None)
+    p.add_argument("--reason", default="")
+    args = ap.parse_args(argv)
+    from store import Repository
+
+    try:
+        with Repository.open(args.store, create=False) as repo:
+            if args.command in ("promote", "rollback", "reject") and not args.actor:
+                raise PermissionDenied("No --actor was given.", "Pass --actor ADMIN_NAME (or set CARE_USER).")
+            if args.command == "list":
+                out = list_versions(repo)
+                text = _table(out) + f"\nactive: {active_version_id(repo) or '(none: the default base model)'}"
+            elif args.command == "history":
+                out = activation_history(repo)
+                text = "\n".join(f"{h['at']} {h['who']} {h['action']}: {h['from']} -> {h['to']}" for h in out) or "(none)"
+            elif args.command == "show":
+                out = get_version(repo, args.version)
+                text = json.dumps(out, ensure_ascii=False, indent=1, default=str)
+            elif args.command == "promote":
+                out = promote(repo, args.version, actor=args.actor, reason=args.reason)
+                text = f"active: {out['id']}"
+            elif args.command == "rollback":
+                out = rollback(repo, args.version, actor=args.actor, reason=args.reason)
+                text = f"active: {out['id']}"
+            else:
+                out = reject(repo, args.version, actor=args.actor, reason=args.reason)
+                text = f"rejected: {out['id']}"
+    except CareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, ensure_ascii=False, default=str) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

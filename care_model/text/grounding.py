@@ -1,0 +1,533 @@
+"""Grounded decoding: which token ids may come next so that every quote is a verbatim transcript span.
+
+Backend-independent and pure (no torch, no transformers, no tinydb): an engine asks a
+:class:`GroundedRow` what is allowed, picks a token (greedy: the highest logit among the allowed),
+and tells the row what it picked. The fast engine (:mod:`care_model.inference.engine`), the naive reference
+path (a ``transformers`` ``LogitsProcessor`` in :mod:`care_model.inference.constrained`) and a vLLM backend
+can all drive the same rows.
+
+The answer a row produces (one row per item)::
+
+    4                                   <- one of the argmax option's tokens (``start(score)``)
+    The client says "<verbatim span of one candidate turn>" <free text to the end of a sentence>
+
+* **Score line.** Only the token ids of the option the engine's option distribution prefers are
+  allowed first, so the written score is the argmax of the stored probabilities by construction.
+* **Lead-in.** ``"\\n" + lead-in`` is forced as *bytes* (any tokenization of it; the model picks):
+  ``The client says "`` (English) or ``来访者说：“`` (Chinese; the quote style is the first of
+  “”, 「」, "" whose marks are single tokens of the vocabulary). See :func:`lead_in`.
+* **Quotes.** Inside a quote the state keeps the quote so far (bytes) and every position of the
+  candidate turns where it occurs, starting at a word start. The allowed pieces are the
+  vocabulary pieces that equal the turn's next bytes at any of those positions (a dict lookup per
+  length), so the check works on characters, not on one tokenization; byte-level vocabularies
+  always have the single-byte fallback. The closing mark is allowed once the quote is long enough
+  for :func:`care_model.text.evidence.find_quotes` (3 words / 4 CJK characters, or a whole turn) and
+  ends on a word boundary of the turn; it is forced after ``max_quote_tokens`` or when the turn
+  ends. Start positions leave a long-enough quote, so a quote never dead-ends.
+* **Free text.** After the closing mark the model writes freely, except: no digits or brackets
+  (a made-up ``[57]`` or "turn 57" would be an unsupported reference), no quote marks other than an
+  opening one at the end of a piece (which starts a new, equally constrained quote), no opening
+  apostrophe after a non-word character, and no repeated token 3-gram. The row stops (the stop
+  token is forced) at the end of the first sentence after a quote, at a newline, when the model
+  writes a stop token, or after ``max_free_tokens`` free tokens -- that last one marks the row
+  ``truncated`` (cut, not complete), as the engine's ``max_new_tokens`` cap does.
+
+Public API::
+
+    token_pieces(tokenizer) -> list[bytes | None]      # the bytes of each token id (None: special)
+    Vocabulary(pieces, stop_ids)                       # indexes built once per tokenizer
+    vocabulary_for(tokenizer, stop_ids)                # the same, cached per tokenizer object
+    GroundingConfig(k=8, max_quote_tokens=32, max_free_tokens=24, ...)
+    lead_in(language, speaker, vocabulary) -> (text, opening mark, closing mark)
+    GroundedRow(vocab, turns, option_ids, language=, speaker=, config=)
+        .start(score, probs); .allowed() -> ("only" | "free", ids); .advance(token_id)
+        ("free": anything except ids and vocab.free_banned)
+        (fixed_score=: drafting for a given score; score_rule=: e.g. the calibrated argmax)
+        .done, .truncated, .quotes, .candidate_turns
+        .spec() -> dict; GroundedRow.from_spec(vocab, spec)   # to another process (the vLLM engine core)
+    rank_candidates(turns, similarities, k, speaker) -> [turn index, ...]
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from care_model.text.evidence import long_enough, normalize
+
+QUOTE_STYLES = {"en": (('"', '"'), ("“", "”")), "zh": (("“", "”"), ("「", "」"), ('"', '"'))}
+LEADS = {"en": {"client": "The client says ", "counselor": "The counselor says "},
+         "zh": {"client": "来访者说：", "counselor": "咨询师说："}}
+_ALL_QUOTE_CHARS = set('"＂“”「」『』｢｣«»‹›')
+_SINGLE_QUOTES = set("'＇‘’")
+_OPENERS = {'"': '"', "“": "”", "「": "」"}
+_SENTENCE_END = set(".!?。！？…")
+_BANNED_FREE_CHARS = set("[]【】{}<>#*|\\") | set("0123456789０１２３４５６７８９")
+
+
+@dataclass
+class GroundingConfig:
+    """Knobs of grounded decoding (defaults: see the module docstring)."""
+
+    k: int = 8                   # candidate turns per item (top-k by similarity, the speaker of interest)
+    max_quote_tokens: int = 32   # close the quote after this many tokens (once it may close)
+    max_free_tokens: int = 24    # free tokens after the first quote before the row is cut (truncated)
+    no_repeat_ngram: int = 3     # block repeated token n-grams in the free text (0: off)
+
+
+# ----------------------------------------------------------------------------- vocabulary
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte <-> printable character table used by byte-level BPE vocabularies."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def token_pieces(tokenizer) -> list[bytes | None]:
+    """The exact bytes each token id stands for (None for special/added tokens), for byte-level BPE
+    (GPT-2, Llama-3, Qwen, SmolLM2) and SentencePiece (``▁`` and ``<0xNN>``) vocabularies; other
+    tokenizers fall back to decoding each id alone. Duck-typed: needs ``convert_ids_to_tokens``."""
+    n = len(tokenizer)
+    toks = tokenizer.convert_ids_to_tokens(list(range(n)))
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special |= set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    decoder = {c: b for b, c in _bytes_to_unicode().items()}
+    plain = [t for t in toks if t]
+    byte_level = sum(all(c in decoder for c in t) for t in plain) >= 0.95 * max(1, len(plain))
+    sentencepiece = sum("▁" in t for t in plain) >= 0.01 * max(1, len(plain))
+    out: list[bytes | None] = []
+    for i, t in enumerate(toks):
+        if i in special or t is None:
+            out.append(None)
+        elif byte_level:
+            out.append(bytes(decoder[c] for c in t) if all(c in decoder for c in t) else None)
+        elif t.startswith("<0x") and t.endswith(">") and len(t) == 6:
+            out.append(bytes([int(t[3:5], 16)]))
+        elif sentencepiece and "▁" in t:
+            out.append(t.replace("▁", " ").encode("utf-8"))
+        else:
+            text = tokenizer.decode([i])
+            out.append(None if "\ufffd" in text else text.encode("utf-8"))
+    return out
+
+
+def _text(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="ignore")
+
+
+class Vocabulary:
+    """Indexes over the token pieces of one tokenizer (build once, share between sessions)."""
+
+    def __init__(self, pieces: Sequence[bytes | None], stop_ids: Sequence[int]):
+        self.pieces = list(pieces)
+        self.stop_ids = sorted(set(int(s) for s in stop_ids))
+        self._fingerprint: str | None = None
+        self.by_bytes: dict[bytes, list[int]] = {}      # every non-empty piece
+        self.quote_safe: dict[bytes, list[int]] = {}    # pieces usable inside a quote
+        banned, after_word, openers, ends, newline = set(), set(), {}, set(), set()
+        for tid, piece in enumerate(self.pieces):
+            if tid in self.stop_ids:
+                continue
+            if not piece:
+                banned.add(tid)
+                continue
+            self.by_bytes.setdefault(piece, []).append(tid)
+            text = _text(piece)
+            if not any(c in _ALL_QUOTE_CHARS or c in "\n\r" for c in text):
+                self.quote_safe.setdefault(piece, []).append(tid)
+            if "\n" in text or "\r" in text:
+                newline.add(tid)
+            if any(c in _SENTENCE_END for c in text):
+                ends.add(tid)
+            marks = [i for i, c in enumerate(text) if c in _ALL_QUOTE_CHARS]
+            if any(c in _BANNED_FREE_CHARS for c in text) or (marks and (
+                    len(marks) > 1 or marks[0] != len(text) - 1 or text[-1] not in _OPENERS)):
+                banned.add(tid)
+            elif marks:
+                openers[tid] = text[-1]
+            for i, c in enumerate(text):
+                if c in _SINGLE_QUOTES:
+                    if i == 0:
+                        after_word.add(tid)
+                    elif not text[i - 1].isalnum():
+                        banned.add(tid)
+        self.max_len = max((len(p) for p in self.by_bytes), default=1)
+        self.free_banned = frozenset(banned)
+        self.needs_word_before = frozenset(after_word - banned)
+        self.openers = openers
+        self.sentence_end = frozenset(ends)
+        self.newline = frozenset(newline)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the pieces and stop ids: equal for the same tokenizer in any process."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(repr(self.stop_ids).encode())
+            for piece in self.pieces:
+                h.update(b"\xff" if piece is None else len(piece).to_bytes(2, "little") + piece)
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def is_single_token(self, text: str) -> bool:
+        return text.encode("utf-8") in self.by_bytes
+
+    def prefixes_of(self, data: bytes, table: Mapping[bytes, list[int]] | None = None) -> list[int]:
+        """Ids of the pieces that equal ``data[:L]`` for some L >= 1."""
+        table = self.by_bytes if table is None else table
+        out: list[int] = []
+        for n in range(1, min(len(data), self.max_len) + 1):
+            ids = table.get(data[:n])
+            if ids:
+                out.extend(ids)
+        return out
+
+
+_VOCABS: dict[tuple[int, tuple], tuple[object, Vocabulary]] = {}
+_VOCABS_LOCK = threading.Lock()
+
+
+def vocabulary_for(tokenizer, stop_ids: Sequence[int]) -> Vocabulary:
+    """The tokenizer's :class:`Vocabulary` (built once per tokenizer object and stop ids, ~1 s for 50k ids)."""
+    key = (id(tokenizer), tuple(sorted(int(s) for s in stop_ids)))
+    with _VOCABS_LOCK:
+        if key not in _VOCABS:  # the entry keeps the tokenizer alive, so its id is never reused
+            _VOCABS[key] = (tokenizer, Vocabulary(token_pieces(tokenizer), stop_ids))
+        return _VOCABS[key][1]
+
+
+def lead_in(language: str, speaker: str, vocab: Vocabulary) -> tuple[str, str, str]:
+    """(lead-in text ending with the opening mark, opening mark, closing mark) for a language."""
+    lang = "zh" if language == "zh" else "en"
+    styles = QUOTE_STYLES[lang]
+    open_, close = next(((o, c) for o, c in styles if vocab.is_single_token(o) and vocab.is_single_token(c)),
+                        styles[-1] if lang == "zh" else styles[0])
+    return LEADS[lang].get(speaker, LEADS[lang]["client"]) + open_, open_, close
+
+
+# ----------------------------------------------------------------------------- turns
+def _is_cjk(ch: str) -> bool:
+    return bool(ch) and unicodedata.east_asian_width(ch) == "W" and ch.isalnum()
+
+
+def _word(ch: str) -> bool:
+    return ch.isalnum()
+
+
+@dataclass
+class _Turn:
+    index: int
+    text: str
+    data: bytes
+    starts: list[int]        # byte offsets where a quote may start
+    ends: frozenset          # byte offsets where a quote may end (word boundary, not after a space)
+    barriers: list[int]      # byte offsets of quote marks in the turn: a quote never runs across one
+
+    def room(self, at: int) -> int:
+        """Bytes a quote may still take from offset ``at`` (up to the next quote mark or the end)."""
+        return min((b for b in self.barriers if b >= at), default=len(self.data)) - at
+
+
+def _prepare_turn(index: int, text: str) -> _Turn | None:
+    text = " ".join(str(text).split())
+    if not text:
+        return None
+    offs, pos = [], 0
+    for ch in text:
+        offs.append(pos)
+        pos += len(ch.encode("utf-8"))
+    offs.append(pos)
+    starts, ends = [], set()
+    marks = [i for i, ch in enumerate(text) if ch in _ALL_QUOTE_CHARS] + [len(text)]
+    for i, ch in enumerate(text):
+        prev = text[i - 1] if i else ""
+        if _word(ch) and (_is_cjk(ch) or not prev or not (_word(prev) or prev in _SINGLE_QUOTES or prev == "_")):
+            stop = next(m for m in marks if m > i)  # a quote ends before the turn's own quote marks
+            if long_enough(normalize(text[i:stop])) or (i == 0 and stop == len(text)):
+                starts.append(offs[i])
+    for j in range(1, len(text) + 1):
+        last, nxt = text[j - 1], text[j] if j < len(text) else ""
+        if last.isspace() or last in _ALL_QUOTE_CHARS:
+            continue
+        if not nxt or _is_cjk(last) or _is_cjk(nxt) or not (_word(nxt) or nxt in _SINGLE_QUOTES):
+            ends.add(offs[j])
+    barriers = [offs[i] for i in marks[:-1]]
+    return _Turn(index, text, text.encode("utf-8"), starts, frozenset(ends), barriers)
+
+
+def rank_candidates(turns: Sequence, similarities: Sequence[float], k: int, speaker: str = "client") -> list[int]:
+    """Indices (``Turn.index``) of the ``k`` turns of ``speaker`` most similar to an item (ties: earlier
+    turn first); the other speaker's turns when ``speaker`` has none. ``similarities[i]`` belongs to
+    ``turns[i]`` (objects with ``index``, ``speaker``, ``text``)."""
+    pool = [i for i, t in enumerate(turns) if t.speaker == speaker and str(t.text).strip()]
+    if not pool:
+        pool = [i for i, t in enumerate(turns) if str(t.text).strip()]
+    pool.sort(key=lambda i: (-float(similarities[i]), i))
+    return [turns[i].index for i in pool[:max(1, int(k))]]
+
+
+# ----------------------------------------------------------------------------- one row
+class GroundedRow:
+    """The constraint state of one item's answer (see the module docstring)."""
+
+    def __init__(self, vocab: Vocabulary, turns: Sequence[tuple[int, str]], option_ids: Mapping[int, Sequence[int]],
+                 *, language: str = "en", speaker: str = "client", config: GroundingConfig | None = None,
+                 fixed_score: int | None = None, score_rule: Callable[[Sequence[float]], int] | None = None):
+        self.vocab = vocab
+        self.config = config or GroundingConfig()
+        self.option_ids = {int(k): [int(t) for t in v] for k, v in option_ids.items()}
+        self.language, self.speaker = language, speaker
+        self._turn_args = [(int(i), str(s)) for i, s in turns]
+        self.turns = [t for t in (_prepare_turn(i, s) for i, s in self._turn_args) if t is not None]
+        self.candidate_turns = [t.index for t in self.turns]
+        lead, self._open, self._close = lead_in(language, speaker, vocab)
+        self._lead = ("\n" + lead).encode("utf-8")
+        self.phase = "score"
+        self._forced = b""           # bytes still to write (lead-in or the rest of a closing mark)
+        self._after_forced = "quote"
+        self._quote = b""
+        self._positions: list[tuple[int, int]] = []   # (turn number in self.turns, start byte)
+        self._quote_tokens = 0
+        self._free_tokens = 0
+        self._free_text = ""
+        self._last_char = ""
+        self._ngrams: dict[tuple, set] = {}
+        self._history: list[int] = []
+        self._allowed_cache = None
+        self.quotes: list[tuple[int, str]] = []      # (turn index, quoted text) of closed quotes
+        self.done = False
+        self.truncated = False
+        self.score: int | None = None
+        self.fixed_score = fixed_score    # drafting: write the answer for this score, whatever the model prefers
+        self.score_rule = score_rule      # e.g. the argmax of the calibrated distribution (given the raw probs)
+
+    # --------------------------------------------------------------- transport
+    def spec(self) -> dict:
+        """The row's construction as plain data (JSON), for a backend in another process (the vLLM
+        engine core): :meth:`from_spec` with the same tokenizer's vocabulary rebuilds it. Only a
+        fresh row (before :meth:`start`) is sent; a ``score_rule`` must have ``spec()``
+        (e.g. :class:`care_model.text.calibration.CalibratedArgmax`)."""
+        rule = None
+        if self.score_rule is not None:
+            if not hasattr(self.score_rule, "spec"):
+                raise TypeError("This row's score_rule cannot be sent to another process (it has no spec()).")
+            rule = self.score_rule.spec()
+        return {"turns": [list(t) for t in self._turn_args], "option_ids": {str(k): v for k, v in self.option_ids.items()},
+                "language": self.language, "speaker": self.speaker, "config": dict(vars(self.config)),
+                "fixed_score": self.fixed_score, "score_rule": rule, "vocabulary": self.vocab.fingerprint}
+
+    @classmethod
+    def from_spec(cls, vocab: "Vocabulary", spec: Mapping) -> "GroundedRow":
+        """The row :meth:`spec` describes, on ``vocab`` (which must be the same tokenizer's: its
+        fingerprint is checked, so a different vocabulary fails instead of quoting wrongly)."""
+        want = spec.get("vocabulary")
+        if not want:
+            raise ValueError("The grounded row's spec has no vocabulary fingerprint; make it with GroundedRow.spec().")
+        if want != vocab.fingerprint:
+            raise ValueError("The grounded row was built for another vocabulary: the tokenizer read here splits "
+                             "text differently (e.g. another transformers version in the vLLM venv). Re-run "
+                             "`make setup-vllm`, or predict with --decoding free.")
+        rule = None
+        if spec.get("score_rule"):
+            from care_model.text.calibration import CalibratedArgmax
+
+            rule = CalibratedArgmax.from_spec(spec["score_rule"])
+        return cls(vocab, [(int(i), str(t)) for i, t in spec["turns"]],
+                   {int(k): v for k, v in spec["option_ids"].items()}, language=spec.get("language", "en"),
+                   speaker=spec.get("speaker", "client"), config=GroundingConfig(**spec.get("config", {})),
+                   fixed_score=spec.get("fixed_score"), score_rule=rule)
+
+    # --------------------------------------------------------------- protocol
+    def start(self, score: int, probs: Sequence[float] | None = None) -> None:
+        """Call before the first token with the engine's argmax option and its option distribution
+        (options in order). The score line is ``fixed_score`` if set, else ``score_rule(probs)`` if set,
+        else ``score``. Calling it again before the first token restarts the score line."""
+        if self._history:
+            raise RuntimeError("GroundedRow.start() after a token was chosen: make a new row.")
+        self._allowed_cache = None
+        if self.fixed_score is not None:
+            self.score = int(self.fixed_score)
+        elif self.score_rule is not None and probs is not None:
+            self.score = int(self.score_rule(list(probs)))
+        else:
+            self.score = int(score)
+
+    def allowed(self) -> tuple[str, list[int]]:
+        """``("only", ids)``: pick among these; ``("free", ids)``: anything but these and
+        ``vocab.free_banned`` (a fixed set, so a backend can keep it as a precomputed mask)."""
+        if self._allowed_cache is None:
+            self._allowed_cache = self._compute_allowed()
+        return self._allowed_cache
+
+    def advance(self, token_id: int) -> None:
+        """Record the token chosen for this row."""
+        tid = int(token_id)
+        self._allowed_cache = None
+        if len(self._history) >= 2 and self.config.no_repeat_ngram == 3:
+            self._ngrams.setdefault((self._history[-2], self._history[-1]), set()).add(tid)
+        self._history.append(tid)
+        if tid in self.vocab.stop_ids:
+            self.done = True
+            self.phase = "done"
+            return
+        piece = self.vocab.pieces[tid] or b""
+        if self.phase == "score":
+            self._begin_forced(self._lead, "quote")
+        elif self.phase == "forced":
+            self._forced = self._forced[len(piece):]
+            if not self._forced:
+                self._enter(self._after_forced)
+        elif self.phase == "quote":
+            self._advance_quote(piece)
+        elif self.phase == "free":
+            self._advance_free(tid, piece)
+
+    # --------------------------------------------------------------- phases
+    def _begin_forced(self, data: bytes, then: str) -> None:
+        self.phase, self._forced, self._after_forced = "forced", data, then
+
+    def _enter(self, phase: str) -> None:
+        self.phase = phase
+        if phase == "quote":
+            self._quote, self._quote_tokens = b"", 0
+            self._positions = [(n, s) for n, t in enumerate(self.turns) for s in t.starts]
+            if not self._positions:  # no transcript to quote: close at once (free text follows)
+                self._begin_forced(self._close.encode("utf-8"), "free")
+        elif phase == "free":
+            self._free_text = ""
+
+    def _advance_quote(self, piece: bytes) -> None:
+        close = self._close.encode("utf-8")
+        q = len(self._quote)
+        cont = [(n, s) for n, s in self._positions
+                if self.turns[n].data.startswith(piece, s + q) and len(piece) <= self.turns[n].room(s + q)]
+        if cont and piece in self.vocab.quote_safe:
+            self._quote += piece
+            self._positions = cont
+            self._quote_tokens += 1
+            return
+        # a closing mark (or its first bytes)
+        self._record_quote()
+        rest = close[len(piece):] if close.startswith(piece) else b""
+        if rest:
+            self._begin_forced(rest, "free")
+        else:
+            self._enter("free")
+
+    def _record_quote(self) -> None:
+        ends = [(n, s) for n, s in self._positions if s + len(self._quote) in self.turns[n].ends]
+        n = (ends or self._positions or [(0, 0)])[0][0]
+        if self.turns:
+            self.quotes.append((self.turns[n].index, _text(self._quote)))
+
+    def _advance_free(self, tid: int, piece: bytes) -> None:
+        self._free_tokens += 1
+        text = _text(piece)
+        if text:
+            self._last_char = text[-1]
+        self._free_text += text
+        if tid in self.vocab.openers:
+            self._close = _OPENERS[self.vocab.openers[tid]]
+            self._enter("quote")
+            return
+        if tid in self.vocab.newline or tid in self.vocab.sentence_end:
+            self.phase = "stop"
+        elif self._free_tokens >= self.config.max_free_tokens:
+            self.phase = "stop"
+            self.truncated = True
+
+    # --------------------------------------------------------------- allowed sets
+    def _compute_allowed(self) -> tuple[str, list[int]]:
+        v = self.vocab
+        if self.phase == "score":
+            if self.score is None:
+                raise RuntimeError("GroundedRow.start(score) must be called before the first token.")
+            return "only", list(self.option_ids[self.score])
+        if self.phase in ("stop", "done"):
+            return "only", list(v.stop_ids)
+        if self.phase == "forced":
+            return "only", v.prefixes_of(self._forced) or list(v.stop_ids)
+        if self.phase == "quote":
+            return "only", self._quote_allowed()
+        banned: set[int] = set()
+        if not _word(self._last_char):
+            banned |= v.needs_word_before
+        if self.config.no_repeat_ngram == 3 and len(self._history) >= 2:
+            banned |= self._ngrams.get((self._history[-2], self._history[-1]), set())
+        return "free", sorted(banned)
+
+    def _quote_allowed(self) -> list[int]:
+        v = self.vocab
+        q = len(self._quote)
+        may_close = self._may_close()
+        force_close = may_close and self._quote_tokens >= self.config.max_quote_tokens
+        ids: set[int] = set()
+        if not force_close:
+            seen = set()
+            for n, s in self._positions:
+                at = (n, s + q)
+                if at in seen:
+                    continue
+                seen.add(at)
+                turn = self.turns[n]
+                ids.update(v.prefixes_of(turn.data[s + q:s + q + min(v.max_len, turn.room(s + q))], v.quote_safe))
+        if may_close or not ids:
+            close = self._close.encode("utf-8")
+            ids.update(t for t in v.prefixes_of(close) if v.pieces[t] not in v.quote_safe or not ids)
+        return sorted(ids)
+
+    def _may_close(self) -> bool:
+        if not self._quote:
+            return False
+        q = len(self._quote)
+        text = _text(self._quote)
+        for n, s in self._positions:
+            turn = self.turns[n]
+            if s + q in turn.ends and (long_enough(normalize(text)) or (s == 0 and s + q == len(turn.data))):
+                return True
+        return False
+
+
+def replay(row: GroundedRow, token_ids: Sequence[int]) -> int:
+    """Run a fresh ``row`` over tokens another process chose under it (the vLLM backend), so this
+    process has the row's ``quotes``, ``truncated`` and ``score``; returns how many tokens the
+    constraint would not have allowed (0 when the other side applied it). The score line is the one
+    the first token wrote (the other side's option distribution may differ from this side's by float
+    noise), which must be the row's ``fixed_score`` when it has one."""
+    if row._history:
+        raise RuntimeError("replay() needs a fresh row (this one has chosen tokens already).")
+    if not token_ids:
+        return 0
+    first = int(token_ids[0])
+    written = next((o for o, ids in row.option_ids.items() if first in ids), None)
+    # (a first token that is no option is counted below, where the score line refuses it)
+    bad = int(written is not None and row.fixed_score is not None and written != int(row.fixed_score))
+    row.score = written if written is not None else min(row.option_ids)
+    row._allowed_cache = None
+    size = len(row.vocab.pieces)
+    for tid in map(int, token_ids):
+        if row.done:  # tokens after a stop
+            bad += 1
+            break
+        kind, ids = row.allowed()
+        ok = tid in ids if kind == "only" else (tid < size and tid not in ids and tid not in row.vocab.free_banned)
+        bad += not ok
+        row.advance(tid)
+    return bad
+
+
+def build_rows(vocab: Vocabulary, turns: Sequence, candidates: Mapping[int, Sequence[int]],
+               option_ids: Mapping[int, Sequence[int]], *, language: str = "en", speaker: str = "client",
+               config: GroundingConfig | None = None) -> dict[int, GroundedRow]:
+    """One :class:`GroundedRow` per item: ``candidates[item]`` are the ``Turn.index`` values it may quote
+    (e.g. from :func:`rank_candidates`); ``turns`` are objects with ``index`` and ``text``."""
+    text_of = {t.index: t.text for t in turns}
+    return {item: GroundedRow(vocab, [(i, text_of[i]) for i in idx if i in text_of], option_ids,
+                              language=language, speaker=speaker, config=config)
+            for item, idx in candidates.items()}
