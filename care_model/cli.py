@@ -79,23 +79,28 @@ def _jobs_dir() -> Path:
     return Path(__file__).resolve().parent / "jobs"
 
 
-def _first_line(path: Path) -> str:
-    """The first line of a module's docstring, read without importing the module."""
+def _job_line(path: Path) -> str | None:
+    """The first line of a job module's docstring, read without importing it; None if it has no ``main``."""
     try:
-        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
-        doc = ""
-    return doc.strip().splitlines()[0].strip("`").rstrip(".") if doc.strip() else ""
+        return None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body):
+        return None
+    doc = (ast.get_docstring(tree) or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else ""
 
 
 def commands() -> dict[str, tuple[str, str, str]]:
-    """Every command: :data:`COMMANDS`, then any job module of :mod:`care_model.jobs` not named there."""
+    """Every command: :data:`COMMANDS`, then any job module (one with a ``main``) not named there."""
     found = dict(COMMANDS)
     for info in sorted(pkgutil.iter_modules([str(_jobs_dir())]), key=lambda i: i.name):
         name = info.name.replace("_", "-")
         if info.name.startswith("_") or name in found:
             continue
-        found[name] = (f"{JOBS_PACKAGE}.{info.name}", _first_line(_jobs_dir() / f"{info.name}.py"), "")
+        line = _job_line(_jobs_dir() / f"{info.name}.py")
+        if line is not None:
+            found[name] = (f"{JOBS_PACKAGE}.{info.name}", line, "")
     return found
 
 
