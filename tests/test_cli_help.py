@@ -120,7 +120,7 @@ def test_every_help_works_from_an_empty_folder(tmp_path):
 
 
 def test_every_care_line_in_the_readme_names_a_command():
-    commands = set(care_commands())
+    commands = set(care_commands()) | {"--help", "-h"}
     lines = [line.strip() for block in FENCE.findall((ROOT / "README.md").read_text(encoding="utf-8"))
              for line in block.splitlines() if line.strip().startswith("care ")]
     assert lines, "the README shows no care command"
