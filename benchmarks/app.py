@@ -1,8 +1,9 @@
 """Review app speed through its HTTP API, against Gradio's own round trip measured in the same run.
 
 Builds a store of 800 sessions (80 turns, about 30 KB of transcript each, 12 predictions each)
-and 10,000 labels, then starts the review app on it as its own process, exactly as ``make app``
-does (``python annotate_app.py --store DIR --port P``, login on), and a trivial Gradio app whose
+and 10,000 labels, then starts the review app on it as its own process, running the code
+``make app`` runs (``python annotate_app.py --store DIR --port P``, the same as ``care app``;
+login on), and a trivial Gradio app whose
 one endpoint returns its input (same login) as another process. The client (``gradio_client``,
 logged in) runs in this process. For each of 200 sessions it makes one session open
 (``/open_session``: transcript, 12 predictions and labels, checks, summary), one item save
@@ -138,7 +139,8 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
         repo.close()  # the app process owns the store from here on
         app_port, noop_port = _free_port(), _free_port()
         app = _start([sys.executable, "annotate_app.py", "--store", str(store), "--port", str(app_port), "--no-samples",
-                      "--admin-user", "bench-admin", "--admin-password", ADMIN_PASSWORD], app_port, Path(tmp) / "app.log")
+                      "--admin-user", "bench-admin", "--admin-password", ADMIN_PASSWORD],
+                     app_port, Path(tmp) / "app.log")
         try:
             noop_server = _start([sys.executable, "-m", "benchmarks.app", "--serve-noop", str(noop_port)], noop_port,
                                  Path(tmp) / "noop.log")
@@ -192,7 +194,8 @@ def run(n_sessions: int, n_labels: int, ops: int, seed: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.app", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--sessions", type=int, default=800)
     ap.add_argument("--labels", type=int, default=10_000)

@@ -63,7 +63,9 @@ def _boot_diff(rows: list[dict], dims: list[str], n_boot: int = 2000, seed: int 
             ms[k] = float(np.mean((x - y) ** 2))
         dr.append(rs["calibrated"] - rs["raw"])
         dm.append(ms["calibrated"] - ms["raw"])
-    ci = lambda v: [round(float(np.nanpercentile(v, 2.5)), 4), round(float(np.nanpercentile(v, 97.5)), 4)]
+    def ci(v):
+        return [round(float(np.nanpercentile(v, 2.5)), 4), round(float(np.nanpercentile(v, 97.5)), 4)]
+
     return {"n_boot": n_boot, "pearson_diff_95ci": ci(dr), "mse_diff_95ci": ci(dm)}
 
 
@@ -88,7 +90,7 @@ def compare(rows: list[dict], dims: list[str]) -> dict:
         out["favoured"] = "none"
         return out
     diff = out["calibrated_minus_raw"] = _boot_diff(rows, dims)
-    (r_lo, r_hi), (m_lo, m_hi) = diff["pearson_diff_95ci"], diff["mse_diff_95ci"]
+    (r_lo, r_hi), (_, m_hi) = diff["pearson_diff_95ci"], diff["mse_diff_95ci"]
     if r_hi < 0:
         favoured = "none"              # calibration lowers r beyond noise
     elif r_lo > 0 or m_hi < 0:
@@ -107,8 +109,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N sample sessions")
     ap.add_argument("--max-prompt-tokens", type=int, default=8192)
     ap.add_argument("--from-predictions", default=None, metavar="FILE",
-                    help="take the raw option probabilities from a predictions JSONL (e.g. data/sample_predictions.jsonl, "
-                         "same model and prompt) instead of predicting; only the content-free pass runs (cached)")
+                    help="take the raw option probabilities from a predictions JSONL "
+                         "(e.g. data/sample_predictions.jsonl, same model and prompt) instead of predicting; "
+                         "only the content-free pass runs (cached)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -160,7 +163,8 @@ def main(argv=None) -> int:
                      "raw": form.dimension_scores(raw), "calibrated": form.dimension_scores(cal)})
         print(f"[{n + 1}/{len(sessions)}] {session.id}", file=sys.stderr)
     result = {"benchmark": "calibration", "model_version": predictor.model_version, "sessions": len(rows),
-              "mode": "scores_only", "raw_from": args.from_predictions or "predicted in this run", "dimensions": [d.key for d in form.dimensions],
+              "mode": "scores_only", "raw_from": args.from_predictions or "predicted in this run",
+              "dimensions": [d.key for d in form.dimensions],
               **compare(rows, [d.key for d in form.dimensions]), "items_argmax_option_1": items,
               "seconds": round(time.perf_counter() - t0, 1),
               "load_avg_before": [round(x, 2) for x in load_before],

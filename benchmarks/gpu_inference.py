@@ -160,10 +160,11 @@ def grounded_run(engine, tok, prefix, suffixes, max_new_tokens, timed, t_fast) -
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu_inference", description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--small", action="store_true", help="small Llama on CPU/float32: a smoke test of the code path")
-    ap.add_argument("--prompt-tokens", type=int, default=None, help="session prompt length (default 6000; 600 with --small)")
+    ap.add_argument("--prompt-tokens", type=int, default=None,
+                    help="session prompt length (default 6000; 600 with --small)")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="rationale length (default 64; 8 with --small, "
                     "40 with --small --decoding grounded)")
     ap.add_argument("--items", type=int, default=12)
@@ -241,16 +242,19 @@ def main(argv=None) -> dict:
             else:
                 naive_so, naive = out_so, out
             _log(f"round {r + 1} {method}: scores {t_so:.2f}s, with rationales {t:.2f}s")
-    t_fast_so, t_fast, t_naive_so, t_naive = (statistics.median(times[k]) for k in ("fast_so", "fast", "naive_so", "naive"))
+    t_fast_so, t_fast, t_naive_so, t_naive = (statistics.median(times[k])
+                                              for k in ("fast_so", "fast", "naive_so", "naive"))
 
-    kv_heads, head_dim, layers = config.num_key_value_heads, config.hidden_size // config.num_attention_heads, config.num_hidden_layers
+    kv_heads, layers = config.num_key_value_heads, config.num_hidden_layers
+    head_dim = config.hidden_size // config.num_attention_heads
     elem = torch.tensor([], dtype=dtype).element_size()
     kv_bytes_per_token = 2 * layers * kv_heads * head_dim * elem
     steps = max(1, fast_stats.get("decode_steps", 0))
     fast_step_s = fast_stats["decode_s"] / steps
     mean_suffix = sum(lens) / len(lens)
     # per fast decode step: all weights once, the shared prefix K/V once, each row's own K/V
-    fast_kv = kv_bytes_per_token * (fast_stats["prefix_tokens"] + args.items * (max(lens) - fast_stats["folded_into_prefix"] + N / 2))
+    fast_kv = kv_bytes_per_token * (fast_stats["prefix_tokens"]
+                                    + args.items * (max(lens) - fast_stats["folded_into_prefix"] + N / 2))
     fast_step_bytes = weight_bytes + fast_kv
     naive_decode_s = max(1e-9, t_naive - t_naive_so)  # 12 x (N-1) decode steps (+ generate overhead)
     naive_step_s = naive_decode_s / (args.items * max(1, N - 1))
@@ -261,6 +265,7 @@ def main(argv=None) -> dict:
     grounded = grounded_run(engine, tok, prefix, suffixes, N, timed, t_fast) if args.decoding == "grounded" else {}
 
     items = list(suffixes)
+    max_prob_diff = max(abs(a - b) for i in items for a, b in zip(fast[i].option_probs, naive[i].option_probs))
     result = {
         "benchmark": "gpu_inference",
         "device": name,
@@ -288,7 +293,8 @@ def main(argv=None) -> dict:
         "fast_phases_s": {k: round(fast_stats[k], 4) for k in ("prefill_s", "suffix_s", "decode_s")},
         "fast_decode_steps": fast_stats["decode_steps"],
         "fast_decode_step_ms": round(fast_step_s * 1e3, 3),
-        "fast_decode_tokens_per_s": round(fast_stats["generated_tokens"] / max(1e-9, fast_stats["decode_s"] + fast_stats["suffix_s"]), 1),
+        "fast_decode_tokens_per_s": round(
+            fast_stats["generated_tokens"] / max(1e-9, fast_stats["decode_s"] + fast_stats["suffix_s"]), 1),
         "naive_decode_step_ms_est": round(naive_step_s * 1e3, 3),
         "naive_decode_tokens_per_s_est": round(args.items * N / naive_decode_s, 1),
         "fast_bytes_per_decode_step": int(fast_step_bytes),
@@ -299,7 +305,7 @@ def main(argv=None) -> dict:
         "scores_match": all(fast[i].argmax_score == naive[i].argmax_score for i in items),
         "scores_only_match": all(fast_so[i].argmax_score == naive_so[i].argmax_score for i in items),
         "text_match": f"{sum(fast[i].token_ids == naive[i].token_ids for i in items)}/{len(items)}",
-        "max_option_prob_diff": float(f"{max(abs(a - b) for i in items for a, b in zip(fast[i].option_probs, naive[i].option_probs)):.3g}"),
+        "max_option_prob_diff": float(f"{max_prob_diff:.3g}"),
         "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
         "torch": torch.__version__,
         "decoding": args.decoding,

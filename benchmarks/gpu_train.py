@@ -156,8 +156,10 @@ def run(args) -> dict:
     load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     model, config = build_model(small, device, dtype, args.rank, not args.no_checkpointing)
-    result = {"benchmark": "gpu_train", "model": "llama-3.1-8b architecture, random weights" + (" (--small)" if small else ""),
-              "device": name, "dtype": str(dtype).replace("torch.", ""), "lora_rank": args.rank, "lora_targets": TARGETS,
+    result = {"benchmark": "gpu_train",
+              "model": "llama-3.1-8b architecture, random weights" + (" (--small)" if small else ""),
+              "device": name, "dtype": str(dtype).replace("torch.", ""), "lora_rank": args.rank,
+              "lora_targets": TARGETS,
               "gradient_checkpointing": not args.no_checkpointing, "packed_items": ITEMS, "branch_tokens": BRANCH,
               "build_s": round(time.perf_counter() - t0, 2), "peak_tflops": peak,
               "parameters": sum(p.numel() for p in model.parameters()),
@@ -185,7 +187,8 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu_train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--small", action="store_true", help="2-layer model, short sequences: a CPU smoke test of the script")
+    ap.add_argument("--small", action="store_true",
+                    help="2-layer model, short sequences: a CPU smoke test of the script")
     ap.add_argument("--seq-lens", type=int, nargs="+", default=None, help="default 4096 8192 (--small: 1536 2048)")
     ap.add_argument("--steps", type=int, default=5, help="measured steps per length (the median is reported)")
     ap.add_argument("--warmup", type=int, default=2)

@@ -76,7 +76,8 @@ def _synthetic_sessions(count_tokens, render, target: int, n: int):
         turns: list[Turn] = []
         i = 0
         while True:
-            turns.append(Turn(i, ("counselor", "client")[i % 2], " ".join(_EN[(i * 5 + s + k) % len(_EN)] for k in range(3))))
+            text = " ".join(_EN[(i * 5 + s + k) % len(_EN)] for k in range(3))
+            turns.append(Turn(i, ("counselor", "client")[i % 2], text))
             i += 1
             if i % 4 == 0:
                 sp = build_session_prompt(Session(f"synthetic-{s}", turns), render_chat=render)
@@ -111,7 +112,7 @@ def hf_prefix_cache(loaded, engine, prefix: list[int], suffixes: dict, max_new_t
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ap.add_argument("--tiny", action="store_true", help="use a tiny random Llama (smoke test) instead of SmolLM2")
     ap.add_argument("--sessions", type=int, default=3, help="number of sample sessions (default 3)")

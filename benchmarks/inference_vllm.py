@@ -55,7 +55,8 @@ class VllmBench:
         outs = self.backend.run(session_prompt, scores_only=True, group=self.group)
         seconds = time.perf_counter() - t0
         agree = sum(outs[i].argmax_score == engine_scores[i].argmax_score for i in engine_scores)
-        diff = max(abs(a - b) for i in engine_scores for a, b in zip(outs[i].option_probs, engine_scores[i].option_probs))
+        diff = max(abs(a - b) for i in engine_scores
+                   for a, b in zip(outs[i].option_probs, engine_scores[i].option_probs))
         row = {"id": session_id, "vllm_scores_only_s": round(seconds, 3), "engine_scores_only_s": round(engine_s, 3),
                "scores_agree": agree, "items": len(engine_scores), "max_option_prob_diff": diff,
                "cached_prompt_tokens": self.backend.last_stats["cached_prompt_tokens"]}

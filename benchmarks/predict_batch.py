@@ -1,13 +1,15 @@
-"""A batch of sessions through one backend into a store, timed per session (progress, resume).
+r"""A batch of sessions through one backend into a store, timed per session (progress, resume).
 
-Runs the predict command's own path (:func:`care_model.inference.predictor.predict_into_store`: pending
+Runs the path of ``care predict`` (:func:`care_model.jobs.predict.predict_into_store`: pending
 sessions only, so a second run resumes where the first stopped) for ``--backend engine`` or
 ``--backend vllm`` and prints one JSON object: the model load time (separately), the seconds per
 session after loading, and the counts. Run the two backends at the same time, in the background and
 niced, so that both see the same machine load and their ratio is fair::
 
-    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend engine --store /tmp/b-engine --scores-only --json > engine.json &
-    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend vllm --store /tmp/b-vllm --scores-only --json > vllm.json &
+    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend engine --store /tmp/b-engine \
+        --scores-only --json > engine.json &
+    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend vllm --store /tmp/b-vllm \
+        --scores-only --json > vllm.json &
 
 Then compare the two stores item by item (same score, same text)::
 
@@ -92,13 +94,15 @@ def main(argv=None) -> dict:
                    "truncated": sum(bool(p.truncated) for p in preds)}
         if args.compare:
             with Repository(Path(args.compare), create=False) as other:
-                theirs = {(p.session_id, p.item): p for sid in ids for p in other.predictions(sid, predictor.model_version)}
+                theirs = {(p.session_id, p.item): p for sid in ids
+                          for p in other.predictions(sid, predictor.model_version)}
             pairs = [(p, theirs[(p.session_id, p.item)]) for p in preds if (p.session_id, p.item) in theirs]
+            max_diff = max((abs(x - y) for a, b in pairs for x, y in zip(a.probs or [], b.probs or [])), default=0.0)
             quality["compared_with"] = {
                 "store": str(args.compare), "items": len(pairs),
                 "same_score": sum(a.score == b.score for a, b in pairs),
                 "same_text": sum(a.raw_output == b.raw_output for a, b in pairs),
-                "max_option_prob_diff": float(f"{max((abs(x - y) for a, b in pairs for x, y in zip(a.probs or [], b.probs or [])), default=0.0):.3g}")}
+                "max_option_prob_diff": float(f"{max_diff:.3g}")}
     done = counts["sessions"]
     result = {"benchmark": "predict_batch", "backend": args.backend, "model_version": predictor.model_version,
               "mode": "scores_only" if args.scores_only else "full", "max_new_tokens": args.max_new_tokens,

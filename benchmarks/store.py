@@ -95,11 +95,14 @@ class SqliteStore:
         """)
         con.execute("BEGIN")
         for sid in repo.session_ids():
-            con.execute("INSERT INTO sessions VALUES(?,?)", (sid, json.dumps(repo.get_session(sid).to_dict(), ensure_ascii=False)))
+            session = json.dumps(repo.get_session(sid).to_dict(), ensure_ascii=False)
+            con.execute("INSERT INTO sessions VALUES(?,?)", (sid, session))
             for p in repo.predictions(sid):
-                con.execute("INSERT INTO predictions VALUES(?,?,?)", (p.id, sid, json.dumps(p.to_dict(), ensure_ascii=False)))
+                con.execute("INSERT INTO predictions VALUES(?,?,?)",
+                            (p.id, sid, json.dumps(p.to_dict(), ensure_ascii=False)))
             for lab in repo.labels(sid):
-                con.execute("INSERT INTO labels VALUES(?,?,?,?)", (lab.id, sid, lab.version, json.dumps(lab.to_dict(), ensure_ascii=False)))
+                con.execute("INSERT INTO labels VALUES(?,?,?,?)",
+                            (lab.id, sid, lab.version, json.dumps(lab.to_dict(), ensure_ascii=False)))
         con.execute("COMMIT")
         repo.close()
         self.con = con
@@ -175,7 +178,8 @@ def run(root: Path, n_sessions: int, n_labels: int, ops: int, seed: int) -> dict
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.store", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--sessions", type=int, default=800)
     ap.add_argument("--labels", type=int, default=10_000)

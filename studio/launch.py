@@ -1,0 +1,123 @@
+"""Starting the review app: its flags, the first-run bootstrap and the launch.
+
+``care app`` and ``python annotate_app.py`` both run :func:`main` here::
+
+    care app                                  # ./care_store, SmolLM2, http://127.0.0.1:7860
+    care app --store DIR --model PATH_OR_smollm2 [--adapter DIR] --host H --port P
+    care app --admin-user NAME --admin-password PW   # first admin (or CARE_ADMIN_USER/_PASSWORD)
+    care app --demo [--share]                 # the public demo: sample sessions or pasted text, no store
+    care app --backend vllm                   # predictions through vLLM (`make setup-vllm` first)
+
+On first run the store gets the bundled sample sessions with the embedded default's predictions
+(``data/``) and one admin account (its password is printed once unless given). Public links are
+refused except for the demo. Importing this module starts nothing and imports neither Gradio nor
+torch; it sets the telemetry and offline defaults before anything can load them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DEFAULT_STORE = "care_store"
+PROG = "python annotate_app.py"
+
+EXAMPLES = """examples:
+  {prog}                                  # ./care_store on http://127.0.0.1:7860 with SmolLM2
+  {prog} --store DIR --model /models/Llama-3.1-8B-Instruct [--adapter DIR] --device cuda --port 7861
+  {prog} --admin-user NAME --admin-password PW   # the first admin of a new store
+  {prog} --demo [--share]                 # the public demo: samples or pasted text, no store
+  {prog} --backend vllm                   # predictions through vLLM (`make setup-vllm` first)
+"""
+
+
+def build_app(repo, predictor=None, **kwargs):
+    """The review app (an unlaunched ``gr.Blocks``) over ``repo`` with ``predictor``."""
+    from studio.app import build_app as _build
+
+    return _build(repo, predictor, **kwargs)
+
+
+def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=prog, description="CARE Review Studio (review app).",
+                                 epilog=EXAMPLES.format(prog=prog),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default=os.environ.get("CARE_STORE", DEFAULT_STORE),
+                    help="store folder (created on first run; default ./care_store or CARE_STORE)")
+    ap.add_argument("--model", default=os.environ.get("CARE_MODEL"),
+                    help="base model: 'smollm2' (the embedded default) or a local model folder; "
+                         "default: the store's active model version, else smollm2")
+    ap.add_argument("--adapter", default=os.environ.get("CARE_ADAPTER"), help="LoRA adapter folder (optional)")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--backend", default=os.environ.get("CARE_BACKEND", "engine"), choices=("engine", "vllm"),
+                    help="prediction backend: 'engine' (in process, default) or 'vllm' (a worker in .venv-vllm, "
+                         "made by `make setup-vllm`; or CARE_BACKEND)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("CARE_PORT", "7860")))
+    ap.add_argument("--admin-user", default=os.environ.get("CARE_ADMIN_USER"), help="first admin's name (first run)")
+    ap.add_argument("--admin-password", default=os.environ.get("CARE_ADMIN_PASSWORD"),
+                    help="first admin's password (first run; default: a random one, printed once)")
+    ap.add_argument("--no-samples", action="store_true", help="do not import the sample sessions into an empty store")
+    ap.add_argument("--demo", action="store_true", help="the public demo: no store, sample sessions or pasted text")
+    ap.add_argument("--share", action="store_true", help="public Gradio link; only with --demo")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from care_model.core.errors import CareError
+
+    if args.share and not args.demo:
+        from studio.app import SHARE_REFUSED
+
+        print(f"error: {SHARE_REFUSED[0]} Fix: {SHARE_REFUSED[1]}", file=sys.stderr)
+        return 2
+    try:
+        from care_model.inference.models import ModelSpec
+        from care_model.inference.predictor import PredictConfig, Predictor
+
+        pinned = bool(args.model or args.adapter)
+        spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter, device=args.device)
+        config = PredictConfig(backend=args.backend)
+        if args.backend == "vllm":
+            from care_model.inference.backends.vllm_backend import vllm_python
+
+            vllm_python()  # a missing vLLM venv stops the start, naming `make setup-vllm`
+        if args.demo:
+            from studio.demo import build_demo
+
+            demo = build_demo(Predictor(spec, config))
+            demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+            return 0
+        from store import Repository
+        from studio.bootstrap import ActivePredictor, ensure_admin, import_samples
+
+        repo = Repository(args.store)
+        predictor = ActivePredictor(repo, spec, pinned=pinned, config=config)
+        if not args.no_samples:
+            report = import_samples(repo)
+            if report:
+                drafts = report.get("drafts_added", 0)
+                print(f"First run: imported {report['added']} sample sessions with "
+                      f"{report['predictions_added'] - drafts} predictions and {drafts} drafts into {args.store}.")
+        created = ensure_admin(repo, args.admin_user, args.admin_password)
+        if created:
+            name, generated = created
+            if generated:
+                print(f"First run: created admin account  user: {name}  password: {generated}\n"
+                      "  (shown only now; add users and change roles in the Admin tab)", flush=True)
+            else:
+                print(f"First run: created admin account {name!r} with the given password.")
+        demo = build_app(repo, predictor)
+        print(f"CARE Review Studio on http://{args.host}:{args.port}  "
+              f"(store {args.store}, model {predictor.model_version})", flush=True)
+        demo.launch(server_name=args.host, server_port=args.port, quiet=True)
+    except CareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
