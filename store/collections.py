@@ -16,7 +16,8 @@ from tinydb import Query
 from care_model.core.errors import ConflictError, NotFoundError, ValidationError
 from care_model.core.records import now_iso
 
-from .storage import FileSet, replace_with
+from .journal import replace_with
+from .storage import FileSet
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _SHARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
@@ -101,3 +102,21 @@ class Collection:
 
     def audit(self) -> list[dict]:
         return [copy.deepcopy(dict(a)) for a in self._db.table("audit").all()]
+
+
+class LockedCollection:
+    """A :class:`Collection` whose every call takes the repository lock."""
+
+    def __init__(self, inner: Collection, lock):
+        self._inner, self._lock = inner, lock
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked

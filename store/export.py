@@ -15,8 +15,8 @@ from typing import Iterable
 from care_model.core.errors import CareError, ImportFormatError, ValidationError
 from care_model.core.records import Label, Prediction, Session
 
+from .files import replace_file
 from .repository import Repository
-from .storage import replace_file
 
 
 def session_lines(repo: Repository, session_ids: Iterable[str] | None = None) -> Iterable[str]:

@@ -16,7 +16,7 @@ from care_model.core.errors import ConflictError, ValidationError
 from care_model.core.records import CHANGE_REASONS, LABEL_STATUSES, Label, check_score_source, label_id, now_iso
 from care_model.core.wai import load_form
 
-from .storage import replace_with
+from .journal import replace_with
 
 Q = Query()
 

@@ -19,10 +19,7 @@ Repository can be shared by the app's worker threads. Returned objects are copie
 from __future__ import annotations
 
 import copy
-import hashlib
-import re
 import threading
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,10 +32,14 @@ from care_model.core.records import LABEL_STATUSES, Label, Prediction, Session, 
 from care_model.core.wai import load_form
 
 from . import migrations
-from .collections import Collection
+from .collections import Collection, LockedCollection
+from .layout import session_key
 from .labels import LabelsMixin
 from .people import PeopleMixin
-from .storage import FileSet, StoreLock, dumps, make_dirs, read_json, replace_file
+from .predictions import PredictionsMixin
+from .files import dumps, make_dirs, read_json, replace_file
+from .lock import StoreLock
+from .storage import FileSet
 
 SCHEMA_VERSION = migrations.CURRENT
 Q = Query()
@@ -69,12 +70,7 @@ class SessionView:
     model_version: str | None
 
 
-def session_key(session_id: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", session_id).strip("._")[:40] or "s"
-    return f"{slug}-{hashlib.sha1(session_id.encode('utf-8')).hexdigest()[:8]}"
-
-
-class Repository(LabelsMixin, PeopleMixin):
+class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
     """Open with :meth:`open` (or as a context manager); close to release the store lock."""
 
     def __init__(self, root: Path | str, *, create: bool = True):
@@ -269,62 +265,7 @@ class Repository(LabelsMixin, PeopleMixin):
         with self._lock, self.files.transaction():
             self._set_ratings_locked(session_id, rater, ratings)
 
-    # ================================================================== predictions
-    def _add_predictions_locked(self, preds: Iterable[Prediction], skip_existing: bool = False) -> int:
-        form_cache = {}
-        n = 0
-        for pred in preds:
-            if pred.session_id not in self._keys:
-                raise ValidationError(f"Prediction for unknown session {pred.session_id!r}.", "Import the session first.")
-            form_id = self._session_doc(pred.session_id).get("form", "wai-sr")
-            form = form_cache.setdefault(form_id, load_form(form_id))
-            form.check_item(pred.item)
-            if pred.score is not None:
-                form.check_score(pred.score, pred.item)
-            table = self.files.db(self._rel(pred.session_id, "predictions")).table("predictions")
-            doc = pred.to_dict()
-            doc["id"] = doc["id"] or uuid.uuid4().hex
-            doc["created_at"] = doc["created_at"] or now_iso()
-            if table.contains(Q.id == doc["id"]):
-                if skip_existing:
-                    continue
-                raise ValidationError(f"Prediction {doc['id']!r} is already stored.", "Predictions are append-only; give a new id.")
-            table.insert(doc)
-            n += 1
-        return n
-
-    def add_predictions(self, preds: Iterable[Prediction]) -> int:
-        """Append model suggestions (all or nothing). Labels are never touched."""
-        with self._lock, self.files.transaction():
-            return self._add_predictions_locked(list(preds))
-
-    def predictions(self, session_id: str, model_version: str | None = None, *, history: bool = False) -> list[Prediction]:
-        """Suggestions for a session: the latest per (model version, item), or all with ``history``."""
-        with self._lock:
-            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
-            preds = [Prediction.from_dict(copy.deepcopy(dict(d))) for d in docs
-                     if model_version is None or d["model_version"] == model_version]
-        preds.sort(key=lambda p: p.created_at)
-        if history:  # drafts (mode "draft") included; the latest suggestions below never are
-            return preds
-        latest: dict[tuple, Prediction] = {}
-        for p in filter(is_suggestion, preds):
-            latest[(p.model_version, p.item)] = p
-        return sorted(latest.values(), key=lambda p: (p.model_version, p.item))
-
-    def predicted_versions(self, session_id: str) -> dict[str, int]:
-        """model version -> number of distinct items it has predicted for the session."""
-        with self._lock:
-            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
-            items: dict[str, set] = {}
-            for d in filter(is_suggestion, docs):
-                items.setdefault(d["model_version"], set()).add(d["item"])
-            return {v: len(s) for v, s in items.items()}
-
-    def get_prediction(self, session_id: str, prediction_id: str) -> Prediction | None:
-        with self._lock:
-            doc = self.files.db(self._rel(session_id, "predictions")).table("predictions").get(Q.id == prediction_id)
-            return Prediction.from_dict(copy.deepcopy(dict(doc))) if doc else None
+    # ============================================ predictions (PredictionsMixin, store/predictions.py)
 
     # ================================================================== labels (LabelsMixin, store/labels.py)
     def open_session(self, session_id: str, *, model_version: str | None = None) -> SessionView:
@@ -345,7 +286,7 @@ class Repository(LabelsMixin, PeopleMixin):
     # ================================================================== users, assignments (PeopleMixin, store/people.py)
 
     # ================================================================== collections & audit
-    def collection(self, name: str, shard: str | None = None) -> "LockedCollection":
+    def collection(self, name: str, shard: str | None = None) -> LockedCollection:
         return LockedCollection(Collection(self.files, name, shard), self._lock)
 
     def shards(self, name: str) -> list[str]:
@@ -382,21 +323,3 @@ class Repository(LabelsMixin, PeopleMixin):
             return {"sessions": len(self._keys), "turns": turns, "predictions": predictions, "labels": labels,
                     "labels_by_status": by_status, "users": len(self._users().table("users")),
                     "schema_version": self.meta["schema_version"]}
-
-
-class LockedCollection:
-    """A :class:`Collection` whose every call takes the repository lock."""
-
-    def __init__(self, inner: Collection, lock):
-        self._inner, self._lock = inner, lock
-
-    def __getattr__(self, name):
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def locked(*args, **kwargs):
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return locked
