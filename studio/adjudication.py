@@ -34,7 +34,8 @@ from care_model.core.records import ADJUDICATED, Label
 from care_model.core.wai import load_form
 
 from .access import Access, active_model_version
-from .review import latest_predictions, prediction_dict
+from .review import prediction_dict
+from .review_queue import latest_predictions
 
 STAFF = ("adjudicator", "admin")
 

@@ -13,7 +13,8 @@ UI because they move files: ``/export_store`` and ``/import_sessions`` (Admin ta
 """
 import gradio as gr
 
-from . import admin, audit_trail, curation_modes, review, review_draft, ui, validate
+from . import admin, audit_trail, curation_modes, review, review_draft, review_queue, ui, validate
+from .submitted import reopen_session
 from .access import active_model_version, require_session, set_review_settings
 
 ADMIN = ("admin",)
@@ -36,7 +37,7 @@ class Api:
     @ui.guard
     def list_queue(self, scope: str = "mine", search: str = "", order: str = "id", request: gr.Request = None) -> dict:
         """Sessions assigned to me ("mine") or all I may see ("all"), with status and counts."""
-        return review.queue_rows(self.ctx.repo, self._who(request), scope=scope, search=search, order=order,
+        return review_queue.queue_rows(self.ctx.repo, self._who(request), scope=scope, search=search, order=order,
                                  model_version=active_model_version(self.ctx.repo, self.ctx.predictor))
 
     @ui.guard
@@ -63,7 +64,7 @@ class Api:
     @ui.guard
     def reopen_session(self, session_id: str, request: gr.Request = None) -> dict:
         """Make a submitted session editable again (its submitter or an admin; audited)."""
-        return review.reopen_session(self.ctx.repo, self._who(request), session_id)
+        return reopen_session(self.ctx.repo, self._who(request), session_id)
 
     @ui.guard
     def predict_session(self, session_id: str, scores_only: bool = False, request: gr.Request = None) -> dict:

@@ -12,12 +12,13 @@ import gradio as gr
 
 from care_model.core.errors import CareError
 
-from . import curation_modes, render, review, ui
-from .accept import readable
-from .access import active_model_version
+from . import curation_modes, render, review, review_checks, review_queue, ui
+from .accept import accepted_draft, readable
+from .access import active_model_version, require_session
 from .metric_labels import UNCERTAINTY
 from .review_speed import SpeedHandlers
 from .review_state import ReviewState, draft_of, evidence_list, evidence_text, now  # noqa: F401 (re-exported)
+from .submitted import reopen_session
 
 QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)", "Model",
                  "Assigned"]
@@ -44,7 +45,7 @@ class ReviewUI(SpeedHandlers):
         it = rs.items[item]
         pending = item in rs.pending
         draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
-        chk = review.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
+        chk = review_checks.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
                             saved=pending or it["state"] != "unreviewed")
         return render.feedback_html(chk, it["pred"], draft, pending=pending)
 
@@ -100,7 +101,7 @@ class ReviewUI(SpeedHandlers):
             with rs.lock:
                 if item in rs.conflicts:
                     continue
-                same = review.same_content(rs.items[item]["saved"], review.clean_draft(draft))
+                same = review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft))
             if not same:
                 self._save(rs, access, item, draft)
                 n += 1
@@ -116,7 +117,7 @@ class ReviewUI(SpeedHandlers):
     @ui.guard
     def queue(self, scope: str, search: str, order: str, request: gr.Request):
         access = self._access(request)
-        q = review.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "", order=order or "id",
+        q = review_queue.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "", order=order or "id",
                               model_version=active_model_version(self.ctx.repo, self.ctx.predictor))
         n = q["counts"]
         counts = (f'<div class="care-muted"><b>{n["total"]}</b> sessions · {n["not started"]} not started · '
@@ -202,7 +203,7 @@ class ReviewUI(SpeedHandlers):
                 return self._nothing()
             with rs.lock:
                 if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
-                    rs.conflicts[item]["yours"] = review.clean_draft({**rs.conflicts[item]["yours"], field: value})
+                    rs.conflicts[item]["yours"] = review_checks.clean_draft({**rs.conflicts[item]["yours"], field: value})
                     rs.message = self._conflict_message(rs, item)
                     return self._frame(rs) | self._card(rs, item)
                 draft = dict(rs.items[item]["saved"])
@@ -211,7 +212,7 @@ class ReviewUI(SpeedHandlers):
                 draft = draft_of((draft["score"], draft["rationale"], draft["evidence"], draft["change_reasons"]))
                 draft[field] = evidence_list(value) if field == "evidence" else (
                     list(value or []) if field == "change_reasons" else (value or "") if field == "rationale" else value)
-                if review.same_content(rs.items[item]["saved"], review.clean_draft(draft)):
+                if review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft)):
                     rs.pending.pop(item, None)
                     return self._card(rs, item)
                 self._save(rs, access, item, draft)
@@ -253,7 +254,7 @@ class ReviewUI(SpeedHandlers):
             access = self._access(request)
             if rs is None or not rs.editable:
                 return self._nothing()
-            draft = review.accepted_draft(rs.items[item]["pred"])
+            draft = accepted_draft(rs.items[item]["pred"])
             with rs.lock:
                 rs.pending.pop(item, None)  # accepting replaces what was typed
                 self._save(rs, access, item, draft)
@@ -344,7 +345,7 @@ class ReviewUI(SpeedHandlers):
         access = self._access(request)
         if rs is None:
             raise CareError("Open a session first.", "Pick one in the queue.")
-        res = review.reopen_session(self.ctx.repo, access, rs.sid)
+        res = reopen_session(self.ctx.repo, access, rs.sid)
         up = self._open(access, rs.sid)
         up[self.c.status] = render.status_html(res["message"], "ok")
         return up
@@ -429,5 +430,5 @@ class ReviewUI(SpeedHandlers):
             raise CareError("Open a session first.", "Pick one in the queue.")
         if self.ctx.jobs is None:
             raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
-        review.require_session(self.ctx.repo, access, rs.sid)
+        require_session(self.ctx.repo, access, rs.sid)
         return render.job_html(self.ctx.jobs.submit(rs.sid, actor=access.username)), gr.Timer(active=True)
