@@ -32,7 +32,7 @@ class EvalState:
         self.pending_comment: str | None = None
         self.superseded = False  # the page moved on to another task: late events save but do not redraw
 
-    def __deepcopy__(self, memo):  # shared by the page's events on purpose (see review_tab.ReviewState)
+    def __deepcopy__(self, memo):  # shared by the page's events on purpose (see review_state.ReviewState)
         return self
 
     @property

@@ -25,7 +25,7 @@ import gradio as gr
 from care_model.core.records import CHANGE_REASONS
 
 from . import render, review_draft, ui
-from .review_ui import QUEUE_HEADERS, ReviewState, ReviewUI  # noqa: F401 (ReviewState: re-exported)
+from .review_ui import QUEUE_HEADERS, ReviewUI
 
 TICK_SECONDS = 2.0  # autosave and predict-progress poll (only while something is pending)
 
