@@ -57,7 +57,8 @@ class Collection:
     def require(self, doc_id: str) -> dict:
         doc = self.get(doc_id)
         if doc is None:
-            raise NotFoundError(f"No {self.name} record {doc_id!r}.", f"List the {self.name} records to find the right id.")
+            raise NotFoundError(f"No {self.name} record {doc_id!r}.",
+                                f"List the {self.name} records to find the right id.")
         return doc
 
     def all(self, where: Callable[[dict], bool] | None = None) -> list[dict]:
@@ -77,7 +78,8 @@ class Collection:
         if expected_version is not None and expected_version != cur_version:
             raise ConflictError(
                 f"{self.name} record {doc['id']!r} was changed by {current.get('updated_by', '?') if current else '?'} "
-                f"at {current.get('updated_at', '?') if current else '?'} (version {cur_version}, you had {expected_version}).",
+                f"at {current.get('updated_at', '?') if current else '?'} (version {cur_version}, you had "
+                                f"{expected_version}).",
                 "Reload it and apply your change to the current version.",
                 current=copy.deepcopy(dict(current)) if current else None,
             )

@@ -41,7 +41,8 @@ def audit_entries(repo: Repository, *, session_id: str = "", user: str = "", act
     account they concern) and by action (a case-insensitive substring, e.g. ``submit``)."""
     session_id, user, action = session_id.strip(), user.strip(), action.strip().casefold()
     if session_id and not repo.has_session(session_id):
-        raise ValidationError(f"No session {session_id!r} in the store.", "Check the id, or leave the session filter out.")
+        raise ValidationError(f"No session {session_id!r} in the store.",
+                              "Check the id, or leave the session filter out.")
     out = repo.audit(session_id=session_id or None)
     if user:
         out = [e for e in out if e.get("who") == user or (e.get("entity") == "user" and e.get("entity_id") == user)]

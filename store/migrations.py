@@ -80,7 +80,8 @@ def migrate(root: Path, from_version: int) -> None:
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, backup / path.name)
     for version in range(from_version, CURRENT):
         if version not in MIGRATIONS:
-            raise StoreFormatError(f"No migration from store schema version {version}.", "Export with the version that wrote it, then import.")
+            raise StoreFormatError(f"No migration from store schema version {version}.",
+                                   "Export with the version that wrote it, then import.")
         MIGRATIONS[version](root)
     meta = read_json(root / "meta.json")
     meta.update(schema_version=CURRENT, migrated_from=from_version, migrated_at=stamp, backup=backup.name)

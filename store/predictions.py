@@ -24,7 +24,8 @@ class PredictionsMixin:
         n = 0
         for pred in preds:
             if pred.session_id not in self._keys:
-                raise ValidationError(f"Prediction for unknown session {pred.session_id!r}.", "Import the session first.")
+                raise ValidationError(f"Prediction for unknown session {pred.session_id!r}.",
+                                      "Import the session first.")
             form_id = self._session_doc(pred.session_id).get("form", "wai-sr")
             form = form_cache.setdefault(form_id, load_form(form_id))
             form.check_item(pred.item)
@@ -37,7 +38,8 @@ class PredictionsMixin:
             if table.contains(Q.id == doc["id"]):
                 if skip_existing:
                     continue
-                raise ValidationError(f"Prediction {doc['id']!r} is already stored.", "Predictions are append-only; give a new id.")
+                raise ValidationError(f"Prediction {doc['id']!r} is already stored.",
+                                      "Predictions are append-only; give a new id.")
             table.insert(doc)
             n += 1
         return n
@@ -47,7 +49,8 @@ class PredictionsMixin:
         with self._lock, self.files.transaction():
             return self._add_predictions_locked(list(preds))
 
-    def predictions(self, session_id: str, model_version: str | None = None, *, history: bool = False) -> list[Prediction]:
+    def predictions(self, session_id: str, model_version: str | None = None, *,
+                    history: bool = False) -> list[Prediction]:
         """Suggestions for a session: the latest per (model version, item), or all with ``history``."""
         with self._lock:
             docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()

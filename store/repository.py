@@ -13,8 +13,9 @@ Layout of a store folder (all JSON written with ``ensure_ascii=False``)::
 
 A label save rewrites only that session's ``labels.json`` (a few KB), atomically and durably,
 together with its audit entry. The label methods are in :mod:`store.labels`, users and
-assignments in :mod:`store.people` (mixins of :class:`Repository`). Every public method takes the repository lock, so one
-Repository can be shared by the app's worker threads. Returned objects are copies.
+assignments in :mod:`store.people`, predictions in :mod:`store.predictions` (mixins of
+:class:`Repository`). Every public method takes the repository lock, so one Repository can be
+shared by the app's worker threads. Returned objects are copies.
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
         self.root = Path(root)
         if not self.root.exists():
             if not create:
-                raise NotFoundError(f"No store at {self.root}.", "Check the --store path, or create it by importing data.")
+                raise NotFoundError(f"No store at {self.root}.",
+                                    "Check the --store path, or create it by importing data.")
             make_dirs(self.root)
         self._lock = threading.RLock()
         self._store_lock = StoreLock(self.root)
@@ -93,7 +95,8 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
                     continue
                 doc = self.files.db(rel).table("session").get(doc_id=1)
                 if doc is None:
-                    raise StoreFormatError(f"Store file {rel} holds no session.", "Restore it from a backup or an export.")
+                    raise StoreFormatError(f"Store file {rel} holds no session.",
+                                           "Restore it from a backup or an export.")
                 self._keys[doc["id"]] = folder.name
                 self.files.db(f"sessions/{folder.name}/predictions.json")
                 self.files.db(f"sessions/{folder.name}/labels.json")
@@ -127,7 +130,8 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
             return
         meta = read_json(meta_path)
         if meta.get("format") != "care-review-store":
-            raise StoreFormatError(f"{self.root} is not a CARE Review Studio store.", "Point --store at a store folder.")
+            raise StoreFormatError(f"{self.root} is not a CARE Review Studio store.",
+                                   "Point --store at a store folder.")
         version = int(meta.get("schema_version", 0))
         if version > SCHEMA_VERSION:
             raise StoreFormatError(
@@ -143,7 +147,8 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
     def _rel(self, session_id: str, part: str) -> str:
         key = self._keys.get(session_id)
         if key is None:
-            raise NotFoundError(f"No session {session_id!r} in the store.", "Check the id (python -m store stats lists counts; the app's queue lists sessions).")
+            raise NotFoundError(f"No session {session_id!r} in the store.",
+                                "Check the id (python -m store stats lists counts; the app's queue lists sessions).")
         return f"sessions/{key}/{part}.json"
 
     def session_ids(self) -> list[str]:
@@ -171,7 +176,8 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
                     "id": sid, "language": doc["language"], "source": doc["source"],
                     "client_id": doc.get("client_id", ""), "counselor_id": doc.get("counselor_id", ""),
                     "turns": len(doc["turns"]), "has_client_ratings": "client" in (doc.get("ratings") or {}),
-                    "metadata": {k: v for k, v in (doc.get("metadata") or {}).items() if isinstance(v, (str, int, float, bool))},
+                    "metadata": {k: v for k, v in (doc.get("metadata") or {}).items() if isinstance(v, (str, int, float,
+                                                                                                        bool))},
                 })
             return rows
 
@@ -192,12 +198,14 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
                     if self._content_hash(sess.id) != h:
                         raise ValidationError(
                             f"Session {sess.id!r} is already in the store with different turns.",
-                            "Import it under a new id, or export and fix the stored one first; the store changed nothing.",
+                            "Import it under a new id, or export and fix the stored one first; the store changed "
+                                              "nothing.",
                         )
                     report.skipped.append(sess.id)
                 elif h in by_hash:
                     report.skipped.append(sess.id)
-                    report.warnings.append(f"Session {sess.id!r} has the same turns as stored session {by_hash[h]!r}; skipped.")
+                    report.warnings.append(f"Session {sess.id!r} has the same turns as stored session {by_hash[h]!r}; "
+                                           "skipped.")
                 else:
                     new_sessions.append(sess)
                     by_hash[h] = sess.id
@@ -206,7 +214,8 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
                 if rec.session_id not in known:
                     raise ValidationError(
                         f"{rec.where}: rating for unknown session {rec.session_id!r}.",
-                        "Import the session first (or in the same command), or correct the session_id; the store changed nothing.",
+                        "Import the session first (or in the same command), or correct the session_id; the store "
+                                          "changed nothing.",
                     )
             added_keys = []
             try:
@@ -280,10 +289,11 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
             preds: dict[int, Prediction] = {}
             for d in sorted((d for d in docs if d["model_version"] == model_version), key=lambda d: d["created_at"]):
                 preds[int(d["item"])] = Prediction.from_dict(copy.deepcopy(dict(d)))
-            labels = [Label.from_dict(copy.deepcopy(dict(d))) for d in self._labels_db(session_id).table("labels").all()]
+            labels = [Label.from_dict(copy.deepcopy(dict(d)))
+                      for d in self._labels_db(session_id).table("labels").all()]
         return SessionView(session, preds, sorted(labels, key=lambda lab: (lab.item, lab.annotator)), model_version)
 
-    # ================================================================== users, assignments (PeopleMixin, store/people.py)
+    # ============================================ users, assignments (PeopleMixin, store/people.py)
 
     # ================================================================== collections & audit
     def collection(self, name: str, shard: str | None = None) -> LockedCollection:
@@ -301,8 +311,10 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
             if session_id is not None:
                 sources = [self._rel(session_id, "labels")]
             else:
-                sources = [f"sessions/{k}/labels.json" for k in self._keys.values()] + ["users.json", "assignments.json"]
-                sources += [str(p.relative_to(self.root)) for p in (self.root / "collections").rglob("*.json")] if (self.root / "collections").exists() else []
+                sources = [f"sessions/{k}/labels.json" for k in self._keys.values()]
+                sources += ["users.json", "assignments.json"]
+                if (self.root / "collections").exists():
+                    sources += [str(p.relative_to(self.root)) for p in (self.root / "collections").rglob("*.json")]
             for rel in sources:
                 if self.files.exists(rel):
                     entries.extend(copy.deepcopy(dict(a)) for a in self.files.db(rel).table("audit").all())

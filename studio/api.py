@@ -51,12 +51,14 @@ class Api:
                    expected_version: int = 0, request: gr.Request = None) -> dict:
         """Save one item as a draft on top of ``expected_version``; a stale version returns both
         versions (status "conflict") and writes nothing."""
-        draft = {"score": score, "rationale": rationale, "evidence": evidence or [], "change_reasons": change_reasons or []}
+        draft = {"score": score, "rationale": rationale, "evidence": evidence or [],
+                 "change_reasons": change_reasons or []}
         return review.save_item(self.ctx.repo, self._who(request), session_id, item, draft,
                                 expected_version=expected_version, predictor=self.ctx.predictor)
 
     @ui.guard
-    def submit_session(self, session_id: str, expected_versions: dict | None = None, request: gr.Request = None) -> dict:
+    def submit_session(self, session_id: str, expected_versions: dict | None = None,
+                       request: gr.Request = None) -> dict:
         """Submit all items of the session at once, only if every item is saved and valid."""
         return review.submit_session(self.ctx.repo, self._who(request), session_id, expected_versions or None,
                                      predictor=self.ctx.predictor)
@@ -82,7 +84,8 @@ class Api:
         if session_id:
             require_session(self.ctx.repo, access, session_id)
         jobs = admin.jobs_table(self.ctx.jobs, self.ctx.repo, access)
-        jobs = [j for j in jobs if (not job_id or j["id"] == job_id) and (not session_id or j["session_id"] == session_id)]
+        jobs = [j for j in jobs
+                if (not job_id or j["id"] == job_id) and (not session_id or j["session_id"] == session_id)]
         return {"jobs": jobs}
 
     @ui.guard
@@ -157,8 +160,10 @@ class Api:
         return admin.list_users(self.ctx.repo, self._who(request, *ADMIN))
 
 
-ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session", "predict_session",
-             "predict_status", "draft_rationale", "draft_status", "set_setting", "assign_sessions", "set_curation_mode", "list_curation_modes", "add_user",
+ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session",
+             "predict_session",
+             "predict_status", "draft_rationale", "draft_status", "set_setting", "assign_sessions", "set_curation_mode",
+             "list_curation_modes", "add_user",
              "set_role", "set_active", "reset_password", "list_users", "audit_trail")
 
 

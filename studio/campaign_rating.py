@@ -68,7 +68,8 @@ def rater_task(repo, access: Access, campaign_id: str, task_id: str | None = Non
     }
     if task["kind"] == "rubric":
         view["output"] = _blind_output(target["outputs"][task["system"]], scale)
-        view["criteria"] = [{"key": c, **CRITERION_INFO[c], "anchors": {str(k): v for k, v in CRITERION_INFO[c]["anchors"].items()}}
+        view["criteria"] = [{"key": c, **CRITERION_INFO[c], "anchors": {str(k): v for k,
+                                                                        v in CRITERION_INFO[c]["anchors"].items()}}
                             for c in CRITERIA]
     else:
         view["a"] = _blind_output(target["outputs"][task["left"]], scale)
@@ -91,7 +92,8 @@ def _clean_scores(scores) -> dict:
         except (TypeError, ValueError):
             raise ValidationError(f"{CRITERION_INFO[c]['name']} score {v!r} is not a number.", "Use 1 to 5.") from None
         if iv != float(v) or not 1 <= iv <= 5:
-            raise ValidationError(f"{CRITERION_INFO[c]['name']} score {v!r} is outside 1-5.", "Use a whole number from 1 to 5.")
+            raise ValidationError(f"{CRITERION_INFO[c]['name']} score {v!r} is outside 1-5.",
+                                  "Use a whole number from 1 to 5.")
         out[c] = iv
     return out
 
@@ -134,7 +136,8 @@ def save_rating(repo, access: Access, campaign_id: str, task_id: str, *, scores:
     if submit and not complete:
         missing = ([CRITERION_INFO[c]["name"] for c in CRITERIA if not new_scores.get(c)] if task["kind"] == "rubric"
                    else ["a choice"])
-        raise ValidationError(f"Not ready to submit: {', '.join(missing)} missing.", "Score every criterion (1-5) first."
+        raise ValidationError(f"Not ready to submit: {', '.join(missing)} missing.",
+                              "Score every criterion (1-5) first."
                               if task["kind"] == "rubric" else "Choose A, B, tie or both bad first.")
     status = "submitted" if submit or (current or {}).get("status") == "submitted" else "draft"
     body = {"id": task_id, "rater": access.username, "target": task["target"], "kind": task["kind"],

@@ -85,7 +85,8 @@ def campaign_results(repo, campaign_id: str, access: Access | None = None) -> di
     pairwise = [r for r in rows if r["kind"] == "pairwise"]
     out = {"campaign": {k: camp[k] for k in ("id", "name", "mode", "systems", "raters", "overlap", "status",
                                               "created_by", "sampling")},
-           "n_targets": len(camp["targets"]), "progress": rater_progress(camp, campaign_ratings(repo, camp["id"]).all()),
+           "n_targets": len(camp["targets"]), "progress": rater_progress(camp, campaign_ratings(repo,
+                                                                                                camp["id"]).all()),
            "n_ratings": {"rubric": len({r["task"] for r in rubric}), "pairwise": len(pairwise)},
            "pass_threshold": PASS, "rubric": None, "pairwise": None, "agreement": {},
            "missing": "Only submitted ratings count. Alpha treats a rating nobody gave as a missing value; "
@@ -152,7 +153,8 @@ def result_rows(results: dict) -> list[dict]:
     pw = results.get("pairwise") or {}
     for p in pw.get("pairs", []):
         e = p["win_rate_a"]
-        rows.append({"section": "pairwise_win_rate_a", "system_a": p["system_a"], "system_b": p["system_b"], "n": p["n"],
+        rows.append({"section": "pairwise_win_rate_a", "system_a": p["system_a"], "system_b": p["system_b"],
+                     "n": p["n"],
                      "value": e["value"], "low": e["low"], "high": e["high"],
                      "extra": f"wins_a={p['wins_a']} wins_b={p['wins_b']} ties={p['ties']} both_bad={p['both_bad']}"})
     bt = pw.get("bradley_terry") or {}

@@ -68,7 +68,8 @@ def _session_ids(repo, session_ids) -> list[str]:
         return repo.session_ids()
     missing = [s for s in ids if not repo.has_session(s)]
     if missing:
-        raise NotFoundError(f"No session(s) {', '.join(map(repr, missing[:5]))} in the store.", "Check the session ids.")
+        raise NotFoundError(f"No session(s) {', '.join(map(repr, missing[:5]))} in the store.",
+                            "Check the session ids.")
     return list(dict.fromkeys(ids))
 
 
@@ -111,7 +112,8 @@ def sample_targets(eligible: list[dict], n: int, *, method: str = "random", stra
         raise ValidationError(f"A campaign needs at least one target, not {n}.", "Ask for 1 or more targets.")
     if n > len(eligible):
         raise ValidationError(
-            f"Only {len(eligible)} (session, item) pairs have a rationale from every chosen system; {n} were asked for.",
+            f"Only {len(eligible)} (session, item) pairs have a rationale from every chosen system; "
+            f"{n} were asked for.",
             "Ask for fewer targets, choose more sessions or items, or drop a system that covers few of them.")
     rng = random.Random(f"campaign-sample|{seed}")
     if method == "random":
@@ -152,7 +154,8 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
     if not systems:
         raise ValidationError("No systems chosen.", "Choose at least one model version or 'expert'.")
     if mode != "rubric" and len(systems) < 2:
-        raise ValidationError("Pairwise comparison needs at least two systems.", "Choose two or more, or use mode 'rubric'.")
+        raise ValidationError("Pairwise comparison needs at least two systems.",
+                              "Choose two or more, or use mode 'rubric'.")
     raters = list(dict.fromkeys(parse_ids(raters)))
     if not raters:
         raise ValidationError("No raters chosen.", "Name at least one user as a rater.")
@@ -164,7 +167,8 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
                               "Overlap is how many raters rate each target; agreement needs 2 or more.")
     eligible = eligible_targets(repo, session_ids, parse_ids(items) if items else None, systems)
     band_system = next((s for s in systems if s != EXPERT), systems[0])
-    picked = sample_targets(eligible, int(n_targets), method=sampling, strata=strata, band_system=band_system, seed=seed)
+    picked = sample_targets(eligible, int(n_targets), method=sampling, strata=strata, band_system=band_system,
+                            seed=seed)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:30] or "campaign"
     cid = f"{slug}-{uuid.uuid4().hex[:6]}"
     rng = random.Random(f"campaign-raters|{seed}|{cid}")

@@ -54,7 +54,8 @@ class EvalApi:
         they wrote unless ``allow_self_rating`` (then listed in ``self_rating``)."""
         doc = cs.create_campaign(self.ctx.repo, self._who(request, *ADMIN), name=name, systems=systems, mode=mode,
                                  n_targets=int(n_targets), raters=raters, overlap=int(overlap), sampling=sampling,
-                                 strata=strata, session_ids=session_ids, items=[str(i) for i in items or []], seed=int(seed),
+                                 strata=strata, session_ids=session_ids, items=[str(i) for i in items or []],
+                                 seed=int(seed),
                                  allow_self_rating=allow_self_rating)
         return {"id": doc["id"], "targets": len(doc["targets"]), "tasks": len(doc["tasks"]),
                 "self_rating": doc["self_rating"],
@@ -71,4 +72,5 @@ class EvalApi:
         return cp.set_campaign_status(self.ctx.repo, self._who(request, *ADMIN), campaign_id, status)
 
 
-ENDPOINTS = ("eval_campaigns", "eval_task", "eval_save", "eval_systems", "eval_create", "eval_results", "eval_set_status")
+ENDPOINTS = ("eval_campaigns", "eval_task", "eval_save", "eval_systems", "eval_create", "eval_results",
+             "eval_set_status")

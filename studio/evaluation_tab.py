@@ -96,7 +96,8 @@ def build_tab(ctx):
                 a.find = gr.Button("Find systems for these sessions", size="sm", elem_id="eval-find", scale=1)
             with gr.Row():
                 a.raters = gr.CheckboxGroup([], label="Raters", elem_id="eval-raters", scale=3)
-                a.overlap = gr.Number(2, label="Raters per target (overlap)", precision=0, elem_id="eval-overlap", scale=1)
+                a.overlap = gr.Number(2, label="Raters per target (overlap)", precision=0, elem_id="eval-overlap",
+                                      scale=1)
             a.create = gr.Button("Create campaign", variant="primary", elem_id="eval-create")
         a.table = gr.Dataframe(headers=CAMPAIGN_HEADERS, interactive=False, elem_id="eval-campaigns", wrap=True)
         with gr.Row():
@@ -108,14 +109,16 @@ def build_tab(ctx):
         a.files = gr.File(file_count="multiple", label="Export", elem_id="eval-export-files", visible=False)
         a.results = gr.HTML(js_on_load=None, elem_id="eval-results")
         with gr.Row():
-            a.plot_means = gr.BarPlot(x="bar", y="mean", color="system", y_lim=[0, 5], title="Mean rating per criterion",
+            a.plot_means = gr.BarPlot(x="bar", y="mean", color="system", y_lim=[0, 5],
+                                      title="Mean rating per criterion",
                                       x_title="criterion · system", y_title="mean (1-5)", x_label_angle=-30,
                                       sort=None, visible=False, elem_id="eval-plot-means")
             a.plot_wins = gr.BarPlot(x="pair", y="win rate of the first", y_lim=[0, 1], title="Pairwise win rate",
                                      visible=False, elem_id="eval-plot-wins")
 
     h = EvalUI(ctx, c)
-    task_out = [c.st, c.key, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status, c.output,
+    task_out = [c.st, c.key, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status,
+                c.output,
                 c.pair, c.choice, c.reveal] + list(c.crit.values())
     edit_out = [c.status]  # small saves touch only the status line: their replies may arrive after a move
     ctx.on_load(h.on_load, [], [c.campaign, c.note])
@@ -133,7 +136,8 @@ def build_tab(ctx):
     c.prev_btn.click(h.prev, form_in, task_out, **quiet).then(None, js=reset)
 
     ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters])
-    admin_tab.select(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)  # reads predictions: on visit, not on load
+    admin_tab.select(h.find_systems, [a.sessions], [a.systems, a.msg],
+                     **quiet)  # reads predictions: on visit, not on load
     admin_tab.select(h.admin_refresh, [a.res_id], [a.table, a.res_id, a.raters], **quiet)  # new users and campaigns
     a.find.click(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)
     a.create.click(h.create, [a.name, a.systems, a.mode, a.n, a.raters, a.overlap, a.sampling, a.strata, a.sessions,

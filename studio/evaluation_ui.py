@@ -76,7 +76,8 @@ class EvalUI:
               c.transcript: transcript_html(view["session"]), c.rubric: gr.update(visible=rubric),
               c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
-              c.status: render.status_html(message or f"Task {view['position']} of {view['total']} ({time.strftime('%H:%M:%S')}).", kind)}
+              c.status: render.status_html(message or f"Task {view['position']} of {view['total']} "
+                                           f"({time.strftime('%H:%M:%S')}).", kind)}
         if rubric:
             up[c.output] = output_html("The rationale", view["output"])
             for crit in cp.CRITERIA:
@@ -100,7 +101,8 @@ class EvalUI:
         another window) nothing is written; ``full`` (moves) reload the task, small saves say so."""
         with st.lock:
             v = st.view
-            res = rt.save_rating(self.ctx.repo, access, v["campaign_id"], v["task_id"], expected_version=st.version, **fields)
+            res = rt.save_rating(self.ctx.repo, access, v["campaign_id"], v["task_id"], expected_version=st.version,
+                                 **fields)
             if res["status"] == "conflict":
                 if st.superseded or not full:
                     return {"conflict": {self.c.status: render.status_html(
@@ -251,7 +253,8 @@ class EvalUI:
         access = self._who(request, *ADMIN)
         rows = cs.available_systems(self.ctx.repo, access, session_ids)
         note = " · ".join(f'{r["system"]}: {r["targets"]} items' for r in rows) or "No system has rationales there."
-        return gr.update(choices=[r["system"] for r in rows]), render.status_html("Systems with rationales: " + note, "idle")
+        return gr.update(choices=[r["system"] for r in rows]), render.status_html("Systems with rationales: " + note,
+                                                                                  "idle")
 
     @ui.guard
     def create(self, name, systems, mode, n, raters, overlap, sampling, strata, sessions, items, seed, self_ok,
@@ -259,7 +262,8 @@ class EvalUI:
         access = self._who(request, *ADMIN)
         doc = cs.create_campaign(self.ctx.repo, access, name=name, systems=systems, mode=mode, n_targets=int(n or 0),
                                  raters=raters, overlap=int(overlap or 1), sampling=sampling, strata=strata,
-                                 session_ids=sessions, items=items, seed=int(seed or 0), allow_self_rating=bool(self_ok))
+                                 session_ids=sessions, items=items, seed=int(seed or 0),
+                                 allow_self_rating=bool(self_ok))
         ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
         own = sorted({r for names in doc["self_rating"].values() for r in names})
         warn = (f' Warning (recorded): {", ".join(own)} rate rationales they wrote on {len(doc["self_rating"])} '

@@ -73,7 +73,8 @@ def label_dict(label) -> dict:
     return d
 
 
-LABEL_META = ("id", "annotator", "status", "score", "score_source", "version", "prediction_id", "accepted_suggestion", "created_at",
+LABEL_META = ("id", "annotator", "status", "score", "score_source", "version", "prediction_id", "accepted_suggestion",
+              "created_at",
               "created_by", "updated_at", "updated_by")
 
 
@@ -98,7 +99,8 @@ def draft_of(label: Label | None, pred: dict | None) -> dict:
     if label is not None:
         return {"score": label.score, "rationale": label.rationale, "evidence": list(label.evidence),
                 "change_reasons": list(label.change_reasons)}
-    return {"score": None, "rationale": (pred or {}).get("rationale", ""), "evidence": list((pred or {}).get("evidence", [])),
+    return {"score": None, "rationale": (pred or {}).get("rationale", ""), "evidence": list((pred or {}).get("evidence",
+                                                                                                             [])),
             "change_reasons": []}
 
 
@@ -157,7 +159,8 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
     mine = [lab for lab in view.labels if lab.annotator == sa.slot]
     submitted_by = submitter(mine, form.item_ids)
     note = sa.note or (f"Submitted by {submitted_by}: read-only until "
-                       f"{'you or an admin reopen' if submitted_by == access.username else 'they or an admin reopen'} it."
+                       f"{'you or an admin reopen' if submitted_by == access.username else 'they or an admin reopen'} "
+                       "it."
                        if submitted_by else "")
     out = {
         "session": {"id": session.id, "language": session.language, "source": session.source,

@@ -71,7 +71,8 @@ def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, sav
     if (pred and pred.get("score") is not None and draft.get("score") is not None and draft["score"] != pred["score"]
             and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
         add("rationale_untouched",
-            f"Score changed from the model's {pred['score']} to {draft['score']} but the rationale is still the model's.")
+            f"Score changed from the model's {pred['score']} to {draft['score']} but the rationale is still the "
+            "model's.")
     if index is not None and _norm(draft.get("rationale")):
         for quote in index.link(draft["rationale"]).unsupported:
             add("quote_not_found", f"Not in the transcript: \u201c{quote}\u201d")

@@ -28,12 +28,14 @@ class LiveHandlers:
         saved = False
         if rs.editable:
             with rs.lock:
-                todo = [i for i, d in rs.pending.items() if i not in rs.conflicts and rs.drafted.get(i) != d["rationale"]]
+                todo = [i for i,
+                        d in rs.pending.items() if i not in rs.conflicts and rs.drafted.get(i) != d["rationale"]]
             for item in todo:
                 with rs.lock:  # the typed rationale on top of what is saved now (a field may have saved meanwhile)
                     if item not in rs.pending or item in rs.conflicts:
                         continue
-                    self._save(rs, access, item, {**rs.items[item]["saved"], "rationale": rs.pending[item]["rationale"]})
+                    self._save(rs, access, item, {**rs.items[item]["saved"],
+                                                  "rationale": rs.pending[item]["rationale"]})
                 saved = True
         job_html, models, running = gr.skip(), False, False
         if self.ctx.jobs is not None:
@@ -48,7 +50,8 @@ class LiveHandlers:
                         self._new_predictions(rs, access)
                         models = True
         with rs.lock:
-            busy = running or any(i not in rs.conflicts and rs.drafted.get(i) != d["rationale"] for i, d in rs.pending.items())
+            busy = running or any(i not in rs.conflicts and rs.drafted.get(i) != d["rationale"] for i,
+                                  d in rs.pending.items())
         # the last tick of an editing burst redraws once: replies of overlapping events (a typed
         # rationale's note and a field's save) may reach the page in either order
         redraw = saved or (not busy and rs.editable)
@@ -86,7 +89,8 @@ class LiveHandlers:
                 up[card.model] = render.model_html(pred, rs.scale)
                 up[card.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
             for item, draft in prefills.items():
-                up.update({self.cards[item].rationale: draft["rationale"], self.cards[item].evidence: evidence_text(draft["evidence"])})
+                up.update({self.cards[item].rationale: draft["rationale"],
+                           self.cards[item].evidence: evidence_text(draft["evidence"])})
         return up
 
     @ui.guard

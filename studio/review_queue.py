@@ -64,7 +64,8 @@ def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", o
     ``scope`` "mine": sessions assigned to the user; "all": every session they may see.
     ``search`` matches ids, client/counselor ids, source, language, the curation mode
     ("client-anchored" / "expert-judged") and metadata (not transcript text). Each row's
-    ``curation`` says how its scores are curated (:mod:`studio.curation_modes`). ``order`` "id" or "uncertainty" (most uncertain first; unpredicted sessions last).
+    ``curation`` says how its scores are curated (:mod:`studio.curation_modes`). ``order`` "id" or
+    "uncertainty" (most uncertain first; unpredicted sessions last).
     """
     if scope not in SCOPES:
         raise ValidationError(f"Unknown queue scope {scope!r}.", f"Use one of {', '.join(SCOPES)}.")

@@ -38,7 +38,8 @@ class SpeedHandlers:
                     chk = ([dict(c, message="suggestion: " + c["message"])
                             for c in review_checks.checks(accept.accepted_draft(pred), pred, index, saved=True)]
                            if accept.readable(pred) else [])
-                rows.append({"item": item, "text": it["text"], "dimension": rs.dim_names.get(it["dimension"], it["dimension"]),
+                rows.append({"item": item, "text": it["text"], "dimension": rs.dim_names.get(it["dimension"],
+                                                                                             it["dimension"]),
                              "model": pred.get("score") if accept.readable(pred) else None,
                              "model_note": "" if accept.readable(pred) else ("no answer" if pred else "not predicted"),
                              "accepted": bool(it["state"] != "unreviewed" and accept.equals_suggestion(draft, pred)),

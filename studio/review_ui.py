@@ -21,7 +21,8 @@ from .review_live import LiveHandlers
 from .review_state import ReviewState, draft_of, evidence_list, evidence_text, now
 from .submitted import reopen_session
 
-QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)", "Model",
+QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)",
+                 "Model",
                  "Assigned"]
 
 
@@ -57,10 +58,12 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
     def _frame(self, rs: ReviewState) -> dict:
         """Status line, summary and the conflict panel (the first open conflict)."""
         c = self.c
-        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(), c.summary: rs.summary(self.ctx.form),
+        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(),
+              c.summary: rs.summary(self.ctx.form),
               c.items_list: self._list(rs)}
         if not rs.conflicts:
-            return up | {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False), c.conflict_html: ""}
+            return up | {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False),
+                         c.conflict_html: ""}
         item, res = next(iter(rs.conflicts.items()))
         return up | {c.use_theirs: gr.update(visible=True), c.keep_mine: gr.update(visible=True),
                      c.conflict_html: render.conflict_html(item, rs.items[item]["text"], res["current"], res["yours"],
@@ -118,7 +121,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
     @ui.guard
     def queue(self, scope: str, search: str, order: str, request: gr.Request):
         access = self._access(request)
-        q = review_queue.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "", order=order or "id",
+        q = review_queue.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "",
+                                    order=order or "id",
                               model_version=active_model_version(self.ctx.repo, self.ctx.predictor))
         n = q["counts"]
         counts = (f'<div class="care-muted"><b>{n["total"]}</b> sessions · {n["not started"]} not started · '
@@ -126,7 +130,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                   f'{n["items_reviewed"]}/{n["items_total"]} items reviewed · '
                   f'<span class="care-help" id="care-uncertainty-help" title="{render.esc(UNCERTAINTY)}">'
                   f'Model uncertainty (SD): 0 = sure, 1+ = hesitant ⓘ</span></div>')
-        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"], f'{r["reviewed"]}/{r["items"]}',
+        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"],
+                 f'{r["reviewed"]}/{r["items"]}',
                  "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
                  r["assigned"] or ("—" if r["mode"] == "unassigned" else "")] for r in q["rows"]]
         return counts, {"data": rows, "headers": QUEUE_HEADERS}
@@ -136,7 +141,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         access = self._access(request)
         scope = "all" if access.is_staff else "mine"
         counts, table = self.queue(scope, "", "id", request)
-        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table, self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
+        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table,
+                self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
 
     def pick(self, evt: gr.SelectData):
         row = evt.row_value or []
@@ -204,15 +210,17 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                 return self._nothing()
             with rs.lock:
                 if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
-                    rs.conflicts[item]["yours"] = review_checks.clean_draft({**rs.conflicts[item]["yours"], field: value})
+                    rs.conflicts[item]["yours"] = review_checks.clean_draft({**rs.conflicts[item]["yours"],
+                                                                             field: value})
                     rs.message = self._conflict_message(rs, item)
                     return self._frame(rs) | self._card(rs, item)
                 draft = dict(rs.items[item]["saved"])
                 if item in rs.pending and field != "rationale":
                     draft["rationale"] = rs.pending[item]["rationale"]
                 draft = draft_of((draft["score"], draft["rationale"], draft["evidence"], draft["change_reasons"]))
-                draft[field] = evidence_list(value) if field == "evidence" else (
-                    list(value or []) if field == "change_reasons" else (value or "") if field == "rationale" else value)
+                draft[field] = (evidence_list(value) if field == "evidence"
+                                else list(value or []) if field == "change_reasons"
+                                else (value or "") if field == "rationale" else value)
                 if review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft)):
                     rs.pending.pop(item, None)
                     return self._card(rs, item)
@@ -243,7 +251,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                     rs.pending.pop(item, None)
                     pending = False
             return {self.cards[item].feedback: self._feedback(rs, item),
-                    self.c.status: render.status_html("Unsaved changes (saving in a moment)…", "busy") if pending else gr.skip(),
+                    self.c.status: render.status_html("Unsaved changes (saving in a moment)…",
+                                                      "busy") if pending else gr.skip(),
                     self.c.timer: gr.Timer(active=True) if pending else gr.skip()}
         note.__name__ = f"note_item_{item}"
         return note
@@ -261,7 +270,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                 self._save(rs, access, item, draft)
             card = self.cards[item]
             return self._frame(rs) | self._card(rs, item) | {
-                card.score: draft["score"], card.rationale: draft["rationale"], card.evidence: evidence_text(draft["evidence"]),
+                card.score: draft["score"], card.rationale: draft["rationale"],
+                                                             card.evidence: evidence_text(draft["evidence"]),
                 card.reasons: draft["change_reasons"]}
         accept.__name__ = f"accept_item_{item}"
         return accept
@@ -311,7 +321,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
             item, res = next(iter(rs.conflicts.items()))
             cur = res["current"] or {}
             draft = {"score": cur.get("score"), "rationale": cur.get("rationale") or "",
-                     "evidence": list(cur.get("evidence") or []), "change_reasons": list(cur.get("change_reasons") or [])}
+                     "evidence": list(cur.get("evidence") or []),
+                     "change_reasons": list(cur.get("change_reasons") or [])}
             it = rs.items[item]
             it.update(version=cur.get("version", 0), saved=draft, label=cur or None,
                       state="unreviewed" if not cur else ("submitted" if cur.get("status") == "submitted" else "draft"))
@@ -320,7 +331,8 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
             rs.message = (f"Item {item}: took their version.", "ok")
             card = self.cards[item]
             return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
-                                          card.evidence: evidence_text(draft["evidence"]), card.reasons: draft["change_reasons"]}
+                                          card.evidence: evidence_text(draft["evidence"]),
+                                          card.reasons: draft["change_reasons"]}
 
     @ui.guard
     def keep_mine(self, request: gr.Request, rs, *values):
