@@ -1,12 +1,14 @@
 """Command line for the store.
 
-    python -m store import --store DIR --format {jsonl,annomi,esconv,text,ratings} FILE... [--speaker-map "A=counselor,B=client"] [--language en|zh]
+    python -m store import --store DIR --format {jsonl,annomi,esconv,text,ratings} FILE...
+                           [--speaker-map "A=counselor,B=client"] [--language en|zh]
     python -m store export --store DIR --out FILE [--session ID ...]
     python -m store stats  --store DIR [--json]
     python -m store add-user --store DIR --username NAME --role {annotator,adjudicator,admin} [--password PW]
     python -m store set-role --store DIR --username NAME --role ROLE
     python -m store users  --store DIR
-    python -m store assign --store DIR --session ID [--session ID ...] --user NAME [--user NAME ...] [--mode shared|independent]
+    python -m store assign --store DIR --session ID [--session ID ...] --user NAME [--user NAME ...]
+                           [--mode shared|independent]
 
 Errors print one line that names the problem and the fix, and exit with status 2; an import is
 all or nothing. Passwords are asked for interactively when not given (or read from
@@ -37,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = cmd("import", "import sessions, ratings or an export, all or nothing")
     p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--speaker-map", default=None, help='map unknown speaker labels, e.g. "Dr. Lee=counselor,Patient=client"')
+    p.add_argument("--speaker-map", default=None,
+                   help='map unknown speaker labels, e.g. "Dr. Lee=counselor,Patient=client"')
     p.add_argument("--language", choices=("en", "zh"), default=None, help="language when the file does not say")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("files", nargs="+")
@@ -94,7 +97,8 @@ def run(argv=None) -> int:
                 print(json.dumps(out, ensure_ascii=False))
             else:
                 print(f"Imported {out['added']} new sessions ({out['skipped']} already stored), "
-                      f"{out['ratings_set']} ratings, {out['predictions_added']} predictions, {out['labels_added']} labels.")
+                      f"{out['ratings_set']} ratings, {out['predictions_added']} predictions, {out['labels_added']} "
+                      "labels.")
                 for w in out["warnings"]:
                     print(f"warning: {w}")
         elif args.command == "export":

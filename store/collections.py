@@ -16,7 +16,8 @@ from tinydb import Query
 from care_model.core.errors import ConflictError, NotFoundError, ValidationError
 from care_model.core.records import now_iso
 
-from .storage import FileSet, replace_with
+from .journal import replace_with
+from .storage import FileSet
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _SHARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
@@ -56,7 +57,8 @@ class Collection:
     def require(self, doc_id: str) -> dict:
         doc = self.get(doc_id)
         if doc is None:
-            raise NotFoundError(f"No {self.name} record {doc_id!r}.", f"List the {self.name} records to find the right id.")
+            raise NotFoundError(f"No {self.name} record {doc_id!r}.",
+                                f"List the {self.name} records to find the right id.")
         return doc
 
     def all(self, where: Callable[[dict], bool] | None = None) -> list[dict]:
@@ -76,7 +78,8 @@ class Collection:
         if expected_version is not None and expected_version != cur_version:
             raise ConflictError(
                 f"{self.name} record {doc['id']!r} was changed by {current.get('updated_by', '?') if current else '?'} "
-                f"at {current.get('updated_at', '?') if current else '?'} (version {cur_version}, you had {expected_version}).",
+                f"at {current.get('updated_at', '?') if current else '?'} (version {cur_version}, you had "
+                                f"{expected_version}).",
                 "Reload it and apply your change to the current version.",
                 current=copy.deepcopy(dict(current)) if current else None,
             )
@@ -101,3 +104,21 @@ class Collection:
 
     def audit(self) -> list[dict]:
         return [copy.deepcopy(dict(a)) for a in self._db.table("audit").all()]
+
+
+class LockedCollection:
+    """A :class:`Collection` whose every call takes the repository lock."""
+
+    def __init__(self, inner: Collection, lock):
+        self._inner, self._lock = inner, lock
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked

@@ -15,8 +15,8 @@ from typing import Iterable
 from care_model.core.errors import CareError, ImportFormatError, ValidationError
 from care_model.core.records import Label, Prediction, Session
 
+from .files import replace_file
 from .repository import Repository
-from .storage import replace_file
 
 
 def session_lines(repo: Repository, session_ids: Iterable[str] | None = None) -> Iterable[str]:
@@ -41,7 +41,8 @@ def audit_entries(repo: Repository, *, session_id: str = "", user: str = "", act
     account they concern) and by action (a case-insensitive substring, e.g. ``submit``)."""
     session_id, user, action = session_id.strip(), user.strip(), action.strip().casefold()
     if session_id and not repo.has_session(session_id):
-        raise ValidationError(f"No session {session_id!r} in the store.", "Check the id, or leave the session filter out.")
+        raise ValidationError(f"No session {session_id!r} in the store.",
+                              "Check the id, or leave the session filter out.")
     out = repo.audit(session_id=session_id or None)
     if user:
         out = [e for e in out if e.get("who") == user or (e.get("entity") == "user" and e.get("entity_id") == user)]

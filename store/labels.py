@@ -16,7 +16,7 @@ from care_model.core.errors import ConflictError, ValidationError
 from care_model.core.records import CHANGE_REASONS, LABEL_STATUSES, Label, check_score_source, label_id, now_iso
 from care_model.core.wai import load_form
 
-from .storage import replace_with
+from .journal import replace_with
 
 Q = Query()
 
@@ -51,14 +51,16 @@ class LabelsMixin:
         if label.status not in LABEL_STATUSES:
             raise ValidationError(f"Unknown label status {label.status!r}.", f"Use one of {', '.join(LABEL_STATUSES)}.")
         if label.status == "submitted" and label.score is None:
-            raise ValidationError(f"Item {label.item} cannot be submitted without a score.", "Choose a score from 1 to 5.")
+            raise ValidationError(f"Item {label.item} cannot be submitted without a score.",
+                                  "Choose a score from 1 to 5.")
         bad = [r for r in label.change_reasons if r not in CHANGE_REASONS]
         if bad:
             raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")
         n_turns = len(doc["turns"])
         wrong = [i for i in label.evidence if not isinstance(i, int) or not 0 <= i < n_turns]
         if wrong:
-            raise ValidationError(f"Evidence turns {wrong} are not in session {label.session_id!r} (turns 0-{n_turns - 1}).",
+            raise ValidationError(f"Evidence turns {wrong} are not in session {label.session_id!r} (turns "
+                                  f"0-{n_turns - 1}).",
                                   "Pick evidence among the session's numbered turns.")
         label.evidence = sorted(set(label.evidence))
 
@@ -73,7 +75,8 @@ class LabelsMixin:
             cur = Label.from_dict(copy.deepcopy(dict(current))) if current else None
             raise ConflictError(
                 f"Item {label.item} of session {label.session_id} was saved by {cur.updated_by if cur else '?'} "
-                f"at {cur.updated_at if cur else '?'} (version {cur_version}) after you loaded version {expected_version}.",
+                f"at {cur.updated_at if cur else '?'} (version {cur_version}) after you loaded version "
+                                f"{expected_version}.",
                 "Compare your version with theirs, choose or merge, and save again on top of the current version.",
                 current=cur,
             )

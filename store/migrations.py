@@ -19,14 +19,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from care_model.core.errors import StoreFormatError
+from care_model.core.records import default_score_source
+
+from .files import dumps, read_json, replace_file
+from .layout import session_key
+from .storage import FileSet
 
 CURRENT = 2
 
 
 def _v0_to_v1(root: Path) -> None:
-    from .repository import session_key
-    from .storage import dumps, read_json, replace_file
-
     legacy = root / "care.json"
     if not legacy.exists():
         return
@@ -56,10 +58,6 @@ def _v0_to_v1(root: Path) -> None:
 
 
 def _v1_to_v2(root: Path) -> None:
-    from care_model.core.records import default_score_source
-
-    from .storage import FileSet
-
     files = FileSet(root)  # through the journaled storage: a label file's journal holds recent saves
     for path in sorted(root.glob("sessions/*/labels.json")):
         table = files.db(str(path.relative_to(root))).table("labels")
@@ -73,8 +71,6 @@ MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(root: Path, from_version: int) -> None:
-    from .storage import dumps, read_json, replace_file
-
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     backup = root / f"backup-v{from_version}-{stamp}"
     backup.mkdir()
@@ -84,7 +80,8 @@ def migrate(root: Path, from_version: int) -> None:
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, backup / path.name)
     for version in range(from_version, CURRENT):
         if version not in MIGRATIONS:
-            raise StoreFormatError(f"No migration from store schema version {version}.", "Export with the version that wrote it, then import.")
+            raise StoreFormatError(f"No migration from store schema version {version}.",
+                                   "Export with the version that wrote it, then import.")
         MIGRATIONS[version](root)
     meta = read_json(root / "meta.json")
     meta.update(schema_version=CURRENT, migrated_from=from_version, migrated_at=stamp, backup=backup.name)

@@ -34,7 +34,8 @@ class PeopleMixin:
             raise ValidationError("The password is shorter than 8 characters.", "Choose a longer password.")
         with self._lock:
             if self._users().table("users").contains(Q.username == username):
-                raise ValidationError(f"User {username!r} already exists.", "Pick another name, or set the role with set-role.")
+                raise ValidationError(f"User {username!r} already exists.",
+                                      "Pick another name, or set the role with set-role.")
             doc = {"username": username, "role": role, "password": hash_password(password), "active": True,
                    "created_at": now_iso(), "created_by": actor}
             with self.files.transaction():
@@ -125,7 +126,8 @@ class PeopleMixin:
                     doc = self._assignments().get(Q.session_id == sid)
                     before = dict(doc) if doc else None
                     who = sorted(set((doc or {}).get("annotators", [])) | set(names))
-                    after = {"session_id": sid, "annotators": who, "mode": mode, "updated_at": now_iso(), "updated_by": actor}
+                    after = {"session_id": sid, "annotators": who, "mode": mode, "updated_at": now_iso(),
+                             "updated_by": actor}
                     if doc is None:
                         self._assignments().insert(after)
                     else:
@@ -141,7 +143,8 @@ class PeopleMixin:
             doc = self._assignments().get(Q.session_id == session_id)
             if not doc or annotator not in doc["annotators"]:
                 return
-            after = {**doc, "annotators": [a for a in doc["annotators"] if a != annotator], "updated_at": now_iso(), "updated_by": actor}
+            after = {**doc, "annotators": [a for a in doc["annotators"] if a != annotator], "updated_at": now_iso(),
+                     "updated_by": actor}
             with self.files.transaction():
                 self._assignments().update(after, doc_ids=[doc.doc_id])
                 self.files.db("assignments.json").table("audit").insert(

@@ -13,16 +13,14 @@ Layout of a store folder (all JSON written with ``ensure_ascii=False``)::
 
 A label save rewrites only that session's ``labels.json`` (a few KB), atomically and durably,
 together with its audit entry. The label methods are in :mod:`store.labels`, users and
-assignments in :mod:`store.people` (mixins of :class:`Repository`). Every public method takes the repository lock, so one
-Repository can be shared by the app's worker threads. Returned objects are copies.
+assignments in :mod:`store.people`, predictions in :mod:`store.predictions` (mixins of
+:class:`Repository`). Every public method takes the repository lock, so one Repository can be
+shared by the app's worker threads. Returned objects are copies.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
-import re
 import threading
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,10 +33,14 @@ from care_model.core.records import LABEL_STATUSES, Label, Prediction, Session, 
 from care_model.core.wai import load_form
 
 from . import migrations
-from .collections import Collection
+from .collections import Collection, LockedCollection
+from .layout import session_key
 from .labels import LabelsMixin
 from .people import PeopleMixin
-from .storage import FileSet, StoreLock, dumps, make_dirs, read_json, replace_file
+from .predictions import PredictionsMixin
+from .files import dumps, make_dirs, read_json, replace_file
+from .lock import StoreLock
+from .storage import FileSet
 
 SCHEMA_VERSION = migrations.CURRENT
 Q = Query()
@@ -69,19 +71,15 @@ class SessionView:
     model_version: str | None
 
 
-def session_key(session_id: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", session_id).strip("._")[:40] or "s"
-    return f"{slug}-{hashlib.sha1(session_id.encode('utf-8')).hexdigest()[:8]}"
-
-
-class Repository(LabelsMixin, PeopleMixin):
+class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
     """Open with :meth:`open` (or as a context manager); close to release the store lock."""
 
     def __init__(self, root: Path | str, *, create: bool = True):
         self.root = Path(root)
         if not self.root.exists():
             if not create:
-                raise NotFoundError(f"No store at {self.root}.", "Check the --store path, or create it by importing data.")
+                raise NotFoundError(f"No store at {self.root}.",
+                                    "Check the --store path, or create it by importing data.")
             make_dirs(self.root)
         self._lock = threading.RLock()
         self._store_lock = StoreLock(self.root)
@@ -97,7 +95,8 @@ class Repository(LabelsMixin, PeopleMixin):
                     continue
                 doc = self.files.db(rel).table("session").get(doc_id=1)
                 if doc is None:
-                    raise StoreFormatError(f"Store file {rel} holds no session.", "Restore it from a backup or an export.")
+                    raise StoreFormatError(f"Store file {rel} holds no session.",
+                                           "Restore it from a backup or an export.")
                 self._keys[doc["id"]] = folder.name
                 self.files.db(f"sessions/{folder.name}/predictions.json")
                 self.files.db(f"sessions/{folder.name}/labels.json")
@@ -131,7 +130,8 @@ class Repository(LabelsMixin, PeopleMixin):
             return
         meta = read_json(meta_path)
         if meta.get("format") != "care-review-store":
-            raise StoreFormatError(f"{self.root} is not a CARE Review Studio store.", "Point --store at a store folder.")
+            raise StoreFormatError(f"{self.root} is not a CARE Review Studio store.",
+                                   "Point --store at a store folder.")
         version = int(meta.get("schema_version", 0))
         if version > SCHEMA_VERSION:
             raise StoreFormatError(
@@ -147,7 +147,8 @@ class Repository(LabelsMixin, PeopleMixin):
     def _rel(self, session_id: str, part: str) -> str:
         key = self._keys.get(session_id)
         if key is None:
-            raise NotFoundError(f"No session {session_id!r} in the store.", "Check the id (python -m store stats lists counts; the app's queue lists sessions).")
+            raise NotFoundError(f"No session {session_id!r} in the store.",
+                                "Check the id (python -m store stats lists counts; the app's queue lists sessions).")
         return f"sessions/{key}/{part}.json"
 
     def session_ids(self) -> list[str]:
@@ -175,7 +176,8 @@ class Repository(LabelsMixin, PeopleMixin):
                     "id": sid, "language": doc["language"], "source": doc["source"],
                     "client_id": doc.get("client_id", ""), "counselor_id": doc.get("counselor_id", ""),
                     "turns": len(doc["turns"]), "has_client_ratings": "client" in (doc.get("ratings") or {}),
-                    "metadata": {k: v for k, v in (doc.get("metadata") or {}).items() if isinstance(v, (str, int, float, bool))},
+                    "metadata": {k: v for k, v in (doc.get("metadata") or {}).items() if isinstance(v, (str, int, float,
+                                                                                                        bool))},
                 })
             return rows
 
@@ -196,12 +198,14 @@ class Repository(LabelsMixin, PeopleMixin):
                     if self._content_hash(sess.id) != h:
                         raise ValidationError(
                             f"Session {sess.id!r} is already in the store with different turns.",
-                            "Import it under a new id, or export and fix the stored one first; the store changed nothing.",
+                            "Import it under a new id, or export and fix the stored one first; the store changed "
+                                              "nothing.",
                         )
                     report.skipped.append(sess.id)
                 elif h in by_hash:
                     report.skipped.append(sess.id)
-                    report.warnings.append(f"Session {sess.id!r} has the same turns as stored session {by_hash[h]!r}; skipped.")
+                    report.warnings.append(f"Session {sess.id!r} has the same turns as stored session {by_hash[h]!r}; "
+                                           "skipped.")
                 else:
                     new_sessions.append(sess)
                     by_hash[h] = sess.id
@@ -210,7 +214,8 @@ class Repository(LabelsMixin, PeopleMixin):
                 if rec.session_id not in known:
                     raise ValidationError(
                         f"{rec.where}: rating for unknown session {rec.session_id!r}.",
-                        "Import the session first (or in the same command), or correct the session_id; the store changed nothing.",
+                        "Import the session first (or in the same command), or correct the session_id; the store "
+                                          "changed nothing.",
                     )
             added_keys = []
             try:
@@ -269,62 +274,7 @@ class Repository(LabelsMixin, PeopleMixin):
         with self._lock, self.files.transaction():
             self._set_ratings_locked(session_id, rater, ratings)
 
-    # ================================================================== predictions
-    def _add_predictions_locked(self, preds: Iterable[Prediction], skip_existing: bool = False) -> int:
-        form_cache = {}
-        n = 0
-        for pred in preds:
-            if pred.session_id not in self._keys:
-                raise ValidationError(f"Prediction for unknown session {pred.session_id!r}.", "Import the session first.")
-            form_id = self._session_doc(pred.session_id).get("form", "wai-sr")
-            form = form_cache.setdefault(form_id, load_form(form_id))
-            form.check_item(pred.item)
-            if pred.score is not None:
-                form.check_score(pred.score, pred.item)
-            table = self.files.db(self._rel(pred.session_id, "predictions")).table("predictions")
-            doc = pred.to_dict()
-            doc["id"] = doc["id"] or uuid.uuid4().hex
-            doc["created_at"] = doc["created_at"] or now_iso()
-            if table.contains(Q.id == doc["id"]):
-                if skip_existing:
-                    continue
-                raise ValidationError(f"Prediction {doc['id']!r} is already stored.", "Predictions are append-only; give a new id.")
-            table.insert(doc)
-            n += 1
-        return n
-
-    def add_predictions(self, preds: Iterable[Prediction]) -> int:
-        """Append model suggestions (all or nothing). Labels are never touched."""
-        with self._lock, self.files.transaction():
-            return self._add_predictions_locked(list(preds))
-
-    def predictions(self, session_id: str, model_version: str | None = None, *, history: bool = False) -> list[Prediction]:
-        """Suggestions for a session: the latest per (model version, item), or all with ``history``."""
-        with self._lock:
-            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
-            preds = [Prediction.from_dict(copy.deepcopy(dict(d))) for d in docs
-                     if model_version is None or d["model_version"] == model_version]
-        preds.sort(key=lambda p: p.created_at)
-        if history:  # drafts (mode "draft") included; the latest suggestions below never are
-            return preds
-        latest: dict[tuple, Prediction] = {}
-        for p in filter(is_suggestion, preds):
-            latest[(p.model_version, p.item)] = p
-        return sorted(latest.values(), key=lambda p: (p.model_version, p.item))
-
-    def predicted_versions(self, session_id: str) -> dict[str, int]:
-        """model version -> number of distinct items it has predicted for the session."""
-        with self._lock:
-            docs = self.files.db(self._rel(session_id, "predictions")).table("predictions").all()
-            items: dict[str, set] = {}
-            for d in filter(is_suggestion, docs):
-                items.setdefault(d["model_version"], set()).add(d["item"])
-            return {v: len(s) for v, s in items.items()}
-
-    def get_prediction(self, session_id: str, prediction_id: str) -> Prediction | None:
-        with self._lock:
-            doc = self.files.db(self._rel(session_id, "predictions")).table("predictions").get(Q.id == prediction_id)
-            return Prediction.from_dict(copy.deepcopy(dict(doc))) if doc else None
+    # ============================================ predictions (PredictionsMixin, store/predictions.py)
 
     # ================================================================== labels (LabelsMixin, store/labels.py)
     def open_session(self, session_id: str, *, model_version: str | None = None) -> SessionView:
@@ -339,13 +289,14 @@ class Repository(LabelsMixin, PeopleMixin):
             preds: dict[int, Prediction] = {}
             for d in sorted((d for d in docs if d["model_version"] == model_version), key=lambda d: d["created_at"]):
                 preds[int(d["item"])] = Prediction.from_dict(copy.deepcopy(dict(d)))
-            labels = [Label.from_dict(copy.deepcopy(dict(d))) for d in self._labels_db(session_id).table("labels").all()]
+            labels = [Label.from_dict(copy.deepcopy(dict(d)))
+                      for d in self._labels_db(session_id).table("labels").all()]
         return SessionView(session, preds, sorted(labels, key=lambda lab: (lab.item, lab.annotator)), model_version)
 
-    # ================================================================== users, assignments (PeopleMixin, store/people.py)
+    # ============================================ users, assignments (PeopleMixin, store/people.py)
 
     # ================================================================== collections & audit
-    def collection(self, name: str, shard: str | None = None) -> "LockedCollection":
+    def collection(self, name: str, shard: str | None = None) -> LockedCollection:
         return LockedCollection(Collection(self.files, name, shard), self._lock)
 
     def shards(self, name: str) -> list[str]:
@@ -360,8 +311,10 @@ class Repository(LabelsMixin, PeopleMixin):
             if session_id is not None:
                 sources = [self._rel(session_id, "labels")]
             else:
-                sources = [f"sessions/{k}/labels.json" for k in self._keys.values()] + ["users.json", "assignments.json"]
-                sources += [str(p.relative_to(self.root)) for p in (self.root / "collections").rglob("*.json")] if (self.root / "collections").exists() else []
+                sources = [f"sessions/{k}/labels.json" for k in self._keys.values()]
+                sources += ["users.json", "assignments.json"]
+                if (self.root / "collections").exists():
+                    sources += [str(p.relative_to(self.root)) for p in (self.root / "collections").rglob("*.json")]
             for rel in sources:
                 if self.files.exists(rel):
                     entries.extend(copy.deepcopy(dict(a)) for a in self.files.db(rel).table("audit").all())
@@ -382,21 +335,3 @@ class Repository(LabelsMixin, PeopleMixin):
             return {"sessions": len(self._keys), "turns": turns, "predictions": predictions, "labels": labels,
                     "labels_by_status": by_status, "users": len(self._users().table("users")),
                     "schema_version": self.meta["schema_version"]}
-
-
-class LockedCollection:
-    """A :class:`Collection` whose every call takes the repository lock."""
-
-    def __init__(self, inner: Collection, lock):
-        self._inner, self._lock = inner, lock
-
-    def __getattr__(self, name):
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def locked(*args, **kwargs):
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return locked

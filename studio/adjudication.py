@@ -34,7 +34,8 @@ from care_model.core.records import ADJUDICATED, Label
 from care_model.core.wai import load_form
 
 from .access import Access, active_model_version
-from .review import latest_predictions, prediction_dict
+from .review import prediction_dict
+from .review_queue import latest_predictions
 
 STAFF = ("adjudicator", "admin")
 
@@ -154,12 +155,14 @@ def adjudicate(repo, access: Access, session_id: str, item: int, *, source: str 
     if source == "model":
         if not it["model"] or it["model"].get("score") is None:
             raise ValidationError("There is no model suggestion to choose for this item.", "Choose an expert's label.")
-        base = {"score": it["model"]["score"], "rationale": it["model"]["rationale"], "evidence": it["model"]["evidence"]}
+        base = {"score": it["model"]["score"], "rationale": it["model"]["rationale"],
+                "evidence": it["model"]["evidence"]}
     elif source:
         chosen = next((e for e in it["experts"] if e["annotator"] == source), None)
         if chosen is None:
             raise ValidationError(f"{source!r} has no submitted label for item {item}.",
-                                  "Choose one of: " + ", ".join([e["annotator"] for e in it["experts"]] + ["model"]) + ".")
+                                  "Choose one of: "
+                                  + ", ".join([e["annotator"] for e in it["experts"]] + ["model"]) + ".")
         base = {k: chosen[k] for k in ("score", "rationale", "evidence")}
     if score not in (None, ""):
         base["score"] = int(score)
@@ -235,4 +238,5 @@ def expert_agreement_report(repo, access: Access, *, predictor=None) -> dict:
     return {"sessions": sessions, "experts": sorted(by_rater), "rows": rows,
             "alpha": {k: v.to_dict() for k, v in summary.alpha.items()} if summary else {},
             "note": "Quadratic-weighted kappa (sklearn) and ICC(2,1) (two-way random, absolute agreement, single "
-                    "rater) on the (session, item) pairs both sides scored; alpha: Krippendorff ordinal across experts."}
+                    "rater) on the (session, item) pairs both sides scored; alpha: Krippendorff ordinal across "
+                    "experts."}

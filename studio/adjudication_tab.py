@@ -26,7 +26,8 @@ from .evaluation_render import CSS, KEYS_JS, chips_html, transcript_html
 from .render import esc
 
 STAFF = adj.STAFF
-QUEUE_HEADERS = ["Session", "Coders", "Double-coded items", "Disagreements", "Open disagreements", "Adjudicated", "To do"]
+QUEUE_HEADERS = ["Session", "Coders", "Double-coded items", "Disagreements", "Open disagreements", "Adjudicated",
+                 "To do"]
 
 
 def _num(v, digits=2) -> str:
@@ -35,12 +36,14 @@ def _num(v, digits=2) -> str:
 
 def _card(title: str, d: dict | None, scale: dict, cls: str = "") -> str:
     if not d:
-        return f'<div class="eval-out {cls}"><div class="eval-out-title">{esc(title)}</div><span class="care-muted">none</span></div>'
+        return (f'<div class="eval-out {cls}"><div class="eval-out-title">{esc(title)}</div>'
+                '<span class="care-muted">none</span></div>')
     score = d.get("score")
     meta = (f' <span class="care-muted">v{int(d["version"])} by {esc(d.get("updated_by", ""))}, '
             f'{esc((d.get("updated_at") or "")[:16].replace("T", " "))}</span>') if d.get("version") else ""
     return (f'<div class="eval-out {cls}" data-who="{esc(title)}"><div class="eval-out-title">{esc(title)} · score '
-            f'{"–" if score is None else int(score)} <span class="care-muted">{esc(scale.get(str(score), ""))}</span>{meta}</div>'
+            f'{"–" if score is None else int(score)} <span '
+            f'class="care-muted">{esc(scale.get(str(score), ""))}</span>{meta}</div>'
             f'<div class="care-rationale">{esc(d.get("rationale") or "")}</div>'
             f'<div class="care-muted">Evidence turns: {chips_html(d.get("evidence"), "adj") or "none"}</div></div>')
 
@@ -75,14 +78,18 @@ def agreement_html(rep: dict) -> str:
         return '<div class="care-muted">No session has been submitted by two or more experts yet.</div>'
     rows = "".join(
         f'<tr data-a="{esc(r["rater_a"])}" data-b="{esc(r["rater_b"])}" data-target="{esc(r["target"])}">'
-        f'<td class="l">{esc(r["rater_a"])}</td><td class="l">{esc(r["rater_b"])}</td><td class="l">{esc(r["target"])}</td>'
+        f'<td class="l">{esc(r["rater_a"])}</td><td class="l">{esc(r["rater_b"])}</td><td '
+                   f'class="l">{esc(r["target"])}</td>'
         f'<td>{r["n"]}</td><td>{_num(r["exact"])}</td><td data-stat="qwk">{_num(r["qwk"], 3)}</td>'
-        f'<td data-stat="icc">{_num(r["icc"], 3)}</td><td class="l care-muted">{esc(r["qwk_reason"] or r["icc_reason"])}</td></tr>'
+        f'<td data-stat="icc">{_num(r["icc"], 3)}</td><td class="l '
+                   f'care-muted">{esc(r["qwk_reason"] or r["icc_reason"])}</td></tr>'
         for r in rep["rows"] if r["n"] or r["target"] == "overall")
     alpha = " · ".join(f'{esc(k)} {_num(v["alpha"], 3)}' for k, v in rep["alpha"].items())
-    return (f'<div class="care-muted">{len(rep["sessions"])} double-coded sessions; experts {esc(", ".join(rep["experts"]))}. '
+    return (f'<div class="care-muted">{len(rep["sessions"])} double-coded sessions; experts '
+            f'{esc(", ".join(rep["experts"]))}. '
             f'{esc(rep["note"])}</div><div>Krippendorff\'s alpha (ordinal, experts): {alpha}</div>'
-            '<table class="eval-table" id="adj-agree-table"><tr><th class="l">A</th><th class="l">B</th><th class="l">Target</th>'
+            '<table class="eval-table" id="adj-agree-table"><tr><th class="l">A</th><th class="l">B</th><th '
+            'class="l">Target</th>'
             f'<th>n</th><th>Exact</th><th>QW kappa</th><th>ICC(2,1)</th><th class="l"></th></tr>{rows}</table>')
 
 
@@ -114,7 +121,8 @@ class AdjUI:
         return gr.update(visible=True), self._queue(access)
 
     def _queue(self, access):
-        rows = [[r["session_id"], ", ".join(r["coders"]), r["double_coded"], r["disagreements"], r["open_disagreements"],
+        rows = [[r["session_id"], ", ".join(r["coders"]), r["double_coded"], r["disagreements"],
+                 r["open_disagreements"],
                  r["adjudicated"], r["to_do"]] for r in adj.adjudication_queue(self.ctx.repo, access)]
         return {"data": rows, "headers": QUEUE_HEADERS}
 
@@ -135,7 +143,8 @@ class AdjUI:
         return {c.st: st, c.item: gr.update(choices=item_choices(st.view), value=st.item),
                 c.sides: item_html(st.view, st.item), c.source: gr.update(choices=sources, value=None),
                 c.score: gr.update(value=base.get("score")), c.rationale: base.get("rationale", ""),
-                c.evidence: ", ".join(str(e) for e in base.get("evidence") or []), c.comment: (it["final"] or {}).get("comment", ""),
+                c.evidence: ", ".join(str(e) for e in base.get("evidence") or []),
+                c.comment: (it["final"] or {}).get("comment", ""),
                 c.status: render.status_html(message or f"Item {st.item}: {len(it['experts'])} expert labels.", kind)}
 
     @ui.guard
@@ -163,7 +172,8 @@ class AdjUI:
         todo = [x["item"] for x in st.view["items"] if x["ready"] and not x["final"]]
         todo.sort(key=lambda i: (not st.it(i)["disagree"], (i - st.item - 1) % 12))
         if not todo:
-            return {self.c.status: render.status_html("Every double-coded item of this session has a final label.", "ok")}
+            return {self.c.status: render.status_html("Every double-coded item of this session has a final label.",
+                                                      "ok")}
         st.item = todo[0]
         return self._item_updates(st)
 
@@ -176,7 +186,8 @@ class AdjUI:
         d = it["model"] if source == "model" else next(e for e in it["experts"] if e["annotator"] == source)
         return {self.c.score: d["score"], self.c.rationale: d["rationale"],
                 self.c.evidence: ", ".join(str(e) for e in d["evidence"]),
-                self.c.status: render.status_html(f"Editor filled from {source}; edit it and save, or press Choose.", "idle")}
+                self.c.status: render.status_html(f"Editor filled from {source}; edit it and save, or press Choose.",
+                                                  "idle")}
 
     def _save(self, st, item, access, **kw) -> dict:
         with st.lock:
@@ -186,7 +197,8 @@ class AdjUI:
             it = st.it()
             res = adj.adjudicate(self.ctx.repo, access, st.view["session"]["id"], st.item,
                                  expected_version=it["version"], predictor=self.ctx.predictor, **kw)
-            st.view = adj.adjudication_view(self.ctx.repo, access, st.view["session"]["id"], predictor=self.ctx.predictor)
+            st.view = adj.adjudication_view(self.ctx.repo, access, st.view["session"]["id"],
+                                            predictor=self.ctx.predictor)
         if res["status"] == "conflict":
             cur = res["current"] or {}
             return self._item_updates(st, f"{cur.get('updated_by', 'Someone')} saved a final label for item {st.item} "
@@ -215,13 +227,16 @@ class AdjUI:
         try:
             turns = [int(x) for x in parse_ids(evidence or "")]
         except ValueError:
-            raise CareError(f"Evidence {evidence!r} is not a list of turn numbers.", "Write turn numbers like 3, 7.") from None
-        return self._save(st, item, access, source=source or None, score=score, rationale=rationale or "", evidence=turns,
+            raise CareError(f"Evidence {evidence!r} is not a list of turn numbers.",
+                            "Write turn numbers like 3, 7.") from None
+        return self._save(st, item, access, source=source or None, score=score, rationale=rationale or "",
+                          evidence=turns,
                           comment=comment or "")
 
     @ui.guard
     def agreement(self, request: gr.Request):
-        return agreement_html(adj.expert_agreement_report(self.ctx.repo, self._who(request), predictor=self.ctx.predictor))
+        return agreement_html(adj.expert_agreement_report(self.ctx.repo, self._who(request),
+                                                          predictor=self.ctx.predictor))
 
 
 class AdjApi:
@@ -298,7 +313,8 @@ def build_tab(ctx):
                 with gr.Row():
                     c.status = gr.HTML(render.status_html("Open a session from the queue.", "idle"), js_on_load=None,
                                        elem_id="adj-status")
-                    c.save_btn = gr.Button("Save final label", variant="primary", elem_id="adj-save", scale=0, min_width=150)
+                    c.save_btn = gr.Button("Save final label", variant="primary", elem_id="adj-save", scale=0,
+                                           min_width=150)
     h = AdjUI(ctx, c)
     item_out = [c.st, c.item, c.sides, c.source, c.score, c.rationale, c.evidence, c.comment, c.status]
     ctx.on_load(h.on_load, [], [tab, c.table])
@@ -311,6 +327,7 @@ def build_tab(ctx):
     c.next_btn.click(h.next_disagreement, [c.st], item_out, **quiet)
     c.source.input(h.start_from, [c.st, c.item, c.source], [c.score, c.rationale, c.evidence, c.status], **quiet)
     c.choose_btn.click(h.choose, [c.st, c.item, c.source, c.comment], item_out + [c.table], **quiet)
-    c.save_btn.click(h.write, [c.st, c.item, c.source, c.score, c.rationale, c.evidence, c.comment], item_out + [c.table],
+    c.save_btn.click(h.write, [c.st, c.item, c.source, c.score, c.rationale, c.evidence, c.comment],
+                     item_out + [c.table],
                      **quiet)
     return h

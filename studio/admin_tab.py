@@ -39,19 +39,21 @@ class AdminUI:
                 s["show_ratings"], s["grounded_decoding"])
 
     def _users_value(self, access):
-        rows = [[u["username"], u["role"], "yes" if u["active"] else "no"] for u in admin.list_users(self.ctx.repo, access)]
+        rows = [[u["username"], u["role"], "yes" if u["active"] else "no"] for u in admin.list_users(self.ctx.repo,
+                                                                                                     access)]
         return {"data": rows, "headers": USER_HEADERS}
 
     @ui.guard
     def save_settings(self, unassigned_visible: bool, show_ratings: bool, grounded: bool, request: gr.Request):
         s = set_review_settings(self.ctx.repo, self._admin(request), unassigned_visible=bool(unassigned_visible),
                                 show_ratings=bool(show_ratings), grounded_decoding=bool(grounded))
-        return render.status_html("Unassigned sessions are now " + ("visible to all annotators" if s["unassigned_visible"]
-                                                                    else "hidden from annotators")
+        visible = "visible to all annotators" if s["unassigned_visible"] else "hidden from annotators"
+        decoding = ("grounded decoding (verbatim quotes)." if s["grounded_decoding"]
+                    else "free decoding (the model's own answer).")
+        return render.status_html("Unassigned sessions are now " + visible
                                   + "; annotators " + ("see" if s["show_ratings"] else "do not see")
                                   + " the client's and counselor's ratings while coding (unless set per session)."
-                                  + " New predictions use " + ("grounded decoding (verbatim quotes)." if s["grounded_decoding"]
-                                                               else "free decoding (the model's own answer)."), "ok")
+                                  + " New predictions use " + decoding, "ok")
 
     @ui.guard
     def set_mode(self, session_ids: str, mode: str, show: str, request: gr.Request):
@@ -95,7 +97,9 @@ class AdminUI:
     def audit(self, session_id: str, user: str, action: str, request: gr.Request):
         r = audit_trail.rows(self.ctx.repo, self._admin(request), session_id=session_id or "", user=user or "",
                              action=action or "")
-        note = f"{r['total']} {'entry' if r['total'] == 1 else 'entries'}" + (f" (newest {len(r['rows'])} shown)" if r["total"] > len(r["rows"]) else "")
+        note = f"{r['total']} {'entry' if r['total'] == 1 else 'entries'}"
+        if r["total"] > len(r["rows"]):
+            note += f" (newest {len(r['rows'])} shown)"
         return ({"data": [[row[k] for k in audit_trail.COLUMNS] for row in r["rows"]], "headers": AUDIT_HEADERS},
                 render.status_html(note, "idle"))
 
@@ -154,7 +158,8 @@ def build_tab(ctx):
                 show_ratings = gr.Checkbox(label="Annotators see the client's and counselor's ratings while coding "
                                                  "(off: expert-judged sessions are coded blind)", value=False,
                                            elem_id="care-show-ratings")
-                grounded = gr.Checkbox(label="Grounded decoding: the score is the model's most probable option and every "
+                grounded = gr.Checkbox(label="Grounded decoding: the score is the model's most probable option and "
+                                       "every "
                                              "quote is verbatim from the item's most relevant client turns (off: the "
                                              "model's free answer)", value=True, elem_id="care-grounded")
                 gr.Button("Save settings", elem_id="care-save-setting").click(h.save_settings,
@@ -163,17 +168,23 @@ def build_tab(ctx):
                 gr.Markdown("### Assign sessions")
                 a_ids = gr.Textbox(label="Session ids (comma or space separated)", elem_id="care-assign-ids")
                 a_users = gr.Textbox(label="User names", elem_id="care-assign-users")
-                a_mode = gr.Radio([("Shared (one label set)", "shared"), ("Independent (double coding)", "independent")],
+                a_mode = gr.Radio([("Shared (one label set)", "shared"), ("Independent (double coding)",
+                                                                          "independent")],
                                   value="shared", label="Mode")
                 gr.Button("Assign", elem_id="care-assign").click(h.assign, [a_ids, a_users, a_mode], [msg], **quiet)
-                c_mode = gr.Radio([("Default (client-anchored when the session has the client's self-report)", "default"),
-                                   ("Client-anchored (score = the client's self-report; the expert writes the rationale)",
+                c_mode = gr.Radio([("Default (client-anchored when the session has the client's self-report)",
+                                    "default"),
+                                   ("Client-anchored (score = the client's self-report; the expert writes the "
+                                    "rationale)",
                                     "client_anchored"),
                                    ("Expert-judged (the expert's own score)", "expert_judged")],
-                                  value="default", label="Curation mode of these sessions", elem_id="care-curation-mode-pick")
-                c_show = gr.Radio([("As the store setting", "store"), ("Show", "show"), ("Hide", "hide")], value="store",
+                                  value="default", label="Curation mode of these sessions",
+                                  elem_id="care-curation-mode-pick")
+                c_show = gr.Radio([("As the store setting", "store"), ("Show", "show"), ("Hide", "hide")],
+                                  value="store",
                                   label="Ratings visible to their annotators", elem_id="care-curation-show")
-                gr.Button("Set curation mode", elem_id="care-set-mode").click(h.set_mode, [a_ids, c_mode, c_show], [msg],
+                gr.Button("Set curation mode", elem_id="care-set-mode").click(h.set_mode, [a_ids, c_mode, c_show],
+                                                                              [msg],
                                                                               **quiet)
             with gr.Column():
                 gr.Markdown("### Users")
@@ -185,11 +196,13 @@ def build_tab(ctx):
                 with gr.Row():
                     gr.Button("Add user", elem_id="care-add-user").click(h.add_user, [u_name, u_pw, u_role],
                                                                          [msg, users, u_pw], **quiet)
-                    gr.Button("Set role", elem_id="care-set-role").click(h.set_role, [u_name, u_role], [msg, users], **quiet)
+                    gr.Button("Set role", elem_id="care-set-role").click(h.set_role, [u_name, u_role], [msg, users],
+                                                                         **quiet)
                 with gr.Row():
                     gr.Button("Deactivate", variant="stop", elem_id="care-deactivate").click(
                         h.deactivate, [u_name], [msg, users], **quiet)
-                    gr.Button("Reactivate", elem_id="care-reactivate").click(h.reactivate, [u_name], [msg, users], **quiet)
+                    gr.Button("Reactivate", elem_id="care-reactivate").click(h.reactivate, [u_name], [msg, users],
+                                                                             **quiet)
                     gr.Button("Reset password", elem_id="care-reset-password").click(
                         h.reset_password, [u_name, u_pw], [msg, u_pw], **quiet)
         with gr.Row():
@@ -215,7 +228,8 @@ def build_tab(ctx):
                 au_show = gr.Button("Show", variant="primary", elem_id="care-audit-show")
                 au_export = gr.Button("Export (JSONL)", elem_id="care-audit-export")
             au_note = gr.HTML(js_on_load=None, elem_id="care-audit-note")
-            au_table = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, elem_id="care-audit-table", max_height=420)
+            au_table = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, elem_id="care-audit-table",
+                                    max_height=420)
             au_file = gr.File(label="Audit export", elem_id="care-audit-file")
         au_in = [au_sid, au_user, au_action]
         au_show.click(h.audit, au_in, [au_table, au_note], **quiet)

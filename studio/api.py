@@ -13,7 +13,8 @@ UI because they move files: ``/export_store`` and ``/import_sessions`` (Admin ta
 """
 import gradio as gr
 
-from . import admin, audit_trail, curation_modes, review, review_draft, ui, validate
+from . import admin, audit_trail, curation_modes, review, review_draft, review_queue, ui, validate
+from .submitted import reopen_session
 from .access import active_model_version, require_session, set_review_settings
 
 ADMIN = ("admin",)
@@ -36,7 +37,7 @@ class Api:
     @ui.guard
     def list_queue(self, scope: str = "mine", search: str = "", order: str = "id", request: gr.Request = None) -> dict:
         """Sessions assigned to me ("mine") or all I may see ("all"), with status and counts."""
-        return review.queue_rows(self.ctx.repo, self._who(request), scope=scope, search=search, order=order,
+        return review_queue.queue_rows(self.ctx.repo, self._who(request), scope=scope, search=search, order=order,
                                  model_version=active_model_version(self.ctx.repo, self.ctx.predictor))
 
     @ui.guard
@@ -50,12 +51,14 @@ class Api:
                    expected_version: int = 0, request: gr.Request = None) -> dict:
         """Save one item as a draft on top of ``expected_version``; a stale version returns both
         versions (status "conflict") and writes nothing."""
-        draft = {"score": score, "rationale": rationale, "evidence": evidence or [], "change_reasons": change_reasons or []}
+        draft = {"score": score, "rationale": rationale, "evidence": evidence or [],
+                 "change_reasons": change_reasons or []}
         return review.save_item(self.ctx.repo, self._who(request), session_id, item, draft,
                                 expected_version=expected_version, predictor=self.ctx.predictor)
 
     @ui.guard
-    def submit_session(self, session_id: str, expected_versions: dict | None = None, request: gr.Request = None) -> dict:
+    def submit_session(self, session_id: str, expected_versions: dict | None = None,
+                       request: gr.Request = None) -> dict:
         """Submit all items of the session at once, only if every item is saved and valid."""
         return review.submit_session(self.ctx.repo, self._who(request), session_id, expected_versions or None,
                                      predictor=self.ctx.predictor)
@@ -63,7 +66,7 @@ class Api:
     @ui.guard
     def reopen_session(self, session_id: str, request: gr.Request = None) -> dict:
         """Make a submitted session editable again (its submitter or an admin; audited)."""
-        return review.reopen_session(self.ctx.repo, self._who(request), session_id)
+        return reopen_session(self.ctx.repo, self._who(request), session_id)
 
     @ui.guard
     def predict_session(self, session_id: str, scores_only: bool = False, request: gr.Request = None) -> dict:
@@ -81,7 +84,8 @@ class Api:
         if session_id:
             require_session(self.ctx.repo, access, session_id)
         jobs = admin.jobs_table(self.ctx.jobs, self.ctx.repo, access)
-        jobs = [j for j in jobs if (not job_id or j["id"] == job_id) and (not session_id or j["session_id"] == session_id)]
+        jobs = [j for j in jobs
+                if (not job_id or j["id"] == job_id) and (not session_id or j["session_id"] == session_id)]
         return {"jobs": jobs}
 
     @ui.guard
@@ -156,8 +160,10 @@ class Api:
         return admin.list_users(self.ctx.repo, self._who(request, *ADMIN))
 
 
-ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session", "predict_session",
-             "predict_status", "draft_rationale", "draft_status", "set_setting", "assign_sessions", "set_curation_mode", "list_curation_modes", "add_user",
+ENDPOINTS = ("whoami", "list_queue", "open_session", "save_draft", "submit_session", "reopen_session",
+             "predict_session",
+             "predict_status", "draft_rationale", "draft_status", "set_setting", "assign_sessions", "set_curation_mode",
+             "list_curation_modes", "add_user",
              "set_role", "set_active", "reset_password", "list_users", "audit_trail")
 
 

@@ -116,7 +116,8 @@ class StudioBlocks(gr.Blocks):
             api = getattr(block_fn, "api_name", None) or block_fn.name
             from care_model.core.errors import ValidationError
 
-            raise ui.ui_error(ValidationError(f"/{api}: {err.message}", "Send one of the values studio/API.md lists.")) from None
+            raise ui.ui_error(ValidationError(f"/{api}: {err.message}",
+                                              "Send one of the values studio/API.md lists.")) from None
 
     def close(self, *args, **kwargs):
         ctx = self.studio_ctx

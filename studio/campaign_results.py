@@ -23,7 +23,7 @@ import re
 from care_model.stats import agreement, human_eval
 
 from .access import Access
-from .campaigns import CRITERIA, PASS, _admin, _progress, _ratings, get_campaign
+from .campaigns import CRITERIA, PASS, campaign_ratings, get_campaign, rater_progress, require_admin
 
 
 # ----------------------------------------------------------------------------- results
@@ -31,7 +31,7 @@ def rating_rows(repo, campaign: dict, *, submitted_only: bool = True) -> list[di
     """Every rating joined with its task and target, one row per criterion score or choice."""
     targets = {t["id"]: t for t in campaign["targets"]}
     rows = []
-    for r in sorted(_ratings(repo, campaign["id"]).all(), key=lambda d: (d["rater"], d["id"])):
+    for r in sorted(campaign_ratings(repo, campaign["id"]).all(), key=lambda d: (d["rater"], d["id"])):
         task = campaign["tasks"].get(r["id"])
         if task is None or (submitted_only and r.get("status") != "submitted"):
             continue
@@ -78,14 +78,15 @@ def icc_2k(units: dict[tuple, dict[str, int]]) -> dict:
 def campaign_results(repo, campaign_id: str, access: Access | None = None) -> dict:
     """Rubric means and pass rates, pairwise win rates (and Bradley-Terry), agreement per criterion."""
     if access is not None:
-        _admin(access, "viewing evaluation results")
+        require_admin(access, "viewing evaluation results")
     camp = get_campaign(repo, campaign_id)
     rows = rating_rows(repo, camp)
     rubric = [r for r in rows if r["kind"] == "rubric"]
     pairwise = [r for r in rows if r["kind"] == "pairwise"]
     out = {"campaign": {k: camp[k] for k in ("id", "name", "mode", "systems", "raters", "overlap", "status",
                                               "created_by", "sampling")},
-           "n_targets": len(camp["targets"]), "progress": _progress(camp, _ratings(repo, camp["id"]).all()),
+           "n_targets": len(camp["targets"]), "progress": rater_progress(camp, campaign_ratings(repo,
+                                                                                                camp["id"]).all()),
            "n_ratings": {"rubric": len({r["task"] for r in rubric}), "pairwise": len(pairwise)},
            "pass_threshold": PASS, "rubric": None, "pairwise": None, "agreement": {},
            "missing": "Only submitted ratings count. Alpha treats a rating nobody gave as a missing value; "
@@ -152,7 +153,8 @@ def result_rows(results: dict) -> list[dict]:
     pw = results.get("pairwise") or {}
     for p in pw.get("pairs", []):
         e = p["win_rate_a"]
-        rows.append({"section": "pairwise_win_rate_a", "system_a": p["system_a"], "system_b": p["system_b"], "n": p["n"],
+        rows.append({"section": "pairwise_win_rate_a", "system_a": p["system_a"], "system_b": p["system_b"],
+                     "n": p["n"],
                      "value": e["value"], "low": e["low"], "high": e["high"],
                      "extra": f"wins_a={p['wins_a']} wins_b={p['wins_b']} ties={p['ties']} both_bad={p['both_bad']}"})
     bt = pw.get("bradley_terry") or {}
@@ -174,7 +176,7 @@ def result_rows(results: dict) -> list[dict]:
 def export_campaign(repo, access: Access, campaign_id: str) -> dict:
     """Admin: write ratings.csv, results.csv and campaign.json (campaign, ratings, results) to a
     fresh private temp folder; returns their paths."""
-    _admin(access, "exporting evaluation results")
+    require_admin(access, "exporting evaluation results")
     camp = get_campaign(repo, campaign_id)
     results = campaign_results(repo, campaign_id)
     ratings = rating_rows(repo, camp, submitted_only=False)

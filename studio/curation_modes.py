@@ -5,8 +5,9 @@
   as the item's score (``anchored_score``, and the draft's score), the card cannot change it, and
   :func:`anchored_save` refuses a different score with a message that says so; a save without a
   score gets the client's. An unreviewed card starts from the model's rationale drafted for the
-  client's score (:mod:`care_model.text.drafting`) when there is one, else from its free rationale. The expert edits the rationale (fidelity to the dialogue, consistency
-  with that score) and the evidence. Labels record ``score_source="client_self_report"``.
+  client's score (:mod:`care_model.text.drafting`) when there is one, else from its free
+  rationale. The expert edits the rationale (fidelity to the dialogue, consistency with that
+  score) and the evidence. Labels record ``score_source="client_self_report"``.
 * **expert_judged** (:data:`care_model.text.curation.EXPERT_JUDGED`), for sessions without a
   self-report: the expert's own score, as before (``score_source="expert"``). An annotator codes
   **blind**: the client's and the counselor's ratings are removed from the review payload (and so
@@ -111,7 +112,8 @@ def score_drafts(repo, session_id: str, targets: dict[int, int]) -> dict[int, di
     item written for the item's target score: item -> {id, model_version, score, rationale, evidence}."""
     out = {}
     for p in repo.predictions(session_id, history=True):  # oldest first: a later draft wins
-        if p.is_draft and p.rationale and p.drafted_for_score is not None and targets.get(int(p.item)) == p.drafted_for_score:
+        if (p.is_draft and p.rationale and p.drafted_for_score is not None
+                and targets.get(int(p.item)) == p.drafted_for_score):
             out[int(p.item)] = {"id": p.id, "model_version": p.model_version, "score": p.drafted_for_score,
                                 "rationale": p.rationale, "evidence": list(p.evidence)}
     return out
@@ -125,8 +127,10 @@ def apply_to_view(repo, view: dict, curation: dict, access: Access, session, rec
     anchored = curation["mode"] == CLIENT_ANCHORED
     client = session.ratings.get("client") or {}
     drafts = score_drafts(repo, session.id, client) if anchored else {}
-    view["curation"] = {"mode": curation["mode"], "default_mode": curation["default_mode"], "chosen": curation["chosen"],
-                        "score_locked": anchored, "score_source": score_source_for(curation["mode"], view["slot"] or ""),
+    view["curation"] = {"mode": curation["mode"], "default_mode": curation["default_mode"],
+                        "chosen": curation["chosen"],
+                        "score_locked": anchored, "score_source": score_source_for(curation["mode"],
+                                                                                   view["slot"] or ""),
                         "ratings_visible": sees_ratings(access, curation)}
     for it in view["items"]:
         it["anchored_score"] = client.get(int(it["item"])) if anchored else None

@@ -78,7 +78,8 @@ def result_html(session: Session, preds: list, form) -> tuple[str, str, str]:
             head = render.card_head_html({"item": i, "text": form.item_text(i, "client", lang), "state": "unreviewed",
                                           "label": None}, dim.name(lang)).replace(
                 '<span class="care-badge st-unreviewed">Unreviewed</span>', "")
-            cards.append(f'<div class="care-card" id="demo-card-{i}">{head}{render.model_html(by_item.get(i), scale)}</div>')
+            cards.append('<div class="care-card" '
+                         f'id="demo-card-{i}">{head}{render.model_html(by_item.get(i), scale)}</div>')
     sess = {"id": session.id, "language": session.language, "turns": [t.to_dict() for t in session.turns]}
     return render.transcript_html(sess), summary, "".join(cards)
 
@@ -99,7 +100,8 @@ class DemoUI:
     def show(self, source: str, sample_id: str, pasted: str, language: str):
         """Show a sample with its stored predictions (no model run)."""
         if source != "sample" or not sample_id:
-            return gr.skip(), gr.skip(), gr.skip(), render.status_html("Press Predict to run the model on the pasted text.", "idle")
+            return gr.skip(), gr.skip(), gr.skip(), render.status_html("Press Predict to run the model on the pasted "
+                                                                       "text.", "idle")
         session = self._session(source, sample_id, pasted, language)
         preds = self.preds.get(session.id, [])
         msg = (f"Stored predictions of {preds[0].model_version} for {session.id}." if preds

@@ -9,22 +9,26 @@ from . import campaigns as cp
 from . import render
 from .render import esc
 
-KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the highlighted criterion · <kbd>j</kbd>/<kbd>k</kbd> '
+KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the highlighted criterion · '
+             '<kbd>j</kbd>/<kbd>k</kbd> '
              'next/previous criterion · <kbd>A</kbd> <kbd>B</kbd> <kbd>T</kbd> tie <kbd>X</kbd> both bad · '
              '<kbd>Enter</kbd> or <kbd>Ctrl</kbd>+<kbd>S</kbd> save &amp; next · <kbd>P</kbd> previous</div>')
 CSS = """<style>
 .eval-scroll {height: calc(100vh - 260px) !important; min-height: 380px; overflow-y:auto !important;
   border:1px solid #e2e8f0; border-radius:8px; background:#fff; padding:.3rem;}
-.eval-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem; margin:0 .15rem;
+.eval-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem;
+  margin:0 .15rem;
   font-size:.8rem; cursor:pointer;}
 .eval-out {border:1px solid #d6dde6; border-radius:10px; padding:.55rem .7rem; background:#fbfcfe; margin:.3rem 0;}
 .eval-out-title {font-weight:700; font-size:1.05rem;} .eval-out .care-rationale {font-size:.95rem;}
 .eval-pair {display:grid; grid-template-columns:1fr 1fr; gap:.6rem;}
 .eval-crit.eval-current {box-shadow:0 0 0 2px #2563eb !important; border-radius:8px;}
-.eval-anchors {display:grid; grid-template-columns:repeat(5,1fr); gap:.25rem; font-size:.74rem; color:#475569; margin:-.2rem 0 .3rem;}
+.eval-anchors {display:grid; grid-template-columns:repeat(5,1fr); gap:.25rem; font-size:.74rem; color:#475569;
+  margin:-.2rem 0 .3rem;}
 .eval-anchors span {background:#f8fafc; border:1px solid #e2e8f0; border-radius:4px; padding:.1rem .25rem;}
 .eval-anchors b {color:#0f172a;}
-.eval-bar {display:inline-block; width:12rem; height:.55rem; background:#e2e8f0; border-radius:3px; overflow:hidden; vertical-align:middle;}
+.eval-bar {display:inline-block; width:12rem; height:.55rem; background:#e2e8f0; border-radius:3px; overflow:hidden;
+  vertical-align:middle;}
 .eval-bar span {display:block; height:100%; background:#16a34a;}
 .eval-reveal {border:2px solid #16a34a; background:#f0fdf4; border-radius:8px; padding:.4rem .6rem; font-weight:600;}
 .eval-table {border-collapse:collapse; font-size:.88rem; margin:.3rem 0 .8rem;}
@@ -40,7 +44,8 @@ if (!window.__careEvalKeys) {
   const mark = () => crits.forEach((c, i) => { const e = document.getElementById('eval-crit-' + c);
     if (e) e.classList.toggle('eval-current', i === cur); });
   const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
-  window.__careEvalReset = () => { const p = document.getElementById('eval-pos'); task = p && p.dataset.task; cur = 0; mark(); };
+  window.__careEvalReset = () => { const p = document.getElementById('eval-pos'); task = p && p.dataset.task; cur = 0;
+    mark(); };
   document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
     if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
       cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); } });
@@ -59,7 +64,8 @@ if (!window.__careEvalKeys) {
     const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))
       && t.type !== 'radio' && t.type !== 'checkbox';
     const done = () => { e.preventDefault(); e.stopImmediatePropagation(); };
-    if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { done(); if (t && t.blur) t.blur(); click('#eval-next'); return; }
+    if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { done(); if (t && t.blur) t.blur();
+      click('#eval-next'); return; }
     if (typing || mod || e.altKey) return;
     const pos = document.getElementById('eval-pos'), now = pos && pos.dataset.task;
     if (now !== task) { task = now; cur = 0; mark(); }  // a new task starts at the first criterion
@@ -95,7 +101,8 @@ def transcript_html(session: dict, prefix: str = "eval") -> str:
     """Numbered turns with ids ``<prefix>-turn-<n>`` (not the review tab's, so both can be on the page)."""
     lang = session.get("language", "en")
     return "".join(f'<div class="care-turn sp-{esc(t["speaker"])}" id="{prefix}-turn-{int(t["index"])}">'
-                   f'<span class="tn">{int(t["index"])}</span><span class="sp">{esc(render.speaker(t["speaker"], lang))}</span>'
+                   f'<span class="tn">{int(t["index"])}</span><span '
+                   f'class="sp">{esc(render.speaker(t["speaker"], lang))}</span>'
                    f'<span class="tx">{esc(t["text"])}</span></div>' for t in session["turns"])
 
 
@@ -116,12 +123,16 @@ def head_html(v: dict) -> str:
     pct = int(round(100 * v["done"] / max(1, v["total"])))
     kind = "Rate this rationale" if v["kind"] == "rubric" else "Compare two rationales"
     state = {"submitted": "submitted", "draft": "draft saved", "new": "not rated yet"}[v["rating"]["status"]]
-    return (f'<div class="care-sess-head"><b id="eval-pos" data-task="{esc(v["task_id"])}">Task {v["position"]} of {v["total"]}</b> · {esc(kind)} · '
-            f'<span class="care-muted">{esc(state)}</span> · <span id="eval-done">{v["done"]} of {v["total"]} done</span> '
+    return (f'<div class="care-sess-head"><b id="eval-pos" data-task="{esc(v["task_id"])}">Task {v["position"]} of '
+            f'{v["total"]}</b> · {esc(kind)} · '
+            f'<span class="care-muted">{esc(state)}</span> · <span id="eval-done">{v["done"]} of {v["total"]} '
+            'done</span> '
             f'<span class="eval-bar"><span style="width:{pct}%"></span></span></div>'
             f'<div class="care-card-head"><span class="care-item-no">{int(v["item"])}</span>'
-            f'<span class="care-item-text">{esc(v["item_text"])}</span><span class="care-dim">{esc(v["dimension"])}</span></div>'
-            f'<div class="care-muted">Session {esc(v["session"]["id"])} · rate as the client would answer this item.</div>')
+            f'<span class="care-item-text">{esc(v["item_text"])}</span><span '
+            f'class="care-dim">{esc(v["dimension"])}</span></div>'
+            f'<div class="care-muted">Session {esc(v["session"]["id"])} · rate as the client would answer this '
+            'item.</div>')
 
 
 def reveal_html(v: dict) -> str:
@@ -165,17 +176,22 @@ def results_html(res: dict) -> str:
     c = res["campaign"]
     prog = " · ".join(f'{esc(r)} {p["done"]}/{p["total"]}' for r, p in res["progress"].items())
     out = [f'<div class="care-sess-head"><b>{esc(c["name"])}</b> ({esc(c["id"])}) · {esc(c["mode"])} · '
-           f'{res["n_targets"]} targets · systems {esc(", ".join(c["systems"]))} · {esc(c["status"])} · progress: {prog}</div>']
+           f'{res["n_targets"]} targets · systems {esc(", ".join(c["systems"]))} · {esc(c["status"])} · progress: '
+           f'{prog}</div>']
     rub = res.get("rubric")
     if rub:
         rows = "".join(
-            f'<tr data-system="{esc(r["system"])}" data-criterion="{esc(r["criterion"])}"><td class="l">{esc(r["system"])}</td>'
-            f'<td class="l">{esc(cp.CRITERION_INFO.get(r["criterion"], {}).get("name", r["criterion"]))}</td><td>{r["n"]}</td>'
+            f'<tr data-system="{esc(r["system"])}" data-criterion="{esc(r["criterion"])}"><td '
+                       f'class="l">{esc(r["system"])}</td>'
+            f'<td class="l">{esc(cp.CRITERION_INFO.get(r["criterion"], {}).get("name", r["criterion"]))}</td>'
+            f'<td>{r["n"]}</td>'
             f'<td data-stat="mean">{_ci(r["mean"])}</td><td>{_ci_svg(r["mean"])}</td>'
             f'<td data-stat="pass">{_ci(r["pass_rate"])}</td></tr>' for r in rub["rows"])
         out.append('<h4>Rubric ratings (1-5): mean with 95% t interval, pass rate (score ≥ 3) with Wilson interval</h4>'
-                   '<table class="eval-table" id="eval-rubric-table"><tr><th class="l">System</th><th class="l">Criterion</th>'
-                   f'<th>n</th><th>Mean [95% CI]</th><th>1 ··· 5 (dashed: pass)</th><th>Pass rate [95% CI]</th></tr>{rows}</table>')
+                   '<table class="eval-table" id="eval-rubric-table"><tr><th class="l">System</th><th '
+                   'class="l">Criterion</th>'
+                   '<th>n</th><th>Mean [95% CI]</th><th>1 ··· 5 (dashed: pass)</th><th>Pass rate [95% '
+                   f'CI]</th></tr>{rows}</table>')
     pw = res.get("pairwise")
     if pw:
         rows = "".join(
@@ -183,14 +199,19 @@ def results_html(res: dict) -> str:
             f'<td class="l">{esc(p["system_b"])}</td><td>{p["n"]}</td><td>{p["wins_a"]}</td><td>{p["wins_b"]}</td>'
             f'<td>{p["ties"]}</td><td>{p["both_bad"]}</td><td data-stat="win">{_ci(p["win_rate_a"])}</td></tr>'
             for p in pw["pairs"])
-        out.append('<h4>Pairwise: win rate of the first system (ties count half; “both bad” apart), Wilson 95% interval</h4>'
-                   '<table class="eval-table" id="eval-pair-table"><tr><th class="l">System A</th><th class="l">System B</th>'
-                   f'<th>n</th><th>A wins</th><th>B wins</th><th>Ties</th><th>Both bad</th><th>Win rate of A</th></tr>{rows}</table>')
+        out.append('<h4>Pairwise: win rate of the first system (ties count half; “both bad” apart), Wilson 95% '
+                   'interval</h4>'
+                   '<table class="eval-table" id="eval-pair-table"><tr><th class="l">System A</th><th class="l">System '
+                   'B</th>'
+                   '<th>n</th><th>A wins</th><th>B wins</th><th>Ties</th><th>Both bad</th><th>Win rate of '
+                   f'A</th></tr>{rows}</table>')
         bt = pw.get("bradley_terry")
         if bt:
             cells = ("".join(f'<tr><td class="l">{esc(s)}</td><td>{_num((bt["strength"] or {}).get(s), 3)}</td></tr>'
-                             for s in bt["systems"]) if bt["strength"] else f'<tr><td colspan="2">{esc(bt["reason"])}</td></tr>')
-            out.append(f'<h4>Bradley-Terry strengths (sum to 1)</h4><table class="eval-table" id="eval-bt-table">{cells}</table>')
+                             for s in bt["systems"]) if bt["strength"]
+                     else f'<tr><td colspan="2">{esc(bt["reason"])}</td></tr>')
+            out.append('<h4>Bradley-Terry strengths (sum to 1)</h4><table class="eval-table" '
+                       f'id="eval-bt-table">{cells}</table>')
     if res["agreement"]:
         rows = ""
         for crit, a in res["agreement"].items():
@@ -200,9 +221,11 @@ def results_html(res: dict) -> str:
                         f'{icc["n_left_out"]} left out</span>' if icc and icc["value"] is not None
                         else f'<span class="care-muted">{esc(icc["reason"]) if icc else "–"}</span>')
             rows += (f'<tr data-criterion="{esc(crit)}"><td class="l">{esc(name)}</td>'
-                     f'<td data-stat="alpha">{_num(al["alpha"], 3) if al["alpha"] is not None else "– " + esc(al["reason"])}</td>'
+                     f'<td data-stat="alpha">'
+                     f'{_num(al["alpha"], 3) if al["alpha"] is not None else "– " + esc(al["reason"])}</td>'
                      f'<td>{esc(al["level"])}, {al["n_units"]} units</td><td data-stat="icc">{icc_cell}</td></tr>')
-        out.append("<h4>Inter-rater agreement</h4><table class=\"eval-table\" id=\"eval-agree-table\"><tr><th class=\"l\">"
+        out.append("<h4>Inter-rater agreement</h4><table class=\"eval-table\" id=\"eval-agree-table\"><tr><th "
+                   "class=\"l\">"
                    f"Criterion</th><th>Krippendorff's alpha</th><th></th><th>ICC(2,k) [95% CI]</th></tr>{rows}</table>"
                    f'<div class="care-muted">{esc(res["missing"])}</div>')
     if not rub and not pw:
@@ -216,6 +239,8 @@ def plots(res: dict):
                            "mean": r["mean"]["value"]} for r in rub if r["mean"]["value"] is not None],
                          columns=["bar", "system", "mean"])
     pairs = (res.get("pairwise") or {}).get("pairs", [])
-    wins = pd.DataFrame([{"pair": f'{p["system_a"]} vs {p["system_b"]}', "win rate of the first": p["win_rate_a"]["value"]}
-                         for p in pairs if p["win_rate_a"]["value"] is not None], columns=["pair", "win rate of the first"])
+    wins = pd.DataFrame([{"pair": f'{p["system_a"]} vs {p["system_b"]}',
+                          "win rate of the first": p["win_rate_a"]["value"]}
+                         for p in pairs if p["win_rate_a"]["value"] is not None], columns=["pair",
+                                                                                           "win rate of the first"])
     return means, wins

@@ -13,7 +13,8 @@ import re
 
 from care_model.core.records import CHANGE_REASONS
 
-SPEAKER_NAMES = {"en": {"counselor": "Counselor", "client": "Client"}, "zh": {"counselor": "咨询师", "client": "来访者"}}
+SPEAKER_NAMES = {"en": {"counselor": "Counselor", "client": "Client"},
+                 "zh": {"counselor": "咨询师", "client": "来访者"}}
 STATE_BADGES = {"unreviewed": ("Unreviewed", "st-unreviewed"), "draft": ("Draft saved", "st-draft"),
                 "submitted": ("Submitted", "st-submitted")}
 
@@ -52,7 +53,8 @@ def session_header_html(view: dict) -> str:
     mode = {"shared": "shared coding", "independent": "independent coding", "unassigned": "not assigned"}[view["mode"]]
     bits.append(mode + (f' ({esc(", ".join(view["annotators"]))})' if view["annotators"] else ""))
     note = f'<div class="care-note">{esc(view["note"])}</div>' if view.get("note") else ""
-    return f'<div class="care-sess-head">{" · ".join(bits)} · <span class="care-status">{esc(view["status"])}</span></div>{note}'
+    return (f'<div class="care-sess-head">{" · ".join(bits)} · '
+            f'<span class="care-status">{esc(view["status"])}</span></div>{note}')
 
 
 def evidence_chips(turns: list[int], label: str = "Evidence") -> str:
@@ -180,8 +182,10 @@ def feedback_html(checks: list[dict], pred: dict | None, draft: dict, *, pending
     pend = '<span class="care-pending">unsaved changes</span>' if pending else ""
     diff = ""
     if pred is not None:
-        diff = (f'<details class="care-diff-box"{" open" if (draft.get("rationale") or "") != (pred.get("rationale") or "") else ""}>'
-                f'<summary>Model rationale → yours</summary>{diff_html(pred.get("rationale") or "", draft.get("rationale") or "")}</details>')
+        changed = (draft.get("rationale") or "") != (pred.get("rationale") or "")
+        diff = (f'<details class="care-diff-box"{" open" if changed else ""}>'
+                '<summary>Model rationale → '
+                f'yours</summary>{diff_html(pred.get("rationale") or "", draft.get("rationale") or "")}</details>')
     why = f'<div class="care-muted">Why changed: {esc(reasons)}</div>' if reasons else ""
     return f'<div class="care-feedback">{pend}{checks_part}<div class="care-evidence">{mine}</div>{why}{diff}</div>'
 
@@ -217,12 +221,15 @@ def conflict_html(item: int, item_text: str, theirs: dict | None, yours: dict, s
     theirs = theirs or {}
     meta = f' <span class="care-muted">(v{int(theirs.get("version", 0))} by {esc(theirs.get("updated_by", "?"))}, ' \
            f'{esc((theirs.get("updated_at") or "")[:19].replace("T", " "))})</span>'
-    return (f'<div class="care-conflict" data-item="{int(item)}"><div class="care-conflict-title">Item {int(item)} was saved by '
+    return (f'<div class="care-conflict" data-item="{int(item)}"><div class="care-conflict-title">Item {int(item)} was '
+            'saved by '
             f'{esc(theirs.get("updated_by", "someone else"))} while you were editing it: {esc(item_text)}</div>'
-            f'<div class="care-sides">{side("Their saved version", theirs, meta)}{side("Your unsaved version", yours)}</div>'
+            f'<div class="care-sides">{side("Their saved version", theirs, meta)}'
+            f'{side("Your unsaved version", yours)}</div>'
             f'<div class="care-muted">Choose one, or edit the card to merge them and press “Keep mine”. '
             f'Nothing was overwritten.</div>'
-            f'<details><summary>Their rationale → yours</summary>{diff_html(theirs.get("rationale") or "", yours.get("rationale") or "")}</details></div>')
+            '<details><summary>Their rationale → '
+            f'yours</summary>{diff_html(theirs.get("rationale") or "", yours.get("rationale") or "")}</details></div>')
 
 
 def job_html(job: dict | None) -> str:
@@ -234,7 +241,8 @@ def job_html(job: dict | None) -> str:
     if state == "failed":
         return f'<div class="care-job care-job-failed">Prediction failed: {esc(job.get("error") or msg)}</div>'
     if state == "done":
-        return f'<div class="care-job care-job-done">Predicted {esc(job["session_id"])} with {esc(job.get("model_version") or "")}.</div>'
+        return (f'<div class="care-job care-job-done">Predicted {esc(job["session_id"])} '
+                f'with {esc(job.get("model_version") or "")}.</div>')
     return (f'<div class="care-job"><span>Predicting {esc(job["session_id"])}: {esc(state)} {esc(msg)}</span>'
             f'<span class="care-jobbar"><span style="width:{pct}%"></span></span> {pct}%</div>')
 
@@ -246,9 +254,10 @@ STATE_SHORT = {"unreviewed": ("to do", "st-unreviewed"), "draft": ("saved", "st-
 
 def item_list_html(rows: list[dict]) -> str:
     """All items at a glance: one row each (``item``, ``text``, ``dimension``, ``model`` score or
-    None with ``model_note``, ``accepted`` (marked ✓ by the expert's score), ``expert`` score or None, ``state``, ``checks``,
-    ``evidence``). A row is ``tr.care-row[data-item]``; the page's script opens its card. The
-    style block marks each item's evidence turns in the transcript while that item is open."""
+    None with ``model_note``, ``accepted`` (marked ✓ by the expert's score), ``expert`` score or
+    None, ``state``, ``checks``, ``evidence``). A row is ``tr.care-row[data-item]``; the page's
+    script opens its card. The style block marks each item's evidence turns in the transcript while
+    that item is open."""
     body, marks = [], []
     for r in rows:
         i = int(r["item"])

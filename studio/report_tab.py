@@ -164,7 +164,8 @@ class ReportUI:
         from care_model.report.page import page
 
         self._admin(request)
-        return page(build_report(self.ctx.repo, subject or "active", include_training=bool(include_training_sessions))[0])
+        return page(build_report(self.ctx.repo, subject or "active",
+                                 include_training=bool(include_training_sessions))[0])
 
 
 def build_section(ctx, training, recipe, overrides, msg):

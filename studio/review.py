@@ -4,7 +4,6 @@ Every function takes the repository and the :class:`~studio.access.Access` of th
 checks what they may do (:mod:`studio.access`), does one thing and returns JSON-ready dicts, so
 the Gradio handlers, the HTTP API and the tests all go through the same code.
 
-* :func:`queue_rows`      the sessions a user may review, with status, progress and uncertainty
 * :func:`open_view`       one session: transcript, the 12 item states (prediction, the saved
                           label's bookkeeping, the draft the editor starts from -- the saved
                           content, else the model's rationale and evidence --, checks) and the
@@ -12,8 +11,10 @@ the Gradio handlers, the HTTP API and the tests all go through the same code.
 * :func:`save_item`       save one item as a draft; a stale ``expected_version`` returns both
                           versions (``status="conflict"``) and writes nothing
 * :func:`submit_session`  submit all items of a session at once, only if all are valid
-* :func:`reopen_session`  make a submitted session editable again (its submitter or an admin)
-* :func:`checks`          the checks shown while an expert works on an item
+
+Elsewhere: the queue (:func:`studio.review_queue.queue_rows`), the checks shown while an expert
+works on an item (:mod:`studio.review_checks`), reopening a submitted session
+(:func:`studio.submitted.reopen_session`).
 
 An item is *unreviewed* until a label is saved for it in the user's coding slot; *draft* once
 saved; *submitted* after the session was submitted. A submitted session is read-only (in the
@@ -23,50 +24,23 @@ content equals what is stored writes nothing, so a repeated autosave bumps no ve
 """
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import replace
 
-from care_model.core.errors import ConflictError, ValidationError
+from care_model.core.errors import ConflictError
 from care_model.text.evidence import TranscriptIndex
-from care_model.core.records import CHANGE_REASONS, Label
+from care_model.core.records import Label
 from care_model.core.wai import load_form
 
 from . import curation_modes
-from .accept import accepted_draft, equals_suggestion, readable  # noqa: F401 (accepted_draft: re-exported)
-from .access import Access, active_model_version, require_session, visible_sessions
-from .submitted import may_reopen, read_only, reopen_session, submitter  # noqa: F401 (reopen_session: API)
+from .review_checks import blocking, checks, clean_draft, same_content, strict_int
+from .review_queue import latest_predictions, review_status
+from .accept import equals_suggestion
+from .access import Access, active_model_version, require_session
+from .submitted import may_reopen, read_only, submitter
 
-SESSION_STATUSES = ("not started", "in progress", "submitted")
-ORDERS = ("id", "uncertainty")
-SCOPES = ("mine", "all")
 FIELDS = ("score", "rationale", "evidence", "change_reasons")
-
-
-# ----- small helpers ------------------------------------------------------------------------
-def _norm(text: str | None) -> str:
-    return " ".join((text or "").split())
-
-
-def spread(probs, points) -> float | None:
-    """Standard deviation of the score under the option probabilities (0 = certain)."""
-    if not probs or len(probs) != len(points):
-        return None
-    total = sum(probs)
-    if total <= 0:
-        return None
-    ps = [p / total for p in probs]
-    mu = sum(k * p for k, p in zip(points, ps))
-    return math.sqrt(max(0.0, sum(p * (k - mu) ** 2 for k, p in zip(points, ps))))
-
-
-def uncertainty(predictions, form=None) -> float | None:
-    """A session's model uncertainty: the mean spread of its items' option probabilities (the
-    calibrated ones where the prediction has them)."""
-    points = (form or load_form()).scale.points
-    vals = [s for s in (spread(p.probs_calibrated or p.probs, points) for p in predictions) if s is not None]
-    return sum(vals) / len(vals) if vals else None
 
 
 _INDEX_LOCK = threading.Lock()
@@ -99,7 +73,8 @@ def label_dict(label) -> dict:
     return d
 
 
-LABEL_META = ("id", "annotator", "status", "score", "score_source", "version", "prediction_id", "accepted_suggestion", "created_at",
+LABEL_META = ("id", "annotator", "status", "score", "score_source", "version", "prediction_id", "accepted_suggestion",
+              "created_at",
               "created_by", "updated_at", "updated_by")
 
 
@@ -124,152 +99,9 @@ def draft_of(label: Label | None, pred: dict | None) -> dict:
     if label is not None:
         return {"score": label.score, "rationale": label.rationale, "evidence": list(label.evidence),
                 "change_reasons": list(label.change_reasons)}
-    return {"score": None, "rationale": (pred or {}).get("rationale", ""), "evidence": list((pred or {}).get("evidence", [])),
+    return {"score": None, "rationale": (pred or {}).get("rationale", ""), "evidence": list((pred or {}).get("evidence",
+                                                                                                             [])),
             "change_reasons": []}
-
-
-def _strict_int(value, what: str, fix: str) -> int:
-    if type(value) is not int:  # 3.5, True and "4" are refused, not rounded or parsed
-        raise ValidationError(f"{what} must be a whole number, not {type(value).__name__} {value!r:.40}.", fix)
-    return value
-
-
-def clean_draft(draft: dict, n_turns: int | None = None) -> dict:
-    """Check a draft from the UI or the API: strict types (no coercion), the score on the scale,
-    the rationale a string within :data:`studio.validate.RATIONALE_LIMIT`, known reasons."""
-    from .validate import RATIONALE_LIMIT
-
-    score = draft.get("score")
-    if score is not None:
-        _strict_int(score, "The score", "Send a whole number from 1 to 5 (or null to clear it).")
-        load_form().check_score(score)
-    evidence = [_strict_int(e, f"Evidence turn {e!r:.40}", "Pick turns by their numbers.")
-                for e in draft.get("evidence") or []]
-    rationale = draft.get("rationale")
-    if type(rationale) is not str:
-        raise ValidationError(f"The rationale must be text, not {type(rationale).__name__}.",
-                              "Send a string (empty for none).")
-    if len(rationale) > RATIONALE_LIMIT:
-        raise ValidationError(f"The rationale is {len(rationale):,} characters; the limit is {RATIONALE_LIMIT:,}.",
-                              f"Shorten it to {RATIONALE_LIMIT:,} characters or fewer.")
-    reasons = draft.get("change_reasons") or []
-    bad = [r for r in reasons if type(r) is not str or r not in CHANGE_REASONS]
-    if bad:
-        raise ValidationError(f"Unknown change reason(s) {bad!r:.200}.", f"Use {', '.join(CHANGE_REASONS)}.")
-    return {"score": score, "rationale": rationale, "evidence": sorted(set(evidence)),
-            "change_reasons": list(dict.fromkeys(reasons))}
-
-
-def same_content(label: Label | dict | None, draft: dict) -> bool:
-    if label is None:
-        return False
-    get = label.get if isinstance(label, dict) else (lambda k: getattr(label, k))
-    return (get("score") == draft["score"] and (get("rationale") or "") == draft["rationale"]
-            and sorted(get("evidence") or []) == sorted(draft["evidence"])
-            and list(get("change_reasons") or []) == list(draft["change_reasons"]))
-
-
-# ----- checks -------------------------------------------------------------------------------
-def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, saved: bool) -> list[dict]:
-    """Problems of one item as the expert works: ``blocking`` ones prevent submitting."""
-    out = []
-
-    def add(code, message, blocking=True):
-        out.append({"code": code, "message": message, "blocking": blocking})
-
-    if not saved:
-        add("unreviewed", "Not reviewed yet: set a score (or accept the model's) and save.")
-    if draft.get("score") is None:
-        add("no_score", "No score chosen.")
-    if not _norm(draft.get("rationale")):
-        add("empty_rationale", "The rationale is empty.")
-    if (pred and pred.get("score") is not None and draft.get("score") is not None and draft["score"] != pred["score"]
-            and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
-        add("rationale_untouched",
-            f"Score changed from the model's {pred['score']} to {draft['score']} but the rationale is still the model's.")
-    if index is not None and _norm(draft.get("rationale")):
-        for quote in index.link(draft["rationale"]).unsupported:
-            add("quote_not_found", f"Not in the transcript: \u201c{quote}\u201d")
-    if saved and readable(pred) and not draft.get("change_reasons") and not (
-            draft.get("score") == pred.get("score") and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
-        add("no_reason", "Changed from the model's suggestion: say why (change reasons).", blocking=False)
-    return out
-
-
-def blocking(check_list: list[dict]) -> list[str]:
-    return [c["message"] for c in check_list if c["blocking"]]
-
-
-def latest_predictions(repo, session_id: str, model_version: str | None) -> list:
-    """Latest suggestion per item of ``model_version`` if it predicted the session, else of the
-    most recent version that did (the rule :func:`open_view` uses)."""
-    preds = repo.predictions(session_id)
-    if not preds:
-        return []
-    versions = {p.model_version for p in preds}
-    if model_version not in versions:
-        model_version = max(preds, key=lambda p: p.created_at).model_version
-    return [p for p in preds if p.model_version == model_version]
-
-
-# ----- queue --------------------------------------------------------------------------------
-def _status(labels, item_ids) -> tuple[str, int, int]:
-    by_item = {lab.item: lab for lab in labels}
-    reviewed = sum(1 for i in item_ids if i in by_item)
-    submitted = sum(1 for i in item_ids if i in by_item and by_item[i].status == "submitted")
-    if reviewed == 0:
-        return "not started", reviewed, submitted
-    return ("submitted" if submitted == len(item_ids) else "in progress"), reviewed, submitted
-
-
-def queue_rows(repo, access: Access, *, scope: str = "mine", search: str = "", order: str = "id",
-               model_version: str | None = None) -> dict:
-    """The user's queue: ``{"rows": [...], "counts": {...}}``.
-
-    ``scope`` "mine": sessions assigned to the user; "all": every session they may see.
-    ``search`` matches ids, client/counselor ids, source, language, the curation mode
-    ("client-anchored" / "expert-judged") and metadata (not transcript text). Each row's
-    ``curation`` says how its scores are curated (:mod:`studio.curation_modes`). ``order`` "id" or "uncertainty" (most uncertain first; unpredicted sessions last).
-    """
-    if scope not in SCOPES:
-        raise ValidationError(f"Unknown queue scope {scope!r}.", f"Use one of {', '.join(SCOPES)}.")
-    if order not in ORDERS:
-        raise ValidationError(f"Unknown queue order {order!r}.", f"Use one of {', '.join(ORDERS)}.")
-    visible = visible_sessions(repo, access)
-    if scope == "mine":
-        visible = {sid: sa for sid, sa in visible.items() if access.username in sa.annotators}
-    needle = (search or "").strip().casefold()
-    rows = []
-    forms = {}
-    summaries = [s for s in repo.session_summaries() if s["id"] in visible]
-    modes = curation_modes.queue_modes(repo, summaries)
-    for summ in summaries:
-        sa = visible[summ["id"]]
-        curation = curation_modes.MODE_NAMES[modes[summ["id"]]]
-        if needle:
-            hay = " ".join([summ["id"], summ["client_id"], summ["counselor_id"], summ["source"], summ["language"],
-                            curation] + [str(v) for v in summ["metadata"].values()]).casefold()
-            if needle not in hay:
-                continue
-        form = forms.setdefault("wai-sr", load_form())
-        labels = repo.labels(summ["id"], annotator=sa.slot) if sa.slot else []
-        status, reviewed, submitted = _status(labels, form.item_ids)
-        preds = latest_predictions(repo, summ["id"], model_version)
-        unc = uncertainty(preds, form)
-        rows.append({"id": summ["id"], "language": summ["language"], "turns": summ["turns"],
-                     "status": status if sa.slot else "read-only", "reviewed": reviewed, "submitted": submitted,
-                     "items": len(form.item_ids), "uncertainty": None if unc is None else round(unc, 3),
-                     "model_version": preds[0].model_version if preds else None,
-                     "assigned": ", ".join(sa.annotators), "mode": sa.mode, "curation": curation,
-                     "topic": str(summ["metadata"].get("topic") or summ["metadata"].get("summary") or "")[:80],
-                     "client_ratings": summ["has_client_ratings"]})
-    if order == "uncertainty":
-        rows.sort(key=lambda r: (r["uncertainty"] is None, -(r["uncertainty"] or 0.0), r["id"]))
-    counts = {s: sum(1 for r in rows if r["status"] == s) for s in SESSION_STATUSES}
-    counts["total"] = len(rows)
-    counts["items_reviewed"] = sum(r["reviewed"] for r in rows)
-    counts["items_total"] = sum(r["items"] for r in rows if r["status"] != "read-only")
-    return {"rows": rows, "counts": counts}
 
 
 # ----- one session --------------------------------------------------------------------------
@@ -322,12 +154,13 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
     index = transcript_index(repo, session)
     items = item_states(form, view, sa.slot, index)
     lang = session.language if session.language in form.languages else "en"
-    status, reviewed, submitted = _status([lab for lab in view.labels if lab.annotator == sa.slot], form.item_ids)
+    status, reviewed, submitted = review_status([lab for lab in view.labels if lab.annotator == sa.slot], form.item_ids)
     others = sorted({lab.annotator for lab in view.labels if lab.annotator != sa.slot})
     mine = [lab for lab in view.labels if lab.annotator == sa.slot]
     submitted_by = submitter(mine, form.item_ids)
     note = sa.note or (f"Submitted by {submitted_by}: read-only until "
-                       f"{'you or an admin reopen' if submitted_by == access.username else 'they or an admin reopen'} it."
+                       f"{'you or an admin reopen' if submitted_by == access.username else 'they or an admin reopen'} "
+                       "it."
                        if submitted_by else "")
     out = {
         "session": {"id": session.id, "language": session.language, "source": session.source,
@@ -359,8 +192,8 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
     """
     sa = require_session(repo, access, session_id, edit=True)
     draft = clean_draft(draft)
-    item = load_form().check_item(_strict_int(item, "The item", "Send the item's number, 1 to 12."))
-    _strict_int(expected_version, "expected_version", "Send the item's version from /open_session (0 if never saved).")
+    item = load_form().check_item(strict_int(item, "The item", "Send the item's number, 1 to 12."))
+    strict_int(expected_version, "expected_version", "Send the item's version from /open_session (0 if never saved).")
     draft["score"], source = curation_modes.anchored_save(repo, sa.session_id, sa.slot, item, draft["score"])
     pred = next((p for p in latest_predictions(repo, sa.session_id, active_model_version(repo, predictor))
                  if p.item == item), None)

@@ -19,14 +19,16 @@ MAX_ITEMS = 60  # CSS rules are generated for items 1..MAX_ITEMS (WAI-SR has 12)
 
 _PER_ITEM = "\n".join(
     f'body[data-care-item="{n}"] #care-editor #card-{n}.care-card {{display:flex !important;}}\n'
-    f'body[data-care-item="{n}"] #care-list .care-row[data-item="{n}"] {{background:#dbeafe; box-shadow: inset 3px 0 0 #2563eb;}}'
+    f'body[data-care-item="{n}"] #care-list .care-row[data-item="{n}"] {{background:#dbeafe; box-shadow: inset 3px 0 0 '
+                      '#2563eb;}}'
     for n in range(1, MAX_ITEMS + 1))
 
 CSS = """
 #care-session #care-transcript {height: calc(100vh - 290px) !important; min-height: 420px;}
 #care-work {height: calc(100vh - 215px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
   gap: .35rem !important;}
-#care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem; flex-wrap: nowrap;}
+#care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem;
+  flex-wrap: nowrap;}
 #care-editor .care-card {display: none !important; gap: .3rem !important;}
 #care-editor .care-card .html-container {padding: 0 !important; min-height: 0 !important;}
 .care-ev-box {display: none !important;}
@@ -54,7 +56,8 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 #care-session .care-turn:focus {outline:2px solid #93c5fd; outline-offset:-2px;}
 #care-seltool {position:fixed; z-index:1000; display:none; gap:.3rem; background:#0f172a; padding:.25rem;
   border-radius:6px; box-shadow:0 4px 14px rgba(0,0,0,.25);}
-#care-seltool button {background:#fff; color:#0f172a; border:0; border-radius:4px; padding:.15rem .5rem; font-size:.8rem;
+#care-seltool button {background:#fff; color:#0f172a; border:0; border-radius:4px; padding:.15rem .5rem;
+  font-size:.8rem;
   cursor:pointer;}
 #care-editor .care-probs {display:flex; gap:1rem; min-width:0; align-items:center;}
 #care-editor .pb-row {grid-template-columns: .7em 2.6rem 1.9em; gap:.2rem;}
@@ -122,7 +125,8 @@ JS = r"""
   };
   const carets = new WeakMap();
   document.addEventListener('focusout', e => {
-    if (e.target.matches && e.target.matches('[id^=rationale-] textarea')) carets.set(e.target, e.target.selectionStart);
+    if (e.target.matches &&
+      e.target.matches('[id^=rationale-] textarea')) carets.set(e.target, e.target.selectionStart);
   });
   // The selection inside one transcript turn, if any: {turn, text}, widened to whole words (a
   // quote cut inside a word would not be found in the transcript) and with its double quotes
@@ -150,17 +154,21 @@ JS = r"""
     const p = picked(); const t = rationale(); if (!p || !t || t.disabled) return;
     const pos = carets.has(t) ? Math.min(carets.get(t), t.value.length) : t.value.length;
     const before = t.value.slice(0, pos), after = t.value.slice(pos);
-    const ins = (before && !/\s$/.test(before) ? ' ' : '') + '"' + p.text + '"' + (after && !/^\s/.test(after) ? ' ' : '');
+    const ins = (before && !/\s$/.test(before) ? ' ' : '') + '"' + p.text + '"' + (after &&
+      !/^\s/.test(after) ? ' ' : '');
     setText(t, before + ins + after);
     carets.set(t, (before + ins).length);
     toggleTurn(p.turn, true);
     window.getSelection().removeAllRanges(); hideTool();
   };
-  const addPicked = () => { const p = picked(); if (!p) return; toggleTurn(p.turn, true); window.getSelection().removeAllRanges(); hideTool(); };
+  const addPicked = () => { const p = picked(); if (!p) return; toggleTurn(p.turn, true);
+    window.getSelection().removeAllRanges(); hideTool(); };
   const tool = document.createElement('div');
   tool.id = 'care-seltool';
-  tool.innerHTML = '<button type="button" data-act="quote" title="Insert the selection, quoted, into the rationale (q)">Quote into rationale</button>' +
-                   '<button type="button" data-act="ev" title="Add this turn to the evidence (e)">Add as evidence</button>';
+  tool.innerHTML =
+    '<button type="button" data-act="quote" title="Insert the selection, quoted, into the rationale (q)">' +
+    'Quote into rationale</button>' +
+    '<button type="button" data-act="ev" title="Add this turn to the evidence (e)">Add as evidence</button>';
   document.body.appendChild(tool);
   tool.addEventListener('mousedown', e => e.preventDefault());  // keep the selection
   tool.addEventListener('click', e => { const b = e.target.closest('button'); if (!b) return;
@@ -197,16 +205,20 @@ JS = r"""
       step(e.key === 'ArrowDown' ? 1 : -1); return;
     }
     const t = e.target;
-    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)) && t.type !== 'radio' && t.type !== 'checkbox';
+    const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)) &&
+      t.type !== 'radio' && t.type !== 'checkbox';
     if (typing || mod || e.altKey) return;
-    if (picked() && (e.key === 'q' || e.key === 'e')) { e.preventDefault(); if (e.key === 'q') quote(); else addPicked(); return; }
+    if (picked() && (e.key === 'q' || e.key === 'e')) { e.preventDefault(); if (e.key === 'q') quote();
+      else addPicked(); return; }
     const turn = t && t.closest && t.closest('#care-session #care-transcript .care-turn');
-    if (turn && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); toggleTurn(parseInt(turn.dataset.idx, 10), false); return; }
+    if (turn && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault();
+      toggleTurn(parseInt(turn.dataset.idx, 10), false); return; }
     if (turn && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
       const next = e.key === 'ArrowDown' ? turn.nextElementSibling : turn.previousElementSibling;
       if (next) { e.preventDefault(); next.focus({preventScroll: true}); scrollTurn(next); } return;
     }
-    if (e.key === 't' && openItem()) { const v = visibleTurn(); if (v) { e.preventDefault(); v.focus({preventScroll: true}); } return; }
+    if (e.key === 't' && openItem()) { const v = visibleTurn(); if (v) { e.preventDefault();
+      v.focus({preventScroll: true}); } return; }
     const row = t && t.closest && t.closest('#care-list .care-row');
     if (row && e.key === 'Enter') { e.preventDefault(); setItem(parseInt(row.dataset.item, 10)); return; }
     if (!openItem()) return;
@@ -228,14 +240,17 @@ SHOW_SESSION_JS = """() => {
   if (!document.querySelector('#care-sess-head .care-sess-head')) return;
   document.body.dataset.careSession = 'open';
   const acc = document.querySelector('#care-queue > button.label-wrap.open'); if (acc) acc.click();
-  for (const id of ['care-editor', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0; }
+  for (const id of ['care-editor', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0;
+    }
   document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
-  const todo = document.querySelector('#care-list .care-row:has(.st-unreviewed)') || document.querySelector('#care-list .care-row');
+  const todo = document.querySelector('#care-list .care-row:has(.st-unreviewed)') ||
+    document.querySelector('#care-list .care-row');
   if (todo) document.body.dataset.careItem = todo.dataset.item;
 }"""
 
 KEYS_HELP = ('<div class="care-keys">Click a row (or <kbd>j</kbd>/<kbd>k</kbd>) to open an item · '
              '<kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept · <kbd>Shift</kbd>+<kbd>A</kbd> accept all · '
-             'evidence: click a turn (or <kbd>t</kbd>, <kbd>↓</kbd>/<kbd>↑</kbd>, <kbd>Enter</kbd>), again to remove · select text: '
+             'evidence: click a turn (or <kbd>t</kbd>, <kbd>↓</kbd>/<kbd>↑</kbd>, <kbd>Enter</kbd>), again to remove · '
+             'select text: '
              '<kbd>q</kbd> quote it, <kbd>e</kbd> evidence · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · '
              '<kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit</div>')

@@ -66,7 +66,8 @@ def draft_result(repo, access, jobs, job_id: str) -> dict:
     """The draft job ``job_id`` (state, progress, and once done its ``result``)."""
     job = jobs.get(job_id) if jobs is not None else None
     if job is None or job.get("kind") != "draft":
-        raise NotFoundError(f"No draft job {job_id!r}.", "Use the id /draft_rationale returned (jobs are kept in memory).")
+        raise NotFoundError(f"No draft job {job_id!r}.",
+                            "Use the id /draft_rationale returned (jobs are kept in memory).")
     require_session(repo, access, job["session_id"])
     return job
 

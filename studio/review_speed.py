@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import accept, render, review, ui
+from . import accept, render, review, review_checks, ui
 
 
 class SpeedHandlers:
@@ -22,7 +22,7 @@ class SpeedHandlers:
         it = rs.items[item]
         pending = item in rs.pending
         draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
-        chk = review.checks(draft, it["pred"], index, saved=pending or it["state"] != "unreviewed")
+        chk = review_checks.checks(draft, it["pred"], index, saved=pending or it["state"] != "unreviewed")
         return draft, chk, pending
 
     def _list(self, rs) -> str:
@@ -36,9 +36,10 @@ class SpeedHandlers:
                 state = "conflict" if item in rs.conflicts else ("unsaved" if pending else it["state"])
                 if it["state"] == "unreviewed" and not pending:  # nothing of the expert's yet: how the suggestion fares
                     chk = ([dict(c, message="suggestion: " + c["message"])
-                            for c in review.checks(accept.accepted_draft(pred), pred, index, saved=True)]
+                            for c in review_checks.checks(accept.accepted_draft(pred), pred, index, saved=True)]
                            if accept.readable(pred) else [])
-                rows.append({"item": item, "text": it["text"], "dimension": rs.dim_names.get(it["dimension"], it["dimension"]),
+                rows.append({"item": item, "text": it["text"], "dimension": rs.dim_names.get(it["dimension"],
+                                                                                             it["dimension"]),
                              "model": pred.get("score") if accept.readable(pred) else None,
                              "model_note": "" if accept.readable(pred) else ("no answer" if pred else "not predicted"),
                              "accepted": bool(it["state"] != "unreviewed" and accept.equals_suggestion(draft, pred)),
@@ -52,7 +53,7 @@ class SpeedHandlers:
         with rs.lock:
             items = [{"item": i, "state": it["state"], "prediction": it["pred"]} for i, it in rs.items.items()
                      if i not in rs.pending and i not in rs.conflicts]
-        return accept.candidates(items, lambda d, p: review.checks(d, p, index, saved=True))
+        return accept.candidates(items, lambda d, p: review_checks.checks(d, p, index, saved=True))
 
     def _bulk_panel(self, html: str = "", show: bool = False) -> dict:
         c = self.c

@@ -25,7 +25,7 @@ import gradio as gr
 from care_model.core.records import CHANGE_REASONS
 
 from . import render, review_draft, ui
-from .review_ui import QUEUE_HEADERS, ReviewState, ReviewUI  # noqa: F401 (ReviewState: re-exported)
+from .review_ui import QUEUE_HEADERS, ReviewUI
 
 TICK_SECONDS = 2.0  # autosave and predict-progress poll (only while something is pending)
 
@@ -40,10 +40,13 @@ def build_tab(ctx):
         c.last = gr.BrowserState("", storage_key="care-last-session")
         with gr.Accordion("Queue", open=True, elem_id="care-queue") as c.queue_acc:
             with gr.Row():
-                c.scope = gr.Radio([("Assigned to me", "mine"), ("All I can see", "all")], value="mine", label="Sessions",
+                c.scope = gr.Radio([("Assigned to me", "mine"), ("All I can see", "all")], value="mine",
+                                   label="Sessions",
                                    elem_id="care-scope", scale=2)
-                c.search = gr.Textbox(label="Search (id, client, curation mode, metadata)", elem_id="care-search", scale=3)
-                c.order = gr.Dropdown([("Session id", "id"), ("Model uncertainty (most uncertain first)", "uncertainty")],
+                c.search = gr.Textbox(label="Search (id, client, curation mode, metadata)", elem_id="care-search",
+                                      scale=3)
+                c.order = gr.Dropdown([("Session id", "id"), ("Model uncertainty (most uncertain first)",
+                                                              "uncertainty")],
                                       value="id", label="Order", elem_id="care-order", scale=2)
                 c.refresh = gr.Button("Refresh", elem_id="care-refresh", scale=1)
             c.counts = gr.HTML(js_on_load=None, elem_id="care-counts")
@@ -160,7 +163,8 @@ def build_tab(ctx):
     c.timer.tick(h.tick, [c.st, c.cards_token, c.models_token], [c.job, c.cards_token, c.models_token, c.timer],
                  show_progress_on=[c.job], **quiet)
     c.cards_token.change(h.redraw_cards, [c.st], all_cards, **quiet)
-    models_out = all_cards + [getattr(cd, f) for cd in cards.values() for f in ("model", "accept", "rationale", "evidence")]
+    models_out = all_cards + [getattr(cd, f) for cd in cards.values() for f in ("model", "accept", "rationale",
+                                                                                "evidence")]
     c.models_token.change(h.redraw_models, [c.st], models_out, **quiet)
     review_draft.wire(h, cards)
     return h

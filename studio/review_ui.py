@@ -12,18 +12,21 @@ import gradio as gr
 
 from care_model.core.errors import CareError
 
-from . import curation_modes, render, review, ui
-from .accept import readable
+from . import curation_modes, render, review, review_checks, review_queue, ui
+from .accept import accepted_draft, readable
 from .access import active_model_version
 from .metric_labels import UNCERTAINTY
 from .review_speed import SpeedHandlers
-from .review_state import ReviewState, draft_of, evidence_list, evidence_text, now  # noqa: F401 (re-exported)
+from .review_live import LiveHandlers
+from .review_state import ReviewState, draft_of, evidence_list, evidence_text, now
+from .submitted import reopen_session
 
-QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)", "Model",
+QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)",
+                 "Model",
                  "Assigned"]
 
 
-class ReviewUI(SpeedHandlers):
+class ReviewUI(SpeedHandlers, LiveHandlers):
     """The handlers. ``c`` holds the tab's components; ``cards[item]`` those of one card."""
 
     def __init__(self, ctx, c: SimpleNamespace, cards: dict):
@@ -44,7 +47,7 @@ class ReviewUI(SpeedHandlers):
         it = rs.items[item]
         pending = item in rs.pending
         draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
-        chk = review.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
+        chk = review_checks.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
                             saved=pending or it["state"] != "unreviewed")
         return render.feedback_html(chk, it["pred"], draft, pending=pending)
 
@@ -55,10 +58,12 @@ class ReviewUI(SpeedHandlers):
     def _frame(self, rs: ReviewState) -> dict:
         """Status line, summary and the conflict panel (the first open conflict)."""
         c = self.c
-        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(), c.summary: rs.summary(self.ctx.form),
+        up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(),
+              c.summary: rs.summary(self.ctx.form),
               c.items_list: self._list(rs)}
         if not rs.conflicts:
-            return up | {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False), c.conflict_html: ""}
+            return up | {c.use_theirs: gr.update(visible=False), c.keep_mine: gr.update(visible=False),
+                         c.conflict_html: ""}
         item, res = next(iter(rs.conflicts.items()))
         return up | {c.use_theirs: gr.update(visible=True), c.keep_mine: gr.update(visible=True),
                      c.conflict_html: render.conflict_html(item, rs.items[item]["text"], res["current"], res["yours"],
@@ -100,7 +105,7 @@ class ReviewUI(SpeedHandlers):
             with rs.lock:
                 if item in rs.conflicts:
                     continue
-                same = review.same_content(rs.items[item]["saved"], review.clean_draft(draft))
+                same = review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft))
             if not same:
                 self._save(rs, access, item, draft)
                 n += 1
@@ -116,7 +121,8 @@ class ReviewUI(SpeedHandlers):
     @ui.guard
     def queue(self, scope: str, search: str, order: str, request: gr.Request):
         access = self._access(request)
-        q = review.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "", order=order or "id",
+        q = review_queue.queue_rows(self.ctx.repo, access, scope=scope or "mine", search=search or "",
+                                    order=order or "id",
                               model_version=active_model_version(self.ctx.repo, self.ctx.predictor))
         n = q["counts"]
         counts = (f'<div class="care-muted"><b>{n["total"]}</b> sessions · {n["not started"]} not started · '
@@ -124,7 +130,8 @@ class ReviewUI(SpeedHandlers):
                   f'{n["items_reviewed"]}/{n["items_total"]} items reviewed · '
                   f'<span class="care-help" id="care-uncertainty-help" title="{render.esc(UNCERTAINTY)}">'
                   f'Model uncertainty (SD): 0 = sure, 1+ = hesitant ⓘ</span></div>')
-        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"], f'{r["reviewed"]}/{r["items"]}',
+        rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"],
+                 f'{r["reviewed"]}/{r["items"]}',
                  "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
                  r["assigned"] or ("—" if r["mode"] == "unassigned" else "")] for r in q["rows"]]
         return counts, {"data": rows, "headers": QUEUE_HEADERS}
@@ -134,7 +141,8 @@ class ReviewUI(SpeedHandlers):
         access = self._access(request)
         scope = "all" if access.is_staff else "mine"
         counts, table = self.queue(scope, "", "id", request)
-        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table, self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
+        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table,
+                self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
 
     def pick(self, evt: gr.SelectData):
         row = evt.row_value or []
@@ -202,16 +210,18 @@ class ReviewUI(SpeedHandlers):
                 return self._nothing()
             with rs.lock:
                 if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
-                    rs.conflicts[item]["yours"] = review.clean_draft({**rs.conflicts[item]["yours"], field: value})
+                    rs.conflicts[item]["yours"] = review_checks.clean_draft({**rs.conflicts[item]["yours"],
+                                                                             field: value})
                     rs.message = self._conflict_message(rs, item)
                     return self._frame(rs) | self._card(rs, item)
                 draft = dict(rs.items[item]["saved"])
                 if item in rs.pending and field != "rationale":
                     draft["rationale"] = rs.pending[item]["rationale"]
                 draft = draft_of((draft["score"], draft["rationale"], draft["evidence"], draft["change_reasons"]))
-                draft[field] = evidence_list(value) if field == "evidence" else (
-                    list(value or []) if field == "change_reasons" else (value or "") if field == "rationale" else value)
-                if review.same_content(rs.items[item]["saved"], review.clean_draft(draft)):
+                draft[field] = (evidence_list(value) if field == "evidence"
+                                else list(value or []) if field == "change_reasons"
+                                else (value or "") if field == "rationale" else value)
+                if review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft)):
                     rs.pending.pop(item, None)
                     return self._card(rs, item)
                 self._save(rs, access, item, draft)
@@ -241,7 +251,8 @@ class ReviewUI(SpeedHandlers):
                     rs.pending.pop(item, None)
                     pending = False
             return {self.cards[item].feedback: self._feedback(rs, item),
-                    self.c.status: render.status_html("Unsaved changes (saving in a moment)…", "busy") if pending else gr.skip(),
+                    self.c.status: render.status_html("Unsaved changes (saving in a moment)…",
+                                                      "busy") if pending else gr.skip(),
                     self.c.timer: gr.Timer(active=True) if pending else gr.skip()}
         note.__name__ = f"note_item_{item}"
         return note
@@ -253,13 +264,14 @@ class ReviewUI(SpeedHandlers):
             access = self._access(request)
             if rs is None or not rs.editable:
                 return self._nothing()
-            draft = review.accepted_draft(rs.items[item]["pred"])
+            draft = accepted_draft(rs.items[item]["pred"])
             with rs.lock:
                 rs.pending.pop(item, None)  # accepting replaces what was typed
                 self._save(rs, access, item, draft)
             card = self.cards[item]
             return self._frame(rs) | self._card(rs, item) | {
-                card.score: draft["score"], card.rationale: draft["rationale"], card.evidence: evidence_text(draft["evidence"]),
+                card.score: draft["score"], card.rationale: draft["rationale"],
+                                                             card.evidence: evidence_text(draft["evidence"]),
                 card.reasons: draft["change_reasons"]}
         accept.__name__ = f"accept_item_{item}"
         return accept
@@ -309,7 +321,8 @@ class ReviewUI(SpeedHandlers):
             item, res = next(iter(rs.conflicts.items()))
             cur = res["current"] or {}
             draft = {"score": cur.get("score"), "rationale": cur.get("rationale") or "",
-                     "evidence": list(cur.get("evidence") or []), "change_reasons": list(cur.get("change_reasons") or [])}
+                     "evidence": list(cur.get("evidence") or []),
+                     "change_reasons": list(cur.get("change_reasons") or [])}
             it = rs.items[item]
             it.update(version=cur.get("version", 0), saved=draft, label=cur or None,
                       state="unreviewed" if not cur else ("submitted" if cur.get("status") == "submitted" else "draft"))
@@ -318,7 +331,8 @@ class ReviewUI(SpeedHandlers):
             rs.message = (f"Item {item}: took their version.", "ok")
             card = self.cards[item]
             return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
-                                          card.evidence: evidence_text(draft["evidence"]), card.reasons: draft["change_reasons"]}
+                                          card.evidence: evidence_text(draft["evidence"]),
+                                          card.reasons: draft["change_reasons"]}
 
     @ui.guard
     def keep_mine(self, request: gr.Request, rs, *values):
@@ -344,90 +358,7 @@ class ReviewUI(SpeedHandlers):
         access = self._access(request)
         if rs is None:
             raise CareError("Open a session first.", "Pick one in the queue.")
-        res = review.reopen_session(self.ctx.repo, access, rs.sid)
+        res = reopen_session(self.ctx.repo, access, rs.sid)
         up = self._open(access, rs.sid)
         up[self.c.status] = render.status_html(res["message"], "ok")
         return up
-
-    # ----- the timer: autosave and predict progress --------------------------------------
-    @ui.guard
-    def tick(self, rs, cards_token, models_token, request: gr.Request):
-        """Save typed rationales, follow the session's predict job. Outputs only the job line,
-        two tokens (a raised token makes the page redraw the cards, or the suggestions) and the
-        timer itself, which stops once nothing is pending: an idle page sends no requests."""
-        if rs is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
-        access = self._access(request)
-        saved = False
-        if rs.editable:
-            with rs.lock:
-                todo = [i for i, d in rs.pending.items() if i not in rs.conflicts and rs.drafted.get(i) != d["rationale"]]
-            for item in todo:
-                with rs.lock:  # the typed rationale on top of what is saved now (a field may have saved meanwhile)
-                    if item not in rs.pending or item in rs.conflicts:
-                        continue
-                    self._save(rs, access, item, {**rs.items[item]["saved"], "rationale": rs.pending[item]["rationale"]})
-                saved = True
-        job_html, models, running = gr.skip(), False, False
-        if self.ctx.jobs is not None:
-            job = self.ctx.jobs.latest(rs.sid)
-            if job is not None:
-                job_html = render.job_html(job)
-                running = job["state"] in ("queued", "running")
-                if job["state"] == "done":
-                    with rs.lock:
-                        fresh, rs.job_seen = job["id"] != rs.job_seen, job["id"]
-                    if fresh:
-                        self._new_predictions(rs, access)
-                        models = True
-        with rs.lock:
-            busy = running or any(i not in rs.conflicts and rs.drafted.get(i) != d["rationale"] for i, d in rs.pending.items())
-        # the last tick of an editing burst redraws once: replies of overlapping events (a typed
-        # rationale's note and a field's save) may reach the page in either order
-        redraw = saved or (not busy and rs.editable)
-        return (job_html, (cards_token or 0) + 1 if redraw and not models else gr.skip(),
-                (models_token or 0) + 1 if models else gr.skip(), gr.skip() if busy else gr.Timer(active=False))
-
-    def _new_predictions(self, rs: ReviewState, access) -> None:
-        view = review.open_view(self.ctx.repo, access, rs.sid, predictor=self.ctx.predictor)
-        with rs.lock:
-            for it in view["items"]:
-                mine = rs.items[it["item"]]
-                old = mine["pred"]
-                mine["pred"] = it["prediction"]
-                if mine["state"] == "unreviewed" and it["item"] not in rs.pending and \
-                        mine["saved"] == review.draft_of(None, old):
-                    mine["saved"] = dict(it["draft"])
-                    rs.prefills[it["item"]] = dict(it["draft"])
-            rs.message = (f"New predictions from {view['model_version']} loaded ({now()}).", "ok")
-
-    @ui.guard
-    def redraw_cards(self, rs, request: gr.Request):
-        self._access(request)
-        return self._all_cards(rs) if rs is not None else self._nothing()
-
-    @ui.guard
-    def redraw_models(self, rs, request: gr.Request):
-        self._access(request)
-        if rs is None:
-            return self._nothing()
-        up = self._all_cards(rs)
-        with rs.lock:
-            prefills, rs.prefills = rs.prefills, {}
-            for item in self.items:
-                card, pred = self.cards[item], rs.items[item]["pred"]
-                up[card.model] = render.model_html(pred, rs.scale)
-                up[card.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
-            for item, draft in prefills.items():
-                up.update({self.cards[item].rationale: draft["rationale"], self.cards[item].evidence: evidence_text(draft["evidence"])})
-        return up
-
-    @ui.guard
-    def predict(self, rs, request: gr.Request):
-        access = self._access(request)
-        if rs is None:
-            raise CareError("Open a session first.", "Pick one in the queue.")
-        if self.ctx.jobs is None:
-            raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
-        review.require_session(self.ctx.repo, access, rs.sid)
-        return render.job_html(self.ctx.jobs.submit(rs.sid, actor=access.username)), gr.Timer(active=True)

@@ -216,7 +216,8 @@ class TrainingManager:
                 raise TrainingError("There is no cancelled or failed run to resume.", "Start a new run instead.")
             if last_checkpoint(doc["run_dir"]) is None:
                 raise TrainingError(f"Run {doc['id']} stopped before its first checkpoint.", "Start a new run instead.")
-            proc = launch_subprocess(doc["run_dir"], resume=True, python=self.python, env={"HF_HUB_OFFLINE": "1", **self.env})
+            proc = launch_subprocess(doc["run_dir"], resume=True, python=self.python, env={"HF_HUB_OFFLINE": "1",
+                                                                                           **self.env})
             return record_resumed(self.repo, RUNS, self._procs, doc, proc, access.username)
 
     def cancel(self, access) -> dict:

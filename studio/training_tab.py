@@ -19,7 +19,8 @@ from .metric_labels import metric_label
 from .report_tab import build_section, loss_html
 from .training import TrainingManager
 
-VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after", "Created"]
+VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after",
+                   "Created"]
 HEADLINE_ORDER = ["experts.exact", "experts.within_one", "experts.qwk", "experts.mae", "goal.pearson", "task.pearson",
                   "bond.pearson", "goal.mse", "task.mse", "bond.mse", "goal.pearson_expected", "task.pearson_expected",
                   "bond.pearson_expected", "goal.mse_expected", "task.mse_expected", "bond.mse_expected"]
@@ -46,7 +47,8 @@ def readiness_html(st: dict) -> str:
     since = f" since {render.esc(r['since'][:19].replace('T', ' '))}" if r.get("since") else ""
     return (f'<div class="care-train-ready" data-ready="{str(r["ready"]).lower()}">'
             + render.status_html(f"{r['new_sessions']} newly curated session(s){since}; retraining needs "
-                                 f"{r['min_new_sessions']}. Active version: {st['active'] or 'the default base model'}.",
+                                 f"{r['min_new_sessions']}. Active version: "
+                                 f"{st['active'] or 'the default base model'}.",
                                  kind) + "</div>")
 
 
@@ -56,7 +58,8 @@ def learned_from_html(info: dict | None) -> str:
     info = info or {}
     paper = info.get("score_sources") == ["client_self_report"] and info.get("rationales") == "curated"
     kind = "care-muted" if paper else "care-warn"
-    return (f'<div class="{kind}" id="care-train-sources" data-sources="{render.esc(",".join(info.get("score_sources") or []))}"'
+    return (f'<div class="{kind}" id="care-train-sources" '
+            f'data-sources="{render.esc(",".join(info.get("score_sources") or []))}"'
             f' data-rationales="{render.esc(info.get("rationales") or "")}">Learns from: '
             f'{render.esc(describe_learned_from(info))}.</div>')
 
@@ -129,7 +132,8 @@ def compare_html(st: dict, version_id: str | None = None) -> str:
     return (f'<div id="care-compare" data-version="{render.esc(doc["id"])}"><b>{render.esc(doc["id"])}</b> '
             f'({render.esc(doc["status"])}) vs <b>{render.esc(base_id)}</b> on {n} held-out session(s)'
             f'{" (scores only)" if ev.get("scores_only") else ""}. Metrics: {render.esc(verdict)}.'
-            f'<table class="care-summary"><tr><th>Metric</th><th>Better</th><th>Candidate</th><th>Compared with</th></tr>'
+            '<table class="care-summary"><tr><th>Metric</th><th>Better</th><th>Candidate</th><th>Compared '
+            'with</th></tr>'
             f'{body}</table>'
             f'{note}</div>')
 
@@ -191,7 +195,8 @@ class TrainingUI:
         if not version_id:
             raise ui.ui_error(ValueError("Choose a version first."))
         doc = self.mgr.promote(self._admin(request), version_id, reason)
-        return (render.status_html(f"{doc['id']} is now the active version.", "ok"), *self._view(self.mgr.status(), version_id))
+        return (render.status_html(f"{doc['id']} is now the active version.", "ok"), *self._view(self.mgr.status(),
+                                                                                                 version_id))
 
     @ui.guard
     def rollback(self, version_id: str, reason: str, request: gr.Request):
@@ -257,7 +262,8 @@ def build_tab(ctx):
                 overrides = gr.Textbox(label="Overrides (one 'key: value' per line, e.g. max_steps: 20)", lines=3,
                                        elem_id="care-train-overrides")
                 with gr.Row():
-                    start = gr.Button("Start retraining", variant="primary", interactive=False, elem_id="care-train-start")
+                    start = gr.Button("Start retraining", variant="primary", interactive=False,
+                                      elem_id="care-train-start")
                     cancel = gr.Button("Cancel run", variant="stop", interactive=False, elem_id="care-train-cancel")
                     resume = gr.Button("Resume run", interactive=False, elem_id="care-train-resume")
                 with gr.Row():

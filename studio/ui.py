@@ -65,12 +65,14 @@ CSS = """
 .gradio-container {max-width: 100% !important;}
 #care-topbar {display:flex; gap:1rem; align-items:center; justify-content:space-between; padding:.2rem .4rem;}
 #care-topbar .care-brand {font-weight:700; font-size:1.05rem;}
-.care-banner {background:#fff4d6; border:1px solid #e8c36a; color:#5c4300; padding:.5rem .8rem; border-radius:6px; font-weight:600;}
+.care-banner {background:#fff4d6; border:1px solid #e8c36a; color:#5c4300; padding:.5rem .8rem; border-radius:6px;
+  font-weight:600;}
 .care-muted {color:#64748b; font-size:.85em;}
 .care-note {color:#92400e; font-size:.9em;}
 #care-transcript {height: calc(100vh - 215px) !important; min-height: 420px; overflow-y: auto !important;
   border:1px solid #e2e8f0 !important; border-radius:8px; background:#fff; padding:.3rem !important;}
-#care-cards {height: calc(100vh - 165px) !important; min-height: 480px; overflow-y: auto !important; padding-right:.4rem;
+#care-cards {height: calc(100vh - 165px) !important; min-height: 480px; overflow-y: auto !important;
+  padding-right:.4rem;
   flex-wrap: nowrap;}
 #care-session {align-items: flex-start;}
 body:not([data-care-session="open"]) #care-session {display: none !important;}
@@ -88,7 +90,8 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 .care-turn .tx {white-space: pre-wrap; overflow-wrap:anywhere;}
 .care-turn.care-hl {background:#fde68a !important; box-shadow: inset 4px 0 0 #d97706;}
 .care-sess-head {font-size:.95rem; padding:.2rem 0;}
-.care-dim-title {margin:.6rem 0 .1rem; font-size:1.05rem; font-weight:700; color:#0f172a; border-bottom:2px solid #cbd5e1;}
+.care-dim-title {margin:.6rem 0 .1rem; font-size:1.05rem; font-weight:700; color:#0f172a;
+  border-bottom:2px solid #cbd5e1;}
 .care-card {border:1px solid #d6dde6 !important; border-radius:10px !important; margin:.45rem 0 !important;
   padding:.55rem .65rem !important; background:#fbfcfe !important;}
 .care-card-head {display:flex; gap:.5rem; align-items:baseline; flex-wrap:wrap;}
@@ -99,7 +102,8 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 .st-unreviewed {color:#9a3412; border-color:#fdba74; background:#fff7ed;}
 .st-draft {color:#1e40af; border-color:#93c5fd; background:#eff6ff;}
 .st-submitted {color:#166534; border-color:#86efac; background:#f0fdf4;}
-.care-model {border-left:3px solid #94a3b8; padding:.3rem .6rem; margin:.35rem 0; background:#f8fafc; border-radius:4px;}
+.care-model {border-left:3px solid #94a3b8; padding:.3rem .6rem; margin:.35rem 0; background:#f8fafc;
+  border-radius:4px;}
 .care-model-top {display:flex; gap:1rem; justify-content:space-between; align-items:flex-start; flex-wrap:wrap;}
 .care-model-score b {font-size:1.15rem;}
 .care-rationale {white-space:pre-wrap; overflow-wrap:anywhere; margin:.3rem 0; font-size:.92rem;}
@@ -108,7 +112,8 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 .pb-bar {height:.5rem; background:#e2e8f0; border-radius:3px; overflow:hidden; display:block;}
 .pb-bar span {display:block; height:100%; background:#94a3b8;}
 .pb-top .pb-bar span {background:#2563eb;}
-.ev-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem; margin:0 .15rem;
+.ev-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem;
+  margin:0 .15rem;
   font-size:.8rem; cursor:pointer;}
 .ev-chip:hover {background:#dbeafe;}
 .care-warn {color:#b45309; font-size:.85rem;}
@@ -145,5 +150,6 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 .care-card .block {padding: .35rem .5rem !important;}
 .care-card textarea {font-size: .92rem !important; line-height: 1.4 !important;}
 #care-actions .html-container, #care-actions > div:first-child {flex: 1 1 auto;}
-.care-keys kbd {border:1px solid #cbd5e1; border-bottom-width:2px; border-radius:4px; padding:0 .3rem; background:#f8fafc;}
+.care-keys kbd {border:1px solid #cbd5e1; border-bottom-width:2px; border-radius:4px; padding:0 .3rem;
+  background:#f8fafc;}
 """ + review_assets.CSS

@@ -56,7 +56,9 @@ def _type_name(tp) -> str:
         return f"a list of {plural.get(args[0], 'values') if args else 'values'}"
     if origin is dict or tp is dict:
         return "an object ({...})"
-    return {int: "an integer", str: "a string", bool: "true or false", float: "a number"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {int: "an integer", str: "a string", bool: "true or false", float: "a number"}.get(tp, getattr(tp,
+                                                                                                          "__name__",
+                                                                                                          str(tp)))
 
 
 def _ok(value, tp) -> bool:

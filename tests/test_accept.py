@@ -7,7 +7,7 @@ from care_model.core.errors import ValidationError
 from care_model.text.evidence import TranscriptIndex
 from care_model.core.records import CHANGE_REASONS, SHARED, Prediction
 from store import Repository
-from studio import accept, render, review
+from studio import accept, render, review, review_checks
 from studio.access import Access
 
 from factories import make_session
@@ -64,7 +64,7 @@ def test_candidates_are_unreviewed_readable_and_passing():
              {"item": 4, "state": "unreviewed", "prediction": pred(4, rationale='She said "I never run".')},  # bad quote
              {"item": 5, "state": "unreviewed", "prediction": None},
              {"item": 6, "state": "unreviewed", "prediction": pred(6, rationale=" ")}]  # empty rationale
-    got = accept.candidates(items, lambda d, p: review.checks(d, p, index, saved=True))
+    got = accept.candidates(items, lambda d, p: review_checks.checks(d, p, index, saved=True))
     assert [(c["item"], c["score"]) for c in got] == [(1, 4)]
     assert got[0]["draft"] == {"score": 4, "rationale": pred(1)["rationale"], "evidence": [1], "change_reasons": []}
 
@@ -72,14 +72,14 @@ def test_candidates_are_unreviewed_readable_and_passing():
 def test_saving_the_suggestion_records_it_and_an_edit_clears_it(repo):
     view = review.open_view(repo, ADMIN, "s1")
     p3 = view["items"][2]["prediction"]
-    saved = review.save_item(repo, ADMIN, "s1", 3, review.accepted_draft(p3), expected_version=0)
+    saved = review.save_item(repo, ADMIN, "s1", 3, accept.accepted_draft(p3), expected_version=0)
     assert saved["label"]["accepted_suggestion"] == "s1|m1|3"
     assert repo.get_label("s1", 3, SHARED).accepted_suggestion == "s1|m1|3"
-    edited = review.save_item(repo, ADMIN, "s1", 3, {**review.accepted_draft(p3), "score": 2,
+    edited = review.save_item(repo, ADMIN, "s1", 3, {**accept.accepted_draft(p3), "score": 2,
                                                      "rationale": "Mine.", "change_reasons": ["wrong_score"]},
                               expected_version=1)
     assert edited["version"] == 2 and edited["label"]["accepted_suggestion"] is None
-    back = review.save_item(repo, ADMIN, "s1", 3, review.accepted_draft(p3), expected_version=2)
+    back = review.save_item(repo, ADMIN, "s1", 3, accept.accepted_draft(p3), expected_version=2)
     assert back["version"] == 3 and back["label"]["accepted_suggestion"] == "s1|m1|3"
     assert review.open_view(repo, ADMIN, "s1")["items"][2]["label"]["accepted_suggestion"] == "s1|m1|3"
 
@@ -90,9 +90,9 @@ def test_no_reason_is_asked_when_the_model_gave_no_answer(repo):
     p12, p1 = view["items"][11]["prediction"], view["items"][0]["prediction"]
     index = review.transcript_index(repo, "s1")
     mine = {"score": 2, "rationale": 'The client says "My sister came along".', "evidence": [3], "change_reasons": []}
-    assert {c["code"] for c in review.checks(mine, p12, index, saved=True)} == set()  # nothing to change from
-    assert {c["code"] for c in review.checks(mine, p1, index, saved=True)} == {"no_reason"}
-    assert review.checks({**mine, "change_reasons": ["no_answer"]}, p12, index, saved=True) == []
+    assert {c["code"] for c in review_checks.checks(mine, p12, index, saved=True)} == set()  # nothing to change from
+    assert {c["code"] for c in review_checks.checks(mine, p1, index, saved=True)} == {"no_reason"}
+    assert review_checks.checks({**mine, "change_reasons": ["no_answer"]}, p12, index, saved=True) == []
     saved = review.save_item(repo, ADMIN, "s1", 12, {**mine, "change_reasons": ["no_answer"]}, expected_version=0)
     assert saved["label"]["change_reasons"] == ["no_answer"] and saved["label"]["accepted_suggestion"] is None
 

@@ -6,7 +6,9 @@ import pytest
 from care_model.core.errors import NotFoundError, PermissionDenied, ValidationError
 from care_model.core.records import SHARED, Prediction
 from store import Repository
-from studio import review
+from studio import review, review_checks, review_queue
+from studio.accept import accepted_draft
+from studio.submitted import reopen_session
 from studio.curation_modes import set_curation_mode
 from studio.access import Access, active_model_version, set_review_settings, visible_sessions
 
@@ -54,9 +56,9 @@ def valid_draft(item, score=4, rationale=None, reasons=()):
 
 
 def test_annotators_see_only_assigned_sessions_unless_the_setting_opens_unassigned(repo):
-    assert review.queue_rows(repo, ANN, scope="all")["rows"] == []
+    assert review_queue.queue_rows(repo, ANN, scope="all")["rows"] == []
     repo.assign(["s2"], ["ann"], actor="admin")
-    assert [r["id"] for r in review.queue_rows(repo, ANN, scope="mine")["rows"]] == ["s2"]
+    assert [r["id"] for r in review_queue.queue_rows(repo, ANN, scope="mine")["rows"]] == ["s2"]
     with pytest.raises(PermissionDenied, match="not in your queue"):
         review.open_view(repo, ANN, "s1")
     with pytest.raises(PermissionDenied, match="not in your queue"):  # same answer for a missing id
@@ -66,39 +68,39 @@ def test_annotators_see_only_assigned_sessions_unless_the_setting_opens_unassign
     with pytest.raises(PermissionDenied, match="needs the role admin"):
         set_review_settings(repo, ANN, unassigned_visible=True)
     set_review_settings(repo, ADMIN, unassigned_visible=True)
-    assert [r["id"] for r in review.queue_rows(repo, ANN, scope="all")["rows"]] == ["s1", "s2", "s3"]
-    assert [r["id"] for r in review.queue_rows(repo, BOB, scope="all")["rows"]] == ["s1", "s3"]  # s2 is ann's
+    assert [r["id"] for r in review_queue.queue_rows(repo, ANN, scope="all")["rows"]] == ["s1", "s2", "s3"]
+    assert [r["id"] for r in review_queue.queue_rows(repo, BOB, scope="all")["rows"]] == ["s1", "s3"]  # s2 is ann's
     assert set(visible_sessions(repo, ADJ)) == {"s1", "s2", "s3"}
     with pytest.raises(ValidationError):
         set_review_settings(repo, ADMIN, colour="red")
 
 
 def test_queue_status_search_order_and_counts(repo):
-    rows = review.queue_rows(repo, ADMIN, scope="all", order="uncertainty")["rows"]
+    rows = review_queue.queue_rows(repo, ADMIN, scope="all", order="uncertainty")["rows"]
     assert [r["id"] for r in rows] == ["s2", "s1", "s3"]  # flatter probabilities first, unpredicted last
     assert rows[0]["uncertainty"] > rows[1]["uncertainty"] > 0 and rows[2]["uncertainty"] is None
-    assert [r["id"] for r in review.queue_rows(repo, ADMIN, scope="all", search="S3")["rows"]] == ["s3"]
+    assert [r["id"] for r in review_queue.queue_rows(repo, ADMIN, scope="all", search="S3")["rows"]] == ["s3"]
     review.save_item(repo, ADMIN, "s1", 4, valid_draft(4), expected_version=0)
-    q = review.queue_rows(repo, ADMIN, scope="all")
+    q = review_queue.queue_rows(repo, ADMIN, scope="all")
     assert {r["id"]: r["status"] for r in q["rows"]} == {"s1": "in progress", "s2": "not started", "s3": "not started"}
     assert q["counts"] == {"not started": 2, "in progress": 1, "submitted": 0, "total": 3, "items_reviewed": 1,
                            "items_total": 36}
-    assert review.queue_rows(repo, ADMIN, scope="mine")["rows"] == []
+    assert review_queue.queue_rows(repo, ADMIN, scope="mine")["rows"] == []
     with pytest.raises(ValidationError):
-        review.queue_rows(repo, ADMIN, order="random")
+        review_queue.queue_rows(repo, ADMIN, order="random")
 
 
 def test_the_queue_says_how_each_session_is_curated_and_finds_sessions_by_it(repo):
     """s1 has the client's self-report but the admin chose expert-judged (fixture); s2 and s3 have
     none, so they default to expert-judged. Back to the default, s1 is client-anchored."""
     def curation():
-        return {r["id"]: r["curation"] for r in review.queue_rows(repo, ADMIN, scope="all")["rows"]}
+        return {r["id"]: r["curation"] for r in review_queue.queue_rows(repo, ADMIN, scope="all")["rows"]}
 
     assert curation() == {"s1": "expert-judged", "s2": "expert-judged", "s3": "expert-judged"}
     set_curation_mode(repo, ADMIN, ["s1"], "default")
     assert curation() == {"s1": "client-anchored", "s2": "expert-judged", "s3": "expert-judged"}
-    assert [r["id"] for r in review.queue_rows(repo, ADMIN, scope="all", search="anchored")["rows"]] == ["s1"]
-    assert [r["id"] for r in review.queue_rows(repo, ADMIN, scope="all", search="expert-judged")["rows"]] == ["s2", "s3"]
+    assert [r["id"] for r in review_queue.queue_rows(repo, ADMIN, scope="all", search="anchored")["rows"]] == ["s1"]
+    assert [r["id"] for r in review_queue.queue_rows(repo, ADMIN, scope="all", search="expert-judged")["rows"]] == ["s2", "s3"]
 
 
 def test_open_view_prefills_from_the_model_and_flags_everything_unreviewed(repo):
@@ -121,7 +123,7 @@ def test_checks_as_they_work(repo):
 
     index = TranscriptIndex(repo.get_session("s1").turns)
     pred = review.prediction_dict(repo.predictions("s1")[0])
-    codes = lambda d, saved=True: {c["code"] for c in review.checks(d, pred, index, saved=saved)}  # noqa: E731
+    codes = lambda d, saved=True: {c["code"] for c in review_checks.checks(d, pred, index, saved=saved)}  # noqa: E731
     assert codes({"score": 2, "rationale": pred["rationale"], "evidence": [], "change_reasons": ["wrong_score"]}) == {
         "rationale_untouched"}
     assert codes({"score": 4, "rationale": 'She said "I never ever run at all".', "evidence": [],
@@ -130,7 +132,7 @@ def test_checks_as_they_work(repo):
     assert codes({"score": None, "rationale": "x", "evidence": [], "change_reasons": []}, saved=False) == {
         "unreviewed", "no_score", "no_reason"} - {"no_reason"}
     assert codes({"score": 3, "rationale": "Other words entirely.", "evidence": [], "change_reasons": []}) == {"no_reason"}
-    assert review.blocking(review.checks({"score": 3, "rationale": "ok", "evidence": [], "change_reasons": []},
+    assert review_checks.blocking(review_checks.checks({"score": 3, "rationale": "ok", "evidence": [], "change_reasons": []},
                                          pred, index, saved=True)) == []
 
 
@@ -175,7 +177,7 @@ def test_submit_requires_all_items_valid_and_is_all_or_nothing(repo):
     res = review.submit_session(repo, ADMIN, "s1", expected_versions={"12": 2})
     assert res["status"] == "submitted" and res["versions"]["12"] == 3
     assert all(lab.status == "submitted" for lab in repo.labels("s1")) and len(repo.labels("s1")) == 12
-    assert review.queue_rows(repo, ADMIN, scope="all")["rows"][0]["status"] == "submitted"
+    assert review_queue.queue_rows(repo, ADMIN, scope="all")["rows"][0]["status"] == "submitted"
     v = review.open_view(repo, ADMIN, "s1")
     assert v["status"] == "submitted" and all(it["state"] == "submitted" for it in v["items"])
     assert v["summary"]["expert"] == {"goal": 4.0, "task": 4.0, "bond": 4.0}
@@ -183,9 +185,9 @@ def test_submit_requires_all_items_valid_and_is_all_or_nothing(repo):
     assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1), expected_version=2)["state"] == "submitted"
     with pytest.raises(PermissionDenied, match="read-only.*Reopen it first"):
         review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=2)
-    review.reopen_session(repo, ADMIN, "s1")
+    reopen_session(repo, ADMIN, "s1")
     assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=3)["state"] == "draft"
-    assert review.queue_rows(repo, ADMIN, scope="all")["rows"][0]["status"] == "in progress"
+    assert review_queue.queue_rows(repo, ADMIN, scope="all")["rows"][0]["status"] == "in progress"
 
 
 def test_independent_coding_gives_each_coder_a_slot_and_others_read_only(repo):
@@ -202,9 +204,9 @@ def test_independent_coding_gives_each_coder_a_slot_and_others_read_only(repo):
 
 def test_accept_and_active_model_version(repo):
     pred = review.open_view(repo, ADMIN, "s1")["items"][0]["prediction"]
-    assert review.accepted_draft(pred) == {"score": 4, "rationale": pred["rationale"], "evidence": [1], "change_reasons": []}
+    assert accepted_draft(pred) == {"score": 4, "rationale": pred["rationale"], "evidence": [1], "change_reasons": []}
     with pytest.raises(ValidationError, match="no readable model suggestion"):
-        review.accepted_draft(None)
+        accepted_draft(None)
     assert active_model_version(repo) is None
     repo.add_predictions([Prediction(id="s1|m2|1", session_id="s1", item=1, model_version="m2", score=1, probs=[1, 0, 0, 0, 0])])
     assert review.open_view(repo, ADMIN, "s1")["model_version"] == "m2"  # latest version that predicted it

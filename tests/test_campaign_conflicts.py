@@ -8,6 +8,7 @@ import pytest
 
 from care_model.core.errors import ValidationError
 from care_model.core.records import SHARED
+from studio import campaign_setup as cs
 from studio import campaigns as cp
 from studio.access import Access
 from studio.campaign_conflicts import rationale_authors
@@ -30,7 +31,7 @@ def repo(tmp_path):
 def expert_campaign(repo, **kw):
     args = dict(name="Expert check", systems=["expert"], mode="rubric", n_targets=24, raters=["admin", "curator", "bob"],
                 overlap=1, session_ids=["s1", "s2"], seed=1)
-    return cp.create_campaign(repo, ADMIN, **(args | kw))
+    return cs.create_campaign(repo, ADMIN, **(args | kw))
 
 
 def test_rationale_authors(repo):
@@ -60,6 +61,6 @@ def test_too_few_other_raters_is_refused_unless_the_admin_insists_and_then_recor
 
 
 def test_model_only_campaigns_are_unaffected(repo):
-    doc = cp.create_campaign(repo, ADMIN, name="Models", systems=["m-alpha", "m-beta"], mode="both", n_targets=6,
+    doc = cs.create_campaign(repo, ADMIN, name="Models", systems=["m-alpha", "m-beta"], mode="both", n_targets=6,
                              raters=["ann", "bob"], overlap=2, seed=3)
     assert doc["self_rating"] == {} and all(len(t["raters"]) == 2 for t in doc["targets"])

@@ -17,6 +17,8 @@ from care_model.core.errors import NotFoundError, PermissionDenied, ValidationEr
 from care_model.core.records import SHARED, Label, Prediction
 from store import Repository
 from studio import campaign_results as cr
+from studio import campaign_rating as rt
+from studio import campaign_setup as cs
 from studio import campaigns as cp
 from studio.access import Access
 
@@ -71,50 +73,50 @@ def new_campaign(repo, **kw):
     args = dict(name="Alpha vs beta", systems=list(SYSTEMS), mode="both", n_targets=6, raters=["ann", "bob"], overlap=2,
                 seed=3)
     args.update(kw)
-    return cp.create_campaign(repo, ADMIN, **args)
+    return cs.create_campaign(repo, ADMIN, **args)
 
 
 def test_systems_and_eligible_targets(repo):
-    systems = {r["system"]: r["targets"] for r in cp.available_systems(repo, ADMIN)}
+    systems = {r["system"]: r["targets"] for r in cs.available_systems(repo, ADMIN)}
     assert systems == {"m-alpha": 47, "m-beta": 47, "expert": 24}
-    assert [r["system"] for r in cp.available_systems(repo, ADMIN, "s3 s4")] == ["m-alpha", "m-beta"]
+    assert [r["system"] for r in cs.available_systems(repo, ADMIN, "s3 s4")] == ["m-alpha", "m-beta"]
     with pytest.raises(PermissionDenied, match="needs the role admin"):
-        cp.available_systems(repo, ANN)
+        cs.available_systems(repo, ANN)
     with pytest.raises(NotFoundError):
-        cp.available_systems(repo, ADMIN, ["nope"])
-    both = cp.eligible_targets(repo, None, None, ["m-alpha", "expert"])
+        cs.available_systems(repo, ADMIN, ["nope"])
+    both = cs.eligible_targets(repo, None, None, ["m-alpha", "expert"])
     assert len(both) == 23 and ("s1", 1) not in {(t["session_id"], t["item"]) for t in both}
     t = next(t for t in both if (t["session_id"], t["item"]) == ("s2", 5))
     assert t["outputs"]["expert"] == {"score": 1, "rationale": "Curated s2/5: weekly runs with the sister.", "evidence": [],
                                       "source": {"label_id": f"s2|5|{SHARED}"}}
     assert t["outputs"]["m-alpha"]["source"] == {"prediction_id": "s2|m-alpha|5"}
-    assert len(cp.eligible_targets(repo, ["s1", "s2"], [1, 2], list(SYSTEMS))) == 2  # s1/1 and s2/2 lack one
+    assert len(cs.eligible_targets(repo, ["s1", "s2"], [1, 2], list(SYSTEMS))) == 2  # s1/1 and s2/2 lack one
 
 
 def test_random_and_stratified_sampling(repo):
-    eligible = cp.eligible_targets(repo, None, None, list(SYSTEMS))
+    eligible = cs.eligible_targets(repo, None, None, list(SYSTEMS))
     assert len(eligible) == 46
     key = lambda ts: [(t["session_id"], t["item"]) for t in ts]  # noqa: E731
-    a = cp.sample_targets(eligible, 10, seed=1)
-    assert key(a) == key(cp.sample_targets(eligible, 10, seed=1)) != key(cp.sample_targets(eligible, 10, seed=2))
-    strat = cp.sample_targets(eligible, 12, method="stratified", strata="dimension", seed=1)
+    a = cs.sample_targets(eligible, 10, seed=1)
+    assert key(a) == key(cs.sample_targets(eligible, 10, seed=1)) != key(cs.sample_targets(eligible, 10, seed=2))
+    strat = cs.sample_targets(eligible, 12, method="stratified", strata="dimension", seed=1)
     dims = [t["dimension"] for t in strat]
     assert {d: dims.count(d) for d in set(dims)} == {"task": 4, "goal": 4, "bond": 4}  # 14/16/16 eligible
-    bands = cp.sample_targets(eligible, 23, method="stratified", strata="score_band", band_system="m-alpha", seed=1)
+    bands = cs.sample_targets(eligible, 23, method="stratified", strata="score_band", band_system="m-alpha", seed=1)
     counts = {}
     for t in eligible:
-        counts[cp.score_band(t["outputs"]["m-alpha"]["score"])] = counts.get(cp.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
+        counts[cs.score_band(t["outputs"]["m-alpha"]["score"])] = counts.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
     got = {}
     for t in bands:
-        got[cp.score_band(t["outputs"]["m-alpha"]["score"])] = got.get(cp.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
+        got[cs.score_band(t["outputs"]["m-alpha"]["score"])] = got.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
     assert all(abs(got[b] - 23 * n / 46) < 1 for b, n in counts.items())  # proportional allocation
     with pytest.raises(ValidationError, match="Only 46 .* 47 were asked for"):
-        cp.sample_targets(eligible, 47)
+        cs.sample_targets(eligible, 47)
 
 
 def test_create_assigns_tasks_by_overlap_and_freezes_what_is_rated(repo):
     with pytest.raises(PermissionDenied):
-        cp.create_campaign(repo, ANN, name="x", systems=list(SYSTEMS), raters=["ann"])
+        cs.create_campaign(repo, ANN, name="x", systems=list(SYSTEMS), raters=["ann"])
     with pytest.raises(ValidationError, match="two systems"):
         new_campaign(repo, systems=["m-alpha"], mode="pairwise")
     with pytest.raises(ValidationError, match="Overlap 3"):
@@ -132,10 +134,10 @@ def test_create_assigns_tasks_by_overlap_and_freezes_what_is_rated(repo):
     assert set(lefts) == set(SYSTEMS)  # positions randomised (24 coin flips)
     # frozen: later edits and new predictions do not change what is rated
     t0 = doc["targets"][0]
-    before = cp.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
+    before = rt.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
     repo.add_predictions([Prediction(id=f"new-{i}-{s}", session_id=t["session_id"], item=t["item"], model_version=s,
                                      score=5, rationale="CHANGED") for i, t in enumerate(doc["targets"]) for s in SYSTEMS])
-    again = cp.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
+    again = rt.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
     assert again == before and "CHANGED" not in json.dumps(cp.get_campaign(repo, doc["id"]))
     assert cp.get_campaign(repo, doc["id"])["created_by"] == "admin"
     assert [e["action"] for e in repo.audit(entity_id=doc["id"])] == ["create"]
@@ -145,30 +147,30 @@ def test_rater_views_are_blind_and_only_their_own(repo):
     doc = new_campaign(repo, systems=["m-alpha", "expert"], n_targets=8)
     secret = ["m-alpha", "expert", "bob"]
     for k in doc["assignments"]["ann"]:
-        view = cp.rater_task(repo, ANN, doc["id"], k)
+        view = rt.rater_task(repo, ANN, doc["id"], k)
         text = json.dumps(view)
         assert not [s for s in secret if s in text], (k, [s for s in secret if s in text])
         assert "reveal" not in view
     assert "systems" not in cp.list_campaigns(repo, ANN)[0] and cp.list_campaigns(repo, ADMIN)[0]["systems"]
     assert cp.list_campaigns(repo, CAT) == []
     with pytest.raises(PermissionDenied):
-        cp.rater_task(repo, CAT, doc["id"])
+        rt.rater_task(repo, CAT, doc["id"])
     with pytest.raises(PermissionDenied):  # same answer for a campaign that does not exist
-        cp.rater_task(repo, CAT, "no-such-campaign")
+        rt.rater_task(repo, CAT, "no-such-campaign")
     with pytest.raises(PermissionDenied):
-        cp.rater_task(repo, ANN, doc["id"], doc["assignments"]["bob"][0])
+        rt.rater_task(repo, ANN, doc["id"], doc["assignments"]["bob"][0])
     with pytest.raises(PermissionDenied):
-        cp.save_rating(repo, ANN, doc["id"], doc["assignments"]["bob"][0], scores={"relevance": 3})
+        rt.save_rating(repo, ANN, doc["id"], doc["assignments"]["bob"][0], scores={"relevance": 3})
     pw = next(k for k in doc["assignments"]["ann"] if doc["tasks"][k]["kind"] == "pairwise")
-    res = cp.save_rating(repo, ANN, doc["id"], pw, choice="b")
+    res = rt.save_rating(repo, ANN, doc["id"], pw, choice="b")
     assert res["rating"]["status"] == "draft" and "reveal" not in res
-    res = cp.save_rating(repo, ANN, doc["id"], pw, submit=True, expected_version=1)
+    res = rt.save_rating(repo, ANN, doc["id"], pw, submit=True, expected_version=1)
     task = doc["tasks"][pw]
     assert res["reveal"] == {"a": task["left"], "b": task["right"]}
-    assert cp.rater_task(repo, ANN, doc["id"], pw)["reveal"] == res["reveal"]
+    assert rt.rater_task(repo, ANN, doc["id"], pw)["reveal"] == res["reveal"]
     with pytest.raises(ValidationError, match="final"):
-        cp.save_rating(repo, ANN, doc["id"], pw, choice="a", expected_version=2)
-    bob_view = json.dumps(cp.rater_task(repo, BOB, doc["id"]))
+        rt.save_rating(repo, ANN, doc["id"], pw, choice="a", expected_version=2)
+    bob_view = json.dumps(rt.rater_task(repo, BOB, doc["id"]))
     assert "ann" not in bob_view.replace("annotator", "")  # nobody sees another's rating
 
 
@@ -177,32 +179,32 @@ def test_saves_are_versioned_validated_audited_and_durable(tmp_path):
     doc = new_campaign(repo)
     k = doc["assignments"]["ann"][0]
     assert doc["tasks"][k]["kind"] == "rubric"
-    r1 = cp.save_rating(repo, ANN, doc["id"], k, scores={"faithfulness": 4})
+    r1 = rt.save_rating(repo, ANN, doc["id"], k, scores={"faithfulness": 4})
     assert (r1["status"], r1["version"], r1["rating"]["status"]) == ("saved", 1, "draft")
-    assert cp.save_rating(repo, ANN, doc["id"], k, scores={"faithfulness": 4}, expected_version=1)["unchanged"]
-    stale = cp.save_rating(repo, ANN, doc["id"], k, scores={"faithfulness": 2}, expected_version=0)
+    assert rt.save_rating(repo, ANN, doc["id"], k, scores={"faithfulness": 4}, expected_version=1)["unchanged"]
+    stale = rt.save_rating(repo, ANN, doc["id"], k, scores={"faithfulness": 2}, expected_version=0)
     assert stale["status"] == "conflict" and stale["current"]["scores"]["faithfulness"] == 4
     with pytest.raises(ValidationError, match="Relevance, Informativeness missing"):
-        cp.save_rating(repo, ANN, doc["id"], k, submit=True, expected_version=1)
+        rt.save_rating(repo, ANN, doc["id"], k, submit=True, expected_version=1)
     for bad in ({"faithfulness": 6}, {"faithfulness": 2.5}, {"style": 3}):
         with pytest.raises(ValidationError):
-            cp.save_rating(repo, ANN, doc["id"], k, scores=bad, expected_version=1)
+            rt.save_rating(repo, ANN, doc["id"], k, scores=bad, expected_version=1)
     with pytest.raises(ValidationError, match="no A/B choice"):
-        cp.save_rating(repo, ANN, doc["id"], k, choice="a", expected_version=1)
-    r2 = cp.save_rating(repo, ANN, doc["id"], k, scores={"relevance": 5, "informativeness": 2}, comment="Too generic.",
+        rt.save_rating(repo, ANN, doc["id"], k, choice="a", expected_version=1)
+    r2 = rt.save_rating(repo, ANN, doc["id"], k, scores={"relevance": 5, "informativeness": 2}, comment="Too generic.",
                         submit=True, expected_version=1)
     assert r2["rating"] == {**r2["rating"], "status": "submitted", "comment": "Too generic.",
                             "scores": {"faithfulness": 4, "relevance": 5, "informativeness": 2}} and r2["done"] == 1
     trail = repo.audit(entity_id=k)
     assert [(e["who"], e["action"]) for e in trail] == [("ann", "create"), ("ann", "submit")]
     assert trail[-1]["before"]["scores"] == {"faithfulness": 4} and "system" not in trail[-1]["after"]
-    assert cp.rater_task(repo, ANN, doc["id"])["task_id"] != k  # the next open task
+    assert rt.rater_task(repo, ANN, doc["id"])["task_id"] != k  # the next open task
     cp.set_campaign_status(repo, ADMIN, doc["id"], "closed")
     with pytest.raises(ValidationError, match="closed"):
-        cp.save_rating(repo, ANN, doc["id"], k, comment="late", expected_version=2)
+        rt.save_rating(repo, ANN, doc["id"], k, comment="late", expected_version=2)
     repo.close()
     repo = Repository(tmp_path / "store")  # durable: a fresh process-level open sees the submitted rating
-    assert cp.rater_task(repo, ANN, doc["id"], k)["rating"]["scores"]["informativeness"] == 2
+    assert rt.rater_task(repo, ANN, doc["id"], k)["rating"]["scores"]["informativeness"] == 2
     repo.close()
 
 
@@ -214,18 +216,18 @@ def rate_everything(repo, doc, seed=0, skip=()):
         who = Access(rater, "annotator")
         for k in ids:
             if k in skip:
-                cp.save_rating(repo, who, doc["id"], k, scores={"faithfulness": 1} if doc["tasks"][k]["kind"] == "rubric"
+                rt.save_rating(repo, who, doc["id"], k, scores={"faithfulness": 1} if doc["tasks"][k]["kind"] == "rubric"
                                else None, choice=None if doc["tasks"][k]["kind"] == "rubric" else "a")
                 continue
             t = doc["tasks"][k]
             if t["kind"] == "rubric":
                 bias = 1 if t["system"] == "m-beta" else 0
                 scores = {c: min(5, rng.randint(1, 4) + bias) for c in cp.CRITERIA}
-                cp.save_rating(repo, who, doc["id"], k, scores=scores, submit=True)
+                rt.save_rating(repo, who, doc["id"], k, scores=scores, submit=True)
                 entered.append({"rater": rater, "target": t["target"], "system": t["system"], **scores})
             else:
                 choice = rng.choice(["a", "b", "b", "tie", "both_bad"])
-                cp.save_rating(repo, who, doc["id"], k, choice=choice, submit=True)
+                rt.save_rating(repo, who, doc["id"], k, choice=choice, submit=True)
                 entered.append({"rater": rater, "target": t["target"], "left": t["left"], "right": t["right"], "choice": choice})
     return entered
 
@@ -312,7 +314,7 @@ def test_icc_uses_the_largest_complete_block_and_bradley_terry_for_three_systems
             t = doc["tasks"][k]
             better = "a" if rank[t["left"]] < rank[t["right"]] else "b"
             choice = better if n % 4 else {"a": "b", "b": "a"}[better]  # mostly the better one
-            cp.save_rating(repo, Access(rater, "annotator"), doc["id"], k, choice=choice, submit=True)
+            rt.save_rating(repo, Access(rater, "annotator"), doc["id"], k, choice=choice, submit=True)
     bt = cr.campaign_results(repo, doc["id"])["pairwise"]["bradley_terry"]
     assert bt["strength"]["expert"] > bt["strength"]["m-beta"] > bt["strength"]["m-alpha"]
     assert sum(bt["strength"].values()) == pytest.approx(1)
@@ -322,8 +324,8 @@ def test_export_writes_ratings_and_results_as_csv_and_json(repo):
     doc = new_campaign(repo, n_targets=4)
     rate_everything(repo, doc, seed=1)
     k = doc["assignments"]["ann"][0]
-    v = cp.rater_task(repo, ANN, doc["id"], k)["rating"]["version"]
-    cp.save_rating(repo, ANN, doc["id"], k, comment='=HYPERLINK("http://x")', expected_version=v)
+    v = rt.rater_task(repo, ANN, doc["id"], k)["rating"]["version"]
+    rt.save_rating(repo, ANN, doc["id"], k, comment='=HYPERLINK("http://x")', expected_version=v)
     with pytest.raises(PermissionDenied):
         cr.export_campaign(repo, ANN, doc["id"])
     paths = cr.export_campaign(repo, ADMIN, doc["id"])

@@ -9,7 +9,7 @@ import pytest
 from care_model.core.errors import AuthError, ConflictError, NotFoundError, StoreFormatError, ValidationError
 from care_model.core.records import ADJUDICATED, SHARED, Label
 from store import Repository
-from store.storage import dumps
+from store.files import dumps
 
 from factories import make_label, make_prediction, make_session
 
@@ -222,7 +222,8 @@ def test_migration_v1_to_v2_gives_stored_labels_a_score_source(tmp_path):
     from tinydb import Query
 
     from care_model.core.records import ADJUDICATED
-    from store.storage import FileSet, read_json
+    from store.files import read_json
+    from store.storage import FileSet
 
     root = tmp_path / "v1"
     with Repository(root) as repo:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from studio import campaigns as cp
+from studio import campaign_setup as cs
 from studio.access import ACTIVE_MODEL, SETTINGS, Access
 from studio.app import AppContext, build_app
 from studio.metric_labels import describe
@@ -57,7 +57,7 @@ def test_new_users_and_campaigns_appear_without_a_reload(repo):
     repo.add_user("newbie", "newbie-pass-1", "annotator", actor="admin")
     table, ids, raters = h.admin_refresh(None, ADMIN)
     assert "newbie" in raters["choices"]
-    doc = cp.create_campaign(repo, Access("admin", "admin"), name="Fresh", systems=["test-model"], mode="rubric",
+    doc = cs.create_campaign(repo, Access("admin", "admin"), name="Fresh", systems=["test-model"], mode="rubric",
                              n_targets=2, raters=["ann"], overlap=1, session_ids=["sample-en-01"])
     choices, _ = h.refresh_campaigns(None, SimpleNamespace(username="ann"))
     assert [cid for _, cid in choices["choices"]] == [doc["id"]] and choices["value"] == doc["id"]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from care_model.core.errors import StoreFormatError
-from store.storage import TXN_FILE, FileSet, JournaledStorage
+from store.journal import JournaledStorage
+from store.storage import TXN_FILE, FileSet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,12 +143,12 @@ def test_crash_before_commit_point_changes_nothing(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         import store.storage as st
         fs = st.FileSet({str(tmp_path)!r}); fs.recover()
-        real = st._write_durable
+        real = st.write_durable
         def dying(path, payload):
             if str(path).endswith("txn.json"):
                 os._exit(9)
             real(path, payload)
-        st._write_durable = dying
+        st.write_durable = dying
         with fs.transaction():
             fs.db("a.json").table("t").insert({{"x": 2}})
             fs.db("b/b.json").table("t").insert({{"y": 1}})

@@ -26,7 +26,8 @@ from crashdisk import CrashDisk
 from factories import make_label, make_prediction, make_session
 from store import Repository
 from store.formats.common import ImportBatch, RatingRecord
-from store.storage import TXN_FILE, JournaledStorage
+from store.journal import JournaledStorage
+from store.storage import TXN_FILE
 
 
 def digest(repo: Repository) -> dict:

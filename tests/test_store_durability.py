@@ -25,7 +25,7 @@ WRITER = textwrap.dedent("""
     import sys, itertools
     sys.path.insert(0, {root!r})
     from store import Repository
-    from store.storage import JournaledStorage
+    from store.journal import JournaledStorage
     from care_model.core.records import Label, Session
     JournaledStorage.MAX_LOG_LINES = 7   # snapshot often, so kills also land mid-snapshot
     repo = Repository({store!r})

@@ -7,7 +7,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from care_model.core.errors import ValidationError
-from studio import review
+from studio import review_checks
 from studio_testing import password
 from studio.validate import RATIONALE_LIMIT, TEXT_LIMITS, check_argument
 
@@ -55,11 +55,11 @@ def test_a_valid_save_still_works_and_is_exactly_what_was_sent(studio_server, ad
 
 def test_clean_draft_is_strict_for_the_ui_too():
     ok = {"score": 4, "rationale": "r", "evidence": [2, 1], "change_reasons": ["style"]}
-    assert review.clean_draft(ok) == {"score": 4, "rationale": "r", "evidence": [1, 2], "change_reasons": ["style"]}
+    assert review_checks.clean_draft(ok) == {"score": 4, "rationale": "r", "evidence": [1, 2], "change_reasons": ["style"]}
     for bad in ({"score": 3.5}, {"score": True}, {"score": "4"}, {"score": 9}, {"rationale": None},
                 {"rationale": "x" * (RATIONALE_LIMIT + 1)}, {"evidence": ["1"]}, {"change_reasons": [["style"]]}):
         with pytest.raises(ValidationError, match="Fix:"):
-            review.clean_draft(ok | bad)
+            review_checks.clean_draft(ok | bad)
 
 
 def test_argument_caps_are_the_documented_ones():

@@ -9,6 +9,7 @@ import pytest
 
 from care_model.core.errors import PermissionDenied, ValidationError
 from studio import review
+from studio.submitted import reopen_session
 from studio.access import Access
 from studio.app import AppContext
 from studio_testing import make_store
@@ -51,15 +52,15 @@ def test_a_submitted_session_is_read_only_until_its_submitter_or_an_admin_reopen
             review.save_item(repo, who, SID, 1, {**item["draft"], "score": 1 + item["draft"]["score"] % 5},
                              expected_version=item["version"])
     with pytest.raises(PermissionDenied, match="bob may not reopen.*ann submitted it"):
-        review.reopen_session(repo, BOB, SID)
+        reopen_session(repo, BOB, SID)
     assert files(repo) == before
-    res = review.reopen_session(repo, ADMIN, SID)
+    res = reopen_session(repo, ADMIN, SID)
     assert res["status"] == "reopened" and review.open_view(repo, BOB, SID)["editable"]
     assert {lab.status for lab in repo.labels(SID)} == {"draft"}
     reopens = [e for e in repo.audit(session_id=SID) if e["action"] == "reopen"]
     assert len(reopens) == 12 and {e["who"] for e in reopens} == {"admin"}
     with pytest.raises(ValidationError, match="is not submitted"):
-        review.reopen_session(repo, ANN, SID)
+        reopen_session(repo, ANN, SID)
 
 
 def test_a_score_key_on_a_submitted_card_saves_nothing_in_the_page(repo):

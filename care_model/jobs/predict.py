@@ -102,7 +102,7 @@ def write_sample_predictions(out: Path = SAMPLE_PREDICTIONS, spec: ModelSpec | N
             counts["drafts"] = draft_into_store(repo, predictor, None, draft_for, show_progress=show_progress)["drafts"]
         lines = [json.dumps(p.to_dict(), ensure_ascii=False) for sid in repo.session_ids()
                  for p in repo.predictions(sid, predictor.model_version, history=True)]
-    from store.storage import replace_file
+    from store.files import replace_file
 
     replace_file(Path(out), ("\n".join(lines) + "\n").encode("utf-8"))
     counts["written"] = len(lines)

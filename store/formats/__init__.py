@@ -50,7 +50,8 @@ def _expand(paths, fmt: str) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise ImportFormatError(f"{p}: no such file.", "Check the path (relative paths start at the current folder).")
+            raise ImportFormatError(f"{p}: no such file.",
+                                    "Check the path (relative paths start at the current folder).")
     if not files:
         raise ImportFormatError("No files to import.", "Give at least one file or folder.")
     return files
@@ -59,13 +60,16 @@ def _expand(paths, fmt: str) -> list[Path]:
 def _merge(parsed: list[Parsed], fmt: str, files: list[str], ctx: Context) -> ImportBatch:
     batch = ImportBatch(format=fmt, files=files)
     rename = {"text": "rename one of the files (the id comes from the file name)",
-              "esconv": "remove one copy of the conversation"}.get(fmt, "give one of them another id, or remove the stale copy")
+              "esconv": "remove one copy of the conversation"}.get(fmt,
+                                                                   "give one of them another id, or remove the stale "
+                                                                   "copy")
 
     def keep(kind: str, key, record, where, seen: dict, out: list, as_dict):
         if key in seen:
             first, first_where = seen[key]
             if as_dict(first) == as_dict(record):
-                batch.warnings.append(f"{where}: {kind} {key!r} repeats {first_where} with the same content; kept once.")
+                batch.warnings.append(f"{where}: {kind} {key!r} repeats {first_where} with the same content; "
+                                      "kept once.")
                 return
             differ = first_difference(as_dict(first), as_dict(record))
             raise ImportFormatError(
@@ -88,7 +92,8 @@ def _merge(parsed: list[Parsed], fmt: str, files: list[str], ctx: Context) -> Im
         for lab, where in p.labels:
             keep("label", lab.id, lab, where, labels, batch.labels, lambda r: r.to_dict())
         for r in p.ratings:
-            keep("ratings", f"{r.session_id} by {r.rater}", r, r.where, rates, batch.ratings, lambda x: {f"item_{k}": v for k, v in x.ratings.items()})
+            keep("ratings", f"{r.session_id} by {r.rater}", r, r.where, rates, batch.ratings,
+                 lambda x: {f"item_{k}": v for k, v in x.ratings.items()})
     unused = [ctx.speaker_map_labels[k] for k in ctx.speaker_map if k not in ctx.used_map_keys]
     if unused:
         batch.warnings.append(f"speaker map: no speaker is labelled {', '.join(repr(u) for u in unused)} "

@@ -116,7 +116,8 @@ def read_text(path: Path) -> str:
         col = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         guess = _guess_encoding(data)
         looks = f" It looks like {guess}." if guess else ""
-        src = "GB18030" if guess and guess.startswith("GBK") else ("BIG5" if guess and guess.startswith("Big5") else "CP1252")
+        src = ("GB18030" if guess and guess.startswith("GBK")
+               else "BIG5" if guess and guess.startswith("Big5") else "CP1252")
         raise fail(at(path, line),
                    f"not UTF-8 text: byte 0x{data[err.start]:02X} at column {col} cannot be decoded.{looks}",
                    f"Convert the file to UTF-8, e.g. `iconv -f {src} -t UTF-8 '{path}' > converted.txt`, "
@@ -202,7 +203,8 @@ def make_context(speaker_map: dict[str, str] | None, language: str | None) -> Co
         canon = ROLE_SYNONYMS.get(str(role).strip().casefold())
         if not isinstance(label, str) or not label.strip() or canon is None:
             raise ImportFormatError(f"Speaker map entry {label!r}={role!r} is not a label mapped to a role.",
-                                    'Map every label to counselor or client, e.g. {"Dr. Lee": "counselor", "Patient": "client"}.')
+                                    'Map every label to counselor or client, e.g. {"Dr. Lee": "counselor", "Patient": '
+                                    '"client"}.')
         key = norm_label(label)
         if key in ctx.speaker_map and ctx.speaker_map[key] != canon:
             raise ImportFormatError(f"Speaker map maps {label!r} to both {ctx.speaker_map[key]} and {canon}.",
@@ -214,7 +216,8 @@ def make_context(speaker_map: dict[str, str] | None, language: str | None) -> Co
 
 def _guess_role(label: str, position: int) -> str:
     low = norm_label(label)
-    if any(k in low for k in ("dr", "doctor", "therap", "counsel", "coach", "interviewer", "医生", "老师", "咨询", "治疗")):
+    if any(k in low for k in ("dr", "doctor", "therap", "counsel", "coach", "interviewer",
+                              "医生", "老师", "咨询", "治疗")):
         return "counselor"
     if any(k in low for k in ("patient", "client", "seeker", "user", "病人", "患者", "来访", "求助")):
         return "client"
@@ -280,7 +283,8 @@ _CHECKS = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "int": (_is_int, "a whole number"),
     "int | None": (lambda v: v is None or _is_int(v), "a whole number or null"),
-    "float | None": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)), "a number or null"),
+    "float | None": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+                     "a number or null"),
     "str | None": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "list[int]": (lambda v: isinstance(v, list) and all(_is_int(x) for x in v), "a list of whole numbers"),
     "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),

@@ -48,7 +48,8 @@ def parse(path: Path, ctx: Context) -> Parsed:
     except json.JSONDecodeError as err:
         hint = ""
         if err.lineno > 1 and text.lstrip().startswith("{"):
-            hint = " It looks like one JSON object per line: import it with --format jsonl if it is this project's format."
+            hint = (" It looks like one JSON object per line: import it with --format jsonl if it is this "
+                    "project's format.")
         raise fail(at(path, err.lineno), f"not valid JSON at column {err.colno}: {err.msg}.{hint}",
                    "ESConv is one JSON array [{...}, {...}]; check that spot for a missing comma, quote or bracket.",
                    line=err.lineno, column=err.colno) from None
@@ -79,7 +80,9 @@ def parse(path: Path, ctx: Context) -> Parsed:
                            'Write each turn as {"speaker": "seeker", "content": "...", "annotation": {}}.')
             speaker = utt.get("speaker")
             if not isinstance(speaker, str):
-                raise fail(tw, "the turn has no speaker." if speaker is None else f"'speaker' is {speaker!r}, not a string.",
+                raise fail(tw,
+                           "the turn has no speaker." if speaker is None
+                           else f"'speaker' is {speaker!r}, not a string.",
                            'Give each turn "speaker": "seeker" or "supporter".')
             key = next((k2 for k2 in TURN_TEXT_KEYS if k2 in utt), None)
             if key is None or not isinstance(utt[key], str):

@@ -98,7 +98,8 @@ def parse(path: Path, ctx: Context) -> Parsed:
             try:
                 fields["language"] = check_language(value.lower())
             except ImportFormatError as err:
-                raise fail(at(path, start + 1), f"header language {value!r} is unknown.", err.fix, line=start + 1) from None
+                raise fail(at(path, start + 1), f"header language {value!r} is unknown.", err.fix,
+                           line=start + 1) from None
         elif target == "session_number":
             fields[target] = int(value) if value.isdigit() else value
         elif target:

@@ -91,13 +91,14 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
 
     # the rest of the session is accepted through the API's code path, then the page is reloaded
     from studio import review
+    from studio.accept import accepted_draft
     from studio.access import Access
 
     view = review.open_view(app.repo, Access("ann", "annotator"), "sample-en-02")
     for it in view["items"]:
         if it["item"] not in (4, 6, 8, 11):
             review.save_item(app.repo, Access("ann", "annotator"), "sample-en-02", it["item"],
-                             review.accepted_draft(it["prediction"]), expected_version=it["version"])
+                             accepted_draft(it["prediction"]), expected_version=it["version"])
 
     page.reload()  # the session reopens with exactly what was saved
     page.wait_for_selector("#care-turn-0")

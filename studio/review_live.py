@@ -1,0 +1,104 @@
+"""The Review page's live part (a mixin of :class:`studio.review_ui.ReviewUI`): the 2-second timer
+that autosaves typed rationales and follows the session's predict job, the redraws it triggers,
+and starting a prediction.
+
+The mixin uses the page's ``ctx``, ``c``, ``cards``, ``items``, ``_access``, ``_save``, ``_all_cards``
+and ``_nothing``.
+"""
+import gradio as gr
+
+from care_model.core.errors import CareError
+
+from . import render, review, ui
+from .accept import readable
+from .access import require_session
+from .review_state import ReviewState, evidence_text, now
+
+
+class LiveHandlers:
+    # ----- the timer: autosave and predict progress --------------------------------------
+    @ui.guard
+    def tick(self, rs, cards_token, models_token, request: gr.Request):
+        """Save typed rationales, follow the session's predict job. Outputs only the job line,
+        two tokens (a raised token makes the page redraw the cards, or the suggestions) and the
+        timer itself, which stops once nothing is pending: an idle page sends no requests."""
+        if rs is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+        access = self._access(request)
+        saved = False
+        if rs.editable:
+            with rs.lock:
+                todo = [i for i,
+                        d in rs.pending.items() if i not in rs.conflicts and rs.drafted.get(i) != d["rationale"]]
+            for item in todo:
+                with rs.lock:  # the typed rationale on top of what is saved now (a field may have saved meanwhile)
+                    if item not in rs.pending or item in rs.conflicts:
+                        continue
+                    self._save(rs, access, item, {**rs.items[item]["saved"],
+                                                  "rationale": rs.pending[item]["rationale"]})
+                saved = True
+        job_html, models, running = gr.skip(), False, False
+        if self.ctx.jobs is not None:
+            job = self.ctx.jobs.latest(rs.sid)
+            if job is not None:
+                job_html = render.job_html(job)
+                running = job["state"] in ("queued", "running")
+                if job["state"] == "done":
+                    with rs.lock:
+                        fresh, rs.job_seen = job["id"] != rs.job_seen, job["id"]
+                    if fresh:
+                        self._new_predictions(rs, access)
+                        models = True
+        with rs.lock:
+            busy = running or any(i not in rs.conflicts and rs.drafted.get(i) != d["rationale"] for i,
+                                  d in rs.pending.items())
+        # the last tick of an editing burst redraws once: replies of overlapping events (a typed
+        # rationale's note and a field's save) may reach the page in either order
+        redraw = saved or (not busy and rs.editable)
+        return (job_html, (cards_token or 0) + 1 if redraw and not models else gr.skip(),
+                (models_token or 0) + 1 if models else gr.skip(), gr.skip() if busy else gr.Timer(active=False))
+
+    def _new_predictions(self, rs: ReviewState, access) -> None:
+        view = review.open_view(self.ctx.repo, access, rs.sid, predictor=self.ctx.predictor)
+        with rs.lock:
+            for it in view["items"]:
+                mine = rs.items[it["item"]]
+                old = mine["pred"]
+                mine["pred"] = it["prediction"]
+                if mine["state"] == "unreviewed" and it["item"] not in rs.pending and \
+                        mine["saved"] == review.draft_of(None, old):
+                    mine["saved"] = dict(it["draft"])
+                    rs.prefills[it["item"]] = dict(it["draft"])
+            rs.message = (f"New predictions from {view['model_version']} loaded ({now()}).", "ok")
+
+    @ui.guard
+    def redraw_cards(self, rs, request: gr.Request):
+        self._access(request)
+        return self._all_cards(rs) if rs is not None else self._nothing()
+
+    @ui.guard
+    def redraw_models(self, rs, request: gr.Request):
+        self._access(request)
+        if rs is None:
+            return self._nothing()
+        up = self._all_cards(rs)
+        with rs.lock:
+            prefills, rs.prefills = rs.prefills, {}
+            for item in self.items:
+                card, pred = self.cards[item], rs.items[item]["pred"]
+                up[card.model] = render.model_html(pred, rs.scale)
+                up[card.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
+            for item, draft in prefills.items():
+                up.update({self.cards[item].rationale: draft["rationale"],
+                           self.cards[item].evidence: evidence_text(draft["evidence"])})
+        return up
+
+    @ui.guard
+    def predict(self, rs, request: gr.Request):
+        access = self._access(request)
+        if rs is None:
+            raise CareError("Open a session first.", "Pick one in the queue.")
+        if self.ctx.jobs is None:
+            raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
+        require_session(self.ctx.repo, access, rs.sid)
+        return render.job_html(self.ctx.jobs.submit(rs.sid, actor=access.username)), gr.Timer(active=True)
