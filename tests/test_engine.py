@@ -170,8 +170,9 @@ def test_fast_equals_naive_on_variants(tmp_path, variant):
 # ----------------------------------------------------------------------------- grounded decoding
 def _rows(engine: Engine, session: Session, items, k: int = 3):
     """Grounded row states (care_model.text.grounding) per item; candidates ranked by turn length (no embeddings)."""
-    from care_model.inference.constrained import vocabulary_for
-    from care_model.text.grounding import build_rows, rank_candidates
+    from care_model.text.grounding_vocab import vocabulary_for
+    from care_model.text.grounding import build_rows
+    from care_model.text.grounding_turns import rank_candidates
 
     vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
     cands = {i: rank_candidates(session.turns, [len(t.text) * (1 + (n + i) % 3) for n, t in enumerate(session.turns)], k)

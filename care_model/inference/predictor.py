@@ -208,7 +208,8 @@ def grounding_rows(model, session: Session, items: Iterable, config: PredictConf
         raise CareError(f"candidate_turns must be at least 1 (got {config.candidate_turns}).",
                         "Pass --candidate-turns 8 (or another positive number).")
     from care_model.inference.relevance import candidate_turns
-    from care_model.text.grounding import GroundingConfig, build_rows, vocabulary_for
+    from care_model.text.grounding import GroundingConfig, build_rows
+    from care_model.text.grounding_vocab import vocabulary_for
 
     form = load_form(session.form)
     texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
