@@ -13,7 +13,7 @@ Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 What it does (the paper's protocol, section 5):
 
 1. :func:`prepare_crossval` (the store's owner: this CLI, or the app) freezes the curated set
-   (:func:`care_model.text.curation.take_snapshot`, the same curated set retraining uses) and splits its
+   (:func:`care_model.text.snapshot.take_snapshot`, the same curated set retraining uses) and splits its
    sessions into K folds **by client** (no client on both sides; a session without a client id is
    its own client, and ``config.json`` says how many), stratified on the mean curated score
    (:func:`care_model.stats.evaluate.cross_validation_folds`). Each fold gets a retraining run folder

@@ -12,7 +12,7 @@ name and who did it)::
 A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
 data_hash, config, metrics, evaluation, parent (the version it was compared with),
 code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
-:func:`care_model.text.curation.learned_from`), activations (when it was made active), created_by``.
+:func:`care_model.text.snapshot.learned_from`), activations (when it was made active), created_by``.
 
 Statuses: ``base`` (a plain base model, registered so it can be rolled back to), ``candidate``
 (a finished run, waiting for an admin), ``active``, ``retired`` (was active), ``rejected``.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 
 from care_model.core.errors import PermissionDenied
-from care_model.text.curation import describe_learned_from
+from care_model.text.snapshot import describe_learned_from
 from care_model.training.versions import (
     activation_history,
     active_version_id,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from care_model.inference.backends import BACKENDS
 from care_model.text.calibration import DEFAULT_CALIBRATION, check_calibration
-from care_model.text.curation import check_sources
+from care_model.text.snapshot import check_sources
 from care_model.core.errors import ConfigError, ValidationError
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")

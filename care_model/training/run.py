@@ -45,7 +45,7 @@ from pathlib import Path
 
 from care_model.core.errors import CareError, TrainingError
 from care_model.core.records import now_iso
-from care_model.text.curation import read_snapshot, split_by_client, take_snapshot, write_snapshot
+from care_model.text.snapshot import read_snapshot, split_by_client, take_snapshot, write_snapshot
 from care_model.training import procs
 from care_model.training.config import RetrainConfig
 from care_model.training.runs import ProgressWriter, clear_cancel, read_json, run_path, write_json
