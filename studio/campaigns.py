@@ -2,7 +2,7 @@
 
 An admin creates a **campaign**: a sample of (session, item) **targets**, the **systems** whose
 rationales are rated (model versions present in the sessions' predictions, and ``expert``: the
-curated label's rationale, :func:`care_model.stats.evaluate.curated_labels`), the **mode** (rubric,
+curated label's rationale, :func:`care_model.text.curation.curated_labels`), the **mode** (rubric,
 pairwise or both), the **raters** and the **overlap** (raters per target).
 
 Storage
@@ -34,7 +34,7 @@ import uuid
 
 from care_model.stats import agreement
 from care_model.core.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
-from care_model.stats.evaluate import curated_labels
+from care_model.text.curation import curated_labels
 from care_model.core.records import now_iso, stable_hash
 from care_model.core.wai import load_form
 

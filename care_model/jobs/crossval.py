@@ -16,7 +16,7 @@ What it does (the paper's protocol, section 5):
    (:func:`care_model.text.snapshot.take_snapshot`, the same curated set retraining uses) and splits its
    sessions into K folds **by client** (no client on both sides; a session without a client id is
    its own client, and ``config.json`` says how many), stratified on the mean curated score
-   (:func:`care_model.stats.evaluate.cross_validation_folds`). Each fold gets a retraining run folder
+   (:func:`care_model.stats.folds.cross_validation_folds`). Each fold gets a retraining run folder
    ``fold-<i>/`` whose snapshot holds only the other folds' sessions.
 2. :func:`execute_crossval` (never opens the store): for each fold, train the adapter with the
    retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then

@@ -21,15 +21,18 @@ import sys
 from typing import Sequence
 
 from care_model.core.errors import CareError, ImportFormatError, ValidationError
-from care_model.stats.evaluate import (
-    cross_validate,
-    curated_labels,
-    evaluate_predictions,
-    latest_predictions,
-    resolve_unresolved,
-)
+from care_model.stats.evaluate import evaluate_predictions, latest_predictions
+from care_model.stats.folds import cross_validate
+from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.stats.heldout import held_out_sessions
 from store.export import records_from_lines
+
+
+def _similarity():
+    """The embedding similarity of rationales (the model loads on first use, only if text metrics run)."""
+    from care_model.inference.embeddings import cosine_similarities
+
+    return cosine_similarities
 
 
 def _read_export(path: str):
@@ -123,8 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         curated += resolve_unresolved(labels, unresolved)
         if other:
             return _compare(sessions, preds, latest_predictions(predictions, other), version, other, held, args, out)
-        kwargs = dict(with_text_metrics=not args.no_text, with_embeddings=not args.no_embeddings, seed=args.seed,
-                      score_field=args.score_field)
+        kwargs = dict(with_text_metrics=not args.no_text, similarity=None if args.no_embeddings else _similarity(),
+                      seed=args.seed, score_field=args.score_field)
         if not args.cv:
             report = evaluate_predictions(sessions, preds, curated, n_boot=args.n_boot, **kwargs)
             report.notes.append(held.note())

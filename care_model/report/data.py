@@ -22,14 +22,10 @@ from pathlib import Path
 from care_model.core.records import Prediction
 from care_model.core.wai import load_form
 from care_model.stats.compare import compare_versions
-from care_model.stats.evaluate import (
-    curated_labels,
-    dimension_correlations,
-    evaluate_predictions,
-    latest_predictions,
-    resolve_unresolved,
-)
+from care_model.stats.correlations import dimension_correlations
+from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.heldout import held_out_sessions
+from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.training.runs import read_events, summarize
 
 PUBLISHED = [  # Pearson r per dimension, the paper's Table 2 (CARE is Llama-3.1-8B fine-tuned on its corpus)
@@ -81,6 +77,12 @@ def version_label(data: StoreData, vid: str) -> str:
     return f"Base model {vid}" + (" (active)" if vid == data.active else "")
 
 
+def _similarity():
+    from care_model.inference.embeddings import cosine_similarities
+
+    return cosine_similarities
+
+
 def version_evaluation(data: StoreData, vid: str, *, include_training=False, n_boot=1000, seed=0,
                        with_embeddings=False) -> dict:
     """The report of one version on the sessions it may be scored on (held out by default)."""
@@ -90,7 +92,7 @@ def version_evaluation(data: StoreData, vid: str, *, include_training=False, n_b
     kept = set(held.kept)
     report = evaluate_predictions([data.sessions[s] for s in held.kept], [p for p in preds if p.session_id in kept],
                                   [lab for lab in data.curated if lab.session_id in kept], n_boot=n_boot, seed=seed,
-                                  with_embeddings=with_embeddings)
+                                  similarity=_similarity() if with_embeddings else None)
     return {"id": vid, "held": held, "report": report.to_dict(), "predictions": [p for p in preds if p.session_id in kept]}
 
 

@@ -20,7 +20,7 @@ An item without a submitted label is not curated; a session enters the set when 
 of its items is. ``CuratedLabel.source`` records which rule chose the label and ``label_ids``
 the labels it came from. :func:`curated_labels` / :func:`resolve_unresolved` give the same
 choice as :class:`~care_model.core.records.Label` records for the evaluation
-(:mod:`care_model.stats.evaluate` imports them from here: the rule lives in this module only).
+(the evaluation imports them from here: the rule lives in this module only).
 
 Score sources and curation modes
 --------------------------------

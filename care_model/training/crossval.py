@@ -16,7 +16,7 @@ What it does (the paper's protocol, section 5):
    (:func:`care_model.text.snapshot.take_snapshot`, the same curated set retraining uses) and splits its
    sessions into K folds **by client** (no client on both sides; a session without a client id is
    its own client, and ``config.json`` says how many), stratified on the mean curated score
-   (:func:`care_model.stats.evaluate.cross_validation_folds`). Each fold gets a retraining run folder
+   (:func:`care_model.stats.folds.cross_validation_folds`). Each fold gets a retraining run folder
    ``fold-<i>/`` whose snapshot holds only the other folds' sessions.
 2. :func:`execute_crossval` (never opens the store): for each fold, train the adapter with the
    retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then
@@ -76,7 +76,7 @@ def _strata_score(snapshot, sid: str) -> float | None:
 
 def make_folds(snapshot, k: int, seed: int) -> list[list[str]]:
     """K lists of test session ids: by client (clientless sessions are their own client), stratified."""
-    from care_model.stats.evaluate import cross_validation_folds
+    from care_model.stats.folds import cross_validation_folds
 
     rows = [(sid, snapshot.client_of(sid), _strata_score(snapshot, sid)) for sid in sorted(snapshot.labels)]
     try:
@@ -266,6 +266,7 @@ def fold_timings(cv_dir, k: int) -> dict:
 
 def compute_result(cv_dir) -> dict:
     """The run's statistics from its fold outputs (:mod:`care_model.stats.crossval_metrics`)."""
+    from care_model.inference.embeddings import cosine_similarities
     from care_model.stats.crossval_metrics import summarize, table_rows
     from care_model.training.evaluation import curated_as_labels
 
@@ -288,7 +289,8 @@ def compute_result(cv_dir) -> dict:
             run_path(d, "snapshot")).labels), "adapter": run.get("adapter"), "train_data_hash": run.get("data_hash"),
             "train_loss": (run.get("metrics") or {}).get("train_loss"), "steps": run.get("steps")})
     summary = summarize(snapshot.sessions, meta["folds"], preds, curated_as_labels(snapshot.labels),
-                        n_boot=config.eval_n_boot, seed=meta["seed"], with_text=not config.eval_scores_only)
+                        n_boot=config.eval_n_boot, seed=meta["seed"], with_text=not config.eval_scores_only,
+                        similarity=cosine_similarities)
     return {"cv_id": meta["cv_id"], "k": meta["k"], "seed": meta["seed"], "data_hash": meta["data_hash"],
             "n_sessions": meta["n_sessions"], "n_clients": meta["n_clients"],
             "sessions_without_client": meta["sessions_without_client"], "base_model": config.base_model,
