@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from care_model.inference.engine import Engine, ItemOutput
+from care_model.inference.engine import Engine
+from care_model.inference.item_output import ItemOutput
 from care_model.core.errors import ModelError
 from care_model.inference.models import ModelSpec, load_model, model_version_id
 from care_model.text.prompt import build_session_prompt

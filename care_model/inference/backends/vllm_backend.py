@@ -52,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from care_model.inference.engine import ItemOutput
+from care_model.inference.item_output import ItemOutput
 from care_model.text.stop_tokens import stop_ids
 from care_model.core.errors import ModelError
 from care_model.inference.option_tokens import option_token_ids, score_from_logprobs
