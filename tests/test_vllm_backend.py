@@ -107,7 +107,7 @@ def _random_adapter(out: Path, seed: int) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from care_model.inference.models import smollm2_folder
+    from care_model.inference.model_files import smollm2_folder
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(str(smollm2_folder()))

@@ -35,7 +35,7 @@ def calibration_cache() -> CalibrationCache:
     """The process-wide cache, backed by ``calibration.json`` in the model cache folder."""
     global _CACHE
     if _CACHE is None:
-        from care_model.inference.models import cache_dir
+        from care_model.inference.model_files import cache_dir
 
         _CACHE = CalibrationCache(cache_dir() / "calibration.json")
     return _CACHE

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from care_model.core.errors import ConfigError, ModelError, TrainingError
-from care_model.inference.models import resolve_model_base
+from care_model.inference.model_files import resolve_model_base
 from care_model.training.runs import ProgressWriter, cancel_requested, last_checkpoint, run_path, write_json
 from care_model.training.data import answer_loss, answer_weight, collate
 
@@ -71,7 +71,7 @@ class TrainResult:
 # ----------------------------------------------------------------------------- helpers
 def resolve_base(base: str) -> str:
     """The path (or hub id) ``from_pretrained`` should load for a recipe's ``base_model``: the
-    inference side's resolution (:func:`care_model.inference.models.resolve_model_base`), so a recipe and a
+    inference side's resolution (:func:`care_model.inference.model_files.resolve_model_base`), so a recipe and a
     prediction read the same folder; a missing folder is a recipe error (ConfigError)."""
     try:
         return resolve_model_base(base)[0]

@@ -225,7 +225,8 @@ class VllmBackend:
     """Session in, predictions out, through vLLM (see the module docstring)."""
 
     def __init__(self, spec, config, *, model_version: str):
-        from care_model.inference.models import check_adapter_folder, resolve_model_base
+        from care_model.inference.model_files import resolve_model_base
+        from care_model.inference.models import check_adapter_folder
 
         if int(config.tensor_parallel) < 1 or int(config.data_parallel) < 1:
             raise ModelError("tensor_parallel and data_parallel must be at least 1.",
