@@ -3,8 +3,8 @@
 One code path for one CPU, one GPU and DDP over several processes (``accelerate launch`` on
 GPUs, ``torchrun`` on CPUs over gloo; the 2-process CPU test runs it). FSDP and DeepSpeed are
 refused (:func:`check_strategy`): accelerate enables FSDP on GPUs only, so no test here could run
-its checkpoint and adapter paths, and a LoRA adapter of an 8B model trains under DDP. The loop only reads the run folder (snapshot,
-config) and writes into it (see :mod:`care_model.training.runs`); it never opens the store.
+its checkpoint and adapter paths, and a LoRA adapter of an 8B model trains under DDP. The loop only
+reads the run folder (snapshot, config) and writes into it (see :mod:`care_model.training.runs`); it never opens the store.
 
 * **Data order** is a pure function of (seed, epoch): every optimizer step ``k`` takes the
   ``k``-th global batch of ``per_device_batch_size x processes x gradient_accumulation_steps``
@@ -21,15 +21,14 @@ config) and writes into it (see :mod:`care_model.training.runs`); it never opens
 * **Cancel**: a ``CANCEL`` file in the run folder, SIGTERM or Ctrl-C. Checked before every step
   and agreed across processes (max-reduce); the loop saves a checkpoint, writes a ``cancelled``
   event and returns ``status="cancelled"``.
-* **Checkpoints** (``checkpoints/step-N/``): adapter weights, optimizer, scheduler, every
-  process's RNG states and the step; ``state.json`` is written last and marks it complete. ``resume=True``
-  continues from the newest complete checkpoint.
+* **Checkpoints** (``checkpoints/step-N/``, :mod:`care_model.training.checkpoints`): adapter weights,
+  optimizer, scheduler, every process's RNG states and the step; ``state.json`` is written last and
+  marks it complete. ``resume=True`` continues from the newest complete checkpoint.
 """
 from __future__ import annotations
 
 import math
 import random
-import shutil
 import signal
 import sys
 import threading
@@ -39,7 +38,8 @@ from pathlib import Path
 
 from care_model.core.errors import ConfigError, ModelError, TrainingError
 from care_model.inference.model_files import resolve_model_base
-from care_model.training.runs import ProgressWriter, cancel_requested, last_checkpoint, run_path, write_json
+from care_model.training.runs import ProgressWriter, cancel_requested, last_checkpoint
+from care_model.training.checkpoints import load_checkpoint, save_adapter, save_checkpoint
 from care_model.training.data import answer_loss, answer_weight, collate
 
 
@@ -168,7 +168,7 @@ def load_for_training(config, accelerator):
     missing = [m for m in config.lora_target_modules if m not in names]
     if missing:
         raise ConfigError(f"lora_target_modules {missing} are not modules of {config.base_model!r}.",
-                          f"Pick among the model's linear layers, e.g. q_proj,k_proj,v_proj,o_proj.")
+                          "Pick among the model's linear layers, e.g. q_proj,k_proj,v_proj,o_proj.")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -232,57 +232,6 @@ def accumulate_gradients(model, micro_batches: list[list[dict]], accelerator, pa
             accelerator.backward(loss * scale)
         step_loss += loss.detach().double()
     return float(accelerator.reduce(step_loss, "sum")) / (total if total > 0 else 1.0)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int, extra: dict) -> Path:
-    import torch
-    from peft import get_peft_model_state_dict
-
-    folder = run_path(run_dir, "checkpoints") / f"step-{step}"
-    if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    rng = {"python": random.getstate(), "torch": torch.get_rng_state(),
-           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    torch.save(rng, folder / f"rng_{accelerator.process_index}.pt")
-    if accelerator.is_main_process:
-        torch.save(get_peft_model_state_dict(accelerator.unwrap_model(model)), folder / "adapter.pt")
-        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-        torch.save(scheduler.state_dict(), folder / "scheduler.pt")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json(folder / "state.json", {"step": step, "world_size": accelerator.num_processes, **extra})
-        old = sorted((p for p in folder.parent.glob("step-*") if p != folder), key=lambda p: int(p.name.split("-")[1]))
-        for p in old[:max(0, len(old) - (keep - 1))]:
-            shutil.rmtree(p, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return folder
-
-
-def load_checkpoint(folder: Path, model, optimizer, scheduler, accelerator) -> dict:
-    import json
-
-    import torch
-    from peft import set_peft_model_state_dict
-
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    if state.get("world_size") != accelerator.num_processes:
-        raise TrainingError(f"The checkpoint {folder} was written by {state.get('world_size')} processes, "
-                            f"this run has {accelerator.num_processes}.",
-                            "Resume with the same number of processes (the data order depends on it).")
-    set_peft_model_state_dict(accelerator.unwrap_model(model),
-                              torch.load(folder / "adapter.pt", map_location=accelerator.device))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device))
-    rng_file = folder / f"rng_{accelerator.process_index}.pt"
-    if rng_file.is_file():
-        rng = torch.load(rng_file, weights_only=False)
-        random.setstate(rng["python"])
-        torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt"))
-    return state
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -394,15 +343,3 @@ class _null:
 
     def __exit__(self, *exc):
         return False
-
-
-def save_adapter(run_dir: Path, model, tokenizer, accelerator) -> Path:
-    """``adapter/``: the LoRA weights (peft save_pretrained) and the tokenizer."""
-    folder = run_path(run_dir, "adapter")
-    accelerator.wait_for_everyone()
-    state = accelerator.get_state_dict(model)
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state, safe_serialization=True)
-        tokenizer.save_pretrained(str(folder))
-    accelerator.wait_for_everyone()
-    return folder
