@@ -1,6 +1,6 @@
 """The attention of :class:`care_model.inference.engine.Engine` (a mixin): q/k/v projections with RoPE,
-causal self-attention for the prefix, and the split attention of the item rows -- the shared prefix in one pass for every row,
-the row's own keys apart -- merged exactly through their log-sum-exps (cascade attention).
+causal self-attention for the prefix, and the split attention of the item rows -- the shared prefix in one
+pass for every row, the row's own keys apart -- merged exactly through their log-sum-exps (cascade attention).
 
 For the prefix part PyTorch's fused flash-attention kernel (which also returns the log-sum-exp)
 is used where this build has it, checked once against the plain matmuls; otherwise plain

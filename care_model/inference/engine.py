@@ -126,7 +126,8 @@ class Engine(PrefixForward):
             self.head_dim = int(getattr(attn0, "head_dim", None) or cfg_head_dim(self.config))
         # Mistral/Qwen sliding-window attention: the fast path is exact only within the window.
         window = getattr(self.config, "sliding_window", None)
-        if getattr(self.config, "model_type", "") != "mistral" and not getattr(self.config, "use_sliding_window", False):
+        mistral = getattr(self.config, "model_type", "") == "mistral"
+        if not mistral and not getattr(self.config, "use_sliding_window", False):
             window = None
         self.sliding_window = int(window) if window else None
         params = next(self.model.parameters())
@@ -137,7 +138,8 @@ class Engine(PrefixForward):
             else self._default_stop_ids()
         if not self.stop_token_ids:
             raise ModelError("The model has no end-of-sequence token, so answers cannot stop.",
-                             "Pass stop_token_ids=[...] to Engine, or set eos_token_id in the model's generation_config.")
+                             "Pass stop_token_ids=[...] to Engine, or set eos_token_id in the model's "
+                             "generation_config.")
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
             else self.stop_token_ids[0]
 

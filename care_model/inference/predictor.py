@@ -24,7 +24,7 @@ Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA ada
     python -m care_model.jobs.predict --samples          # regenerate data/sample_predictions.jsonl
     python -m care_model.jobs.predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
     python -m care_model.jobs.predict --samples --draft-for client   # ... with drafts for the clients' scores
-    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for the expert labels
+    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for experts' labels
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ class PredictConfig:
         "Context budget for the prompt (the paper cuts at 8,192); the model's own limit applies if smaller. "
         "Longer transcripts keep their opening and most recent turns (see care_model.text.prompt).")})
     perspective: str = field(default="client", metadata={"help": "Answer as the 'client' (WAI-SR) or the 'counselor'."})
-    fast: bool = field(default=True, metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
+    fast: bool = field(default=True,
+                       metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
     calibration: str = field(default=DEFAULT_CALIBRATION, metadata={"help": (
         "Option probabilities: 'content-free' divides out the model's prior for each item (contextual "
         "calibration, care_model.text.calibration; the expected score and the queue's uncertainty use the "
@@ -67,7 +68,8 @@ class PredictConfig:
     candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
     backend: str = field(default="engine", metadata={"help": (
         "'engine' (our shared-prefix engine, in process) or 'vllm' (vLLM in a worker process in its own "
-        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see care_model.inference.backends).")})
+        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see "
+        "care_model.inference.backends).")})
     tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
     data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
 

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
 
         lower_priority()
         if bool(args.store) == bool(args.run_dir):
-            raise ConfigError("Give exactly one of --store and --run-dir.", "See python -m care_model.jobs.crossval --help.")
+            raise ConfigError("Give exactly one of --store and --run-dir.",
+                              "See python -m care_model.jobs.crossval --help.")
         accelerator = make_accelerator()
         if args.run_dir:
             cv_dir = Path(args.run_dir)

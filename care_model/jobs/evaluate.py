@@ -67,7 +67,8 @@ def _print_rows(rows: list[dict], out) -> None:
     for r in rows:
         ci = f" [{_fmt(r['low'])}, {_fmt(r['high'])}]" if r.get("low") is not None else ""
         why = f"  ({r['reason']})" if r.get("value") is None and r.get("reason") else ""
-        print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['value'])}{ci}  n={r['n']}{why}", file=out)
+        print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['value'])}{ci}  n={r['n']}{why}",
+              file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--score-field", choices=("score", "expected_score"), default="score",
                         help="the generated option (paper) or the probability-weighted expected score")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
-                        help="report the metrics of existing predictions per test fold of K folds split by client, and mean +- "
+                        help="report the metrics of existing predictions per test fold of K folds split by client, and "
+                             "mean +- "
                              "sd (nothing is retrained: the paper's protocol is python -m care_model.jobs.crossval)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0 = no intervals)")

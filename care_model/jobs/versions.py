@@ -66,7 +66,8 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m care_model.jobs.versions", description="Model versions of a store.")
     ap.add_argument("--store", required=True, help="store folder")
-    ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""), help="the admin who acts (recorded in the audit trail)")
+    ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""),
+                    help="the admin who acts (recorded in the audit trail)")
     ap.add_argument("--json", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="all versions, oldest first")

@@ -102,7 +102,8 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) 
     if c:
         rows.append(c)
     vids = sorted({p.model_version for p in data.predictions},
-                  key=lambda v: ((data.versions.get(v) or {}).get("kind") == "lora", (data.versions.get(v) or {}).get("created_at", ""), v))
+                  key=lambda v: ((data.versions.get(v) or {}).get("kind") == "lora",
+                                 (data.versions.get(v) or {}).get("created_at", ""), v))
     for vid in vids:
         ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed)
         rows.append({"label": version_label(data, vid), "kind": "version", "id": vid, "n": ev["report"]["n_sessions"],
@@ -111,7 +112,8 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) 
     for run in data.crossval:
         if run.get("status") != "done" or not run.get("rows"):
             continue
-        names = {"crossval": "fold adapters", "base": "base model, same folds", "counselor": "counselors, same sessions"}
+        names = {"crossval": "fold adapters", "base": "base model, same folds",
+                 "counselor": "counselors, same sessions"}
         for system, name in names.items():
             cells: dict = {}
             mine = [r for r in run["rows"] if r["system"] == system]
@@ -173,11 +175,13 @@ def subject_data(data: StoreData, which: str = "active", *, include_training=Fal
         from care_model.core.errors import NotFoundError
 
         raise NotFoundError(f"No model version or finished cross-validation run {which!r} in this store.",
-                            "Use 'active', or one of: " + ", ".join(v for _, v in subject_choices(data)[1:]) or "(none)")
+                            "Use 'active', or one of: "
+                            + ", ".join(v for _, v in subject_choices(data)[1:]) or "(none)")
     if vid is None:
         return {"kind": "none", "id": None, "title": "No model version has predictions yet", "predictions": [],
                 "loss": {}, "note": "", "contaminated": False, "text": None, "comparison": None}
-    ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed, with_embeddings=True)
+    ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed,
+                            with_embeddings=True)
     doc = data.versions.get(vid) or {}
     out = {"kind": "version", "id": vid, "title": ev["held"].title(version_label(data, vid)),
            "predictions": ev["predictions"], "loss": loss_series(doc.get("run_dir")), "note": ev["held"].note(),
@@ -188,7 +192,8 @@ def subject_data(data: StoreData, which: str = "active", *, include_training=Fal
         held = held_out_sessions(sorted({p.session_id for p in ev["predictions"]}),
                                  [doc, data.versions.get(ref)], include_training=include_training)
         keep = set(held.kept)
-        cmp = compare_versions({s: data.sessions[s] for s in keep}, [p for p in ev["predictions"] if p.session_id in keep],
+        cmp = compare_versions({s: data.sessions[s] for s in keep},
+                               [p for p in ev["predictions"] if p.session_id in keep],
                                [p for p in ref_preds if p.session_id in keep], n_boot=n_boot, seed=seed)
         out["comparison"] = {**cmp, "candidate": vid, "active": ref, "title": held.title(
             f"{vid} (candidate) vs {ref} ({'active' if ref == data.active else 'the version it was trained against'})"
@@ -208,7 +213,8 @@ def plot_inputs(data: StoreData, subject: dict) -> dict:
         client = (data.sessions[sid].ratings.get("client") if sid in data.sessions else None) or {}
         if not client:
             continue
-        pred_dims = form.dimension_scores({k: p.score for k, p in items.items() if p.score is not None}, require_all=True)
+        pred_dims = form.dimension_scores({k: p.score for k, p in items.items() if p.score is not None},
+                                          require_all=True)
         true_dims = form.dimension_scores(client, require_all=True)
         for d in form.dimension_keys:
             if pred_dims.get(d) is not None and true_dims.get(d) is not None:

@@ -108,7 +108,8 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
 
     ``predictions``: the latest prediction per (session, item) of one model version (see
     :func:`latest_predictions`). ``labels``: the curated label per (session, item) (see
-    :func:`care_model.text.curation.curated_labels`); discarded ones are ignored. ``score_field``: "score" (the generated
+    :func:`care_model.text.curation.curated_labels`); discarded ones are ignored. ``score_field``: "score" (the
+    generated
     option, the paper's choice) or "expected_score" (probability-weighted) for the dimension
     means; agreement with experts always uses "score". What the data do not allow (no
     self-reports, no labels, no expert rationales) is left out and said in ``notes``.
@@ -210,7 +211,8 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
         correlations = dimension_correlations(pred_dims, client, n_boot=n_boot, seed=seed, confidence=confidence)
         missing = [sid for sid in pred_sessions if sid not in client]
         if missing:
-            notes.append(f"{len(missing)} predicted session(s) have no client self-report and are not in the correlations.")
+            notes.append(f"{len(missing)} predicted session(s) have no client self-report and are not in the "
+                         f"correlations.")
     counselor_corr: dict[str, Correlation] = {}
     if client and counselor:
         counselor_corr = dimension_correlations(counselor, client, n_boot=n_boot, seed=seed, confidence=confidence,

@@ -86,7 +86,8 @@ class EvaluationReport:
                     add(section, dim, m, getattr(c, m))
         if self.expert_agreement is not None:
             ea = self.expert_agreement
-            targets = [("overall", ea.overall)] + list(ea.dimensions.items()) + [(f"item {k}", v) for k, v in ea.items.items()]
+            targets = ([("overall", ea.overall)] + list(ea.dimensions.items())
+                       + [(f"item {k}", v) for k, v in ea.items.items()])
             for target, agr in targets:
                 for m in PairAgreement.METRICS:
                     add("experts", target, m, getattr(agr, m))

@@ -39,7 +39,8 @@ def cross_validation_folds(sessions: Sequence[tuple[str, str, float | None]], k:
         try:
             sid, client, score = row
         except (TypeError, ValueError) as exc:
-            raise ValidationError(f"Session entry #{pos} is {row!r}.", "Pass (session_id, client_id, score) tuples.") from exc
+            raise ValidationError(f"Session entry #{pos} is {row!r}.",
+                                  "Pass (session_id, client_id, score) tuples.") from exc
         if not client:
             raise ValidationError(f"Session {sid!r} has no client id; folds split by client need one.",
                                   "Give every session its (pseudonymous) client id.")

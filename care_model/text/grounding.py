@@ -115,7 +115,8 @@ class GroundedRow:
             if not hasattr(self.score_rule, "spec"):
                 raise TypeError("This row's score_rule cannot be sent to another process (it has no spec()).")
             rule = self.score_rule.spec()
-        return {"turns": [list(t) for t in self._turn_args], "option_ids": {str(k): v for k, v in self.option_ids.items()},
+        return {"turns": [list(t) for t in self._turn_args],
+                "option_ids": {str(k): v for k, v in self.option_ids.items()},
                 "language": self.language, "speaker": self.speaker, "config": dict(vars(self.config)),
                 "fixed_score": self.fixed_score, "score_rule": rule, "vocabulary": self.vocab.fingerprint}
 

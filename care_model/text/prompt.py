@@ -152,7 +152,8 @@ def _template(language: str) -> dict:
     if language not in PROMPT_TEMPLATES:
         raise ValidationError(
             f"No prompt template for language {language!r}.",
-            f"Use one of {', '.join(PROMPT_TEMPLATES)}, or add an entry to PROMPT_TEMPLATES in care_model/text/prompt.py.",
+            f"Use one of {', '.join(PROMPT_TEMPLATES)}, or add an entry to PROMPT_TEMPLATES in "
+            f"care_model/text/prompt.py.",
         )
     return PROMPT_TEMPLATES[language]
 
@@ -215,12 +216,14 @@ def _split(render: RenderChat, tpl: dict, perspective: str, shared: str, item_te
         if not isinstance(full, str):
             raise ModelError(
                 f"The chat renderer returned {type(full).__name__}, not text.",
-                "Pass render_chat=lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True).",
+                "Pass render_chat=lambda m: tokenizer.apply_chat_template(m, tokenize=False, "
+                "add_generation_prompt=True).",
             )
         at = full.rfind(item_text)
         if at < 0:
             raise ModelError(
-                f"The chat template changed the text of item {item_id}, so the prompt cannot be split into a shared prefix and a per-item suffix.",
+                f"The chat template changed the text of item {item_id}, so the prompt cannot be split into a shared "
+                f"prefix and a per-item suffix.",
                 "Use a chat template that inserts message content verbatim.",
             )
         head, tail = full[:at], full[at:]
@@ -330,7 +333,8 @@ def build_session_prompt(session: Session, *, render_chat: RenderChat | None = N
             )
         if elided:
             span = f"{elided[0]}-{elided[-1]}" if len(elided) > 1 else f"{elided[0]}"
-            warnings.append(f"transcript truncated: turns {span} of {len(turns)} elided to fit {max_prompt_tokens} tokens")
+            warnings.append(f"transcript truncated: turns {span} of {len(turns)} elided to fit "
+                            f"{max_prompt_tokens} tokens")
         lines = fitted
 
     prefix, suffixes = _split(render, tpl, perspective, _shared_text(tpl, lines, instructions), item_texts)

@@ -90,7 +90,8 @@ def check_sources(score_sources: Iterable[str], rationales: str = "curated") -> 
         raise ValidationError(f"Score sources {wanted!r} are not a non-empty list of known sources.",
                               f"Use one or more of {', '.join(SCORE_SOURCES)} (the paper: client_self_report).")
     if rationales not in RATIONALE_POLICIES:
-        raise ValidationError(f"Unknown rationales policy {rationales!r}.", f"Use one of {', '.join(RATIONALE_POLICIES)}.")
+        raise ValidationError(f"Unknown rationales policy {rationales!r}.",
+                              f"Use one of {', '.join(RATIONALE_POLICIES)}.")
     if rationales == "curated_or_none" and "client_self_report" not in wanted:
         raise ValidationError("rationales: curated_or_none fills in clients' self-reported scores, but the score "
                               "sources leave client_self_report out.",
@@ -227,7 +228,8 @@ def read_snapshot(path: Path | str) -> Snapshot:
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"No curated snapshot at {path}.",
-                            "Prepare the run first (python -m care_model.jobs.retrain --store DIR ..., or start it from the app).")
+                            "Prepare the run first (python -m care_model.jobs.retrain --store DIR ..., or start it "
+                            "from the app).")
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     try:
         header = json.loads(lines[0]) if lines else {}
@@ -235,7 +237,8 @@ def read_snapshot(path: Path | str) -> Snapshot:
     except json.JSONDecodeError as err:
         raise TrainingError(f"The snapshot {path} is not valid JSON lines ({err}).", "Prepare the run again.") from err
     if header.get("format") != SNAPSHOT_FORMAT:
-        raise TrainingError(f"{path} is not a curated snapshot.", "Point the run at the snapshot.jsonl the run prepared.")
+        raise TrainingError(f"{path} is not a curated snapshot.",
+                            "Point the run at the snapshot.jsonl the run prepared.")
     sessions, labels = {}, {}
     for row in rows:
         sess = Session.from_dict(row["session"])
@@ -243,7 +246,8 @@ def read_snapshot(path: Path | str) -> Snapshot:
         labels[sess.id] = [CuratedLabel.from_dict(d) for d in row["labels"]]
     actual = snapshot_hash(sessions, labels, header["rule"])
     if actual != header["hash"]:
-        raise TrainingError(f"The snapshot {path} was changed after it was taken (hash {actual}, recorded {header['hash']}).",
+        raise TrainingError(f"The snapshot {path} was changed after it was taken (hash {actual}, recorded "
+                            f"{header['hash']}).",
                             "Do not edit snapshot files; prepare a new run to train on other data.")
     return Snapshot(sessions=sessions, labels=labels, hash=header["hash"], rule=header["rule"],
                     created_at=header.get("created_at", ""),
@@ -277,7 +281,8 @@ def split_by_client(snapshot: Snapshot, validation_fraction: float = 0.2, seed: 
     for sid in sorted(snapshot.labels):
         by_client.setdefault(snapshot.client_of(sid), []).append(sid)
     if not by_client:
-        raise TrainingError("The curated set is empty: no session has a submitted label from the recipe's score sources.",
+        raise TrainingError("The curated set is empty: no session has a submitted label from the recipe's score "
+                            "sources.",
                             "Submit curated labels in the Review tab first, check the recipe's score_sources, or "
                             "learn clients' self-reported scores without rationales (rationales: curated_or_none).")
     order = sorted(by_client, key=lambda c: hashlib.sha256(f"{seed}:{c}".encode("utf-8")).hexdigest())

@@ -75,10 +75,13 @@ class RetrainConfig:
                                    "(care_model.inference.predictor.PredictConfig.decoding): 'grounded' (score = the argmax option, "
                                    "quotes verbatim from the transcript) or 'free' (the model's unconstrained answer).")
     predict_backend: str = _f("engine", "Backend of the evaluation's and cross-validation's held-out predictions "
-                                         "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM workers in "
+                                         "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM "
+                                         "workers in "
                                          "their own venv, `make setup-vllm`; adapters served as LoRA; the workers "
                                          "stop after each version's predictions, so training gets the memory back).")
-    max_answer_tokens: int = _f(256, "Longest training answer (score line + rationale + end of turn); longer rationales are cut.")
+    max_answer_tokens: int = _f(256,
+                                "Longest training answer (score line + rationale + end of turn); longer rationales are "
+                                "cut.")
     pack_items: bool = _f(True, "Train the 12 items of a session as one sequence: the transcript once, each item's "
                                 "suffix and answer attending to it and to itself only (a tree attention mask). "
                                 "Same loss as 12 separate examples, about 12x less compute on long transcripts.")
@@ -105,7 +108,8 @@ class RetrainConfig:
                               "version and compute the paper's metrics.")
     eval_scores_only: bool = _f(True, "Evaluation predicts scores only (no rationales): fast on CPU.")
     eval_n_boot: int = _f(1000, "Bootstrap resamples (over sessions) for the metrics' 95% intervals (0: none).")
-    eval_max_sessions: typing.Optional[int] = _f(None, "Use at most this many validation sessions for the validation loss "
+    eval_max_sessions: typing.Optional[int] = _f(None,
+                                                 "Use at most this many validation sessions for the validation loss "
                                                         "and the evaluation (None: all).")
 
     # ------------------------------------------------------------------ helpers
@@ -167,7 +171,8 @@ class RetrainConfig:
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":
-            bad("attn_implementation", "Item packing needs a custom attention mask: use 'sdpa', or set pack_items: false.")
+            bad("attn_implementation",
+                "Item packing needs a custom attention mask: use 'sdpa', or set pack_items: false.")
         if self.max_prompt_tokens < 64:
             bad("max_prompt_tokens", "Use at least a few hundred tokens (8192 is the paper's cut).")
         if self.eval_n_boot < 0:
@@ -257,7 +262,8 @@ def load_recipe(path: Path | str) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"No recipe at {path}.", "Use recipes/cpu-smoke.yaml or recipes/gpu-llama31-8b.yaml, or a path to your own.")
+        raise ConfigError(f"No recipe at {path}.",
+                          "Use recipes/cpu-smoke.yaml or recipes/gpu-llama31-8b.yaml, or a path to your own.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:

@@ -107,11 +107,13 @@ def prepare_crossval(repo, config: RetrainConfig, k: int = 5, *, seed: int | Non
     cv_id = cv_id or new_crossval_id()
     cv_dir = Path(cv_dir) if cv_dir else Path(repo.root) / "crossval" / cv_id
     if (cv_dir / "config.json").exists():
-        raise TrainingError(f"{cv_dir} already holds a cross-validation run.", "Resume it with --run-dir, or pick a new id.")
+        raise TrainingError(f"{cv_dir} already holds a cross-validation run.",
+                            "Resume it with --run-dir, or pick a new id.")
     snapshot = curated_snapshot(repo, config)
     if not snapshot.labels:
         raise TrainingError("The curated set is empty: there is nothing to cross-validate.",
-                            "Curate sessions first, or check the recipe's score_sources and rationales (recipes/README.md).")
+                            "Curate sessions first, or check the recipe's score_sources and rationales "
+                            "(recipes/README.md).")
     folds = make_folds(snapshot, k, seed)
     clientless = sorted(s for s in snapshot.sessions if not snapshot.sessions[s].client_id)
     train_config = fold_train_config(config)
@@ -146,7 +148,8 @@ def load_crossval(cv_dir) -> dict:
     meta = read_json(Path(cv_dir) / "config.json")
     if not meta:
         raise TrainingError(f"{cv_dir} is not a prepared cross-validation run (no config.json).",
-                            "Prepare it with python -m care_model.jobs.crossval --store DIR ..., or start it from the app.")
+                            "Prepare it with python -m care_model.jobs.crossval --store DIR ..., or start it from the "
+                            "app.")
     return meta
 
 
@@ -222,7 +225,8 @@ def execute_crossval(cv_dir, *, accelerator=None, show_bar: bool = True) -> dict
                 sessions = [snapshot.sessions[s] for s in sorted(test)]
                 for name, spec, path in (("fold adapter", ModelSpec(base=config.base_model, adapter=run["adapter"]),
                                           d / "predictions.json"),
-                                         ("base model", ModelSpec(base=config.base_model), d / "base_predictions.json")):
+                                         ("base model", ModelSpec(base=config.base_model),
+                                          d / "base_predictions.json")):
                     if path.is_file():
                         continue
                     check_cancel()
@@ -324,7 +328,8 @@ def launch_subprocess(cv_dir, *, python: str | None = None, env: dict | None = N
     root = Path(__file__).resolve().parents[2]
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     full_env.setdefault("CARE_TRAIN_NICE", "10")
-    full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + paths)
     with open(cv_dir / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
                                 start_new_session=True, cwd=str(root))

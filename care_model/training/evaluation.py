@@ -112,5 +112,6 @@ def evaluate_candidate(candidate_spec, baseline_spec, sessions: dict, curated: d
                                  "seconds": round(seconds, 2)}
         out["predictions"][name] = [p.to_dict() for p in preds]
     if len(out["versions"]) == 2:
-        out["comparison"] = compare_reports(out["versions"]["candidate"]["report"], out["versions"]["baseline"]["report"])
+        out["comparison"] = compare_reports(out["versions"]["candidate"]["report"],
+                                            out["versions"]["baseline"]["report"])
     return out

@@ -4,7 +4,8 @@ One code path for one CPU, one GPU and DDP over several processes (``accelerate 
 GPUs, ``torchrun`` on CPUs over gloo; the 2-process CPU test runs it). FSDP and DeepSpeed are
 refused (:func:`check_strategy`): accelerate enables FSDP on GPUs only, so no test here could run
 its checkpoint and adapter paths, and a LoRA adapter of an 8B model trains under DDP. The loop only
-reads the run folder (snapshot, config) and writes into it (see :mod:`care_model.training.runs`); it never opens the store.
+reads the run folder (snapshot, config) and writes into it (see :mod:`care_model.training.runs`); it never opens the
+store.
 
 * **Data order** is a pure function of (seed, epoch): every optimizer step ``k`` takes the
   ``k``-th global batch of ``per_device_batch_size x processes x gradient_accumulation_steps``
@@ -271,7 +272,8 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
         start_step = int(state["step"])
         result.validation_loss_before = state.get("validation_loss_before")
     progress.emit("start", run_id=run_id, total_steps=total, start_step=start_step, n_train=len(train_ds),
-                  n_validation=len(val_ds), world_size=world, data_hash=data_hash, resumed_from=str(ckpt) if ckpt else None)
+                  n_validation=len(val_ds), world_size=world, data_hash=data_hash,
+                  resumed_from=str(ckpt) if ckpt else None)
     if start_step == 0:
         result.validation_loss_before = validation_loss(model, val_ds, accelerator, pad_id, dtype)
         progress.emit("eval", step=0, validation_loss=result.validation_loss_before, what="base model")
@@ -285,9 +287,11 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
     step = start_step
     with _Stop() as stop:
         while step < total:
-            flag = torch.tensor([1.0 if (stop.signalled or cancel_requested(run_dir)) else 0.0], device=accelerator.device)
+            flag = torch.tensor([1.0 if (stop.signalled or cancel_requested(run_dir)) else 0.0],
+                                device=accelerator.device)
             if float(accelerator.reduce(flag, "max")) > 0:
-                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator, config.keep_checkpoints,
+                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator,
+                                         config.keep_checkpoints,
                                          {"validation_loss_before": result.validation_loss_before, "cancelled": True})
                 progress.emit("cancelled", step=step, total_steps=total, checkpoint=str(folder),
                               elapsed_s=round(time.perf_counter() - t0, 3))
@@ -320,7 +324,8 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
                 vl = validation_loss(model, val_ds, accelerator, pad_id, dtype)
                 progress.emit("eval", step=step, validation_loss=vl)
             if config.save_every_steps and step % config.save_every_steps == 0 and step < total:
-                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator, config.keep_checkpoints,
+                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator,
+                                         config.keep_checkpoints,
                                          {"validation_loss_before": result.validation_loss_before})
                 progress.emit("checkpoint", step=step, path=str(folder))
     bar.close()

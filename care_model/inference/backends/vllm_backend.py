@@ -83,7 +83,8 @@ class WorkerProcess:
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TRANSFORMERS_OFFLINE", "1")
-        self.proc = subprocess.Popen([str(self.python), "-m", "care_model.inference.backends.vllm_worker"], cwd=str(ROOT),
+        worker = "care_model.inference.backends.vllm_worker"
+        self.proc = subprocess.Popen([str(self.python), "-m", worker], cwd=str(ROOT),
                                      env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, encoding="utf-8", bufsize=1)
         self._log: collections.deque[str] = collections.deque(maxlen=60)
