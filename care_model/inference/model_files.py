@@ -8,6 +8,7 @@ Public API::
     smollm2_folder(convert=True) -> Path    # the safetensors conversion of the embedded default
     smollm2_cache_folder(), smollm2_package_folder() -> Path
     resolve_model_base(base) -> (path or hub id, is_local)
+    check_adapter_folder(adapter) -> Path   # a LoRA folder saved by peft (adapter_config.json)
 
 transformers is imported only to convert (once per machine).
 """
@@ -150,3 +151,14 @@ def resolve_model_base(base: str) -> tuple[str, bool]:
         raise ModelError(f"The model folder {base!r} does not exist.",
                          f"Check the path, or use {SMOLLM2!r} for the embedded default.")
     return base, False
+
+
+def check_adapter_folder(adapter: str) -> Path:
+    folder = Path(adapter).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"The adapter folder {adapter!r} does not exist.",
+                         "Give the folder a LoRA training run saved (with adapter_config.json in it).")
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelError(f"The adapter folder {adapter!r} has no adapter_config.json.",
+                         "Give the folder a LoRA training run saved with save_pretrained.")
+    return folder

@@ -8,9 +8,8 @@ Public API::
     clear_model_cache() -> None
     model_version_id(spec) -> str           # "smollm2-135m-instruct", "tiny+lora-a@1a2b3c4d", ...
     model_version_info(spec) -> dict        # id, base, adapter, adapter_hash, dtype, device
-    check_adapter_folder(adapter) -> Path
 
-Where the files are (the embedded default's conversion, resolving ``base``):
+Where the files are (the embedded default's conversion, resolving ``base``, checking an adapter folder):
 :mod:`care_model.inference.model_files`.
 
 Loading rules:
@@ -39,7 +38,7 @@ from typing import Any
 
 from care_model.text.calibration import DEFAULT_CALIBRATION, MEASUREMENT as CALIBRATION_MEASUREMENT
 from care_model.core.errors import ModelError
-from care_model.inference.model_files import SMOLLM2, SMOLLM2_ID, resolve_model_base
+from care_model.inference.model_files import SMOLLM2, SMOLLM2_ID, check_adapter_folder, resolve_model_base
 
 DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
 DEVICES = ("auto", "cpu", "cuda")
@@ -246,17 +245,6 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     info.update({"dtype": dtype, "device": device, "resolved_base": path})
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
                        version_info=info, load_seconds=time.perf_counter() - t0)
-
-
-def check_adapter_folder(adapter: str) -> Path:
-    folder = Path(adapter).expanduser()
-    if not folder.is_dir():
-        raise ModelError(f"The adapter folder {adapter!r} does not exist.",
-                         "Give the folder a LoRA training run saved (with adapter_config.json in it).")
-    if not (folder / "adapter_config.json").is_file():
-        raise ModelError(f"The adapter folder {adapter!r} has no adapter_config.json.",
-                         "Give the folder a LoRA training run saved with save_pretrained.")
-    return folder
 
 
 def _apply_adapter(model, adapter: str):

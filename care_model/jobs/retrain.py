@@ -122,9 +122,10 @@ def _main(args) -> int:
         return 0
     status = record.get("status")
     if status == "cancelled":
+        where = f"--run-dir {run_dir}" if args.run_dir else f"--store {args.store} --output-dir {run_dir}"
         print(f"cancelled at step {record.get('steps')}/{record.get('total_steps')}; checkpoint "
               f"{record.get('checkpoint')}\n"
-              f"resume with: python -m care_model.jobs.retrain {'--run-dir ' + str(run_dir) if args.run_dir else '--store ' + args.store + ' --output-dir ' + str(run_dir)} --resume")
+              f"resume with: python -m care_model.jobs.retrain {where} --resume")
     if args.store and not args.no_register:
         from store import Repository
 

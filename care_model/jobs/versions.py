@@ -51,7 +51,8 @@ def _table(rows: list[dict]) -> str:
         loss = m.get("validation_loss_after")
         lines.append(f"{d['status']:<10} {d['id']}  run={d.get('run_id') or '-'}  data={d.get('data_hash') or '-'}"
                      + (f"  val_loss={loss:.4f}" if isinstance(loss, (int, float)) else "")
-                     + (f"\n{'':<11}learned from: {describe_learned_from(d['learned_from'])}" if d.get("learned_from") else ""))
+                     + (f"\n{'':<11}learned from: {describe_learned_from(d['learned_from'])}"
+                        if d.get("learned_from") else ""))
     return "\n".join(lines) or "(no model versions yet)"
 
 
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
                 text = _table(out) + f"\nactive: {active_version_id(repo) or '(none: the default base model)'}"
             elif args.command == "history":
                 out = activation_history(repo)
-                text = "\n".join(f"{h['at']} {h['who']} {h['action']}: {h['from']} -> {h['to']}" for h in out) or "(none)"
+                text = "\n".join(f"{h['at']} {h['who']} {h['action']}: {h['from']} -> {h['to']}"
+                                 for h in out) or "(none)"
             elif args.command == "show":
                 out = get_version(repo, args.version)
                 text = json.dumps(out, ensure_ascii=False, indent=1, default=str)

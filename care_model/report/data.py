@@ -93,7 +93,8 @@ def version_evaluation(data: StoreData, vid: str, *, include_training=False, n_b
     report = evaluate_predictions([data.sessions[s] for s in held.kept], [p for p in preds if p.session_id in kept],
                                   [lab for lab in data.curated if lab.session_id in kept], n_boot=n_boot, seed=seed,
                                   similarity=_similarity() if with_embeddings else None)
-    return {"id": vid, "held": held, "report": report.to_dict(), "predictions": [p for p in preds if p.session_id in kept]}
+    return {"id": vid, "held": held, "report": report.to_dict(),
+            "predictions": [p for p in preds if p.session_id in kept]}
 
 
 def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) -> list[dict]:

@@ -70,7 +70,8 @@ def _cell(est: dict | None) -> str:
         return f"{est['mean']:.2f} ± {_f(est.get('sd'))}{part}"
     if est.get("value") is None:
         return f'<span title="{html.escape(est.get("reason") or "")}">–</span>'
-    ci = f'<br><span class="ci">[{_f(est.get("low"))}, {_f(est.get("high"))}]</span>' if est.get("low") is not None else ""
+    ci = (f'<br><span class="ci">[{_f(est.get("low"))}, {_f(est.get("high"))}]</span>'
+          if est.get("low") is not None else "")
     return f"{est['value']:.2f}{ci}"
 
 

@@ -52,7 +52,8 @@ def cross_validation_folds(sessions: Sequence[tuple[str, str, float | None]], k:
     n_clients = len(set(clients))
     if n_clients < k:
         raise ValidationError(f"Only {n_clients} client(s) for {k}-fold cross-validation split by client.",
-                              f"Use k <= {n_clients} (e.g. --cv {max(2, n_clients)}) or add sessions from more clients.")
+                              f"Use k <= {n_clients} (e.g. --cv {max(2, n_clients)}) or add sessions from more "
+                              "clients.")
     known = np.array([s for s in scores if s is not None], dtype=float)
     if len(known):
         edges = np.unique(np.quantile(known, np.linspace(0, 1, max(1, n_bins) + 1)[1:-1]))

@@ -98,7 +98,8 @@ def _grammar(labels: tuple[tuple[str, int], ...], lo: int, hi: int) -> _Grammar:
     connector = r"(?:or|to|and|/|-|–|—|~|～|或者?|到|至|和|,|，)"
     alternative = r"(?:or|to|/|-|–|—|~|～|或者?|到|至)"  # "Very often, 3 times" is not a second option
     return _Grammar(
-        head_num=re.compile(rf"{bullet}(?:(?:{_PREFIX})\s*[:=]?\s*)?{option}{_OPEN}?\s*{num}\s*{_CLOSE}?{_TURN_REF_AHEAD}", flags),
+        head_num=re.compile(rf"{bullet}(?:(?:{_PREFIX})\s*[:=]?\s*)?{option}{_OPEN}?\s*{num}\s*{_CLOSE}?"
+                            rf"{_TURN_REF_AHEAD}", flags),
         head_label=re.compile(rf"{bullet}(?:(?:{_PREFIX})\s*[:=]?\s*)?{option}{_OPEN}?\s*{label}", flags),
         phrase=re.compile(rf"{_PHRASE}{_OPEN}?\s*(?:{num}|{label})", flags),
         label_at=re.compile(rf"{_SEP}{label}", flags),

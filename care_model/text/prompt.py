@@ -102,8 +102,10 @@ PROMPT_TEMPLATES: dict[str, dict] = {
     },
     "zh": {
         "system": {
-            "client": "你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，仅根据咨询中发生的内容，以来访者的身份回答一道问卷题目。",
-            "counselor": "你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，仅根据咨询中发生的内容，以咨询师的身份回答一道问卷题目。",
+            "client": ("你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，"
+                       "仅根据咨询中发生的内容，以来访者的身份回答一道问卷题目。"),
+            "counselor": ("你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，"
+                          "仅根据咨询中发生的内容，以咨询师的身份回答一道问卷题目。"),
         },
         "intro": "以下是一次心理咨询的对话记录，每轮对话都有编号。",
         "speakers": {"client": "来访者", "counselor": "咨询师"},
@@ -314,7 +316,8 @@ def build_session_prompt(session: Session, *, render_chat: RenderChat | None = N
     if max_prompt_tokens is not None:
         if count_tokens is None:
             raise ConfigError("max_prompt_tokens was given without count_tokens.",
-                              "Pass count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False).input_ids).")
+                              "Pass count_tokens=lambda text: "
+                              "len(tokenizer(text, add_special_tokens=False).input_ids).")
         limit = int(max_prompt_tokens) - int(reserve_tokens)
         # The item whose full prompt is longest decides whether a transcript fits.
         _, probe = _split(render, tpl, perspective, _shared_text(tpl, [], instructions), item_texts)

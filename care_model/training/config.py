@@ -34,10 +34,11 @@ def _f(default, help_text: str, **kw):
 @dataclass
 class RetrainConfig:
     # ---- model
-    base_model: str = _f("smollm2", "Base model: a local folder, 'smollm2' (embedded SmolLM2-135M-Instruct) or a hub id "
-                                    "(only with hub access or a local hub cache).")
+    base_model: str = _f("smollm2", "Base model: a local folder, 'smollm2' (embedded SmolLM2-135M-Instruct) or a hub "
+                                    "id (only with hub access or a local hub cache).")
     dtype: str = _f("auto", "Training dtype: 'auto' (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16.")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (saves memory on long transcripts).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (saves memory on long "
+                                             "transcripts).")
     attn_implementation: str = _f("sdpa", "Attention kernel for training ('sdpa' or 'eager'; item packing needs a "
                                           "kernel that takes a custom mask, so not 'flash_attention_2').")
     # ---- LoRA
@@ -58,22 +59,26 @@ class RetrainConfig:
                              "WAI-SR rating with the expert's rationale, the paper), expert (expert-judged scores), "
                              "adjudicated (adjudicators' final labels).")
     rationales: str = _f("curated", "'curated': learn curated labels only (each with its expert rationale). "
-                                    "'curated_or_none': also learn the client's self-reported score, with no rationale, "
-                                    "for every item of a self-reported session that has no curated label (the paper's "
-                                    "'CARE without rationales' ablation for those items; recorded in the snapshot).")
+                                    "'curated_or_none': also learn the client's self-reported score, with no "
+                                    "rationale, for every item of a self-reported session that has no curated "
+                                    "label (the paper's 'CARE without rationales' ablation for those items; recorded "
+                                    "in the snapshot).")
     perspective: str = _f("client", "Whose answers the model learns: 'client' (the paper) or 'counselor'.")
     calibration: str = _f(DEFAULT_CALIBRATION, "Option-probability calibration of the run's evaluation predictions: "
-                                                "'content-free' (contextual calibration, care_model.text.calibration) or "
-                                                "'none'; the default is the one the sample measurement favoured.")
-    max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference (care_model.inference.predictor.PredictConfig; "
-                                      "the paper cuts at 8,192; the model's own limit applies if smaller). Longer "
-                                      "transcripts are cut exactly as at inference (opening and most recent turns kept).")
-    answer_reserve_tokens: int = _f(96, "The answer budget: tokens kept free for the answer when fitting the transcript, "
-                                        "and the longest answer the evaluation generates. Inference reserves its "
-                                        "max_new_tokens (96 by default): keep the two equal.")
+                                                "'content-free' (contextual calibration, "
+                                                "care_model.text.calibration) or 'none'; the default is the one "
+                                                "the sample measurement favoured.")
+    max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference "
+                                      "(care_model.inference.predictor.PredictConfig; the paper cuts at 8,192; the "
+                                      "model's own limit applies if smaller). Longer transcripts are cut exactly as "
+                                      "at inference (opening and most recent turns kept).")
+    answer_reserve_tokens: int = _f(96, "The answer budget: tokens kept free for the answer when fitting the "
+                                        "transcript, and the longest answer the evaluation generates. Inference "
+                                        "reserves its max_new_tokens (96 by default): keep the two equal.")
     decoding: str = _f("grounded", "How the run's evaluation generates rationales, as at inference "
-                                   "(care_model.inference.predictor.PredictConfig.decoding): 'grounded' (score = the argmax option, "
-                                   "quotes verbatim from the transcript) or 'free' (the model's unconstrained answer).")
+                                   "(care_model.inference.predictor.PredictConfig.decoding): 'grounded' (score = "
+                                   "the argmax option, quotes verbatim from the transcript) or 'free' (the model's "
+                                   "unconstrained answer).")
     predict_backend: str = _f("engine", "Backend of the evaluation's and cross-validation's held-out predictions "
                                          "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM "
                                          "workers in "

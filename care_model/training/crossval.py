@@ -134,7 +134,8 @@ def prepare_crossval(repo, config: RetrainConfig, k: int = 5, *, seed: int | Non
             "snapshot": snapshot.header(), "n_sessions": len(snapshot.labels),
             "n_clients": len({snapshot.client_of(s) for s in snapshot.labels}),
             "sessions_without_client": len(clientless), "folds": folds, "prepared_at": now_iso(), "prepared_by": actor,
-            "split": "by client (a session without a client id is its own client), stratified on the mean curated score"}
+            "split": "by client (a session without a client id is its own client), "
+                     "stratified on the mean curated score"}
     write_json(cv_dir / "config.json", meta)
     repo.collection(CROSSVAL_RUNS).put({"id": cv_id, "status": "prepared", "run_dir": str(cv_dir.resolve()), "k": k,
                                         "data_hash": snapshot.hash, "n_sessions": meta["n_sessions"],

@@ -83,10 +83,9 @@ class WorkerProcess:
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TRANSFORMERS_OFFLINE", "1")
-        worker = "care_model.inference.backends.vllm_worker"
-        self.proc = subprocess.Popen([str(self.python), "-m", worker], cwd=str(ROOT),
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, encoding="utf-8", bufsize=1)
+        cmd = [str(self.python), "-m", "care_model.inference.backends.vllm_worker"]
+        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
         self._log: collections.deque[str] = collections.deque(maxlen=60)
         self._lock = threading.Lock()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -226,8 +225,7 @@ class VllmBackend:
     """Session in, predictions out, through vLLM (see the module docstring)."""
 
     def __init__(self, spec, config, *, model_version: str):
-        from care_model.inference.model_files import resolve_model_base
-        from care_model.inference.models import check_adapter_folder
+        from care_model.inference.model_files import check_adapter_folder, resolve_model_base
 
         if int(config.tensor_parallel) < 1 or int(config.data_parallel) < 1:
             raise ModelError("tensor_parallel and data_parallel must be at least 1.",
