@@ -133,7 +133,8 @@ def build_model(config, device: str, dtype):
 def grounded_run(engine, tok, prefix, suffixes, max_new_tokens, timed, t_fast) -> dict:
     """Grounded decoding on the random session: the decoded prompt cut into 8 'client turns', every item
     allowed to quote all of them; fast and naive paths, timed, tokens compared."""
-    from care_model.text.grounding import GroundingConfig, Vocabulary, build_rows, token_pieces
+    from care_model.text.grounding import GroundingConfig, build_rows
+    from care_model.text.grounding_vocab import Vocabulary, token_pieces
     from care_model.core.records import Turn
 
     text = tok.decode(prefix[:4000], skip_special_tokens=True)

@@ -141,7 +141,8 @@ def main(argv=None) -> dict:
     from care_model.text.evidence import TranscriptIndex, find_quotes
     from care_model.inference.models import ModelSpec, load_model
     from care_model.text.parse import parse_answer
-    from care_model.inference.predictor import PredictConfig, grounding_rows
+    from care_model.inference.modes import grounding_rows
+    from care_model.inference.predictor import PredictConfig
     from care_model.text.prompt import build_session_prompt
 
     config = PredictConfig(max_new_tokens=args.max_new_tokens, candidate_turns=args.candidate_turns)

@@ -11,7 +11,7 @@ name). Once two or more experts have *submitted* an item, it can be adjudicated:
                               submitted, with ``adjudicated_from`` = the experts' label ids (the
                               chosen one first) and the adjudicator as the author, in the audit
                               trail like every label save. The curated set
-                              (:mod:`care_model.text.curation`, :func:`care_model.stats.evaluate.curated_labels`)
+                              (:mod:`care_model.text.curation`, :func:`care_model.text.curation.curated_labels`)
                               prefers it over everything else.
 * :func:`expert_agreement_report`  per item, dimension and overall: quadratic-weighted kappa and
                               ICC(2,1) between every two experts and between each expert and the

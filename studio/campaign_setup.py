@@ -13,7 +13,7 @@ import uuid
 from care_model.core.errors import NotFoundError, ValidationError
 from care_model.core.records import stable_hash
 from care_model.core.wai import load_form
-from care_model.stats.evaluate import curated_labels
+from care_model.text.curation import curated_labels
 
 from .access import Access
 from .admin import parse_ids

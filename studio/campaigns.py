@@ -2,7 +2,7 @@
 
 An admin creates a **campaign**: a sample of (session, item) **targets**, the **systems** whose
 rationales are rated (model versions present in the sessions' predictions, and ``expert``: the
-curated label's rationale, :func:`care_model.stats.evaluate.curated_labels`), the **mode** (rubric,
+curated label's rationale, :func:`care_model.text.curation.curated_labels`), the **mode** (rubric,
 pairwise or both), the **raters** and the **overlap** (raters per target).
 
 Storage

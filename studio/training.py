@@ -28,7 +28,7 @@ from pathlib import Path
 
 from care_model.training import procs
 from care_model.training import versions as V
-from care_model.text.curation import learned_from, new_curated_sessions
+from care_model.text.snapshot import learned_from, new_curated_sessions
 from care_model.core.errors import ConfigError, TrainingError, ValidationError
 from care_model.core.records import now_iso
 from care_model.training.run import RUNS, finish_run, launch_subprocess, new_run_id, prepare_run

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from care_model.stats.compare import MIN_SESSIONS, too_small_message
-from care_model.text.curation import describe_learned_from, learned_from
+from care_model.text.snapshot import describe_learned_from, learned_from
 
 from . import render, ui, validate
 from .metric_labels import metric_label

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from care_model.text.curation import take_snapshot
+from care_model.text.snapshot import take_snapshot
 from care_model.core.errors import PermissionDenied, ValidationError
-from care_model.stats.evaluate import curated_labels
+from care_model.text.curation import curated_labels
 from care_model.core.records import ADJUDICATED, SCORE_SOURCES, Prediction
 from store import Repository
 from studio import adjudication as adj

@@ -13,7 +13,7 @@ from scipy import stats
 
 from care_model.training.crossval import CROSSVAL_RUNS, compute_result, fold_dir
 from care_model.jobs.crossval import main
-from care_model.text.curation import read_snapshot
+from care_model.text.snapshot import read_snapshot
 from care_model.training.runs import read_events, read_json
 from care_model.core.records import SHARED, Label
 from care_model.core.wai import load_form

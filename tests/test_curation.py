@@ -6,8 +6,9 @@ import json
 import pytest
 
 from care_model.text.curation import (CLIENT_ANCHORED, EXPERT_JUDGED, curate_item, curated_labels,
-    default_curation_mode, new_curated_sessions, read_snapshot, resolve_unresolved, score_source_for, snapshot_rule,
-    split_by_client, take_snapshot, write_snapshot)
+    default_curation_mode, resolve_unresolved, score_source_for)
+from care_model.text.snapshot import (new_curated_sessions, read_snapshot, snapshot_rule, split_by_client, take_snapshot,
+    write_snapshot)
 from care_model.core.errors import TrainingError, ValidationError
 from care_model.core.records import ADJUDICATED, SCORE_SOURCES, SHARED, Label
 from store import Repository

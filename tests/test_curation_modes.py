@@ -12,7 +12,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from care_model.text.curation import read_snapshot
+from care_model.text.snapshot import read_snapshot
 from care_model.core.records import SHARED, Prediction
 from care_model.training.run import prepare_run
 from care_model.training.config import RetrainConfig

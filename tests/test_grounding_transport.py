@@ -16,7 +16,8 @@ import torch
 from care_model.text.calibration import CalibratedArgmax, calibrate
 from care_model.inference.constrained import RowProcessor, option_scores, vocabulary_from_folder
 from care_model.inference.engine import Engine
-from care_model.text.grounding import GroundedRow, Vocabulary, replay, vocabulary_for
+from care_model.text.grounding import GroundedRow, replay
+from care_model.text.grounding_vocab import Vocabulary, vocabulary_for
 from care_model.inference.models import ModelSpec, load_model
 from test_engine import _ids, _rows, _session
 

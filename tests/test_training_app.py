@@ -159,7 +159,7 @@ def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
 
 
 def test_progress_and_versions_say_what_a_run_learns_from():
-    from care_model.text.curation import learned_from
+    from care_model.text.snapshot import learned_from
     from studio.training_tab import progress_html, versions_value
 
     paper = {"score_sources": ["client_self_report"], "rationales": "curated", "items": 24,

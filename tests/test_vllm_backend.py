@@ -107,7 +107,7 @@ def _random_adapter(out: Path, seed: int) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from care_model.inference.models import smollm2_folder
+    from care_model.inference.model_files import smollm2_folder
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(str(smollm2_folder()))
@@ -170,7 +170,7 @@ def test_the_apps_predict_worker_uses_the_vllm_backend(tmp_path):
         assert [p.decoding for p in got] == ["free+quote-check"] * 2 and got[0].candidate_turns == []
         # a grounded row made for another tokenizer is refused by name, and the worker goes on serving
         from care_model.core.errors import ModelError
-        from care_model.inference.predictor import grounding_rows
+        from care_model.inference.modes import grounding_rows
 
         backend = free.vllm()
         prompt = free.session_prompt(SHORT[1], [1, 2])

@@ -89,7 +89,8 @@ class Session:
         if not self.id or not str(self.id).strip():
             raise ValidationError("A session has no id.", "Give every session a non-empty 'id'.")
         if self.language not in LANGUAGES:
-            raise ValidationError(f"{where}: unknown language {self.language!r}.", f"Use one of {', '.join(LANGUAGES)}.")
+            raise ValidationError(f"{where}: unknown language {self.language!r}.",
+                                  f"Use one of {', '.join(LANGUAGES)}.")
         if not self.turns:
             raise ValidationError(f"{where} has no turns.", "A session needs at least one turn.")
         for pos, turn in enumerate(self.turns):
@@ -99,14 +100,16 @@ class Session:
                     f"Use one of {', '.join(SPEAKERS)}.",
                 )
             if turn.index != pos:
-                raise ValidationError(f"{where}: turn indices must run 0, 1, 2, ...; found {turn.index} at position {pos}.",
+                raise ValidationError(f"{where}: turn indices must run 0, 1, 2, ...; found {turn.index} at position "
+                                      f"{pos}.",
                                       "Renumber the turns in order.")
             if not isinstance(turn.text, str) or not turn.text.strip():
                 raise ValidationError(f"{where}, turn {pos} has no text.", "Remove the empty turn or give it text.")
         form = load_form(self.form)
         for rater, items in self.ratings.items():
             if rater not in ("client", "counselor"):
-                raise ValidationError(f"{where}: unknown rater {rater!r}.", "Ratings come from 'client' or 'counselor'.")
+                raise ValidationError(f"{where}: unknown rater {rater!r}.",
+                                      "Ratings come from 'client' or 'counselor'.")
             form.check_ratings(items, require_all=True)
         return self
 
@@ -255,7 +258,8 @@ def check_score_source(label: Label, client_ratings: dict | None) -> None:
     score is not the client's self-reported rating of that item."""
     src, item = label.score_source, int(label.item)
     if src not in SCORE_SOURCES:
-        raise ValidationError(f"Unknown score source {src!r} on item {item}.", f"Use one of {', '.join(SCORE_SOURCES)}.")
+        raise ValidationError(f"Unknown score source {src!r} on item {item}.",
+                              f"Use one of {', '.join(SCORE_SOURCES)}.")
     if (label.annotator == ADJUDICATED) != (src == "adjudicated"):
         raise ValidationError(f"Item {item}: score source {src!r} does not fit the coding slot {label.annotator!r}.",
                               "Adjudicated labels (and only they) have score source 'adjudicated'.")

@@ -178,7 +178,8 @@ class Form:
 def _form_from_dict(data: dict, source: str) -> Form:
     def need(key):
         if key not in data:
-            raise ValidationError(f"Form file {source} lacks {key!r}.", "Follow the layout of care_model/forms/wai-sr.json.")
+            raise ValidationError(f"Form file {source} lacks {key!r}.",
+                                  "Follow the layout of care_model/forms/wai-sr.json.")
         return data[key]
 
     scale_d = need("scale")
@@ -190,7 +191,8 @@ def _form_from_dict(data: dict, source: str) -> Form:
     for raw in need("items"):
         iid = int(raw["id"])
         if iid not in item_dim:
-            raise ValidationError(f"Form file {source}: item {iid} is in no dimension.", "List it under one dimension's items.")
+            raise ValidationError(f"Form file {source}: item {iid} is in no dimension.",
+                                  "List it under one dimension's items.")
         items.append(Item(iid, item_dim[iid], {p: dict(t) for p, t in raw["text"].items()}))
     form = Form(
         id=str(need("id")),

@@ -1,6 +1,6 @@
 """The attention of :class:`care_model.inference.engine.Engine` (a mixin): q/k/v projections with RoPE,
-causal self-attention for the prefix, and the split attention of the item rows -- the shared prefix in one pass for every row,
-the row's own keys apart -- merged exactly through their log-sum-exps (cascade attention).
+causal self-attention for the prefix, and the split attention of the item rows -- the shared prefix in one
+pass for every row, the row's own keys apart -- merged exactly through their log-sum-exps (cascade attention).
 
 For the prefix part PyTorch's fused flash-attention kernel (which also returns the log-sum-exp)
 is used where this build has it, checked once against the plain matmuls; otherwise plain
@@ -9,8 +9,19 @@ engine's ``torch``, ``head_dim``, ``_rope``, ``_sdpa_gqa`` and ``_fused_prefix``
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Bound on the [kv_heads, queries, P] score tensor of the shared-prefix attention (elements).
 _PREFIX_SCORE_ELEMS = 1 << 25
+
+
+@dataclass
+class PrefixCache:
+    """The shared prefix's per-layer keys and values (what the item rows attend to)."""
+
+    keys: list            # per layer [kv_heads, P, head_dim] (after RoPE)
+    values: list
+    length: int
 
 
 class PrefixAttention:
@@ -41,7 +52,7 @@ class PrefixAttention:
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
 
-    def _attend(self, attn, q, layer_idx, prefix: _PrefixCache, own_k, own_v, own_bias):
+    def _attend(self, attn, q, layer_idx, prefix: PrefixCache, own_k, own_v, own_bias):
         """Attention of q [B, H, T, d] over (shared prefix) + (own keys own_k [B, kv, Tk, d]).
 
         ``own_bias`` is an additive mask broadcastable to [B, 1, 1, T, Tk] (0 or -inf).

@@ -8,7 +8,8 @@ Both inference paths pick tokens the same way -- the disallowed logits set to ``
   (one sequence); on its first call it starts the row with the argmax option and the option
   distribution of the raw logits (``score_of(logits) -> (argmax, probs)``).
 
-:func:`vocabulary_for` builds (and caches per tokenizer) the :class:`~care_model.text.grounding.Vocabulary`.
+:func:`~care_model.text.grounding_vocab.vocabulary_for` builds (and caches per tokenizer) the
+:class:`~care_model.text.grounding_vocab.Vocabulary`; :func:`vocabulary_from_folder` the same from a saved tokenizer.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Callable, Sequence
 import torch
 from transformers import LogitsProcessor
 
-from care_model.text.grounding import GroundedRow, Vocabulary, token_pieces, vocabulary_for  # noqa: F401 (vocabulary_for: re-export)
+from care_model.text.grounding import GroundedRow
+from care_model.text.grounding_vocab import Vocabulary, token_pieces
 
 _BANNED_MASKS: dict[tuple[str, str, int], torch.Tensor] = {}
 _FOLDER_LOCK = threading.Lock()

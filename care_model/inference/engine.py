@@ -11,7 +11,8 @@ The 12 item prompts of a session share everything up to the item statement (see
 3. **decodes greedily, 12 rows at a time**, each row stopping at its own end-of-turn/EOS token
    (finished rows are dropped from the batch), up to ``max_new_tokens``.
 
-Attention (:mod:`care_model.inference.attention`) is split in two (hydragen / cascade attention):
+The forward passes (:mod:`care_model.inference.forward`) and attention
+(:mod:`care_model.inference.attention`) are mixins; attention is split in two (hydragen / cascade attention):
 every query of every row attends to the shared prefix in *one* pass (queries of all rows folded into
 ``[kv_heads, rows*group*q_len, head_dim]`` -- grouped-query attention without ``repeat_kv``; the
 fused flash-attention kernel that also returns the log-sum-exp where PyTorch has one, else plain
@@ -77,46 +78,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from care_model.core.errors import ModelError
-from care_model.inference.attention import PrefixAttention
+from care_model.inference.forward import PrefixForward
+from care_model.inference.item_output import ItemOutput, Progress
 from care_model.inference.option_tokens import option_token_ids
-from care_model.text.stop_tokens import END_OF_TURN_TOKENS, stop_ids  # noqa: F401 (END_OF_TURN_TOKENS re-exported)
+from care_model.text.stop_tokens import stop_ids
 
-Progress = Callable[[float, str], None]
 _SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
-
-
-@dataclass
-class ItemOutput:
-    text: str                    # greedy answer text (special tokens removed); "" in scores-only mode
-    token_ids: list[int]         # generated ids, the stop token included when one was generated
-    option_probs: list[float]    # P(option) at the score position, normalised over the options
-    expected_score: float        # sum(option * prob)
-    argmax_score: int            # the most probable option
-    option_mass: float = 1.0     # total probability of all option tokens before normalisation
-    finished: bool = False       # stopped at a stop token (False: hit max_new_tokens or scores-only)
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "token_ids": list(self.token_ids), "option_probs": list(self.option_probs),
-                "expected_score": self.expected_score, "argmax_score": self.argmax_score,
-                "option_mass": self.option_mass, "finished": self.finished}
-
-
-@dataclass
-class _PrefixCache:
-    keys: list            # per layer [kv_heads, P, head_dim] (after RoPE)
-    values: list
-    length: int
 
 
 def cfg_head_dim(config) -> int:
     return config.hidden_size // config.num_attention_heads
 
 
-class Engine(PrefixAttention):
+class Engine(PrefixForward):
     """Shared-prefix, batched greedy inference over one loaded model (see the module docstring)."""
 
     def __init__(self, loaded, *, options: Sequence[int] = (1, 2, 3, 4, 5),
@@ -149,7 +126,8 @@ class Engine(PrefixAttention):
             self.head_dim = int(getattr(attn0, "head_dim", None) or cfg_head_dim(self.config))
         # Mistral/Qwen sliding-window attention: the fast path is exact only within the window.
         window = getattr(self.config, "sliding_window", None)
-        if getattr(self.config, "model_type", "") != "mistral" and not getattr(self.config, "use_sliding_window", False):
+        mistral = getattr(self.config, "model_type", "") == "mistral"
+        if not mistral and not getattr(self.config, "use_sliding_window", False):
             window = None
         self.sliding_window = int(window) if window else None
         params = next(self.model.parameters())
@@ -160,7 +138,8 @@ class Engine(PrefixAttention):
             else self._default_stop_ids()
         if not self.stop_token_ids:
             raise ModelError("The model has no end-of-sequence token, so answers cannot stop.",
-                             "Pass stop_token_ids=[...] to Engine, or set eos_token_id in the model's generation_config.")
+                             "Pass stop_token_ids=[...] to Engine, or set eos_token_id in the model's "
+                             "generation_config.")
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
             else self.stop_token_ids[0]
 
@@ -235,85 +214,6 @@ class Engine(PrefixAttention):
 
     def _decode_text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    # ------------------------------------------------------------------------- the forward
-    def _mlp_block(self, layer, x):
-        return x + layer.mlp(layer.post_attention_layernorm(x))
-
-    def _prefill(self, prefix_ids: list[int]) -> _PrefixCache:
-        """Forward the shared prefix once (causal), keeping only its per-layer K/V."""
-        torch = self.torch
-        F = torch.nn.functional
-        core = self.core
-        P = len(prefix_ids)
-        if P == 0:
-            return _PrefixCache([], [], 0)
-        ids = torch.tensor([prefix_ids], device=self.device)
-        pos = torch.arange(P, device=self.device)[None]
-        x = core.embed_tokens(ids)
-        cos, sin = core.rotary_emb(x, pos)
-        keys, values = [], []
-        for layer in core.layers:
-            attn = layer.self_attn
-            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
-            o = self._causal_sdpa(F, q, k, v, attn.scaling)
-            keys.append(k[0].contiguous())
-            values.append(v[0].contiguous())
-            x = x + attn.o_proj(o.transpose(1, 2).reshape(1, P, -1))
-            x = self._mlp_block(layer, x)
-        return _PrefixCache(keys, values, P)
-
-    def _suffix_block(self, suffixes: list[list[int]], prefix: _PrefixCache, bufs_k, bufs_v, S: int, neg, zero):
-        """All item suffixes as one packed sequence (no padding): each token attends to the shared prefix
-        and causally to its own row's earlier tokens (block-diagonal mask); positions continue from P.
-        Writes each row's K/V into its left-padded buffer (ending at slot S) when buffers are given.
-        Returns the logits at each row's last token [B, V] (the score position)."""
-        torch = self.torch
-        core, dev = self.core, self.device
-        lens = torch.tensor([len(s) for s in suffixes], device=dev)
-        B = len(suffixes)
-        row = torch.repeat_interleave(torch.arange(B, device=dev), lens)             # [L] row of each token
-        starts = torch.cumsum(lens, 0) - lens
-        offs = torch.arange(int(lens.sum()), device=dev) - starts[row]                # offset within the row
-        ids = torch.tensor([t for s in suffixes for t in s], dtype=torch.long, device=dev)[None]
-        pos = (prefix.length + offs)[None]
-        allowed = (row[:, None] == row[None, :]) & (offs[:, None] >= offs[None, :])  # [L(query), L(key)]
-        bias = torch.where(allowed, zero, neg)[None, None, None]                     # [1, 1, 1, L, L]
-        slot = S - lens[row] + offs                                                  # left-padded slot
-        x = core.embed_tokens(ids)
-        cos, sin = core.rotary_emb(x, pos)
-        for i, layer in enumerate(core.layers):
-            attn = layer.self_attn
-            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
-            if bufs_k is not None:
-                bufs_k[i][row, :, slot] = k[0].transpose(0, 1)
-                bufs_v[i][row, :, slot] = v[0].transpose(0, 1)
-            o = self._attend(attn, q, i, prefix, k, v, bias)
-            x = x + attn.o_proj(o)
-            x = self._mlp_block(layer, x)
-        last = starts + lens - 1
-        logits = self.lm_head(core.norm(x[0, last]))
-        return logits if logits.dtype == torch.float64 else logits.float()
-
-    def _step(self, ids, pos, prefix: _PrefixCache, bufs_k, bufs_v, start: int, own_bias):
-        """One decode step (or any block of T tokens per row): ids [B, T] at positions pos [B, T]; writes
-        their K/V to slots start..start+T-1 of the per-row buffers and attends over the shared prefix and
-        slots [0, start+T) with ``own_bias``. Returns the last position's logits [B, V]."""
-        core = self.core
-        T = ids.shape[1]
-        x = core.embed_tokens(ids)
-        cos, sin = core.rotary_emb(x, pos)
-        end = start + T
-        for i, layer in enumerate(core.layers):
-            attn = layer.self_attn
-            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
-            bufs_k[i][:, :, start:end] = k
-            bufs_v[i][:, :, start:end] = v
-            o = self._attend(attn, q, i, prefix, bufs_k[i][:, :, :end], bufs_v[i][:, :, :end], own_bias)
-            x = x + attn.o_proj(o)
-            x = self._mlp_block(layer, x)
-        logits = self.lm_head(core.norm(x[:, -1:, :]))[:, -1, :]
-        return logits if logits.dtype == self.torch.float64 else logits.float()
 
     # ------------------------------------------------------------------------- public runs
     def prefill_only(self, prefix_ids: Sequence[int]) -> float:

@@ -8,6 +8,8 @@
   version and cached), then ``probs_calibrated`` and the calibrated ``expected_score`` on each
   prediction.
 * :func:`draft_into_store` -- the ``--draft-for`` side of the predict command.
+* :func:`grounding_rows` -- grounded decoding's row states for a session's items (predictions and
+  drafts); :func:`calibrated_score_rule` makes them write the calibrated argmax.
 
 Both run through the Predictor's backend (``Predictor.run_prompt``: our engine or vLLM), so drafts and
 calibration work the same under ``--backend vllm``. torch is only used through the engine.
@@ -20,7 +22,7 @@ from typing import Iterable, Mapping
 
 from care_model.text.calibration import CalibrationCache, cache_key, calibrate, content_free_session, expected_score
 from care_model.text.drafting import build_draft_prompt, check_targets, draft_rationale, targets_for
-from care_model.core.errors import ValidationError
+from care_model.core.errors import CareError, ValidationError
 from care_model.text.evidence import TranscriptIndex
 from care_model.inference.backends.common import FREE_DECODING, to_predictions
 from care_model.core.records import DRAFT_MODE, DRAFT_SOURCES, Prediction, Session
@@ -33,7 +35,7 @@ def calibration_cache() -> CalibrationCache:
     """The process-wide cache, backed by ``calibration.json`` in the model cache folder."""
     global _CACHE
     if _CACHE is None:
-        from care_model.inference.models import cache_dir
+        from care_model.inference.model_files import cache_dir
 
         _CACHE = CalibrationCache(cache_dir() / "calibration.json")
     return _CACHE
@@ -84,8 +86,6 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
     config = predictor.config
     prompt = predictor.session_prompt(session, list(targets), builder=build_draft_prompt, targets=targets)
     # the same quote grounding as predictions; the score line is the target, whatever the model prefers
-    from care_model.inference.predictor import grounding_rows
-
     rows, warnings = grounding_rows(predictor.decoder(), session, prompt.suffixes, config)
     for item, row in rows.items():
         row.fixed_score = targets[item]
@@ -133,3 +133,39 @@ def draft_into_store(repo, predictor, session_ids: Iterable[str] | None, source:
         counts["drafts"] += len(preds)
         counts["no_reason"] += sum(p.parse_status == "failed" for p in preds)
     return counts
+
+
+def grounding_rows(model, session: Session, items: Iterable, config) -> tuple[dict, list[str]]:
+    """Grounded decoding's row states for ``items`` ({} with free decoding): each item may quote its
+    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.inference.relevance`). ``model``:
+    :meth:`~care_model.inference.predictor.Predictor.decoder` (the engine or the vLLM backend); ``config``: its
+    :class:`~care_model.inference.predictor.PredictConfig` (``decoding``, ``candidate_turns``, ``perspective``)."""
+    if config.decoding == "free":
+        return {}, []
+    if config.decoding != "grounded":
+        raise CareError(f"Unknown decoding {config.decoding!r}.", "Use 'grounded' or 'free'.")
+    if int(config.candidate_turns) < 1:
+        raise CareError(f"candidate_turns must be at least 1 (got {config.candidate_turns}).",
+                        "Pass --candidate-turns 8 (or another positive number).")
+    from care_model.inference.relevance import candidate_turns
+    from care_model.text.grounding import GroundingConfig, build_rows
+    from care_model.text.grounding_vocab import vocabulary_for
+
+    form = load_form(session.form)
+    texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
+    cands, warnings = candidate_turns(session, texts, k=config.candidate_turns)
+    vocab = vocabulary_for(model.tokenizer, model.stop_token_ids)
+    rows = build_rows(vocab, session.turns, cands, model.option_token_ids(session.language),
+                      language=session.language, config=GroundingConfig(k=config.candidate_turns))
+    return rows, warnings
+
+
+def calibrated_score_rule(predictor, session: Session, rows: dict) -> None:
+    """With contextual calibration, a grounded row writes the argmax of the *calibrated* distribution."""
+    from care_model.text.calibration import CalibratedArgmax
+
+    form = load_form(session.form)
+    prior, points = content_free_probs(predictor, form, session.language), form.scale.points
+    for item, row in rows.items():
+        if item in prior:
+            row.score_rule = CalibratedArgmax(prior[item], points)

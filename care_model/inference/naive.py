@@ -10,17 +10,15 @@ the same tokens and close probabilities.
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-Progress = Callable[[float, str], None]
+from care_model.inference.item_output import ItemOutput, Progress
 
 
 def run_naive(engine, prefix_ids: Sequence[int], suffix_ids: Mapping[int, Sequence[int]], *,
               max_new_tokens: int = 64, scores_only: bool = False, progress: Progress | None = None,
               language: str = "en", constraints: Mapping | None = None) -> dict:
     from transformers import GenerationConfig, LogitsProcessorList
-
-    from care_model.inference.engine import ItemOutput
 
     torch = engine.torch
     option_ids = engine.option_token_ids(language)

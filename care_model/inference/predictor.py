@@ -24,7 +24,7 @@ Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA ada
     python -m care_model.jobs.predict --samples          # regenerate data/sample_predictions.jsonl
     python -m care_model.jobs.predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
     python -m care_model.jobs.predict --samples --draft-for client   # ... with drafts for the clients' scores
-    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for the expert labels
+    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for experts' labels
 """
 from __future__ import annotations
 
@@ -33,13 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from care_model.core.errors import CareError
 from care_model.core.records import Prediction, Session
-from care_model.core.wai import load_form
 from care_model.inference.backends import check_backend
-from care_model.inference.backends.common import FREE_DECODING, LOW_OPTION_MASS, build_prompt, to_predictions  # noqa: F401 (re-export)
+from care_model.inference.backends.common import FREE_DECODING, build_prompt, to_predictions
 from care_model.inference.models import ModelSpec, get_model, model_version_id
-from care_model.inference.modes import calibrate_predictions, draft_session
+from care_model.inference.modes import calibrate_predictions, calibrated_score_rule, draft_session, grounding_rows
 from care_model.text.calibration import DEFAULT_CALIBRATION, check_calibration
 from care_model.text.prompt import build_session_prompt
 
@@ -58,7 +56,8 @@ class PredictConfig:
         "Context budget for the prompt (the paper cuts at 8,192); the model's own limit applies if smaller. "
         "Longer transcripts keep their opening and most recent turns (see care_model.text.prompt).")})
     perspective: str = field(default="client", metadata={"help": "Answer as the 'client' (WAI-SR) or the 'counselor'."})
-    fast: bool = field(default=True, metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
+    fast: bool = field(default=True,
+                       metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
     calibration: str = field(default=DEFAULT_CALIBRATION, metadata={"help": (
         "Option probabilities: 'content-free' divides out the model's prior for each item (contextual "
         "calibration, care_model.text.calibration; the expected score and the queue's uncertainty use the "
@@ -69,7 +68,8 @@ class PredictConfig:
     candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
     backend: str = field(default="engine", metadata={"help": (
         "'engine' (our shared-prefix engine, in process) or 'vllm' (vLLM in a worker process in its own "
-        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see care_model.inference.backends).")})
+        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see "
+        "care_model.inference.backends).")})
     tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
     data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
 
@@ -194,38 +194,3 @@ class Predictor:
             return
         for session in sessions:
             yield session, one(session)
-
-
-def grounding_rows(model, session: Session, items: Iterable, config: PredictConfig) -> tuple[dict, list[str]]:
-    """Grounded decoding's row states for ``items`` ({} with free decoding): each item may quote its
-    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.inference.relevance`). ``model``:
-    :meth:`Predictor.decoder` (the engine or the vLLM backend)."""
-    if config.decoding == "free":
-        return {}, []
-    if config.decoding != "grounded":
-        raise CareError(f"Unknown decoding {config.decoding!r}.", "Use 'grounded' or 'free'.")
-    if int(config.candidate_turns) < 1:
-        raise CareError(f"candidate_turns must be at least 1 (got {config.candidate_turns}).",
-                        "Pass --candidate-turns 8 (or another positive number).")
-    from care_model.inference.relevance import candidate_turns
-    from care_model.text.grounding import GroundingConfig, build_rows, vocabulary_for
-
-    form = load_form(session.form)
-    texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
-    cands, warnings = candidate_turns(session, texts, k=config.candidate_turns)
-    vocab = vocabulary_for(model.tokenizer, model.stop_token_ids)
-    rows = build_rows(vocab, session.turns, cands, model.option_token_ids(session.language),
-                      language=session.language, config=GroundingConfig(k=config.candidate_turns))
-    return rows, warnings
-
-
-def calibrated_score_rule(predictor, session: Session, rows: dict) -> None:
-    """With contextual calibration, a grounded row writes the argmax of the *calibrated* distribution."""
-    from care_model.inference.modes import content_free_probs
-    from care_model.text.calibration import CalibratedArgmax
-
-    form = load_form(session.form)
-    prior, points = content_free_probs(predictor, form, session.language), form.scale.points
-    for item, row in rows.items():
-        if item in prior:
-            row.score_rule = CalibratedArgmax(prior[item], points)

@@ -3,7 +3,7 @@
 Item text and turn texts are embedded with all-MiniLM-L6-v2 (:mod:`care_model.inference.embeddings`, the
 model the project ships) in one batch per session; for each item the ``k`` most similar turns of
 the speaker of interest (the client's; the other speaker's only when the client never speaks) are
-the candidates (:func:`care_model.text.grounding.rank_candidates`). When the embedding package is not
+the candidates (:func:`care_model.text.grounding_turns.rank_candidates`). When the embedding package is not
 installed, the candidates are the speaker's ``k`` longest turns and a warning says so.
 
 Public API::
@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from care_model.text.grounding import rank_candidates
+from care_model.text.grounding_turns import rank_candidates
 
 
 _ITEM_VECTORS: dict[str, object] = {}  # item text -> its embedding (the 12 items repeat in every session)

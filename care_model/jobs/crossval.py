@@ -13,10 +13,10 @@ Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 What it does (the paper's protocol, section 5):
 
 1. :func:`prepare_crossval` (the store's owner: this CLI, or the app) freezes the curated set
-   (:func:`care_model.text.curation.take_snapshot`, the same curated set retraining uses) and splits its
+   (:func:`care_model.text.snapshot.take_snapshot`, the same curated set retraining uses) and splits its
    sessions into K folds **by client** (no client on both sides; a session without a client id is
    its own client, and ``config.json`` says how many), stratified on the mean curated score
-   (:func:`care_model.stats.evaluate.cross_validation_folds`). Each fold gets a retraining run folder
+   (:func:`care_model.stats.folds.cross_validation_folds`). Each fold gets a retraining run folder
    ``fold-<i>/`` whose snapshot holds only the other folds' sessions.
 2. :func:`execute_crossval` (never opens the store): for each fold, train the adapter with the
    retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then
@@ -80,7 +80,8 @@ def main(argv=None) -> int:
 
         lower_priority()
         if bool(args.store) == bool(args.run_dir):
-            raise ConfigError("Give exactly one of --store and --run-dir.", "See python -m care_model.jobs.crossval --help.")
+            raise ConfigError("Give exactly one of --store and --run-dir.",
+                              "See python -m care_model.jobs.crossval --help.")
         accelerator = make_accelerator()
         if args.run_dir:
             cv_dir = Path(args.run_dir)

@@ -21,15 +21,18 @@ import sys
 from typing import Sequence
 
 from care_model.core.errors import CareError, ImportFormatError, ValidationError
-from care_model.stats.evaluate import (
-    cross_validate,
-    curated_labels,
-    evaluate_predictions,
-    latest_predictions,
-    resolve_unresolved,
-)
+from care_model.stats.evaluate import evaluate_predictions, latest_predictions
+from care_model.stats.folds import cross_validate
+from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.stats.heldout import held_out_sessions
 from store.export import records_from_lines
+
+
+def _similarity():
+    """The embedding similarity of rationales (the model loads on first use, only if text metrics run)."""
+    from care_model.inference.embeddings import cosine_similarities
+
+    return cosine_similarities
 
 
 def _read_export(path: str):
@@ -64,7 +67,8 @@ def _print_rows(rows: list[dict], out) -> None:
     for r in rows:
         ci = f" [{_fmt(r['low'])}, {_fmt(r['high'])}]" if r.get("low") is not None else ""
         why = f"  ({r['reason']})" if r.get("value") is None and r.get("reason") else ""
-        print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['value'])}{ci}  n={r['n']}{why}", file=out)
+        print(f"{r['section']:<19} {r['target']:<9} {r['metric']:<11} {_fmt(r['value'])}{ci}  n={r['n']}{why}",
+              file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--score-field", choices=("score", "expected_score"), default="score",
                         help="the generated option (paper) or the probability-weighted expected score")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
-                        help="report the metrics of existing predictions per test fold of K folds split by client, and mean +- "
+                        help="report the metrics of existing predictions per test fold of K folds split by client, and "
+                             "mean +- "
                              "sd (nothing is retrained: the paper's protocol is python -m care_model.jobs.crossval)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0 = no intervals)")
@@ -123,8 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         curated += resolve_unresolved(labels, unresolved)
         if other:
             return _compare(sessions, preds, latest_predictions(predictions, other), version, other, held, args, out)
-        kwargs = dict(with_text_metrics=not args.no_text, with_embeddings=not args.no_embeddings, seed=args.seed,
-                      score_field=args.score_field)
+        kwargs = dict(with_text_metrics=not args.no_text, similarity=None if args.no_embeddings else _similarity(),
+                      seed=args.seed, score_field=args.score_field)
         if not args.cv:
             report = evaluate_predictions(sessions, preds, curated, n_boot=args.n_boot, **kwargs)
             report.notes.append(held.note())

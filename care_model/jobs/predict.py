@@ -24,7 +24,8 @@ Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA ada
     python -m care_model.jobs.predict --samples          # regenerate data/sample_predictions.jsonl
     python -m care_model.jobs.predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
     python -m care_model.jobs.predict --samples --draft-for client   # ... with drafts for the clients' scores
-    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for the expert labels
+    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for the expert
+    labels
 """
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ from typing import Iterable
 from care_model.core.errors import CareError
 from care_model.core.wai import load_form
 from care_model.inference.backends import BACKENDS
-from care_model.inference.backends.common import FREE_DECODING, LOW_OPTION_MASS, build_prompt, to_predictions  # noqa: F401 (re-export)
 from care_model.inference.models import ModelSpec
 from care_model.inference.modes import draft_into_store
 from care_model.inference.predictor import ROOT, SAMPLE_PREDICTIONS, SAMPLE_SESSIONS, PredictConfig, Predictor

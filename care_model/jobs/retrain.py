@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--recipe", help="YAML recipe (recipes/cpu-smoke.yaml, recipes/gpu-llama31-8b.yaml)")
     ap.add_argument("--run-id", help="run id (default: run-<time>-<random>)")
     ap.add_argument("--output-dir", help="run folder (default: <store>/runs/<run-id>)")
-    ap.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint (needs --run-id, --output-dir or --run-dir)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run from its last checkpoint (needs --run-id, --output-dir or --run-dir)")
     ap.add_argument("--actor", default=os.environ.get("CARE_USER", "system"), help="who starts the run (recorded)")
     ap.add_argument("--no-register", action="store_true", help="do not register the candidate in the store")
     add_config_flags(ap)
@@ -68,7 +69,8 @@ def _parse(argv) -> argparse.Namespace:
     args, unknown = ap.parse_known_args(argv)
     if unknown:
         known = [o for a in ap._actions for o in a.option_strings]
-        hints = [f"{u}" + (f" (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u.split('=')[0], known, n=1)) else "")
+        hints = [f"{u}" + (f" (did you mean {m[0]}?)"
+                           if (m := difflib.get_close_matches(u.split('=')[0], known, n=1)) else "")
                  for u in unknown if u.startswith("-")] or unknown
         raise ConfigError(f"Unknown option(s): {', '.join(hints)}.", "See python -m care_model.jobs.retrain --help.")
     return args
@@ -120,8 +122,10 @@ def _main(args) -> int:
         return 0
     status = record.get("status")
     if status == "cancelled":
-        print(f"cancelled at step {record.get('steps')}/{record.get('total_steps')}; checkpoint {record.get('checkpoint')}\n"
-              f"resume with: python -m care_model.jobs.retrain {'--run-dir ' + str(run_dir) if args.run_dir else '--store ' + args.store + ' --output-dir ' + str(run_dir)} --resume")
+        where = f"--run-dir {run_dir}" if args.run_dir else f"--store {args.store} --output-dir {run_dir}"
+        print(f"cancelled at step {record.get('steps')}/{record.get('total_steps')}; checkpoint "
+              f"{record.get('checkpoint')}\n"
+              f"resume with: python -m care_model.jobs.retrain {where} --resume")
     if args.store and not args.no_register:
         from store import Repository
 
@@ -130,7 +134,8 @@ def _main(args) -> int:
         if version:
             print(f"registered candidate {version['id']}")
     print(json.dumps({"run_dir": str(run_dir), "status": status, "version_id": record.get("version_id"),
-                      "metrics": record.get("metrics"), "timings": record.get("timings")}, ensure_ascii=False, default=str))
+                      "metrics": record.get("metrics"), "timings": record.get("timings")}, ensure_ascii=False,
+                      default=str))
     return 0
 
 

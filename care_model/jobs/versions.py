@@ -12,7 +12,7 @@ name and who did it)::
 A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
 data_hash, config, metrics, evaluation, parent (the version it was compared with),
 code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
-:func:`care_model.text.curation.learned_from`), activations (when it was made active), created_by``.
+:func:`care_model.text.snapshot.learned_from`), activations (when it was made active), created_by``.
 
 Statuses: ``base`` (a plain base model, registered so it can be rolled back to), ``candidate``
 (a finished run, waiting for an admin), ``active``, ``retired`` (was active), ``rejected``.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 
 from care_model.core.errors import PermissionDenied
-from care_model.text.curation import describe_learned_from
+from care_model.text.snapshot import describe_learned_from
 from care_model.training.versions import (
     activation_history,
     active_version_id,
@@ -51,7 +51,8 @@ def _table(rows: list[dict]) -> str:
         loss = m.get("validation_loss_after")
         lines.append(f"{d['status']:<10} {d['id']}  run={d.get('run_id') or '-'}  data={d.get('data_hash') or '-'}"
                      + (f"  val_loss={loss:.4f}" if isinstance(loss, (int, float)) else "")
-                     + (f"\n{'':<11}learned from: {describe_learned_from(d['learned_from'])}" if d.get("learned_from") else ""))
+                     + (f"\n{'':<11}learned from: {describe_learned_from(d['learned_from'])}"
+                        if d.get("learned_from") else ""))
     return "\n".join(lines) or "(no model versions yet)"
 
 
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m care_model.jobs.versions", description="Model versions of a store.")
     ap.add_argument("--store", required=True, help="store folder")
-    ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""), help="the admin who acts (recorded in the audit trail)")
+    ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""),
+                    help="the admin who acts (recorded in the audit trail)")
     ap.add_argument("--json", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="all versions, oldest first")
@@ -92,7 +94,8 @@ def main(argv=None) -> int:
                 text = _table(out) + f"\nactive: {active_version_id(repo) or '(none: the default base model)'}"
             elif args.command == "history":
                 out = activation_history(repo)
-                text = "\n".join(f"{h['at']} {h['who']} {h['action']}: {h['from']} -> {h['to']}" for h in out) or "(none)"
+                text = "\n".join(f"{h['at']} {h['who']} {h['action']}: {h['from']} -> {h['to']}"
+                                 for h in out) or "(none)"
             elif args.command == "show":
                 out = get_version(repo, args.version)
                 text = json.dumps(out, ensure_ascii=False, indent=1, default=str)

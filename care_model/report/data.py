@@ -22,14 +22,10 @@ from pathlib import Path
 from care_model.core.records import Prediction
 from care_model.core.wai import load_form
 from care_model.stats.compare import compare_versions
-from care_model.stats.evaluate import (
-    curated_labels,
-    dimension_correlations,
-    evaluate_predictions,
-    latest_predictions,
-    resolve_unresolved,
-)
+from care_model.stats.correlations import dimension_correlations
+from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.heldout import held_out_sessions
+from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.training.runs import read_events, summarize
 
 PUBLISHED = [  # Pearson r per dimension, the paper's Table 2 (CARE is Llama-3.1-8B fine-tuned on its corpus)
@@ -81,6 +77,12 @@ def version_label(data: StoreData, vid: str) -> str:
     return f"Base model {vid}" + (" (active)" if vid == data.active else "")
 
 
+def _similarity():
+    from care_model.inference.embeddings import cosine_similarities
+
+    return cosine_similarities
+
+
 def version_evaluation(data: StoreData, vid: str, *, include_training=False, n_boot=1000, seed=0,
                        with_embeddings=False) -> dict:
     """The report of one version on the sessions it may be scored on (held out by default)."""
@@ -90,8 +92,9 @@ def version_evaluation(data: StoreData, vid: str, *, include_training=False, n_b
     kept = set(held.kept)
     report = evaluate_predictions([data.sessions[s] for s in held.kept], [p for p in preds if p.session_id in kept],
                                   [lab for lab in data.curated if lab.session_id in kept], n_boot=n_boot, seed=seed,
-                                  with_embeddings=with_embeddings)
-    return {"id": vid, "held": held, "report": report.to_dict(), "predictions": [p for p in preds if p.session_id in kept]}
+                                  similarity=_similarity() if with_embeddings else None)
+    return {"id": vid, "held": held, "report": report.to_dict(),
+            "predictions": [p for p in preds if p.session_id in kept]}
 
 
 def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) -> list[dict]:
@@ -100,7 +103,8 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) 
     if c:
         rows.append(c)
     vids = sorted({p.model_version for p in data.predictions},
-                  key=lambda v: ((data.versions.get(v) or {}).get("kind") == "lora", (data.versions.get(v) or {}).get("created_at", ""), v))
+                  key=lambda v: ((data.versions.get(v) or {}).get("kind") == "lora",
+                                 (data.versions.get(v) or {}).get("created_at", ""), v))
     for vid in vids:
         ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed)
         rows.append({"label": version_label(data, vid), "kind": "version", "id": vid, "n": ev["report"]["n_sessions"],
@@ -109,7 +113,8 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) 
     for run in data.crossval:
         if run.get("status") != "done" or not run.get("rows"):
             continue
-        names = {"crossval": "fold adapters", "base": "base model, same folds", "counselor": "counselors, same sessions"}
+        names = {"crossval": "fold adapters", "base": "base model, same folds",
+                 "counselor": "counselors, same sessions"}
         for system, name in names.items():
             cells: dict = {}
             mine = [r for r in run["rows"] if r["system"] == system]
@@ -171,11 +176,13 @@ def subject_data(data: StoreData, which: str = "active", *, include_training=Fal
         from care_model.core.errors import NotFoundError
 
         raise NotFoundError(f"No model version or finished cross-validation run {which!r} in this store.",
-                            "Use 'active', or one of: " + ", ".join(v for _, v in subject_choices(data)[1:]) or "(none)")
+                            "Use 'active', or one of: "
+                            + ", ".join(v for _, v in subject_choices(data)[1:]) or "(none)")
     if vid is None:
         return {"kind": "none", "id": None, "title": "No model version has predictions yet", "predictions": [],
                 "loss": {}, "note": "", "contaminated": False, "text": None, "comparison": None}
-    ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed, with_embeddings=True)
+    ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed,
+                            with_embeddings=True)
     doc = data.versions.get(vid) or {}
     out = {"kind": "version", "id": vid, "title": ev["held"].title(version_label(data, vid)),
            "predictions": ev["predictions"], "loss": loss_series(doc.get("run_dir")), "note": ev["held"].note(),
@@ -186,7 +193,8 @@ def subject_data(data: StoreData, which: str = "active", *, include_training=Fal
         held = held_out_sessions(sorted({p.session_id for p in ev["predictions"]}),
                                  [doc, data.versions.get(ref)], include_training=include_training)
         keep = set(held.kept)
-        cmp = compare_versions({s: data.sessions[s] for s in keep}, [p for p in ev["predictions"] if p.session_id in keep],
+        cmp = compare_versions({s: data.sessions[s] for s in keep},
+                               [p for p in ev["predictions"] if p.session_id in keep],
                                [p for p in ref_preds if p.session_id in keep], n_boot=n_boot, seed=seed)
         out["comparison"] = {**cmp, "candidate": vid, "active": ref, "title": held.title(
             f"{vid} (candidate) vs {ref} ({'active' if ref == data.active else 'the version it was trained against'})"
@@ -206,7 +214,8 @@ def plot_inputs(data: StoreData, subject: dict) -> dict:
         client = (data.sessions[sid].ratings.get("client") if sid in data.sessions else None) or {}
         if not client:
             continue
-        pred_dims = form.dimension_scores({k: p.score for k, p in items.items() if p.score is not None}, require_all=True)
+        pred_dims = form.dimension_scores({k: p.score for k, p in items.items() if p.score is not None},
+                                          require_all=True)
         true_dims = form.dimension_scores(client, require_all=True)
         for d in form.dimension_keys:
             if pred_dims.get(d) is not None and true_dims.get(d) is not None:

@@ -43,7 +43,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.2em
 h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.4em;border-bottom:1px solid #ddd}
 table.care-t2{border-collapse:collapse;font-size:.86em;margin:.5em 0}
 .care-t2 th,.care-t2 td{border:1px solid #ccc;padding:3px 6px;text-align:center}
-.care-t2 td.lbl{text-align:left;min-width:14em;max-width:24em} .care-t2 tr.pub td{background:#f6f6f0;color:#555;font-style:italic}
+.care-t2 td.lbl{text-align:left;min-width:14em;max-width:24em} .care-t2 tr.pub
+td{background:#f6f6f0;color:#555;font-style:italic}
 .care-t2 tr.sep td{background:#eee;font-weight:bold;text-align:left}
 .ci{color:#666;font-size:.85em;white-space:nowrap} .note{color:#555;font-size:.85em}
 .warn{background:#fff3cd;border:1px solid #e0c36c;padding:.4em .6em;margin:.5em 0}
@@ -69,7 +70,8 @@ def _cell(est: dict | None) -> str:
         return f"{est['mean']:.2f} ± {_f(est.get('sd'))}{part}"
     if est.get("value") is None:
         return f'<span title="{html.escape(est.get("reason") or "")}">–</span>'
-    ci = f'<br><span class="ci">[{_f(est.get("low"))}, {_f(est.get("high"))}]</span>' if est.get("low") is not None else ""
+    ci = (f'<br><span class="ci">[{_f(est.get("low"))}, {_f(est.get("high"))}]</span>'
+          if est.get("low") is not None else "")
     return f"{est['value']:.2f}{ci}"
 
 
@@ -87,14 +89,16 @@ def table2_html(rows: list[dict], *, contaminated: bool = False) -> str:
                 f'({PUBLISHED_NOTE}; never mixed with ours)</td></tr>')
     for label, vals in PUBLISHED:
         cells = "".join(f"<td>{_f(vals[d]) if m == 'pearson' else '–'}</td>" for d in DIMS for m in METRICS)
-        body.append(f'<tr class="pub"><td class="lbl">{html.escape(label)} ({PUBLISHED_NOTE})</td><td>–</td>{cells}</tr>')
+        body.append(f'<tr class="pub"><td class="lbl">{html.escape(label)} '
+                    f'({PUBLISHED_NOTE})</td><td>–</td>{cells}</tr>')
     title = "Table 2 layout: predicted vs self-reported WAI-SR dimension scores"
     if contaminated:
         title += f" -- {CONTAMINATED_TITLE}"
     return (f'<h2 id="care-table2-title">{html.escape(title)}</h2><table class="care-t2" id="care-table2">'
             f'<thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
             '<div class="note">Model versions: 95% percentile bootstrap intervals over sessions in brackets, on the '
-            'sessions outside the version\'s training split. Cross-validation: mean ± SD of the per-fold statistic.</div>')
+            'sessions outside the version\'s training split. Cross-validation: mean ± SD of the per-fold '
+            'statistic.</div>')
 
 
 def comparison_html(cmp: dict | None) -> str:

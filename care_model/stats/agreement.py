@@ -41,7 +41,8 @@ import numpy as np
 from care_model.core.errors import ValidationError
 from care_model.stats.estimates import (Estimate, boot_method, bootstrap_estimate, clean, mean_t_interval,
     percentile_interval, proportion, ratio_estimate, resample_counts, resample_indices, wilson_interval)
-from care_model.stats.reliability import AlphaResult, ICC_FORMS, ICCForm, ICCResult, icc, krippendorff_alpha  # noqa: F401
+from care_model.stats.reliability import (  # noqa: F401 (re-exported: studio and tests use agreement.icc)
+    AlphaResult, ICC_FORMS, ICCForm, ICCResult, icc, krippendorff_alpha)
 
 DEFAULT_LABELS = (1, 2, 3, 4, 5)
 RUBRIC_CRITERIA = ("faithfulness", "relevance", "informativeness")
@@ -175,7 +176,8 @@ def score_agreement(a: Sequence[int], b: Sequence[int], *, labels: Sequence[int]
     )
 
 
-def scores_by_rater(labels: Iterable, *, statuses: Sequence[str] = ("submitted",)) -> dict[str, dict[tuple[str, int], int]]:
+def scores_by_rater(labels: Iterable, *, statuses: Sequence[str] = ("submitted",)) -> dict[str, dict[tuple[str, int],
+                                                                                                     int]]:
     """``{annotator: {(session_id, item): score}}`` from Label records (or their dicts)."""
     out: dict[str, dict[tuple[str, int], int]] = {}
     for lab in labels:

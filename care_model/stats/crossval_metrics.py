@@ -17,18 +17,20 @@ sessions: the paper's counselor baseline; model-independent, computed once).
 
 Public API::
 
-    summarize(sessions, folds, predictions, labels=(), *, n_boot=1000, seed=0, with_text=False) -> dict
+    summarize(sessions, folds, predictions, labels=(), *, n_boot=1000, seed=0, with_text=False,
+              similarity=None) -> dict
     table_rows(summary) -> [{system, score_field, dimension, metric, pooled, low, high, n, fold_mean, fold_sd, n_folds}]
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from care_model.stats.evaluate import CORRELATION_METRICS, evaluate_predictions
 from care_model.core.records import Label, Prediction, Session
+from care_model.stats.correlations import CORRELATION_METRICS
+from care_model.stats.evaluate import evaluate_predictions
 
 SCORE_FIELDS = ("score", "expected_score")
 SYSTEMS = ("crossval", "base")
@@ -50,12 +52,14 @@ def _corr_block(correlations: Mapping) -> dict:
 
 
 def summarize(sessions: Mapping[str, Session], folds: Sequence[Sequence[str]], predictions: Mapping[str, Iterable],
-              labels: Iterable[Label] = (), *, n_boot: int = 1000, seed: int = 0, with_text: bool = False) -> dict:
+              labels: Iterable[Label] = (), *, n_boot: int = 1000, seed: int = 0, with_text: bool = False,
+              similarity: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None) -> dict:
     """Pooled and per-fold statistics (see the module docstring).
 
     ``sessions``: id -> Session (the curated sessions); ``folds``: the K lists of test session
     ids; ``predictions``: system -> that system's held-out predictions (Prediction or dicts; the
-    model version may differ by fold: it is set to one pooled name here). Returns
+    model version may differ by fold: it is set to one pooled name here). ``similarity``: the
+    rationales' embedding similarity for the text metrics (``with_text``; None: left out). Returns
     ``{"systems": {system: {score_field: {"pooled": report dict, "folds": [correlations per fold]}}},
     "counselor": {"pooled": correlations, "folds": [...]}, "n_sessions", "folds": [[ids]]}``.
     """
@@ -70,7 +74,8 @@ def summarize(sessions: Mapping[str, Session], folds: Sequence[Sequence[str]], p
         for field in SCORE_FIELDS:
             text = with_text and field == "score"
             pooled = evaluate_predictions(list(sessions.values()), preds, labels if field == "score" else (),
-                                          n_boot=n_boot, seed=seed, score_field=field, with_text_metrics=text)
+                                          n_boot=n_boot, seed=seed, score_field=field, with_text_metrics=text,
+                                          similarity=similarity)
             fold_reports = []
             for test in folds:
                 wanted = set(test)

@@ -54,7 +54,8 @@ class HeldOut:
         reasons: dict[str, int] = {}
         for why in self.excluded.values():
             reasons[why] = reasons.get(why, 0) + 1
-        return f"{len(self.excluded)} session(s) excluded: " + "; ".join(f"{n} {why}" for why, n in reasons.items()) + "."
+        return f"{len(self.excluded)} session(s) excluded: " + "; ".join(f"{n} {why}" for why,
+                                                                         n in reasons.items()) + "."
 
     def title(self, title: str) -> str:
         return f"{title} -- {CONTAMINATED_TITLE}" if self.contaminated else title

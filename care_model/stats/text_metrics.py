@@ -1,5 +1,6 @@
 """Rationale similarity: a model's rationales against the experts' (pure: numpy, sacrebleu,
-rouge_score; the embedding model only when asked, through :mod:`care_model.inference.embeddings`).
+rouge_score; embedding similarity only through a ``similarity`` function the caller passes, e.g.
+:func:`care_model.inference.embeddings.cosine_similarities`).
 
 Corpus BLEU (sacrebleu; ``13a`` tokenizer for English, ``zh`` for Chinese), mean ROUGE-1 and
 ROUGE-L F1 (rouge_score; Chinese through :class:`CharTokenizer`, since rouge_score's default
@@ -11,8 +12,8 @@ Public API::
 
     TextMetrics(n_pairs, languages, bleu, rouge1, rougeL, embedding)  (to_dict(), from_dict())
     CharTokenizer().tokenize(text) -> list[str]        # ROUGE tokens for Chinese
-    text_metrics(hypotheses, references, *, languages="en", groups=None, with_embeddings=True,
-                 similarity=None, n_boot=0, seed=0, confidence=0.95) -> TextMetrics
+    text_metrics(hypotheses, references, *, languages="en", groups=None, similarity=None,
+                 n_boot=0, seed=0, confidence=0.95) -> TextMetrics
 """
 from __future__ import annotations
 
@@ -85,16 +86,16 @@ def _bleu_score(stats_row: np.ndarray) -> float:
 
 
 def text_metrics(hypotheses: Sequence[str], references: Sequence[str], *, languages: str | Sequence[str] = "en",
-                 groups: Sequence | None = None, with_embeddings: bool = True,
+                 groups: Sequence | None = None,
                  similarity: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None,
                  n_boot: int = 0, seed: int = 0, confidence: float = 0.95) -> TextMetrics:
     """BLEU, ROUGE-1/L F1 and embedding cosine of model rationales against expert rationales.
 
     ``languages``: one code for all pairs or one per pair ("zh" switches BLEU to sacrebleu's zh
     tokenizer and ROUGE to :class:`CharTokenizer`). ``groups`` (session ids) define the bootstrap
-    clusters. ``similarity(hyps, refs) -> cosines`` replaces the embedding model (default:
-    :func:`care_model.inference.embeddings.cosine_similarities`); if the model is not installed, the
-    embedding metric is None with the reason.
+    clusters. ``similarity(hyps, refs) -> cosines`` scores the embedding metric (callers pass
+    :func:`care_model.inference.embeddings.cosine_similarities`); without it the embedding metric
+    is None ("not requested"), and if it raises ModelError (model not installed) None with the reason.
     """
     hyps = ["" if h is None else str(h) for h in hypotheses]
     refs = ["" if r is None else str(r) for r in references]
@@ -124,14 +125,11 @@ def text_metrics(hypotheses: Sequence[str], references: Sequence[str], *, langua
 
     emb: np.ndarray | None = None
     emb_reason = ""
-    if not with_embeddings:
+    if similarity is None:
         emb_reason = "embedding similarity not requested"
     else:
         nonempty = [i for i in range(n) if hyps[i].strip()]
         try:
-            if similarity is None:
-                from care_model.inference import embeddings
-                similarity = embeddings.cosine_similarities
             emb = np.zeros(n)
             if nonempty:
                 emb[nonempty] = np.asarray(similarity([hyps[i] for i in nonempty], [refs[i] for i in nonempty]), float)

@@ -59,8 +59,10 @@ _DRAFT_WORDING = {
     },
     "zh": {
         "system": {
-            "client": "你负责为心理咨询工作联盟的评分撰写理由。请阅读咨询对话记录，仅根据咨询中发生的内容，说明来访者为何对一道问卷题目给出了所给的评分。",
-            "counselor": "你负责为心理咨询工作联盟的评分撰写理由。请阅读咨询对话记录，仅根据咨询中发生的内容，说明咨询师为何对一道问卷题目给出了所给的评分。",
+            "client": ("你负责为心理咨询工作联盟的评分撰写理由。请阅读咨询对话记录，"
+                       "仅根据咨询中发生的内容，说明来访者为何对一道问卷题目给出了所给的评分。"),
+            "counselor": ("你负责为心理咨询工作联盟的评分撰写理由。请阅读咨询对话记录，"
+                          "仅根据咨询中发生的内容，说明咨询师为何对一道问卷题目给出了所给的评分。"),
         },
         "role": {
             "client": "这次咨询的来访者对下面的陈述给出了评分，所选选项写在陈述之后，评分量表如下：",
@@ -123,8 +125,10 @@ def build_draft_prompt(session: Session, targets: Mapping, *, form: Form | None 
                                 item_suffix=lines.__getitem__, template_version=DRAFT_TEMPLATE_VERSION, **kwargs)
 
 
-_LEADING_SCORE = re.compile(r"^\s*(?:[*#>\-\s]*)(?:(?:chosen option|option|score|rating|answer|所选选项|选项|评分)\s*[:：]?\s*)?"
-                            r"[1-5１-５](?:\s*[.)．、:：]\s*|\s+|$)(?:(?:seldom|sometimes|fairly often|very often|always|"
+_LEADING_SCORE = re.compile(r"^\s*(?:[*#>\-\s]*)"
+                            r"(?:(?:chosen option|option|score|rating|answer|所选选项|选项|评分)\s*[:：]?\s*)?"
+                            r"[1-5１-５](?:\s*[.)．、:：]\s*|\s+|$)"
+                            r"(?:(?:seldom|sometimes|fairly often|very often|always|"
                             r"很少|有时|相当频繁|非常频繁|总是)\b\s*[.,:;，。：]?\s*)?", re.IGNORECASE)
 _REASON_PREFIX = re.compile(r"^\s*(?:reason|rationale|line 2|理由|第二行)\s*[:：]\s*", re.IGNORECASE)
 

@@ -34,37 +34,29 @@ The answer a row produces (one row per item)::
 
 Public API::
 
-    token_pieces(tokenizer) -> list[bytes | None]      # the bytes of each token id (None: special)
-    Vocabulary(pieces, stop_ids)                       # indexes built once per tokenizer
-    vocabulary_for(tokenizer, stop_ids)                # the same, cached per tokenizer object
     GroundingConfig(k=8, max_quote_tokens=32, max_free_tokens=24, ...)
-    lead_in(language, speaker, vocabulary) -> (text, opening mark, closing mark)
     GroundedRow(vocab, turns, option_ids, language=, speaker=, config=)
         .start(score, probs); .allowed() -> ("only" | "free", ids); .advance(token_id)
         ("free": anything except ids and vocab.free_banned)
         (fixed_score=: drafting for a given score; score_rule=: e.g. the calibrated argmax)
         .done, .truncated, .quotes, .candidate_turns
         .spec() -> dict; GroundedRow.from_spec(vocab, spec)   # to another process (the vLLM engine core)
-    rank_candidates(turns, similarities, k, speaker) -> [turn index, ...]
+    replay(row, token_ids) -> number of tokens the constraint would not have allowed
+    build_rows(vocab, turns, candidates, option_ids, ...) -> {item: GroundedRow}
+
+The tokenizer side (:func:`~care_model.text.grounding_vocab.token_pieces`,
+:class:`~care_model.text.grounding_vocab.Vocabulary`, :func:`~care_model.text.grounding_vocab.lead_in`)
+lives in :mod:`care_model.text.grounding_vocab`; the transcript side (where quotes may start and end,
+:func:`~care_model.text.grounding_turns.rank_candidates`) in :mod:`care_model.text.grounding_turns`.
 """
 from __future__ import annotations
 
-import hashlib
-import threading
-import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from care_model.text.evidence import long_enough, normalize
-
-QUOTE_STYLES = {"en": (('"', '"'), ("“", "”")), "zh": (("“", "”"), ("「", "」"), ('"', '"'))}
-LEADS = {"en": {"client": "The client says ", "counselor": "The counselor says "},
-         "zh": {"client": "来访者说：", "counselor": "咨询师说："}}
-_ALL_QUOTE_CHARS = set('"＂“”「」『』｢｣«»‹›')
-_SINGLE_QUOTES = set("'＇‘’")
-_OPENERS = {'"': '"', "“": "”", "「": "」"}
-_SENTENCE_END = set(".!?。！？…")
-_BANNED_FREE_CHARS = set("[]【】{}<>#*|\\") | set("0123456789０１２３４５６７８９")
+from care_model.text.grounding_turns import is_word, turn_spans
+from care_model.text.grounding_vocab import OPENERS, Vocabulary, lead_in, piece_text
 
 
 @dataclass
@@ -75,201 +67,6 @@ class GroundingConfig:
     max_quote_tokens: int = 32   # close the quote after this many tokens (once it may close)
     max_free_tokens: int = 24    # free tokens after the first quote before the row is cut (truncated)
     no_repeat_ngram: int = 3     # block repeated token n-grams in the free text (0: off)
-
-
-# ----------------------------------------------------------------------------- vocabulary
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte <-> printable character table used by byte-level BPE vocabularies."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-def token_pieces(tokenizer) -> list[bytes | None]:
-    """The exact bytes each token id stands for (None for special/added tokens), for byte-level BPE
-    (GPT-2, Llama-3, Qwen, SmolLM2) and SentencePiece (``▁`` and ``<0xNN>``) vocabularies; other
-    tokenizers fall back to decoding each id alone. Duck-typed: needs ``convert_ids_to_tokens``."""
-    n = len(tokenizer)
-    toks = tokenizer.convert_ids_to_tokens(list(range(n)))
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    special |= set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-    decoder = {c: b for b, c in _bytes_to_unicode().items()}
-    plain = [t for t in toks if t]
-    byte_level = sum(all(c in decoder for c in t) for t in plain) >= 0.95 * max(1, len(plain))
-    sentencepiece = sum("▁" in t for t in plain) >= 0.01 * max(1, len(plain))
-    out: list[bytes | None] = []
-    for i, t in enumerate(toks):
-        if i in special or t is None:
-            out.append(None)
-        elif byte_level:
-            out.append(bytes(decoder[c] for c in t) if all(c in decoder for c in t) else None)
-        elif t.startswith("<0x") and t.endswith(">") and len(t) == 6:
-            out.append(bytes([int(t[3:5], 16)]))
-        elif sentencepiece and "▁" in t:
-            out.append(t.replace("▁", " ").encode("utf-8"))
-        else:
-            text = tokenizer.decode([i])
-            out.append(None if "\ufffd" in text else text.encode("utf-8"))
-    return out
-
-
-def _text(piece: bytes) -> str:
-    return piece.decode("utf-8", errors="ignore")
-
-
-class Vocabulary:
-    """Indexes over the token pieces of one tokenizer (build once, share between sessions)."""
-
-    def __init__(self, pieces: Sequence[bytes | None], stop_ids: Sequence[int]):
-        self.pieces = list(pieces)
-        self.stop_ids = sorted(set(int(s) for s in stop_ids))
-        self._fingerprint: str | None = None
-        self.by_bytes: dict[bytes, list[int]] = {}      # every non-empty piece
-        self.quote_safe: dict[bytes, list[int]] = {}    # pieces usable inside a quote
-        banned, after_word, openers, ends, newline = set(), set(), {}, set(), set()
-        for tid, piece in enumerate(self.pieces):
-            if tid in self.stop_ids:
-                continue
-            if not piece:
-                banned.add(tid)
-                continue
-            self.by_bytes.setdefault(piece, []).append(tid)
-            text = _text(piece)
-            if not any(c in _ALL_QUOTE_CHARS or c in "\n\r" for c in text):
-                self.quote_safe.setdefault(piece, []).append(tid)
-            if "\n" in text or "\r" in text:
-                newline.add(tid)
-            if any(c in _SENTENCE_END for c in text):
-                ends.add(tid)
-            marks = [i for i, c in enumerate(text) if c in _ALL_QUOTE_CHARS]
-            if any(c in _BANNED_FREE_CHARS for c in text) or (marks and (
-                    len(marks) > 1 or marks[0] != len(text) - 1 or text[-1] not in _OPENERS)):
-                banned.add(tid)
-            elif marks:
-                openers[tid] = text[-1]
-            for i, c in enumerate(text):
-                if c in _SINGLE_QUOTES:
-                    if i == 0:
-                        after_word.add(tid)
-                    elif not text[i - 1].isalnum():
-                        banned.add(tid)
-        self.max_len = max((len(p) for p in self.by_bytes), default=1)
-        self.free_banned = frozenset(banned)
-        self.needs_word_before = frozenset(after_word - banned)
-        self.openers = openers
-        self.sentence_end = frozenset(ends)
-        self.newline = frozenset(newline)
-
-    @property
-    def fingerprint(self) -> str:
-        """A short hash of the pieces and stop ids: equal for the same tokenizer in any process."""
-        if self._fingerprint is None:
-            h = hashlib.sha256(repr(self.stop_ids).encode())
-            for piece in self.pieces:
-                h.update(b"\xff" if piece is None else len(piece).to_bytes(2, "little") + piece)
-            self._fingerprint = h.hexdigest()[:16]
-        return self._fingerprint
-
-    def is_single_token(self, text: str) -> bool:
-        return text.encode("utf-8") in self.by_bytes
-
-    def prefixes_of(self, data: bytes, table: Mapping[bytes, list[int]] | None = None) -> list[int]:
-        """Ids of the pieces that equal ``data[:L]`` for some L >= 1."""
-        table = self.by_bytes if table is None else table
-        out: list[int] = []
-        for n in range(1, min(len(data), self.max_len) + 1):
-            ids = table.get(data[:n])
-            if ids:
-                out.extend(ids)
-        return out
-
-
-_VOCABS: dict[tuple[int, tuple], tuple[object, Vocabulary]] = {}
-_VOCABS_LOCK = threading.Lock()
-
-
-def vocabulary_for(tokenizer, stop_ids: Sequence[int]) -> Vocabulary:
-    """The tokenizer's :class:`Vocabulary` (built once per tokenizer object and stop ids, ~1 s for 50k ids)."""
-    key = (id(tokenizer), tuple(sorted(int(s) for s in stop_ids)))
-    with _VOCABS_LOCK:
-        if key not in _VOCABS:  # the entry keeps the tokenizer alive, so its id is never reused
-            _VOCABS[key] = (tokenizer, Vocabulary(token_pieces(tokenizer), stop_ids))
-        return _VOCABS[key][1]
-
-
-def lead_in(language: str, speaker: str, vocab: Vocabulary) -> tuple[str, str, str]:
-    """(lead-in text ending with the opening mark, opening mark, closing mark) for a language."""
-    lang = "zh" if language == "zh" else "en"
-    styles = QUOTE_STYLES[lang]
-    open_, close = next(((o, c) for o, c in styles if vocab.is_single_token(o) and vocab.is_single_token(c)),
-                        styles[-1] if lang == "zh" else styles[0])
-    return LEADS[lang].get(speaker, LEADS[lang]["client"]) + open_, open_, close
-
-
-# ----------------------------------------------------------------------------- turns
-def _is_cjk(ch: str) -> bool:
-    return bool(ch) and unicodedata.east_asian_width(ch) == "W" and ch.isalnum()
-
-
-def _word(ch: str) -> bool:
-    return ch.isalnum()
-
-
-@dataclass
-class _Turn:
-    index: int
-    text: str
-    data: bytes
-    starts: list[int]        # byte offsets where a quote may start
-    ends: frozenset          # byte offsets where a quote may end (word boundary, not after a space)
-    barriers: list[int]      # byte offsets of quote marks in the turn: a quote never runs across one
-
-    def room(self, at: int) -> int:
-        """Bytes a quote may still take from offset ``at`` (up to the next quote mark or the end)."""
-        return min((b for b in self.barriers if b >= at), default=len(self.data)) - at
-
-
-def _prepare_turn(index: int, text: str) -> _Turn | None:
-    text = " ".join(str(text).split())
-    if not text:
-        return None
-    offs, pos = [], 0
-    for ch in text:
-        offs.append(pos)
-        pos += len(ch.encode("utf-8"))
-    offs.append(pos)
-    starts, ends = [], set()
-    marks = [i for i, ch in enumerate(text) if ch in _ALL_QUOTE_CHARS] + [len(text)]
-    for i, ch in enumerate(text):
-        prev = text[i - 1] if i else ""
-        if _word(ch) and (_is_cjk(ch) or not prev or not (_word(prev) or prev in _SINGLE_QUOTES or prev == "_")):
-            stop = next(m for m in marks if m > i)  # a quote ends before the turn's own quote marks
-            if long_enough(normalize(text[i:stop])) or (i == 0 and stop == len(text)):
-                starts.append(offs[i])
-    for j in range(1, len(text) + 1):
-        last, nxt = text[j - 1], text[j] if j < len(text) else ""
-        if last.isspace() or last in _ALL_QUOTE_CHARS:
-            continue
-        if not nxt or _is_cjk(last) or _is_cjk(nxt) or not (_word(nxt) or nxt in _SINGLE_QUOTES):
-            ends.add(offs[j])
-    barriers = [offs[i] for i in marks[:-1]]
-    return _Turn(index, text, text.encode("utf-8"), starts, frozenset(ends), barriers)
-
-
-def rank_candidates(turns: Sequence, similarities: Sequence[float], k: int, speaker: str = "client") -> list[int]:
-    """Indices (``Turn.index``) of the ``k`` turns of ``speaker`` most similar to an item (ties: earlier
-    turn first); the other speaker's turns when ``speaker`` has none. ``similarities[i]`` belongs to
-    ``turns[i]`` (objects with ``index``, ``speaker``, ``text``)."""
-    pool = [i for i, t in enumerate(turns) if t.speaker == speaker and str(t.text).strip()]
-    if not pool:
-        pool = [i for i, t in enumerate(turns) if str(t.text).strip()]
-    pool.sort(key=lambda i: (-float(similarities[i]), i))
-    return [turns[i].index for i in pool[:max(1, int(k))]]
 
 
 # ----------------------------------------------------------------------------- one row
@@ -284,7 +81,7 @@ class GroundedRow:
         self.option_ids = {int(k): [int(t) for t in v] for k, v in option_ids.items()}
         self.language, self.speaker = language, speaker
         self._turn_args = [(int(i), str(s)) for i, s in turns]
-        self.turns = [t for t in (_prepare_turn(i, s) for i, s in self._turn_args) if t is not None]
+        self.turns = [t for t in (turn_spans(i, s) for i, s in self._turn_args) if t is not None]
         self.candidate_turns = [t.index for t in self.turns]
         lead, self._open, self._close = lead_in(language, speaker, vocab)
         self._lead = ("\n" + lead).encode("utf-8")
@@ -318,7 +115,8 @@ class GroundedRow:
             if not hasattr(self.score_rule, "spec"):
                 raise TypeError("This row's score_rule cannot be sent to another process (it has no spec()).")
             rule = self.score_rule.spec()
-        return {"turns": [list(t) for t in self._turn_args], "option_ids": {str(k): v for k, v in self.option_ids.items()},
+        return {"turns": [list(t) for t in self._turn_args],
+                "option_ids": {str(k): v for k, v in self.option_ids.items()},
                 "language": self.language, "speaker": self.speaker, "config": dict(vars(self.config)),
                 "fixed_score": self.fixed_score, "score_rule": rule, "vocabulary": self.vocab.fingerprint}
 
@@ -424,16 +222,16 @@ class GroundedRow:
         ends = [(n, s) for n, s in self._positions if s + len(self._quote) in self.turns[n].ends]
         n = (ends or self._positions or [(0, 0)])[0][0]
         if self.turns:
-            self.quotes.append((self.turns[n].index, _text(self._quote)))
+            self.quotes.append((self.turns[n].index, piece_text(self._quote)))
 
     def _advance_free(self, tid: int, piece: bytes) -> None:
         self._free_tokens += 1
-        text = _text(piece)
+        text = piece_text(piece)
         if text:
             self._last_char = text[-1]
         self._free_text += text
         if tid in self.vocab.openers:
-            self._close = _OPENERS[self.vocab.openers[tid]]
+            self._close = OPENERS[self.vocab.openers[tid]]
             self._enter("quote")
             return
         if tid in self.vocab.newline or tid in self.vocab.sentence_end:
@@ -456,7 +254,7 @@ class GroundedRow:
         if self.phase == "quote":
             return "only", self._quote_allowed()
         banned: set[int] = set()
-        if not _word(self._last_char):
+        if not is_word(self._last_char):
             banned |= v.needs_word_before
         if self.config.no_repeat_ngram == 3 and len(self._history) >= 2:
             banned |= self._ngrams.get((self._history[-2], self._history[-1]), set())
@@ -486,7 +284,7 @@ class GroundedRow:
         if not self._quote:
             return False
         q = len(self._quote)
-        text = _text(self._quote)
+        text = piece_text(self._quote)
         for n, s in self._positions:
             turn = self.turns[n]
             if s + q in turn.ends and (long_enough(normalize(text)) or (s == 0 and s + q == len(turn.data))):

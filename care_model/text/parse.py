@@ -98,13 +98,15 @@ def _grammar(labels: tuple[tuple[str, int], ...], lo: int, hi: int) -> _Grammar:
     connector = r"(?:or|to|and|/|-|–|—|~|～|或者?|到|至|和|,|，)"
     alternative = r"(?:or|to|/|-|–|—|~|～|或者?|到|至)"  # "Very often, 3 times" is not a second option
     return _Grammar(
-        head_num=re.compile(rf"{bullet}(?:(?:{_PREFIX})\s*[:=]?\s*)?{option}{_OPEN}?\s*{num}\s*{_CLOSE}?{_TURN_REF_AHEAD}", flags),
+        head_num=re.compile(rf"{bullet}(?:(?:{_PREFIX})\s*[:=]?\s*)?{option}{_OPEN}?\s*{num}\s*{_CLOSE}?"
+                            rf"{_TURN_REF_AHEAD}", flags),
         head_label=re.compile(rf"{bullet}(?:(?:{_PREFIX})\s*[:=]?\s*)?{option}{_OPEN}?\s*{label}", flags),
         phrase=re.compile(rf"{_PHRASE}{_OPEN}?\s*(?:{num}|{label})", flags),
         label_at=re.compile(rf"{_SEP}{label}", flags),
         out_of=re.compile(rf"\s*(?:/\s*{hi}|out\s+of\s+{hi}|分)(?![0-9])", flags),
         ambiguous=re.compile(rf"\s*{connector}\s*{_OPEN}?\s*[0-9]", flags),
-        ambiguous_label=re.compile(rf"\s*(?:{connector}\s*{_OPEN}?\s*(?:{alt})|{alternative}\s*{_OPEN}?\s*[0-9])", flags),
+        ambiguous_label=re.compile(rf"\s*(?:{connector}\s*{_OPEN}?\s*(?:{alt})|{alternative}\s*{_OPEN}?\s*[0-9])",
+                                   flags),
         num_at=re.compile(rf"\s*(?:[-–—:=]\s*)?[(\[【]?\s*{num}\s*[)\]】]?(?=\s*(?:$|[^\w\s]))", flags),
         option_line=re.compile(rf"{bullet}[0-9]\s*[.)、:：]?\s*(?:{alt})\s*[.。]?\s*$", flags),
         label_scores={lab.casefold(): score for lab, score in labels},

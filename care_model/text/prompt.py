@@ -102,8 +102,10 @@ PROMPT_TEMPLATES: dict[str, dict] = {
     },
     "zh": {
         "system": {
-            "client": "你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，仅根据咨询中发生的内容，以来访者的身份回答一道问卷题目。",
-            "counselor": "你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，仅根据咨询中发生的内容，以咨询师的身份回答一道问卷题目。",
+            "client": ("你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，"
+                       "仅根据咨询中发生的内容，以来访者的身份回答一道问卷题目。"),
+            "counselor": ("你负责评估心理咨询中的工作联盟。请阅读咨询对话记录，"
+                          "仅根据咨询中发生的内容，以咨询师的身份回答一道问卷题目。"),
         },
         "intro": "以下是一次心理咨询的对话记录，每轮对话都有编号。",
         "speakers": {"client": "来访者", "counselor": "咨询师"},
@@ -152,7 +154,8 @@ def _template(language: str) -> dict:
     if language not in PROMPT_TEMPLATES:
         raise ValidationError(
             f"No prompt template for language {language!r}.",
-            f"Use one of {', '.join(PROMPT_TEMPLATES)}, or add an entry to PROMPT_TEMPLATES in care_model/text/prompt.py.",
+            f"Use one of {', '.join(PROMPT_TEMPLATES)}, or add an entry to PROMPT_TEMPLATES in "
+            f"care_model/text/prompt.py.",
         )
     return PROMPT_TEMPLATES[language]
 
@@ -215,12 +218,14 @@ def _split(render: RenderChat, tpl: dict, perspective: str, shared: str, item_te
         if not isinstance(full, str):
             raise ModelError(
                 f"The chat renderer returned {type(full).__name__}, not text.",
-                "Pass render_chat=lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True).",
+                "Pass render_chat=lambda m: tokenizer.apply_chat_template(m, tokenize=False, "
+                "add_generation_prompt=True).",
             )
         at = full.rfind(item_text)
         if at < 0:
             raise ModelError(
-                f"The chat template changed the text of item {item_id}, so the prompt cannot be split into a shared prefix and a per-item suffix.",
+                f"The chat template changed the text of item {item_id}, so the prompt cannot be split into a shared "
+                f"prefix and a per-item suffix.",
                 "Use a chat template that inserts message content verbatim.",
             )
         head, tail = full[:at], full[at:]
@@ -311,7 +316,8 @@ def build_session_prompt(session: Session, *, render_chat: RenderChat | None = N
     if max_prompt_tokens is not None:
         if count_tokens is None:
             raise ConfigError("max_prompt_tokens was given without count_tokens.",
-                              "Pass count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False).input_ids).")
+                              "Pass count_tokens=lambda text: "
+                              "len(tokenizer(text, add_special_tokens=False).input_ids).")
         limit = int(max_prompt_tokens) - int(reserve_tokens)
         # The item whose full prompt is longest decides whether a transcript fits.
         _, probe = _split(render, tpl, perspective, _shared_text(tpl, [], instructions), item_texts)
@@ -330,7 +336,8 @@ def build_session_prompt(session: Session, *, render_chat: RenderChat | None = N
             )
         if elided:
             span = f"{elided[0]}-{elided[-1]}" if len(elided) > 1 else f"{elided[0]}"
-            warnings.append(f"transcript truncated: turns {span} of {len(turns)} elided to fit {max_prompt_tokens} tokens")
+            warnings.append(f"transcript truncated: turns {span} of {len(turns)} elided to fit "
+                            f"{max_prompt_tokens} tokens")
         lines = fitted
 
     prefix, suffixes = _split(render, tpl, perspective, _shared_text(tpl, lines, instructions), item_texts)

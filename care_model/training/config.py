@@ -18,7 +18,7 @@ from pathlib import Path
 
 from care_model.inference.backends import BACKENDS
 from care_model.text.calibration import DEFAULT_CALIBRATION, check_calibration
-from care_model.text.curation import check_sources
+from care_model.text.snapshot import check_sources
 from care_model.core.errors import ConfigError, ValidationError
 
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
@@ -34,10 +34,11 @@ def _f(default, help_text: str, **kw):
 @dataclass
 class RetrainConfig:
     # ---- model
-    base_model: str = _f("smollm2", "Base model: a local folder, 'smollm2' (embedded SmolLM2-135M-Instruct) or a hub id "
-                                    "(only with hub access or a local hub cache).")
+    base_model: str = _f("smollm2", "Base model: a local folder, 'smollm2' (embedded SmolLM2-135M-Instruct) or a hub "
+                                    "id (only with hub access or a local hub cache).")
     dtype: str = _f("auto", "Training dtype: 'auto' (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16.")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (saves memory on long transcripts).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (saves memory on long "
+                                             "transcripts).")
     attn_implementation: str = _f("sdpa", "Attention kernel for training ('sdpa' or 'eager'; item packing needs a "
                                           "kernel that takes a custom mask, so not 'flash_attention_2').")
     # ---- LoRA
@@ -58,27 +59,34 @@ class RetrainConfig:
                              "WAI-SR rating with the expert's rationale, the paper), expert (expert-judged scores), "
                              "adjudicated (adjudicators' final labels).")
     rationales: str = _f("curated", "'curated': learn curated labels only (each with its expert rationale). "
-                                    "'curated_or_none': also learn the client's self-reported score, with no rationale, "
-                                    "for every item of a self-reported session that has no curated label (the paper's "
-                                    "'CARE without rationales' ablation for those items; recorded in the snapshot).")
+                                    "'curated_or_none': also learn the client's self-reported score, with no "
+                                    "rationale, for every item of a self-reported session that has no curated "
+                                    "label (the paper's 'CARE without rationales' ablation for those items; recorded "
+                                    "in the snapshot).")
     perspective: str = _f("client", "Whose answers the model learns: 'client' (the paper) or 'counselor'.")
     calibration: str = _f(DEFAULT_CALIBRATION, "Option-probability calibration of the run's evaluation predictions: "
-                                                "'content-free' (contextual calibration, care_model.text.calibration) or "
-                                                "'none'; the default is the one the sample measurement favoured.")
-    max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference (care_model.inference.predictor.PredictConfig; "
-                                      "the paper cuts at 8,192; the model's own limit applies if smaller). Longer "
-                                      "transcripts are cut exactly as at inference (opening and most recent turns kept).")
-    answer_reserve_tokens: int = _f(96, "The answer budget: tokens kept free for the answer when fitting the transcript, "
-                                        "and the longest answer the evaluation generates. Inference reserves its "
-                                        "max_new_tokens (96 by default): keep the two equal.")
+                                                "'content-free' (contextual calibration, "
+                                                "care_model.text.calibration) or 'none'; the default is the one "
+                                                "the sample measurement favoured.")
+    max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference "
+                                      "(care_model.inference.predictor.PredictConfig; the paper cuts at 8,192; the "
+                                      "model's own limit applies if smaller). Longer transcripts are cut exactly as "
+                                      "at inference (opening and most recent turns kept).")
+    answer_reserve_tokens: int = _f(96, "The answer budget: tokens kept free for the answer when fitting the "
+                                        "transcript, and the longest answer the evaluation generates. Inference "
+                                        "reserves its max_new_tokens (96 by default): keep the two equal.")
     decoding: str = _f("grounded", "How the run's evaluation generates rationales, as at inference "
-                                   "(care_model.inference.predictor.PredictConfig.decoding): 'grounded' (score = the argmax option, "
-                                   "quotes verbatim from the transcript) or 'free' (the model's unconstrained answer).")
+                                   "(care_model.inference.predictor.PredictConfig.decoding): 'grounded' (score = "
+                                   "the argmax option, quotes verbatim from the transcript) or 'free' (the model's "
+                                   "unconstrained answer).")
     predict_backend: str = _f("engine", "Backend of the evaluation's and cross-validation's held-out predictions "
-                                         "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM workers in "
+                                         "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM "
+                                         "workers in "
                                          "their own venv, `make setup-vllm`; adapters served as LoRA; the workers "
                                          "stop after each version's predictions, so training gets the memory back).")
-    max_answer_tokens: int = _f(256, "Longest training answer (score line + rationale + end of turn); longer rationales are cut.")
+    max_answer_tokens: int = _f(256,
+                                "Longest training answer (score line + rationale + end of turn); longer rationales are "
+                                "cut.")
     pack_items: bool = _f(True, "Train the 12 items of a session as one sequence: the transcript once, each item's "
                                 "suffix and answer attending to it and to itself only (a tree attention mask). "
                                 "Same loss as 12 separate examples, about 12x less compute on long transcripts.")
@@ -105,7 +113,8 @@ class RetrainConfig:
                               "version and compute the paper's metrics.")
     eval_scores_only: bool = _f(True, "Evaluation predicts scores only (no rationales): fast on CPU.")
     eval_n_boot: int = _f(1000, "Bootstrap resamples (over sessions) for the metrics' 95% intervals (0: none).")
-    eval_max_sessions: typing.Optional[int] = _f(None, "Use at most this many validation sessions for the validation loss "
+    eval_max_sessions: typing.Optional[int] = _f(None,
+                                                 "Use at most this many validation sessions for the validation loss "
                                                         "and the evaluation (None: all).")
 
     # ------------------------------------------------------------------ helpers
@@ -167,7 +176,8 @@ class RetrainConfig:
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":
-            bad("attn_implementation", "Item packing needs a custom attention mask: use 'sdpa', or set pack_items: false.")
+            bad("attn_implementation",
+                "Item packing needs a custom attention mask: use 'sdpa', or set pack_items: false.")
         if self.max_prompt_tokens < 64:
             bad("max_prompt_tokens", "Use at least a few hundred tokens (8192 is the paper's cut).")
         if self.eval_n_boot < 0:
@@ -257,7 +267,8 @@ def load_recipe(path: Path | str) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"No recipe at {path}.", "Use recipes/cpu-smoke.yaml or recipes/gpu-llama31-8b.yaml, or a path to your own.")
+        raise ConfigError(f"No recipe at {path}.",
+                          "Use recipes/cpu-smoke.yaml or recipes/gpu-llama31-8b.yaml, or a path to your own.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:

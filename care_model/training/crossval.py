@@ -13,10 +13,10 @@ Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 What it does (the paper's protocol, section 5):
 
 1. :func:`prepare_crossval` (the store's owner: this CLI, or the app) freezes the curated set
-   (:func:`care_model.text.curation.take_snapshot`, the same curated set retraining uses) and splits its
+   (:func:`care_model.text.snapshot.take_snapshot`, the same curated set retraining uses) and splits its
    sessions into K folds **by client** (no client on both sides; a session without a client id is
    its own client, and ``config.json`` says how many), stratified on the mean curated score
-   (:func:`care_model.stats.evaluate.cross_validation_folds`). Each fold gets a retraining run folder
+   (:func:`care_model.stats.folds.cross_validation_folds`). Each fold gets a retraining run folder
    ``fold-<i>/`` whose snapshot holds only the other folds' sessions.
 2. :func:`execute_crossval` (never opens the store): for each fold, train the adapter with the
    retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from care_model.core.errors import CareError, ConfigError, TrainingError
 from care_model.core.records import Prediction, now_iso
-from care_model.text.curation import read_snapshot, snapshot_hash, take_snapshot, write_snapshot
+from care_model.text.snapshot import read_snapshot, snapshot_hash, take_snapshot, write_snapshot
 from care_model.training.config import RetrainConfig
 from care_model.training.runs import (
     ProgressWriter,
@@ -76,7 +76,7 @@ def _strata_score(snapshot, sid: str) -> float | None:
 
 def make_folds(snapshot, k: int, seed: int) -> list[list[str]]:
     """K lists of test session ids: by client (clientless sessions are their own client), stratified."""
-    from care_model.stats.evaluate import cross_validation_folds
+    from care_model.stats.folds import cross_validation_folds
 
     rows = [(sid, snapshot.client_of(sid), _strata_score(snapshot, sid)) for sid in sorted(snapshot.labels)]
     try:
@@ -107,11 +107,13 @@ def prepare_crossval(repo, config: RetrainConfig, k: int = 5, *, seed: int | Non
     cv_id = cv_id or new_crossval_id()
     cv_dir = Path(cv_dir) if cv_dir else Path(repo.root) / "crossval" / cv_id
     if (cv_dir / "config.json").exists():
-        raise TrainingError(f"{cv_dir} already holds a cross-validation run.", "Resume it with --run-dir, or pick a new id.")
+        raise TrainingError(f"{cv_dir} already holds a cross-validation run.",
+                            "Resume it with --run-dir, or pick a new id.")
     snapshot = curated_snapshot(repo, config)
     if not snapshot.labels:
         raise TrainingError("The curated set is empty: there is nothing to cross-validate.",
-                            "Curate sessions first, or check the recipe's score_sources and rationales (recipes/README.md).")
+                            "Curate sessions first, or check the recipe's score_sources and rationales "
+                            "(recipes/README.md).")
     folds = make_folds(snapshot, k, seed)
     clientless = sorted(s for s in snapshot.sessions if not snapshot.sessions[s].client_id)
     train_config = fold_train_config(config)
@@ -132,7 +134,8 @@ def prepare_crossval(repo, config: RetrainConfig, k: int = 5, *, seed: int | Non
             "snapshot": snapshot.header(), "n_sessions": len(snapshot.labels),
             "n_clients": len({snapshot.client_of(s) for s in snapshot.labels}),
             "sessions_without_client": len(clientless), "folds": folds, "prepared_at": now_iso(), "prepared_by": actor,
-            "split": "by client (a session without a client id is its own client), stratified on the mean curated score"}
+            "split": "by client (a session without a client id is its own client), "
+                     "stratified on the mean curated score"}
     write_json(cv_dir / "config.json", meta)
     repo.collection(CROSSVAL_RUNS).put({"id": cv_id, "status": "prepared", "run_dir": str(cv_dir.resolve()), "k": k,
                                         "data_hash": snapshot.hash, "n_sessions": meta["n_sessions"],
@@ -146,7 +149,8 @@ def load_crossval(cv_dir) -> dict:
     meta = read_json(Path(cv_dir) / "config.json")
     if not meta:
         raise TrainingError(f"{cv_dir} is not a prepared cross-validation run (no config.json).",
-                            "Prepare it with python -m care_model.jobs.crossval --store DIR ..., or start it from the app.")
+                            "Prepare it with python -m care_model.jobs.crossval --store DIR ..., or start it from the "
+                            "app.")
     return meta
 
 
@@ -222,7 +226,8 @@ def execute_crossval(cv_dir, *, accelerator=None, show_bar: bool = True) -> dict
                 sessions = [snapshot.sessions[s] for s in sorted(test)]
                 for name, spec, path in (("fold adapter", ModelSpec(base=config.base_model, adapter=run["adapter"]),
                                           d / "predictions.json"),
-                                         ("base model", ModelSpec(base=config.base_model), d / "base_predictions.json")):
+                                         ("base model", ModelSpec(base=config.base_model),
+                                          d / "base_predictions.json")):
                     if path.is_file():
                         continue
                     check_cancel()
@@ -266,6 +271,7 @@ def fold_timings(cv_dir, k: int) -> dict:
 
 def compute_result(cv_dir) -> dict:
     """The run's statistics from its fold outputs (:mod:`care_model.stats.crossval_metrics`)."""
+    from care_model.inference.embeddings import cosine_similarities
     from care_model.stats.crossval_metrics import summarize, table_rows
     from care_model.training.evaluation import curated_as_labels
 
@@ -288,7 +294,8 @@ def compute_result(cv_dir) -> dict:
             run_path(d, "snapshot")).labels), "adapter": run.get("adapter"), "train_data_hash": run.get("data_hash"),
             "train_loss": (run.get("metrics") or {}).get("train_loss"), "steps": run.get("steps")})
     summary = summarize(snapshot.sessions, meta["folds"], preds, curated_as_labels(snapshot.labels),
-                        n_boot=config.eval_n_boot, seed=meta["seed"], with_text=not config.eval_scores_only)
+                        n_boot=config.eval_n_boot, seed=meta["seed"], with_text=not config.eval_scores_only,
+                        similarity=cosine_similarities)
     return {"cv_id": meta["cv_id"], "k": meta["k"], "seed": meta["seed"], "data_hash": meta["data_hash"],
             "n_sessions": meta["n_sessions"], "n_clients": meta["n_clients"],
             "sessions_without_client": meta["sessions_without_client"], "base_model": config.base_model,
@@ -322,7 +329,8 @@ def launch_subprocess(cv_dir, *, python: str | None = None, env: dict | None = N
     root = Path(__file__).resolve().parents[2]
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     full_env.setdefault("CARE_TRAIN_NICE", "10")
-    full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + paths)
     with open(cv_dir / "train.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
                                 start_new_session=True, cwd=str(root))

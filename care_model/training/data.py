@@ -105,7 +105,8 @@ def session_tokens(session, labels, tokenizer, *, model_config=None, perspective
     items = []
     for lab in sorted(labels, key=lambda x: x.item):
         answer = _enc(tokenizer, answer_text(lab.score, lab.rationale, session.language, form=form))[:room]
-        items.append(ItemTokens(int(lab.item), int(lab.score), _enc(tokenizer, sp.suffixes[int(lab.item)]), answer + eot))
+        items.append(ItemTokens(int(lab.item), int(lab.score), _enc(tokenizer, sp.suffixes[int(lab.item)]),
+                                answer + eot))
     return SessionTokens(session.id, session.client_id, _enc(tokenizer, sp.prefix), items, list(sp.warnings))
 
 

@@ -10,7 +10,7 @@ answer position and no rationale is written. Every prediction names the version 
 Metrics: :func:`care_model.stats.evaluate.evaluate_predictions` (the paper's protocol: per dimension
 Pearson, Spearman and MSE of predicted dimension means against the client's self-report;
 agreement with the curated labels; parse rate; rationale similarity when rationales are
-written) and :func:`care_model.stats.evaluate.compare_reports` for candidate vs baseline.
+written) and :func:`care_model.stats.evaluation_report.compare_reports` for candidate vs baseline.
 
 The predictions are returned, not stored: the training process never opens the store.
 """
@@ -67,7 +67,7 @@ def evaluate_report(predictions, sessions: dict, curated: dict, config) -> dict:
 
     report = evaluate_predictions(list(sessions.values()), predictions, curated_as_labels(curated),
                                   n_boot=config.eval_n_boot, seed=config.seed,
-                                  with_text_metrics=not config.eval_scores_only, with_embeddings=False).to_dict()
+                                  with_text_metrics=not config.eval_scores_only).to_dict()
     expected = evaluate_predictions(list(sessions.values()), predictions, (), n_boot=config.eval_n_boot,
                                     seed=config.seed, score_field="expected_score", with_text_metrics=False)
     report["expected_score_correlations"] = expected.to_dict()["correlations"]
@@ -97,7 +97,7 @@ def evaluate_candidate(candidate_spec, baseline_spec, sessions: dict, curated: d
     Returns ``{"sessions", "scores_only", "versions": {"candidate"|"baseline": {"version_id",
     "report", "headline", "seconds"}}, "comparison", "predictions": {name: [dicts]}}``.
     """
-    from care_model.stats.evaluate import compare_reports
+    from care_model.stats.evaluation_report import compare_reports
 
     ordered = [sessions[s] for s in sorted(sessions)]
     out = {"sessions": sorted(sessions), "scores_only": config.eval_scores_only, "versions": {}, "predictions": {},
@@ -112,5 +112,6 @@ def evaluate_candidate(candidate_spec, baseline_spec, sessions: dict, curated: d
                                  "seconds": round(seconds, 2)}
         out["predictions"][name] = [p.to_dict() for p in preds]
     if len(out["versions"]) == 2:
-        out["comparison"] = compare_reports(out["versions"]["candidate"]["report"], out["versions"]["baseline"]["report"])
+        out["comparison"] = compare_reports(out["versions"]["candidate"]["report"],
+                                            out["versions"]["baseline"]["report"])
     return out

@@ -3,8 +3,9 @@
 One code path for one CPU, one GPU and DDP over several processes (``accelerate launch`` on
 GPUs, ``torchrun`` on CPUs over gloo; the 2-process CPU test runs it). FSDP and DeepSpeed are
 refused (:func:`check_strategy`): accelerate enables FSDP on GPUs only, so no test here could run
-its checkpoint and adapter paths, and a LoRA adapter of an 8B model trains under DDP. The loop only reads the run folder (snapshot,
-config) and writes into it (see :mod:`care_model.training.runs`); it never opens the store.
+its checkpoint and adapter paths, and a LoRA adapter of an 8B model trains under DDP. The loop only
+reads the run folder (snapshot, config) and writes into it (see :mod:`care_model.training.runs`); it never opens the
+store.
 
 * **Data order** is a pure function of (seed, epoch): every optimizer step ``k`` takes the
   ``k``-th global batch of ``per_device_batch_size x processes x gradient_accumulation_steps``
@@ -21,15 +22,14 @@ config) and writes into it (see :mod:`care_model.training.runs`); it never opens
 * **Cancel**: a ``CANCEL`` file in the run folder, SIGTERM or Ctrl-C. Checked before every step
   and agreed across processes (max-reduce); the loop saves a checkpoint, writes a ``cancelled``
   event and returns ``status="cancelled"``.
-* **Checkpoints** (``checkpoints/step-N/``): adapter weights, optimizer, scheduler, every
-  process's RNG states and the step; ``state.json`` is written last and marks it complete. ``resume=True``
-  continues from the newest complete checkpoint.
+* **Checkpoints** (``checkpoints/step-N/``, :mod:`care_model.training.checkpoints`): adapter weights,
+  optimizer, scheduler, every process's RNG states and the step; ``state.json`` is written last and
+  marks it complete. ``resume=True`` continues from the newest complete checkpoint.
 """
 from __future__ import annotations
 
 import math
 import random
-import shutil
 import signal
 import sys
 import threading
@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from care_model.core.errors import ConfigError, ModelError, TrainingError
-from care_model.inference.models import resolve_model_base
-from care_model.training.runs import ProgressWriter, cancel_requested, last_checkpoint, run_path, write_json
+from care_model.inference.model_files import resolve_model_base
+from care_model.training.runs import ProgressWriter, cancel_requested, last_checkpoint
+from care_model.training.checkpoints import load_checkpoint, save_adapter, save_checkpoint
 from care_model.training.data import answer_loss, answer_weight, collate
 
 
@@ -71,7 +72,7 @@ class TrainResult:
 # ----------------------------------------------------------------------------- helpers
 def resolve_base(base: str) -> str:
     """The path (or hub id) ``from_pretrained`` should load for a recipe's ``base_model``: the
-    inference side's resolution (:func:`care_model.inference.models.resolve_model_base`), so a recipe and a
+    inference side's resolution (:func:`care_model.inference.model_files.resolve_model_base`), so a recipe and a
     prediction read the same folder; a missing folder is a recipe error (ConfigError)."""
     try:
         return resolve_model_base(base)[0]
@@ -168,7 +169,7 @@ def load_for_training(config, accelerator):
     missing = [m for m in config.lora_target_modules if m not in names]
     if missing:
         raise ConfigError(f"lora_target_modules {missing} are not modules of {config.base_model!r}.",
-                          f"Pick among the model's linear layers, e.g. q_proj,k_proj,v_proj,o_proj.")
+                          "Pick among the model's linear layers, e.g. q_proj,k_proj,v_proj,o_proj.")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -234,57 +235,6 @@ def accumulate_gradients(model, micro_batches: list[list[dict]], accelerator, pa
     return float(accelerator.reduce(step_loss, "sum")) / (total if total > 0 else 1.0)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int, extra: dict) -> Path:
-    import torch
-    from peft import get_peft_model_state_dict
-
-    folder = run_path(run_dir, "checkpoints") / f"step-{step}"
-    if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    rng = {"python": random.getstate(), "torch": torch.get_rng_state(),
-           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    torch.save(rng, folder / f"rng_{accelerator.process_index}.pt")
-    if accelerator.is_main_process:
-        torch.save(get_peft_model_state_dict(accelerator.unwrap_model(model)), folder / "adapter.pt")
-        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-        torch.save(scheduler.state_dict(), folder / "scheduler.pt")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json(folder / "state.json", {"step": step, "world_size": accelerator.num_processes, **extra})
-        old = sorted((p for p in folder.parent.glob("step-*") if p != folder), key=lambda p: int(p.name.split("-")[1]))
-        for p in old[:max(0, len(old) - (keep - 1))]:
-            shutil.rmtree(p, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return folder
-
-
-def load_checkpoint(folder: Path, model, optimizer, scheduler, accelerator) -> dict:
-    import json
-
-    import torch
-    from peft import set_peft_model_state_dict
-
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    if state.get("world_size") != accelerator.num_processes:
-        raise TrainingError(f"The checkpoint {folder} was written by {state.get('world_size')} processes, "
-                            f"this run has {accelerator.num_processes}.",
-                            "Resume with the same number of processes (the data order depends on it).")
-    set_peft_model_state_dict(accelerator.unwrap_model(model),
-                              torch.load(folder / "adapter.pt", map_location=accelerator.device))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device))
-    rng_file = folder / f"rng_{accelerator.process_index}.pt"
-    if rng_file.is_file():
-        rng = torch.load(rng_file, weights_only=False)
-        random.setstate(rng["python"])
-        torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt"))
-    return state
-
-
 # ----------------------------------------------------------------------------- the loop
 def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, *, resume: bool = False,
           run_id: str = "", data_hash: str = "") -> TrainResult:
@@ -322,7 +272,8 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
         start_step = int(state["step"])
         result.validation_loss_before = state.get("validation_loss_before")
     progress.emit("start", run_id=run_id, total_steps=total, start_step=start_step, n_train=len(train_ds),
-                  n_validation=len(val_ds), world_size=world, data_hash=data_hash, resumed_from=str(ckpt) if ckpt else None)
+                  n_validation=len(val_ds), world_size=world, data_hash=data_hash,
+                  resumed_from=str(ckpt) if ckpt else None)
     if start_step == 0:
         result.validation_loss_before = validation_loss(model, val_ds, accelerator, pad_id, dtype)
         progress.emit("eval", step=0, validation_loss=result.validation_loss_before, what="base model")
@@ -336,9 +287,11 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
     step = start_step
     with _Stop() as stop:
         while step < total:
-            flag = torch.tensor([1.0 if (stop.signalled or cancel_requested(run_dir)) else 0.0], device=accelerator.device)
+            flag = torch.tensor([1.0 if (stop.signalled or cancel_requested(run_dir)) else 0.0],
+                                device=accelerator.device)
             if float(accelerator.reduce(flag, "max")) > 0:
-                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator, config.keep_checkpoints,
+                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator,
+                                         config.keep_checkpoints,
                                          {"validation_loss_before": result.validation_loss_before, "cancelled": True})
                 progress.emit("cancelled", step=step, total_steps=total, checkpoint=str(folder),
                               elapsed_s=round(time.perf_counter() - t0, 3))
@@ -371,7 +324,8 @@ def train(run_dir: Path | str, config, datasets, tokenizer, model, accelerator, 
                 vl = validation_loss(model, val_ds, accelerator, pad_id, dtype)
                 progress.emit("eval", step=step, validation_loss=vl)
             if config.save_every_steps and step % config.save_every_steps == 0 and step < total:
-                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator, config.keep_checkpoints,
+                folder = save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator,
+                                         config.keep_checkpoints,
                                          {"validation_loss_before": result.validation_loss_before})
                 progress.emit("checkpoint", step=step, path=str(folder))
     bar.close()
@@ -394,15 +348,3 @@ class _null:
 
     def __exit__(self, *exc):
         return False
-
-
-def save_adapter(run_dir: Path, model, tokenizer, accelerator) -> Path:
-    """``adapter/``: the LoRA weights (peft save_pretrained) and the tokenizer."""
-    folder = run_path(run_dir, "adapter")
-    accelerator.wait_for_everyone()
-    state = accelerator.get_state_dict(model)
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state, safe_serialization=True)
-        tokenizer.save_pretrained(str(folder))
-    accelerator.wait_for_everyone()
-    return folder

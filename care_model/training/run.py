@@ -45,7 +45,7 @@ from pathlib import Path
 
 from care_model.core.errors import CareError, TrainingError
 from care_model.core.records import now_iso
-from care_model.text.curation import read_snapshot, split_by_client, take_snapshot, write_snapshot
+from care_model.text.snapshot import read_snapshot, split_by_client, take_snapshot, write_snapshot
 from care_model.training import procs
 from care_model.training.config import RetrainConfig
 from care_model.training.runs import ProgressWriter, clear_cancel, read_json, run_path, write_json
@@ -69,8 +69,10 @@ def new_run_id() -> str:
 def code_commit() -> dict:
     root = Path(__file__).resolve().parents[2]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True,
                                     text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -109,7 +111,8 @@ def load_run_config(run_dir: Path | str) -> tuple[str, RetrainConfig, str]:
     data = read_json(run_path(run_dir, "config"))
     if not data:
         raise TrainingError(f"{run_dir} is not a prepared run (no config.json).",
-                            "Prepare it with python -m care_model.jobs.retrain --store DIR ..., or start it from the app.")
+                            "Prepare it with python -m care_model.jobs.retrain --store DIR ..., or start it from the "
+                            "app.")
     return data["run_id"], RetrainConfig.from_dict(data["config"], where=f"{run_dir}/config.json"), data["data_hash"]
 
 
@@ -134,7 +137,8 @@ def execute_run(run_dir: Path | str, *, resume: bool = False, accelerator=None) 
         set_seed(config.seed)
         snapshot = read_snapshot(run_path(run_dir, "snapshot"))
         if snapshot.hash != data_hash:
-            raise TrainingError(f"The snapshot of {run_dir} has hash {snapshot.hash}, the run was prepared with {data_hash}.",
+            raise TrainingError(f"The snapshot of {run_dir} has hash {snapshot.hash}, the run was prepared with "
+                                f"{data_hash}.",
                                 "Do not replace snapshot files; prepare a new run.")
         split = split_by_client(snapshot, config.validation_fraction, config.seed)
         progress.emit("stage", message="loading model")
@@ -159,7 +163,8 @@ def execute_run(run_dir: Path | str, *, resume: bool = False, accelerator=None) 
             t_eval = time.perf_counter()
             record["evaluation"] = _evaluate(run_dir, config, snapshot, split, result, progress)
             record["timings"]["eval_s"] = round(time.perf_counter() - t_eval, 2)
-            record["metrics"]["evaluation"] = {name: v["headline"] for name, v in record["evaluation"]["versions"].items()}
+            record["metrics"]["evaluation"] = {name: v["headline"] for name,
+                                               v in record["evaluation"]["versions"].items()}
             progress.emit("evaluation", metrics=record["metrics"])
         record["status"] = "done"
         record["finished_at"] = now_iso()
@@ -257,14 +262,16 @@ def launch_subprocess(run_dir: Path | str, *, resume: bool = False, python: str 
                       env: dict | None = None) -> subprocess.Popen:
     """Start phase 2 of a prepared run in its own process (the app's path); output goes to ``train.log``."""
     run_dir = Path(run_dir)
-    cmd = [python or sys.executable, "-m", "care_model.jobs.retrain", "--run-dir", str(run_dir)] + (["--resume"] if resume else [])
+    cmd = [python or sys.executable, "-m", "care_model.jobs.retrain", "--run-dir",
+           str(run_dir)] + (["--resume"] if resume else [])
     log = open(run_path(run_dir, "log"), "ab")
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     # the app's experts come first: the trainer runs at a lower CPU priority (0 = same as the app)
     full_env.setdefault("CARE_TRAIN_NICE", "10")
     root = Path(__file__).resolve().parents[2]
-    full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join([str(root)] + paths)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env,
                             start_new_session=True, cwd=str(root))
     log.close()

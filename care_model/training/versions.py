@@ -12,7 +12,7 @@ name and who did it)::
 A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
 data_hash, config, metrics, evaluation, parent (the version it was compared with),
 code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
-:func:`care_model.text.curation.learned_from`), activations (when it was made active), created_by``.
+:func:`care_model.text.snapshot.learned_from`), activations (when it was made active), created_by``.
 
 Statuses: ``base`` (a plain base model, registered so it can be rolled back to), ``candidate``
 (a finished run, waiting for an admin), ``active``, ``retired`` (was active), ``rejected``.
@@ -33,7 +33,7 @@ from pathlib import Path
 from care_model.core.errors import ModelError, NotFoundError, PermissionDenied, ValidationError
 from care_model.core.records import now_iso
 from care_model.inference.models import ModelSpec, model_version_id
-from care_model.text.curation import learned_from
+from care_model.text.snapshot import learned_from
 
 VERSIONS = "model_versions"
 SETTINGS = "settings"
@@ -44,7 +44,8 @@ STATUSES = ("base", "candidate", "active", "retired", "rejected")
 def require_admin(repo, actor: str, what: str) -> None:
     role = repo.role_of(actor)
     if role != "admin":
-        raise PermissionDenied(f"{actor} ({role}) may not {what}.", "Ask an admin to do it; only admins manage model versions.")
+        raise PermissionDenied(f"{actor} ({role}) may not {what}.",
+                               "Ask an admin to do it; only admins manage model versions.")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -196,11 +197,13 @@ def rollback(repo, to_version: str | None = None, *, actor: str, reason: str = "
         if not to_version:
             base = (current or {}).get("base")
             if not base:
-                raise ValidationError("There is no earlier version to roll back to.", "Nothing to do: no version was promoted yet.")
+                raise ValidationError("There is no earlier version to roll back to.",
+                                      "Nothing to do: no version was promoted yet.")
             to_version = register_base_version(repo, base, actor=actor)["id"]
     target = get_version(repo, to_version)
     if target["status"] not in ("retired", "base") and target.get("kind") != "base" and not target.get("activations"):
-        raise ValidationError(f"{to_version} was never active (status {target['status']!r}), so it is not a rollback target.",
+        raise ValidationError(f"{to_version} was never active (status {target['status']!r}), so it is not a rollback "
+                              f"target.",
                               "Promote it instead, after looking at its metrics.")
     return _activate(repo, target, actor, "rollback", reason)
 
@@ -210,6 +213,7 @@ def reject(repo, version_id: str, *, actor: str, reason: str = "") -> dict:
     require_admin(repo, actor, "reject a model version")
     doc = get_version(repo, version_id)
     if doc["status"] != "candidate":
-        raise ValidationError(f"{version_id} has status {doc['status']!r}; only candidates can be rejected.", "Pick a candidate.")
+        raise ValidationError(f"{version_id} has status {doc['status']!r}; only candidates can be rejected.",
+                              "Pick a candidate.")
     doc["status"], doc["rejected_reason"] = "rejected", reason
     return repo.collection(VERSIONS).put(doc, actor=actor, action="reject")

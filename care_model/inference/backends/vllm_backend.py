@@ -52,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from care_model.inference.engine import ItemOutput
+from care_model.inference.item_output import ItemOutput
 from care_model.text.stop_tokens import stop_ids
 from care_model.core.errors import ModelError
 from care_model.inference.option_tokens import option_token_ids, score_from_logprobs
@@ -83,9 +83,9 @@ class WorkerProcess:
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TRANSFORMERS_OFFLINE", "1")
-        self.proc = subprocess.Popen([str(self.python), "-m", "care_model.inference.backends.vllm_worker"], cwd=str(ROOT),
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, encoding="utf-8", bufsize=1)
+        cmd = [str(self.python), "-m", "care_model.inference.backends.vllm_worker"]
+        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
         self._log: collections.deque[str] = collections.deque(maxlen=60)
         self._lock = threading.Lock()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -225,7 +225,7 @@ class VllmBackend:
     """Session in, predictions out, through vLLM (see the module docstring)."""
 
     def __init__(self, spec, config, *, model_version: str):
-        from care_model.inference.models import check_adapter_folder, resolve_model_base
+        from care_model.inference.model_files import check_adapter_folder, resolve_model_base
 
         if int(config.tensor_parallel) < 1 or int(config.data_parallel) < 1:
             raise ModelError("tensor_parallel and data_parallel must be at least 1.",

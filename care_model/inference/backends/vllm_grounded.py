@@ -1,8 +1,9 @@
 """Grounded decoding inside vLLM: a logits processor that runs the project's own row constraint.
 
 Loaded by vLLM (in the vLLM venv, never in the project's process) from its fully qualified name
-:data:`FQCN`, which the worker (:mod:`care_model.inference.backends.vllm_worker`) passes as
-``LLM(logits_processors=[FQCN])``. A request asks for grounding through its sampling parameters::
+:data:`~care_model.inference.backends.vllm_names.GROUNDED_FQCN`, which the worker
+(:mod:`care_model.inference.backends.vllm_worker`) passes as ``LLM(logits_processors=[GROUNDED_FQCN])``.
+A request asks for grounding through its sampling parameters::
 
     SamplingParams(temperature=0, extra_args={"care_grounding": {
         "row": GroundedRow.spec(),     # candidate turns, option ids, language, score rule, ...
@@ -28,7 +29,7 @@ from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from care_model.inference.constrained import RowProcessor, vocabulary_from_folder
 from care_model.text.grounding import GroundedRow
-from care_model.inference.backends.vllm_worker import GROUNDED_FQCN as FQCN, GROUNDING_KEY as SPEC_KEY  # noqa: F401 (FQCN: re-export)
+from care_model.inference.backends.vllm_names import GROUNDING_KEY
 
 
 def row_from(spec: dict) -> GroundedRow:
@@ -43,5 +44,5 @@ class GroundedLogitsProcessor(AdapterLogitsProcessor):
         return False  # it decides which token greedy decoding picks
 
     def new_req_logits_processor(self, params):
-        spec = (params.extra_args or {}).get(SPEC_KEY)
+        spec = (params.extra_args or {}).get(GROUNDING_KEY)
         return RowProcessor(row_from(spec), fresh=lambda: row_from(spec)) if spec else None

@@ -27,8 +27,9 @@ position -- for the requested ``logprob_token_ids`` (every spelling of the five 
 A request with ``grounding`` is decoded under the project's grounded-decoding constraint by the
 logits processor :data:`GROUNDED_FQCN` (:mod:`care_model.inference.backends.vllm_grounded`), which every
 load registers; requests without it decode freely.
-No prompt or answer text is logged. This module imports only vllm and the standard library (vLLM
-imports the logits processor, and with it care_model's pure grounding code, in its engine core).
+No prompt or answer text is logged. This module imports only vllm, the standard library and
+:mod:`care_model.inference.backends.vllm_names` (vLLM imports the logits processor, and with it
+care_model's pure grounding code, in its engine core).
 """
 from __future__ import annotations
 
@@ -37,9 +38,7 @@ import os
 import sys
 import time
 
-# the grounded-decoding logits processor, loaded by vLLM by name (care_model.inference.backends.vllm_grounded)
-GROUNDED_FQCN = "care_model.inference.backends.vllm_grounded:GroundedLogitsProcessor"
-GROUNDING_KEY = "care_grounding"
+from care_model.inference.backends.vllm_names import GROUNDED_FQCN, GROUNDING_KEY
 
 
 def _setup_env() -> None:
