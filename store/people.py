@@ -44,7 +44,9 @@ class PeopleMixin:
             return self._public_user(doc)
 
     def _audit_user(self, actor, username, action, before, after):
-        strip = (lambda d: {k: v for k, v in d.items() if k != "password"} if d else None)
+        def strip(d):
+            return {k: v for k, v in d.items() if k != "password"} if d else None
+
         self._users().table("audit").insert({"at": now_iso(), "who": actor, "entity": "user", "entity_id": username,
                                              "action": action, "before": strip(before), "after": strip(after)})
 

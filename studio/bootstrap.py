@@ -73,7 +73,7 @@ def ensure_admin(repo, username: str | None = None, password: str | None = None)
 
 class ActivePredictor:
     """Predicts with the store's active model version when one was promoted (the retraining
-    tab records it; :func:`care_model.inference.predictor.active_spec`), else with ``spec`` (``--model``).
+    tab records it; :func:`care_model.jobs.predict.active_spec`), else with ``spec`` (``--model``).
     With ``pinned`` the given spec is always used. Decoding follows the admin setting
     ``grounded_decoding`` (default on). Predictors are cheap to make and load their
     model on the first prediction, so the app starts at once."""
