@@ -10,8 +10,7 @@ Each command is a ``main(argv) -> int`` elsewhere: the app's in :mod:`studio.lau
 in :mod:`care_model.jobs` (a new module there is a new command, listed with its docstring's first
 line until :data:`COMMANDS` gives it one), the store's in ``store/__main__.py``. Dispatch is lazy:
 a command's module is imported only when it runs, so ``care --help`` imports neither torch nor
-Gradio. While a command builds its argument parser, the parser is named ``care COMMAND`` and the
-``python -m ...`` command lines in its help read as the ``care`` commands they are.
+Gradio. Each command's parser is named ``care COMMAND`` where it is defined, with its examples.
 
 ``python -m care_model.cli`` is the same command.
 """
@@ -19,61 +18,31 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import difflib
 import importlib
 import pkgutil
-import re
 import sys
 from pathlib import Path
 
-# name -> (module with main(argv), one line for `care --help`, examples shown when the command's
-# own help has none). The order is the loop's: review, predict, retrain, evaluate, promote.
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "app": ("studio.launch", "the review app (Gradio): review, curate, retrain and evaluate in the browser", ""),
+# name -> (module with main(argv), one line for `care --help`). The order is the loop's: review,
+# predict, retrain, evaluate, promote.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "app": ("studio.launch", "the review app (Gradio): review, curate, retrain and evaluate in the browser"),
     "predict": ("care_model.jobs.predict",
-                "predict sessions' 12 items into a store, or draft rationales for given scores", ""),
+                "predict sessions' 12 items into a store, or draft rationales for given scores"),
     "retrain": ("care_model.jobs.retrain",
-                "curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate",
-                "  care retrain --store DIR --recipe recipes/cpu-smoke.yaml --actor admin\n"
-                "  care retrain --store DIR --run-id ID --resume\n"
-                "  accelerate launch -m care_model.jobs.retrain --store DIR --recipe recipes/gpu-llama31-8b.yaml "
-                "--actor admin   # several GPUs"),
+                "curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate"),
     "crossval": ("care_model.jobs.crossval",
-                 "cross-validation with retraining: K folds split by client, one LoRA adapter per fold", ""),
+                 "cross-validation with retraining: K folds split by client, one LoRA adapter per fold"),
     "evaluate": ("care_model.jobs.evaluate",
-                 "evaluate a model version's predictions on held-out sessions, or compare two versions",
-                 "  care evaluate --store DIR [--model-version V] [--score-field expected_score] [--cv 5] [--json]\n"
-                 "  care evaluate --store DIR --model-version CANDIDATE --compare-with active\n"
-                 "  care evaluate --input export.jsonl --model-version V [--n-boot 1000] [--no-text]"),
-    "report": ("care_model.jobs.report", "the evaluation report (Table 2, plots) as one offline HTML file", ""),
+                 "evaluate a model version's predictions on held-out sessions, or compare two versions"),
+    "report": ("care_model.jobs.report", "the evaluation report (Table 2, plots) as one offline HTML file"),
     "versions": ("care_model.jobs.versions",
-                 "model versions: list, show, history; promote, reject or roll back (admins)",
-                 "  care versions --store DIR list\n"
-                 "  care versions --store DIR show VERSION_ID\n"
-                 "  care versions --store DIR history\n"
-                 "  care versions --store DIR --actor admin promote VERSION_ID\n"
-                 "  care versions --store DIR --actor admin rollback [VERSION_ID]\n"
-                 "  care versions --store DIR --actor admin reject VERSION_ID"),
-    "store": ("store.__main__",
-              "the store's tools: import, export, stats, add-user, set-role, users, audit, assign",
-              "  care store import --store DIR --format jsonl data/sessions.jsonl\n"
-              "  care store export --store DIR --out export.jsonl\n"
-              "  care store stats --store DIR --json\n"
-              "  care store add-user --store DIR --username NAME --role annotator\n"
-              "  care store audit --store DIR --out audit.jsonl --action submit\n"
-              "  care store COMMAND --help    # one tool's options"),
+                 "model versions: list, show, history; promote, reject or roll back (admins)"),
+    "store": ("store.__main__", "the store's tools: import, export, stats, add-user, set-role, users, audit, assign"),
 }
 
 JOBS_PACKAGE = "care_model.jobs"
-
-# Command lines in other entry points' help text, and what they are under `care`.
-_OLD_COMMANDS = [
-    (re.compile(r"python3? -m care_model\.jobs\.(\w+)"), r"care \1"),
-    (re.compile(r"python3? -m store\b"), "care store"),
-    (re.compile(r"python3? annotate_app\.py"), "care app"),
-]
-
 
 def _jobs_dir() -> Path:
     return Path(__file__).resolve().parent / "jobs"
@@ -91,7 +60,7 @@ def _job_line(path: Path) -> str | None:
     return doc.splitlines()[0].rstrip(".") if doc else ""
 
 
-def commands() -> dict[str, tuple[str, str, str]]:
+def commands() -> dict[str, tuple[str, str]]:
     """Every command: :data:`COMMANDS`, then any job module (one with a ``main``) not named there."""
     found = dict(COMMANDS)
     for info in sorted(pkgutil.iter_modules([str(_jobs_dir())]), key=lambda i: i.name):
@@ -100,13 +69,13 @@ def commands() -> dict[str, tuple[str, str, str]]:
             continue
         line = _job_line(_jobs_dir() / f"{info.name}.py")
         if line is not None:
-            found[name] = (f"{JOBS_PACKAGE}.{info.name}", line, "")
+            found[name] = (f"{JOBS_PACKAGE}.{info.name}", line)
     return found
 
 
-def _parser(cmds: dict[str, tuple[str, str, str]]) -> argparse.ArgumentParser:
+def _parser(cmds: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
     width = max(len(n) for n in cmds) + 2
-    listing = "\n".join(f"  {name:<{width}}{line}" for name, (_, line, _) in cmds.items())
+    listing = "\n".join(f"  {name:<{width}}{line}" for name, (_, line) in cmds.items())
     description = ("CARE Review Studio: the review app, the model loop's jobs and the store, in one command.\n\n"
                    f"commands:\n{listing}\n\n"
                    "`care COMMAND --help` shows a command's options and examples. A store is open in one\n"
@@ -123,75 +92,12 @@ def _parser(cmds: dict[str, tuple[str, str, str]]) -> argparse.ArgumentParser:
                                    epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def _care_text(text):
-    if not text:
-        return text
-    for pattern, repl in _OLD_COMMANDS:
-        text = pattern.sub(repl, text)
-    return text
-
-
-@contextlib.contextmanager
-def _named(prog: str, examples: str):
-    """While the command builds its parser(s), argparse names them ``prog``.
-
-    The first parser made is the command's own: its ``prog`` becomes ``prog``, the command lines
-    in its description and epilog read as ``care`` commands, and ``examples`` are added when its
-    help shows none. Parsers made from it (subcommands: ``care store import``) follow its name.
-    ``ArgumentParser.__init__`` is patched, not the class (argparse's own ``super()`` calls name
-    the class), and restored when that first parser parses, or when the command returns.
-    """
-    cls = argparse.ArgumentParser
-    original = cls.__init__
-    first: list[str | None] = []
-
-    def restore():
-        cls.__init__ = original
-
-    def __init__(self, *args, **kwargs):
-        if args:  # prog given positionally
-            kwargs["prog"], args = args[0], args[1:]
-        old = kwargs.get("prog")
-        if not first:
-            first.append(old)
-            kwargs["prog"] = prog
-            kwargs["description"] = _care_text(kwargs.get("description"))
-            epilog = _care_text(kwargs.get("epilog"))
-            shown = f"{kwargs['description'] or ''}\n{epilog or ''}"
-            if examples and f"{prog} " not in shown:
-                epilog = (f"{epilog}\n\n" if epilog else "") + "examples:\n" + examples
-                if kwargs.get("formatter_class", argparse.HelpFormatter) is argparse.HelpFormatter:
-                    kwargs["formatter_class"] = argparse.RawDescriptionHelpFormatter
-            kwargs["epilog"] = epilog
-            if kwargs.get("usage"):
-                kwargs["usage"] = _care_text(kwargs["usage"])
-            original(self, *args, **kwargs)
-            parse_known_args = self.parse_known_args
-
-            def parse_then_restore(*a, **kw):
-                restore()
-                return parse_known_args(*a, **kw)
-
-            self.parse_known_args = parse_then_restore
-            return
-        if old and first[0] and old.startswith(first[0]):
-            kwargs["prog"] = prog + old[len(first[0]):]
-        original(self, *args, **kwargs)
-
-    cls.__init__ = __init__
-    try:
-        yield
-    finally:
-        restore()
-
-
-def run(name: str, argv: list[str], cmds: dict[str, tuple[str, str, str]] | None = None) -> int:
+def run(name: str, argv: list[str], cmds: dict[str, tuple[str, str]] | None = None) -> int:
     """Run command ``name`` with its arguments ``argv``; its exit status."""
-    module, _, examples = (cmds or commands())[name]
+    module, _ = (cmds or commands())[name]
     main = importlib.import_module(module).main
     try:
-        with _named(f"care {name}", examples):
-            code = main(argv)
+        code = main(argv, prog="care app") if module == "studio.launch" else main(argv)
     except SystemExit as exc:  # argparse's --help and usage errors
         code = exc.code
     if code is None:

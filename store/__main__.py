@@ -1,13 +1,13 @@
 """Command line for the store.
 
-    python -m store import --store DIR --format {jsonl,annomi,esconv,text,ratings} FILE...
+    care store import --store DIR --format {jsonl,annomi,esconv,text,ratings} FILE...
                            [--speaker-map "A=counselor,B=client"] [--language en|zh]
-    python -m store export --store DIR --out FILE [--session ID ...]
-    python -m store stats  --store DIR [--json]
-    python -m store add-user --store DIR --username NAME --role {annotator,adjudicator,admin} [--password PW]
-    python -m store set-role --store DIR --username NAME --role ROLE
-    python -m store users  --store DIR
-    python -m store assign --store DIR --session ID [--session ID ...] --user NAME [--user NAME ...]
+    care store export --store DIR --out FILE [--session ID ...]
+    care store stats  --store DIR [--json]
+    care store add-user --store DIR --username NAME --role {annotator,adjudicator,admin} [--password PW]
+    care store set-role --store DIR --username NAME --role ROLE
+    care store users  --store DIR
+    care store assign --store DIR --session ID [--session ID ...] --user NAME [--user NAME ...]
                            [--mode shared|independent]
 
 Errors print one line that names the problem and the fix, and exit with status 2; an import is
@@ -26,8 +26,18 @@ from care_model.core.errors import CareError
 from care_model.core.records import ROLES
 
 
+EXAMPLES = """examples:
+  care store import --store DIR --format jsonl data/sessions.jsonl
+  care store export --store DIR --out export.jsonl
+  care store stats --store DIR --json
+  care store add-user --store DIR --username NAME --role annotator
+  care store audit --store DIR --out audit.jsonl --action submit
+  care store COMMAND --help    # one tool's options"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m store", description="CARE Review Studio store tools.")
+    ap = argparse.ArgumentParser(prog="care store", description="CARE Review Studio store tools.", epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
     def cmd(name, help_):

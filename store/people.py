@@ -57,7 +57,7 @@ class PeopleMixin:
     def _user_doc(self, username: str):
         doc = self._users().table("users").get(Q.username == username)
         if doc is None:
-            raise NotFoundError(f"No user {username!r}.", "Add the user first (python -m store add-user ...).")
+            raise NotFoundError(f"No user {username!r}.", "Add the user first (care store add-user ...).")
         return doc
 
     def get_user(self, username: str) -> dict:

@@ -148,7 +148,7 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
         key = self._keys.get(session_id)
         if key is None:
             raise NotFoundError(f"No session {session_id!r} in the store.",
-                                "Check the id (python -m store stats lists counts; the app's queue lists sessions).")
+                                "Check the id (care store stats lists counts; the app's queue lists sessions).")
         return f"sessions/{key}/{part}.json"
 
     def session_ids(self) -> list[str]:

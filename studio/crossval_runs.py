@@ -1,7 +1,7 @@
 """Cross-validation runs from the app: start, follow, cancel, resume and record them (the training manager's way).
 
 The app owns the store, so it freezes the curated set and the folds itself
-(:func:`care_model.training.crossval.prepare_crossval`) and starts ``python -m care_model.jobs.crossval --run-dir
+(:func:`care_model.training.crossval.prepare_crossval`) and starts ``care crossval --run-dir
 DIR`` as a separate process (:func:`care_model.training.crossval.launch_subprocess`), which never opens the
 store. :meth:`CrossvalManager.poll` (the tab's timer) reads the run's ``progress.jsonl`` and the
 current fold's training progress and, once the process has exited, records the result in

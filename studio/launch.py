@@ -68,8 +68,8 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog=prog)
     from care_model.core.errors import CareError
 
     if args.share and not args.demo:

@@ -4,7 +4,7 @@
   :mod:`studio.crossval_runs`), watch it fold by fold (bar, stage, the fold's training step and
   loss, log tail), cancel it, resume a cancelled or failed run (finished folds are kept). Its
   folds' adapters are never model versions.
-* **Report**: the same report as ``python -m care_model.jobs.report`` (:func:`care_model.jobs.report.build_report`)
+* **Report**: the same report as ``care report`` (:func:`care_model.jobs.report.build_report`)
   for the active version, a candidate or a finished cross-validation run: Table 2, the four plots,
   candidate vs active with intervals and verdicts. Held-out sessions only unless the admin ticks
   "include training sessions" (the titles then say so).

@@ -2,7 +2,7 @@
 
 :class:`TrainingManager` is the app's side of :mod:`care_model.training.run`. The app owns the store,
 so it takes the curated snapshot itself (:func:`care_model.training.run.prepare_run`) and then
-starts ``python -m care_model.jobs.retrain --run-dir DIR`` as a **separate process**
+starts ``care retrain --run-dir DIR`` as a **separate process**
 (:func:`care_model.training.run.launch_subprocess`): training never runs in a request handler or a
 thread of the app, and the training process never opens the store. :meth:`TrainingManager.poll`
 (the tab's timer) reads the run's ``progress.jsonl`` and, once the process has exited,

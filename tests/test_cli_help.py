@@ -99,7 +99,7 @@ def _helps() -> list[tuple[str, list[str], str]]:
     cases = [(f"care {name}", [*care(), name, "--help"], f"usage: care {name}") for name in care_commands()]
     cases += [(f"care store {sub}", [*care(), "store", sub, "--help"], f"usage: care store {sub}")
               for sub in store_subcommands()]
-    cases.append(("python -m store", [sys.executable, "-m", "store", "--help"], "usage: python -m store"))
+    cases.append(("python -m store", [sys.executable, "-m", "store", "--help"], "usage: care store"))  # same tool
     cases.append(("annotate_app.py", [sys.executable, str(ROOT / "annotate_app.py"), "--help"],
                   "usage: python annotate_app.py"))
     cases += [(mod, [sys.executable, "-m", mod, "--help"], "usage:") for mod in benchmark_modules()]

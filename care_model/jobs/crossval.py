@@ -2,8 +2,8 @@
 
 CPU smoke (SmolLM2-135M-Instruct, the CPU recipe, the sample store; about an hour on 2 cores)::
 
-    python -m store import --store /tmp/cv_store --format jsonl data/sessions.jsonl
-    python -m care_model.jobs.crossval --store /tmp/cv_store --folds 5 --recipe recipes/cpu-smoke.yaml --json
+    care store import --store /tmp/cv_store --format jsonl data/sessions.jsonl
+    care crossval --store /tmp/cv_store --folds 5 --recipe recipes/cpu-smoke.yaml --json
 
 Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 
@@ -44,7 +44,7 @@ from care_model.training.crossval import execute_crossval, finish_crossval, new_
 
 # ----------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m care_model.jobs.crossval", description=__doc__,
+    ap = argparse.ArgumentParser(prog="care crossval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", help="store folder: snapshot the curated set, run every fold, record the run")
     ap.add_argument("--run-dir", help="a prepared (or interrupted) run folder: run or resume its folds (no store)")
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         lower_priority()
         if bool(args.store) == bool(args.run_dir):
             raise ConfigError("Give exactly one of --store and --run-dir.",
-                              "See python -m care_model.jobs.crossval --help.")
+                              "See care crossval --help.")
         accelerator = make_accelerator()
         if args.run_dir:
             cv_dir = Path(args.run_dir)
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             with Repository.open(args.store, create=False) as repo:
                 finish_crossval(repo, cv_dir, actor=args.actor)
         if result.get("status") == "cancelled":
-            print(f"cancelled; resume with: python -m care_model.jobs.crossval --run-dir {cv_dir}", file=sys.stderr)
+            print(f"cancelled; resume with: care crossval --run-dir {cv_dir}", file=sys.stderr)
             return 0
         if args.json:
             keep = {k: v for k, v in result.items() if k != "summary"}

@@ -1,16 +1,16 @@
-"""``python -m care_model.jobs.evaluate``: evaluate one model version's predictions in a JSONL export
+"""``care evaluate``: evaluate one model version's predictions in a JSONL export
 or a store (the store is read here, lazily: :mod:`care_model.stats.evaluate` itself stays pure).
 
-    python -m care_model.jobs.evaluate --store DIR [--model-version V] [--score-field expected_score] [--cv 5] [--json]
-    python -m care_model.jobs.evaluate --store DIR --model-version CANDIDATE --compare-with active
-    python -m care_model.jobs.evaluate --input export.jsonl --model-version V [--n-boot 1000] [--no-text]
+    care evaluate --store DIR [--model-version V] [--score-field expected_score] [--cv 5] [--json]
+    care evaluate --store DIR --model-version CANDIDATE --compare-with active
+    care evaluate --input export.jsonl --model-version V [--n-boot 1000] [--no-text]
 
 With ``--store`` a model version is scored only on sessions outside its training split (and, with
 ``--compare-with``, outside the other version's too); the output says how many sessions were left
 out and why (:mod:`care_model.stats.heldout`). ``--include-training-sessions`` keeps them, and every title
 then says so. An export does not record training splits: evaluate a retrained version with --store.
 
-CPU smoke: ``python -m care_model.jobs.evaluate --store /tmp/care_store --json`` after the sample
+CPU smoke: ``care evaluate --store /tmp/care_store --json`` after the sample
 store's first app start (it holds the embedded model's predictions).
 """
 from __future__ import annotations
@@ -72,11 +72,11 @@ def _print_rows(rows: list[dict], out) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m care_model.jobs.evaluate",
-                                     description="Evaluate one model version's predictions in a JSONL export.")
+    parser = argparse.ArgumentParser(prog="care evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="JSONL: one Session.to_dict() per line, with optional 'predictions' and "
-                                     "'labels' lists (python -m store export writes it)")
+                                     "'labels' lists (care store export writes it)")
     src.add_argument("--store", help="read a store folder directly (stop the app first: the store is locked "
                                      "while it runs)")
     parser.add_argument("--model-version", help="the version to evaluate (default with --store: the active one)")
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cv", type=int, default=0, metavar="K",
                         help="report the metrics of existing predictions per test fold of K folds split by client, and "
                              "mean +- "
-                             "sd (nothing is retrained: the paper's protocol is python -m care_model.jobs.crossval)")
+                             "sd (nothing is retrained: the paper's protocol is care crossval)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0 = no intervals)")
     parser.add_argument("--seed", type=int, default=0)

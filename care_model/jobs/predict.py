@@ -11,20 +11,20 @@ its exact prompt; the option probabilities at the score position give ``probs``,
 ``expected_score`` and, in scores-only mode, the score itself. An answer that cannot be parsed is
 stored with ``parse_status="failed"``, its raw text and the reason; it never stops a run.
 
-CPU smoke (the embedded SmolLM2 on one sample session; ``python -m store import --store /tmp/s
+CPU smoke (the embedded SmolLM2 on one sample session; ``care store import --store /tmp/s
 --format jsonl data/sessions.jsonl`` first)::
 
-    python -m care_model.jobs.predict --store /tmp/s --session sample-en-01 --scores-only
-    python -m care_model.jobs.predict --store /tmp/s --session sample-en-01 --draft-for client
+    care predict --store /tmp/s --session sample-en-01 --scores-only
+    care predict --store /tmp/s --session sample-en-01 --draft-for client
 
 Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA adapter on a GPU)::
 
-    python -m care_model.jobs.predict --store care_store
-    python -m care_model.jobs.predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
-    python -m care_model.jobs.predict --samples          # regenerate data/sample_predictions.jsonl
-    python -m care_model.jobs.predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
-    python -m care_model.jobs.predict --samples --draft-for client   # ... with drafts for the clients' scores
-    python -m care_model.jobs.predict --store care_store --draft-for expert --session ID   # drafts for the expert
+    care predict --store care_store
+    care predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
+    care predict --samples          # regenerate data/sample_predictions.jsonl
+    care predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
+    care predict --samples --draft-for client   # ... with drafts for the clients' scores
+    care predict --store care_store --draft-for expert --session ID   # drafts for the expert
     labels
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _spec_or_none(doc: dict | None) -> ModelSpec | None:
 
 # ---------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m care_model.jobs.predict", description=__doc__,
+    ap = argparse.ArgumentParser(prog="care predict", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", help="store folder to read sessions from and write predictions into")
     ap.add_argument("--session", action="append", default=None, help="only this session (repeatable)")

@@ -3,10 +3,10 @@
 CPU smoke (SmolLM2-135M-Instruct on the sample store; the sample store has no expert labels, so
 the recipe lets the clients' self-reports stand in for them -- demo only)::
 
-    python -m store import --store /tmp/care_store --format jsonl data/sessions.jsonl
-    python -m store add-user --store /tmp/care_store --username admin --role admin
-    python -m care_model.jobs.retrain --store /tmp/care_store --recipe recipes/cpu-smoke.yaml --actor admin
-    python -m care_model.jobs.versions --store /tmp/care_store promote VERSION_ID --actor admin
+    care store import --store /tmp/care_store --format jsonl data/sessions.jsonl
+    care store add-user --store /tmp/care_store --username admin --role admin
+    care retrain --store /tmp/care_store --recipe recipes/cpu-smoke.yaml --actor admin
+    care versions --store /tmp/care_store promote VERSION_ID --actor admin
 
 Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, or DDP over several)::
 
@@ -25,8 +25,8 @@ The three phases and who runs them (only one process may open a store):
    validation sessions (:mod:`care_model.training.evaluation`), write ``run.json``.
 3. :func:`finish_run` (the store's owner): register the candidate version (:mod:`care_model.training.versions`).
 
-``python -m care_model.jobs.retrain --store DIR`` does all three, opening the store only for 1 and 3
-(in the main process). ``python -m care_model.jobs.retrain --run-dir DIR`` runs phase 2 of a run the
+``care retrain --store DIR`` does all three, opening the store only for 1 and 3
+(in the main process). ``care retrain --run-dir DIR`` runs phase 2 of a run the
 app prepared (:func:`launch_subprocess`); the app's job watcher does phase 3. ``--resume``
 continues a cancelled or interrupted run from its last checkpoint, with its saved config and
 snapshot. Cancel: ``touch <run_dir>/CANCEL``, SIGTERM or Ctrl-C (a checkpoint is saved, the
@@ -47,7 +47,7 @@ from care_model.training.run import execute_run, finish_run, lower_priority, mak
 
 # ----------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m care_model.jobs.retrain", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="care retrain", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", help="store folder: snapshot the curated set, train, evaluate, register a candidate")
     ap.add_argument("--run-dir", help="a run the app prepared: train and evaluate only (never opens the store)")
@@ -72,7 +72,7 @@ def _parse(argv) -> argparse.Namespace:
         hints = [f"{u}" + (f" (did you mean {m[0]}?)"
                            if (m := difflib.get_close_matches(u.split('=')[0], known, n=1)) else "")
                  for u in unknown if u.startswith("-")] or unknown
-        raise ConfigError(f"Unknown option(s): {', '.join(hints)}.", "See python -m care_model.jobs.retrain --help.")
+        raise ConfigError(f"Unknown option(s): {', '.join(hints)}.", "See care retrain --help.")
     return args
 
 
@@ -125,7 +125,7 @@ def _main(args) -> int:
         where = f"--run-dir {run_dir}" if args.run_dir else f"--store {args.store} --output-dir {run_dir}"
         print(f"cancelled at step {record.get('steps')}/{record.get('total_steps')}; checkpoint "
               f"{record.get('checkpoint')}\n"
-              f"resume with: python -m care_model.jobs.retrain {where} --resume")
+              f"resume with: care retrain {where} --resume")
     if args.store and not args.no_register:
         from store import Repository
 

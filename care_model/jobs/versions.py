@@ -56,8 +56,17 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines) or "(no model versions yet)"
 
 
+EXAMPLES = """examples:
+  care versions --store DIR list
+  care versions --store DIR show VERSION_ID
+  care versions --store DIR history
+  care versions --store DIR --actor admin promote VERSION_ID
+  care versions --store DIR --actor admin rollback [VERSION_ID]
+  care versions --store DIR --actor admin reject VERSION_ID"""
+
+
 def main(argv=None) -> int:
-    """``python -m care_model.jobs.versions --store DIR {list,show,promote,rollback,reject,history} ...``"""
+    """``care versions --store DIR {list,show,promote,rollback,reject,history} ...``"""
     import argparse
     import json
     import os
@@ -65,7 +74,8 @@ def main(argv=None) -> int:
 
     from care_model.core.errors import CareError
 
-    ap = argparse.ArgumentParser(prog="python -m care_model.jobs.versions", description="Model versions of a store.")
+    ap = argparse.ArgumentParser(prog="care versions", description="Model versions of a store.", epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", required=True, help="store folder")
     ap.add_argument("--actor", default=os.environ.get("CARE_USER", ""),
                     help="the admin who acts (recorded in the audit trail)")

@@ -2,12 +2,12 @@
 
 CPU smoke (the sample store after a cross-validation run, or any store with predictions)::
 
-    python -m care_model.jobs.report --store /tmp/cv_store --out /tmp/cv_report
-    python -m care_model.jobs.report --store /tmp/cv_store --out /tmp/cv_report --subject cv-20261126-...
+    care report --store /tmp/cv_store --out /tmp/cv_report
+    care report --store /tmp/cv_store --out /tmp/cv_report --subject cv-20261126-...
 
 Real use::
 
-    python -m care_model.jobs.report --store /data/care_store --out reports/$(date +%F) [--subject VERSION]
+    care report --store /data/care_store --out reports/$(date +%F) [--subject VERSION]
 
 Writes ``report.html`` (self-contained: inline CSS, the plots embedded as data URIs, opens offline)
 and the same plots as PNG files next to it (``dimensions.png``, ``calibration.png``,

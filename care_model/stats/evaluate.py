@@ -39,7 +39,7 @@ Public API::
     evaluate_predictions(sessions, predictions, labels, *, form=None, with_text_metrics=True,
                          n_boot=1000, seed=0, confidence=0.95, score_field="score",
                          require_all_items=True, similarity=None) -> EvaluationReport
-    python -m care_model.jobs.evaluate (--input export.jsonl | --store DIR) ...   # care_model.jobs.evaluate
+    care evaluate (--input export.jsonl | --store DIR) ...   # care_model.jobs.evaluate
 """
 from __future__ import annotations
 

@@ -228,7 +228,7 @@ def read_snapshot(path: Path | str) -> Snapshot:
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"No curated snapshot at {path}.",
-                            "Prepare the run first (python -m care_model.jobs.retrain --store DIR ..., or start it "
+                            "Prepare the run first (care retrain --store DIR ..., or start it "
                             "from the app).")
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     try:

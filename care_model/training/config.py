@@ -4,7 +4,7 @@ Precedence: dataclass defaults < recipe (``--recipe recipes/cpu-smoke.yaml``) < 
 flags (``--learning-rate 1e-4``). A recipe is a flat YAML mapping of field names; an unknown key,
 in a recipe or a flag, is a :class:`~care_model.core.errors.ConfigError` that names the nearest known
 key. Every field carries help text (``RetrainConfig.help()``), which is also the ``--help`` of
-``python -m care_model.jobs.retrain``.
+``care retrain``.
 
 Pure module (no torch): the app reads the config to show and validate it.
 """

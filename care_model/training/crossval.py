@@ -2,8 +2,8 @@
 
 CPU smoke (SmolLM2-135M-Instruct, the CPU recipe, the sample store; about an hour on 2 cores)::
 
-    python -m store import --store /tmp/cv_store --format jsonl data/sessions.jsonl
-    python -m care_model.jobs.crossval --store /tmp/cv_store --folds 5 --recipe recipes/cpu-smoke.yaml --json
+    care store import --store /tmp/cv_store --format jsonl data/sessions.jsonl
+    care crossval --store /tmp/cv_store --folds 5 --recipe recipes/cpu-smoke.yaml --json
 
 Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 
@@ -149,7 +149,7 @@ def load_crossval(cv_dir) -> dict:
     meta = read_json(Path(cv_dir) / "config.json")
     if not meta:
         raise TrainingError(f"{cv_dir} is not a prepared cross-validation run (no config.json).",
-                            "Prepare it with python -m care_model.jobs.crossval --store DIR ..., or start it from the "
+                            "Prepare it with care crossval --store DIR ..., or start it from the "
                             "app.")
     return meta
 

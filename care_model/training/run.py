@@ -3,10 +3,10 @@
 CPU smoke (SmolLM2-135M-Instruct on the sample store; the sample store has no expert labels, so
 the recipe lets the clients' self-reports stand in for them -- demo only)::
 
-    python -m store import --store /tmp/care_store --format jsonl data/sessions.jsonl
-    python -m store add-user --store /tmp/care_store --username admin --role admin
-    python -m care_model.jobs.retrain --store /tmp/care_store --recipe recipes/cpu-smoke.yaml --actor admin
-    python -m care_model.jobs.versions --store /tmp/care_store promote VERSION_ID --actor admin
+    care store import --store /tmp/care_store --format jsonl data/sessions.jsonl
+    care store add-user --store /tmp/care_store --username admin --role admin
+    care retrain --store /tmp/care_store --recipe recipes/cpu-smoke.yaml --actor admin
+    care versions --store /tmp/care_store promote VERSION_ID --actor admin
 
 Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, or DDP over several)::
 
@@ -25,8 +25,8 @@ The three phases and who runs them (only one process may open a store):
    validation sessions (:mod:`care_model.training.evaluation`), write ``run.json``.
 3. :func:`finish_run` (the store's owner): register the candidate version (:mod:`care_model.training.versions`).
 
-``python -m care_model.jobs.retrain --store DIR`` does all three, opening the store only for 1 and 3
-(in the main process). ``python -m care_model.jobs.retrain --run-dir DIR`` runs phase 2 of a run the
+``care retrain --store DIR`` does all three, opening the store only for 1 and 3
+(in the main process). ``care retrain --run-dir DIR`` runs phase 2 of a run the
 app prepared (:func:`launch_subprocess`); the app's job watcher does phase 3. ``--resume``
 continues a cancelled or interrupted run from its last checkpoint, with its saved config and
 snapshot. Cancel: ``touch <run_dir>/CANCEL``, SIGTERM or Ctrl-C (a checkpoint is saved, the
@@ -111,7 +111,7 @@ def load_run_config(run_dir: Path | str) -> tuple[str, RetrainConfig, str]:
     data = read_json(run_path(run_dir, "config"))
     if not data:
         raise TrainingError(f"{run_dir} is not a prepared run (no config.json).",
-                            "Prepare it with python -m care_model.jobs.retrain --store DIR ..., or start it from the "
+                            "Prepare it with care retrain --store DIR ..., or start it from the "
                             "app.")
     return data["run_id"], RetrainConfig.from_dict(data["config"], where=f"{run_dir}/config.json"), data["data_hash"]
 
