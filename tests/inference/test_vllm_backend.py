@@ -23,7 +23,7 @@ from store.formats import read_files
 # model loads take minutes on 2 busy cores: well past pytest.ini's 900 s per test
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.timeout(3600)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = [Session.from_dict(json.loads(line))
            for line in (ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()]
 # the three shortest sample sessions (by transcript length), to keep the test to minutes
@@ -229,7 +229,7 @@ def test_crossval_predicts_its_held_out_folds_through_vllm(tmp_path):
     from care_model.training.evaluation import predictor_config
     from care_model.training.config import RetrainConfig
     from care_model.training.runs import read_json
-    from tests.test_crossval import make_cv_store
+    from rule_stores import make_cv_store
 
     store = make_cv_store(tmp_path / "store")
     argv = ["--store", str(store), "--folds", "2", "--base-model", "smollm2", "--cv-id", "cvv", "--actor", "boss",

@@ -21,7 +21,7 @@ from care_model.training.run import execute_run, finish_run, prepare_run
 from care_model.training.config import RetrainConfig
 from store import Repository
 
-from tests.test_retrain import make_rule_store
+from rule_stores import make_rule_store
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from care_model.core.errors import StoreFormatError
 from store.storage import TXN_FILE, FileSet, JournaledStorage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fresh(root) -> FileSet:

@@ -14,7 +14,7 @@ from store import Repository
 
 from factories import make_label, make_prediction
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ANNOMI = ROOT.parent / "shared" / "data" / "annomi" / "AnnoMI-simple.csv"
 SAMPLES = ROOT / "data" / "sessions.jsonl"
 

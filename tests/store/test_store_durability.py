@@ -19,7 +19,7 @@ from store import Repository
 
 from factories import make_session
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = textwrap.dedent("""
     import sys, itertools

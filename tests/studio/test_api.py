@@ -16,7 +16,7 @@ from care_model.core.records import SHARED
 from studio.api import ENDPOINTS
 from studio_testing import password
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SID = "sample-en-03"
 
 

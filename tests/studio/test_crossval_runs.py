@@ -13,7 +13,7 @@ from store import Repository
 from studio.access import access_of
 from studio.crossval_runs import CrossvalManager
 from studio.training import TrainingManager
-from tests.test_crossval import make_cv_store
+from rule_stores import make_cv_store
 
 
 def _wait(mgr: CrossvalManager, timeout: float = 600) -> dict:

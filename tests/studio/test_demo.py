@@ -17,7 +17,7 @@ from care_model.inference.predictor import Predictor
 from studio.demo import BANNER, build_demo, parse_pasted
 from studio_testing import serve
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_clean_draft_is_strict_for_the_ui_too():
 def test_argument_caps_are_the_documented_ones():
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parent.parent / "studio" / "API.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "studio" / "API.md").read_text(encoding="utf-8")
     for name, limit in TEXT_LIMITS.items():
         assert f"`{name}` {limit:,}" in doc, name
         check_argument("x", name, "y" * limit, str)

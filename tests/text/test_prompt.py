@@ -18,7 +18,7 @@ from care_model.text.prompt import answer_text, build_session_prompt, elision_ma
 from care_model.core.records import Session, Turn
 from care_model.core.wai import wai_sr
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FORM = wai_sr()
 
 CHATML = (

@@ -5,7 +5,6 @@ the fold outputs reproduces. Real parts: the tiny random Llama, real peft/accele
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,33 +14,11 @@ from care_model.training.crossval import CROSSVAL_RUNS, compute_result, fold_dir
 from care_model.jobs.crossval import main
 from care_model.text.curation import read_snapshot
 from care_model.training.runs import read_events, read_json
-from care_model.core.records import SHARED, Label
 from care_model.core.wai import load_form
 from store import Repository
-
-from tests.test_retrain import rule_sessions
+from rule_stores import make_cv_store
 
 CONFIG = ["--max-steps", "2", "--eval-n-boot", "200", "--save-every-steps", "0"]
-
-
-def make_cv_store(root: Path) -> Path:
-    """14 sessions: clients c-00..c-09, two clients with two sessions each, two sessions without a client."""
-    sessions = rule_sessions(14, seed=3)
-    for i, s in enumerate(sessions):
-        s.client_id = ([f"c-{j:02d}" for j in range(10)] + ["c-00", "c-01", "", ""])[i]
-        # vary self-reports so correlations are defined
-        s.ratings["client"] = {k: 1 + (i + k) % 5 for k in range(1, 13)}
-        if i % 2 == 0:
-            s.ratings["counselor"] = {k: 1 + (i + 2 * k) % 5 for k in range(1, 13)}
-    with Repository(root) as repo:
-        repo.add_user("boss", "password123", "admin")
-        repo.add_sessions(sessions)
-        for s in sessions:
-            repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=s.ratings["client"][k],
-                                     rationale="The client said so [1].", status="submitted",
-                                     score_source="client_self_report"), 0)
-                              for k in range(1, 13)], actor="boss")
-    return root
 
 
 def _independent_pooled(sessions, preds, field):

@@ -21,17 +21,17 @@ import pytest
 from care_model.training import versions as V
 from care_model.text.curation import CuratedLabel
 from care_model.core.errors import ConfigError
-from care_model.core.records import SHARED, Label, Session, Turn
+from care_model.core.records import Turn
 from care_model.training.run import execute_run, finish_run, launch_subprocess, prepare_run
 from care_model.jobs.retrain import main
 from care_model.training.config import RetrainConfig, load_recipe, resolve_config
 from care_model.training.evaluation import predictor_config
 from care_model.training.runs import last_checkpoint, read_events, read_json, read_progress, request_cancel
+from rule_stores import make_rule_store, rule_sessions
 from tiny_model import _EN, build_tiny_model
 from store import Repository
 
-ROOT = Path(__file__).resolve().parents[1]
-GOOD, BAD = "this really helps", "this is useless"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -44,39 +44,6 @@ def learnable_model(tmp_path_factory):
     a turn changes the last hidden state more than the phrase does. 0.08 sits between the two.
     """
     return build_tiny_model(tmp_path_factory.mktemp("learnable") / "tiny", seed=0, initializer_range=0.08)
-
-
-def rule_sessions(n: int, seed: int = 0) -> list[Session]:
-    """Sessions whose client keeps saying GOOD (all items 5) or BAD (all items 1); one client each."""
-    import random
-
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        phrase, score = (GOOD, 5) if i % 2 == 0 else (BAD, 1)
-        turns = []
-        for t in range(8):
-            text = rng.choice(_EN)
-            if t % 2:
-                text = f"{text} Honestly, {phrase}. Yes, {phrase}."
-            turns.append({"index": t, "speaker": "client" if t % 2 else "counselor", "text": text})
-        out.append(Session(id=f"rule-{i:02d}", turns=turns, client_id=f"c-{i:02d}",
-                           ratings={"client": {k: score for k in range(1, 13)}}))
-    return out
-
-
-def make_rule_store(root: Path, n: int = 32) -> Path:
-    with Repository(root) as repo:
-        repo.add_user("boss", "password123", "admin")
-        sessions = rule_sessions(n)
-        repo.add_sessions(sessions)
-        for s in sessions:
-            score = s.ratings["client"][1]
-            why = f'The client said "{GOOD if score == 5 else BAD}" [1].'
-            repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=score, rationale=why,
-                                     status="submitted", score_source="client_self_report"), 0)
-                              for k in range(1, 13)], actor="boss")
-    return root
 
 
 # Plain supervised fine-tuning (score_weight 1); the rule is learned after 60-80 steps with seeds 0, 1, 2.
