@@ -27,6 +27,7 @@ ANCHORED = "sample-en-01"   # has the client's self-report: client-anchored by d
 BLIND = "sample-en-05"      # has it (and the counselor's) too; the admin makes it expert-judged
 NO_SELF_REPORT = "no-self-report"
 DRAFTED = "sample-en-03"    # client-anchored, with rationales the model drafted for given scores
+SWITCHED = "sample-en-06"   # has a self-report; made expert-judged, an item saved, then client-anchored again
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def app(tmp_path_factory):
     """The app on the sample store with its default modes (every sample session has a self-report)."""
     repo = make_store(tmp_path_factory.mktemp("modes") / "store")
     repo.add_sessions([make_session(NO_SELF_REPORT, client="c-x")])
-    repo.assign([ANCHORED, BLIND, NO_SELF_REPORT, DRAFTED], ["ann"], actor="admin")
+    repo.assign([ANCHORED, BLIND, NO_SELF_REPORT, DRAFTED, SWITCHED], ["ann"], actor="admin")
     with serve(build_app(repo, None)) as url:
         yield SimpleNamespace(url=url, repo=repo, clients={u: Client(url, auth=(u, password(u)), verbose=False)
                                                            for u in ("admin", "ann")})
@@ -134,22 +135,27 @@ def test_expert_judged_annotators_code_blind_unless_an_admin_shows_the_ratings(a
 
 
 def test_switching_a_session_to_client_anchored_asks_for_items_saved_under_the_old_mode(app):
+    """Self-contained (its own session): an item saved under expert-judged curation must be saved
+    again once the session is client-anchored."""
     admin, ann, repo = app.clients["admin"], app.clients["ann"], app.repo
-    admin.predict([BLIND], "client_anchored", None, api_name="/set_curation_mode")
+    admin.predict([SWITCHED], "expert_judged", None, api_name="/set_curation_mode")
+    saved = ann.predict(SWITCHED, 3, 1, "My own judgement.", [], [], 0, api_name="/save_draft")
+    assert (saved["label"]["score"], saved["label"]["score_source"]) == (1, "expert")
+    admin.predict([SWITCHED], "client_anchored", None, api_name="/set_curation_mode")
     try:
-        view = ann.predict(BLIND, api_name="/open_session")
-        client = repo.get_session(BLIND).ratings["client"]
+        view = ann.predict(SWITCHED, api_name="/open_session")
+        client = repo.get_session(SWITCHED).ratings["client"]
         assert view["curation"]["score_locked"] and view["items"][2]["draft"]["score"] == client[3]
         versions = {}
         for it in view["items"]:
             if it["item"] != 3:
-                versions[str(it["item"])] = ann.predict(BLIND, it["item"], None, rationale(it["item"]), [], [], 0,
+                versions[str(it["item"])] = ann.predict(SWITCHED, it["item"], None, rationale(it["item"]), [], [], 0,
                                                         api_name="/save_draft")["version"]
-        res = ann.predict(BLIND, versions, api_name="/submit_session")
+        res = ann.predict(SWITCHED, versions, api_name="/submit_session")
         assert res["status"] == "invalid" and "now curated for client self report" in str(res["problems"]["3"])
-        assert repo.get_label(BLIND, 3, SHARED).score_source == "expert"
+        assert repo.get_label(SWITCHED, 3, SHARED).score_source == "expert"
     finally:
-        admin.predict([BLIND], "expert_judged", None, api_name="/set_curation_mode")
+        admin.predict([SWITCHED], "expert_judged", None, api_name="/set_curation_mode")
 
 
 def test_client_anchored_cards_start_from_the_rationale_drafted_for_the_clients_score(app):
