@@ -31,7 +31,7 @@ app: setup
 	$(PYTHON) annotate_app.py $(ARGS)
 
 test: setup browser
-	$(PYTHON) -m pytest -m "not slow" $(ARGS)
+	$(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope $(ARGS)
 
 test-slow: setup browser
 	$(PYTHON) -m pytest -m "slow and not vllm" $(ARGS)

@@ -1,43 +1,22 @@
 """The app's retraining flow over its JSON API: threshold, admin-only start, a real trainer process
-(the tiny model) while the app stays responsive, reattaching, cancel, promote and rollback."""
+(the tiny model) while the app stays responsive, reattaching, promote and rollback. Cancelling and
+resuming from the app: tests/studio/test_training_cancel.py (its own app, so the two run in parallel)."""
 from __future__ import annotations
 
 import os
 import statistics
 import time
-from types import SimpleNamespace
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from care_model.training import versions as V
 from care_model.core.errors import PermissionDenied
 from care_model.inference.models import ModelSpec, model_version_id
-from care_model.inference.predictor import Predictor
-from care_model.core.records import SHARED, Label
 from studio.access import access_of
-from studio.app import build_app
-from studio_testing import make_store, password, serve
+from studio_testing import TRAINING_CURATED, training_overrides
 from studio_testing import wait_for as _wait_for
 from studio.training import TrainingManager
-
-CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]
-
-
-def overrides(tiny, **more) -> str:
-    """The CPU recipe on the tiny model, with a short prompt budget so that a step takes a fraction of a second."""
-    base = {"base_model": str(tiny), "rationales": "curated", "max_prompt_tokens": 1024, "lora_last_layers": "null", "max_steps": 24,
-            "eval_n_boot": 0, "save_every_steps": 0, **more}
-    return "\n".join(f"{k}: {v}" for k, v in base.items())
-
-
-def curate(repo, session_ids):
-    for sid in session_ids:
-        s = repo.get_session(sid)
-        repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
-                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report"), 0)
-                          for i, v in s.ratings["client"].items()], actor="ann")
 
 
 def wait_for(fn, timeout=600.0, step=0.5):
@@ -45,23 +24,16 @@ def wait_for(fn, timeout=600.0, step=0.5):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_model_dir):
-    repo = make_store(tmp_path_factory.mktemp("training") / "store")
-    curate(repo, CURATED)
-    demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))
-    with serve(demo) as url:
-        yield SimpleNamespace(url=url, repo=repo, demo=demo, mgr=demo.studio_ctx.components["training"],
-                              admin=Client(url, auth=("admin", password("admin")), verbose=False),
-                              ann=Client(url, auth=("ann", password("ann")), verbose=False))
-    repo.close()
+def app(training_app):
+    return training_app
 
 
 def test_threshold_and_roles(app, tiny_model_dir):
     st = app.admin.predict(api_name="/training_status")
-    assert st["readiness"]["new_sessions"] == len(CURATED) and st["readiness"]["min_new_sessions"] == 10
+    assert st["readiness"]["new_sessions"] == len(TRAINING_CURATED) and st["readiness"]["min_new_sessions"] == 10
     assert not st["readiness"]["ready"] and st["run"] is None
     with pytest.raises(AppError, match="Only 6 newly curated session.*needs 10"):
-        app.admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir), api_name="/start_training")
+        app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir), api_name="/start_training")
     with pytest.raises(AppError, match="needs the role admin"):
         app.ann.predict(api_name="/training_status")
     with pytest.raises(AppError, match="needs the role admin"):
@@ -79,12 +51,12 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     for _ in range(5):
         admin.predict("sample-en-02", api_name="/open_session")
     idle = (time.perf_counter() - t0) / 5
-    run = admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
+    run = admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
     assert run["status"] == "running" and run["data_hash"] and run["pid"]
     assert run["learned_from"] == {"score_sources": ["client_self_report"], "rationales": "curated",
                                    "score_source_counts": {"client_self_report": 72}, "items_without_rationale": 0}
     with pytest.raises(AppError, match="already in progress"):
-        admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir), api_name="/start_training")
+        admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir), api_name="/start_training")
 
     # the app answers while the trainer (another process) computes
     wait_for(lambda: (admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 1)
@@ -125,37 +97,6 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     assert admin.predict(api_name="/whoami")["model_version"] == base_id
     actions = [(h["action"], h["who"]) for h in V.activation_history(app.repo)]
     assert actions == [("promote", "admin"), ("rollback", "admin")]
-
-
-def test_cancel_from_the_app(app, tiny_model_dir):
-    app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
-    run = app.admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=5000), api_name="/start_training")
-    wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 2)
-    assert app.admin.predict(api_name="/cancel_training")["cancel_requested"]["by"] == "admin"
-    st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] != "running" and s,
-                  timeout=180)
-    assert st["run"]["id"] == run["id"] and st["run"]["status"] == "cancelled"
-    assert st["progress"]["status"] == "cancelled" and 2 <= st["progress"]["step"] < 5000
-
-
-def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
-    app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
-    run = app.admin.predict("cpu-smoke.yaml", overrides(tiny_model_dir, max_steps=30, save_every_steps=5),
-                            api_name="/start_training")
-    wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 6)
-    app.admin.predict(api_name="/cancel_training")
-    st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] != "running" and s,
-                  timeout=180)
-    assert st["run"]["status"] == "cancelled"
-    stopped_at = st["progress"]["step"]
-    with pytest.raises(AppError, match="needs the role admin"):
-        app.ann.predict("", api_name="/resume_training")
-    assert app.admin.predict("", api_name="/resume_training")["id"] == run["id"]
-    st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] not in
-                  ("running", "prepared") and s)
-    assert st["run"]["id"] == run["id"] and st["run"]["status"] == "registered", st["log"][-2000:]
-    assert st["progress"]["step"] == 30 and stopped_at < 30
-    assert [s for s, _ in st["progress"]["losses"]] == list(range(1, 31))   # one curve across the two processes
 
 
 def test_progress_and_versions_say_what_a_run_learns_from():
