@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from care_model.jobs import versions as versions_job
 from care_model.training import versions as V
 from care_model.core.errors import ModelError, PermissionDenied, ValidationError
 from care_model.inference.models import ModelSpec, model_version_id
@@ -101,14 +102,14 @@ def test_cli_lists_promotes_and_rolls_back(tmp_path, tiny_model_dir, capsys):
         repo.add_user("boss", "password123", "admin")
         repo.add_user("ann", "password123", "annotator")
         r1 = V.register_candidate(repo, fake_run(tmp_path, tiny_model_dir, "run-1"), actor="boss")
-    assert V.main(["--store", str(store), "list"]) == 0
+    assert versions_job.main(["--store", str(store), "list"]) == 0
     assert "candidate" in capsys.readouterr().out
-    assert V.main(["--store", str(store), "--actor", "ann", "promote", r1["id"]]) == 2
+    assert versions_job.main(["--store", str(store), "--actor", "ann", "promote", r1["id"]]) == 2
     assert "may not promote" in capsys.readouterr().err
-    assert V.main(["--store", str(store), "--actor", "boss", "promote", r1["id"]]) == 0
+    assert versions_job.main(["--store", str(store), "--actor", "boss", "promote", r1["id"]]) == 0
     assert capsys.readouterr().out.strip() == f"active: {r1['id']}"
-    assert V.main(["--store", str(store), "--actor", "boss", "rollback"]) == 0
+    assert versions_job.main(["--store", str(store), "--actor", "boss", "rollback"]) == 0
     assert capsys.readouterr().out.strip() == f"active: {model_version_id(ModelSpec(base=str(tiny_model_dir)))}"
-    assert V.main(["--store", str(store), "history"]) == 0
+    assert versions_job.main(["--store", str(store), "history"]) == 0
     out = capsys.readouterr().out
     assert "boss promote" in out and "boss rollback" in out
