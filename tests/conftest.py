@@ -12,7 +12,33 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from apps launched in tests
 os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+# The modules that take longest (minutes on 2 cores), longest first. They are run before the others
+# so that the parallel workers of `make test` (pytest-xdist, --dist loadscope: one module per
+# worker at a time) start them early and finish together; every module keeps its own test order.
+LONG_MODULES_FIRST = (
+    "studio/test_training_tab.py", "studio/test_training_cancel.py", "training/test_run.py",
+    "studio/test_app_launch.py", "browser/test_training_browser.py", "studio/test_api_sweep.py",
+    "studio/test_crossval_runs.py", "text/test_drafting.py", "browser/test_report_browser.py",
+    "browser/test_evaluation_browser.py", "inference/test_models.py", "studio/test_jobs.py",
+    "store/test_store_durability.py", "training/test_crossval.py", "studio/test_review_draft.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    rank = {name: i for i, name in enumerate(LONG_MODULES_FIRST)}
+
+    def key(item):
+        try:
+            return rank.get(item.path.relative_to(here).as_posix(), len(rank))
+        except ValueError:   # a test outside tests/
+            return len(rank)
+
+    items.sort(key=key)  # stable: the other modules keep their order, and every module its own
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +57,7 @@ def studio_server(tmp_path_factory):
     """The review app (``studio.app.build_app``, no predictor) launched in-process on a fresh store
     with the sample sessions, quoting predictions and the users of ``studio_testing.USERS``; one per
     test module; every session expert-judged with the ratings shown (the free-score editor; client-
-    anchored curation has its own server in tests/test_curation_modes.py). Yields
+    anchored curation has its own server in tests/studio/test_curation_modes.py). Yields
     ``SimpleNamespace(url, repo, demo)``."""
     from types import SimpleNamespace
 

@@ -25,3 +25,33 @@ def make_prediction(session_id: str, item: int, score: int = 3, version: str = "
 def make_label(session_id: str, item: int, score: int = 4, annotator: str = SHARED, status: str = "draft",
                rationale: str = "expert rationale") -> Label:
     return Label(session_id=session_id, item=item, annotator=annotator, score=score, rationale=rationale, status=status)
+
+
+def hand_checked_evaluation():
+    """The hand-checked fixture of tests/stats/test_evaluate.py (and the evaluate job's tests):
+    four sessions (clients c1, c1, c2, c3) with client self-reports; predictions = truth + an
+    offset per session; labels = truth for sessions s0-s2."""
+    from care_model.core.wai import load_form
+
+    form = load_form()
+    truths = {
+        "s0": {i: 2 for i in form.item_ids},
+        "s1": {i: 3 for i in form.item_ids},
+        "s2": {i: (4 if i in form.dimension("bond").item_ids else 3) for i in form.item_ids},
+        "s3": {i: 5 for i in form.item_ids},
+    }
+    offsets = {"s0": 1, "s1": 0, "s2": 0, "s3": -1}
+    sessions, preds, labels = [], [], []
+    for n, (sid, truth) in enumerate(truths.items()):
+        sess = make_session(sid, client=["c1", "c1", "c2", "c3"][n], ratings=truth,
+                            language="zh" if sid == "s2" else "en")
+        if sid == "s1":
+            sess.ratings["counselor"] = {i: 4 for i in form.item_ids}
+        sessions.append(sess)
+        for i in form.item_ids:
+            p = make_prediction(sid, i, truth[i] + offsets[sid])
+            p.rationale = f"the client in session {sid} answered item {i} this way"
+            preds.append(p)
+            if sid != "s3":
+                labels.append(make_label(sid, i, truth[i], status="submitted", rationale=f"the client in session {sid} answered item {i} this way"))
+    return sessions, preds, labels

@@ -155,3 +155,25 @@ def open_session(page, sid: str) -> None:
     page.click("#care-open")
     expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)  # generous: CI machines vary
     page.wait_for_selector("#care-turn-0")
+
+
+# the sessions the training tests curate (their client self-reports, with rationales)
+TRAINING_CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]
+
+
+def training_overrides(tiny, **more) -> str:
+    """The CPU recipe on the tiny model, with a short prompt budget so that a step takes a fraction of a second."""
+    base = {"base_model": str(tiny), "rationales": "curated", "max_prompt_tokens": 1024, "lora_last_layers": "null", "max_steps": 24,
+            "eval_n_boot": 0, "save_every_steps": 0, **more}
+    return "\n".join(f"{k}: {v}" for k, v in base.items())
+
+
+def curate(repo, session_ids):
+    """Curate ``session_ids`` as client-anchored labels: the client's ratings with a rationale, submitted."""
+    from care_model.core.records import SHARED, Label
+
+    for sid in session_ids:
+        s = repo.get_session(sid)
+        repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
+                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report"), 0)
+                          for i, v in s.ratings["client"].items()], actor="ann")

@@ -52,12 +52,13 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    expect.set_options(timeout=20_000)  # a loaded 2-core machine answers slowly; restored below
+    previous = getattr(expect, "_timeout", None)  # set by other modules at import (one process runs many)
+    expect.set_options(timeout=max(20_000, previous or 0))  # a loaded 2-core machine answers slowly; restored below
     with sync_playwright() as p:
         b = launch_chromium(p)
         yield b
         b.close()
-    expect.set_options(timeout=5_000)
+    expect.set_options(timeout=previous)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def app(tmp_path_factory, tiny_model_dir):
     repo = make_store(tmp_path_factory.mktemp("draft-browser") / "store")
     repo.assign([SID], ["ann"], actor="admin")
     # expert-judged: the expert picks the score and drafts for it (client-anchored sessions draft
-    # for the client's fixed score through the same button; tests/test_review_draft.py)
+    # for the client's fixed score through the same button; tests/studio/test_review_draft.py)
     set_curation_mode(repo, Access("admin", "admin"), [SID], "expert_judged")
     predictor = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=16, calibration="none"))
     demo = build_app(repo, predictor)

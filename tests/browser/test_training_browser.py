@@ -50,7 +50,7 @@ def app(tmp_path_factory, tiny_model_dir):
 @pytest.fixture(scope="module")
 def page(app, browser):
     """The admin's page (the shared module browser; fails if any request left the machine)."""
-    with logged_in_pages(browser, app.url, width=1600, height=1200, timeout_ms=30_000) as make:
+    with logged_in_pages(browser, app.url, width=1600, height=1200, timeout_ms=60_000) as make:
         yield make("admin")
 
 
