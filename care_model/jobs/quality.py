@@ -26,7 +26,7 @@ def _load(repo):
     return {s.id: s for s in sessions}, preds
 
 
-def _version_doc(repo, version_id: str, actor: str) -> dict:
+def ensure_version_doc(repo, version_id: str, actor: str) -> dict:
     doc = repo.collection(VERSIONS).get(version_id)
     if doc is None:
         doc = repo.collection(VERSIONS).put(
@@ -51,6 +51,6 @@ def evaluate_version_quality(repo, version_id: str, *, assume_untrained: bool = 
                              assume_untrained=assume_untrained)
     reports = version_quality_reports(sessions, preds, doc, held, n_boot=n_boot, seed=seed)
     quality = quality_record(reports[RECORDED_FIELD], held)
-    _version_doc(repo, version_id, actor)
+    ensure_version_doc(repo, version_id, actor)
     record_quality(repo, version_id, quality, actor=actor)
     return {**quality, "reports": {f: r.to_dict() for f, r in reports.items()}, "held_out": held.to_dict()}
