@@ -66,3 +66,21 @@ def quality_record(report: QualityReport, held: HeldOut) -> dict:
 
 def score_name(field: str) -> str:
     return SCORE_NAMES.get(field, field)
+
+
+def score_used(predictions: Iterable[Prediction], field: str = "score") -> str:
+    """What a row's score is, named: "parsed text", "raw argmax" or "calibrated argmax", and the decoding.
+
+    The ``score`` field is the parsed text only under free decoding; grounded decoding and
+    scores-only runs take the argmax of the (calibrated, where calibration is on) distribution."""
+    preds = list(predictions)
+    decoding = "/".join(sorted({p.decoding for p in preds})) or "?"
+    if field != "score":
+        return f"{score_name(field)} ({decoding} decoding)"
+    if preds and all(p.decoding == "free" and p.mode != "scores_only" for p in preds):
+        name = "parsed text"
+    elif any(p.calibration == "content-free" and p.probs_calibrated for p in preds):
+        name = "calibrated argmax"
+    else:
+        name = "raw argmax"
+    return f"parsed score = {name} ({decoding} decoding)"
