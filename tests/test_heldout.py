@@ -121,3 +121,16 @@ def test_held_out_sessions_rule():
     assert "2 session(s) excluded: 2 of a client in the training split of v1" in held.note()
     inc = held_out_sessions(["a", "c"], [v], clients=clients, include_training=True)
     assert inc.kept == ["a", "c"] and inc.contaminated and CONTAMINATED_TITLE in inc.title("t")
+
+
+def test_candidate_quality_recorded_against_baselines_fitted_on_its_split(retrained_store):
+    from care_model.jobs.quality import evaluate_version_quality
+
+    store, cand, _base = retrained_store
+    train = training_sessions(cand)
+    with Repository(store) as repo:
+        q = evaluate_version_quality(repo, cand["id"], n_boot=100)
+        stored = V.version_quality(V.get_version(repo, cand["id"]))
+    assert q["n_sessions"] == 12 - len(train) and stored["n_sessions"] == q["n_sessions"]
+    assert q["report"]["baseline_source"] == f"training set ({len(train)} sessions)"
+    assert stored["beats_baselines"] in (True, False) and stored["verdict"] == q["verdict"]

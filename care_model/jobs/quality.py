@@ -12,17 +12,31 @@ calibrated argmax too) added (not stored). A version that has predictions but no
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from care_model.core.errors import ValidationError
+from care_model.core.records import Prediction
 from care_model.stats.evaluate import latest_predictions
 from care_model.stats.heldout import held_out_sessions
 from care_model.stats.version_quality import RECORDED_FIELD, quality_record, version_quality_reports
 from care_model.training.versions import VERSIONS, record_quality
 
 
-def _load(repo):
+def _load(repo, version_id: str):
+    """Sessions and predictions of the store, plus the held-out predictions the version's own
+    retraining run wrote (``eval_predictions.jsonl``), so a fresh candidate is evaluated at once."""
     from store.export import records_from_lines, session_lines
 
     sessions, preds, _labels = records_from_lines(list(session_lines(repo)), str(repo.root))
+    doc = repo.collection(VERSIONS).get(version_id) or {}
+    path = Path(doc.get("run_dir") or "/nonexistent") / "eval_predictions.jsonl"
+    if path.is_file() and not any(p.model_version == version_id for p in preds):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                d.pop("role", None)
+                preds.append(Prediction.from_dict(d))
     return {s.id: s for s in sessions}, preds
 
 
@@ -39,7 +53,7 @@ def ensure_version_doc(repo, version_id: str, actor: str) -> dict:
 
 def evaluate_version_quality(repo, version_id: str, *, assume_untrained: bool = False, n_boot: int = 1000,
                              seed: int = 0, actor: str = "system") -> dict:
-    sessions, predictions = _load(repo)
+    sessions, predictions = _load(repo, version_id)
     preds = latest_predictions(predictions, version_id)
     if not preds:
         found = sorted({p.model_version for p in predictions})
