@@ -1,5 +1,6 @@
-"""Evaluation without contamination (care_model.stats.heldout, care_model.stats.compare, python -m care_model.jobs.evaluate):
-a retrained version is scored only on sessions outside its training split unless told otherwise, and a
+"""Evaluation without contamination (care_model.stats.heldout, care_model.stats.compare,
+python -m care_model.jobs.evaluate): a retrained version is scored only on sessions outside its
+training split unless told otherwise, and a
 candidate is compared with the active version on the same held-out sessions, with intervals."""
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def test_paired_comparison_verdicts():
 
 
 def test_held_out_sessions_rule():
-    v = {"id": "v1", "adapter": "/x", "run_id": "r", "data_hash": "h", "split": {"train": ["a", "b"], "validation": ["c"]}}
+    v = {"id": "v1", "adapter": "/x", "run_id": "r", "data_hash": "h",
+         "split": {"train": ["a", "b"], "validation": ["c"]}}
     clients = {"a": "ca", "b": None, "c": "cc", "d": "cd"}
     held = held_out_sessions(["a", "b", "c", "d"], [v, None, {"id": "base", "adapter": None}], clients=clients)
     assert held.kept == ["c", "d"] and sorted(held.excluded) == ["a", "b"]

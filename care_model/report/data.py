@@ -6,8 +6,9 @@
   ratings against the client's, every session with both), every model version with predictions
   (scored only on sessions of clients outside its training split, :mod:`care_model.stats.heldout`;
   intervals by a bootstrap over clients), per score used (parsed score, raw and calibrated argmax),
-  each beside the two constant baselines (:mod:`care_model.stats.baselines`), every finished cross-validation run (mean +- SD over folds, for the fold
-  adapters, the base model on the same folds and the counselors on the same sessions) and the
+  each beside the two constant baselines (:mod:`care_model.stats.baselines`), every finished
+  cross-validation run (mean +- SD over folds, for the fold adapters, the base model on the same
+  folds and the counselors on the same sessions) and the
   paper's published rows, kept apart (different corpus).
 * **Predictions**: those in the store and the held-out predictions each retraining run wrote
   into its folder (``eval_predictions.jsonl``: the candidate and its baseline on the run's
@@ -137,9 +138,9 @@ def version_rows(data: StoreData, vid: str, *, include_training=False, assume_un
     held, rows = ev["held"], []
     title = held.title(version_label(data, vid))
     main = ev["quality"].get("score")
-    for field, q in ev["quality"].items():
-        used = score_used(ev["predictions"], field)
-        cells = (_est(ev["report"]["correlations"]) if field == "score" else _quality_cells(q, "model"))
+    for score_field, q in ev["quality"].items():
+        used = score_used(ev["predictions"], score_field)
+        cells = (_est(ev["report"]["correlations"]) if score_field == "score" else _quality_cells(q, "model"))
         mark = "" if q.beats_baselines else f"; {q.verdict}"
         rows.append({"label": f"{title}: {used}", "kind": "version", "id": vid, "n": ev["report"]["n_sessions"],
                      "cells": cells, "score_used": used, "beats_baselines": q.beats_baselines, "verdict": q.verdict,

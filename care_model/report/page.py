@@ -124,7 +124,8 @@ def comparison_html(cmp: dict | None) -> str:
     return (f'<h2>{html.escape(cmp["title"])}</h2>{small}<table class="care-t2" id="care-comparison"><thead><tr>'
             '<th>Metric</th><th>Direction</th><th>Candidate</th><th>Active</th><th>Difference [95% interval]</th>'
             f'<th>Holm p</th><th>Verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-            f'<div class="note">{html.escape(cmp["method"])}. Primary (pre-declared): {html.escape(cmp.get("primary", ""))}'
+            f'<div class="note">{html.escape(cmp["method"])}. Primary (pre-declared): '
+            f'{html.escape(cmp.get("primary", ""))}'
             ', decided by its 95% interval; every other row is exploratory and needs a Holm-adjusted p &lt; .05 '
             'across the rows shown.</div>')
 

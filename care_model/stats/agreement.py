@@ -230,7 +230,8 @@ def rater_agreement(a: Mapping[tuple[str, int], int], b: Mapping[tuple[str, int]
 
     def agree(keys):
         return score_agreement([a[key] for key in keys], [b[key] for key in keys], labels=labels,
-                               groups=[(clusters or {}).get(key[0]) or key[0] for key in keys], n_boot=n_boot, seed=seed, confidence=confidence)
+                               groups=[(clusters or {}).get(key[0]) or key[0] for key in keys],
+                               n_boot=n_boot, seed=seed, confidence=confidence)
 
     items = {i: agree([key for key in common if int(key[1]) == i]) for i in form.item_ids}
     dims = {d.key: agree([key for key in common if int(key[1]) in d.item_ids]) for d in form.dimensions}

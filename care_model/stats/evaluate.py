@@ -25,7 +25,8 @@ What is computed
 - **95% intervals** for every metric: percentile bootstrap over **clients** (all of a client's
   sessions are resampled together, because a client's sessions, and the 12 items of a session,
   are dependent; a session without a client id is its own client; with one client, its sessions
-  are resampled), seeded, ``n_boot`` resamples (0 = none). Corpus BLEU is bootstrapped from per-session n-gram statistics.
+  are resampled), seeded, ``n_boot`` resamples (0 = none). Corpus BLEU is bootstrapped from
+  per-session n-gram statistics.
 
 The dimension correlations live in :mod:`care_model.stats.correlations`, the rationale similarity in
 :mod:`care_model.stats.text_metrics`, intervals and the bootstrap in :mod:`care_model.stats.estimates`,
