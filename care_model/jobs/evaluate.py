@@ -7,8 +7,16 @@ or a store (the store is read here, lazily: :mod:`care_model.stats.evaluate` its
 
 With ``--store`` a model version is scored only on sessions outside its training split (and, with
 ``--compare-with``, outside the other version's too); the output says how many sessions were left
-out and why (:mod:`care_model.stats.heldout`). ``--include-training-sessions`` keeps them, and every title
-then says so. An export does not record training splits: evaluate a retrained version with --store.
+out and why (:mod:`care_model.stats.heldout`): every session of every client in its training split is left
+out, and a version with an adapter but no recorded split is refused (``--assume-untrained`` evaluates it
+anyway; every title then says so). ``--include-training-sessions`` keeps them, and every title then says
+so. An export does not record training splits: evaluate a retrained version with --store.
+
+Beside the metrics, the version's agreement with the client self-reports is printed next to two
+constant baselines (:mod:`care_model.stats.baselines`: the training split's per-item mean and most
+frequent score, else leaving one client out), for the parsed score and, where the predictions carry
+the distributions, the raw and calibrated argmax; intervals resample clients. ``--record`` (with
+--store) stores the parsed score's verdict on the version (``care_model.training.versions.record_quality``).
 
 CPU smoke: ``care evaluate --store /tmp/care_store --json`` after the sample
 store's first app start (it holds the embedded model's predictions).
@@ -24,7 +32,9 @@ from care_model.core.errors import CareError, ImportFormatError, ValidationError
 from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.folds import cross_validate
 from care_model.text.curation import curated_labels, resolve_unresolved
+from care_model.stats.baselines import format_table
 from care_model.stats.heldout import held_out_sessions
+from care_model.stats.version_quality import RECORDED_FIELD, quality_record, version_quality_reports
 from store.export import records_from_lines
 
 
@@ -93,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-embeddings", action="store_true", help="skip the embedding similarity only")
     parser.add_argument("--include-training-sessions", action="store_true",
                         help="also score the version on the sessions it was trained on (titles then say so)")
+    parser.add_argument("--assume-untrained", action="store_true",
+                        help="evaluate a version whose training split is unknown as if it was trained on none of "
+                             "these sessions (titles then say so)")
+    parser.add_argument("--record", action="store_true",
+                        help="with --store: record the verdict against the baselines on the model version")
     parser.add_argument("--compare-with", metavar="V",
                         help="compare with this version ('active': the active one) on the same held-out sessions")
     args = parser.parse_args(argv)
@@ -117,8 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not other or not latest_predictions(predictions, other):
                 raise ValidationError(f"No predictions of {args.compare_with!r} to compare with.",
                                       f"Use one of: {', '.join(found) or '(none)'}.")
+        if args.record and not args.store:
+            raise ValidationError("--record needs --store (an export has no model versions to record on).",
+                                  "Evaluate with --store DIR --record.")
         held = held_out_sessions([s.id for s in sessions], [docs.get(version)] + ([docs.get(other)] if other else []),
-                                 include_training=args.include_training_sessions)
+                                 clients={s.id: s.client_id for s in sessions},
+                                 include_training=args.include_training_sessions,
+                                 assume_untrained=args.assume_untrained)
+        all_sessions = {s.id: s for s in sessions}
         kept = set(held.kept)
         sessions = [s for s in sessions if s.id in kept]
         preds = [p for p in preds if p.session_id in kept]
@@ -131,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         kwargs = dict(with_text_metrics=not args.no_text, similarity=None if args.no_embeddings else _similarity(),
                       seed=args.seed, score_field=args.score_field)
         if not args.cv:
+            quality = version_quality_reports(all_sessions, preds, docs.get(version), held, n_boot=args.n_boot,
+                                              seed=args.seed)
+            if args.record:
+                _record(args.store, version, quality_record(quality[RECORDED_FIELD], held))
             report = evaluate_predictions(sessions, preds, curated, n_boot=args.n_boot, **kwargs)
             report.notes.append(held.note())
             if unresolved:
@@ -138,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "scored by the lower median of their scores (the curation rule).")
             if args.json:
                 json.dump({**report.to_dict(), "title": held.title(f"model {report.model_version}"),
-                           "held_out": held.to_dict()}, out, ensure_ascii=False, indent=2)
+                           "held_out": held.to_dict(), "baselines": {f: q.to_dict() for f, q in quality.items()}},
+                          out, ensure_ascii=False, indent=2)
                 print(file=out)
             else:
                 print(held.title(f"model {report.model_version}: {report.n_sessions} sessions, {report.n_predictions} "
@@ -146,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _print_rows(report.summary_rows(), out)
                 for note in report.notes:
                     print(f"note: {note}", file=out)
+                for q in quality.values():
+                    print(file=out)
+                    print(held.title(format_table(q)), file=out)
             return 0
         result = cross_validate(sessions, preds, curated, k=args.cv, **kwargs)
         result["held_out"] = held.to_dict()
@@ -166,6 +195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _record(root: str, version: str, quality: dict) -> None:
+    from care_model.jobs.quality import ensure_version_doc
+    from care_model.training.versions import record_quality
+    from store.repository import Repository
+
+    with Repository.open(root, create=False) as repo:
+        ensure_version_doc(repo, version, "care evaluate")
+        record_quality(repo, version, quality, actor="care evaluate")
+    print(f"recorded on {version}: {quality['verdict']}", file=sys.stderr)
+
+
 def _compare(sessions, cand, act, cand_id, act_id, held, args, out) -> int:
     from care_model.stats.compare import compare_versions, too_small_message
 
@@ -177,13 +217,15 @@ def _compare(sessions, cand, act, cand_id, act_id, held, args, out) -> int:
         print(file=out)
         return 0
     print(title, file=out)
+    print(f"intervals: {result['method']}; {result['n_clients']} client(s). Primary metric (pre-declared): "
+          f"{result['primary']}; every other row is exploratory.", file=out)
     if result["too_small"]:
         print(too_small_message(result["n_sessions"]), file=out)
     for r in result["rows"]:
         ci = f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
         print(f"{r['score_field']:<14} {r['target']:<5} {r['metric']:<8} ({r['better']} is better) "
               f"candidate {_fmt(r['candidate'])} active {_fmt(r['active'])} difference {_fmt(r['difference'])} {ci}  "
-              f"{r['verdict']}", file=out)
+              f"p={_fmt(r['p'])} Holm p={_fmt(r['p_holm'])}  {r['verdict']} [{r['role']}]", file=out)
     return 0
 
 

@@ -38,21 +38,26 @@ from care_model.core.errors import CareError
 from care_model.core.records import Prediction, now_iso
 from care_model.report.data import StoreData, subject_data, table_rows
 from care_model.report.page import CAPTIONS, comparison_html, page, render_plots, table2_html, text_html
-from care_model.stats.heldout import CONTAMINATED_TITLE
+from care_model.stats.heldout import CONTAMINATED_TITLE, UNTRAINED_TITLE
 
 
 def build_report(repo, subject: str = "active", *, include_training: bool = False, n_boot: int = 1000,
-                 seed: int = 0, data=None) -> tuple[str, dict[str, bytes], dict]:
+                 seed: int = 0, data=None, assume_untrained: bool = False) -> tuple[str, dict[str, bytes], dict]:
     """(report HTML, {plot name: PNG bytes}, the rows and subject as data) for ``subject``."""
     data = data or load_store(repo)
-    rows = table_rows(data, include_training=include_training, n_boot=n_boot, seed=seed)
-    subj = subject_data(data, subject, include_training=include_training, n_boot=n_boot, seed=seed)
+    rows = table_rows(data, include_training=include_training, n_boot=n_boot, seed=seed,
+                      assume_untrained=assume_untrained)
+    subj = subject_data(data, subject, include_training=include_training, n_boot=n_boot, seed=seed,
+                        assume_untrained=assume_untrained)
     pngs = render_plots(data, subj)
     figs = "".join(f'<figure><img id="care-plot-{k}" alt="{k}" src="data:image/png;base64,'
                    f'{base64.b64encode(v).decode()}"><figcaption>{CAPTIONS[k]}</figcaption></figure>'
                    for k, v in pngs.items())
     contaminated = include_training
     warn = (f'<div class="warn">{html.escape(CONTAMINATED_TITLE)}</div>' if contaminated else "")
+    if assume_untrained:
+        warn += f'<div class="warn">{html.escape(UNTRAINED_TITLE)}</div>'
+
     body = (f'<div class="care-report" id="care-report">{warn}{table2_html(rows, contaminated=contaminated)}'
             f'<h2 id="care-subject-title">{html.escape(subj["title"])}</h2>'
             f'<div class="note">{html.escape(subj.get("note") or "")}</div>'
@@ -81,6 +86,8 @@ def main(argv=None) -> int:
     ap.add_argument("--subject", default="active", help="'active' (default), a model version id or a crossval run id")
     ap.add_argument("--include-training-sessions", action="store_true",
                     help="score versions on their training sessions too (the titles then say so)")
+    ap.add_argument("--assume-untrained", action="store_true",
+                    help="report versions whose training split is unknown as if untrained (the titles then say so)")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals")
     ap.add_argument("--json", action="store_true", help="print what was written as JSON")
     args = ap.parse_args(argv)
@@ -89,7 +96,7 @@ def main(argv=None) -> int:
 
         with Repository.open(args.store, create=False) as repo:
             done = write_report(repo, args.out, args.subject, include_training=args.include_training_sessions,
-                                n_boot=args.n_boot)
+                                n_boot=args.n_boot, assume_untrained=args.assume_untrained)
     except CareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

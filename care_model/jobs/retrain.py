@@ -131,12 +131,25 @@ def _main(args) -> int:
 
         with Repository.open(args.store, create=False) as repo:
             version = finish_run(repo, run_dir, actor=args.actor)
-        if version:
-            print(f"registered candidate {version['id']}")
+            if version:
+                print(f"registered candidate {version['id']}")
+                _record_quality(repo, version["id"])
     print(json.dumps({"run_dir": str(run_dir), "status": status, "version_id": record.get("version_id"),
                       "metrics": record.get("metrics"), "timings": record.get("timings")}, ensure_ascii=False,
                       default=str))
     return 0
+
+
+def _record_quality(repo, version_id: str) -> None:
+    """The candidate's verdict against the constant baselines, on its held-out clients (recorded on it)."""
+    from care_model.core.errors import CareError
+    from care_model.jobs.quality import evaluate_version_quality
+
+    try:
+        q = evaluate_version_quality(repo, version_id, actor="care retrain")
+        print(f"quality of {version_id}: {q['verdict']}")
+    except CareError as err:
+        print(f"quality of {version_id} not recorded: {err}")
 
 
 if __name__ == "__main__":  # pragma: no cover

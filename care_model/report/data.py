@@ -4,9 +4,11 @@
 * **Rows** (the paper's Table 2 layout, Pearson / Spearman / MSE of the predicted dimension mean
   against the client's self-reported one, per dimension): the counselor baseline (counselor's
   ratings against the client's, every session with both), every model version with predictions
-  (scored only on sessions outside its training split, :mod:`care_model.stats.heldout`; intervals by
-  session bootstrap), every finished cross-validation run (mean +- SD over folds, for the fold
-  adapters, the base model on the same folds and the counselors on the same sessions) and the
+  (scored only on sessions of clients outside its training split, :mod:`care_model.stats.heldout`;
+  intervals by a bootstrap over clients), per score used (parsed score, raw and calibrated argmax),
+  each beside the two constant baselines (:mod:`care_model.stats.baselines`), every finished
+  cross-validation run (mean +- SD over folds, for the fold adapters, the base model on the same
+  folds and the counselors on the same sessions) and the
   paper's published rows, kept apart (different corpus).
 * **Predictions**: those in the store and the held-out predictions each retraining run wrote
   into its folder (``eval_predictions.jsonl``: the candidate and its baseline on the run's
@@ -24,7 +26,8 @@ from care_model.core.wai import load_form
 from care_model.stats.compare import compare_versions
 from care_model.stats.correlations import dimension_correlations
 from care_model.stats.evaluate import evaluate_predictions, latest_predictions
-from care_model.stats.heldout import held_out_sessions
+from care_model.stats.heldout import UnknownTrainingSplitError, held_out_sessions
+from care_model.stats.version_quality import score_used, version_quality_reports
 from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.training.runs import read_events, summarize
 
@@ -64,7 +67,8 @@ def counselor_row(data: StoreData, *, n_boot: int, seed: int) -> dict | None:
         return None
     cou = {s.id: form.dimension_scores(s.ratings["counselor"], require_all=True) for s in both}
     cli = {s.id: form.dimension_scores(s.ratings["client"], require_all=True) for s in both}
-    corr = dimension_correlations(cou, cli, n_boot=n_boot, seed=seed, what=("counselor", "self-reported"))
+    corr = dimension_correlations(cou, cli, n_boot=n_boot, seed=seed, what=("counselor", "self-reported"),
+                                  clusters=clients_of(data))
     return {"label": "Counselor baseline (counselor vs client ratings)", "kind": "counselor", "n": len(both),
             "cells": _est({k: v.to_dict() for k, v in corr.items()}), "note": "every session with both ratings"}
 
@@ -83,21 +87,75 @@ def _similarity():
     return cosine_similarities
 
 
+def clients_of(data: StoreData) -> dict:
+    return {sid: s.client_id for sid, s in data.sessions.items()}
+
+
 def version_evaluation(data: StoreData, vid: str, *, include_training=False, n_boot=1000, seed=0,
-                       with_embeddings=False) -> dict:
-    """The report of one version on the sessions it may be scored on (held out by default)."""
+                       with_embeddings=False, assume_untrained=False, with_baselines=False) -> dict:
+    """The report of one version on the sessions it may be scored on (held out by client by default);
+    with ``with_baselines`` also its quality against the constant baselines per score field."""
     preds = latest_predictions(data.predictions, vid)
     held = held_out_sessions(sorted({p.session_id for p in preds}), [data.versions.get(vid)],
-                             include_training=include_training)
+                             clients=clients_of(data), include_training=include_training,
+                             assume_untrained=assume_untrained)
     kept = set(held.kept)
     report = evaluate_predictions([data.sessions[s] for s in held.kept], [p for p in preds if p.session_id in kept],
                                   [lab for lab in data.curated if lab.session_id in kept], n_boot=n_boot, seed=seed,
                                   similarity=_similarity() if with_embeddings else None)
-    return {"id": vid, "held": held, "report": report.to_dict(),
+    quality = (version_quality_reports(data.sessions, preds, data.versions.get(vid), held, n_boot=n_boot, seed=seed)
+               if with_baselines else {})
+    return {"id": vid, "held": held, "report": report.to_dict(), "quality": quality,
             "predictions": [p for p in preds if p.session_id in kept]}
 
 
-def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) -> list[dict]:
+BASELINE_LABELS = {"mean": "training mean per item (a constant)", "mode": "most frequent score per item (a constant)"}
+
+
+def _quality_cells(q, system: str) -> dict:
+    ests = q.systems[system]
+    return {dim: {m: ests[f"{dim}.{m}"].to_dict() if f"{dim}.{m}" in ests else None for m in METRICS}
+            for dim in ("goal", "task", "bond")}
+
+
+def _mae(q, system: str) -> str:
+    e = q.systems[system].get("item_mae")
+    if e is None or e.value is None:
+        return "item MAE n/a"
+    return f"item MAE {e.value:.2f}" + (f" [{e.low:.2f}, {e.high:.2f}]" if e.has_interval else "")
+
+
+def version_rows(data: StoreData, vid: str, *, include_training=False, assume_untrained=False, n_boot=1000,
+                 seed=0) -> list[dict]:
+    """A version's Table 2 rows: the model per score used (parsed score, raw and calibrated argmax) and
+    beside it the two constant baselines, with intervals over clients; refused without a split."""
+    try:
+        ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed,
+                                assume_untrained=assume_untrained, with_baselines=True)
+    except UnknownTrainingSplitError as err:
+        return [{"label": version_label(data, vid), "kind": "refused", "id": vid, "n": None, "cells": {},
+                 "note": f"refused for held-out evaluation: {err}"}]
+    held, rows = ev["held"], []
+    title = held.title(version_label(data, vid))
+    main = ev["quality"].get("score")
+    for score_field, q in ev["quality"].items():
+        used = score_used(ev["predictions"], score_field)
+        cells = (_est(ev["report"]["correlations"]) if score_field == "score" else _quality_cells(q, "model"))
+        mark = "" if q.beats_baselines else f"; {q.verdict}"
+        rows.append({"label": f"{title}: {used}", "kind": "version", "id": vid, "n": ev["report"]["n_sessions"],
+                     "cells": cells, "score_used": used, "beats_baselines": q.beats_baselines, "verdict": q.verdict,
+                     "note": f"{held.note()} {_mae(q, 'model')}; intervals resample {q.unit}{mark}",
+                     "contaminated": held.contaminated, "assumed_untrained": bool(held.assumed_untrained)})
+    if main is not None and main.n_sessions:
+        for system, name in BASELINE_LABELS.items():
+            rows.append({"label": f"  Baseline for {vid}: {name}", "kind": "baseline", "id": vid,
+                         "n": main.n_sessions, "cells": _quality_cells(main, system),
+                         "note": f"fitted on the {main.baseline_source}; {_mae(main, system)}; intervals resample "
+                                 f"{main.unit}; a constant has no correlation"})
+    return rows
+
+
+def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0, assume_untrained=False) -> list[dict]:
     rows = []
     c = counselor_row(data, n_boot=n_boot, seed=seed)
     if c:
@@ -106,10 +164,8 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0) 
                   key=lambda v: ((data.versions.get(v) or {}).get("kind") == "lora",
                                  (data.versions.get(v) or {}).get("created_at", ""), v))
     for vid in vids:
-        ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed)
-        rows.append({"label": version_label(data, vid), "kind": "version", "id": vid, "n": ev["report"]["n_sessions"],
-                     "cells": _est(ev["report"]["correlations"]), "note": ev["held"].note(),
-                     "contaminated": ev["held"].contaminated})
+        rows += version_rows(data, vid, include_training=include_training, assume_untrained=assume_untrained,
+                             n_boot=n_boot, seed=seed)
     for run in data.crossval:
         if run.get("status") != "done" or not run.get("rows"):
             continue
@@ -155,7 +211,8 @@ def loss_series(run_dir) -> dict:
     return {"training": p.losses, "validation": p.validation_losses}
 
 
-def subject_data(data: StoreData, which: str = "active", *, include_training=False, n_boot=1000, seed=0) -> dict:
+def subject_data(data: StoreData, which: str = "active", *, include_training=False, n_boot=1000, seed=0,
+                 assume_untrained=False) -> dict:
     """Predictions, sessions, loss curves, text metrics and (for a LoRA version) the comparison with
     the active version (or, with none active, the version it was trained against)."""
     from care_model.training.crossval import fold_dir, load_crossval, load_predictions
@@ -182,7 +239,7 @@ def subject_data(data: StoreData, which: str = "active", *, include_training=Fal
         return {"kind": "none", "id": None, "title": "No model version has predictions yet", "predictions": [],
                 "loss": {}, "note": "", "contaminated": False, "text": None, "comparison": None}
     ev = version_evaluation(data, vid, include_training=include_training, n_boot=n_boot, seed=seed,
-                            with_embeddings=True)
+                            with_embeddings=True, assume_untrained=assume_untrained)
     doc = data.versions.get(vid) or {}
     out = {"kind": "version", "id": vid, "title": ev["held"].title(version_label(data, vid)),
            "predictions": ev["predictions"], "loss": loss_series(doc.get("run_dir")), "note": ev["held"].note(),
@@ -191,7 +248,8 @@ def subject_data(data: StoreData, which: str = "active", *, include_training=Fal
     if doc.get("kind") == "lora" and ref and ref != vid:
         ref_preds = latest_predictions(data.predictions, ref)
         held = held_out_sessions(sorted({p.session_id for p in ev["predictions"]}),
-                                 [doc, data.versions.get(ref)], include_training=include_training)
+                                 [doc, data.versions.get(ref)], clients=clients_of(data),
+                                 include_training=include_training, assume_untrained=assume_untrained)
         keep = set(held.kept)
         cmp = compare_versions({s: data.sessions[s] for s in keep},
                                [p for p in ev["predictions"] if p.session_id in keep],

@@ -83,7 +83,8 @@ def table2_html(rows: list[dict], *, contaminated: bool = False) -> str:
     for r in rows:
         cells = "".join(f"<td>{_cell((r['cells'].get(d) or {}).get(m))}</td>" for d in DIMS for m in METRICS)
         note = f'<br><span class="note">{html.escape(r.get("note") or "")}</span>' if r.get("note") else ""
-        body.append(f'<tr data-kind="{r["kind"]}"><td class="lbl">{html.escape(r["label"])}{note}</td>'
+        flag = (' data-beats-baselines="false"' if r.get("beats_baselines") is False else "")
+        body.append(f'<tr data-kind="{r["kind"]}"{flag}><td class="lbl">{html.escape(r["label"])}{note}</td>'
                     f'<td>{r.get("n") or "–"}</td>{cells}</tr>')
     body.append(f'<tr class="sep"><td colspan="11">Reference: the paper\'s Table 2, Pearson r only '
                 f'({PUBLISHED_NOTE}; never mixed with ours)</td></tr>')
@@ -96,9 +97,13 @@ def table2_html(rows: list[dict], *, contaminated: bool = False) -> str:
         title += f" -- {CONTAMINATED_TITLE}"
     return (f'<h2 id="care-table2-title">{html.escape(title)}</h2><table class="care-t2" id="care-table2">'
             f'<thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
-            '<div class="note">Model versions: 95% percentile bootstrap intervals over sessions in brackets, on the '
-            'sessions outside the version\'s training split. Cross-validation: mean ± SD of the per-fold '
-            'statistic.</div>')
+            '<div class="note" id="care-table2-unit">Model versions: 95% percentile bootstrap intervals over '
+            '<b>clients</b> in brackets (all of a client\'s sessions resampled together; sessions where there is '
+            'one client), on the sessions of clients outside the version\'s training split. Each model row names '
+            'the score used (parsed text, raw argmax or calibrated argmax) and the decoding; beside it the two '
+            'constant baselines (training mean and most frequent score per item). Primary metric: item MAE against '
+            'the self-report; a model is better than a constant only when its item MAE is below both baselines\' '
+            '(95% interval of the difference). Cross-validation: mean ± SD of the per-fold statistic.</div>')
 
 
 def comparison_html(cmp: dict | None) -> str:
@@ -108,18 +113,21 @@ def comparison_html(cmp: dict | None) -> str:
     rows = []
     for r in cmp["rows"]:
         ci = f"[{_f(r['low'], 3)}, {_f(r['high'], 3)}]" if r["low"] is not None else "(no interval)"
-        field = "parsed score" if r["score_field"] == "score" else "expected score"
+        field = ("parsed score" if r["score_field"] == "score" else "expected score") + \
+            (" [primary]" if r.get("role") == "primary" else " [exploratory]")
         rows.append(f'<tr><td class="lbl">{field}: {r["target"]} {r["metric"].replace("_", " ")}</td>'
                     f'<td>{r["better"]} is better</td><td>{_f(r["candidate"], 3)}</td><td>{_f(r["active"], 3)}</td>'
-                    f'<td>{_f(r["difference"], 3)} <span class="ci">{ci}</span></td>'
+                    f'<td>{_f(r["difference"], 3)} <span class="ci">{ci}</span></td><td>{_f(r.get("p_holm"), 3)}</td>'
                     f'<td class="{css.get(r["verdict"], "v-small")}">{r["verdict"]}</td></tr>')
     small = f'<div class="warn" id="care-too-small">{html.escape(too_small_message(cmp["n_sessions"]))}</div>' \
         if cmp["too_small"] else ""
     return (f'<h2>{html.escape(cmp["title"])}</h2>{small}<table class="care-t2" id="care-comparison"><thead><tr>'
             '<th>Metric</th><th>Direction</th><th>Candidate</th><th>Active</th><th>Difference [95% interval]</th>'
-            f'<th>Verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-            f'<div class="note">{html.escape(cmp["method"])}; a verdict needs the interval of the difference to '
-            'exclude 0.</div>')
+            f'<th>Holm p</th><th>Verdict</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<div class="note">{html.escape(cmp["method"])}. Primary (pre-declared): '
+            f'{html.escape(cmp.get("primary", ""))}'
+            ', decided by its 95% interval; every other row is exploratory and needs a Holm-adjusted p &lt; .05 '
+            'across the rows shown.</div>')
 
 
 def text_html(text: dict | None) -> str:

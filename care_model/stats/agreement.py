@@ -219,18 +219,19 @@ class RaterAgreement:
 
 def rater_agreement(a: Mapping[tuple[str, int], int], b: Mapping[tuple[str, int], int], *, form,
                     names: tuple[str, str] = ("a", "b"), n_boot: int = 0, seed: int = 0,
-                    confidence: float = 0.95) -> RaterAgreement:
+                    confidence: float = 0.95, clusters: Mapping[str, str] | None = None) -> RaterAgreement:
     """Agreement of two raters' ``{(session_id, item): score}`` on the keys both rated.
 
     Per item, per dimension of ``form`` (its items pooled) and overall; the bootstrap resamples
-    sessions (the first element of each key).
+    ``clusters[session_id]`` (the session's client), else sessions (the first element of each key).
     """
     labels = form.scale.points
     common = sorted(set(a) & set(b), key=lambda key: (str(key[0]), int(key[1])))
 
     def agree(keys):
         return score_agreement([a[key] for key in keys], [b[key] for key in keys], labels=labels,
-                               groups=[key[0] for key in keys], n_boot=n_boot, seed=seed, confidence=confidence)
+                               groups=[(clusters or {}).get(key[0]) or key[0] for key in keys],
+                               n_boot=n_boot, seed=seed, confidence=confidence)
 
     items = {i: agree([key for key in common if int(key[1]) == i]) for i in form.item_ids}
     dims = {d.key: agree([key for key in common if int(key[1]) in d.item_ids]) for d in form.dimensions}

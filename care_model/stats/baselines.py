@@ -46,6 +46,9 @@ DIM_METRICS = {"pearson": True, "spearman": True, "mse": False}
 PRIMARY = "item_mae"
 MIN_CLIENTS = 5
 NOT_BETTER = "not better than a constant"
+SCORE_FIELDS = ("score", "expected_score", "raw_argmax", "calibrated_argmax")
+SCORE_NAMES = {"score": "parsed score", "expected_score": "expected score", "raw_argmax": "raw argmax",
+               "calibrated_argmax": "calibrated argmax"}
 
 
 @dataclass
@@ -101,6 +104,16 @@ class QualityReport:
                 "differences": {b: {m: {"estimate": d["estimate"].to_dict(), "verdict": d["verdict"]}
                                     for m, d in ms.items()} for b, ms in self.differences.items()},
                 "notes": list(self.notes), "settings": dict(self.settings)}
+
+
+def score_of(p: Prediction, score_field: str) -> float | None:
+    """The score of ``p`` by ``score_field``: "score" (the parsed score), "expected_score",
+    "raw_argmax" (argmax of ``probs`` + 1) or "calibrated_argmax" (of ``probs_calibrated``)."""
+    if score_field in ("raw_argmax", "calibrated_argmax"):
+        probs = p.probs if score_field == "raw_argmax" else p.probs_calibrated
+        return float(int(np.argmax(probs)) + 1) if probs else None
+    v = getattr(p, score_field)
+    return None if v is None else float(v)
 
 
 def client_of(session: Session) -> str:
@@ -179,8 +192,8 @@ def quality_against_baselines(sessions: Iterable[Session], predictions: Iterable
     of one model version. ``training``: the sessions whose self-reports fit the baselines (a
     trained version's training split); None fits them leaving one client out.
     """
-    if score_field not in ("score", "expected_score"):
-        raise ValidationError(f"Unknown score_field {score_field!r}.", "Use 'score' or 'expected_score'.")
+    if score_field not in SCORE_FIELDS:
+        raise ValidationError(f"Unknown score_field {score_field!r}.", f"Use one of: {', '.join(SCORE_FIELDS)}.")
     form = load_form(form or "wai-sr") if isinstance(form, str) or form is None else form
     items = form.item_ids
     notes: list[str] = []
@@ -192,7 +205,7 @@ def quality_against_baselines(sessions: Iterable[Session], predictions: Iterable
                               "Pass the latest predictions of one model version.")
     by_key = {}
     for p in preds:
-        v = getattr(p, score_field)
+        v = score_of(p, score_field)
         if v is not None:
             by_key[(p.session_id, int(p.item))] = float(v)
     rated = [s for s in sess if len(s.ratings.get("client") or {}) == len(items)]
@@ -220,7 +233,8 @@ def quality_against_baselines(sessions: Iterable[Session], predictions: Iterable
     clients = sorted({client_of(s) for s in rated})
     n, n_c = len(rated), len(clients)
     unit = "clients" if n_c >= 2 else "sessions (one client)"
-    settings = {"n_boot": n_boot, "seed": seed, "confidence": confidence, "bootstrap_unit": unit}
+    settings = {"n_boot": n_boot, "seed": seed, "confidence": confidence, "bootstrap_unit": unit,
+                "score_name": SCORE_NAMES[score_field], "decoding": "/".join(sorted({p.decoding for p in preds}))}
     if n == 0:
         empty = {s: {} for s in SYSTEMS}
         why = notes[-1] if notes else "no session with a client self-report and a prediction: nothing to compare"
@@ -362,7 +376,9 @@ def format_table(report: QualityReport) -> str:
         return f"{e.value:.2f}" + (f" [{e.low:.2f}, {e.high:.2f}]" if e.has_interval else "")
     lines = [f"Agreement with client self-reports: {report.model_version or '(model)'} beside constant baselines",
              f"  {report.n_sessions} sessions, {report.n_clients} clients; intervals resample {report.unit}; "
-             f"baselines fitted on the {report.baseline_source}; score: {report.score_field}",
+             f"baselines fitted on the {report.baseline_source}; "
+             f"score: {report.settings.get('score_name', report.score_field)} "
+             f"(decoding: {report.settings.get('decoding') or '?'})",
              "  primary metric: item MAE (lower is better); the rest exploratory",
              f"  {'metric':<16}{'model':>22}{'training mean':>22}{'most frequent':>22}"]
     for metric in report.systems.get("model", {}):

@@ -1,8 +1,11 @@
 """Dimension correlations: a predicted (or the counselor's) WAI dimension mean against the
 client's self-report, per dimension (pure: numpy, scipy; no torch, no tinydb).
 
-Pearson r, Spearman rho (scipy.stats) and MSE with percentile-bootstrap intervals over sessions.
-The bootstrap is vectorised: each resample is a vector of session counts
+Pearson r, Spearman rho (scipy.stats) and MSE with percentile-bootstrap intervals. Sessions of one
+client are not independent, so with ``clusters`` (session id -> client) the bootstrap resamples
+**clients**, all of a client's sessions moving together; with a single client it resamples that
+client's sessions (the interval's method names the unit). Without ``clusters`` every session is its
+own cluster. The bootstrap is vectorised: each resample is a vector of session weights
 (:func:`care_model.stats.estimates.resample_counts`), Pearson is a weighted Pearson over those counts and
 Spearman the same over the ranks each session's value has within the resample (what
 ``scipy.stats.rankdata`` gives the copies). Undefined statistics (fewer than 3 sessions, a constant
@@ -12,7 +15,7 @@ Public API::
 
     Correlation(dimension, n, pearson, spearman, mse)                  (to_dict(), from_dict())
     dimension_correlations(pred_dim_means, truth, *, n_boot=1000, seed=0, confidence=0.95,
-                           what=("predicted", "self-reported")) -> {dimension: Correlation}
+                           what=("predicted", "self-reported"), clusters=None) -> {dimension: Correlation}
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import stats
 
-from care_model.stats.estimates import Estimate, boot_method, clean, percentile_interval, resample_counts
+from care_model.stats.estimates import Estimate, boot_method, clean, cluster_counts, percentile_interval
 
 CORRELATION_METRICS = ("pearson", "spearman", "mse")
 
@@ -83,7 +86,7 @@ def _why_undefined(x: np.ndarray, y: np.ndarray, what: str) -> str:
 
 
 def _correlation(dim: str, x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, confidence: float,
-                 what: tuple[str, str]) -> Correlation:
+                 what: tuple[str, str], units: list | None = None) -> Correlation:
     n = len(x)
     if n == 0:
         miss = Estimate.missing("no session has both values")
@@ -97,11 +100,14 @@ def _correlation(dim: str, x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: i
             points["spearman"] = float(stats.spearmanr(x, y)[0])
     points["mse"] = float(np.mean((x - y) ** 2))
     samples: dict[str, Any] = {m: [] for m in CORRELATION_METRICS}
+    unit = "sessions"
     if n_boot > 0 and n >= 2:
-        w = resample_counts(n, n_boot, seed)
+        w, unit = cluster_counts(units or [f"session:{i}" for i in range(n)], n_boot, seed)
+        unit = unit if units else "sessions"
         samples["pearson"] = _weighted_pearson(w, x, y)
         samples["spearman"] = _weighted_pearson(w, _resample_ranks(w, x), _resample_ranks(w, y))
-        samples["mse"] = (w @ (x - y) ** 2) / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            samples["mse"] = (w @ (x - y) ** 2) / w.sum(axis=1)
     out = {}
     for m in CORRELATION_METRICS:
         if m not in points or clean(points[m]) is None:
@@ -111,7 +117,7 @@ def _correlation(dim: str, x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: i
             out[m] = Estimate(points[m], n=n)
             continue
         low, high, n_valid = percentile_interval(samples[m], confidence)
-        out[m] = (Estimate(points[m], low, high, n, boot_method(n_boot, confidence)) if low is not None else
+        out[m] = (Estimate(points[m], low, high, n, boot_method(n_boot, confidence, unit)) if low is not None else
                   Estimate(points[m], n=n, reason=f"only {n_valid} of {n_boot} resamples defined: no interval"))
     return Correlation(dim, n, out["pearson"], out["spearman"], out["mse"])
 
@@ -119,8 +125,12 @@ def _correlation(dim: str, x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: i
 def dimension_correlations(pred_dim_means: Mapping[str, Mapping[str, float | None]],
                            truth: Mapping[str, Mapping[str, float | None]], *, n_boot: int = 1000, seed: int = 0,
                            confidence: float = 0.95,
-                           what: tuple[str, str] = ("predicted", "self-reported")) -> dict[str, Correlation]:
+                           what: tuple[str, str] = ("predicted", "self-reported"),
+                           clusters: Mapping[str, str | None] | None = None) -> dict[str, Correlation]:
     """Per dimension: Pearson, Spearman and MSE of ``pred_dim_means`` against ``truth``.
+
+    ``clusters``: session id -> client id (None or missing: the session is its own client); the
+    bootstrap resamples clients (sessions within the client when there is only one).
 
     Both map session id -> {dimension: mean}. Sessions missing on either side, or with a None
     value for the dimension, are left out of that dimension. Undefined statistics (fewer than 3
@@ -135,9 +145,10 @@ def dimension_correlations(pred_dim_means: Mapping[str, Mapping[str, float | Non
     common = [sid for sid in pred_dim_means if sid in truth]
     out = {}
     for dim in dims:
-        pairs = [(clean(pred_dim_means[sid].get(dim)), clean(truth[sid].get(dim))) for sid in common]
-        pairs = [(p, t) for p, t in pairs if p is not None and t is not None]
-        x = np.array([p for p, _ in pairs], dtype=float)
-        y = np.array([t for _, t in pairs], dtype=float)
-        out[dim] = _correlation(dim, x, y, n_boot=n_boot, seed=seed, confidence=confidence, what=what)
+        pairs = [(clean(pred_dim_means[sid].get(dim)), clean(truth[sid].get(dim)), sid) for sid in common]
+        pairs = [(p, t, sid) for p, t, sid in pairs if p is not None and t is not None]
+        x = np.array([p for p, _, _ in pairs], dtype=float)
+        y = np.array([t for _, t, _ in pairs], dtype=float)
+        units = None if clusters is None else [clusters.get(sid) or f"session:{sid}" for _, _, sid in pairs]
+        out[dim] = _correlation(dim, x, y, n_boot=n_boot, seed=seed, confidence=confidence, what=what, units=units)
     return out

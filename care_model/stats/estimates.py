@@ -151,6 +151,22 @@ def resample_counts(n_units: int, n_resamples: int, seed: int = 0) -> np.ndarray
     return counts.astype(np.float64)  # float: it is only ever used in matrix products
 
 
+def cluster_counts(unit_clusters: Sequence, n_resamples: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """Per-unit resample weights ``(n_resamples, n_units)`` of a cluster bootstrap, and the unit's name.
+
+    ``unit_clusters`` names each unit's cluster (a session's client): the distinct clusters are
+    resampled and every unit of a drawn cluster comes with it. With a single cluster the units
+    themselves are resampled, and the name says so.
+    """
+    keys = list(unit_clusters)
+    order = list(dict.fromkeys(keys))
+    if len(order) >= 2:
+        idx = {c: j for j, c in enumerate(order)}
+        cw = resample_counts(len(order), n_resamples, seed)
+        return cw[:, [idx[k] for k in keys]], "clients"
+    return resample_counts(len(keys), n_resamples, seed), "sessions (one client)"
+
+
 def percentile_interval(samples, confidence: float = 0.95):
     """Percentile interval of the finite entries of ``samples``; (None, None, n_valid) when more
     than half of them are undefined (NaN/None)."""

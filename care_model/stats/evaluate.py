@@ -22,9 +22,11 @@ What is computed
   all-MiniLM-L6-v2 embeddings (through the ``similarity`` function the caller passes, e.g.
   :func:`care_model.inference.embeddings.cosine_similarities`; none: left out). An empty model
   rationale scores 0 on every measure.
-- **95% intervals** for every metric: percentile bootstrap over sessions (whole sessions are
-  resampled, because the 12 items of a session are dependent), seeded, ``n_boot`` resamples
-  (0 = none). Corpus BLEU is bootstrapped from per-session n-gram statistics.
+- **95% intervals** for every metric: percentile bootstrap over **clients** (all of a client's
+  sessions are resampled together, because a client's sessions, and the 12 items of a session,
+  are dependent; a session without a client id is its own client; with one client, its sessions
+  are resampled), seeded, ``n_boot`` resamples (0 = none). Corpus BLEU is bootstrapped from
+  per-session n-gram statistics.
 
 The dimension correlations live in :mod:`care_model.stats.correlations`, the rationale similarity in
 :mod:`care_model.stats.text_metrics`, intervals and the bootstrap in :mod:`care_model.stats.estimates`,
@@ -52,7 +54,7 @@ from care_model.core.records import Label, Prediction, Session
 from care_model.core.wai import Form, load_form
 from care_model.stats.agreement import rater_agreement
 from care_model.stats.correlations import Correlation, dimension_correlations
-from care_model.stats.estimates import Estimate, ratio_estimate, resample_counts
+from care_model.stats.estimates import Estimate, cluster_counts, ratio_estimate
 from care_model.stats.evaluation_report import EvaluationReport
 from care_model.stats.text_metrics import text_metrics
 
@@ -165,7 +167,8 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
 
     pred_sessions = sorted({sid for sid, _ in pred_by_key})
     settings = {"n_boot": n_boot, "seed": seed, "confidence": confidence, "score_field": score_field,
-                "require_all_items": require_all_items, "bootstrap_unit": "session"}
+                "require_all_items": require_all_items, "bootstrap_unit": "client"}
+    clusters = {sid: s.client_id or f"session:{sid}" for sid, s in by_id.items()}
 
     # parse rate, clustered by session
     per_session: dict[str, dict[int, Prediction]] = {}
@@ -177,7 +180,10 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
     ok = np.array([sum(texted(p) and p.parse_status == "ok" for p in per_session[s].values()) for s in pred_sessions],
                   float)
     tot = np.array([sum(texted(p) for p in per_session[s].values()) for s in pred_sessions], float)
-    counts = resample_counts(len(pred_sessions), n_boot, seed) if n_boot > 0 and len(pred_sessions) >= 2 else None
+    counts = None
+    if n_boot > 0 and len(pred_sessions) >= 2:
+        counts, unit = cluster_counts([clusters[s] for s in pred_sessions], n_boot, seed)
+        settings["bootstrap_unit"] = "client" if unit == "clients" else "session (one client)"
     if not pred_by_key:
         parse_rate = Estimate.missing("no predictions")
     elif tot.sum() == 0:
@@ -208,7 +214,8 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
     if not client:
         notes.append("No session has the client's self-reported WAI: correlations left out.")
     elif pred_dims:
-        correlations = dimension_correlations(pred_dims, client, n_boot=n_boot, seed=seed, confidence=confidence)
+        correlations = dimension_correlations(pred_dims, client, n_boot=n_boot, seed=seed, confidence=confidence,
+                                              clusters=clusters)
         missing = [sid for sid in pred_sessions if sid not in client]
         if missing:
             notes.append(f"{len(missing)} predicted session(s) have no client self-report and are not in the "
@@ -216,7 +223,7 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
     counselor_corr: dict[str, Correlation] = {}
     if client and counselor:
         counselor_corr = dimension_correlations(counselor, client, n_boot=n_boot, seed=seed, confidence=confidence,
-                                                what=("counselor", "self-reported"))
+                                                what=("counselor", "self-reported"), clusters=clusters)
 
     # agreement with the curated expert labels
     expert = None
@@ -226,7 +233,7 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
         notes.append("No expert labels: agreement with experts and rationale similarity left out.")
     elif label_scores:
         expert = rater_agreement(label_scores, model_scores, form=form, names=("experts", model_version or "model"),
-                                 n_boot=n_boot, seed=seed, confidence=confidence)
+                                 n_boot=n_boot, seed=seed, confidence=confidence, clusters=clusters)
         unparsed = sum(1 for k in label_scores if k in pred_by_key and k not in model_scores)
         if unparsed:
             notes.append(f"{unparsed} labelled item(s) have no parsed model score and are not in the agreement.")
@@ -240,7 +247,7 @@ def evaluate_predictions(sessions: Iterable[Session], predictions: Iterable[Pred
                       if k in pred_by_key and texted(pred_by_key[k]) and (lab.rationale or "").strip())
         if keys:
             text = text_metrics([pred_by_key[k].rationale for k in keys], [lab_by_key[k].rationale for k in keys],
-                                languages=[by_id[k[0]].language for k in keys], groups=[k[0] for k in keys],
+                                languages=[by_id[k[0]].language for k in keys], groups=[clusters[k[0]] for k in keys],
                                 similarity=similarity, n_boot=n_boot, seed=seed, confidence=confidence)
         else:
             notes.append("No expert rationale to compare with: rationale similarity left out.")

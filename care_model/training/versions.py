@@ -217,3 +217,25 @@ def reject(repo, version_id: str, *, actor: str, reason: str = "") -> dict:
                               "Pick a candidate.")
     doc["status"], doc["rejected_reason"] = "rejected", reason
     return repo.collection(VERSIONS).put(doc, actor=actor, action="reject")
+
+
+# ----------------------------------------------------------------------------- quality against baselines
+QUALITY_KEYS = ("beats_baselines", "verdict", "n_sessions", "n_clients", "score_field", "evaluated_at",
+                "assumed_untrained", "report")
+
+
+def record_quality(repo, version_id: str, quality: dict, *, actor: str) -> dict:
+    """Store ``quality`` (held-out evaluation against the constant baselines:
+    :func:`care_model.stats.version_quality.quality_record`) on the version; audit action ``quality``."""
+    missing = [k for k in QUALITY_KEYS if k not in quality]
+    if missing:
+        raise ValidationError(f"The quality record of {version_id} lacks {', '.join(missing)}.",
+                              "Build it with care_model.stats.version_quality.quality_record().")
+    doc = get_version(repo, version_id)
+    doc["quality"] = dict(quality)
+    return repo.collection(VERSIONS).put(doc, actor=actor, action="quality")
+
+
+def version_quality(doc: dict | None) -> dict | None:
+    """The recorded quality of a version document, or None when it was never evaluated against the baselines."""
+    return (doc or {}).get("quality") or None

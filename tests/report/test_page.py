@@ -71,7 +71,10 @@ def test_report_writes_table_plots_and_comparison(tmp_path, capsys):
         assert Image.open(io.BytesIO(png)).size[0] > 300
         assert f'id="care-plot-{name}" alt="{name}" src="data:image/png;base64,' in html
     assert "http://" not in html and "https://" not in html and "<link" not in html      # opens offline
-    assert done["rows"] == 4                                                # counselors, base, lora, crossval
+    assert done["rows"] == 8              # counselors, base and lora (each beside 2 baselines), crossval
+    assert "Baseline for lora-y: training mean per item" in html and "Baseline for base-x: most frequent" in html
+    assert "fitted on the training set (14 sessions)" in html                    # lora-y: its training split
+    assert "parsed score = raw argmax (free decoding)" in html and 'id="care-table2-unit"' in html
     assert "Counselor baseline" in html and "Base model base-x" in html and "Model version lora-y (candidate)" in html
     assert "Cross-validation cv-1: fold adapters" in html and "0.41 ± 0.07" in html
     for published in ("0.52", "0.50", "0.46", "0.30", "0.22", "0.43", "0.48", "0.37"):

@@ -1,5 +1,6 @@
-"""Evaluation without contamination (care_model.stats.heldout, care_model.stats.compare, python -m care_model.jobs.evaluate):
-a retrained version is scored only on sessions outside its training split unless told otherwise, and a
+"""Evaluation without contamination (care_model.stats.heldout, care_model.stats.compare,
+python -m care_model.jobs.evaluate): a retrained version is scored only on sessions outside its
+training split unless told otherwise, and a
 candidate is compared with the active version on the same held-out sessions, with intervals."""
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def test_evaluation_of_a_retrained_version_excludes_its_training_sessions(retrai
     assert report["n_sessions"] == 12 - len(train)                      # only held-out sessions scored
     assert report["held_out"]["excluded"] == len(train) and not report["held_out"]["contaminated"]
     assert f"{len(train)} session(s) excluded" in got.err and "training split of " + cand["id"] in got.err
+    assert report["baselines"]["score"]["baseline_source"].startswith("training set")   # fitted on its split
+    assert report["baselines"]["score"]["n_sessions"] == 12 - len(train)
     assert CONTAMINATED_TITLE not in report["title"]
 
     got = _run(["--store", str(store), "--model-version", cand["id"], "--json", "--n-boot", "0",
@@ -112,9 +115,24 @@ def test_paired_comparison_verdicts():
 
 
 def test_held_out_sessions_rule():
-    v = {"id": "v1", "adapter": "/x", "run_id": "r", "data_hash": "h", "split": {"train": ["a", "b"], "validation": ["c"]}}
-    held = held_out_sessions(["a", "b", "c", "d"], [v, None, {"id": "base", "adapter": None}])
+    v = {"id": "v1", "adapter": "/x", "run_id": "r", "data_hash": "h",
+         "split": {"train": ["a", "b"], "validation": ["c"]}}
+    clients = {"a": "ca", "b": None, "c": "cc", "d": "cd"}
+    held = held_out_sessions(["a", "b", "c", "d"], [v, None, {"id": "base", "adapter": None}], clients=clients)
     assert held.kept == ["c", "d"] and sorted(held.excluded) == ["a", "b"]
-    assert "2 session(s) excluded: 2 in the training split of v1" in held.note()
-    inc = held_out_sessions(["a", "c"], [v], include_training=True)
+    assert "2 session(s) excluded: 2 of a client in the training split of v1" in held.note()
+    inc = held_out_sessions(["a", "c"], [v], clients=clients, include_training=True)
     assert inc.kept == ["a", "c"] and inc.contaminated and CONTAMINATED_TITLE in inc.title("t")
+
+
+def test_candidate_quality_recorded_against_baselines_fitted_on_its_split(retrained_store):
+    from care_model.jobs.quality import evaluate_version_quality
+
+    store, cand, _base = retrained_store
+    train = training_sessions(cand)
+    with Repository(store) as repo:
+        q = evaluate_version_quality(repo, cand["id"], n_boot=100)
+        stored = V.version_quality(V.get_version(repo, cand["id"]))
+    assert q["n_sessions"] == 12 - len(train) and stored["n_sessions"] == q["n_sessions"]
+    assert q["report"]["baseline_source"] == f"training set ({len(train)} sessions)"
+    assert stored["beats_baselines"] in (True, False) and stored["verdict"] == q["verdict"]
