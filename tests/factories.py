@@ -12,13 +12,15 @@ def make_session(sid: str = "s1", n_turns: int = 6, language: str = "en", client
                  for t in range(n_turns)]
     return Session(
         id=sid, language=language, source="test", client_id=client, counselor_id="t-1",
-        turns=[{"index": i, "speaker": "counselor" if i % 2 == 0 else "client", "text": txt} for i, txt in enumerate(texts)],
+        turns=[{"index": i, "speaker": "counselor" if i % 2 == 0 else "client", "text": txt} for i,
+               txt in enumerate(texts)],
         ratings={"client": ratings} if ratings else {},
     )
 
 
 def make_prediction(session_id: str, item: int, score: int = 3, version: str = "m1", pid: str = "") -> Prediction:
-    return Prediction(id=pid or f"{session_id}|{version}|{item}", session_id=session_id, item=item, model_version=version,
+    return Prediction(id=pid or f"{session_id}|{version}|{item}", session_id=session_id, item=item,
+                      model_version=version,
                       score=score, expected_score=float(score), probs=[0.2] * 5, rationale=f"model says {score}")
 
 
@@ -53,5 +55,6 @@ def hand_checked_evaluation():
             p.rationale = f"the client in session {sid} answered item {i} this way"
             preds.append(p)
             if sid != "s3":
-                labels.append(make_label(sid, i, truth[i], status="submitted", rationale=f"the client in session {sid} answered item {i} this way"))
+                labels.append(make_label(sid, i, truth[i], status="submitted",
+                                         rationale=f"the client in session {sid} answered item {i} this way"))
     return sessions, preds, labels

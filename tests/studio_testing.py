@@ -163,7 +163,8 @@ TRAINING_CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-0
 
 def training_overrides(tiny, **more) -> str:
     """The CPU recipe on the tiny model, with a short prompt budget so that a step takes a fraction of a second."""
-    base = {"base_model": str(tiny), "rationales": "curated", "max_prompt_tokens": 1024, "lora_last_layers": "null", "max_steps": 24,
+    base = {"base_model": str(tiny), "rationales": "curated", "max_prompt_tokens": 1024, "lora_last_layers": "null",
+            "max_steps": 24,
             "eval_n_boot": 0, "save_every_steps": 0, **more}
     return "\n".join(f"{k}: {v}" for k, v in base.items())
 

@@ -166,7 +166,8 @@ def build_tiny_model(
         model = LlamaForCausalLM(config)
         if attention_bias:  # biases start at zero; make them matter
             for layer in model.model.layers:
-                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj):
+                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
+                             layer.self_attn.o_proj):
                     torch.nn.init.normal_(proj.bias, std=initializer_range)
     model.to(getattr(torch, dtype))
     model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad, do_sample=False)

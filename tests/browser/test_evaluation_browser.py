@@ -37,7 +37,8 @@ def app(tmp_path_factory):
     for s in sessions[:3]:  # the curated reference on three sessions
         for p in quoting_predictions(s, "reference", seed=2):
             repo.save_label(Label(session_id=s.id, item=p.item, annotator=SHARED, score=p.score, status="submitted",
-                                  rationale="Curated: " + p.rationale, evidence=p.evidence), actor="admin", expected_version=0)
+                                  rationale="Curated: " + p.rationale, evidence=p.evidence), actor="admin",
+                            expected_version=0)
     double = sessions[4].id  # double-coded by ann and bob, for the adjudicator
     repo.assign([double], ["ann", "bob"], actor="admin", mode="independent")
     for who, score in (("ann", 2), ("bob", 5)):
@@ -177,7 +178,8 @@ def test_admin_creates_two_raters_complete_blind_results_match(app, open_page):
         for k, e in zip(camp["assignments"][user], entered[user]):
             doc = ratings[k]
             assert doc["status"] == "submitted" and doc["rater"] == user
-            assert (doc["scores"], doc["comment"]) == (e["scores"], e["comment"]) if "scores" in e else doc["choice"] == e["choice"]
+            assert (doc["scores"], doc["comment"]) == (e["scores"],
+                                                       e["comment"]) if "scores" in e else doc["choice"] == e["choice"]
     trail = app.repo.audit(entity_id=camp["assignments"]["ann"][0])
     assert trail and {e["who"] for e in trail} == {"ann"}
 
@@ -190,7 +192,8 @@ def test_admin_creates_two_raters_complete_blind_results_match(app, open_page):
         if task["kind"] == "rubric":
             for c in CRITERIA:
                 rub.setdefault((task["system"], c), []).append(doc["scores"][c])
-                units.setdefault(c, {}).setdefault((task["target"], task["system"]), {})[doc["rater"]] = doc["scores"][c]
+                units.setdefault(c, {}).setdefault((task["target"], task["system"]),
+                                                   {})[doc["rater"]] = doc["scores"][c]
         elif doc["choice"] != "both_bad":
             compared += 1
             first_is_a = task["left"] == "care-v2"  # "care-v2" < "expert": the table's first system
@@ -240,4 +243,5 @@ def test_adjudicator_chooses_a_final_label_side_by_side(app, open_page):
     assert lab.adjudicated_from == [f"{app.double}|4|bob", f"{app.double}|4|ann"]
     page.get_by_role("tab", name="Review").click()  # annotators never see the tab
     ann = open_page("ann")
-    assert ann.get_by_role("tab", name="Adjudication").count() == 0 and ann.get_by_role("tab", name="Campaigns").count() == 0
+    assert ann.get_by_role("tab", name="Adjudication").count() == 0 and ann.get_by_role("tab",
+                                                                                        name="Campaigns").count() == 0

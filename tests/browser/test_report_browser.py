@@ -42,7 +42,8 @@ def app(tmp_path_factory, tiny_model_dir):
         client = repo.get_session(sid).ratings.get("client") or {}
         for item, v in client.items():
             guess = min(5, max(1, int(v) + (hash((sid, item)) % 3) - 1))
-            preds.append(Prediction(uuid.uuid4().hex, sid, int(item), "cand-lora", guess, expected_score=guess * 0.8 + 0.5,
+            preds.append(Prediction(uuid.uuid4().hex, sid, int(item), "cand-lora", guess,
+                                    expected_score=guess * 0.8 + 0.5,
                                     mode="scores_only", parse_status="scores_only"))
     repo.add_predictions(preds)
     repo.collection("model_versions").put({"id": "cand-lora", "kind": "lora", "status": "candidate", "base": "x",

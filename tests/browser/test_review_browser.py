@@ -77,7 +77,8 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     expect(status(page)).to_contain_text("Saved item 4 (version 2)")
     page.click("#care-turn-5")  # evidence: a click on the turn in the transcript
     expect(status(page)).to_contain_text("Saved item 4 (version 3)")
-    expect(page.locator('#care-list .care-row[data-item="4"]')).to_have_attribute("data-evidence", re.compile(r"(^|,)5(,|$)"))
+    expect(page.locator('#care-list .care-row[data-item="4"]')).to_have_attribute("data-evidence",
+                                                                                  re.compile(r"(^|,)5(,|$)"))
     page.locator("#reasons-4 label", has_text="Wrong score").click()  # why
     expect(status(page)).to_contain_text("Saved item 4 (version 4)")
     page.keyboard.press("Control+s")

@@ -140,7 +140,8 @@ def test_common_suffix_start_is_folded_into_prefix(engine):
 def test_single_item_and_empty_prefix(engine):
     prefix, suffixes = _ids(engine, _session(0))
     one = {5: suffixes[5]}
-    _assert_same(engine.run_session(prefix, one, max_new_tokens=5), engine.run_session_naive(prefix, one, max_new_tokens=5))
+    _assert_same(engine.run_session(prefix, one, max_new_tokens=5), engine.run_session_naive(prefix, one,
+                                                                                             max_new_tokens=5))
     whole = {3: prefix + suffixes[3], 7: prefix[:40] + suffixes[7]}
     _assert_same(engine.run_session([], whole, max_new_tokens=5), engine.run_session_naive([], whole, max_new_tokens=5))
     with pytest.raises(ModelError):
@@ -176,7 +177,8 @@ def _rows(engine: Engine, session: Session, items, k: int = 3):
     from care_model.text.grounding_turns import rank_candidates
 
     vocab = vocabulary_for(engine.tokenizer, engine.stop_token_ids)
-    cands = {i: rank_candidates(session.turns, [len(t.text) * (1 + (n + i) % 3) for n, t in enumerate(session.turns)], k)
+    cands = {i: rank_candidates(session.turns, [len(t.text) * (1 + (n + i) % 3) for n, t in enumerate(session.turns)],
+                                k)
              for i in items}
     return build_rows(vocab, session.turns, cands, engine.option_token_ids(session.language), language=session.language)
 
@@ -190,7 +192,8 @@ def _check_grounded(engine: Engine, session: Session, max_new: int = 40) -> dict
     rows = _rows(engine, session, suffixes)
     fast = engine.run_session(prefix, suffixes, max_new_tokens=max_new, constraints=rows)
     assert engine.last_stats["decoding"] == "grounded"
-    naive = engine.run_session_naive(prefix, suffixes, max_new_tokens=max_new, constraints=_rows(engine, session, suffixes))
+    naive = engine.run_session_naive(prefix, suffixes, max_new_tokens=max_new, constraints=_rows(engine, session,
+                                                                                                 suffixes))
     _assert_same(fast, naive)
     option_ids = engine.option_token_ids(session.language)
     for item, out in fast.items():
@@ -261,7 +264,8 @@ def lora_dir(tiny_model_dir, tmp_path_factory):
 
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     torch.manual_seed(1)
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                     "o_proj"],
                                                  init_lora_weights=False, lora_dropout=0.0))
     out = tmp_path_factory.mktemp("adapters") / "lora-a"
     peft_model.save_pretrained(str(out))

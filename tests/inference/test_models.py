@@ -196,7 +196,8 @@ def test_smollm2_loads_from_cache_with_chat_template():
 def test_smollm2_conversion_in_a_fresh_cache(tmp_path):
     """GGUF -> safetensors once (~35 s), atomically, then plain loads from the cache."""
     out = _run_python(
-        "import time, json; from care_model.inference import model_files; from care_model.inference.models import ModelSpec, load_model\n"
+        "import time, json; from care_model.inference import model_files; from care_model.inference.models import "
+                      "ModelSpec, load_model\n"
         "t=time.perf_counter(); a=load_model(ModelSpec()); t1=time.perf_counter()-t\n"
         "t=time.perf_counter(); b=load_model(ModelSpec()); t2=time.perf_counter()-t\n"
         "print(json.dumps({'first': t1, 'second': t2, 'folder': str(model_files.smollm2_cache_folder()),"

@@ -250,6 +250,7 @@ def test_crossval_predicts_its_held_out_folds_through_vllm(tmp_path):
     ref = {(p.session_id, p.item): p for s in sessions for p in engine.predict_session(s, scores_only=True)}
     assert len(ref) == len(got) == 12 * len(test)
     worst = max(abs(a - b) for p in got for a, b in zip(p["probs"], ref[(p["session_id"], p["item"])].probs))
-    agree = sum(max(range(5), key=p["probs"].__getitem__) + 1 == _argmax(ref[(p["session_id"], p["item"])]) for p in got)
+    agree = sum(max(range(5), key=p["probs"].__getitem__) + 1 == _argmax(ref[(p["session_id"],
+                                                                              p["item"])]) for p in got)
     assert worst <= 0.02 and agree >= len(got) - 1, (worst, agree, len(got))
     assert {p["model_version"] for p in got} == {engine.model_version}

@@ -94,7 +94,8 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(ImportFormatError):
         cli._read_export(str(bad))
     # the module entry point is the CLI
-    out = subprocess.run([sys.executable, "-m", "care_model.jobs.evaluate", "--input", str(bad), "--model-version", "m1"],
+    out = subprocess.run([sys.executable, "-m", "care_model.jobs.evaluate", "--input", str(bad), "--model-version",
+                          "m1"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "bad.jsonl, line 1" in out.stderr
 

@@ -21,7 +21,8 @@ def test_quadratic_kappa_hand_computed():
     assert ag.weighted_kappa([1, 2, 3, 3], [1, 3, 3, 2], labels=[1, 2, 3]) == pytest.approx(kappa)
     # unweighted 2x2: a = yes,yes,no,no,yes ; b = yes,no,no,no,yes -> po = 4/5, pe = (3*2 + 2*3)/25
     po, pe = 4 / 5, (3 * 2 + 2 * 3) / 25
-    assert ag.weighted_kappa([1, 1, 0, 0, 1], [1, 0, 0, 0, 1], labels=[0, 1], weights=None) == pytest.approx((po - pe) / (1 - pe))
+    assert ag.weighted_kappa([1, 1, 0, 0, 1], [1, 0, 0, 0, 1], labels=[0, 1],
+                             weights=None) == pytest.approx((po - pe) / (1 - pe))
     # undefined: both raters use one identical category
     assert ag.weighted_kappa([3, 3, 3], [3, 3, 3]) is None
 

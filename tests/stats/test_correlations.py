@@ -76,7 +76,8 @@ def test_bootstrap_interval_contains_point_and_narrows_with_n():
         truth = rng.normal(3, 0.8, n)
         pred = truth + rng.normal(0, 0.8, n)
         res = corr.dimension_correlations({f"s{i}": {"goal": p} for i, p in enumerate(pred)},
-                                        {f"s{i}": {"goal": t} for i, t in enumerate(truth)}, n_boot=1000, seed=1)["goal"]
+                                        {f"s{i}": {"goal": t} for i, t in enumerate(truth)}, n_boot=1000,
+                                          seed=1)["goal"]
         for m in ("pearson", "spearman", "mse"):
             est = getattr(res, m)
             assert est.low <= est.value <= est.high, m

@@ -10,7 +10,8 @@ from care_model.stats import estimates
 
 def test_wilson_interval_newcombe_1998_examples():
     # Newcombe (1998) Stat Med 17:857, Table I, method 3 (score interval without continuity correction)
-    cases = {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605), (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}
+    cases = {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605), (0, 20): (0.0, 0.1611), (1, 29): (0.0061,
+                                                                                                         0.1718)}
     for (x, n), (low, high) in cases.items():
         got = estimates.wilson_interval(x, n)
         assert (round(got[0], 4), round(got[1], 4)) == (low, high)
@@ -21,7 +22,8 @@ def test_t_interval_by_hand():
     est = estimates.mean_t_interval([1, 2, 3, 4, 5])
     # mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776445 (tables)
     half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)
-    assert est.value == 3 and est.low == pytest.approx(3 - half, abs=1e-5) and est.high == pytest.approx(3 + half, abs=1e-5)
+    assert est.value == 3 and est.low == pytest.approx(3 - half, abs=1e-5) and est.high == pytest.approx(3 + half,
+                                                                                                         abs=1e-5)
     one = estimates.mean_t_interval([4])
     assert one.value == 4 and one.low is None and one.reason
 

@@ -56,7 +56,8 @@ def test_bradley_terry_two_systems_strength_ratio_is_wins_ratio():
     assert bt.converged
     assert bt.strength["A"] / bt.strength["B"] == pytest.approx(2.0, rel=1e-8)
     assert bt.win_probability("A", "B") == pytest.approx(8 / 12)
-    judg = ([{"system_a": "A", "system_b": "B", "outcome": "a"}] * 7 + [{"system_a": "A", "system_b": "B", "outcome": "b"}] * 3
+    judg = ([{"system_a": "A", "system_b": "B", "outcome": "a"}] * 7 + [{"system_a": "A", "system_b": "B",
+                                                                         "outcome": "b"}] * 3
             + [{"system_a": "B", "system_b": "A", "outcome": "tie"}] * 2)
     assert he.bradley_terry(judg).strength["A"] == pytest.approx(bt.strength["A"])
 

@@ -18,7 +18,8 @@ def test_identical_rationales_score_one_and_disjoint_zero():
     assert res.bleu.value == pytest.approx(100.0)
     assert res.rouge1.value == pytest.approx(1.0) and res.rougeL.value == pytest.approx(1.0)
     assert res.embedding.value == pytest.approx(1.0)
-    dis = tm.text_metrics(["apples oranges bananas grapes"], ["quantum physics lecture notes"], similarity=fake_similarity)
+    dis = tm.text_metrics(["apples oranges bananas grapes"], ["quantum physics lecture notes"],
+                          similarity=fake_similarity)
     assert dis.bleu.value == pytest.approx(0.0, abs=1e-9)
     assert dis.rouge1.value == 0.0 and dis.rougeL.value == 0.0
 
@@ -29,7 +30,8 @@ def test_real_embeddings_identical_is_one_and_paraphrase_beats_unrelated():
     if not embeddings.is_available():
         pytest.skip("embedding model not installed")
     ref = "The client feels the counselor genuinely cares about her."
-    res = tm.text_metrics([ref, "The client thinks her counselor truly cares for her.", "Stock prices fell on Tuesday."],
+    res = tm.text_metrics([ref, "The client thinks her counselor truly cares for her.",
+                           "Stock prices fell on Tuesday."],
                           [ref, ref, ref], groups=["a", "b", "c"], similarity=embeddings.cosine_similarities)
     assert res.embedding.n == 3
     sims = embeddings.cosine_similarities([ref, "The client thinks her counselor truly cares for her.",

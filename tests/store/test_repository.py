@@ -44,7 +44,8 @@ def test_conflicting_import_is_all_or_nothing(repo):
     assert files_of(repo.root) == before
     assert not repo.has_session("s9")
     bad_rating = SimpleNamespace(sessions=[make_session("s8")], predictions=[], labels=[], warnings=[],
-                                 ratings=[SimpleNamespace(session_id="nope", rater="client", ratings={}, where="r.csv:3")])
+                                 ratings=[SimpleNamespace(session_id="nope", rater="client", ratings={},
+                                                          where="r.csv:3")])
     with pytest.raises(ValidationError, match="r.csv:3: rating for unknown session 'nope'"):
         repo.import_batch(bad_rating)
     assert files_of(repo.root) == before and not repo.has_session("s8")

@@ -36,7 +36,8 @@ def digest(repo: Repository) -> dict:
     return {
         "sessions": ids,
         "ratings": {sid: repo.get_session(sid).ratings for sid in ids},
-        "labels": [(lab.session_id, lab.item, lab.annotator, lab.version, lab.score, lab.status) for lab in repo.labels()],
+        "labels": [(lab.session_id, lab.item, lab.annotator, lab.version, lab.score,
+                    lab.status) for lab in repo.labels()],
         "predictions": sorted(p.id for sid in ids for p in repo.predictions(sid, history=True)),
         "users": sorted((u["username"], u["role"]) for u in repo.users()),
         "runs": sorted((d["id"], d["version"]) for d in repo.collection("runs").all()),
@@ -99,7 +100,8 @@ class PowerCuts:
         copy = image.with_name(image.name + "-recovering")
         shutil.copytree(image, copy)
         cuts: list[Path] = []
-        with CrashDisk(copy, before_fsync=lambda n: cuts.append(disk.image(copy.with_name(f"{copy.name}-{n}")))) as disk:
+        with CrashDisk(copy,
+                       before_fsync=lambda n: cuts.append(disk.image(copy.with_name(f"{copy.name}-{n}")))) as disk:
             with Repository(copy, create=False) as repo:
                 cuts.append(disk.image(copy.with_name(f"{copy.name}-recovered")))
                 recovered = len(cuts)
@@ -162,7 +164,8 @@ def test_every_acknowledged_write_survives_a_power_cut(cuts):
 
     writes = [save(i, i % 5 + 1) for i in range(1, 6)] + [save(1, 5, version=1), submit, add_user, put_run,
                                                          import_two_sessions, import_one_session,
-                                                         predict_two_sessions, predict_three_sessions, rate, rate_every_session, save(2, 1, version=1)]
+                                                         predict_two_sessions, predict_three_sessions, rate,
+                                                          rate_every_session, save(2, 1, version=1)]
     with cuts.disk, Repository(cuts.store) as repo:
         for write in writes:
             cuts.check(repo, write)

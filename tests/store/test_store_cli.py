@@ -107,14 +107,16 @@ def test_export_reads_back_losslessly(tmp_path):
     assert restored == original
     second = tmp_path / "export2.jsonl"
     assert cli("export", "--store", fresh, "--out", second).returncode == 0
-    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "created_at"} for line in text.splitlines()]
+    strip = lambda text: [{k: v for k,
+                           v in json.loads(line).items() if k != "created_at"} for line in text.splitlines()]
     assert strip(second.read_text(encoding="utf-8")) == strip(out.read_text(encoding="utf-8"))
 
 
 def test_user_commands(tmp_path):
     store = tmp_path / "store"
     assert cli("import", "--store", store, "--format", "jsonl", SAMPLES).returncode == 0
-    res = cli("add-user", "--store", store, "--username", "alice", "--role", "annotator", env={"CARE_NEW_PASSWORD": "s3cret-pass"})
+    res = cli("add-user", "--store", store, "--username", "alice", "--role", "annotator",
+              env={"CARE_NEW_PASSWORD": "s3cret-pass"})
     assert res.returncode == 0, res.stderr
     assert cli("set-role", "--store", store, "--username", "alice", "--role", "adjudicator").returncode == 0
     assert "alice\tadjudicator\tactive" in cli("users", "--store", store).stdout

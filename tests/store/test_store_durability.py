@@ -1,7 +1,6 @@
 """Nothing lost: SIGKILL at random moments, 8 writer threads, stale writers, a second process."""
 from __future__ import annotations
 
-import json
 import random
 import signal
 import subprocess
@@ -153,7 +152,7 @@ def test_second_process_gets_a_clear_error_and_changes_nothing(tmp_path):
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from store import Repository; Repository({str(store)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "StoreLockedError" in proc.stderr and f"process" in proc.stderr and "Fix:" in proc.stderr
+    assert "StoreLockedError" in proc.stderr and "process" in proc.stderr and "Fix:" in proc.stderr
     after = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "store.lock"}
     assert after == before
     with pytest.raises(StoreLockedError):

@@ -27,7 +27,8 @@ def repo(tmp_path):
     r = Repository(tmp_path / "store")
     r.add_sessions([make_session("s1", texts=TEXTS)])
     preds = [Prediction(id=f"s1|m1|{i}", session_id="s1", item=i, model_version="m1", score=4, expected_score=4.0,
-                        probs=[0.025, 0.025, 0.025, 0.9, 0.025], rationale=f'The client says "I started running again" ({i}).',
+                        probs=[0.025, 0.025, 0.025, 0.9, 0.025],
+                        rationale=f'The client says "I started running again" ({i}).',
                         evidence=[1]) for i in range(1, 12)]
     preds.append(Prediction(id="s1|m1|12", session_id="s1", item=12, model_version="m1", score=None,
                             rationale="gibberish", parse_status="failed", parse_error="no score found"))
@@ -61,7 +62,8 @@ def test_candidates_are_unreviewed_readable_and_passing():
     items = [{"item": 1, "state": "unreviewed", "prediction": pred(1)},
              {"item": 2, "state": "draft", "prediction": pred(2)},  # reviewed already
              {"item": 3, "state": "unreviewed", "prediction": pred(3, score=None)},  # no answer
-             {"item": 4, "state": "unreviewed", "prediction": pred(4, rationale='She said "I never run".')},  # bad quote
+             {"item": 4, "state": "unreviewed", "prediction": pred(4,
+                                                                   rationale='She said "I never run".')},  # bad quote
              {"item": 5, "state": "unreviewed", "prediction": None},
              {"item": 6, "state": "unreviewed", "prediction": pred(6, rationale=" ")}]  # empty rationale
     got = accept.candidates(items, lambda d, p: review_checks.checks(d, p, index, saved=True))

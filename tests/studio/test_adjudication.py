@@ -45,7 +45,8 @@ def code_session(repo, who: Access, sid: str, scores: list[int]) -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     repo = Repository(tmp_path_factory.mktemp("adj") / "store")
-    repo.add_sessions([make_session(s, client=f"c-{s}", texts=[t + f" ({s})" if k % 2 == 0 else t for k, t in enumerate(TEXTS)])
+    repo.add_sessions([make_session(s, client=f"c-{s}", texts=[t + f" ({s})" if k % 2 == 0 else t for k,
+                                                               t in enumerate(TEXTS)])
                        for s in ("s1", "s2", "s3")])
     repo.add_predictions([Prediction(id=f"{s}|m1|{i}", session_id=s, item=i, model_version="m1", score=MODEL[i - 1],
                                      rationale=f"Model: item {i} looks like {MODEL[i - 1]}.", evidence=[1])
@@ -85,7 +86,8 @@ def test_view_shows_experts_side_by_side_with_the_model(store):
 
 
 def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(store):
-    before = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"], score_sources=SCORE_SOURCES).labels.values() for c in labs}
+    before = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"],
+                                                                  score_sources=SCORE_SOURCES).labels.values() for c in labs}
     assert (before[("s1", 4)].score, before[("s1", 4)].source) == (2, "median_of_2")  # lower median of 2 and 4
     _, unresolved = curated_labels(store.labels("s1"))
     assert ("s1", 4) in unresolved
@@ -94,12 +96,14 @@ def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(s
     lab = store.get_label("s1", 4, ADJUDICATED)
     assert res["status"] == "saved" and lab.version == 1 and lab.status == "submitted"
     assert (lab.score, lab.rationale, lab.evidence) == (4, "bob: item 4 scored 4 from turns 1 and 3.", [1, 3])
-    assert lab.adjudicated_from == ["s1|4|bob", "s1|4|ann"] and lab.updated_by == "adj" and lab.prediction_id == "s1|m1|4"
+    assert lab.adjudicated_from == ["s1|4|bob",
+                                    "s1|4|ann"] and lab.updated_by == "adj" and lab.prediction_id == "s1|m1|4"
     trail = store.audit(entity_id=lab.id)
     assert [(e["who"], e["action"]) for e in trail] == [("adj", "adjudicate:choose:bob")]
     # a stale save does not overwrite; writing on top of the current version does
     stale = adj.adjudicate(store, ADMIN, "s1", 4, score=3, rationale="Admin's own.", expected_version=0)
-    assert stale["status"] == "conflict" and stale["current"]["score"] == 4 and store.get_label("s1", 4, ADJUDICATED).score == 4
+    assert stale["status"] == "conflict" and stale["current"]["score"] == 4 and store.get_label("s1", 4,
+                                                                                                ADJUDICATED).score == 4
     adj.adjudicate(store, ADJ, "s1", 7, score=5, rationale="Both missed the warmth in turn 5.", evidence=[5])
     with pytest.raises(ValidationError, match="no rationale"):
         adj.adjudicate(store, ADJ, "s1", 2, score=3, rationale="  ")
@@ -110,9 +114,11 @@ def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(s
     with pytest.raises(PermissionDenied):
         adj.adjudicate(store, ANN, "s1", 2, source="ann")
 
-    after = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"], score_sources=SCORE_SOURCES).labels.values() for c in labs}
+    after = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"],
+                                                                 score_sources=SCORE_SOURCES).labels.values() for c in labs}
     assert (after[("s1", 4)].score, after[("s1", 4)].source, after[("s1", 4)].label_ids) == (4, "adjudicated", [lab.id])
-    assert lab.score_source == after[("s1", 4)].score_source == "adjudicated" and before[("s1", 4)].score_source == "expert"
+    assert lab.score_source == after[("s1", 4)].score_source == "adjudicated" and before[("s1",
+                                                                                          4)].score_source == "expert"
     assert after[("s1", 4)].rationale == lab.rationale
     assert (after[("s1", 7)].score, after[("s1", 7)].evidence, after[("s1", 7)].source) == (5, [5], "adjudicated")
     assert after[("s1", 1)] == before[("s1", 1)]  # items nobody adjudicated keep the rule's choice
@@ -146,7 +152,8 @@ def test_expert_agreement_matches_sklearn_and_a_hand_computed_icc(store):
     goal = [i - 1 for i in (4, 6, 8, 11)]
     ga = [ANN_SCORES[s][i] for s in ("s1", "s2") for i in goal]
     gb = [BOB_SCORES[s][i] for s in ("s1", "s2") for i in goal]
-    assert rows[("ann", "bob", "goal")]["qwk"] == pytest.approx(cohen_kappa_score(ga, gb, weights="quadratic", labels=[1, 2, 3, 4, 5]))
+    assert rows[("ann", "bob", "goal")]["qwk"] == pytest.approx(cohen_kappa_score(ga, gb, weights="quadratic",
+                                                                                  labels=[1, 2, 3, 4, 5]))
     assert rows[("ann", "bob", "goal")]["icc"] == pytest.approx(icc21_by_hand(list(zip(ga, gb))))
     assert rows[("ann", "bob", "item 4")]["n"] == 2
     vs_model = rows[("bob", "model", "overall")]

@@ -71,7 +71,8 @@ def test_annotator_cannot_call_admin_endpoints_and_nothing_changes(studio_server
         with pytest.raises(AppError, match=r"ann \(annotator\) may not do this.*needs the role admin"):
             ann.predict(*args, api_name=api_name)
     upload = Path(studio_server.repo.root).parent / "upload.jsonl"
-    upload.write_text(json.dumps({"id": "evil", "language": "en", "turns": [{"speaker": "client", "text": "hi"}]}) + "\n")
+    upload.write_text(json.dumps({"id": "evil", "language": "en", "turns": [{"speaker": "client",
+                                                                             "text": "hi"}]}) + "\n")
     from gradio_client import handle_file
 
     with pytest.raises(AppError, match="needs the role admin"):
@@ -174,7 +175,8 @@ def test_admin_imports_a_file(studio_server, clients, tmp_path):
 
     upload = tmp_path / "new.jsonl"
     upload.write_text(json.dumps({"id": "imported-1", "language": "en", "client_id": "c-new", "turns": [
-        {"speaker": "counselor", "text": "What brings you in?"}, {"speaker": "client", "text": "I could not sleep."}]}) + "\n")
+        {"speaker": "counselor", "text": "What brings you in?"}, {"speaker": "client",
+                                                                  "text": "I could not sleep."}]}) + "\n")
     _, report = clients["admin"].predict([handle_file(str(upload))], "jsonl", True, api_name="/import_sessions")
     assert report["added"] == 1 and report["added_ids"] == ["imported-1"] and report["predict_jobs"] == []  # no model here
     assert studio_server.repo.has_session("imported-1")

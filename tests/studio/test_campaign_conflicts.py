@@ -29,7 +29,8 @@ def repo(tmp_path):
 
 
 def expert_campaign(repo, **kw):
-    args = dict(name="Expert check", systems=["expert"], mode="rubric", n_targets=24, raters=["admin", "curator", "bob"],
+    args = dict(name="Expert check", systems=["expert"], mode="rubric", n_targets=24, raters=["admin", "curator",
+                                                                                              "bob"],
                 overlap=1, session_ids=["s1", "s2"], seed=1)
     return cs.create_campaign(repo, ADMIN, **(args | kw))
 
@@ -50,7 +51,8 @@ def test_raters_are_never_given_rationales_they_wrote(repo):
 
 
 def test_too_few_other_raters_is_refused_unless_the_admin_insists_and_then_recorded(repo):
-    with pytest.raises(ValidationError, match="curator wrote its curated rationale and would rate it.*allow self-rating"):
+    with pytest.raises(ValidationError,
+                       match="curator wrote its curated rationale and would rate it.*allow self-rating"):
         expert_campaign(repo, raters=["curator", "bob"], overlap=2)
     assert repo.collection(cp.CAMPAIGNS).all() == []
     doc = expert_campaign(repo, raters=["curator", "bob"], overlap=2, allow_self_rating=True)

@@ -35,7 +35,8 @@ TEXTS = ["How was your week?", "I started running again and it helps me calm dow
 
 def build_repo(root) -> Repository:
     r = Repository(root)
-    r.add_sessions([make_session(s, client=f"c-{s}", texts=[t + f" ({s})" if k % 2 == 0 else t for k, t in enumerate(TEXTS)])
+    r.add_sessions([make_session(s, client=f"c-{s}", texts=[t + f" ({s})" if k % 2 == 0 else t for k,
+                                                            t in enumerate(TEXTS)])
                     for s in ("s1", "s2", "s3", "s4")])
     preds = []
     for v, version in enumerate(SYSTEMS):
@@ -43,7 +44,8 @@ def build_repo(root) -> Repository:
             for item in range(1, 13):
                 score = 1 + (item + v + int(s[1])) % 5
                 preds.append(Prediction(id=f"{s}|{version}|{item}", session_id=s, item=item, model_version=version,
-                                        score=score, rationale=f"Suggestion {version[-4:]} {s}/{item}: running, sister.",
+                                        score=score,
+                                        rationale=f"Suggestion {version[-4:]} {s}/{item}: running, sister.",
                                         evidence=[1, 3]))
     preds[0] = Prediction(**{**preds[0].to_dict(), "rationale": ""})  # m-alpha s1/1: no rationale
     preds[48 + 13] = Prediction(**{**preds[48 + 13].to_dict(), "parse_status": "failed"})  # m-beta s2/2 unreadable
@@ -87,7 +89,8 @@ def test_systems_and_eligible_targets(repo):
     both = cs.eligible_targets(repo, None, None, ["m-alpha", "expert"])
     assert len(both) == 23 and ("s1", 1) not in {(t["session_id"], t["item"]) for t in both}
     t = next(t for t in both if (t["session_id"], t["item"]) == ("s2", 5))
-    assert t["outputs"]["expert"] == {"score": 1, "rationale": "Curated s2/5: weekly runs with the sister.", "evidence": [],
+    assert t["outputs"]["expert"] == {"score": 1, "rationale": "Curated s2/5: weekly runs with the sister.",
+                                      "evidence": [],
                                       "source": {"label_id": f"s2|5|{SHARED}"}}
     assert t["outputs"]["m-alpha"]["source"] == {"prediction_id": "s2|m-alpha|5"}
     assert len(cs.eligible_targets(repo, ["s1", "s2"], [1, 2], list(SYSTEMS))) == 2  # s1/1 and s2/2 lack one
@@ -108,7 +111,8 @@ def test_random_and_stratified_sampling(repo):
         counts[cs.score_band(t["outputs"]["m-alpha"]["score"])] = counts.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
     got = {}
     for t in bands:
-        got[cs.score_band(t["outputs"]["m-alpha"]["score"])] = got.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
+        got[cs.score_band(t["outputs"]["m-alpha"]["score"])] = got.get(cs.score_band(t["outputs"]["m-alpha"]["score"]),
+                                                                       0) + 1
     assert all(abs(got[b] - 23 * n / 46) < 1 for b, n in counts.items())  # proportional allocation
     with pytest.raises(ValidationError, match="Only 46 .* 47 were asked for"):
         cs.sample_targets(eligible, 47)
@@ -125,7 +129,8 @@ def test_create_assigns_tasks_by_overlap_and_freezes_what_is_rated(repo):
         new_campaign(repo, raters=["ann", "nobody"])
     doc = new_campaign(repo, n_targets=12, raters=["ann", "bob", "cat"], overlap=2)
     assert len(doc["targets"]) == 12 and all(len(t["raters"]) == 2 for t in doc["targets"])
-    assert {r: len(ts) for r, ts in doc["assignments"].items()} == {"ann": 24, "bob": 24, "cat": 24}  # 8 targets x 3 tasks
+    assert {r: len(ts) for r, ts in doc["assignments"].items()} == {"ann": 24, "bob": 24,
+                                                                    "cat": 24}  # 8 targets x 3 tasks
     for r, ids in doc["assignments"].items():
         kinds = [doc["tasks"][k]["kind"] for k in ids]
         assert kinds == sorted(kinds, key=lambda k: k != "rubric")  # rubric first, then pairwise
@@ -136,7 +141,8 @@ def test_create_assigns_tasks_by_overlap_and_freezes_what_is_rated(repo):
     t0 = doc["targets"][0]
     before = rt.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
     repo.add_predictions([Prediction(id=f"new-{i}-{s}", session_id=t["session_id"], item=t["item"], model_version=s,
-                                     score=5, rationale="CHANGED") for i, t in enumerate(doc["targets"]) for s in SYSTEMS])
+                                     score=5, rationale="CHANGED") for i,
+                          t in enumerate(doc["targets"]) for s in SYSTEMS])
     again = rt.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
     assert again == before and "CHANGED" not in json.dumps(cp.get_campaign(repo, doc["id"]))
     assert cp.get_campaign(repo, doc["id"])["created_by"] == "admin"
@@ -216,7 +222,8 @@ def rate_everything(repo, doc, seed=0, skip=()):
         who = Access(rater, "annotator")
         for k in ids:
             if k in skip:
-                rt.save_rating(repo, who, doc["id"], k, scores={"faithfulness": 1} if doc["tasks"][k]["kind"] == "rubric"
+                rt.save_rating(repo, who, doc["id"], k,
+                               scores={"faithfulness": 1} if doc["tasks"][k]["kind"] == "rubric"
                                else None, choice=None if doc["tasks"][k]["kind"] == "rubric" else "a")
                 continue
             t = doc["tasks"][k]
@@ -228,7 +235,8 @@ def rate_everything(repo, doc, seed=0, skip=()):
             else:
                 choice = rng.choice(["a", "b", "b", "tie", "both_bad"])
                 rt.save_rating(repo, who, doc["id"], k, choice=choice, submit=True)
-                entered.append({"rater": rater, "target": t["target"], "left": t["left"], "right": t["right"], "choice": choice})
+                entered.append({"rater": rater, "target": t["target"], "left": t["left"], "right": t["right"],
+                                "choice": choice})
     return entered
 
 
@@ -288,7 +296,8 @@ def test_results_match_an_independent_computation(repo):
     assert pair["both_bad"] == sum(e["choice"] == "both_bad" for e in pairs) and res["pairwise"]["bradley_terry"] is None
     units = sorted({(e["target"], e["system"]) for e in rubric})
     for c in cp.CRITERIA:
-        data = [[next((e[c] for e in rubric if e["rater"] == r and (e["target"], e["system"]) == u), np.nan) for u in units]
+        data = [[next((e[c] for e in rubric if e["rater"] == r and (e["target"], e["system"]) == u),
+                      np.nan) for u in units]
                 for r in ("ann", "bob")]
         alpha = krippendorff.alpha(reliability_data=np.array(data, float), level_of_measurement="ordinal",
                                    value_domain=[1, 2, 3, 4, 5])
@@ -336,7 +345,8 @@ def test_export_writes_ratings_and_results_as_csv_and_json(repo):
     with open(paths["results_csv"], newline="", encoding="utf-8") as fh:
         results = list(csv.DictReader(fh))
     sections = {r["section"] for r in results}
-    assert {"rubric_mean", "rubric_pass_rate", "pairwise_win_rate_a", "krippendorff_alpha_ordinal", "icc_2k"} <= sections
+    assert {"rubric_mean", "rubric_pass_rate", "pairwise_win_rate_a", "krippendorff_alpha_ordinal",
+            "icc_2k"} <= sections
     data = json.loads(open(paths["json"], encoding="utf-8").read())
     assert data["results"] == json.loads(json.dumps(cr.campaign_results(repo, doc["id"])))
     assert data["campaign"]["targets"][0]["outputs"]["m-alpha"]["source"]["prediction_id"]
@@ -352,7 +362,8 @@ def served(tmp_path_factory):
 
     repo = build_repo(tmp_path_factory.mktemp("eval-api") / "store")
     with serve(build_app(repo, None)) as url:
-        yield SimpleNamespace(url=url, repo=repo, client=lambda u: Client(url, auth=(u, "password-" + u), verbose=False))
+        yield SimpleNamespace(url=url, repo=repo, client=lambda u: Client(url, auth=(u, "password-" + u),
+                                                                          verbose=False))
     repo.close()
 
 
@@ -360,7 +371,8 @@ def test_api_raters_get_blind_tasks_and_the_reveal_only_after_submitting(served)
     from gradio_client.exceptions import AppError
 
     admin, ann, bob = served.client("admin"), served.client("ann"), served.client("bob")
-    made = admin.predict("API run", ["m-beta", "expert"], ["ann", "bob"], "both", 4, 2, "random", "dimension", [], [], 7,
+    made = admin.predict("API run", ["m-beta", "expert"], ["ann", "bob"], "both", 4, 2, "random", "dimension", [], [],
+                         7,
                          api_name="/eval_create")
     assert made["per_rater"] == {"ann": 12, "bob": 12}
     cid = made["id"]
@@ -386,7 +398,8 @@ def test_api_raters_get_blind_tasks_and_the_reveal_only_after_submitting(served)
         ann.predict(cid, api_name="/eval_export")
     assert "systems" not in ann.predict(api_name="/eval_campaigns")[0]
     results = admin.predict(cid, api_name="/eval_results")
-    assert results["n_ratings"] == {"rubric": 8, "pairwise": 1} and results["progress"]["ann"] == {"done": 9, "total": 12}
+    assert results["n_ratings"] == {"rubric": 8, "pairwise": 1} and results["progress"]["ann"] == {"done": 9,
+                                                                                                   "total": 12}
     files = admin.predict(cid, api_name="/eval_export")
     assert len(files) == 3
 

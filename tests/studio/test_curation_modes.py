@@ -168,11 +168,13 @@ def test_client_anchored_cards_start_from_the_rationale_drafted_for_the_clients_
         return Prediction(id=f"draft-{item}-{score}-{stamp}", session_id=DRAFTED, item=item, model_version="test-model",
                           score=score, rationale=text, evidence=[2], mode="draft", drafted_for_score=score,
                           draft_source="client", created_at=f"2026-11-26T00:00:0{stamp}+00:00")
-    repo.add_predictions([draft(2, client[2], "An older draft.", 1), draft(2, client[2], "Drafted for the client's score.", 2),
+    repo.add_predictions([draft(2, client[2], "An older draft.", 1), draft(2, client[2],
+                                                                           "Drafted for the client's score.", 2),
                           draft(3, client[3] % 5 + 1, "Drafted for another score.", 3)])
     items = {it["item"]: it for it in ann.predict(DRAFTED, api_name="/open_session")["items"]}
     assert items[2]["score_draft"]["rationale"] == "Drafted for the client's score." and items[2]["score_draft"]["score"] == client[2]
-    assert items[2]["draft"] == {**items[2]["draft"], "score": client[2], "rationale": "Drafted for the client's score.",
+    assert items[2]["draft"] == {**items[2]["draft"], "score": client[2],
+                                 "rationale": "Drafted for the client's score.",
                                  "evidence": [2]}
     assert items[3]["score_draft"] is None                                      # drafted for another score: not used
     assert items[3]["draft"]["rationale"] == items[3]["prediction"]["rationale"]  # the model's free rationale

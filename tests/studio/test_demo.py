@@ -37,7 +37,8 @@ def test_demo_predicts_pasted_text_without_login(demo_url):
     assert res["turns"] == 2 and len(res["predictions"]) == 12 and all(len(p["probs"]) == 5 for p in res["predictions"])
     with pytest.raises(AppError, match="Nothing was pasted"):
         c.predict("   ", "auto", api_name="/demo_predict")
-    for args, named in (((None, "en"), "'transcript' must be a string"), (("Client: hi", 5), "'language' must be a string"),
+    for args, named in (((None, "en"), "'transcript' must be a string"), (("Client: hi", 5),
+                                                                          "'language' must be a string"),
                         (("x" * 60_001, "en"), "the limit is 60,000")):
         with pytest.raises(AppError, match=named):
             c.predict(*args, api_name="/demo_predict")
@@ -64,7 +65,8 @@ def test_demo_command_with_share_opens_no_store(tmp_path):
     store = tmp_path / "never-created"
     port = free_port()
     proc = subprocess.Popen([sys.executable, "annotate_app.py", "--demo", "--share", "--port", str(port),
-                             "--store", str(store)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--store", str(store)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -90,7 +92,8 @@ def test_predicting_shows_one_progress_indicator():
 
     demo = build_demo(None)
     by_id = {c["id"]: c for c in demo.config["components"]}
-    deps = [d for d in demo.config["dependencies"] if any(by_id.get(t[0], {}).get("props", {}).get("elem_id") == "demo-predict"
+    deps = [d for d in demo.config["dependencies"] if any(by_id.get(t[0], {}).get("props",
+                                                                                  {}).get("elem_id") == "demo-predict"
                                                           for t in d["targets"])]
     assert len(deps) == 1 and len(deps[0]["outputs"]) == 4
     on = deps[0].get("show_progress_on")

@@ -100,7 +100,8 @@ def test_the_queue_says_how_each_session_is_curated_and_finds_sessions_by_it(rep
     set_curation_mode(repo, ADMIN, ["s1"], "default")
     assert curation() == {"s1": "client-anchored", "s2": "expert-judged", "s3": "expert-judged"}
     assert [r["id"] for r in review_queue.queue_rows(repo, ADMIN, scope="all", search="anchored")["rows"]] == ["s1"]
-    assert [r["id"] for r in review_queue.queue_rows(repo, ADMIN, scope="all", search="expert-judged")["rows"]] == ["s2", "s3"]
+    assert [r["id"] for r in review_queue.queue_rows(repo, ADMIN, scope="all",
+                                                     search="expert-judged")["rows"]] == ["s2", "s3"]
 
 
 def test_open_view_prefills_from_the_model_and_flags_everything_unreviewed(repo):
@@ -110,7 +111,8 @@ def test_open_view_prefills_from_the_model_and_flags_everything_unreviewed(repo)
     assert [it["item"] for it in v["items"]] == list(range(1, 13))
     it = v["items"][3]
     assert it["text"].startswith("My counselor and I collaborate") and it["dimension"] == "goal"
-    assert it["draft"] == {"score": None, "rationale": it["prediction"]["rationale"], "evidence": [1], "change_reasons": []}
+    assert it["draft"] == {"score": None, "rationale": it["prediction"]["rationale"], "evidence": [1],
+                           "change_reasons": []}
     assert {c["code"] for c in it["checks"]} == {"unreviewed", "no_score"}
     assert v["summary"]["model"] == {"goal": 4.0, "task": 4.0, "bond": 4.0}
     assert v["summary"]["client"] == {"goal": 3.0, "task": 3.0, "bond": 3.0}
@@ -131,8 +133,10 @@ def test_checks_as_they_work(repo):
     assert codes({"score": 4, "rationale": "  ", "evidence": [], "change_reasons": ["style"]}) == {"empty_rationale"}
     assert codes({"score": None, "rationale": "x", "evidence": [], "change_reasons": []}, saved=False) == {
         "unreviewed", "no_score", "no_reason"} - {"no_reason"}
-    assert codes({"score": 3, "rationale": "Other words entirely.", "evidence": [], "change_reasons": []}) == {"no_reason"}
-    assert review_checks.blocking(review_checks.checks({"score": 3, "rationale": "ok", "evidence": [], "change_reasons": []},
+    assert codes({"score": 3, "rationale": "Other words entirely.", "evidence": [],
+                  "change_reasons": []}) == {"no_reason"}
+    assert review_checks.blocking(review_checks.checks({"score": 3, "rationale": "ok", "evidence": [],
+                                                        "change_reasons": []},
                                          pred, index, saved=True)) == []
 
 
@@ -186,7 +190,8 @@ def test_submit_requires_all_items_valid_and_is_all_or_nothing(repo):
     with pytest.raises(PermissionDenied, match="read-only.*Reopen it first"):
         review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=2)
     reopen_session(repo, ADMIN, "s1")
-    assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."), expected_version=3)["state"] == "draft"
+    assert review.save_item(repo, ADMIN, "s1", 1, valid_draft(1, 5, "Changed my mind."),
+                            expected_version=3)["state"] == "draft"
     assert review_queue.queue_rows(repo, ADMIN, scope="all")["rows"][0]["status"] == "in progress"
 
 
@@ -208,7 +213,8 @@ def test_accept_and_active_model_version(repo):
     with pytest.raises(ValidationError, match="no readable model suggestion"):
         accepted_draft(None)
     assert active_model_version(repo) is None
-    repo.add_predictions([Prediction(id="s1|m2|1", session_id="s1", item=1, model_version="m2", score=1, probs=[1, 0, 0, 0, 0])])
+    repo.add_predictions([Prediction(id="s1|m2|1", session_id="s1", item=1, model_version="m2", score=1, probs=[1, 0, 0,
+                                                                                                                0, 0])])
     assert review.open_view(repo, ADMIN, "s1")["model_version"] == "m2"  # latest version that predicted it
     repo.collection("settings").put({"id": "active_model", "model_version": "m1"}, actor="admin")
     assert active_model_version(repo) == "m1" and review.open_view(repo, ADMIN, "s1")["model_version"] == "m1"

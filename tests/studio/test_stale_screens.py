@@ -74,7 +74,8 @@ def version_docs(lora_status: str) -> dict:
         {"id": "base-1", "kind": "base", "status": "active"},
         {"id": "lora-1", "kind": "lora", "status": lora_status, "parent": "base-1",
          "metrics": {"validation_loss_before": 2.0, "validation_loss_after": 1.5},
-         "evaluation": {"versions": {"candidate": {"headline": head}, "baseline": {"headline": head, "version_id": "base-1"}},
+         "evaluation": {"versions": {"candidate": {"headline": head}, "baseline": {"headline": head,
+                                                                                   "version_id": "base-1"}},
                         "comparison": {"counts": {"better": 1}}, "sessions": ["s1"]}}]}
 
 

@@ -30,7 +30,8 @@ def submit_all(repo, access):
     view = review.open_view(repo, access, SID)
     for it in view["items"]:
         pred = it["prediction"]
-        review.save_item(repo, access, SID, it["item"], {**it["draft"], "score": pred["score"]}, expected_version=it["version"])
+        review.save_item(repo, access, SID, it["item"], {**it["draft"], "score": pred["score"]},
+                         expected_version=it["version"])
     res = review.submit_session(repo, access, SID)
     assert res["status"] == "submitted", res
     return res
@@ -75,7 +76,8 @@ def test_a_score_key_on_a_submitted_card_saves_nothing_in_the_page(repo):
     assert rs.editable
     for item, it in rs.items.items():  # accept every suggestion, then submit from the page
         h.card_accept(item)(rs, req)
-    fields = [rs.items[i]["saved"][f] for i in sorted(h.cards) for f in ("score", "rationale", "evidence", "change_reasons")]
+    fields = [rs.items[i]["saved"][f] for i in sorted(h.cards) for f in ("score", "rationale", "evidence",
+                                                                         "change_reasons")]
     h.submit(req, rs, *fields)
     assert {lab.status for lab in repo.labels(SID)} == {"submitted"} and not rs.editable
     reloaded = h.reload_if_read_only(rs, req)

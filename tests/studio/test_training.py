@@ -2,7 +2,6 @@
 its PID now names an unrelated process, which must not be signalled, and the run is marked over."""
 from __future__ import annotations
 
-import signal
 import subprocess
 
 import pytest

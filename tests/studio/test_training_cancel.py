@@ -21,7 +21,8 @@ def app(training_app):
 
 def test_cancel_from_the_app(app, tiny_model_dir):
     app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
-    run = app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=5000), api_name="/start_training")
+    run = app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=5000),
+                            api_name="/start_training")
     wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 2)
     assert app.admin.predict(api_name="/cancel_training")["cancel_requested"]["by"] == "admin"
     st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] != "running" and s,

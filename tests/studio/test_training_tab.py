@@ -68,7 +68,8 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
         admin.predict("sample-en-02", api_name="/open_session")
         times.append(time.perf_counter() - t)
         steps.append(admin.predict(api_name="/training_status")["progress"]["step"])
-    print(f"\nopen_session: idle {idle * 1000:.0f} ms, during training median {statistics.median(times) * 1000:.0f} ms; "
+    print(f"\nopen_session: idle {idle * 1000:.0f} ms, during training median {statistics.median(times) * 1000:.0f} "
+          "ms; "
           f"trainer steps {steps[0]} -> {steps[-1]}")
     assert statistics.median(times) < max(2.0, 10 * idle)
 

@@ -27,7 +27,8 @@ def labels_bytes(repo, sid=SID) -> dict:
 @pytest.mark.parametrize("field, value, named", [
     ("score", 3.5, "'score' must be an integer or null"), ("score", True, "'score' must be an integer or null"),
     ("score", "4", "'score' must be an integer or null"), ("score", 0, "Score 0"), ("score", 6, "Score 6"),
-    ("item", "x", "'item' must be an integer"), ("item", 13, "Unknown item 13"), ("item", True, "'item' must be an integer"),
+    ("item", "x", "'item' must be an integer"), ("item", 13, "Unknown item 13"), ("item", True,
+                                                                                  "'item' must be an integer"),
     ("expected_version", "abc", "'expected_version' must be an integer"),
     ("expected_version", 1.0, "'expected_version' must be an integer"),
     ("rationale", None, "'rationale' must be a string"), ("rationale", "x" * 5_000_000, "the limit is 4,000"),
@@ -55,7 +56,8 @@ def test_a_valid_save_still_works_and_is_exactly_what_was_sent(studio_server, ad
 
 def test_clean_draft_is_strict_for_the_ui_too():
     ok = {"score": 4, "rationale": "r", "evidence": [2, 1], "change_reasons": ["style"]}
-    assert review_checks.clean_draft(ok) == {"score": 4, "rationale": "r", "evidence": [1, 2], "change_reasons": ["style"]}
+    assert review_checks.clean_draft(ok) == {"score": 4, "rationale": "r", "evidence": [1, 2],
+                                             "change_reasons": ["style"]}
     for bad in ({"score": 3.5}, {"score": True}, {"score": "4"}, {"score": 9}, {"rationale": None},
                 {"rationale": "x" * (RATIONALE_LIMIT + 1)}, {"evidence": ["1"]}, {"change_reasons": [["style"]]}):
         with pytest.raises(ValidationError, match="Fix:"):

@@ -7,7 +7,8 @@ import pytest
 
 from care_model.text.curation import (CLIENT_ANCHORED, EXPERT_JUDGED, curate_item, curated_labels,
     default_curation_mode, resolve_unresolved, score_source_for)
-from care_model.text.snapshot import (new_curated_sessions, read_snapshot, snapshot_rule, split_by_client, take_snapshot,
+from care_model.text.snapshot import (new_curated_sessions, read_snapshot, snapshot_rule, split_by_client,
+                                      take_snapshot,
     write_snapshot)
 from care_model.core.errors import TrainingError, ValidationError
 from care_model.core.records import ADJUDICATED, SCORE_SOURCES, SHARED, Label
@@ -109,13 +110,15 @@ def test_modes_and_score_sources():
     assert score_source_for(CLIENT_ANCHORED, SHARED) == "client_self_report"
     assert score_source_for(CLIENT_ANCHORED, "ann") == "client_self_report"
     assert score_source_for(EXPERT_JUDGED, SHARED) == "expert"
-    assert score_source_for(EXPERT_JUDGED, ADJUDICATED) == score_source_for(CLIENT_ANCHORED, ADJUDICATED) == "adjudicated"
+    assert score_source_for(EXPERT_JUDGED, ADJUDICATED) == score_source_for(CLIENT_ANCHORED,
+                                                                            ADJUDICATED) == "adjudicated"
     with pytest.raises(ValidationError, match="Unknown curation mode"):
         score_source_for("both", SHARED)
 
 
 def test_the_store_refuses_a_client_anchored_score_that_is_not_the_clients(repo):
-    with pytest.raises(ValidationError, match="anchored to the client's self-reported score 4.*Keep the client's score"):
+    with pytest.raises(ValidationError,
+                       match="anchored to the client's self-reported score 4.*Keep the client's score"):
         save(repo, anchored("s1", 1, 5, "mine"))
     with pytest.raises(ValidationError, match="no client self-report.*expert-judged"):
         save(repo, anchored("s2", 1, 4, "mine"))                           # s2 has no self-report
@@ -161,7 +164,8 @@ def test_curated_or_none_adds_self_reported_scores_without_rationale_and_says_so
     assert set(snap.labels) == {"s1", "s3"}                                # the sessions with self-reports
     s1 = {c.item: c for c in snap.labels["s1"]}
     assert len(s1) == 12 and (s1[1].rationale, s1[1].source) == ("client-anchored rationale", "shared")
-    assert all(c.rationale == "" and c.source == "self_report_no_rationale" and c.score == 4 for i, c in s1.items() if i != 1)
+    assert all(c.rationale == "" and c.source == "self_report_no_rationale" and c.score == 4 for i,
+               c in s1.items() if i != 1)
     assert [c.score for c in snap.labels["s3"]] == [2] * 12
     assert {c.score_source for labs in snap.labels.values() for c in labs} == {"client_self_report"}
     head = snap.header()
@@ -179,7 +183,8 @@ def test_evaluation_reads_the_same_rule_and_sources(repo):
     assert sorted((c.session_id, c.score_source) for c in chosen) == [("s1", "client_self_report"), ("s4", "expert")]
     assert unresolved == [("s2", 1)]
     resolved = resolve_unresolved(repo.labels(), unresolved)
-    assert [(r.score, r.rationale, r.annotator, r.score_source) for r in resolved] == [(2, "low", "median_of_2", "expert")]
+    assert [(r.score, r.rationale, r.annotator, r.score_source) for r in resolved] == [(2, "low", "median_of_2",
+                                                                                        "expert")]
     only_client = curated_labels(repo.labels(), score_sources=["client_self_report"])[0]
     assert [c.session_id for c in only_client] == ["s1"]
     assert resolve_unresolved(repo.labels(), unresolved, score_sources=["client_self_report"]) == []

@@ -159,7 +159,8 @@ def test_drafts_never_replace_the_models_suggestion(tmp_path, predictor):
     with Repository(tmp_path / "again") as repo2:  # the export keeps the drafts and their fields
         repo2.import_batch(read_files([out], "jsonl"))
         back = [p for p in repo2.predictions("s1", history=True) if p.is_draft]
-        assert sorted((p.item, p.drafted_for_score, p.draft_source) for p in back) == [(1, 5, "client"), (2, 1, "client")]
+        assert sorted((p.item, p.drafted_for_score, p.draft_source) for p in back) == [(1, 5, "client"), (2, 1,
+                                                                                                          "client")]
         assert all(not p.is_draft for p in repo2.predictions("s1"))
 
 
@@ -184,7 +185,8 @@ def test_draft_command_for_clients_and_experts(tmp_path, tiny_model_dir):
     with Repository(store) as repo:
         client = json.loads((ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()[1])
         drafts = {p.item: p for p in repo.predictions("sample-en-02", history=True)}
-        assert {i: p.drafted_for_score for i, p in drafts.items()} == {int(k): v for k, v in client["ratings"]["client"].items()}
+        assert {i: p.drafted_for_score for i, p in drafts.items()} == {int(k): v for k,
+                                                                       v in client["ratings"]["client"].items()}
         assert all(p.draft_source == "client" and p.mode == "draft" for p in drafts.values())
         (expert,) = repo.predictions("sample-en-03", history=True)
         assert (expert.item, expert.drafted_for_score, expert.draft_source) == (2, 4, "expert")

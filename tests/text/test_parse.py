@@ -121,7 +121,8 @@ def test_form_labels_drive_label_matching():
     from care_model.core.wai import wai_sr
 
     form = wai_sr()
-    scale = replace(form.scale, labels={"en": {1: "Never", 2: "Rarely", 3: "Half the time", 4: "Usually", 5: "Every time"}})
+    scale = replace(form.scale, labels={"en": {1: "Never", 2: "Rarely", 3: "Half the time", 4: "Usually",
+                                               5: "Every time"}})
     other = replace(form, scale=scale)
     assert parse_answer("Usually\nok", form=other).score == 4
     assert parse_answer("Every time", form=other).score == 5

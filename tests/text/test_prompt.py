@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 FORM = wai_sr()
 
 CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
+          "'\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 # The parts of Llama-3.1's template that matter here: BOS, a date block in the system turn, `| trim`.
@@ -34,7 +35,8 @@ LLAMA31 = (
     "{{- 'Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n' }}"
     "{{- system_message }}{{- '<|eot_id|>' }}"
     "{%- for message in messages %}"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' "
+           "}}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}"
 )
@@ -47,7 +49,8 @@ def _tokenizer(template: str):
     from transformers import PreTrainedTokenizerFast
 
     corpus = [t for s in (_session("en", 40), _session("zh", 40)) for t in (x.text for x in s.turns)]
-    corpus += [FORM.item_text(i, p, lang) for i in FORM.item_ids for p in ("client", "counselor") for lang in ("en", "zh")]
+    corpus += [FORM.item_text(i, p, lang) for i in FORM.item_ids for p in ("client", "counselor") for lang in ("en",
+                                                                                                               "zh")]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -96,7 +96,8 @@ def test_crossval_folds_by_client_adapters_never_see_their_test_sessions(tmp_pat
                 per_fold = []
                 for test in folds:
                     sub = {s: snapshot.sessions[s] for s in test}
-                    v = _independent_pooled(sub, [p for p in preds[system] if p["session_id"] in test], field)[dim]["mse"]
+                    v = _independent_pooled(sub, [p for p in preds[system] if p["session_id"] in test],
+                                            field)[dim]["mse"]
                     per_fold.append(v)
                 assert rows[(system, field, dim, "mse")]["fold_mean"] == pytest.approx(np.mean(per_fold), abs=1e-9)
                 assert rows[(system, field, dim, "mse")]["fold_sd"] == pytest.approx(np.std(per_fold, ddof=1), abs=1e-9)

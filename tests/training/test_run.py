@@ -57,7 +57,8 @@ def test_recipes_resolve_and_flags_override():
     cpu = resolve_config(ROOT / "recipes/cpu-smoke.yaml")
     assert cpu.base_model == "smollm2" and cpu.max_steps == 10
     assert cpu.score_sources == ["client_self_report"] and cpu.rationales == "curated_or_none"
-    gpu = resolve_config(ROOT / "recipes/gpu-llama31-8b.yaml", {"learning_rate": "3e-5", "lora_target_modules": "q_proj,v_proj"})
+    gpu = resolve_config(ROOT / "recipes/gpu-llama31-8b.yaml", {"learning_rate": "3e-5",
+                                                                "lora_target_modules": "q_proj,v_proj"})
     assert gpu.dtype == "bfloat16" and gpu.gradient_checkpointing and gpu.max_prompt_tokens == 8192
     assert gpu.learning_rate == 3e-5 and gpu.lora_target_modules == ["q_proj", "v_proj"]
     assert resolve_config(None, {"max_steps": "none"}).max_steps is None
@@ -239,7 +240,8 @@ def test_accumulated_micro_batches_give_the_gradient_of_one_large_batch(tiny_mod
 
     for weight in (1.0, 3.0):
         big_loss, big = grads(lambda: accumulate_gradients(model, [rows], accelerator, pad, torch.float32, weight))
-        acc_loss, acc = grads(lambda: accumulate_gradients(model, [[r] for r in rows], accelerator, pad, torch.float32, weight))
+        acc_loss, acc = grads(lambda: accumulate_gradients(model, [[r] for r in rows], accelerator, pad, torch.float32,
+                                                           weight))
         assert acc_loss == pytest.approx(big_loss, rel=1e-5)
         scale = max(g.abs().max().item() for g in big.values())
         for name in big:
@@ -313,7 +315,8 @@ def test_two_cpu_processes_with_gloo(tmp_path, tiny_model_dir):
     # torchrun starts the two ranks and Accelerator() joins them over gloo (MULTI_CPU).
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(port),
-           "-m", "care_model.jobs.retrain", "--store", str(store), "--base-model", str(tiny_model_dir), "--run-id", "ddp",
+           "-m", "care_model.jobs.retrain", "--store", str(store), "--base-model", str(tiny_model_dir), "--run-id",
+           "ddp",
            "--max-steps", "3", "--save-every-steps", "2", "--validation-fraction", "0.25", "--eval-n-boot", "0",
            "--actor", "boss"]
     t0 = time.perf_counter()

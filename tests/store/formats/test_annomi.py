@@ -23,7 +23,8 @@ def test_annomi_small_fixture():
     assert s.metadata["mi_quality"] == "low" and s.metadata["topic"] == "smoking cessation"
     assert s.metadata["video_title"] == 'Bad MI: "The Lecture"'
     assert s.metadata["turn_annotations"] == [
-        {"utterance_id": 0, "timestamp": "00:00:01", "main_therapist_behaviour": "therapist_input", "client_talk_type": "n/a"},
+        {"utterance_id": 0, "timestamp": "00:00:01", "main_therapist_behaviour": "therapist_input",
+         "client_talk_type": "n/a"},
         {"utterance_id": 1, "timestamp": "00:00:05", "main_therapist_behaviour": "n/a", "client_talk_type": "sustain"},
         {"utterance_id": 2, "timestamp": "00:00:09", "main_therapist_behaviour": "question", "client_talk_type": "n/a"}]
     assert batch.warnings == []

@@ -19,7 +19,8 @@ def _records():
     preds = [Prediction(id="p-1", session_id="zh-0042", item=3, model_version="care-v2", score=4, expected_score=3.71,
                         probs=[0.01, 0.04, 0.25, 0.6, 0.1], rationale="来访者说“还行”。", evidence=[1],
                         unsupported_quotes=["我很好"], raw_output="4\n理由……", parse_status="ok", prompt_hash="abc123",
-                        mode="full", perspective="client", warnings=["truncated"], created_at="2025-01-03T00:00:00+00:00"),
+                        mode="full", perspective="client", warnings=["truncated"],
+                        created_at="2025-01-03T00:00:00+00:00"),
              Prediction(id="p-2", session_id="zh-0042", item=7, model_version="care-v2", score=None,
                         parse_status="failed", parse_error="no score", raw_output="???")]
     labels = [Label(session_id="zh-0042", item=3, annotator="@shared", score=3, rationale="改为3分", evidence=[1, 2],

@@ -9,7 +9,8 @@ from formats_testing import FIX, error, line, write
 def test_text_english_with_headers_and_multiline_turns():
     batch = read_files([FIX / "session_en.txt"], "text")
     s = batch.sessions[0]
-    assert (s.id, s.language, s.source, s.client_id, s.counselor_id) == ("text-session_en", "en", "text", "c-12", "t-03")
+    assert (s.id, s.language, s.source, s.client_id, s.counselor_id) == ("text-session_en", "en", "text", "c-12",
+                                                                         "t-03")
     assert s.metadata["session_number"] == 2
     assert s.metadata["header_comments"] == ["recorded at the university counseling centre"]
     assert [t.speaker for t in s.turns] == ["counselor", "client", "counselor", "client", "counselor", "client"]
