@@ -1,6 +1,6 @@
 """Alliance instruments as data: the WAI-SR and any other form dropped in as JSON.
 
-A form file (``care_model/forms/<id>.json``, or a folder named by ``CARE_FORMS_DIR``) holds the
+A form file (``care_model/core/forms/<id>.json``, or a folder named by ``CARE_FORMS_DIR``) holds the
 items, their dimensions, the scale with its labels per language, and the wording per perspective
 (client, counselor, observer, ...) and language. Adding the observer WAI-O-S or another language
 is a new or edited JSON file, not code.
@@ -179,7 +179,7 @@ def _form_from_dict(data: dict, source: str) -> Form:
     def need(key):
         if key not in data:
             raise ValidationError(f"Form file {source} lacks {key!r}.",
-                                  "Follow the layout of care_model/forms/wai-sr.json.")
+                                  "Follow the layout of care_model/core/forms/wai-sr.json.")
         return data[key]
 
     scale_d = need("scale")
@@ -228,7 +228,7 @@ def _load_form_cached(form_id: str, dirs: tuple[str, ...]) -> Form:
             return _form_from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
     raise ValidationError(
         f"Unknown form {form_id!r}.",
-        f"Use one of {', '.join(available_forms())}, or add {form_id}.json to care_model/forms/ or CARE_FORMS_DIR.",
+        f"Use one of {', '.join(available_forms())}, or add {form_id}.json to care_model/core/forms/ or CARE_FORMS_DIR.",
     )
 
 
