@@ -228,7 +228,8 @@ def _load_form_cached(form_id: str, dirs: tuple[str, ...]) -> Form:
             return _form_from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
     raise ValidationError(
         f"Unknown form {form_id!r}.",
-        f"Use one of {', '.join(available_forms())}, or add {form_id}.json to care_model/core/forms/ or CARE_FORMS_DIR.",
+        f"Use one of {', '.join(available_forms())}, "
+        f"or add {form_id}.json to care_model/core/forms/ or CARE_FORMS_DIR.",
     )
 
 
