@@ -12,8 +12,8 @@ def make_session(sid: str = "s1", n_turns: int = 6, language: str = "en", client
                  for t in range(n_turns)]
     return Session(
         id=sid, language=language, source="test", client_id=client, counselor_id="t-1",
-        turns=[{"index": i, "speaker": "counselor" if i % 2 == 0 else "client", "text": txt} for i,
-               txt in enumerate(texts)],
+        turns=[{"index": i, "speaker": "counselor" if i % 2 == 0 else "client", "text": txt}
+               for i, txt in enumerate(texts)],
         ratings={"client": ratings} if ratings else {},
     )
 

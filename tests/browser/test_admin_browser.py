@@ -30,7 +30,8 @@ def test_markup_in_a_toast_is_text_and_admins_manage_users_and_read_the_audit(st
             toast = page.locator(".toast-body").first
             expect(toast).to_contain_text("Bad user name")
             expect(toast).to_contain_text('<b id="care-bold">bold</b>')  # shown as text...
-            assert page.locator(".toast-body img, .toast-body b#care-bold, .toast-body form").count() == 0  # ...not rendered
+            # ...not rendered
+            assert page.locator(".toast-body img, .toast-body b#care-bold, .toast-body form").count() == 0
             assert page.evaluate("window.__pwned") is None
             # deactivate ann from the page; the users table says so at once
             page.get_by_label("User name", exact=True).fill("bob")

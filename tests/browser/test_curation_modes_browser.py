@@ -69,8 +69,8 @@ def test_client_anchored_card_fixes_the_clients_score_and_saves_the_experts_rati
     page = open_page("ann")
     open_session(page, ANCHORED)
     expect(page.locator("#care-curation-mode")).to_have_attribute("data-mode", "client_anchored")
-    expect(page.locator("#care-summary")).to_contain_text("Client self-report")      # the client's ratings are the scores
-    assert page.locator("#care-summary th", has_text="Counselor").count() == 0      # the counselor's stay hidden
+    expect(page.locator("#care-summary")).to_contain_text("Client self-report")  # the client's ratings are the scores
+    assert page.locator("#care-summary th", has_text="Counselor").count() == 0  # the counselor's stay hidden
     card = page.locator("#card-1")
     expect(card).to_contain_text("Client's self-reported score (fixed)")
     expect(page.locator("#score-1 input[type=radio]:checked")).to_have_value(str(client[1]))

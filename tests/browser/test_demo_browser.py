@@ -40,5 +40,6 @@ def test_demo_page(tiny_model_dir):
         expect(page.locator("#demo-status")).to_contain_text("Predicted with", timeout=120_000)
         assert page.evaluate("window.__careMaxBars") == 1  # one per job (it was four, one per output)
         expect(page.locator("#care-turn-1 .tx")).to_have_text("<b>not bold</b> I can't sleep.")
-        expect(page.locator("#demo-cards .care-model-version").first).to_have_text(demo.studio_ctx.predictor.model_version)
+        expect(page.locator("#demo-cards .care-model-version").first).to_have_text(
+            demo.studio_ctx.predictor.model_version)
         browser.close()

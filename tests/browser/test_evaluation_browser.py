@@ -205,9 +205,11 @@ def test_admin_creates_two_raters_complete_blind_results_match(app, open_page):
     admin.click("#eval-show")
     expect(admin.locator("#eval-rubric-table")).to_be_visible()
     for (system, c), vals in rub.items():
-        cell = admin.locator(f'#eval-rubric-table tr[data-system="{system}"][data-criterion="{c}"] td[data-stat="mean"]')
+        cell = admin.locator(f'#eval-rubric-table tr[data-system="{system}"][data-criterion="{c}"] '
+                             'td[data-stat="mean"]')
         expect(cell).to_contain_text(re.compile(rf"^{re.escape(fmt(sum(vals) / len(vals)))} \["))
-        cell = admin.locator(f'#eval-rubric-table tr[data-system="{system}"][data-criterion="{c}"] td[data-stat="pass"]')
+        cell = admin.locator(f'#eval-rubric-table tr[data-system="{system}"][data-criterion="{c}"] '
+                             'td[data-stat="pass"]')
         expect(cell).to_contain_text(re.compile(rf"^{re.escape(fmt(sum(v >= 3 for v in vals) / len(vals)))}"))
     win = admin.locator('#eval-pair-table tr[data-a="care-v2"][data-b="expert"] td[data-stat="win"]')
     expect(win).to_contain_text(re.compile(rf"^{re.escape(fmt(wins / compared))} \["))
@@ -215,7 +217,8 @@ def test_admin_creates_two_raters_complete_blind_results_match(app, open_page):
         keys = sorted(units[c])
         data = np.array([[units[c][u].get(r, np.nan) for u in keys] for r in ("ann", "bob")], float)
         alpha = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])
-        expect(admin.locator(f'#eval-agree-table tr[data-criterion="{c}"] td[data-stat="alpha"]')).to_have_text(fmt(alpha, 3))
+        expect(admin.locator(f'#eval-agree-table tr[data-criterion="{c}"] td[data-stat="alpha"]')).to_have_text(
+            fmt(alpha, 3))
     expect(admin.locator("#eval-plot-means")).to_be_visible()
     expect(admin.locator("#eval-plot-wins")).to_be_visible()
     admin.wait_for_timeout(800)  # let the plots draw

@@ -169,7 +169,8 @@ def test_xss_transcript_renders_as_text(app, open_page):
     open_session(page, "xss-1")
     expect(page.locator("#care-turn-0 .tx")).to_have_text(XSS[0])
     expect(page.locator("#care-turn-1 .tx")).to_have_text(XSS[1])
-    expect(page.locator("#card-1 .care-rationale")).to_contain_text('<img src=x onerror="window.__xss = 4"> <b>bold</b>')
+    expect(page.locator("#card-1 .care-rationale")).to_contain_text(
+        '<img src=x onerror="window.__xss = 4"> <b>bold</b>')
     page.fill("#rationale-1 textarea", '<script>window.__xss = 5</script><img src=x onerror="window.__xss = 6">')
     page.keyboard.press("Tab")
     expect(status(page)).to_contain_text("Saved item 1")

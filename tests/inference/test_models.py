@@ -1,4 +1,5 @@
-"""care_model.inference.models and the tests' tiny model (tests/tiny_model.py): offline loading, naming, the process-wide cache."""
+"""care_model.inference.models and the tests' tiny model (tests/tiny_model.py): offline loading, naming,
+the process-wide cache."""
 from __future__ import annotations
 
 import importlib.util

@@ -62,7 +62,8 @@ def test_shipped_sample_predictions_have_a_score_and_a_verbatim_quote():
 
 def test_predict_command_on_a_real_annomi_session_quotes_it_verbatim(tmp_path, tiny_model_dir):
     if not ANNOMI.is_file():
-        pytest.skip(f"real AnnoMI data not present at {ANNOMI} (the shared data folder exists only on project machines)")
+        pytest.skip(f"real AnnoMI data not present at {ANNOMI} "
+                    "(the shared data folder exists only on project machines)")
     with open(ANNOMI, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     counts: dict[str, int] = {}

@@ -1,4 +1,5 @@
-"""care_model.jobs.evaluate (python -m care_model.jobs.evaluate): a JSONL export or a store in, the report out, clear errors."""
+"""care_model.jobs.evaluate (python -m care_model.jobs.evaluate): a JSONL export or a store in, the report out,
+clear errors."""
 from __future__ import annotations
 
 import json
@@ -57,7 +58,8 @@ def test_cli_json_table_and_cv(tmp_path, capsys):
     direct = ev.evaluate_predictions(sessions, ev.latest_predictions(preds, "m1"), curation.curated_labels(labels)[0],
                                      n_boot=50)
     assert out["correlations"]["goal"]["pearson"]["value"] == pytest.approx(direct.correlations["goal"].pearson.value)
-    assert out["expert_agreement"]["overall"]["qwk"]["value"] == pytest.approx(direct.expert_agreement.overall.qwk.value)
+    assert out["expert_agreement"]["overall"]["qwk"]["value"] == pytest.approx(
+        direct.expert_agreement.overall.qwk.value)
 
     assert cli.main(["--input", str(path), "--model-version", "m1", "--n-boot", "0", "--no-text"]) == 0
     table = capsys.readouterr().out
@@ -143,7 +145,8 @@ def test_cli_reads_a_store_and_uses_the_curation_rule_for_independent_labels(tmp
         assert curate_item(both).score == min(lab.score for lab in both)
     direct = ev.evaluate_predictions(sessions, ev.latest_predictions(preds, "tiny-base"), list(by_item.values()),
                                      n_boot=0, with_text_metrics=False)
-    assert out["expert_agreement"]["overall"]["mae"]["value"] == pytest.approx(direct.expert_agreement.overall.mae.value)
+    assert out["expert_agreement"]["overall"]["mae"]["value"] == pytest.approx(
+        direct.expert_agreement.overall.mae.value)
 
     assert cli.main(["--store", str(tmp_path / "store"), "--model-version", "m1", "--n-boot", "0", "--no-text",
                     "--json"]) == 2

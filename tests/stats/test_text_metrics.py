@@ -1,4 +1,5 @@
-"""care_model.stats.text_metrics: ROUGE, BLEU (against sacrebleu) and embedding similarity of rationales, in both languages."""
+"""care_model.stats.text_metrics: ROUGE, BLEU (against sacrebleu) and embedding similarity of rationales,
+in both languages."""
 from __future__ import annotations
 
 import numpy as np

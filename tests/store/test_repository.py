@@ -246,5 +246,6 @@ def test_migration_v1_to_v2_gives_stored_labels_a_score_source(tmp_path):
         assert got == {("s1", SHARED): "expert", ("s1", ADJUDICATED): "adjudicated", ("s2", "ann"): "expert"}
         assert (root / repo.meta["backup"] / "meta.json").exists()
     with Repository(root) as repo:  # stored, not just defaulted on reading
-        raw = FileSet(root).db(f"sessions/{repo._keys['s1']}/labels.json").table("labels").search(Query().annotator == SHARED)
+        raw = (FileSet(root).db(f"sessions/{repo._keys['s1']}/labels.json").table("labels")
+               .search(Query().annotator == SHARED))
     assert raw[0]["score_source"] == "expert"

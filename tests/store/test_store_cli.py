@@ -30,7 +30,8 @@ def snapshot(root: Path):
 
 def test_real_annomi_import_gives_133_sessions_and_9699_turns(tmp_path):
     if not ANNOMI.is_file():
-        pytest.skip(f"real AnnoMI data not present at {ANNOMI} (the shared data folder exists only on project machines)")
+        pytest.skip(f"real AnnoMI data not present at {ANNOMI} "
+                    "(the shared data folder exists only on project machines)")
     store = tmp_path / "store"
     res = cli("import", "--store", store, "--format", "annomi", ANNOMI, "--json")
     assert res.returncode == 0, res.stderr
@@ -87,7 +88,8 @@ def test_export_reads_back_losslessly(tmp_path):
         first = repo.save_label(lab, actor="alice", expected_version=0)
         repo.save_label(make_label(sid, 3, score=1, status="submitted"), actor="bob", expected_version=first.version)
         zh = [s for s in repo.session_ids() if s.startswith("sample-zh")][0]
-        repo.save_label(make_label(zh, 7, rationale="来访者说：“我觉得你不太懂我。”"), actor="carol", expected_version=0)
+        repo.save_label(make_label(zh, 7, rationale="来访者说：“我觉得你不太懂我。”"), actor="carol",
+                        expected_version=0)
         original = {s: (repo.get_session(s).to_dict(), [p.to_dict() for p in repo.predictions(s, history=True)],
                         [x.to_dict() for x in repo.labels(s)]) for s in repo.session_ids()}
     out = tmp_path / "export.jsonl"
@@ -107,8 +109,9 @@ def test_export_reads_back_losslessly(tmp_path):
     assert restored == original
     second = tmp_path / "export2.jsonl"
     assert cli("export", "--store", fresh, "--out", second).returncode == 0
-    strip = lambda text: [{k: v for k,
-                           v in json.loads(line).items() if k != "created_at"} for line in text.splitlines()]
+    def strip(text):
+        return [{k: v for k, v in json.loads(line).items() if k != "created_at"} for line in text.splitlines()]
+
     assert strip(second.read_text(encoding="utf-8")) == strip(out.read_text(encoding="utf-8"))
 
 

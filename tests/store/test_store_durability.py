@@ -32,7 +32,8 @@ WRITER = textwrap.dedent("""
     for k in itertools.count():
         if k % 9 == 4:   # a multi-file transaction: a new session (3 new files)
             sid = f"run{{run}}-{{k}}"
-            repo.add_sessions([Session(id=sid, turns=[{{"index": 0, "speaker": "client", "text": f"hello {{run}} {{k}}"}}])])
+            repo.add_sessions([Session(id=sid,
+                                       turns=[{{"index": 0, "speaker": "client", "text": f"hello {{run}} {{k}}"}}])])
             print(f"SESSION {{sid}}", flush=True)
             continue
         item = k % 12 + 1

@@ -45,8 +45,8 @@ def code_session(repo, who: Access, sid: str, scores: list[int]) -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     repo = Repository(tmp_path_factory.mktemp("adj") / "store")
-    repo.add_sessions([make_session(s, client=f"c-{s}", texts=[t + f" ({s})" if k % 2 == 0 else t for k,
-                                                               t in enumerate(TEXTS)])
+    repo.add_sessions([make_session(s, client=f"c-{s}",
+                                    texts=[t + f" ({s})" if k % 2 == 0 else t for k, t in enumerate(TEXTS)])
                        for s in ("s1", "s2", "s3")])
     repo.add_predictions([Prediction(id=f"{s}|m1|{i}", session_id=s, item=i, model_version="m1", score=MODEL[i - 1],
                                      rationale=f"Model: item {i} looks like {MODEL[i - 1]}.", evidence=[1])
@@ -86,8 +86,9 @@ def test_view_shows_experts_side_by_side_with_the_model(store):
 
 
 def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(store):
-    before = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"],
-                                                                  score_sources=SCORE_SOURCES).labels.values() for c in labs}
+    before = {(c.session_id, c.item): c
+              for labs in take_snapshot(store, session_ids=["s1"], score_sources=SCORE_SOURCES).labels.values()
+              for c in labs}
     assert (before[("s1", 4)].score, before[("s1", 4)].source) == (2, "median_of_2")  # lower median of 2 and 4
     _, unresolved = curated_labels(store.labels("s1"))
     assert ("s1", 4) in unresolved
@@ -114,11 +115,12 @@ def test_adjudication_is_recorded_conflict_checked_and_feeds_the_next_snapshot(s
     with pytest.raises(PermissionDenied):
         adj.adjudicate(store, ANN, "s1", 2, source="ann")
 
-    after = {(c.session_id, c.item): c for labs in take_snapshot(store, session_ids=["s1"],
-                                                                 score_sources=SCORE_SOURCES).labels.values() for c in labs}
+    after = {(c.session_id, c.item): c
+             for labs in take_snapshot(store, session_ids=["s1"], score_sources=SCORE_SOURCES).labels.values()
+             for c in labs}
     assert (after[("s1", 4)].score, after[("s1", 4)].source, after[("s1", 4)].label_ids) == (4, "adjudicated", [lab.id])
-    assert lab.score_source == after[("s1", 4)].score_source == "adjudicated" and before[("s1",
-                                                                                          4)].score_source == "expert"
+    assert (lab.score_source == after[("s1", 4)].score_source == "adjudicated"
+            and before[("s1", 4)].score_source == "expert")
     assert after[("s1", 4)].rationale == lab.rationale
     assert (after[("s1", 7)].score, after[("s1", 7)].evidence, after[("s1", 7)].source) == (5, [5], "adjudicated")
     assert after[("s1", 1)] == before[("s1", 1)]  # items nobody adjudicated keep the rule's choice

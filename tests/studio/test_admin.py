@@ -60,7 +60,7 @@ def test_private_downloads_expire_and_unknown_private_names_are_refused(monkeypa
 
 
 def test_a_deactivated_user_can_neither_log_in_nor_call_the_api(studio_server, admin):
-    url, repo = studio_server.url, studio_server.repo
+    url = studio_server.url
     admin.predict("dora", "dora-pass-123", "annotator", api_name="/add_user")
     dora = client(url, "dora", "dora-pass-123")
     assert dora.predict(api_name="/whoami")["username"] == "dora"

@@ -89,7 +89,8 @@ def test_queue_open_save_reload_submit_through_the_api(studio_server, clients):
     q = ann.predict("mine", "", "id", api_name="/list_queue")
     assert [r["id"] for r in q["rows"]] == [SID] and q["counts"]["not started"] == 1
     v = ann.predict(SID, api_name="/open_session")
-    assert len(v["items"]) == 12 and v["slot"] == SHARED and v["items"][0]["prediction"]["model_version"] == "test-model"
+    assert (len(v["items"]) == 12 and v["slot"] == SHARED
+            and v["items"][0]["prediction"]["model_version"] == "test-model")
     quote = v["session"]["turns"][1]["text"].split()[:4]
     for it in v["items"]:
         pred = it["prediction"]
@@ -178,7 +179,8 @@ def test_admin_imports_a_file(studio_server, clients, tmp_path):
         {"speaker": "counselor", "text": "What brings you in?"}, {"speaker": "client",
                                                                   "text": "I could not sleep."}]}) + "\n")
     _, report = clients["admin"].predict([handle_file(str(upload))], "jsonl", True, api_name="/import_sessions")
-    assert report["added"] == 1 and report["added_ids"] == ["imported-1"] and report["predict_jobs"] == []  # no model here
+    # no model here
+    assert report["added"] == 1 and report["added_ids"] == ["imported-1"] and report["predict_jobs"] == []
     assert studio_server.repo.has_session("imported-1")
     rows = clients["admin"].predict("all", "imported", "id", api_name="/list_queue")["rows"]
     assert [r["id"] for r in rows] == ["imported-1"]

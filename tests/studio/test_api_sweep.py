@@ -128,14 +128,17 @@ def planned_calls(endpoints, defaults_of):
                 # the type check runs before the role check: other roles get one wrong value each
                 for value in bad if role == "admin" or len(bad) <= 2 else [bad[0], bad[-1]]:
                     # refused, naming the parameter (a component input: the parameter or the value) and the fix
-                    check = (lambda msg, p=pname, c=component: clear(msg) and (p in msg or c)
-                             or c and "12345" in msg and not msg.startswith("NOT "))
+                    def check(msg, p=pname, c=component):
+                        return (clear(msg) and (p in msg or c)
+                                or c and "12345" in msg and not msg.startswith("NOT "))
+
                     plan.append((user, api_name, f"{pname}={value!r:.30}", args_for(params, defaults, {pname: value}),
                                  check))
             if role == "admin":
                 continue
             if api_name in MAY_SUCCEED[role]:  # a refusal, or a result that shows nothing of theirs
-                check = lambda msg: clear(msg) or msg.startswith("NOT REFUSED") and not (set(FOREIGN) & set(msg.split("'")))
+                def check(msg):
+                    return clear(msg) or msg.startswith("NOT REFUSED") and not (set(FOREIGN) & set(msg.split("'")))
             else:
                 check = clear
             plan.append((user, api_name, "foreign", args_for(params, defaults), check))

@@ -35,8 +35,8 @@ TEXTS = ["How was your week?", "I started running again and it helps me calm dow
 
 def build_repo(root) -> Repository:
     r = Repository(root)
-    r.add_sessions([make_session(s, client=f"c-{s}", texts=[t + f" ({s})" if k % 2 == 0 else t for k,
-                                                            t in enumerate(TEXTS)])
+    r.add_sessions([make_session(s, client=f"c-{s}",
+                                 texts=[t + f" ({s})" if k % 2 == 0 else t for k, t in enumerate(TEXTS)])
                     for s in ("s1", "s2", "s3", "s4")])
     preds = []
     for v, version in enumerate(SYSTEMS):
@@ -108,11 +108,12 @@ def test_random_and_stratified_sampling(repo):
     bands = cs.sample_targets(eligible, 23, method="stratified", strata="score_band", band_system="m-alpha", seed=1)
     counts = {}
     for t in eligible:
-        counts[cs.score_band(t["outputs"]["m-alpha"]["score"])] = counts.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1
+        counts[cs.score_band(t["outputs"]["m-alpha"]["score"])] = (
+            counts.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1)
     got = {}
     for t in bands:
-        got[cs.score_band(t["outputs"]["m-alpha"]["score"])] = got.get(cs.score_band(t["outputs"]["m-alpha"]["score"]),
-                                                                       0) + 1
+        got[cs.score_band(t["outputs"]["m-alpha"]["score"])] = (
+            got.get(cs.score_band(t["outputs"]["m-alpha"]["score"]), 0) + 1)
     assert all(abs(got[b] - 23 * n / 46) < 1 for b, n in counts.items())  # proportional allocation
     with pytest.raises(ValidationError, match="Only 46 .* 47 were asked for"):
         cs.sample_targets(eligible, 47)
@@ -141,8 +142,8 @@ def test_create_assigns_tasks_by_overlap_and_freezes_what_is_rated(repo):
     t0 = doc["targets"][0]
     before = rt.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
     repo.add_predictions([Prediction(id=f"new-{i}-{s}", session_id=t["session_id"], item=t["item"], model_version=s,
-                                     score=5, rationale="CHANGED") for i,
-                          t in enumerate(doc["targets"]) for s in SYSTEMS])
+                                     score=5, rationale="CHANGED")
+                          for i, t in enumerate(doc["targets"]) for s in SYSTEMS])
     again = rt.rater_task(repo, Access(t0["raters"][0], "annotator"), doc["id"])
     assert again == before and "CHANGED" not in json.dumps(cp.get_campaign(repo, doc["id"]))
     assert cp.get_campaign(repo, doc["id"])["created_by"] == "admin"
@@ -242,7 +243,8 @@ def rate_everything(repo, doc, seed=0, skip=()):
 
 def wilson(s, n, z=1.959963984540054):
     p = s / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    centre, half = ((p + z * z / (2 * n)) / (1 + z * z / n),
+                    z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n))
     return centre - half, centre + half
 
 
@@ -293,7 +295,8 @@ def test_results_match_an_independent_computation(repo):
     assert (pair["system_a"], pair["system_b"]) == ("m-alpha", "m-beta")
     assert pair["win_rate_a"]["value"] == pytest.approx(wins["m-alpha"] / compared)
     assert (pair["win_rate_a"]["low"], pair["win_rate_a"]["high"]) == pytest.approx(wilson(wins["m-alpha"], compared))
-    assert pair["both_bad"] == sum(e["choice"] == "both_bad" for e in pairs) and res["pairwise"]["bradley_terry"] is None
+    assert (pair["both_bad"] == sum(e["choice"] == "both_bad" for e in pairs)
+            and res["pairwise"]["bradley_terry"] is None)
     units = sorted({(e["target"], e["system"]) for e in rubric})
     for c in cp.CRITERIA:
         data = [[next((e[c] for e in rubric if e["rater"] == r and (e["target"], e["system"]) == u),

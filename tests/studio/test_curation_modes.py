@@ -113,7 +113,8 @@ def test_expert_judged_annotators_code_blind_unless_an_admin_shows_the_ratings(a
     assert set(repo.get_session(BLIND).ratings) == {"client", "counselor"}
     view = ann.predict(BLIND, api_name="/open_session")
     assert view["curation"]["mode"] == "expert_judged" and not view["curation"]["score_locked"]
-    assert view["session"]["ratings"] == {} and view["summary"]["client"] is None and view["summary"]["counselor"] is None
+    assert (view["session"]["ratings"] == {} and view["summary"]["client"] is None
+            and view["summary"]["counselor"] is None)
     assert all(it["anchored_score"] is None and it["draft"]["score"] is None for it in view["items"])
     res = ann.predict(BLIND, 3, 1, "My own judgement.", [], [], 0, api_name="/save_draft")
     assert (res["label"]["score"], res["label"]["score_source"]) == (1, "expert")
@@ -168,11 +169,12 @@ def test_client_anchored_cards_start_from_the_rationale_drafted_for_the_clients_
         return Prediction(id=f"draft-{item}-{score}-{stamp}", session_id=DRAFTED, item=item, model_version="test-model",
                           score=score, rationale=text, evidence=[2], mode="draft", drafted_for_score=score,
                           draft_source="client", created_at=f"2026-11-26T00:00:0{stamp}+00:00")
-    repo.add_predictions([draft(2, client[2], "An older draft.", 1), draft(2, client[2],
-                                                                           "Drafted for the client's score.", 2),
+    repo.add_predictions([draft(2, client[2], "An older draft.", 1),
+                          draft(2, client[2], "Drafted for the client's score.", 2),
                           draft(3, client[3] % 5 + 1, "Drafted for another score.", 3)])
     items = {it["item"]: it for it in ann.predict(DRAFTED, api_name="/open_session")["items"]}
-    assert items[2]["score_draft"]["rationale"] == "Drafted for the client's score." and items[2]["score_draft"]["score"] == client[2]
+    assert (items[2]["score_draft"]["rationale"] == "Drafted for the client's score."
+            and items[2]["score_draft"]["score"] == client[2])
     assert items[2]["draft"] == {**items[2]["draft"], "score": client[2],
                                  "rationale": "Drafted for the client's score.",
                                  "evidence": [2]}

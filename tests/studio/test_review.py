@@ -249,8 +249,8 @@ def test_the_transcript_index_builds_its_compact_form_only_when_needed_and_answe
     turns = [{"index": 0, "speaker": "client", "text": "I don't think it's working, honestly."},
              {"index": 1, "speaker": "counselor", "text": "我们一起制定了下周的目标。"},
              {"index": 2, "speaker": "client", "text": "Okay."}]
-    rationales = ['She said "dont think its working" and "Okay".', "“一起制定了下周的目标”", '"I dont think it s working"',
-                  '"nothing like this was said" [2] [9]', 'turn 1 and "honestly"']
+    rationales = ['She said "dont think its working" and "Okay".', "“一起制定了下周的目标”",
+                  '"I dont think it s working"', '"nothing like this was said" [2] [9]', 'turn 1 and "honestly"']
     lazy = TranscriptIndex(turns)
     assert lazy.link('"Okay."').turn_indices == [2] and lazy._compact is None  # found word by word
     eager = TranscriptIndex(turns)

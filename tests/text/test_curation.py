@@ -164,8 +164,8 @@ def test_curated_or_none_adds_self_reported_scores_without_rationale_and_says_so
     assert set(snap.labels) == {"s1", "s3"}                                # the sessions with self-reports
     s1 = {c.item: c for c in snap.labels["s1"]}
     assert len(s1) == 12 and (s1[1].rationale, s1[1].source) == ("client-anchored rationale", "shared")
-    assert all(c.rationale == "" and c.source == "self_report_no_rationale" and c.score == 4 for i,
-               c in s1.items() if i != 1)
+    assert all(c.rationale == "" and c.source == "self_report_no_rationale" and c.score == 4
+               for i, c in s1.items() if i != 1)
     assert [c.score for c in snap.labels["s3"]] == [2] * 12
     assert {c.score_source for labs in snap.labels.values() for c in labs} == {"client_self_report"}
     head = snap.header()

@@ -185,8 +185,8 @@ def test_draft_command_for_clients_and_experts(tmp_path, tiny_model_dir):
     with Repository(store) as repo:
         client = json.loads((ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()[1])
         drafts = {p.item: p for p in repo.predictions("sample-en-02", history=True)}
-        assert {i: p.drafted_for_score for i, p in drafts.items()} == {int(k): v for k,
-                                                                       v in client["ratings"]["client"].items()}
+        assert {i: p.drafted_for_score for i, p in drafts.items()} == {
+            int(k): v for k, v in client["ratings"]["client"].items()}
         assert all(p.draft_source == "client" and p.mode == "draft" for p in drafts.values())
         (expert,) = repo.predictions("sample-en-03", history=True)
         assert (expert.item, expert.drafted_for_score, expert.draft_source) == (2, 4, "expert")

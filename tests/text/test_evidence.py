@@ -73,7 +73,8 @@ def test_links_quotes_in_both_languages(index):
 
 
 def test_tolerates_punctuation_case_whitespace_and_width(index):
-    res = index.link('She said "MY MOM   made me come!!" then “我觉得 你真的很理解我。谢谢你” and "Ｉ don’t know why I’m here"')
+    res = index.link('She said "MY MOM   made me come!!" then “我觉得 你真的很理解我。谢谢你” '
+                     'and "Ｉ don’t know why I’m here"')
     assert res.matches == [("MY MOM   made me come!!", 1), ("我觉得 你真的很理解我。谢谢你", 4),
                            ("Ｉ don’t know why I’m here", 1)]
 

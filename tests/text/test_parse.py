@@ -131,8 +131,9 @@ def test_form_labels_drive_label_matching():
 
 
 # ----- never raises ----------------------------------------------------------------------------
-_ALPHABET = list("0123456789 \n\t.:-()[]*#/,;!?\"'abcxyzVeryoftenAlwaysSeldom") + list(
-    "总是非常频繁相当很少有时：４５，。“”‘’（）【】或到答案选择理由原因…") + ["Score: ", "Answer: ", "Reason: ", "or ", "\r\n"]
+_ALPHABET = (list("0123456789 \n\t.:-()[]*#/,;!?\"'abcxyzVeryoftenAlwaysSeldom")
+             + list("总是非常频繁相当很少有时：４５，。“”‘’（）【】或到答案选择理由原因…")
+             + ["Score: ", "Answer: ", "Reason: ", "or ", "\r\n"])
 
 
 def _random_texts(n: int, seed: int):

@@ -49,8 +49,8 @@ def _tokenizer(template: str):
     from transformers import PreTrainedTokenizerFast
 
     corpus = [t for s in (_session("en", 40), _session("zh", 40)) for t in (x.text for x in s.turns)]
-    corpus += [FORM.item_text(i, p, lang) for i in FORM.item_ids for p in ("client", "counselor") for lang in ("en",
-                                                                                                               "zh")]
+    corpus += [FORM.item_text(i, p, lang)
+               for i in FORM.item_ids for p in ("client", "counselor") for lang in ("en", "zh")]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -87,7 +87,8 @@ EN_LINES = [
     "That sounds like it took some courage. What has been going on?",
     "I can't sleep, and I keep fighting with my mom about everything.",
 ]
-ZH_LINES = ["你好，今天想聊些什么？", "我最近总是睡不好，和妈妈也经常吵架。", "听起来你最近压力很大。", "是的，我觉得没有人理解我。"]
+ZH_LINES = ["你好，今天想聊些什么？", "我最近总是睡不好，和妈妈也经常吵架。",
+            "听起来你最近压力很大。", "是的，我觉得没有人理解我。"]
 
 
 def _session(language: str = "en", n: int = 8, sid: str = "s1") -> Session:
@@ -181,7 +182,8 @@ def test_chinese_layout_uses_chinese_template_and_labels():
     assert "Seldom" not in text and "Client:" not in text
 
 
-@pytest.mark.parametrize("language,role_text", [("en", "Imagine you are the counselor"), ("zh", "请设想你是这次咨询中的咨询师")])
+@pytest.mark.parametrize("language,role_text", [("en", "Imagine you are the counselor"),
+                                                ("zh", "请设想你是这次咨询中的咨询师")])
 def test_counselor_perspective_uses_counselor_wording(language, role_text):
     sp = build_session_prompt(_session(language), perspective="counselor")
     assert role_text in sp.prefix
@@ -249,7 +251,8 @@ def test_long_transcript_keeps_opening_and_end_within_budget(chatml, language):
     assert kept_end > first  # most of the budget goes to the recent turns
     assert sp.warnings == [f"transcript truncated: turns {first}-{last} of 80 elided to fit {limit} tokens"]
     # instructions and options are never cut
-    for needle in (["Answer in exactly two lines", "5. Always"] if language == "en" else ["请严格用两行作答", "5. 总是"]):
+    for needle in (["Answer in exactly two lines", "5. Always"] if language == "en"
+                   else ["请严格用两行作答", "5. 总是"]):
         assert needle in sp.prefix
     # the search uses the budget: what is left over is less than a few turns' worth
     used = max(count(sp.full(i)) for i in FORM.item_ids)
@@ -334,7 +337,8 @@ def test_answer_text_is_two_lines():
 def test_answer_text_round_trips_through_the_parser():
     from care_model.text.parse import parse_answer
 
-    for score, reason, lang in [(1, 'She said "I don\'t want to be here" [1].', "en"), (4, "来访者说“我们一起努力吧”。", "zh")]:
+    for score, reason, lang in [(1, 'She said "I don\'t want to be here" [1].', "en"),
+                                (4, "来访者说“我们一起努力吧”。", "zh")]:
         parsed = parse_answer(answer_text(score, reason, lang), language=lang)
         assert (parsed.status, parsed.score, parsed.rationale) == ("ok", score, reason)
 

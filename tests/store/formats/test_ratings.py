@@ -48,7 +48,8 @@ def test_ratings_other_bad_inputs_and_duplicates(tmp_path):
     other = "s1,client," + ",".join(["4"] * 12)
     path = write(tmp_path, "c.csv", f"session_id,rater,{ITEMS}\n{row}\n{other}\n")
     msg = error([path], "ratings")
-    assert f"{path}:3: ratings 's1 by client' was already read at {path}:2 with different content (they differ in item_1, item_10" in msg
+    assert (f"{path}:3: ratings 's1 by client' was already read at {path}:2 with different content "
+            "(they differ in item_1, item_10") in msg
 
     assert "header but no rows" in error([write(tmp_path, "d.csv", f"session_id,rater,{ITEMS}\n")], "ratings")
     assert "the file is empty" in error([write(tmp_path, "e.csv", "")], "ratings")
