@@ -83,7 +83,13 @@ def choose_calibration(sessions: Iterable[Session], predictions: Iterable[Predic
         out["reason"] = (f"{TOO_FEW} ({n} sessions, {n_c} clients with self-reports; "
                          f"{MIN_SESSIONS} sessions and {MIN_CLIENTS} clients needed)")
         return out
-    kw = dict(training=training, form=form, score_field="expected_score", n_boot=n_boot, seed=seed,
+    train = None
+    if training is not None:
+        train = [t if isinstance(t, Session) else Session.from_dict(t) for t in training]
+        train = [t for t in train if len(t.ratings.get("client") or {}) == len(items)] or None
+        if train is None:
+            out["measurement"]["note"] = "no training session has a self-report: the baseline leaves one client out"
+    kw = dict(training=train, form=form, score_field="expected_score", n_boot=n_boot, seed=seed,
               confidence=confidence)
     raw = quality_against_baselines(rated, _arm(paired, "probs", points), **kw)
     cal = quality_against_baselines(rated, _arm(paired, "probs_calibrated", points), **kw)
@@ -110,7 +116,8 @@ def choose_calibration(sessions: Iterable[Session], predictions: Iterable[Predic
     if not checks["keeps_pearson"]:
         worse = ", ".join(f"{d} (upper bound {m_cal[d]['pearson']['high']} < raw {m_raw[d]['pearson']['value']})"
                           for d, ok in keeps.items() if not ok)
-        failed.append(f"Pearson lowered beyond its interval: {worse}")
+        failed.append(f"Pearson lowered beyond its interval: {worse}" if n_boot > 0 else
+                      "no Pearson interval (n_boot=0): the rule cannot tell, so it keeps the raw probabilities")
     if not checks["beats_mean_baseline"]:
         failed.append(f"calibrated MSE {m_cal['mean_mse']} does not beat the mean baseline's {m_base['mean_mse']}")
     if failed:
@@ -123,6 +130,13 @@ def choose_calibration(sessions: Iterable[Session], predictions: Iterable[Predic
     return out
 
 
+def _num(e: dict) -> str:
+    if e.get("value") is None:
+        return "n/a"
+    ci = f" [{e['low']:.2f}, {e['high']:.2f}]" if e.get("low") is not None else ""
+    return f"{e['value']:+.2f}{ci}"
+
+
 def format_choice(choice: dict) -> str:
     """One short paragraph for a screen: the choice, why, and the figures."""
     m = choice.get("measurement") or {}
@@ -130,7 +144,8 @@ def format_choice(choice: dict) -> str:
     if "none" in m:
         for arm in ("none", "content-free"):
             a = m[arm]
-            r = ", ".join(f"{d} {a[d]['pearson']['value']}" for d in a if d != "mean_mse")
+            r = ", ".join(f"{d} {_num(a[d]['pearson'])}" for d in a if d != "mean_mse")
             lines.append(f"  {arm:<13} mean dimension MSE {a['mean_mse']}; Pearson {r}")
-        lines.append(f"  mean baseline mean dimension MSE {m['mean_baseline']['mean_mse']} ({m['baseline_source']})")
+        lines.append(f"  mean baseline: mean dimension MSE {m['mean_baseline']['mean_mse']} ({m['baseline_source']}; "
+                     f"intervals over {m['unit']})")
     return "\n".join(lines)
