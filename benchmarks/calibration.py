@@ -7,11 +7,15 @@ expected item scores of each are averaged into the dimension scores (Goal, Task,
 their items, care_model.core.wai) and compared with the client's self-reported dimension means:
 Pearson r and MSE per dimension, raw against calibrated, plus the mean over the dimensions. A
 paired bootstrap over sessions (2,000 resamples) gives 95% intervals of the calibrated - raw
-differences. The verdict (``favoured``): a setting whose mean Pearson r is lower beyond noise
-(interval of the r difference excludes 0) is never favoured; otherwise the one with the lower
-mean MSE when that difference is beyond noise; otherwise "none" (no change without evidence).
-(A first version of this rule, a fixed 0.05 tolerance on r, was replaced after the first run:
-the interval of the r difference at 23 sessions is about 0.7 wide, so 0.05 measured noise.)
+differences (descriptive). The choice is not made here: it is the rule fixed in advance in
+care_model.stats.calibration_rule (content-free only if it lowers the mean dimension MSE, keeps
+every dimension's Pearson within its interval and beats the mean baseline; intervals resample
+clients), printed as ``choice``. (An earlier verdict here was revised after its first run had
+said ``none``; it is gone.)
+
+On stored predictions that carry both distributions (no model runs; seconds)::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.calibration --stored data/sample_predictions.jsonl
 
 The sample ratings are synthetic: this is a sanity check of the correction, not evidence of
 validity.
@@ -86,19 +90,25 @@ def compare(rows: list[dict], dims: list[str]) -> dict:
         ms = [v["mse"] for v in per.values() if v["mse"] is not None]
         out[setting] = {"dimensions": per, "mean_pearson": round(float(np.mean(rs)), 4) if rs else None,
                         "mean_mse": round(float(np.mean(ms)), 4) if ms else None}
-    if len(rows) < 3:
-        out["favoured"] = "none"
-        return out
-    diff = out["calibrated_minus_raw"] = _boot_diff(rows, dims)
-    (r_lo, r_hi), (_, m_hi) = diff["pearson_diff_95ci"], diff["mse_diff_95ci"]
-    if r_hi < 0:
-        favoured = "none"              # calibration lowers r beyond noise
-    elif r_lo > 0 or m_hi < 0:
-        favoured = "content-free"      # it raises r, or lowers the MSE, beyond noise
-    else:
-        favoured = "none"
-    out["favoured"] = favoured
+    if len(rows) >= 3:
+        out["calibrated_minus_raw"] = _boot_diff(rows, dims)
     return out
+
+
+def stored_rule(path: str, n_boot: int = 1000) -> dict:
+    """The decision rule on stored predictions with both distributions (no model)."""
+    from care_model.core.records import Prediction, Session
+    from care_model.stats.calibration_rule import choose_calibration
+
+    sessions = [Session.from_dict(json.loads(line)) for line in
+                (ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    preds = [Prediction.from_dict(json.loads(line)) for line in
+             Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    versions = sorted({p.model_version for p in preds})
+    if len(versions) != 1:
+        raise SystemExit(f"{path} holds predictions of {len(versions)} model versions; give one version's file.")
+    return {"benchmark": "calibration rule", "model_version": versions[0], "predictions": path,
+            **choose_calibration(sessions, preds, n_boot=n_boot)}
 
 
 def main(argv=None) -> int:
@@ -112,13 +122,22 @@ def main(argv=None) -> int:
                     help="take the raw option probabilities from a predictions JSONL "
                          "(e.g. data/sample_predictions.jsonl, same model and prompt) instead of predicting; "
                          "only the content-free pass runs (cached)")
+    ap.add_argument("--stored", default=None, metavar="FILE",
+                    help="only the decision rule, on stored predictions carrying probs and probs_calibrated")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.stored:
+        from care_model.stats.calibration_rule import format_choice
+
+        out = stored_rule(args.stored)
+        print(json.dumps(out) if args.json else format_choice(out))
+        return 0
     from care_model.inference.models import ModelSpec
     from care_model.inference.predictor import PredictConfig, Predictor
     from care_model.core.records import Session
     from care_model.core.wai import load_form
+    from care_model.stats.calibration_rule import choose_calibration
 
     if args.tiny:
         from tests.tiny_model import build_tiny_model
@@ -133,7 +152,7 @@ def main(argv=None) -> int:
     form = load_form()
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    rows, items = [], {"raw_argmax_1": 0, "calibrated_argmax_1": 0, "n": 0}
+    rows, items, measured = [], {"raw_argmax_1": 0, "calibrated_argmax_1": 0, "n": 0}, []
     stored = {}
     if args.from_predictions:
         from care_model.text.calibration import calibrate, expected_score
@@ -153,6 +172,7 @@ def main(argv=None) -> int:
                 p.expected_score = expected_score(p.probs_calibrated, form.scale.points)
         else:
             preds = predictor.predict_session(session, scores_only=True)
+        measured += preds
         raw = {p.item: sum(k * q for k, q in zip(form.scale.points, p.probs)) for p in preds}
         cal = {p.item: p.expected_score for p in preds}
         for p in preds:
@@ -166,6 +186,7 @@ def main(argv=None) -> int:
               "mode": "scores_only", "raw_from": args.from_predictions or "predicted in this run",
               "dimensions": [d.key for d in form.dimensions],
               **compare(rows, [d.key for d in form.dimensions]), "items_argmax_option_1": items,
+              "choice": choose_calibration(sessions, measured),
               "seconds": round(time.perf_counter() - t0, 1),
               "load_avg_before": [round(x, 2) for x in load_before],
               "load_avg_after": [round(x, 2) for x in os.getloadavg()],

@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from care_model.text.calibration import DEFAULT_CALIBRATION, MEASUREMENT as CALIBRATION_MEASUREMENT
 from care_model.core.errors import ModelError
 from care_model.inference.model_files import SMOLLM2, SMOLLM2_ID, check_adapter_folder, resolve_model_base
 
@@ -147,8 +146,7 @@ def model_version_info(spec: ModelSpec) -> dict:
         base_id = f"{base_id}@{base_hash}"
     info = {"base": spec.base, "base_name": _base_name(spec.base), "base_hash": base_hash,
             "adapter": spec.adapter, "adapter_name": None, "adapter_hash": None,
-            "dtype": spec.dtype, "device": spec.device,
-            "calibration_default": DEFAULT_CALIBRATION, "calibration_measurement": dict(CALIBRATION_MEASUREMENT)}
+            "dtype": spec.dtype, "device": spec.device}
     vid = base_id
     if spec.adapter:
         folder = Path(spec.adapter).expanduser()

@@ -38,7 +38,7 @@ from care_model.inference.backends import check_backend
 from care_model.inference.backends.common import FREE_DECODING, build_prompt, to_predictions
 from care_model.inference.models import ModelSpec, get_model, model_version_id
 from care_model.inference.modes import calibrate_predictions, calibrated_score_rule, draft_session, grounding_rows
-from care_model.text.calibration import DEFAULT_CALIBRATION, check_calibration
+from care_model.text.calibration import CALIBRATIONS, VERSION, check_calibration
 from care_model.text.prompt import build_session_prompt
 
 Progress = Callable[[float, str], None]
@@ -58,10 +58,11 @@ class PredictConfig:
     perspective: str = field(default="client", metadata={"help": "Answer as the 'client' (WAI-SR) or the 'counselor'."})
     fast: bool = field(default=True,
                        metadata={"help": "Shared-prefix batched engine (False: 12 independent generations)."})
-    calibration: str = field(default=DEFAULT_CALIBRATION, metadata={"help": (
-        "Option probabilities: 'content-free' divides out the model's prior for each item (contextual "
-        "calibration, care_model.text.calibration; the expected score and the queue's uncertainty use the "
-        "calibrated distribution) or 'none'.")})
+    calibration: str = field(default=VERSION, metadata={"help": (
+        "Option probabilities: 'version' (default) applies the model version's own recorded choice "
+        "(care_model.training.calibration_choice; 'none' when it has none), 'content-free' divides out the "
+        "model's prior for each item (contextual calibration, care_model.text.calibration; the expected score "
+        "and the queue's uncertainty use the calibrated distribution), 'none' keeps the raw probabilities.")})
     decoding: str = field(default="grounded", metadata={"help": (
         "'grounded': score = argmax option, quotes constrained to verbatim spans of the item's most relevant "
         "turns (care_model.text.grounding); 'free': the model's unconstrained answer.")})
@@ -82,10 +83,12 @@ class Predictor:
     """Makes model suggestions for sessions. Thread-safe; the model loads on first use."""
 
     def __init__(self, spec: ModelSpec | None = None, config: PredictConfig | None = None, *,
-                 model_version: str | None = None):
+                 model_version: str | None = None, version_calibration: str = "none"):
         self.spec = spec or ModelSpec()
         self.config = config or PredictConfig()
         self._version = model_version
+        # the version's recorded choice, read by a caller that has the store (none when it has none)
+        self.version_calibration = check_calibration(version_calibration or "none", CALIBRATIONS)
         self._engine = None
         self._vllm = None
         self._lock = threading.Lock()
@@ -95,6 +98,11 @@ class Predictor:
         if self._version is None:
             self._version = model_version_id(self.spec)
         return self._version
+
+    @property
+    def calibration(self) -> str:
+        """The calibration applied: the config's forced setting, else this version's recorded choice."""
+        return self.version_calibration if self.config.calibration == VERSION else self.config.calibration
 
     @property
     def loaded(self) -> bool:
@@ -162,7 +170,7 @@ class Predictor:
         rows, ground_warnings, decoding = {}, [], "free"
         if not scores_only:
             rows, ground_warnings = grounding_rows(self.decoder(), session, prompt.suffixes, self.config)
-            if rows and self.config.calibration == "content-free":
+            if rows and self.calibration == "content-free":
                 calibrated_score_rule(self, session, rows)
             if self.config.backend == "vllm":  # free decoding in vLLM: then the quote check (labelled)
                 decoding = FREE_DECODING
@@ -170,7 +178,7 @@ class Predictor:
                                   progress=lambda f, m: report(0.02 + 0.96 * f, m), constraints=rows or None)
         preds = to_predictions(session, prompt, outputs, model_version=self.model_version, config=self.config,
                                scores_only=scores_only, decoding=decoding, rows=rows, extra_warnings=ground_warnings)
-        if self.config.calibration == "content-free":
+        if self.calibration == "content-free":
             calibrate_predictions(self, session, preds)
         report(1.0, "done")
         return preds

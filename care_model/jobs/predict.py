@@ -42,7 +42,7 @@ from care_model.inference.backends import BACKENDS
 from care_model.inference.models import ModelSpec
 from care_model.inference.modes import draft_into_store
 from care_model.inference.predictor import ROOT, SAMPLE_PREDICTIONS, SAMPLE_SESSIONS, PredictConfig, Predictor
-from care_model.text.calibration import CALIBRATIONS, DEFAULT_CALIBRATION
+from care_model.text.calibration import SETTINGS, VERSION
 
 
 # ---------------------------------------------------------------------- the store side
@@ -138,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--candidate-turns", type=int, default=PredictConfig.candidate_turns,
                     help="grounded decoding: how many turns each item may quote (default %(default)s)")
     ap.add_argument("--perspective", choices=("client", "counselor"), default="client")
-    ap.add_argument("--calibration", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION,
-                    help="option-probability calibration (default: the one the sample measurement favoured)")
+    ap.add_argument("--calibration", choices=SETTINGS, default=VERSION,
+                    help="option-probability calibration: 'version' (default) is the model version's own choice "
+                         "recorded in the store (care versions choose-calibration; none when it has none); "
+                         "'none' or 'content-free' override it (content-free stores both distributions)")
     ap.add_argument("--draft-for", choices=("client", "expert"), default=None,
                     help="instead of predicting, draft a rationale for each item's target score: the client's "
                          "self-report or the current expert label (stored as mode 'draft' predictions)")
@@ -170,7 +172,10 @@ def run(argv=None) -> dict:
             spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter)
         else:
             spec = active_spec(repo) or ModelSpec()
-        predictor = Predictor(spec, config)
+        from care_model.inference.models import model_version_id
+        from care_model.training.calibration_choice import version_calibration
+
+        predictor = Predictor(spec, config, version_calibration=version_calibration(repo, model_version_id(spec)))
         try:
             if args.draft_for:
                 return draft_into_store(repo, predictor, args.session, args.draft_for)

@@ -56,13 +56,37 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines) or "(no model versions yet)"
 
 
+def _choose_calibration(repo, args) -> tuple[dict, str]:
+    from care_model.stats.calibration_rule import format_choice
+    from care_model.training.calibration_choice import choose_on_store
+    from care_model.training.versions import require_admin
+
+    require_admin(repo, args.actor, "choose a model version's calibration")
+    predictor = None
+    if args.predict:
+        from care_model.inference.models import ModelSpec
+        from care_model.inference.predictor import PredictConfig, Predictor
+
+        doc = get_version(repo, args.version)
+        predictor = Predictor(ModelSpec(base=doc["base"], adapter=doc.get("adapter") or None),
+                              PredictConfig(calibration="content-free"), model_version=doc["id"])
+    try:
+        out = choose_on_store(repo, args.version, actor=args.actor, predictor=predictor, n_boot=args.n_boot,
+                              progress=lambda i, n: print(f"predicted {i}/{n} sessions", file=sys.stderr))
+    finally:
+        if predictor is not None:
+            predictor.close()
+    return out, f"{args.version}\n{format_choice(out)}"
+
+
 EXAMPLES = """examples:
   care versions --store DIR list
   care versions --store DIR show VERSION_ID
   care versions --store DIR history
   care versions --store DIR --actor admin promote VERSION_ID
   care versions --store DIR --actor admin rollback [VERSION_ID]
-  care versions --store DIR --actor admin reject VERSION_ID"""
+  care versions --store DIR --actor admin reject VERSION_ID
+  care versions --store DIR --actor admin choose-calibration VERSION_ID [--predict]"""
 
 
 def main(argv=None) -> int:
@@ -89,6 +113,13 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=help_)
         p.add_argument("version")
         p.add_argument("--reason", default="")
+    p = sub.add_parser("choose-calibration", help="choose a version's calibration (none or content-free) on its "
+                       "held-out sessions with client self-reports, by the fixed rule, and record it in that version")
+    p.add_argument("version")
+    p.add_argument("--predict", action="store_true",
+                   help="predict (scores only, in memory) the held-out sessions that have no stored prediction "
+                        "with both distributions")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over clients (default 1000)")
     p = sub.add_parser("rollback", help="make an earlier version active again (default: the previous one)")
     p.add_argument("version", nargs="?", default=None)
     p.add_argument("--reason", default="")
@@ -97,7 +128,7 @@ def main(argv=None) -> int:
 
     try:
         with Repository.open(args.store, create=False) as repo:
-            if args.command in ("promote", "rollback", "reject") and not args.actor:
+            if args.command in ("promote", "rollback", "reject", "choose-calibration") and not args.actor:
                 raise PermissionDenied("No --actor was given.", "Pass --actor ADMIN_NAME (or set CARE_USER).")
             if args.command == "list":
                 out = list_versions(repo)
@@ -112,6 +143,8 @@ def main(argv=None) -> int:
             elif args.command == "promote":
                 out = promote(repo, args.version, actor=args.actor, reason=args.reason)
                 text = f"active: {out['id']}"
+            elif args.command == "choose-calibration":
+                out, text = _choose_calibration(repo, args)
             elif args.command == "rollback":
                 out = rollback(repo, args.version, actor=args.actor, reason=args.reason)
                 text = f"active: {out['id']}"

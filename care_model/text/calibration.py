@@ -22,9 +22,12 @@ Predictions keep both: ``probs`` (raw, what the model decodes) and ``probs_calib
 is on; with grounded decoding the score line is the calibrated argmax (care_model.inference.predictor's
 ``calibrated_score_rule``), with free decoding the score is what the model wrote.
 
-The default (:data:`DEFAULT_CALIBRATION`) is the setting the measurement on the sample sessions
-favoured; the figures are in :data:`MEASUREMENT` and benchmarks/RESULTS.md
-(``python -m benchmarks.calibration --json``).
+Whether a model version is calibrated is that version's own choice, made when it is evaluated, on
+its held-out sessions, by the rule in :mod:`care_model.stats.calibration_rule` (fixed before any
+measurement) and recorded in its version document (care_model.training.calibration_choice).
+There is no global default: a Predictor set to :data:`VERSION` ("version", the default) applies
+the choice its caller read from the version, and ``none`` when the version has none recorded;
+``none`` and ``content-free`` force a setting (``care predict --calibration``).
 
 Pure module: no torch, no tinydb.
 """
@@ -41,26 +44,15 @@ from care_model.core.errors import ConfigError
 from care_model.core.records import Session, Turn
 
 CALIBRATIONS = ("none", "content-free")
+VERSION = "version"  # a Predictor setting: the model version's recorded choice (none when it has none)
+SETTINGS = (VERSION,) + CALIBRATIONS
 CONTENT_FREE_TEXT = "N/A"
-# The measurement's verdict on the 23 sample sessions with SmolLM2-135M-Instruct (scores only,
-# python -m benchmarks.calibration --json; benchmarks/RESULTS.md). Synthetic ratings: a sanity
-# check of the correction, not evidence of validity. Calibration cut the mean MSE of the expected
-# dimension scores from 5.24 to 1.52 (paired bootstrap 95% CI of the difference -5.19 to -2.23);
-# the mean Pearson r went from 0.08 to -0.09, a difference within noise (CI -0.47 to 0.23).
-DEFAULT_CALIBRATION = "content-free"
-MEASUREMENT = {
-    "model": "smollm2-135m-instruct", "sessions": 23, "command": "python -m benchmarks.calibration --json",
-    "raw": {"mean_pearson": 0.0845, "mean_mse": 5.2392}, "calibrated": {"mean_pearson": -0.0883, "mean_mse": 1.5216},
-    "pearson_diff_95ci": [-0.4714, 0.2273], "mse_diff_95ci": [-5.1906, -2.2287],
-    "items_argmax_option_1": {"raw": 276, "calibrated": 2, "of": 276},
-    "favoured": DEFAULT_CALIBRATION,
-}
 _FLOOR = 1e-12
 
 
-def check_calibration(name: str) -> str:
-    if name not in CALIBRATIONS:
-        raise ConfigError(f"Unknown calibration {name!r}.", f"Use one of {', '.join(CALIBRATIONS)}.")
+def check_calibration(name: str, allowed: Sequence[str] = SETTINGS) -> str:
+    if name not in allowed:
+        raise ConfigError(f"Unknown calibration {name!r}.", f"Use one of {', '.join(allowed)}.")
     return name
 
 

@@ -17,7 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from care_model.inference.backends import BACKENDS
-from care_model.text.calibration import DEFAULT_CALIBRATION, check_calibration
+from care_model.text.calibration import CALIBRATIONS, check_calibration
 from care_model.text.snapshot import check_sources
 from care_model.core.errors import ConfigError, ValidationError
 
@@ -64,10 +64,11 @@ class RetrainConfig:
                                     "label (the paper's 'CARE without rationales' ablation for those items; recorded "
                                     "in the snapshot).")
     perspective: str = _f("client", "Whose answers the model learns: 'client' (the paper) or 'counselor'.")
-    calibration: str = _f(DEFAULT_CALIBRATION, "Option-probability calibration of the run's evaluation predictions: "
-                                                "'content-free' (contextual calibration, "
-                                                "care_model.text.calibration) or 'none'; the default is the one "
-                                                "the sample measurement favoured.")
+    calibration: str = _f("content-free", "Evaluation predictions: 'content-free' stores the raw and the calibrated "
+                                          "option distributions (care_model.text.calibration), from which the "
+                                          "candidate's own calibration is chosen on its held-out sessions "
+                                          "(care_model.stats.calibration_rule); 'none' stores the raw ones only "
+                                          "(the candidate's choice is then none).")
     max_prompt_tokens: int = _f(8192, "Context budget for the prompt, as at inference "
                                       "(care_model.inference.predictor.PredictConfig; the paper cuts at 8,192; the "
                                       "model's own limit applies if smaller). Longer transcripts are cut exactly as "
@@ -125,7 +126,7 @@ class RetrainConfig:
         def bad(name, fix):
             raise ConfigError(f"Config value {name}={getattr(self, name)!r} is invalid.", fix)
 
-        check_calibration(self.calibration)
+        check_calibration(self.calibration, CALIBRATIONS)
         if self.lora_r < 1:
             bad("lora_r", "Use a rank of at least 1 (8-64 are usual).")
         if self.lora_alpha <= 0:

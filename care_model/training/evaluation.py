@@ -91,12 +91,16 @@ def headline(report: dict) -> dict:
     return out
 
 
-def evaluate_candidate(candidate_spec, baseline_spec, sessions: dict, curated: dict, config, *, progress=None) -> dict:
+def evaluate_candidate(candidate_spec, baseline_spec, sessions: dict, curated: dict, config, *, progress=None,
+                       training=None) -> dict:
     """Predict ``sessions`` with both versions and compare (see the module docstring).
 
     Returns ``{"sessions", "scores_only", "versions": {"candidate"|"baseline": {"version_id",
-    "report", "headline", "seconds"}}, "comparison", "predictions": {name: [dicts]}}``.
+    "report", "headline", "seconds"}}, "comparison", "predictions": {name: [dicts]}}``; the candidate's
+    entry also has ``calibration``: its own choice on these sessions (care_model.training.calibration_choice;
+    ``training``: the training sessions that fit the rule's mean baseline).
     """
+    from care_model.training.calibration_choice import candidate_choice
     from care_model.stats.evaluation_report import compare_reports
 
     ordered = [sessions[s] for s in sorted(sessions)]
@@ -110,6 +114,9 @@ def evaluate_candidate(candidate_spec, baseline_spec, sessions: dict, curated: d
         report = evaluate_report(preds, sessions, curated, config)
         out["versions"][name] = {"version_id": vid, "report": report, "headline": headline(report),
                                  "seconds": round(seconds, 2)}
+        if name == "candidate":
+            out["versions"][name]["calibration"] = candidate_choice(vid, preds, ordered, training=training,
+                                                                    n_boot=config.eval_n_boot, seed=config.seed)
         out["predictions"][name] = [p.to_dict() for p in preds]
     if len(out["versions"]) == 2:
         out["comparison"] = compare_reports(out["versions"]["candidate"]["report"],

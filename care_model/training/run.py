@@ -228,7 +228,8 @@ def _evaluate(run_dir, config, snapshot, split, result, progress) -> dict:
     def report(name, i, n):
         progress.emit("stage", message=f"evaluating {name}: {i}/{n} sessions")
 
-    out = evaluate_candidate(cand, base, sessions, curated, config, progress=report)
+    training = [snapshot.sessions[sid] for sid in split.train if sid in snapshot.sessions]
+    out = evaluate_candidate(cand, base, sessions, curated, config, progress=report, training=training or None)
     with open(run_dir / "eval_predictions.jsonl", "w", encoding="utf-8") as fh:
         for name, preds in out.pop("predictions").items():
             for p in preds:
@@ -240,6 +241,7 @@ def _evaluate(run_dir, config, snapshot, split, result, progress) -> dict:
 # ----------------------------------------------------------------------------- phase 3
 def finish_run(repo, run_dir: Path | str, *, actor: str = "system") -> dict | None:
     """Record the run's outcome in the store; register the candidate when it finished."""
+    from care_model.training.calibration_choice import record_from_evaluation
     from care_model.training.versions import register_candidate
 
     run_dir = Path(run_dir)
@@ -253,6 +255,7 @@ def finish_run(repo, run_dir: Path | str, *, actor: str = "system") -> dict | No
     version = None
     if doc["status"] == "done":
         version = register_candidate(repo, record, actor=actor)
+        record_from_evaluation(repo, version, actor=actor)  # its own calibration choice, in it only
         doc["status"], doc["version_id"] = "registered", version["id"]
     runs.put(doc, actor=actor, action=f"finish:{doc['status']}")
     return version

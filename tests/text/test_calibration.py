@@ -40,23 +40,33 @@ def test_a_uniform_prior_changes_nothing_and_bad_shapes_are_refused():
     assert calibrate(raw, [0.2] * 5) == pytest.approx(raw)
     with pytest.raises(ConfigError, match="content-free"):
         calibrate(raw, [0.5, 0.5])
-    with pytest.raises(ConfigError, match="none, content-free"):
+    with pytest.raises(ConfigError, match="version, none, content-free"):
         check_calibration("platt")
     with pytest.raises(ConfigError):
         PredictConfig(calibration="platt")
 
 
-def test_the_default_is_recorded_in_the_model_version_info_and_recipes_take_the_key(tiny_model_dir):
-    from care_model.text.calibration import DEFAULT_CALIBRATION, MEASUREMENT
+def test_no_global_default_is_stamped_on_model_versions_and_predictors_follow_the_version(tiny_model_dir):
+    """Calibration is each version's own recorded choice (care_model.training.calibration_choice): no
+    measurement of one model is copied into another's version info, and without a choice it is none."""
     from care_model.inference.models import model_version_info
     from care_model.training.config import RetrainConfig
     from care_model.training.evaluation import predictor_config
 
     info = model_version_info(ModelSpec(base=str(tiny_model_dir)))
-    assert info["calibration_default"] == DEFAULT_CALIBRATION == MEASUREMENT["favoured"] == PredictConfig().calibration
+    assert not [k for k in info if "calibration" in k]
+    assert PredictConfig().calibration == "version"
+    spec = ModelSpec(base=str(tiny_model_dir))
+    assert Predictor(spec).calibration == "none"                                   # no recorded choice
+    assert Predictor(spec, version_calibration="content-free").calibration == "content-free"
+    assert Predictor(spec, PredictConfig(calibration="none"), version_calibration="content-free").calibration == "none"
+    # a run's evaluation stores both distributions so the candidate's choice can be measured
+    assert RetrainConfig().calibration == "content-free"
     assert predictor_config(RetrainConfig(calibration="none")).calibration == "none"
     with pytest.raises(ConfigError, match="none, content-free"):
-        RetrainConfig(calibration="platt")
+        RetrainConfig(calibration="version")
+    with pytest.raises(ConfigError, match="Use one of none, content-free"):
+        Predictor(spec, version_calibration="platt")
 
 
 def test_the_content_free_session_has_no_content():

@@ -178,6 +178,13 @@ def test_retraining_learns_a_rule_the_base_model_does_not_know(tmp_path, learnab
     # that ignores the transcript gets each held-out session right with probability 1/2 at best.
     split = run["split"]
     assert not set(split["train_clients"]) & set(split["validation_clients"])
+    # the candidate's own calibration choice, by the fixed rule, on these held-out sessions
+    from care_model.stats.calibration_rule import RULE
+
+    choice = run["evaluation"]["versions"]["candidate"]["calibration"]
+    assert choice["rule"] == RULE and choice["choice"] in ("none", "content-free") and choice["reason"]
+    assert choice["model_version"] == run["evaluation"]["versions"]["candidate"]["version_id"]
+    assert "calibration" not in run["evaluation"]["versions"]["baseline"]
     preds = [json.loads(line) for line in open(run["evaluation"]["predictions_file"], encoding="utf-8")]
     truth = {s.id: s.ratings["client"][1] for s in rule_sessions(32)}
     held_out = split["validation"]
@@ -301,7 +308,14 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir
         assert (a[key] - b[key]).abs().max().item() < 1e-6, key
     assert resumed["data_hash"] == straight["data_hash"]
     with Repository(store) as repo:
-        assert finish_run(repo, run_a, actor="boss")["status"] == "candidate"
+        version = finish_run(repo, run_a, actor="boss")
+        assert version["status"] == "candidate"
+        from care_model.training.calibration_choice import version_calibration
+        from care_model.training.versions import get_version
+
+        # this run was not evaluated: no calibration choice is recorded, so its predictions use none
+        assert get_version(repo, version["id"]).get("calibration") is None
+        assert version_calibration(repo, version["id"]) == "none"
 
 
 # ----------------------------------------------------------------------------- distributed
