@@ -307,13 +307,15 @@ def _child(spec: dict, method: str, timeout: float | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="care-bench-train-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
         spec_path.write_text(json.dumps(spec))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = {**os.environ, "PYTHONPATH": path}
         cmd = [sys.executable, "-m", "benchmarks.train_loop", "--worker", method, "--spec", str(spec_path),
                "--out", str(out_path)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, env=env, timeout=timeout, stdout=subprocess.DEVNULL)
         if proc.returncode != 0 or not out_path.is_file():
-            return {"method": method, "error": f"exit status {proc.returncode}", "process_s": round(time.perf_counter() - t0, 1)}
+            return {"method": method, "error": f"exit status {proc.returncode}",
+                    "process_s": round(time.perf_counter() - t0, 1)}
         out = json.loads(out_path.read_text())
         out["process_s"] = round(time.perf_counter() - t0, 1)
         return out
