@@ -2,7 +2,8 @@
 the drafts written for the client's self-report, and both the demo and the first screen's review cards say in
 one line that the embedded default is a 135M demonstration model that does not beat a constant.
 
-Screenshots: ``/tmp/care-honest-demo.png``, ``/tmp/care-honest-first-card.png``.
+The Models tab's top line says the same. Screenshots: ``/tmp/care-honest-demo.png``,
+``/tmp/care-honest-first-card.png``, ``/tmp/care-honest-models-tab.png``.
 """
 from __future__ import annotations
 
@@ -74,5 +75,9 @@ def test_first_screen_card_says_the_model_does_not_beat_a_constant(browser, tmp_
                 expect(notice).to_have_text(NOTICE)
                 if item == 1:
                     page.screenshot(path="/tmp/care-honest-first-card.png")
+            page.get_by_role("tab", name="Models & training").click()  # its top line: the same verdict
+            top = page.locator('#care-train-ready-box [data-notice="quality"]')
+            expect(top).to_have_text(re.compile(r"^Suggestions of smollm2-135m-instruct: a " + NOTICE.pattern))
+            page.screenshot(path="/tmp/care-honest-models-tab.png")
     finally:
         repo.close()
