@@ -1,7 +1,8 @@
 """A rater's side of a human evaluation campaign: the blind view of one task and saving its rating.
 
 Blindness (see :mod:`studio.campaigns`): nothing here returns a system name, except the two
-systems of a pairwise task once its rater submitted the choice.
+systems of a pairwise task once its rater has finished every task of the campaign (or, where the
+admin chose ``reveal_after_each`` at creation, once the rater submitted that choice).
 """
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ def _rater_campaign(repo, access: Access, campaign_id: str) -> dict:
                                "Pick a campaign from your list, or ask an admin to add you as a rater.")
     return doc
 
+
+
+def _revealed(doc: dict, task: dict, status: str, done: int, total: int) -> dict | None:
+    """The systems of a submitted pairwise task, if this campaign reveals them now (campaigns created
+    before the setting existed reveal only after the rater finished)."""
+    if task["kind"] != "pairwise" or status != "submitted":
+        return None
+    if doc.get("reveal") == "after_each" or (total and done >= total):
+        return {"a": task["left"], "b": task["right"]}
+    return None
 
 
 # ----------------------------------------------------------------------------- rating
@@ -75,8 +86,9 @@ def rater_task(repo, access: Access, campaign_id: str, task_id: str | None = Non
         view["a"] = _blind_output(target["outputs"][task["left"]], scale)
         view["b"] = _blind_output(target["outputs"][task["right"]], scale)
         view["choices"] = dict(CHOICE_NAMES)
-        if rating["status"] == "submitted":
-            view["reveal"] = {"a": task["left"], "b": task["right"]}
+        reveal = _revealed(doc, task, rating["status"], done, len(mine))
+        if reveal:
+            view["reveal"] = reveal
     return view
 
 
@@ -105,8 +117,8 @@ def save_rating(repo, access: Access, campaign_id: str, task_id: str, *, scores:
 
     ``scores``/``comment``/``choice`` given as None are left as saved. ``submit`` marks the task
     done (rubric: all three criteria scored; pairwise: a choice made; a submitted pairwise
-    choice is final and reveals the systems). Saving what is stored writes nothing. A stale
-    version returns ``{"status": "conflict", "current": ...}`` and writes nothing.
+    choice is final; its systems are revealed only as :func:`_revealed` allows). Saving what is
+    stored writes nothing. A stale version returns ``{"status": "conflict", "current": ...}`` and writes nothing.
     """
     doc = _rater_campaign(repo, access, campaign_id)
     if task_id not in doc["assignments"].get(access.username, []):
@@ -125,7 +137,7 @@ def save_rating(repo, access: Access, campaign_id: str, task_id: str, *, scores:
         if scores:
             raise ValidationError("A pairwise task has no criterion scores.", "Choose A, B, tie or both bad.")
         if current and current.get("status") == "submitted":
-            raise ValidationError("This comparison is submitted and final (the systems were revealed).",
+            raise ValidationError("This comparison is submitted and final.",
                                   "Go on to your next task.")
         new_scores = {}
         new_choice = (current or {}).get("choice") if choice in (None, "") else str(choice).strip().lower()
@@ -159,6 +171,7 @@ def save_rating(repo, access: Access, campaign_id: str, task_id: str, *, scores:
     progress = rater_progress(doc, coll.all(lambda d: d.get("rater") == access.username))[access.username]
     out = {"status": "saved", "unchanged": unchanged, "rating": _blind_rating(saved), "version": int(saved["version"]),
            "done": progress["done"], "total": progress["total"]}
-    if task["kind"] == "pairwise" and saved["status"] == "submitted":
-        out["reveal"] = {"a": task["left"], "b": task["right"]}
+    reveal = _revealed(doc, task, saved["status"], progress["done"], progress["total"])
+    if reveal:
+        out["reveal"] = reveal
     return out

@@ -134,6 +134,17 @@ def sample_targets(eligible: list[dict], n: int, *, method: str = "random", stra
     return sorted(chosen, key=lambda t: (t["session_id"], t["item"]))
 
 
+# ----------------------------------------------------------------------------- identical texts
+def same_text(x: dict, y: dict) -> bool:
+    """Two outputs whose rationales are the same text (whitespace aside): nothing to compare."""
+    return " ".join(str(x.get("rationale") or "").split()) == " ".join(str(y.get("rationale") or "").split())
+
+
+def distinct_pairs(target: dict, pairs) -> list[tuple[str, str]]:
+    """The system pairs of ``target`` whose texts differ (identical pairs are never shown to a rater)."""
+    return [(a, b) for a, b in pairs if not same_text(target["outputs"][a], target["outputs"][b])]
+
+
 # ----------------------------------------------------------------------------- creation
 def _task_id(campaign_id: str, rater: str, target: str, kind: str, systems) -> str:
     return "k" + stable_hash([campaign_id, rater, target, kind, list(systems)], 12)
@@ -141,9 +152,16 @@ def _task_id(campaign_id: str, rater: str, target: str, kind: str, systems) -> s
 
 def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "both", n_targets: int = 20,
                     raters, overlap: int = 2, sampling: str = "random", strata: str = "dimension",
-                    session_ids=None, items=None, seed: int = 0, allow_self_rating: bool = False) -> dict:
+                    session_ids=None, items=None, seed: int = 0, allow_self_rating: bool = False,
+                    reveal_after_each: bool = False) -> dict:
     """Create a campaign (admin); returns the stored document. No rater rates a curated rationale
-    they wrote unless ``allow_self_rating`` (then recorded): :mod:`studio.campaign_conflicts`."""
+    they wrote unless ``allow_self_rating`` (then recorded): :mod:`studio.campaign_conflicts`.
+
+    Pairwise: a pair whose two texts are identical is never a task (mode ``pairwise`` samples only
+    targets with at least one differing pair); how many were skipped is in ``sampling["identical_skipped"]``.
+    A and B are assigned per rater and target by a coin flip seeded from ``seed`` (stored as the task's
+    ``left``/``right``). A rater learns which system wrote A and B only after finishing every task of the
+    campaign, unless ``reveal_after_each`` (then after each submitted choice); ``reveal`` records which."""
     require_admin(access, "creating evaluation campaigns")
     name = " ".join(str(name or "").split())
     if not name:
@@ -166,6 +184,17 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
         raise ValidationError(f"Overlap {overlap} is not between 1 and the number of raters ({len(raters)}).",
                               "Overlap is how many raters rate each target; agreement needs 2 or more.")
     eligible = eligible_targets(repo, session_ids, parse_ids(items) if items else None, systems)
+    pairs = list(itertools.combinations(systems, 2))
+    skipped_targets = 0
+    if mode == "pairwise":
+        usable = [t for t in eligible if distinct_pairs(t, pairs)]
+        skipped_targets = len(eligible) - len(usable)
+        if skipped_targets and int(n_targets) > len(usable):
+            raise ValidationError(
+                f"Only {len(usable)} (session, item) pairs have differing rationales from the chosen systems; "
+                f"{skipped_targets} more have identical texts and cannot be compared; {int(n_targets)} were asked for.",
+                "Ask for fewer targets, choose more sessions, or compare systems whose texts differ.")
+        eligible = usable
     band_system = next((s for s in systems if s != EXPERT), systems[0])
     picked = sample_targets(eligible, int(n_targets), method=sampling, strata=strata, band_system=band_system,
                             seed=seed)
@@ -176,8 +205,8 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
     rng.shuffle(order)
     targets, tasks = [], {}
     per_rater: dict[str, dict[str, list[str]]] = {r: {"rubric": [], "pairwise": []} for r in raters}
-    pairs = list(itertools.combinations(systems, 2))
     self_rating = {}
+    skipped_pairs = 0
     for i, t in enumerate(picked):
         tid = f"t{i + 1:03d}"
         who, own = pick_raters(order, i, overlap, target_authors(repo, t) if EXPERT in systems else set(), target=tid,
@@ -186,6 +215,8 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
             self_rating[tid] = own
         targets.append({"id": tid, "session_id": t["session_id"], "item": t["item"], "dimension": t["dimension"],
                         "outputs": t["outputs"], "raters": sorted(who)})
+        compared = distinct_pairs(t, pairs) if mode in ("pairwise", "both") else []
+        skipped_pairs += (len(pairs) - len(compared)) if mode in ("pairwise", "both") else 0
         for r in who:
             if mode in ("rubric", "both"):
                 for s in systems:
@@ -193,8 +224,8 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
                     tasks[k] = {"rater": r, "target": tid, "kind": "rubric", "system": s}
                     per_rater[r]["rubric"].append(k)
             if mode in ("pairwise", "both"):
-                for a, b in pairs:
-                    if random.Random(stable_hash([seed, cid, r, tid, a, b])).random() < 0.5:
+                for a, b in compared:  # A/B by a coin flip seeded from the seed (the same seed, the same sides)
+                    if random.Random(stable_hash([seed, t["session_id"], t["item"], r, a, b])).random() < 0.5:
                         a, b = b, a
                     k = _task_id(cid, r, tid, "pairwise", [a, b])
                     tasks[k] = {"rater": r, "target": tid, "kind": "pairwise", "left": a, "right": b}
@@ -211,6 +242,8 @@ def create_campaign(repo, access: Access, *, name: str, systems, mode: str = "bo
            "sampling": {"method": sampling, "strata": strata if sampling == "stratified" else None, "seed": int(seed),
                         "n_targets": len(targets), "n_eligible": len(eligible), "band_system": band_system,
                         "sessions": sorted({t["session_id"] for t in targets}),
-                        "items": sorted({t["item"] for t in targets})},
+                        "items": sorted({t["item"] for t in targets}),
+                        "identical_skipped": {"targets": skipped_targets, "pairs": skipped_pairs}},
+           "reveal": "after_each" if reveal_after_each else "after_campaign",
            "targets": targets, "tasks": tasks, "assignments": assignments, "self_rating": self_rating}
     return repo.collection(CAMPAIGNS).put(doc, actor=access.username, expected_version=0, action="create")

@@ -20,8 +20,9 @@ Storage
 
 Blindness: a rater's views (:func:`rater_task`, :func:`save_rating`, :func:`list_campaigns`)
 never contain a system name or anyone else's rating. A pairwise task reveals its two systems to
-its rater only after the rater submitted the choice (which then is final); rubric tasks never
-reveal. Results and exports are for admins only.
+its rater only after the rater has finished every task of the campaign (an admin may choose at
+creation to reveal after each submitted choice, which is then final); rubric tasks never
+reveal. Pairs of identical texts are never shown. Results and exports are for admins only.
 
 Modules: this one holds the constants, the campaign documents and listing; creating a campaign
 (systems, sampling): :mod:`studio.campaign_setup`; a rater's view and saves:

@@ -16,7 +16,7 @@ from care_model.core.errors import CareError, ValidationError
 from care_model.core.records import Session
 from care_model.core.wai import load_form
 
-from . import render, review, ui, validate
+from . import quality_notice, render, review, ui, validate
 from .app import AppContext, StudioBlocks
 from .bootstrap import DATA_DIR, PREDICTIONS_FILE, SESSIONS_FILE, read_predictions
 
@@ -30,6 +30,9 @@ EXAMPLE = ("Counselor: What would you like to focus on today?\n"
 
 
 def load_samples(data_dir: Path = DATA_DIR) -> tuple[dict[str, Session], dict[str, list]]:
+    """The sample sessions and the model's own stored predictions per session. Drafts (rationales written
+    for a given score, e.g. the client's self-report: ``mode == "draft"``) are left out: they are not
+    the model's predictions."""
     from store.formats import read_files
 
     sessions = {}
@@ -38,8 +41,29 @@ def load_samples(data_dir: Path = DATA_DIR) -> tuple[dict[str, Session], dict[st
     preds: dict[str, list] = {}
     if (data_dir / PREDICTIONS_FILE).is_file():
         for p in read_predictions(data_dir / PREDICTIONS_FILE):
-            preds.setdefault(p.session_id, []).append(p)
+            if not p.is_draft:
+                preds.setdefault(p.session_id, []).append(p)
     return sessions, preds
+
+
+def sample_quality(sessions: dict[str, Session], preds: dict[str, list]) -> dict[str, dict]:
+    """Version -> its verdict against the constant baselines on the sample sessions (leave one client out)."""
+    from care_model.stats.baselines import quality_against_baselines
+
+    by_version: dict[str, list] = {}
+    for ps in preds.values():
+        for p in ps:
+            by_version.setdefault(p.model_version, []).append(p)
+    out = {}
+    for version, ps in by_version.items():
+        rated = [s for s in sessions.values() if s.id in {p.session_id for p in ps}]
+        try:
+            report = quality_against_baselines(rated, ps)
+        except CareError:
+            continue  # too few self-reports: the notice says "no held-out evaluation"
+        out[version] = {"beats_baselines": report.beats_baselines, "verdict": report.verdict,
+                        "n_sessions": report.n_sessions, "n_clients": report.n_clients}
+    return out
 
 
 def parse_pasted(text: str, language: str | None = None) -> Session:
@@ -64,14 +88,15 @@ def parse_pasted(text: str, language: str | None = None) -> Session:
     return session
 
 
-def result_html(session: Session, preds: list, form) -> tuple[str, str, str]:
-    """Transcript, summary and the 12 read-only cards grouped by dimension."""
+def result_html(session: Session, preds: list, form, notice: str = "") -> tuple[str, str, str]:
+    """Transcript, summary and the 12 read-only cards grouped by dimension, under the model's quality
+    ``notice`` (:mod:`studio.quality_notice`)."""
     lang = session.language if session.language in form.languages else "en"
     scale = {str(k): v for k, v in form.scale_labels(lang).items()}
     by_item = {p.item: review.prediction_dict(p) for p in preds}
     items = [{"item": it.id, "prediction": by_item.get(it.id), "label": None} for it in form.items]
     summary = render.summary_html(review.summary(form, items, session))
-    cards = []
+    cards = [quality_notice.notice_html(notice)]
     for dim in form.dimensions:
         cards.append(f'<div class="care-dim-title">{render.esc(dim.name(lang))}</div>')
         for i in dim.item_ids:
@@ -88,6 +113,10 @@ class DemoUI:
     def __init__(self, predictor, sessions: dict, preds: dict):
         self.predictor, self.sessions, self.preds = predictor, sessions, preds
         self.form = load_form()
+        self.quality = sample_quality(sessions, preds)
+
+    def notice(self, version: str | None) -> str:
+        return quality_notice.notice_line(version, self.quality.get(version or ""))
 
     def _session(self, source: str, sample_id: str, pasted: str, language: str) -> Session:
         if source == "sample":
@@ -104,9 +133,11 @@ class DemoUI:
                                                                        "text.", "idle")
         session = self._session(source, sample_id, pasted, language)
         preds = self.preds.get(session.id, [])
-        msg = (f"Stored predictions of {preds[0].model_version} for {session.id}." if preds
-               else f"No stored predictions for {session.id}: press Predict.")
-        return (*result_html(session, preds, self.form), render.status_html(msg, "ok" if preds else "idle"))
+        version = preds[0].model_version if preds else None
+        msg = (f"Stored predictions of {version} for {session.id} (the model's own scores; drafts left out)."
+               if preds else f"No stored predictions for {session.id}: press Predict.")
+        return (*result_html(session, preds, self.form, self.notice(version)),
+                render.status_html(msg, "ok" if preds else "idle"))
 
     @ui.guard
     def predict(self, source: str, sample_id: str, pasted: str, language: str, progress=gr.Progress()):
@@ -115,7 +146,8 @@ class DemoUI:
             raise ValidationError("This demo has no model.", "Start it with python annotate_app.py --demo.")
         progress(0.0, desc="loading the model")
         preds = self.predictor.predict_session(session, progress=lambda f, m: progress(f, desc=m))
-        return (*result_html(session, preds, self.form),
+        version = preds[0].model_version if preds else getattr(self.predictor, "model_version", None)
+        return (*result_html(session, preds, self.form, self.notice(version)),
                 render.status_html(f"Predicted with {getattr(self.predictor, 'model_version', 'the model')}.", "ok"))
 
     def demo_predict(self, transcript: str, language: str = "auto") -> dict:

@@ -49,16 +49,20 @@ class EvalApi:
     def eval_create(self, name: str, systems: list[str], raters: list[str], mode: str = "both", n_targets: int = 20,
                     overlap: int = 2, sampling: str = "random", strata: str = "dimension",
                     session_ids: list[str] | None = None, items: list[int] | None = None, seed: int = 0,
-                    allow_self_rating: bool = False, request: gr.Request = None) -> dict:
+                    allow_self_rating: bool = False, reveal_after_each: bool = False,
+                    request: gr.Request = None) -> dict:
         """Admin: create a campaign; returns its id and size. Raters never rate a curated rationale
-        they wrote unless ``allow_self_rating`` (then listed in ``self_rating``)."""
+        they wrote unless ``allow_self_rating`` (then listed in ``self_rating``). Pairwise systems are
+        revealed to a rater after the campaign, or after each choice with ``reveal_after_each``;
+        ``identical_skipped`` counts the targets and pairs left out because their texts are identical."""
         doc = cs.create_campaign(self.ctx.repo, self._who(request, *ADMIN), name=name, systems=systems, mode=mode,
                                  n_targets=int(n_targets), raters=raters, overlap=int(overlap), sampling=sampling,
                                  strata=strata, session_ids=session_ids, items=[str(i) for i in items or []],
                                  seed=int(seed),
-                                 allow_self_rating=allow_self_rating)
+                                 allow_self_rating=allow_self_rating, reveal_after_each=bool(reveal_after_each))
         return {"id": doc["id"], "targets": len(doc["targets"]), "tasks": len(doc["tasks"]),
-                "self_rating": doc["self_rating"],
+                "self_rating": doc["self_rating"], "identical_skipped": doc["sampling"]["identical_skipped"],
+                "reveal": doc["reveal"],
                 "per_rater": {r: len(t) for r, t in doc["assignments"].items()}}
 
     @ui.guard

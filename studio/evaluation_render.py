@@ -139,8 +139,10 @@ def reveal_html(v: dict) -> str:
     r = v.get("reveal")
     if not r:
         return ""
+    after = ("You have finished this campaign." if v.get("done", 0) >= v.get("total", 1)
+             else "Press Enter for the next task.")
     return (f'<div class="eval-reveal" id="eval-revealed">Submitted. A was <b>{esc(r["a"])}</b>, B was '
-            f'<b>{esc(r["b"])}</b>. Press Enter for the next task.</div>')
+            f'<b>{esc(r["b"])}</b>. {after}</div>')
 
 
 def anchors_html(c: str) -> str:

@@ -82,6 +82,9 @@ def build_tab(ctx):
                 a.seed = gr.Number(0, label="Seed", precision=0, elem_id="eval-seed", scale=1)
                 a.self_ok = gr.Checkbox(False, label="Let raters rate rationales they wrote (recorded)",
                                         elem_id="eval-self-ok", scale=1)
+                a.reveal_each = gr.Checkbox(False, label="Reveal the systems after each pairwise choice (default: "
+                                            "after the rater finishes the campaign)", elem_id="eval-reveal-each",
+                                            scale=1)
             with gr.Row():
                 a.sessions = gr.Textbox(label="Sessions (blank: all)", elem_id="eval-sessions", scale=3)
                 a.items = gr.Textbox(label="Items (blank: all 12)", elem_id="eval-items", scale=1)
@@ -141,7 +144,7 @@ def build_tab(ctx):
     admin_tab.select(h.admin_refresh, [a.res_id], [a.table, a.res_id, a.raters], **quiet)  # new users and campaigns
     a.find.click(h.find_systems, [a.sessions], [a.systems, a.msg], **quiet)
     a.create.click(h.create, [a.name, a.systems, a.mode, a.n, a.raters, a.overlap, a.sampling, a.strata, a.sessions,
-                              a.items, a.seed, a.self_ok], [a.msg, a.table, a.res_id], **quiet)
+                              a.items, a.seed, a.self_ok, a.reveal_each], [a.msg, a.table, a.res_id], **quiet)
     a.show.click(h.results, [a.res_id], [a.results, a.plot_means, a.plot_wins, a.table], **quiet)
     a.export.click(h.export, [a.res_id], [a.files], api_name="eval_export")
     a.close.click(h.set_status("closed"), [a.res_id], [a.msg, a.table], **quiet)

@@ -200,8 +200,10 @@ class EvalUI:
             res = self._save(st, access, full=True, submit=True, **self._fields(v, f, r, i, choice, comment))
             if "conflict" in res:
                 return res["conflict"]
-            if v["kind"] == "pairwise":
-                return self._show(v, "Submitted; the systems are revealed above.", "ok", old=st)
+            if v["kind"] == "pairwise" and v.get("reveal"):  # revealed now: show it before moving on
+                done = v["done"] >= v["total"]
+                return self._show(v, "Submitted; you have finished the campaign, so the systems are revealed above."
+                                  if done else "Submitted; the systems are revealed above.", "ok", old=st)
         nxt = v["next_task"]
         if nxt is None or v["done"] >= v["total"]:
             first_open = rt.rater_task(self.ctx.repo, access, v["campaign_id"])
@@ -258,18 +260,24 @@ class EvalUI:
 
     @ui.guard
     def create(self, name, systems, mode, n, raters, overlap, sampling, strata, sessions, items, seed, self_ok,
-               request: gr.Request):
+               reveal_each, request: gr.Request):
         access = self._who(request, *ADMIN)
         doc = cs.create_campaign(self.ctx.repo, access, name=name, systems=systems, mode=mode, n_targets=int(n or 0),
                                  raters=raters, overlap=int(overlap or 1), sampling=sampling, strata=strata,
                                  session_ids=sessions, items=items, seed=int(seed or 0),
-                                 allow_self_rating=bool(self_ok))
+                                 allow_self_rating=bool(self_ok), reveal_after_each=bool(reveal_each))
+        skipped = doc["sampling"]["identical_skipped"]
+        if skipped["targets"] or skipped["pairs"]:
+            own_note = (f' Identical texts skipped: {skipped["targets"]} target(s) not sampled, {skipped["pairs"]} '
+                        "pair(s) not shown.")
+        else:
+            own_note = ""
         ids = [(f'{r["name"]} ({r["id"]})', r["id"]) for r in cp.list_campaigns(self.ctx.repo, access)]
         own = sorted({r for names in doc["self_rating"].values() for r in names})
         warn = (f' Warning (recorded): {", ".join(own)} rate rationales they wrote on {len(doc["self_rating"])} '
                 f'target(s).' if own else "")
         return (render.status_html(f'Created campaign {doc["name"]} ({doc["id"]}): {len(doc["targets"])} targets, '
-                                   f'{len(doc["tasks"])} tasks for {", ".join(doc["raters"])}.{warn}',
+                                   f'{len(doc["tasks"])} tasks for {", ".join(doc["raters"])}.{own_note}{warn}',
                                    "warn" if own else "ok"),
                 self._table(access), gr.update(choices=ids, value=doc["id"]))
 

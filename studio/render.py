@@ -13,6 +13,8 @@ import re
 
 from care_model.core.records import CHANGE_REASONS
 
+from . import quality_notice
+
 SPEAKER_NAMES = {"en": {"counselor": "Counselor", "client": "Client"},
                  "zh": {"counselor": "咨询师", "client": "来访者"}}
 STATE_BADGES = {"unreviewed": ("Unreviewed", "st-unreviewed"), "draft": ("Draft saved", "st-draft"),
@@ -99,8 +101,9 @@ def _shown_probs(pred: dict) -> tuple[list[float], str]:
     return list(raw), "P(option) at the score position"
 
 
-def model_html(pred: dict | None, scale: dict) -> str:
-    """The model's suggestion for one item: score, expected score, probabilities, rationale, evidence."""
+def model_html(pred: dict | None, scale: dict, notices: dict | None = None) -> str:
+    """The model's suggestion for one item: score, expected score, probabilities, rationale, evidence;
+    ``notices``: version id -> its one-line quality notice (:mod:`studio.quality_notice`)."""
     if not pred:
         return '<div class="care-model care-empty">No model suggestion for this item yet (use Predict).</div>'
     score = pred.get("score")
@@ -118,8 +121,9 @@ def model_html(pred: dict | None, scale: dict) -> str:
                        + "; ".join(f"\u201c{esc(q)}\u201d" for q in pred["unsupported_quotes"]) + "</div>")
     rationale = esc(pred.get("rationale") or "") or '<span class="care-muted">(no rationale)</span>'
     shown, title = _shown_probs(pred)
+    notice = quality_notice.notice_html((notices or {}).get(pred.get("model_version") or "", ""))
     return (f'<div class="care-model"><div class="care-model-top">{head}{probs_html(shown, scale, title)}</div>'
-            f'<div class="care-rationale">{rationale}</div>'
+            f'{notice}<div class="care-rationale">{rationale}</div>'
             f'<div class="care-evidence">{evidence_chips(pred.get("evidence") or [], "Model evidence")}</div>'
             f'{unsupported}{warn}</div>')
 

@@ -9,7 +9,7 @@ import gradio as gr
 
 from care_model.core.errors import CareError
 
-from . import render, review, ui
+from . import quality_notice, render, review, ui
 from .accept import readable
 from .access import require_session
 from .review_state import ReviewState, evidence_text, now
@@ -84,9 +84,10 @@ class LiveHandlers:
         up = self._all_cards(rs)
         with rs.lock:
             prefills, rs.prefills = rs.prefills, {}
+            notices = quality_notice.notices_for(self.ctx.repo, [rs.items[i]["pred"] for i in self.items])
             for item in self.items:
                 card, pred = self.cards[item], rs.items[item]["pred"]
-                up[card.model] = render.model_html(pred, rs.scale)
+                up[card.model] = render.model_html(pred, rs.scale, notices)
                 up[card.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
             for item, draft in prefills.items():
                 up.update({self.cards[item].rationale: draft["rationale"],

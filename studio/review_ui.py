@@ -12,7 +12,7 @@ import gradio as gr
 
 from care_model.core.errors import CareError
 
-from . import curation_modes, render, review, review_checks, review_queue, ui
+from . import curation_modes, quality_notice, render, review, review_checks, review_queue, ui
 from .accept import accepted_draft, readable
 from .access import active_model_version
 from .metric_labels import UNCERTAINTY
@@ -185,9 +185,11 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
             c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed),
             c.reopen_btn: gr.update(visible=bool(view.get("reopenable"))),
             c.accept_all: gr.update(interactive=ed and not locked)} | self._bulk_panel()
+        notices = quality_notice.notices_for(self.ctx.repo, [it["prediction"] for it in view["items"]])
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
-            up.update({card.head: rs.head(it["item"]), card.model: render.model_html(it["prediction"], view["scale"]),
+            up.update({card.head: rs.head(it["item"]),
+                       card.model: render.model_html(it["prediction"], view["scale"], notices),
                        card.score: gr.update(value=d["score"], interactive=ed and not locked, choices=scale_choices,
                                              label="Client's self-reported score (fixed)" if locked else "Your score"),
                        card.rationale: gr.update(value=d["rationale"], interactive=ed),

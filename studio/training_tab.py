@@ -12,9 +12,11 @@ from __future__ import annotations
 import gradio as gr
 
 from care_model.stats.compare import MIN_SESSIONS, too_small_message
+from care_model.inference.model_files import SMOLLM2_ID
 from care_model.text.snapshot import describe_learned_from, learned_from
 
-from . import render, ui, validate
+from . import quality_notice, render, ui, validate
+from .access import active_model_version
 from .metric_labels import metric_label
 from .report_tab import build_section, loss_html
 from .training import TrainingManager
@@ -41,11 +43,13 @@ def _duration(s) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def readiness_html(st: dict) -> str:
+def readiness_html(st: dict, notice: str = "") -> str:
+    """Readiness to retrain, under the one-line quality notice of the model that makes suggestions."""
     r = st["readiness"]
     kind = "ok" if r["ready"] else "idle"
     since = f" since {render.esc(r['since'][:19].replace('T', ' '))}" if r.get("since") else ""
-    return (f'<div class="care-train-ready" data-ready="{str(r["ready"]).lower()}">'
+    return (quality_notice.notice_html(notice, "care-quality-notice care-models-notice")
+            + f'<div class="care-train-ready" data-ready="{str(r["ready"]).lower()}">'
             + render.status_html(f"{r['new_sessions']} newly curated session(s){since}; retraining needs "
                                  f"{r['min_new_sessions']}. Active version: "
                                  f"{st['active'] or 'the default base model'}.",
@@ -145,11 +149,17 @@ class TrainingUI:
     def _admin(self, request):
         return ui.require_role(self.ctx.repo, request, "admin")
 
+    def _notice(self) -> str:
+        """The quality notice of the version that makes suggestions (the active one, else the default)."""
+        version = active_model_version(self.ctx.repo, self.ctx.predictor) or SMOLLM2_ID
+        line = quality_notice.notice_for(self.ctx.repo, version)
+        return f"Suggestions of {version}: {line}" if line else ""
+
     def _view(self, st, version_id=None):
         running = st["running"]
         choices = [d["id"] for d in reversed(st["versions"])]
         resumable = not running and (st.get("run") or {}).get("status") in ("cancelled", "failed")
-        return (readiness_html(st), gr.update(interactive=st["readiness"]["ready"] and not running),
+        return (readiness_html(st, self._notice()), gr.update(interactive=st["readiness"]["ready"] and not running),
                 gr.update(interactive=running), gr.update(interactive=resumable), progress_html(st), loss_html(st),
                 st["log"], compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
 
@@ -159,7 +169,8 @@ class TrainingUI:
             return (gr.update(visible=False), gr.update(active=False), gr.skip(), gr.skip(), gr.skip())
         st = self.mgr.status()
         return (gr.update(visible=True), gr.update(active=True), st["settings"]["min_new_sessions"],
-                gr.update(choices=self.mgr.recipes(), value=st["settings"]["recipe"]), readiness_html(st))
+                gr.update(choices=self.mgr.recipes(), value=st["settings"]["recipe"]),
+                readiness_html(st, self._notice()))
 
     def refresh(self, version_id: str | None, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)

@@ -2,7 +2,7 @@
 
 An admin creates a campaign with two systems (a model version and the expert-curated rationale)
 and two raters through the UI; each rater, in their own browser context, completes it blind with
-the keyboard (no system name on the page before a comparison is submitted); the admin's results
+the keyboard (no system name on the page before the rater has finished); the admin's results
 view shows means, win rates and alpha equal to an independent computation from the stored ratings.
 An adjudicator resolves a double-coded item. Screenshots go to ``test-artifacts/eval-*.png``.
 """
@@ -138,9 +138,14 @@ def rate_all(page, user: str, shots: bool, entered: list):
             assert_blind(page)
             page.keyboard.press("Enter")
             yield
-            expect(page.locator("#eval-revealed")).to_contain_text("A was")  # revealed after submitting
+            if j < N_TASKS - 1:  # nothing revealed before the rater finishes: straight on to the next task
+                expect(page.locator("#eval-pos")).to_have_text(f"Task {j + 2} of {N_TASKS}")
+                assert_blind(page)
+                entered.append({"choice": choice})
+                continue
+            expect(page.locator("#eval-revealed")).to_contain_text("A was")  # revealed once all tasks are done
             assert "care-v2" in page.inner_text("#eval-revealed") and "expert" in page.inner_text("#eval-revealed")
-            if shots and j == 6:
+            if shots:
                 page.screenshot(path=str(ART / "eval-reveal.png"))
             page.keyboard.press("Enter")
             entered.append({"choice": choice})

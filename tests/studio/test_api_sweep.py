@@ -35,7 +35,8 @@ VALID = {"session_id": FOREIGN_SID, "item": 1, "score": 3, "rationale": "ok", "e
          "strata": "dimension", "items": [1], "seed": 0, "status": "closed", "source": "", "recipe": "",
          "overrides": "", "run_id": "", "version_id": "test-model", "reason": "", "active": False,
          "fmt": "jsonl", "predict": False, "action": "", "user": "", "entity": "", "limit": 10,
-         "show_ratings": None, "folds": 2, "subject": "active", "include_training_sessions": False}
+         "show_ratings": None, "folds": 2, "subject": "active", "include_training_sessions": False,
+         "allow_self_rating": False, "reveal_after_each": False}
 # Endpoints a role may call successfully with the arguments above (reads that list only what the
 # caller may see; checked for leaks below). Any other endpoint must refuse them.
 MAY_SUCCEED = {
