@@ -65,41 +65,21 @@ def record_base_quality(repo, version_id: str, *, actor: str = "system:first-run
     """Register the sample predictions' base version and record its verdict against the constant baselines,
     so every card of a sample suggestion says whether the model beats a constant.
 
-    Uses ``care_model.jobs.quality.evaluate_version_quality`` where it exists; otherwise (STAND-IN, to be
-    replaced by that job) computes :func:`care_model.stats.baselines.quality_against_baselines` on the store's
-    sessions with the version's own (non-draft) predictions, leaving one client out, and writes ``quality``
-    on the version document. None when the predictions are not of the embedded default."""
+    Uses :func:`care_model.jobs.quality.evaluate_version_quality` (held out by client: the base
+    model was trained on none of them, so the baselines leave one client out). None when the
+    predictions are not of the embedded default, or when the evaluation is refused."""
     from care_model.inference.model_files import SMOLLM2, SMOLLM2_ID
     from care_model.training.versions import register_base_version
 
     if version_id != SMOLLM2_ID:
         return None
+    from care_model.jobs.quality import evaluate_version_quality
+
     register_base_version(repo, SMOLLM2, actor=actor)
     try:
-        from care_model.jobs.quality import evaluate_version_quality
-    except ImportError:
-        return _stand_in_quality(repo, version_id, actor)
-    try:
-        result = evaluate_version_quality(repo, version_id)
+        return evaluate_version_quality(repo, version_id, actor=actor)
     except CareError:  # the samples still import; the cards then say "no held-out evaluation ... yet"
         return None
-    return result if isinstance(result, dict) else getattr(result, "to_dict", lambda: None)()
-
-
-def _stand_in_quality(repo, version_id: str, actor: str) -> dict:
-    """STAND-IN for ``care_model.jobs.quality.evaluate_version_quality`` (leave one client out)."""
-    from care_model.stats.baselines import quality_against_baselines
-    from care_model.training.versions import VERSIONS
-
-    sessions = [repo.get_session(sid) for sid in repo.session_ids()]
-    preds = [p for s in sessions for p in repo.predictions(s.id) if p.model_version == version_id and not p.is_draft]
-    report = quality_against_baselines(sessions, preds)
-    quality = {"beats_baselines": report.beats_baselines, "verdict": report.verdict, "n_sessions": report.n_sessions,
-               "n_clients": report.n_clients, "baseline_source": report.baseline_source, "unit": report.unit}
-    doc = dict(repo.collection(VERSIONS).get(version_id))
-    doc["quality"] = quality
-    repo.collection(VERSIONS).put(doc, actor=actor, action="quality")
-    return quality
 
 
 def ensure_admin(repo, username: str | None = None, password: str | None = None) -> tuple[str, str | None] | None:
