@@ -252,6 +252,21 @@ STATE_SHORT = {"unreviewed": ("to do", "st-unreviewed"), "draft": ("saved", "st-
                "conflict": ("conflict", "st-conflict")}
 
 
+PROVENANCE_TIPS = {"expert": "Rationale written (or substantially rewritten) by the expert",
+                   "edited": "The model's text with an edit (character edit distance shown)",
+                   "accepted": "The model's text (suggestion or draft) saved unchanged, one item at a time",
+                   "bulk_accepted": "The model's text saved unchanged through Accept all",
+                   "unknown": "Saved before provenance was recorded"}
+
+
+def provenance_text(source: str | None, distance: int | None = None) -> str:
+    """A rationale's provenance in a few words ("edited (12 chars)")."""
+    if not source:
+        return ""
+    text = {"bulk_accepted": "bulk accepted"}.get(source, source)
+    return f"{text} ({distance} chars)" if source == "edited" and distance is not None else text
+
+
 def item_list_html(rows: list[dict]) -> str:
     """All items at a glance: one row each (``item``, ``text``, ``dimension``, ``model`` score or
     None with ``model_note``, ``accepted`` (marked ✓ by the expert's score), ``expert`` score or
@@ -277,6 +292,11 @@ def item_list_html(rows: list[dict]) -> str:
         expert = "–" if r["expert"] is None else f'<b>{int(r["expert"])}</b>'
         if r.get("accepted"):
             expert += ' <span class="c-acc" title="The model\'s suggestion, accepted">✓</span>'
+        prov = r.get("provenance") or ""
+        if prov:
+            tip = esc(PROVENANCE_TIPS.get(prov, ""))
+            expert += (f' <span class="c-prov" data-provenance="{esc(prov)}" title="{tip}">'
+                       f'{esc(provenance_text(prov, r.get("edit_distance")))}</span>')
         ev = ",".join(str(int(e)) for e in r.get("evidence") or [])
         body.append(f'<tr class="care-row" data-item="{i}" data-evidence="{esc(ev)}" tabindex="0" '
                     f'title="Open item {i}"><td class="c-no">{i}</td><td class="c-text">{esc(r["text"])}</td>'
