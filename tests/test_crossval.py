@@ -39,7 +39,7 @@ def make_cv_store(root: Path) -> Path:
         for s in sessions:
             repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=s.ratings["client"][k],
                                      rationale="The client said so [1].", status="submitted",
-                                     score_source="client_self_report"), 0)
+                                     score_source="client_self_report", rationale_source="expert"), 0)
                               for k in range(1, 13)], actor="boss")
     return root
 

@@ -26,6 +26,7 @@ from care_model.stats.correlations import dimension_correlations
 from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.heldout import held_out_sessions
 from care_model.text.curation import curated_labels, resolve_unresolved
+from care_model.text.snapshot import describe_provenance
 from care_model.training.runs import read_events, summarize
 
 PUBLISHED = [  # Pearson r per dimension, the paper's Table 2 (CARE is Llama-3.1-8B fine-tuned on its corpus)
@@ -73,6 +74,9 @@ def version_label(data: StoreData, vid: str) -> str:
     doc = data.versions.get(vid) or {}
     if doc.get("kind") == "lora":
         tag = "active" if vid == data.active else doc.get("status", "")
+        prov = (doc.get("learned_from") or {}).get("provenance_counts")
+        if prov:  # how many curated rationales of each provenance it learned from (care_model.core.provenance)
+            tag += f"; rationales learned: {describe_provenance(prov)}"
         return f"Model version {vid} ({tag})"
     return f"Base model {vid}" + (" (active)" if vid == data.active else "")
 

@@ -83,6 +83,7 @@ class CuratedLabel:
     label_ids: list[str] = field(default_factory=list)
     curated_at: str = ""            # the latest updated_at of the labels it came from
     score_source: str = "expert"    # client_self_report | expert | adjudicated (records.SCORE_SOURCES)
+    rationale_source: str = "unknown"  # the rationale's provenance (core.provenance.RATIONALE_SOURCES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,13 +112,13 @@ def curate_item(labels: Iterable[Label]) -> CuratedLabel | None:
         if slot in by_slot:
             lab = by_slot[slot]
             return CuratedLabel(lab.session_id, int(lab.item), int(lab.score), lab.rationale, list(lab.evidence),
-                                source, [lab.id], lab.updated_at, lab.score_source)
+                                source, [lab.id], lab.updated_at, lab.score_source, lab.rationale_source)
     experts = [lab for lab in submitted if lab.annotator not in (ADJUDICATED, SHARED)]
     score = int(statistics.median_low(sorted(int(lab.score) for lab in experts)))
     chosen = _latest([lab for lab in experts if int(lab.score) == score])
     return CuratedLabel(chosen.session_id, int(chosen.item), score, chosen.rationale, list(chosen.evidence),
                         f"median_of_{len(experts)}", sorted(lab.id for lab in experts),
-                        max(lab.updated_at for lab in experts), chosen.score_source)
+                        max(lab.updated_at for lab in experts), chosen.score_source, chosen.rationale_source)
 
 
 def submitted_by_item(labels: Iterable) -> dict[tuple[str, int], list[Label]]:
