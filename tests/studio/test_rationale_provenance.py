@@ -160,3 +160,23 @@ def test_recipe_key_is_validated():
         RetrainConfig(rationale_provenance=["expert", "bulk"])
     with pytest.raises(ConfigError, match="empty"):
         RetrainConfig(rationale_provenance=[])
+
+
+def test_adjudicated_label_keeps_the_provenance_of_what_it_copied(repo):
+    from care_model.core.records import Label
+    from studio import adjudication
+
+    for who, src in (("ann", "expert"), ("bob", "edited")):
+        repo.save_label(Label(session_id="ej", item=1, annotator=who, score=2, rationale=f"{who} wrote this.",
+                              status="submitted", rationale_source=src, rationale_edit_distance=None), actor=who,
+                        expected_version=0)
+    view = adjudication.adjudication_view(repo, ADMIN, "ej")
+    assert [e["rationale_source"] for e in view["items"][0]["experts"]] == ["expert", "edited"]
+    res = adjudication.adjudicate(repo, ADMIN, "ej", 1, source="model")
+    assert res["label"]["rationale_source"] == "accepted"                       # the model's text, chosen
+    res = adjudication.adjudicate(repo, ADMIN, "ej", 1, source="bob", expected_version=res["version"])
+    assert res["label"]["rationale_source"] == "edited"                         # bob's label's provenance
+    res = adjudication.adjudicate(repo, ADMIN, "ej", 1, score=3, rationale="The adjudicator's own words here.",
+                                  expected_version=res["version"])
+    assert res["label"]["rationale_source"] == "expert"
+    assert adjudication.adjudication_view(repo, ADMIN, "ej")["items"][0]["final"]["rationale_source"] == "expert"
