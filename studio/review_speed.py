@@ -50,6 +50,7 @@ class SpeedHandlers:
                              "provenance": (it["label"] or {}).get("rationale_source")
                              if it["state"] != "unreviewed" and not pending else None,
                              "edit_distance": (it["label"] or {}).get("rationale_edit_distance"),
+                             "passes": "draft passes" if rs.locked else "suggestion passes",
                              "expert": draft.get("score") if it["state"] != "unreviewed" or pending else None,
                              "state": state, "evidence": list(draft.get("evidence") or []),
                              "checks": [c for c in chk if c["code"] != "unreviewed"]})
