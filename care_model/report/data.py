@@ -25,6 +25,7 @@ from care_model.stats.compare import compare_versions
 from care_model.stats.correlations import dimension_correlations
 from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.heldout import held_out_sessions
+from care_model.core.provenance import DEFAULT_PROVENANCE
 from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.text.snapshot import describe_provenance
 from care_model.training.runs import read_events, summarize
@@ -49,8 +50,8 @@ class StoreData:
 
     @property
     def curated(self) -> list:
-        chosen, unresolved = curated_labels(self.labels)
-        return chosen + resolve_unresolved(self.labels, unresolved)
+        chosen, unresolved = curated_labels(self.labels, rationale_provenance=DEFAULT_PROVENANCE)  # as references
+        return chosen + resolve_unresolved(self.labels, unresolved, rationale_provenance=DEFAULT_PROVENANCE)
 
 
 # ----------------------------------------------------------------------------- rows

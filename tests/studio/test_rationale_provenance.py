@@ -180,3 +180,17 @@ def test_adjudicated_label_keeps_the_provenance_of_what_it_copied(repo):
                                   expected_version=res["version"])
     assert res["label"]["rationale_source"] == "expert"
     assert adjudication.adjudication_view(repo, ADMIN, "ej")["items"][0]["final"]["rationale_source"] == "expert"
+
+
+def test_evaluation_references_keep_scores_but_not_model_text_rationales(repo):
+    from care_model.core.provenance import DEFAULT_PROVENANCE
+    from care_model.text.curation import curated_labels
+
+    _curate(repo)
+    refs, _ = curated_labels(repo.labels(status="submitted"), rationale_provenance=DEFAULT_PROVENANCE)
+    by = {(lab.session_id, lab.item): lab for lab in refs}
+    assert len(by) == 24                                                      # every score is still a reference
+    assert by[("ej", 1)].rationale == "" and by[("ej", 2)].rationale == "" and by[("ca", 1)].rationale == ""
+    assert by[("ej", 3)].rationale.endswith("Yes.") and by[("ej", 4)].rationale.startswith("My own reading")
+    everything, _ = curated_labels(repo.labels(status="submitted"))
+    assert all(lab.rationale for lab in everything)
