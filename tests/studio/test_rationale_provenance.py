@@ -194,3 +194,16 @@ def test_evaluation_references_keep_scores_but_not_model_text_rationales(repo):
     assert by[("ej", 3)].rationale.endswith("Yes.") and by[("ej", 4)].rationale.startswith("My own reading")
     everything, _ = curated_labels(repo.labels(status="submitted"))
     assert all(lab.rationale for lab in everything)
+
+
+def test_export_carries_the_provenance_of_each_label(repo):
+    import json
+
+    from store.export import records_from_lines, session_lines
+
+    save(repo, "ej", 3, {"score": 4, "rationale": model_text("ej", 3) + "!", "evidence": [1],
+                         "change_reasons": ["style"]})
+    doc = json.loads(next(session_lines(repo, ["ej"])))
+    assert [(d["rationale_source"], d["rationale_edit_distance"]) for d in doc["labels"]] == [("edited", 1)]
+    _, _, labels = records_from_lines([json.dumps(doc)], "export")
+    assert labels[0].rationale_source == "edited" and labels[0].rationale_edit_distance == 1
