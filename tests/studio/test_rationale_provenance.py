@@ -207,3 +207,14 @@ def test_export_carries_the_provenance_of_each_label(repo):
     assert [(d["rationale_source"], d["rationale_edit_distance"]) for d in doc["labels"]] == [("edited", 1)]
     _, _, labels = records_from_lines([json.dumps(doc)], "export")
     assert labels[0].rationale_source == "edited" and labels[0].rationale_edit_distance == 1
+
+
+def test_models_tab_review_quality_table(repo):
+    from studio.training_tab import review_quality_md
+
+    assert "No expert has reviewed" in review_quality_md(repo)
+    _curate(repo)
+    md = review_quality_md(repo)
+    # 24 items of m1: 3 accepted unchanged (1 through Accept all), 1 edited, 20 rewritten
+    assert "| m1 | all | 24 | 12% (4%) | 4% | 83% |" in md
+    assert md.count("| m1 |") == 1 and "| goal |" in md and "| bond |" in md and "| task |" in md
