@@ -14,6 +14,7 @@ from tinydb import Query
 
 from care_model.core.errors import ConflictError, ValidationError
 from care_model.core.records import CHANGE_REASONS, LABEL_STATUSES, Label, check_score_source, label_id, now_iso
+from care_model.core.provenance import RATIONALE_SOURCES
 from care_model.core.wai import load_form
 
 from .journal import replace_with
@@ -53,6 +54,9 @@ class LabelsMixin:
         if label.status == "submitted" and label.score is None:
             raise ValidationError(f"Item {label.item} cannot be submitted without a score.",
                                   "Choose a score from 1 to 5.")
+        if label.rationale_source not in RATIONALE_SOURCES:
+            raise ValidationError(f"Unknown rationale source {label.rationale_source!r} on item {label.item}.",
+                                  f"Use one of {', '.join(RATIONALE_SOURCES)}.")
         bad = [r for r in label.change_reasons if r not in CHANGE_REASONS]
         if bad:
             raise ValidationError(f"Unknown change reason(s) {bad}.", f"Use {', '.join(CHANGE_REASONS)}.")

@@ -11,6 +11,11 @@ simply runs again.
 - Version 2: every label records ``score_source`` (:data:`care_model.core.records.SCORE_SOURCES`);
   labels stored before get ``"expert"`` (``"adjudicated"`` in the adjudication slot), since
   until then every label's score was an expert's own judgement.
+- Version 3: every label records ``rationale_source`` and ``rationale_edit_distance``
+  (:mod:`care_model.core.provenance`). A label stored before is ``"accepted"`` (distance 0) when it
+  recorded ``accepted_suggestion`` or its rationale equals (up to whitespace) a stored model
+  suggestion or draft of its item; otherwise ``"unknown"`` (an expert's text or an edit of model
+  text that was since replaced: it cannot be told).
 """
 from __future__ import annotations
 
@@ -19,13 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from care_model.core.errors import StoreFormatError
+from care_model.core.provenance import normalise
 from care_model.core.records import default_score_source
 
 from .files import dumps, read_json, replace_file
 from .layout import session_key
 from .storage import FileSet
 
-CURRENT = 2
+CURRENT = 3
 
 
 def _v0_to_v1(root: Path) -> None:
@@ -67,7 +73,29 @@ def _v1_to_v2(root: Path) -> None:
                 table.update({"score_source": default_score_source(doc.get("annotator", ""))}, doc_ids=[doc.doc_id])
 
 
-MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2}
+def _v2_to_v3(root: Path) -> None:
+    files = FileSet(root)
+    for path in sorted(root.glob("sessions/*/labels.json")):
+        table = files.db(str(path.relative_to(root))).table("labels")
+        todo = [doc for doc in table.all() if not doc.get("rationale_source")]
+        if not todo:
+            continue
+        model_texts: dict[int, set[str]] = {}
+        preds = path.with_name("predictions.json")
+        if preds.exists():
+            for doc in files.db(str(preds.relative_to(root))).table("predictions").all():
+                if normalise(doc.get("rationale")):
+                    model_texts.setdefault(int(doc.get("item", 0)), set()).add(normalise(doc.get("rationale")))
+        with files.transaction():
+            for doc in todo:
+                told = doc.get("accepted_suggestion") or (
+                    normalise(doc.get("rationale")) and normalise(doc.get("rationale")) in model_texts.get(
+                        int(doc.get("item", 0)), set()))
+                table.update({"rationale_source": "accepted" if told else "unknown",
+                              "rationale_edit_distance": 0 if told else None}, doc_ids=[doc.doc_id])
+
+
+MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(root: Path, from_version: int) -> None:

@@ -30,6 +30,7 @@ import itertools
 
 from care_model.stats import agreement
 from care_model.core.errors import ConflictError, NotFoundError, ValidationError
+from care_model.core.provenance import classify, normalise
 from care_model.core.records import ADJUDICATED, Label
 from care_model.core.wai import load_form
 
@@ -101,7 +102,8 @@ def _label_dict(lab: Label, scale: dict) -> dict:
             "score_label": scale.get(lab.score, "") if lab.score is not None else "", "rationale": lab.rationale,
             "evidence": list(lab.evidence), "status": lab.status, "version": lab.version,
             "updated_at": lab.updated_at, "updated_by": lab.updated_by, "adjudicated_from": list(lab.adjudicated_from),
-            "comment": lab.comment}
+            "comment": lab.comment, "rationale_source": lab.rationale_source,
+            "rationale_edit_distance": lab.rationale_edit_distance}
 
 
 def adjudication_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
@@ -177,9 +179,13 @@ def adjudicate(repo, access: Access, session_id: str, item: int, *, source: str 
     ids = [e["label_id"] for e in it["experts"]]
     if source and source != "model":
         ids.sort(key=lambda i: i != f"{session_id}|{int(item)}|{source}")
+    copied = next((e for e in it["experts"] if normalise(e["rationale"]) == normalise(base["rationale"])), None)
+    prov, dist = ((copied["rationale_source"], copied["rationale_edit_distance"]) if copied  # an expert's rationale
+                  else classify(base["rationale"], [(it["model"] or {}).get("rationale")]))
     label = Label(session_id=session_id, item=int(item), annotator=ADJUDICATED, score=base["score"],
                   rationale=base["rationale"], evidence=list(base.get("evidence") or []), status="submitted",
-                  prediction_id=(it["model"] or {}).get("id"), comment=str(comment or ""), adjudicated_from=ids)
+                  prediction_id=(it["model"] or {}).get("id"), comment=str(comment or ""), adjudicated_from=ids,
+                  rationale_source=prov, rationale_edit_distance=dist)
     action = f"adjudicate:{'choose:' + source if source else 'write'}"
     try:
         saved = repo.save_label(label, actor=access.username, expected_version=int(expected_version), action=action)

@@ -23,7 +23,7 @@ from care_model.core.errors import CareError
 from . import adjudication as adj, validate
 from . import render, ui
 from .evaluation_render import CSS, KEYS_JS, chips_html, transcript_html
-from .render import esc
+from .render import esc, provenance_text
 
 STAFF = adj.STAFF
 QUEUE_HEADERS = ["Session", "Coders", "Double-coded items", "Disagreements", "Open disagreements", "Adjudicated",
@@ -41,6 +41,9 @@ def _card(title: str, d: dict | None, scale: dict, cls: str = "") -> str:
     score = d.get("score")
     meta = (f' <span class="care-muted">v{int(d["version"])} by {esc(d.get("updated_by", ""))}, '
             f'{esc((d.get("updated_at") or "")[:16].replace("T", " "))}</span>') if d.get("version") else ""
+    if d.get("rationale_source"):  # where the rationale came from (care_model.core.provenance)
+        meta += (f' <span class="care-muted adj-prov" data-provenance="{esc(d["rationale_source"])}">rationale: '
+                 f'{esc(provenance_text(d["rationale_source"], d.get("rationale_edit_distance")))}</span>')
     return (f'<div class="eval-out {cls}" data-who="{esc(title)}"><div class="eval-out-title">{esc(title)} · score '
             f'{"–" if score is None else int(score)} <span '
             f'class="care-muted">{esc(scale.get(str(score), ""))}</span>{meta}</div>'

@@ -137,7 +137,7 @@ def apply_to_view(repo, view: dict, curation: dict, access: Access, session, rec
         it["score_draft"] = drafts.get(int(it["item"]))
         if it["label"] is None and it["score_draft"]:
             it["draft"].update(rationale=it["score_draft"]["rationale"], evidence=list(it["score_draft"]["evidence"]))
-        if anchored and (it["draft"]["score"] != it["anchored_score"] or it["score_draft"]):
+        if anchored:  # the score is the client's; checks for a fixed score
             it["draft"]["score"] = it["anchored_score"]
             it["checks"] = recheck(it["draft"], it["prediction"], it["label"] is not None)
     for rater, visible in view["curation"]["ratings_visible"].items():
@@ -145,6 +145,15 @@ def apply_to_view(repo, view: dict, curation: dict, access: Access, session, rec
             view["session"]["ratings"].pop(rater, None)
             view["summary"][rater] = None
     return view
+
+
+def offered_draft(repo, session_id: str, item: int) -> dict | None:
+    """The drafted rationale a client-anchored card offers for ``item`` (see :func:`score_drafts`),
+    None in expert-judged mode or when there is none."""
+    session = repo.get_session(session_id)
+    if curation_of(repo, session)["mode"] != CLIENT_ANCHORED:
+        return None
+    return score_drafts(repo, session_id, session.ratings.get("client") or {}).get(int(item))
 
 
 def anchored_save(repo, session_id: str, slot: str, item: int, score) -> tuple[int | None, str]:

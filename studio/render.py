@@ -256,10 +256,30 @@ STATE_SHORT = {"unreviewed": ("to do", "st-unreviewed"), "draft": ("saved", "st-
                "conflict": ("conflict", "st-conflict")}
 
 
+PROVENANCE_TIPS = {"expert": "Rationale written (or substantially rewritten) by the expert",
+                   "edited": "The model's text with an edit (character edit distance shown)",
+                   "accepted": "The model's text (suggestion or draft) saved unchanged, one item at a time",
+                   "bulk_accepted": "The model's text saved unchanged through Accept all",
+                   "unknown": "Saved before provenance was recorded"}
+
+
+def provenance_text(source: str | None, distance: int | None = None) -> str:
+    """A rationale's provenance in a few words ("edited (12 chars)")."""
+    if not source:
+        return ""
+    text = {"bulk_accepted": "bulk accepted"}.get(source, source)
+    return f"{text} ({distance} chars)" if source == "edited" and distance is not None else text
+
+
+PROVENANCE_SHORT = {"expert": "own", "edited": "ed.", "accepted": "acc.", "bulk_accepted": "bulk", "unknown": "?"}
+
+
 def item_list_html(rows: list[dict]) -> str:
     """All items at a glance: one row each (``item``, ``text``, ``dimension``, ``model`` score or
     None with ``model_note``, ``accepted`` (marked ✓ by the expert's score), ``expert`` score or
-    None, ``state``, ``checks``, ``evidence``). A row is ``tr.care-row[data-item]``; the page's
+    None, ``state``, ``checks``, ``evidence``, ``provenance`` of the saved rationale with its
+    ``edit_distance``: a short tag after the state, in full in its tooltip). A row is
+    ``tr.care-row[data-item]``; the page's
     script opens its card. The style block marks each item's evidence turns in the transcript while
     that item is open."""
     body, marks = [], []
@@ -275,17 +295,24 @@ def item_list_html(rows: list[dict]) -> str:
             chk = f'<span class="chk-n chk-warn" title="{tip}">! {esc(warns[0]["message"])}</span>'
         else:
             chk = ('<span class="chk-n care-ok">✓</span>' if r["state"] != "unreviewed" else
-                   '<span class="chk-n care-ok">suggestion passes</span>' if r["model"] is not None else "")
+                   f'<span class="chk-n care-ok">{esc(r.get("passes") or "suggestion passes")}</span>'
+                   if r["model"] is not None else "")
         model = (f'<b>{int(r["model"])}</b>' if r["model"] is not None
                  else f'<span class="care-muted">{esc(r.get("model_note") or "–")}</span>')
         expert = "–" if r["expert"] is None else f'<b>{int(r["expert"])}</b>'
         if r.get("accepted"):
             expert += ' <span class="c-acc" title="The model\'s suggestion, accepted">✓</span>'
+        prov = ""
+        if r.get("provenance"):
+            p = r["provenance"]
+            tip = f'Rationale: {provenance_text(p, r.get("edit_distance"))}. {PROVENANCE_TIPS.get(p, "")}'
+            prov = (f' <span class="c-prov" data-provenance="{esc(p)}" title="{esc(tip)}">'
+                    f'{esc(PROVENANCE_SHORT.get(p, p))}</span>')
         ev = ",".join(str(int(e)) for e in r.get("evidence") or [])
         body.append(f'<tr class="care-row" data-item="{i}" data-evidence="{esc(ev)}" tabindex="0" '
                     f'title="Open item {i}"><td class="c-no">{i}</td><td class="c-text">{esc(r["text"])}</td>'
                     f'<td class="c-dim">{esc(r["dimension"])}</td><td class="c-sc">{model}</td>'
-                    f'<td class="c-sc">{expert}</td><td><span class="care-badge {cls}">{esc(state)}</span></td>'
+                    f'<td class="c-sc">{expert}</td><td><span class="care-badge {cls}">{esc(state)}</span>{prov}</td>'
                     f'<td class="c-chk">{chk}</td></tr>')
         for e in r.get("evidence") or []:
             marks.append(f'body[data-care-item="{i}"] #care-turn-{int(e)}')

@@ -30,6 +30,7 @@ from dataclasses import replace
 
 from care_model.core.errors import ConflictError
 from care_model.text.evidence import TranscriptIndex
+from care_model.core.provenance import classify
 from care_model.core.records import Label
 from care_model.core.wai import load_form
 
@@ -74,7 +75,7 @@ def label_dict(label) -> dict:
 
 
 LABEL_META = ("id", "annotator", "status", "score", "score_source", "version", "prediction_id", "accepted_suggestion",
-              "created_at",
+              "rationale_source", "rationale_edit_distance", "created_at",
               "created_by", "updated_at", "updated_by")
 
 
@@ -128,7 +129,7 @@ def summary(form, items: list[dict], session) -> dict:
             "model": model, "model_expected": expected, "expert": expert, "client": client, "counselor": counselor}
 
 
-def item_states(form, view, slot: str | None, index: TranscriptIndex | None) -> list[dict]:
+def item_states(form, view, slot: str | None, index: TranscriptIndex | None, score_locked: bool = False) -> list[dict]:
     lang = view.session.language if view.session.language in form.languages else "en"
     mine = {lab.item: lab for lab in view.labels if slot is not None and lab.annotator == slot}
     out = []
@@ -140,7 +141,8 @@ def item_states(form, view, slot: str | None, index: TranscriptIndex | None) -> 
         out.append({
             "item": item.id, "dimension": item.dimension, "text": form.item_text(item.id, "client", lang),
             "prediction": pred, "label": label_meta(label) if label else None, "version": label.version if label else 0,
-            "state": state, "draft": draft, "checks": checks(draft, pred, index, saved=label is not None),
+            "state": state, "draft": draft,
+            "checks": checks(draft, pred, index, saved=label is not None, score_locked=score_locked),
         })
     return out
 
@@ -177,18 +179,19 @@ def open_view(repo, access: Access, session_id: str, *, predictor=None) -> dict:
         "other_slots": others, "summary": summary(form, items, session),
     }
     return curation_modes.apply_to_view(repo, out, curation_modes.curation_of(repo, session), access, session,
-                                        lambda d, p, saved: checks(d, p, index, saved=saved))
+                                        lambda d, p, saved: checks(d, p, index, saved=saved, score_locked=True))
 
 
 # ----- writes -------------------------------------------------------------------------------
 def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, expected_version: int,
-              predictor=None) -> dict:
+              predictor=None, bulk: bool = False) -> dict:
     """Save one item as a draft in the user's slot.
 
     Returns ``{"status": "saved", "label", "version", "state", "checks", "unchanged"}`` or, when
     someone saved the item since ``expected_version``, ``{"status": "conflict", "current"
     (theirs), "yours", "message"}`` without writing anything. Saving exactly what is stored is a
-    no-op (``unchanged``), also when that is what the other person saved.
+    no-op (``unchanged``), also when that is what the other person saved. The label records the
+    rationale's provenance (:func:`rationale_provenance`); ``bulk``: saved through "Accept all".
     """
     sa = require_session(repo, access, session_id, edit=True)
     draft = clean_draft(draft)
@@ -199,9 +202,14 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
                  if p.item == item), None)
     current = repo.get_label(sa.session_id, item, sa.slot)
     pdict = prediction_dict(pred)
-    accepted = pred.id if pred is not None and equals_suggestion(draft, pdict) else None
+    offered = curation_modes.offered_draft(repo, sa.session_id, item)
+    accepted, prov, dist = rationale_provenance(draft, pdict, offered, bulk=bulk)
+    if (current is not None and same_content(current, draft) and current.rationale_source == "bulk_accepted"
+            and prov == "accepted"):
+        prov = "bulk_accepted"  # an autosave of what Accept all saved is still that
     if current is not None and same_content(current, draft) and current.version >= int(expected_version) \
-            and getattr(current, "accepted_suggestion", None) == accepted and current.score_source == source:
+            and getattr(current, "accepted_suggestion", None) == accepted and current.score_source == source \
+            and current.rationale_source == prov:
         saved, unchanged = current, True
     elif current is not None and current.status == "submitted":
         raise read_only(sa.session_id, current.updated_by)
@@ -209,7 +217,8 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
         label = Label(session_id=sa.session_id, item=item, annotator=sa.slot, score=draft["score"],
                       rationale=draft["rationale"], evidence=draft["evidence"], status="draft",
                       prediction_id=pred.id if pred else None, change_reasons=draft["change_reasons"],
-                      accepted_suggestion=accepted, score_source=source)
+                      accepted_suggestion=accepted, score_source=source, rationale_source=prov,
+                      rationale_edit_distance=dist)
         try:
             saved = repo.save_label(label, actor=access.username, expected_version=int(expected_version))
             unchanged = False
@@ -219,7 +228,22 @@ def save_item(repo, access: Access, session_id: str, item: int, draft: dict, *, 
     return {"status": "saved", "item": saved.item, "label": saved.to_dict(), "version": saved.version,
             "state": "submitted" if saved.status == "submitted" else "draft", "unchanged": unchanged,
             "checks": checks(draft_of(saved, None), pdict, transcript_index(repo, sa.session_id),
-                             saved=True)}
+                             saved=True, score_locked=offered is not None or source == "client_self_report")}
+
+
+def rationale_provenance(draft: dict, pred: dict | None, offered: dict | None, *, bulk: bool = False
+                         ) -> tuple[str | None, str, int | None]:
+    """``(accepted_suggestion, rationale_source, edit_distance)`` of a draft: the id of the model
+    suggestion or score draft (``offered``) it equals, and where its rationale came from, compared
+    with both texts (:func:`care_model.core.provenance.classify`)."""
+    accepted = None
+    if pred is not None and equals_suggestion(draft, pred):
+        accepted = pred["id"]
+    elif offered is not None and equals_suggestion(draft, {**offered, "parse_status": "ok"}):
+        accepted = offered["id"]
+    texts = [(pred or {}).get("rationale"), (offered or {}).get("rationale")]
+    prov, dist = classify(draft.get("rationale"), texts, bulk=bulk)
+    return accepted, prov, dist
 
 
 def submit_session(repo, access: Access, session_id: str, expected_versions: dict | None = None,
@@ -233,7 +257,8 @@ def submit_session(repo, access: Access, session_id: str, expected_versions: dic
     sa = require_session(repo, access, session_id, edit=True)
     view = _predictions_for(repo, sa.session_id, active_model_version(repo, predictor))
     form = load_form(view.session.form)
-    items = item_states(form, view, sa.slot, transcript_index(repo, view.session))
+    locked = curation_modes.curation_of(repo, view.session)["mode"] == curation_modes.CLIENT_ANCHORED
+    items = item_states(form, view, sa.slot, transcript_index(repo, view.session), score_locked=locked)
     problems = {str(it["item"]): blocking(it["checks"]) for it in items if blocking(it["checks"])}
     stale = curation_modes.stale_source_problems([lab for lab in view.labels if lab.annotator == sa.slot],
                                                  curation_modes.source_of(repo, view.session, sa.slot))

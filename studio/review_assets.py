@@ -5,7 +5,8 @@ shows ``#card-N`` and highlights its row in the compact list (``#care-list``), s
 redraw of the list or the cards never loses which item is open. The script:
 
 * opens an item: a click (or Enter) on its row, j/k, n/p or Alt+Down/Up;
-* scores and accepts the open item: 1-5, a; Shift+A asks to accept all passing suggestions;
+* scores and accepts the open item: 1-5, a; Shift+A asks to accept all passing suggestions; c
+  confirms the shown rationale of a client-anchored card ("Confirm this rationale");
 * picks evidence in the transcript: a click on a turn (or Enter/Space on a focused turn) adds it
   to the open item's evidence, a second one removes it; selecting text in a turn offers "Quote"
   (key q: inserts the selection, quoted, into the rationale at the cursor and adds the turn) and
@@ -43,6 +44,7 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 .care-list th:nth-child(6) {width:5.6rem;} .care-list th:nth-child(7) {width:30%;}
 .care-list .c-no {font-weight:700; color:#1e293b;}
 .care-list .c-acc {color:#15803d; font-size:.75rem;}
+.care-list .c-prov {color:#475569; font-size:.7rem; white-space:nowrap;}
 .care-list .c-dim {color:#64748b; font-size:.72rem; text-transform:uppercase;}
 .care-list .care-badge {font-size:.7rem; padding:0 .4rem;}
 .care-row {cursor:pointer;}
@@ -229,6 +231,8 @@ JS = r"""
       const r = radios[parseInt(e.key, 10) - 1]; if (r) { e.preventDefault(); r.click(); }
     } else if (e.key === 'a') {
       const c = card(); const b = c && c.querySelector('.care-accept'); if (b) { e.preventDefault(); b.click(); }
+    } else if (e.key === 'c') {
+      const c = card(); const b = c && c.querySelector('.care-confirm'); if (b) { e.preventDefault(); b.click(); }
     } else if (e.key === 'A') { e.preventDefault(); click('#care-accept-all'); }
   });
 }
@@ -250,6 +254,7 @@ SHOW_SESSION_JS = """() => {
 
 KEYS_HELP = ('<div class="care-keys">Click a row (or <kbd>j</kbd>/<kbd>k</kbd>) to open an item · '
              '<kbd>1</kbd>–<kbd>5</kbd> score · <kbd>a</kbd> accept · <kbd>Shift</kbd>+<kbd>A</kbd> accept all · '
+             '<kbd>c</kbd> confirm the rationale (client-anchored) · '
              'evidence: click a turn (or <kbd>t</kbd>, <kbd>↓</kbd>/<kbd>↑</kbd>, <kbd>Enter</kbd>), again to remove · '
              'select text: '
              '<kbd>q</kbd> quote it, <kbd>e</kbd> evidence · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · '

@@ -55,20 +55,25 @@ def same_content(label: Label | dict | None, draft: dict) -> bool:
             and list(get("change_reasons") or []) == list(draft["change_reasons"]))
 
 
-def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, saved: bool) -> list[dict]:
-    """Problems of one item as the expert works: ``blocking`` ones prevent submitting."""
+def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, saved: bool,
+           score_locked: bool = False) -> list[dict]:
+    """Problems of one item as the expert works: ``blocking`` ones prevent submitting.
+    ``score_locked`` (client-anchored: the score is the client's, fixed): no check about the score
+    differing from the model's, since the expert cannot change it."""
     out = []
 
     def add(code, message, blocking=True):
         out.append({"code": code, "message": message, "blocking": blocking})
 
     if not saved:
-        add("unreviewed", "Not reviewed yet: set a score (or accept the model's) and save.")
+        add("unreviewed", "Not reviewed yet: confirm the rationale (key c) or edit it." if score_locked
+            else "Not reviewed yet: set a score (or accept the model's) and save.")
     if draft.get("score") is None:
         add("no_score", "No score chosen.")
     if not _norm(draft.get("rationale")):
         add("empty_rationale", "The rationale is empty.")
-    if (pred and pred.get("score") is not None and draft.get("score") is not None and draft["score"] != pred["score"]
+    if (not score_locked and pred and pred.get("score") is not None and draft.get("score") is not None
+            and draft["score"] != pred["score"]
             and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
         add("rationale_untouched",
             f"Score changed from the model's {pred['score']} to {draft['score']} but the rationale is still the "
@@ -76,7 +81,7 @@ def checks(draft: dict, pred: dict | None, index: TranscriptIndex | None, *, sav
     if index is not None and _norm(draft.get("rationale")):
         for quote in index.link(draft["rationale"]).unsupported:
             add("quote_not_found", f"Not in the transcript: \u201c{quote}\u201d")
-    if saved and readable(pred) and not draft.get("change_reasons") and not (
+    if saved and not score_locked and readable(pred) and not draft.get("change_reasons") and not (
             draft.get("score") == pred.get("score") and _norm(draft.get("rationale")) == _norm(pred.get("rationale"))):
         add("no_reason", "Changed from the model's suggestion: say why (change reasons).", blocking=False)
     return out

@@ -22,7 +22,8 @@ class SpeedHandlers:
         it = rs.items[item]
         pending = item in rs.pending
         draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
-        chk = review_checks.checks(draft, it["pred"], index, saved=pending or it["state"] != "unreviewed")
+        chk = review_checks.checks(draft, it["pred"], index, saved=pending or it["state"] != "unreviewed",
+                                   score_locked=rs.locked)
         return draft, chk, pending
 
     def _list(self, rs) -> str:
@@ -34,7 +35,10 @@ class SpeedHandlers:
                 draft, chk, pending = self._item_now(rs, item, index)
                 pred = it["pred"]
                 state = "conflict" if item in rs.conflicts else ("unsaved" if pending else it["state"])
-                if it["state"] == "unreviewed" and not pending:  # nothing of the expert's yet: how the suggestion fares
+                if it["state"] == "unreviewed" and not pending and rs.locked:  # how the shown draft fares
+                    chk = [dict(c, message="draft: " + c["message"])
+                           for c in review_checks.checks(it["saved"], pred, index, saved=True, score_locked=True)]
+                elif it["state"] == "unreviewed" and not pending:  # nothing of the expert's: how the suggestion fares
                     chk = ([dict(c, message="suggestion: " + c["message"])
                             for c in review_checks.checks(accept.accepted_draft(pred), pred, index, saved=True)]
                            if accept.readable(pred) else [])
@@ -43,6 +47,10 @@ class SpeedHandlers:
                              "model": pred.get("score") if accept.readable(pred) else None,
                              "model_note": "" if accept.readable(pred) else ("no answer" if pred else "not predicted"),
                              "accepted": bool(it["state"] != "unreviewed" and accept.equals_suggestion(draft, pred)),
+                             "provenance": (it["label"] or {}).get("rationale_source")
+                             if it["state"] != "unreviewed" and not pending else None,
+                             "edit_distance": (it["label"] or {}).get("rationale_edit_distance"),
+                             "passes": "draft passes" if rs.locked else "suggestion passes",
                              "expert": draft.get("score") if it["state"] != "unreviewed" or pending else None,
                              "state": state, "evidence": list(draft.get("evidence") or []),
                              "checks": [c for c in chk if c["code"] != "unreviewed"]})
@@ -66,8 +74,10 @@ class SpeedHandlers:
         if rs is None or not rs.editable:
             return self._nothing()
         if getattr(rs, "locked", False):  # client-anchored: the scores are the client's, not the model's
-            rs.message = ("This session is client-anchored: its scores are the client's own, so the model's "
-                          "scores cannot be accepted. Write the rationales instead.", "warn")
+            rs.message = ("Accept all does nothing here: this session is client-anchored, so every score is the "
+                          "client's own (none is the expert's to fill) and Accept all never takes a rationale. "
+                          "Read each item's rationale and confirm it (button “Confirm this rationale” or key c) "
+                          "or edit it.", "warn")
             return self._bulk_panel() | {self.c.status: render.status_html(*rs.message)}
         todo = self._candidates(rs)
         with rs.lock:
@@ -88,7 +98,7 @@ class SpeedHandlers:
             return self._nothing()
         asked = set(getattr(rs, "bulk", None) or []) if not getattr(rs, "locked", False) else set()
         todo = [t for t in self._candidates(rs) if t["item"] in asked]
-        done = [t for t in todo if self._save(rs, access, t["item"], t["draft"])]
+        done = [t for t in todo if self._save(rs, access, t["item"], t["draft"], bulk=True)]
         with rs.lock:
             rs.bulk = []
             skipped = sorted(asked - {t["item"] for t in done})

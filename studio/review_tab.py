@@ -97,6 +97,10 @@ def build_tab(ctx):
                                                       elem_id=f"score-{item}", elem_classes=["care-score"], scale=4)
                                 card.accept = gr.Button("Accept", size="sm", elem_id=f"accept-{item}",
                                                         elem_classes=["care-accept"], scale=0, min_width=90)
+                                # client-anchored cards: the shown draft becomes the expert's label (key c)
+                                card.confirm = gr.Button("Confirm this rationale", size="sm", elem_id=f"confirm-{item}",
+                                                         elem_classes=["care-confirm"], scale=0, min_width=150,
+                                                         visible=False)
                                 card.draft = gr.Button("Draft a rationale for this score", size="sm",
                                                        elem_id=f"draft-{item}", elem_classes=["care-draft"], scale=0,
                                                        min_width=150)
@@ -123,7 +127,8 @@ def build_tab(ctx):
     heads_feedback = [getattr(cd, f) for cd in cards.values() for f in ("head", "feedback")]
     all_cards = frame + heads_feedback
     card_outs = [getattr(cd, f) for cd in cards.values()
-                 for f in ("head", "model", "score", "rationale", "evidence", "reasons", "feedback", "accept")]
+                 for f in ("head", "model", "score", "rationale", "evidence", "reasons", "feedback", "accept",
+                           "confirm")]
     open_out = [c.st, c.last, c.head, c.transcript, c.save_btn, c.submit_btn, c.reopen_btn, c.accept_all, c.job,
                 c.timer] + frame + card_outs + [c.bulk_html, c.bulk_yes, c.bulk_no]
     quiet = dict(api_visibility="private", show_progress="hidden")
@@ -149,6 +154,7 @@ def build_tab(ctx):
                               trigger_mode="always_last", **quiet)
         card.accept.click(h.card_accept(item), [c.st], one + [card.score, card.rationale, card.evidence, card.reasons],
                           **quiet)
+        card.confirm.click(h.card_confirm(item), [c.st, card.rationale], one, **quiet)
     c.save_btn.click(h.save_all, [c.st] + fields, all_cards, **quiet)
     c.submit_btn.click(h.submit, [c.st] + fields, all_cards, api_visibility="private").then(
         h.reload_if_read_only, [c.st], open_out, **quiet)  # a submitted session turns read-only

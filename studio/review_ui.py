@@ -48,7 +48,7 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         pending = item in rs.pending
         draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
         chk = review_checks.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
-                            saved=pending or it["state"] != "unreviewed")
+                                   saved=pending or it["state"] != "unreviewed", score_locked=rs.locked)
         return render.feedback_html(chk, it["pred"], draft, pending=pending)
 
     def _card(self, rs: ReviewState, item: int) -> dict:
@@ -75,13 +75,14 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         return (f"Item {item} was changed by {who}: choose a version in the panel above. Nothing was overwritten.",
                 "warn")
 
-    def _save(self, rs: ReviewState, access, item: int, draft: dict, expected: int | None = None) -> bool:
+    def _save(self, rs: ReviewState, access, item: int, draft: dict, expected: int | None = None,
+              bulk: bool = False) -> bool:
         """Save one item on top of the version the page holds (or ``expected``); updates ``rs``
-        (version, state, conflicts, message). True if it was saved."""
+        (version, state, conflicts, message). True if it was saved. ``bulk``: through Accept all."""
         with rs.lock:  # held throughout: one page's saves run one after the other, in order
             version = rs.items[item]["version"] if expected is None else expected
             res = review.save_item(self.ctx.repo, access, rs.sid, item, draft, expected_version=version,
-                                   predictor=self.ctx.predictor)
+                                   predictor=self.ctx.predictor, bulk=bulk)
             it = rs.items[item]
             if res["status"] != "saved":
                 rs.conflicts[item] = res
@@ -184,7 +185,7 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
             c.timer: gr.Timer(active=bool(latest) and latest["state"] in ("queued", "running")),
             c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed),
             c.reopen_btn: gr.update(visible=bool(view.get("reopenable"))),
-            c.accept_all: gr.update(interactive=ed and not locked)} | self._bulk_panel()
+            c.accept_all: gr.update(interactive=ed)} | self._bulk_panel()  # anchored: it says why it fills nothing
         notices = quality_notice.notices_for(self.ctx.repo, [it["prediction"] for it in view["items"]])
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
@@ -196,7 +197,9 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                        card.evidence: gr.update(value=evidence_text(d["evidence"]), interactive=ed),
                        card.reasons: gr.update(value=d["change_reasons"], interactive=ed),
                        card.feedback: render.feedback_html(it["checks"], it["prediction"], d),
-                       card.accept: gr.update(interactive=ed and not locked and readable(it["prediction"]))})
+                       card.accept: gr.update(interactive=ed and not locked and readable(it["prediction"]),
+                                              visible=not locked),
+                       card.confirm: gr.update(visible=locked, interactive=ed)})
         return up
 
     # ----- one card ----------------------------------------------------------------------
@@ -278,6 +281,33 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         accept.__name__ = f"accept_item_{item}"
         return accept
 
+    def card_confirm(self, item: int):
+        """Client-anchored cards: save the rationale shown (the draft written for the client's
+        score, or the expert's edit of it) as the expert's label; the item is done. An unchanged
+        draft is recorded with provenance ``accepted`` (:func:`studio.review.save_item`)."""
+        @ui.guard
+        def confirm(rs, rationale, request: gr.Request):
+            access = self._access(request)
+            if rs is None or not rs.editable:
+                return self._nothing()
+            with rs.lock:
+                if item in rs.conflicts:
+                    rs.message = self._conflict_message(rs, item)
+                    return self._frame(rs) | self._card(rs, item)
+                draft = {**rs.items[item]["saved"], "rationale": rationale if rationale is not None
+                         else (rs.pending.get(item) or rs.items[item]["saved"])["rationale"]}
+                rs.pending.pop(item, None)
+                if self._save(rs, access, item, draft):
+                    lab = rs.items[item]["label"] or {}
+                    how = {"accepted": "the draft, unchanged (provenance: accepted)",
+                           "edited": f"your edit of the draft ({lab.get('rationale_edit_distance')} characters "
+                                     "changed; provenance: edited)"}.get(lab.get("rationale_source"),
+                                                                         "your rationale (provenance: expert)")
+                    rs.message = (f"Confirmed item {item}: saved {how} at {now()}.", "ok")
+            return self._frame(rs) | self._card(rs, item)
+        confirm.__name__ = f"confirm_item_{item}"
+        return confirm
+
     # ----- whole session -----------------------------------------------------------------
     @ui.guard
     def save_all(self, request: gr.Request, rs, *values):
@@ -285,7 +315,10 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         if rs is None or not rs.editable:
             return self._nothing()
         if not self._flush(rs, access, values) and not rs.conflicts:
-            rs.message = (f"Everything is saved ({now()}).", "ok")
+            todo = sorted(i for i, it in rs.items.items() if it["state"] == "unreviewed")
+            rs.message = (f"Everything is saved ({now()})." + (
+                f" Still to do: item(s) {', '.join(map(str, todo))}: confirm each shown rationale (button "
+                "“Confirm this rationale” or key c) or edit it." if rs.locked and todo else ""), "ok")
         return self._all_cards(rs)
 
     @ui.guard

@@ -13,6 +13,7 @@ import gradio as gr
 
 from care_model.stats.compare import MIN_SESSIONS, too_small_message
 from care_model.inference.model_files import SMOLLM2_ID
+from care_model.stats.review_quality import review_quality, review_quality_markdown
 from care_model.text.snapshot import describe_learned_from, learned_from
 
 from . import quality_notice, render, ui, validate
@@ -41,6 +42,16 @@ def _duration(s) -> str:
         return "–"
     s = int(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def review_quality_md(repo) -> str:
+    """The review-quality table of the Models tab, with what it counts."""
+    preds = (p for sid in repo.session_ids() for p in repo.predictions(sid, history=True))
+    stats = review_quality(repo.labels(), preds)
+    return ("Share of reviewed items whose rationale the expert saved as the model's text unchanged (one at a time "
+            "or through Accept all), edited lightly (edit distance under half the model text), or rewrote; mean "
+            "characters changed per item. Labels saved before this was recorded count as unknown.\n\n"
+            + review_quality_markdown(stats))
 
 
 def readiness_html(st: dict, notice: str = "") -> str:
@@ -162,6 +173,12 @@ class TrainingUI:
         return (readiness_html(st, self._notice()), gr.update(interactive=st["readiness"]["ready"] and not running),
                 gr.update(interactive=running), gr.update(interactive=resumable), progress_html(st), loss_html(st),
                 st["log"], compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
+
+    def review_quality(self, request: gr.Request):
+        """Per model version: acceptance, edit and rewrite rates and mean edit size of the experts'
+        rationales (care_model.stats.review_quality)."""
+        self._admin(request)
+        return review_quality_md(self.ctx.repo)
 
     def on_load(self, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
@@ -288,6 +305,9 @@ def build_tab(ctx):
                                  elem_id="care-train-log")
         gr.Markdown("### Model versions")
         compare = gr.HTML(js_on_load=None, elem_id="care-train-compare")
+        with gr.Accordion("How experts treated each version's suggestions", open=True):
+            quality = gr.Markdown(elem_id="care-review-quality")  # studio.training_tab.review_quality_md
+            quality_btn = gr.Button("Refresh", size="sm", elem_id="care-review-quality-refresh")
         versions = gr.Dataframe(headers=VERSION_HEADERS, interactive=False, elem_id="care-versions")
         with gr.Row():
             version = gr.Dropdown([], label="Version", allow_custom_value=True, elem_id="care-version-pick")
@@ -310,4 +330,6 @@ def build_tab(ctx):
         if "topbar" in ctx.components:  # the header names the active model: refresh it
             dep.then(ctx.components["topbar"], [], [ctx.components["user_html"]], **quiet)
     ctx.on_load(h.on_load, [], [tab, timer, threshold, recipe, ready])
+    quality_btn.click(h.review_quality, [], [quality], **quiet)
+    tab.select(h.review_quality, [], [quality], **quiet)
     return h

@@ -25,8 +25,10 @@ def make_prediction(session_id: str, item: int, score: int = 3, version: str = "
 
 
 def make_label(session_id: str, item: int, score: int = 4, annotator: str = SHARED, status: str = "draft",
-               rationale: str = "expert rationale") -> Label:
-    return Label(session_id=session_id, item=item, annotator=annotator, score=score, rationale=rationale, status=status)
+               rationale: str = "expert rationale", rationale_source: str = "expert") -> Label:
+    """An expert's label as the review page would save it (a rationale the expert wrote: ``expert``)."""
+    return Label(session_id=session_id, item=item, annotator=annotator, score=score, rationale=rationale, status=status,
+                 rationale_source=rationale_source)
 
 
 def hand_checked_evaluation():

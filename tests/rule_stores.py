@@ -44,7 +44,8 @@ def make_rule_store(root: Path, n: int = 32) -> Path:
             score = s.ratings["client"][1]
             why = f'The client said "{GOOD if score == 5 else BAD}" [1].'
             repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=score, rationale=why,
-                                     status="submitted", score_source="client_self_report"), 0)
+                                     status="submitted", score_source="client_self_report",
+                                     rationale_source="expert"), 0)
                               for k in range(1, 13)], actor="boss")
     return root
 
@@ -64,6 +65,6 @@ def make_cv_store(root: Path) -> Path:
         for s in sessions:
             repo.save_labels([(Label(session_id=s.id, item=k, annotator=SHARED, score=s.ratings["client"][k],
                                      rationale="The client said so [1].", status="submitted",
-                                     score_source="client_self_report"), 0)
+                                     score_source="client_self_report", rationale_source="expert"), 0)
                               for k in range(1, 13)], actor="boss")
     return root

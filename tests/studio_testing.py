@@ -176,5 +176,6 @@ def curate(repo, session_ids):
     for sid in session_ids:
         s = repo.get_session(sid)
         repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
-                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report"), 0)
+                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report",
+                                 rationale_source="expert"), 0)
                           for i, v in s.ratings["client"].items()], actor="ann")

@@ -203,7 +203,11 @@ class Label:
     ``updated_by`` always name the people. ``version`` counts saves; a save must name the
     version it started from, so nobody overwrites a change they have not seen.
     ``accepted_suggestion`` is the id of the model suggestion the label equals (score, rationale
-    and evidence, no change reason), set on save: an accepted suggestion is recorded as such.
+    and evidence, no change reason) -- the free suggestion or a draft written for the item's score --,
+    set on save: an accepted suggestion is recorded as such. ``rationale_source`` says where the
+    rationale came from (:data:`care_model.core.provenance.RATIONALE_SOURCES`: expert, edited,
+    accepted, bulk_accepted, unknown) and ``rationale_edit_distance`` its character edit distance
+    from the model text it started from (None: no model text).
     """
 
     session_id: str
@@ -219,6 +223,8 @@ class Label:
     comment: str = ""
     adjudicated_from: list[str] = field(default_factory=list)
     score_source: str = ""  # one of SCORE_SOURCES; empty: "adjudicated" in that slot, else "expert"
+    rationale_source: str = "unknown"  # one of provenance.RATIONALE_SOURCES, set on save
+    rationale_edit_distance: int | None = None
     version: int = 0
     created_at: str = ""
     created_by: str = ""

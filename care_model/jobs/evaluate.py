@@ -31,6 +31,7 @@ from typing import Sequence
 from care_model.core.errors import CareError, ImportFormatError, ValidationError
 from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.folds import cross_validate
+from care_model.core.provenance import DEFAULT_PROVENANCE
 from care_model.text.curation import curated_labels, resolve_unresolved
 from care_model.stats.baselines import format_table
 from care_model.stats.heldout import held_out_sessions
@@ -145,8 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         preds = [p for p in preds if p.session_id in kept]
         print(f"held-out: {held.note()}" + ("" if args.store else " (an export does not record training "
                                              "splits: use --store to leave training sessions out)"), file=sys.stderr)
-        curated, unresolved = curated_labels(labels)
-        curated += resolve_unresolved(labels, unresolved)
+        # rationale references: expert-written or edited only (model text saved unchanged is no reference)
+        curated, unresolved = curated_labels(labels, rationale_provenance=DEFAULT_PROVENANCE)
+        curated += resolve_unresolved(labels, unresolved, rationale_provenance=DEFAULT_PROVENANCE)
         if other:
             return _compare(sessions, preds, latest_predictions(predictions, other), version, other, held, args, out)
         kwargs = dict(with_text_metrics=not args.no_text, similarity=None if args.no_embeddings else _similarity(),

@@ -28,7 +28,9 @@ from care_model.stats.correlations import dimension_correlations
 from care_model.stats.evaluate import evaluate_predictions, latest_predictions
 from care_model.stats.heldout import UnknownTrainingSplitError, held_out_sessions
 from care_model.stats.version_quality import score_used, version_quality_reports
+from care_model.core.provenance import DEFAULT_PROVENANCE
 from care_model.text.curation import curated_labels, resolve_unresolved
+from care_model.text.snapshot import describe_provenance
 from care_model.training.runs import read_events, summarize
 
 PUBLISHED = [  # Pearson r per dimension, the paper's Table 2 (CARE is Llama-3.1-8B fine-tuned on its corpus)
@@ -51,8 +53,8 @@ class StoreData:
 
     @property
     def curated(self) -> list:
-        chosen, unresolved = curated_labels(self.labels)
-        return chosen + resolve_unresolved(self.labels, unresolved)
+        chosen, unresolved = curated_labels(self.labels, rationale_provenance=DEFAULT_PROVENANCE)  # as references
+        return chosen + resolve_unresolved(self.labels, unresolved, rationale_provenance=DEFAULT_PROVENANCE)
 
 
 # ----------------------------------------------------------------------------- rows
@@ -77,6 +79,9 @@ def version_label(data: StoreData, vid: str) -> str:
     doc = data.versions.get(vid) or {}
     if doc.get("kind") == "lora":
         tag = "active" if vid == data.active else doc.get("status", "")
+        prov = (doc.get("learned_from") or {}).get("provenance_counts")
+        if prov:  # how many curated rationales of each provenance it learned from (care_model.core.provenance)
+            tag += f"; rationales learned: {describe_provenance(prov)}"
         return f"Model version {vid} ({tag})"
     return f"Base model {vid}" + (" (active)" if vid == data.active else "")
 

@@ -46,7 +46,7 @@ Pure: no torch, no storage.
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable
 
 from care_model.core.errors import ValidationError
@@ -83,6 +83,7 @@ class CuratedLabel:
     label_ids: list[str] = field(default_factory=list)
     curated_at: str = ""            # the latest updated_at of the labels it came from
     score_source: str = "expert"    # client_self_report | expert | adjudicated (records.SCORE_SOURCES)
+    rationale_source: str = "unknown"  # the rationale's provenance (core.provenance.RATIONALE_SOURCES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,13 +112,13 @@ def curate_item(labels: Iterable[Label]) -> CuratedLabel | None:
         if slot in by_slot:
             lab = by_slot[slot]
             return CuratedLabel(lab.session_id, int(lab.item), int(lab.score), lab.rationale, list(lab.evidence),
-                                source, [lab.id], lab.updated_at, lab.score_source)
+                                source, [lab.id], lab.updated_at, lab.score_source, lab.rationale_source)
     experts = [lab for lab in submitted if lab.annotator not in (ADJUDICATED, SHARED)]
     score = int(statistics.median_low(sorted(int(lab.score) for lab in experts)))
     chosen = _latest([lab for lab in experts if int(lab.score) == score])
     return CuratedLabel(chosen.session_id, int(chosen.item), score, chosen.rationale, list(chosen.evidence),
                         f"median_of_{len(experts)}", sorted(lab.id for lab in experts),
-                        max(lab.updated_at for lab in experts), chosen.score_source)
+                        max(lab.updated_at for lab in experts), chosen.score_source, chosen.rationale_source)
 
 
 def submitted_by_item(labels: Iterable) -> dict[tuple[str, int], list[Label]]:
@@ -129,14 +130,24 @@ def submitted_by_item(labels: Iterable) -> dict[tuple[str, int], list[Label]]:
     return grouped
 
 
-def curated_labels(labels: Iterable, *, score_sources: Iterable[str] | None = None
+def reference_rationale(label: Label, rationale_provenance: Iterable[str] | None) -> Label:
+    """The label as an evaluation reference: its rationale blanked (its score kept) when its
+    provenance is not in ``rationale_provenance`` (None: every rationale is a reference), so model
+    text saved unchanged is never the reference a model's rationale is compared with."""
+    if rationale_provenance is None or label.rationale_source in set(rationale_provenance):
+        return label
+    return replace(label, rationale="")
+
+
+def curated_labels(labels: Iterable, *, score_sources: Iterable[str] | None = None,
+                   rationale_provenance: Iterable[str] | None = None
                    ) -> tuple[list[Label], list[tuple[str, int]]]:
     """The curated label per (session, item) as the :class:`Label` it is (by ``CURATION_RULE``),
     for the evaluation. Items that several experts coded independently, with no adjudicated or
     shared label, are returned apart as *unresolved* ``(session_id, item)``: their curated label
     is the lower median of the experts' scores, which no single label holds
     (:func:`resolve_unresolved` makes it). ``score_sources``: keep only curated labels whose
-    score came from one of these (None: all)."""
+    score came from one of these (None: all). ``rationale_provenance``: see :func:`reference_rationale`."""
     wanted = None if score_sources is None else set(score_sources)
     chosen, unresolved = [], []
     for key, labs in submitted_by_item(labels).items():
@@ -146,12 +157,14 @@ def curated_labels(labels: Iterable, *, score_sources: Iterable[str] | None = No
         if len(cur.label_ids) > 1:
             unresolved.append(key)
         elif wanted is None or cur.score_source in wanted:
-            chosen.append(next(lab for lab in labs if lab.id == cur.label_ids[0]))
+            chosen.append(reference_rationale(next(lab for lab in labs if lab.id == cur.label_ids[0]),
+                                              rationale_provenance))
     return chosen, unresolved
 
 
 def resolve_unresolved(labels: Iterable, unresolved: Iterable[tuple[str, int]], *,
-                       score_sources: Iterable[str] | None = None) -> list[Label]:
+                       score_sources: Iterable[str] | None = None,
+                       rationale_provenance: Iterable[str] | None = None) -> list[Label]:
     """The curated label of the ``unresolved`` items (see :func:`curated_labels`) as new
     :class:`Label` records (``annotator`` = the rule that chose it, e.g. ``median_of_2``), by the
     rule the training snapshot uses, so evaluation and training read one curated set."""
@@ -161,7 +174,8 @@ def resolve_unresolved(labels: Iterable, unresolved: Iterable[tuple[str, int]], 
     for (sid, item), labs in sorted(submitted_by_item(labels).items()):
         cur = curate_item(labs) if (sid, item) in wanted else None
         if cur is not None and (keep is None or cur.score_source in keep):
-            out.append(Label(session_id=sid, item=item, annotator=cur.source, score=cur.score,
-                             rationale=cur.rationale, evidence=list(cur.evidence), status="submitted",
-                             score_source=cur.score_source))
+            out.append(reference_rationale(Label(
+                session_id=sid, item=item, annotator=cur.source, score=cur.score, rationale=cur.rationale,
+                evidence=list(cur.evidence), status="submitted", score_source=cur.score_source,
+                rationale_source=cur.rationale_source), rationale_provenance))
     return out

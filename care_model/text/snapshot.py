@@ -16,6 +16,17 @@ paper). ``rationales``:
   and model version trained on it. The sample store (self-reports, no expert rationales) trains
   this way.
 
+Rationale provenance
+--------------------
+Curated labels are kept only when their rationale's provenance
+(:mod:`care_model.core.provenance`) is in ``rationale_provenance``: by default ``expert`` and
+``edited`` (:data:`~care_model.core.provenance.DEFAULT_PROVENANCE`), so model text saved unchanged
+(``accepted``, ``bulk_accepted``) or of unknown origin never becomes a training target unless a
+recipe names it. A left-out item of a self-reported session is then learned like an item without
+curated label (a score without rationale) under ``curated_or_none``, and not at all otherwise. The
+header counts the kept rationales per provenance (``provenance_counts``) and those left out
+(``excluded_provenance_counts``).
+
 Snapshot
 --------
 :func:`take_snapshot` reads the store once and returns a :class:`Snapshot`; its ``hash`` is a
@@ -42,6 +53,7 @@ from pathlib import Path
 from typing import Iterable
 
 from care_model.core.errors import TrainingError, ValidationError
+from care_model.core.provenance import DEFAULT_PROVENANCE, check_provenance, provenance_counts
 from care_model.core.records import SCORE_SOURCES, Session, now_iso, stable_hash
 from care_model.text.curation import CURATION_RULE, CuratedLabel, curate_item, submitted_by_item
 
@@ -64,7 +76,16 @@ def learned_from(header: dict | None) -> dict:
                 "score_source_counts": {}, "items_without_rationale": None}
     return {"score_sources": list(h.get("score_sources") or []), "rationales": h.get("rationales"),
             "score_source_counts": dict(h.get("score_source_counts") or {}),
-            "items_without_rationale": h.get("items_without_rationale")}
+            "items_without_rationale": h.get("items_without_rationale"),
+            "rationale_provenance": list(h.get("rationale_provenance") or []),
+            "provenance_counts": dict(h.get("provenance_counts") or {}),
+            "excluded_provenance_counts": dict(h.get("excluded_provenance_counts") or {})}
+
+
+def describe_provenance(counts: dict | None) -> str:
+    """"expert 3, edited 2, accepted 0, ..." (the non-zero counts; "none" when all are zero)."""
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in (counts or {}).items() if v]
+    return ", ".join(parts) or "none"
 
 
 def describe_learned_from(info: dict | None) -> str:
@@ -77,6 +98,9 @@ def describe_learned_from(info: dict | None) -> str:
     text = ", ".join(parts) + {"curated": ", with curated rationales",
                                "curated_or_none": ", with curated rationales where there are any"}.get(
         info.get("rationales") or "", f", rationales: {info.get('rationales')}")
+    if info.get("rationale_provenance"):
+        text += (f"; rationales by provenance: {describe_provenance(info.get('provenance_counts'))} (taking "
+                 f"{', '.join(info['rationale_provenance'])})")
     if info.get("items_without_rationale"):
         text += f"; {info['items_without_rationale']} items learned as scores without rationale"
     return text
@@ -109,6 +133,8 @@ class Snapshot:
     created_at: str = ""
     score_sources: tuple = DEFAULT_SCORE_SOURCES
     rationales: str = "curated"
+    rationale_provenance: tuple = DEFAULT_PROVENANCE
+    excluded_provenance: dict | None = None  # provenance -> curated labels left out by rationale_provenance
 
     @property
     def n_items(self) -> int:
@@ -139,6 +165,10 @@ class Snapshot:
                 "sources": self.source_counts(), "score_source_counts": self.score_source_counts(),
                 "items_without_rationale": sum(lab.source == NO_RATIONALE for labs in self.labels.values()
                                                for lab in labs),
+                "rationale_provenance": list(self.rationale_provenance),
+                "provenance_counts": provenance_counts(lab.rationale_source for labs in self.labels.values()
+                                                       for lab in labs if lab.source != NO_RATIONALE),
+                "excluded_provenance_counts": dict(self.excluded_provenance or provenance_counts(())),
                 "clients": len({self.client_of(s) for s in self.sessions})}
 
 
@@ -161,17 +191,27 @@ def snapshot_hash(sessions: dict[str, Session], labels: dict[str, list[CuratedLa
     return stable_hash({"rule": rule, "set": body})
 
 
-def snapshot_rule(score_sources: Iterable[str], rationales: str) -> str:
+def snapshot_rule(score_sources: Iterable[str], rationales: str,
+                  rationale_provenance: Iterable[str] = DEFAULT_PROVENANCE) -> str:
     """The rule string a snapshot records (and hashes): the curation rule and what it learns from."""
-    return f"{CURATION_RULE}; score sources: {', '.join(score_sources)}; rationales: {rationales}"
+    return (f"{CURATION_RULE}; score sources: {', '.join(score_sources)}; rationales: {rationales}; "
+            f"rationale provenance: {', '.join(rationale_provenance)}")
 
 
 def take_snapshot(repo, *, session_ids: Iterable[str] | None = None,
-                  score_sources: Iterable[str] = DEFAULT_SCORE_SOURCES, rationales: str = "curated") -> Snapshot:
+                  score_sources: Iterable[str] = DEFAULT_SCORE_SOURCES, rationales: str = "curated",
+                  rationale_provenance: Iterable[str] | None = None) -> Snapshot:
     """Freeze the curated set of ``repo`` now (optionally only ``session_ids``): the curated labels
-    whose score source is in ``score_sources``, and with ``rationales="curated_or_none"`` the
-    self-reported scores without rationale described in the module docstring."""
+    whose score source is in ``score_sources`` and whose rationale's provenance is in
+    ``rationale_provenance`` (None: expert and edited), and with ``rationales="curated_or_none"``
+    the self-reported scores without rationale described in the module docstring."""
     sources = check_sources(score_sources, rationales)
+    try:
+        prov = check_provenance(rationale_provenance)
+    except ValueError as err:
+        raise ValidationError(str(err), "Set rationale_provenance in the recipe to a list such as "
+                                        "[expert, edited] or [expert, edited, accepted].") from None
+    excluded: list[str] = []
     wanted = set(session_ids) if session_ids is not None else None
     labels: dict[str, list[CuratedLabel]] = {}
     grouped = submitted_by_item(lab for lab in repo.labels(status="submitted")
@@ -179,7 +219,10 @@ def take_snapshot(repo, *, session_ids: Iterable[str] | None = None,
     for (sid, _item), labs in sorted(grouped.items()):
         cur = curate_item(labs)
         if cur is not None and cur.score_source in sources:
-            labels.setdefault(sid, []).append(cur)
+            if cur.rationale_source in prov:
+                labels.setdefault(sid, []).append(cur)
+            else:
+                excluded.append(cur.rationale_source)
     sessions = {sid: repo.get_session(sid) for sid in labels}
     if rationales == "curated_or_none":
         for sid in repo.session_ids():
@@ -190,9 +233,10 @@ def take_snapshot(repo, *, session_ids: Iterable[str] | None = None,
             if extra:
                 sessions[sid] = sess
                 labels[sid] = sorted(labels.get(sid, []) + extra, key=lambda lab: lab.item)
-    rule = snapshot_rule(sources, rationales)
+    rule = snapshot_rule(sources, rationales, prov)
     return Snapshot(sessions=sessions, labels=labels, hash=snapshot_hash(sessions, labels, rule), rule=rule,
-                    created_at=now_iso(), score_sources=sources, rationales=rationales)
+                    created_at=now_iso(), score_sources=sources, rationales=rationales, rationale_provenance=prov,
+                    excluded_provenance=provenance_counts(excluded))
 
 
 def new_curated_sessions(repo, since: str | None) -> list[str]:
@@ -252,7 +296,9 @@ def read_snapshot(path: Path | str) -> Snapshot:
     return Snapshot(sessions=sessions, labels=labels, hash=header["hash"], rule=header["rule"],
                     created_at=header.get("created_at", ""),
                     score_sources=tuple(header.get("score_sources") or DEFAULT_SCORE_SOURCES),
-                    rationales=header.get("rationales", "curated"))
+                    rationales=header.get("rationales", "curated"),
+                    rationale_provenance=tuple(header.get("rationale_provenance") or ()),
+                    excluded_provenance=header.get("excluded_provenance_counts"))
 
 
 # ----------------------------------------------------------------------------- split

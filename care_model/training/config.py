@@ -18,6 +18,7 @@ from pathlib import Path
 
 from care_model.inference.backends import BACKENDS
 from care_model.text.calibration import CALIBRATIONS, check_calibration
+from care_model.core.provenance import check_provenance
 from care_model.text.snapshot import check_sources
 from care_model.core.errors import ConfigError, ValidationError
 
@@ -63,6 +64,12 @@ class RetrainConfig:
                                     "rationale, for every item of a self-reported session that has no curated "
                                     "label (the paper's 'CARE without rationales' ablation for those items; recorded "
                                     "in the snapshot).")
+    rationale_provenance: list = _f(["expert", "edited"],
+                                    "Which curated rationales the model learns from, by provenance "
+                                    "(comma-separated): expert (written or substantially rewritten by the expert), "
+                                    "edited (model text with an edit), accepted (model text saved unchanged, one item "
+                                    "at a time), bulk_accepted (saved through Accept all: only when named), unknown "
+                                    "(labels saved before provenance was recorded).")
     perspective: str = _f("client", "Whose answers the model learns: 'client' (the paper) or 'counselor'.")
     calibration: str = _f("content-free", "Evaluation predictions: 'content-free' stores the raw and the calibrated "
                                           "option distributions (care_model.text.calibration), from which the "
@@ -170,6 +177,11 @@ class RetrainConfig:
         except ValidationError as err:
             raise ConfigError(f"Config value score_sources={self.score_sources!r} / rationales={self.rationales!r} "
                               f"is invalid: {err.problem}", err.fix) from None
+        try:
+            self.rationale_provenance = list(check_provenance(self.rationale_provenance))
+        except ValueError as err:
+            raise ConfigError(f"Config value rationale_provenance={self.rationale_provenance!r} is invalid: {err}",
+                              "e.g. rationale_provenance: [expert, edited, accepted]") from None
         if self.decoding not in ("grounded", "free"):
             bad("decoding", "Use 'grounded' (the default) or 'free'.")
         if self.predict_backend not in BACKENDS:

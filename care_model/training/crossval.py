@@ -66,7 +66,8 @@ def fold_dir(cv_dir: Path | str, i: int) -> Path:
 
 def curated_snapshot(repo, config: RetrainConfig):
     """The curated set exactly as a retraining run with ``config`` would freeze it."""
-    return take_snapshot(repo, score_sources=config.score_sources, rationales=config.rationales)
+    return take_snapshot(repo, score_sources=config.score_sources, rationales=config.rationales,
+                             rationale_provenance=config.rationale_provenance)
 
 
 def _strata_score(snapshot, sid: str) -> float | None:

@@ -90,7 +90,8 @@ def prepare_run(repo, config: RetrainConfig, *, run_dir: Path | str | None = Non
     if run_path(run_dir, "config").exists():
         raise TrainingError(f"The run folder {run_dir} already holds a run.",
                             "Pick a new --run-id, or continue that run with --resume.")
-    snapshot = take_snapshot(repo, score_sources=config.score_sources, rationales=config.rationales)
+    snapshot = take_snapshot(repo, score_sources=config.score_sources, rationales=config.rationales,
+                             rationale_provenance=config.rationale_provenance)
     split = split_by_client(snapshot, config.validation_fraction, config.seed)
     baseline = baseline_of(repo, config.base_model)
     run_dir.mkdir(parents=True, exist_ok=True)

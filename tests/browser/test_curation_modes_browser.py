@@ -76,7 +76,8 @@ def test_client_anchored_card_fixes_the_clients_score_and_saves_the_experts_rati
     expect(page.locator("#score-1 input[type=radio]:checked")).to_have_value(str(client[1]))
     for radio in page.locator("#score-1 input[type=radio]").all():
         expect(radio).to_be_disabled()
-    expect(page.locator("#accept-1")).to_be_disabled()
+    expect(page.locator("#accept-1")).to_be_hidden()          # client-anchored: "Confirm this rationale" instead
+    expect(page.locator("#confirm-1")).to_be_visible()
     why = "The client describes agreeing on what to work on this week, which fits their own rating."
     page.fill("#rationale-1 textarea", why)
     page.locator("#care-transcript").click(position={"x": 5, "y": 5})   # blur: the rationale saves

@@ -37,7 +37,8 @@ def app(tmp_path_factory, tiny_model_dir):
     for sid in CURATED:
         s = repo.get_session(sid)
         repo.save_labels([(Label(session_id=sid, item=i, annotator=SHARED, score=v, status="submitted",
-                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report"), 0)
+                                 rationale=f"The client's own rating is {v}.", score_source="client_self_report",
+                                 rationale_source="expert"), 0)
                           for i, v in s.ratings["client"].items()], actor="ann")
     repo.collection("settings").put({"id": "retraining", "min_new_sessions": 5}, actor="admin")
     demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))

@@ -205,7 +205,7 @@ def test_schema_version_and_migration_from_the_single_file_prototype(tmp_path):
         "users": {"1": {"username": "old", "role": "admin", "password": "x"}},
     }))
     with Repository(legacy) as repo:
-        assert repo.meta["schema_version"] == 2 and repo.meta["migrated_from"] == 0
+        assert repo.meta["schema_version"] == 3 and repo.meta["migrated_from"] == 0
         assert repo.session_ids() == ["legacy-1"] and repo.get_label("legacy-1", 2, SHARED).score == 3
         assert repo.get_label("legacy-1", 2, SHARED).score_source == "expert"
         assert repo.get_user("old")["role"] == "admin"
@@ -241,7 +241,7 @@ def test_migration_v1_to_v2_gives_stored_labels_a_score_source(tmp_path):
     assert all("score_source" not in d for p in root.glob("sessions/*/labels.json")
                for d in FileSet(root).db(str(p.relative_to(root))).table("labels").all())
     with Repository(root) as repo:
-        assert repo.meta["schema_version"] == 2 and repo.meta["migrated_from"] == 1
+        assert repo.meta["schema_version"] == 3 and repo.meta["migrated_from"] == 1
         got = {(lab.session_id, lab.annotator): lab.score_source for lab in repo.labels()}
         assert got == {("s1", SHARED): "expert", ("s1", ADJUDICATED): "adjudicated", ("s2", "ann"): "expert"}
         assert (root / repo.meta["backup"] / "meta.json").exists()

@@ -54,7 +54,12 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     run = admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
     assert run["status"] == "running" and run["data_hash"] and run["pid"]
     assert run["learned_from"] == {"score_sources": ["client_self_report"], "rationales": "curated",
-                                   "score_source_counts": {"client_self_report": 72}, "items_without_rationale": 0}
+                                   "score_source_counts": {"client_self_report": 72}, "items_without_rationale": 0,
+                                   "rationale_provenance": ["expert", "edited"],
+                                   "provenance_counts": {"expert": 72, "edited": 0, "accepted": 0, "bulk_accepted": 0,
+                                                         "unknown": 0},
+                                   "excluded_provenance_counts": dict.fromkeys(
+                                       ("expert", "edited", "accepted", "bulk_accepted", "unknown"), 0)}
     with pytest.raises(AppError, match="already in progress"):
         admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir), api_name="/start_training")
 

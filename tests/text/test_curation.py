@@ -101,7 +101,7 @@ def test_snapshot_file_roundtrip_and_tamper_check(repo, tmp_path):
 
 def anchored(sid, item, score, rationale, annotator=SHARED, status="submitted"):
     return Label(session_id=sid, item=item, annotator=annotator, score=score, rationale=rationale, status=status,
-                 score_source="client_self_report")
+                 score_source="client_self_report", rationale_source="expert")
 
 
 def test_modes_and_score_sources():
