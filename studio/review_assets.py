@@ -20,8 +20,8 @@ MAX_ITEMS = 60  # CSS rules are generated for items 1..MAX_ITEMS (WAI-SR has 12)
 
 _PER_ITEM = "\n".join(
     f'body[data-care-item="{n}"] #care-editor #card-{n}.care-card {{display:flex !important;}}\n'
-    f'body[data-care-item="{n}"] #care-list .care-row[data-item="{n}"] {{background:#dbeafe; box-shadow: inset 3px 0 0 '
-                      '#2563eb;}}'
+    f'body[data-care-item="{n}"] #care-list .care-row[data-item="{n}"] '
+    '{background:#dbeafe; box-shadow: inset 3px 0 0 #2563eb;}'
     for n in range(1, MAX_ITEMS + 1))
 
 CSS = """
