@@ -24,6 +24,7 @@ from care_model.text.calibration import CalibrationCache, cache_key, calibrate, 
 from care_model.text.drafting import build_draft_prompt, check_targets, draft_rationale, targets_for
 from care_model.core.errors import CareError, ValidationError
 from care_model.text.evidence import TranscriptIndex
+from care_model.text.grounding import decoded_evidence
 from care_model.inference.backends.common import FREE_DECODING, to_predictions
 from care_model.core.records import DRAFT_MODE, DRAFT_SOURCES, Prediction, Session
 from care_model.core.wai import load_form
@@ -102,6 +103,8 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
         pred.mode, pred.draft_source, pred.rationale = DRAFT_MODE, source, rationale
         pred.probs, pred.expected_score = None, None  # the score was given, not predicted
         pred.evidence, pred.unsupported_quotes = (ev.turn_indices, ev.unsupported) if ev else ([], [])
+        if ev and pred.item in rows:  # grounded: the turns the quotes were decoded from
+            pred.evidence = decoded_evidence(rows[pred.item])
         pred.parse_status = "ok" if rationale else "failed"
         pred.parse_error = "" if rationale else "The model wrote no reason for the given score."
         pred.warnings = [w for w in pred.warnings if "probability on an option number" not in w]
@@ -137,7 +140,8 @@ def draft_into_store(repo, predictor, session_ids: Iterable[str] | None, source:
 
 def grounding_rows(model, session: Session, items: Iterable, config) -> tuple[dict, list[str]]:
     """Grounded decoding's row states for ``items`` ({} with free decoding): each item may quote its
-    ``config.candidate_turns`` most relevant client turns (:mod:`care_model.inference.relevance`). ``model``:
+    ``config.candidate_turns`` most relevant client turns, and as many counselor turns after a lead-in
+    naming the counselor (:mod:`care_model.inference.relevance`). ``model``:
     :meth:`~care_model.inference.predictor.Predictor.decoder` (the engine or the vLLM backend); ``config``: its
     :class:`~care_model.inference.predictor.PredictConfig` (``decoding``, ``candidate_turns``, ``perspective``)."""
     if config.decoding == "free":
@@ -154,6 +158,11 @@ def grounding_rows(model, session: Session, items: Iterable, config) -> tuple[di
     form = load_form(session.form)
     texts = {i: form.item_text(i, config.perspective, session.language) for i in items}
     cands, warnings = candidate_turns(session, texts, k=config.candidate_turns)
+    # a quote after "the counselor says" continues one of the item's most relevant counselor turns
+    # (care_model.text.grounding: "Whose words")
+    if any(t.speaker == "counselor" and str(t.text).strip() for t in session.turns):
+        others, _ = candidate_turns(session, texts, k=config.candidate_turns, speaker="counselor")
+        cands = {i: list(c) + [t for t in others.get(i, []) if t not in c] for i, c in cands.items()}
     vocab = vocabulary_for(model.tokenizer, model.stop_token_ids)
     rows = build_rows(vocab, session.turns, cands, model.option_token_ids(session.language),
                       language=session.language, config=GroundingConfig(k=config.candidate_turns))

@@ -36,7 +36,7 @@ from care_model.text.prompt import PROMPT_TEMPLATES, _one_line, build_session_pr
 from care_model.core.records import ADJUDICATED, DRAFT_SOURCES, SHARED, Session
 from care_model.core.wai import Form, load_form
 
-DRAFT_TEMPLATE_VERSION = "care-draft-v1"
+DRAFT_TEMPLATE_VERSION = "care-draft-v2"  # v2: no turn-number instruction (see care_model.text.prompt)
 
 _DRAFT_WORDING = {
     "en": {
@@ -51,10 +51,10 @@ _DRAFT_WORDING = {
                 "on this scale:")
             for p in ("client", "counselor")
         },
-        "answer_format": ("Answer in exactly two lines:\n"
-                          "Line 1: only the number of the chosen option ({min}-{max}), unchanged.\n"
-                          "Line 2: the reason for the chosen option, quoting the dialogue directly in double quotes "
-                          "and citing turn numbers like [12]."),
+        "answer_format": ("Answer in exactly two lines.\n"
+                          "First line: only the number of the chosen option ({min}-{max}), unchanged.\n"
+                          "Second line: the reason for the chosen option, quoting the dialogue directly in double "
+                          "quotes and saying who said each quote (the client or the counselor)."),
         "chosen": "Chosen option: {score}. {label}",
     },
     "zh": {
@@ -70,7 +70,7 @@ _DRAFT_WORDING = {
         },
         "answer_format": ("请严格用两行作答：\n"
                           "第一行：只写所选选项的数字（{min}-{max}），不要更改。\n"
-                          "第二行：写出选择该选项的理由，用引号直接引用对话原文，并注明轮次编号，如[12]。"),
+                          "第二行：写出选择该选项的理由，用引号直接引用对话原文，并说明每句引文是谁说的（来访者或咨询师）。"),
         "chosen": "所选选项：{score}. {label}",
     },
 }

@@ -16,6 +16,11 @@
   ``turns 12-14``, ``第12轮`` / ``第12-14轮`` (also 句 / 回合). Numbers are ``Turn.index`` values,
   as the prompt prints them. A reference to a turn that does not exist is listed in
   ``unsupported`` as written.
+* Attribution: :func:`attributed_speaker` says whose words a quote is presented as -- the speaker
+  named last before its opening mark ("the counselor says ...", "来访者说"); :func:`quote_attributions`
+  gives it for every quote of a rationale. Grounded decoding (:mod:`care_model.text.grounding`) uses
+  the same rule to choose which speaker's turns a quote may come from, and
+  ``benchmarks/quote_attribution.py`` to count misattributed quotes in a predictions file.
 
 Build a :class:`TranscriptIndex` once per session and call ``link`` for each of the 12
 rationales; turns are normalised only once.
@@ -59,6 +64,12 @@ _REF_PATTERNS = [
     re.compile(r"\bturns?\s*#?\s*(\d+)((?:\s*(?:,|and|&|-|–|—|to)\s*\d+)*)", re.IGNORECASE),
     re.compile(r"第\s*(\d+)\s*(?:(?:-|–|—|~|至|到|和|、)\s*第?\s*(\d+)\s*)?(?:轮|句|回合|个回合)"),
 ]
+
+
+_SPEAKER_WORDS = {
+    "client": re.compile(r"(?i:\b(?:client|patient)s?\b)|来访者|求助者"),
+    "counselor": re.compile(r"(?i:\b(?:counsel+or|therapist)s?\b)|咨询师|治疗师"),
+}
 
 
 @dataclass
@@ -268,6 +279,35 @@ def find_quotes(rationale: str, *, index: TranscriptIndex | None = None) -> list
             continue
         if long_enough(" ".join(parts)) or (index is not None and index.is_whole_turn(quote)):
             out.append(quote)
+    return out
+
+
+def attributed_speaker(text_before: str, default: str | None = None) -> str | None:
+    """The speaker ("client" / "counselor") named last in ``text_before`` (the rationale up to a
+    quote's opening mark): whose words the quote is presented as; ``default`` if none is named."""
+    best, at = default, -1
+    for speaker, pattern in _SPEAKER_WORDS.items():
+        for m in pattern.finditer(str(text_before)):
+            if m.start() > at:
+                best, at = speaker, m.start()
+    return best
+
+
+def quote_attributions(rationale: str, *, index: TranscriptIndex | None = None) -> list[tuple[str, str | None]]:
+    """``(quote, attributed speaker or None)`` for each quote :func:`find_quotes` extracts, in order."""
+    if not isinstance(rationale, str):
+        return []
+    wanted = find_quotes(rationale, index=index)
+    spans = sorted(((m.start(), m.group(1).strip()) for pattern in _QUOTE_PATTERNS
+                    for m in pattern.finditer(rationale)), key=lambda s: s[0])
+    out, pos = [], 0
+    for quote in wanted:
+        start = next((st for st, text in spans if text == quote and st >= pos), None)
+        if start is None:
+            out.append((quote, None))
+            continue
+        out.append((quote, attributed_speaker(rationale[:start])))
+        pos = start + 1
     return out
 
 

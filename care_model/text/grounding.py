@@ -24,6 +24,18 @@ The answer a row produces (one row per item)::
   for :func:`care_model.text.evidence.find_quotes` (3 words / 4 CJK characters, or a whole turn) and
   ends on a word boundary of the turn; it is forced after ``max_quote_tokens`` or when the turn
   ends. Start positions leave a long-enough quote, so a quote never dead-ends.
+* **Whose words.** A quote comes from the turns of the speaker the rationale names last before its
+  opening mark (:func:`care_model.text.evidence.attributed_speaker`): the lead-in's speaker for the
+  first quote; after "... and the counselor says" a new quote may only continue the candidate
+  *counselor* turns (the constraint opens them), after "the client" only client turns. An
+  opening mark is not allowed while the speaker named last has no candidate turn in the row, so
+  a rationale never gives one speaker's words to the other. Turns are ``(index, text)`` (the
+  row's ``speaker``) or ``(index, text, speaker)``; the lead-in names the row's ``speaker``, or
+  the speaker of the turns when the row has none of its own (a client who never speaks).
+* **Evidence.** ``quotes`` records, for every closed quote, the turn it was decoded from (the
+  highest-ranked candidate turn of that speaker whose text the quote continued); predictions list
+  these turns as their ``evidence`` instead of searching the transcript for the quoted text (which
+  finds the first turn with the same words, e.g. a counselor echoing the client).
 * **Free text.** After the closing mark the model writes freely, except: no digits or brackets
   (a made-up ``[57]`` or "turn 57" would be an unsupported reference), no quote marks other than an
   opening one at the end of a piece (which starts a new, equally constrained quote), no opening
@@ -39,7 +51,8 @@ Public API::
         .start(score, probs); .allowed() -> ("only" | "free", ids); .advance(token_id)
         ("free": anything except ids and vocab.free_banned)
         (fixed_score=: drafting for a given score; score_rule=: e.g. the calibrated argmax)
-        .done, .truncated, .quotes, .candidate_turns
+        .done, .truncated, .quotes, .quote_speakers, .candidate_turns
+    decoded_evidence(row) -> sorted turn indices its quotes were decoded from
         .spec() -> dict; GroundedRow.from_spec(vocab, spec)   # to another process (the vLLM engine core)
     replay(row, token_ids) -> number of tokens the constraint would not have allowed
     build_rows(vocab, turns, candidates, option_ids, ...) -> {item: GroundedRow}
@@ -54,7 +67,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from care_model.text.evidence import long_enough, normalize
+from care_model.text.evidence import attributed_speaker, long_enough, normalize
 from care_model.text.grounding_turns import is_word, turn_spans
 from care_model.text.grounding_vocab import OPENERS, Vocabulary, lead_in, piece_text
 
@@ -73,22 +86,27 @@ class GroundingConfig:
 class GroundedRow:
     """The constraint state of one item's answer (see the module docstring)."""
 
-    def __init__(self, vocab: Vocabulary, turns: Sequence[tuple[int, str]], option_ids: Mapping[int, Sequence[int]],
+    def __init__(self, vocab: Vocabulary, turns: Sequence[tuple], option_ids: Mapping[int, Sequence[int]],
                  *, language: str = "en", speaker: str = "client", config: GroundingConfig | None = None,
                  fixed_score: int | None = None, score_rule: Callable[[Sequence[float]], int] | None = None):
         self.vocab = vocab
         self.config = config or GroundingConfig()
         self.option_ids = {int(k): [int(t) for t in v] for k, v in option_ids.items()}
         self.language, self.speaker = language, speaker
-        self._turn_args = [(int(i), str(s)) for i, s in turns]
-        self.turns = [t for t in (turn_spans(i, s) for i, s in self._turn_args) if t is not None]
+        self._turn_args = [(int(t[0]), str(t[1]), str(t[2]) if len(t) > 2 else speaker) for t in turns]
+        spans = [(turn_spans(i, s), who) for i, s, who in self._turn_args]
+        self.turns = [t for t, _ in spans if t is not None]
+        self._speaker_of = [who for t, who in spans if t is not None]   # per entry of self.turns
         self.candidate_turns = [t.index for t in self.turns]
-        lead, self._open, self._close = lead_in(language, speaker, vocab)
+        self._lead_speaker = speaker if speaker in self._speaker_of or not self._speaker_of else self._speaker_of[0]
+        lead, self._open, self._close = lead_in(language, self._lead_speaker, vocab)
         self._lead = ("\n" + lead).encode("utf-8")
         self.phase = "score"
         self._forced = b""           # bytes still to write (lead-in or the rest of a closing mark)
         self._after_forced = "quote"
         self._quote = b""
+        self._said = b""             # the answer after the score line (for whose words a quote is)
+        self.quote_speakers: list[str] = []        # the speaker each closed quote's turn belongs to
         self._positions: list[tuple[int, int]] = []   # (turn number in self.turns, start byte)
         self._quote_tokens = 0
         self._free_tokens = 0
@@ -136,7 +154,7 @@ class GroundedRow:
             from care_model.text.calibration import CalibratedArgmax
 
             rule = CalibratedArgmax.from_spec(spec["score_rule"])
-        return cls(vocab, [(int(i), str(t)) for i, t in spec["turns"]],
+        return cls(vocab, [tuple(t) for t in spec["turns"]],
                    {int(k): v for k, v in spec["option_ids"].items()}, language=spec.get("language", "en"),
                    speaker=spec.get("speaker", "client"), config=GroundingConfig(**spec.get("config", {})),
                    fixed_score=spec.get("fixed_score"), score_rule=rule)
@@ -175,6 +193,8 @@ class GroundedRow:
             self.phase = "done"
             return
         piece = self.vocab.pieces[tid] or b""
+        if self.phase != "score":
+            self._said += piece
         if self.phase == "score":
             self._begin_forced(self._lead, "quote")
         elif self.phase == "forced":
@@ -194,7 +214,8 @@ class GroundedRow:
         self.phase = phase
         if phase == "quote":
             self._quote, self._quote_tokens = b"", 0
-            self._positions = [(n, s) for n, t in enumerate(self.turns) for s in t.starts]
+            who = self._speaker_now()
+            self._positions = [(n, s) for n, t in enumerate(self.turns) if self._speaker_of[n] == who for s in t.starts]
             if not self._positions:  # no transcript to quote: close at once (free text follows)
                 self._begin_forced(self._close.encode("utf-8"), "free")
         elif phase == "free":
@@ -223,6 +244,23 @@ class GroundedRow:
         n = (ends or self._positions or [(0, 0)])[0][0]
         if self.turns:
             self.quotes.append((self.turns[n].index, piece_text(self._quote)))
+            self.quote_speakers.append(self._speaker_of[n])
+
+    def _speaker_now(self, more: str = "") -> str:
+        """The speaker a quote opened now (after ``more``) would be attributed to."""
+        return attributed_speaker(piece_text(self._said) + more, self._lead_speaker)
+
+    def _unquotable_openers(self) -> set[int]:
+        """Opening marks that would start a quote of a speaker without candidate turns in this row."""
+        base = self._speaker_now()
+        tail = piece_text(self._said)[-16:]  # a speaker word may run from the text into the piece
+        out = set()
+        for tid in self.vocab.openers:
+            text = piece_text(self.vocab.pieces[tid])
+            who = (attributed_speaker(tail + text) or base) if any(c.isalpha() for c in text) else base
+            if who not in self._speaker_of:
+                out.add(tid)
+        return out
 
     def _advance_free(self, tid: int, piece: bytes) -> None:
         self._free_tokens += 1
@@ -258,6 +296,7 @@ class GroundedRow:
             banned |= v.needs_word_before
         if self.config.no_repeat_ngram == 3 and len(self._history) >= 2:
             banned |= self._ngrams.get((self._history[-2], self._history[-1]), set())
+        banned |= self._unquotable_openers()
         return "free", sorted(banned)
 
     def _quote_allowed(self) -> list[int]:
@@ -324,8 +363,14 @@ def build_rows(vocab: Vocabulary, turns: Sequence, candidates: Mapping[int, Sequ
                option_ids: Mapping[int, Sequence[int]], *, language: str = "en", speaker: str = "client",
                config: GroundingConfig | None = None) -> dict[int, GroundedRow]:
     """One :class:`GroundedRow` per item: ``candidates[item]`` are the ``Turn.index`` values it may quote
-    (e.g. from :func:`rank_candidates`); ``turns`` are objects with ``index`` and ``text``."""
-    text_of = {t.index: t.text for t in turns}
-    return {item: GroundedRow(vocab, [(i, text_of[i]) for i in idx if i in text_of], option_ids,
+    (e.g. from :func:`rank_candidates`, of either speaker); ``turns`` are objects with ``index`` and
+    ``text`` (and ``speaker``: whose turn it is; the row's ``speaker`` when absent)."""
+    text_of = {t.index: (t.text, getattr(t, "speaker", None) or speaker) for t in turns}
+    return {item: GroundedRow(vocab, [(i, *text_of[i]) for i in idx if i in text_of], option_ids,
                               language=language, speaker=speaker, config=config)
             for item, idx in candidates.items()}
+
+
+def decoded_evidence(row: GroundedRow) -> list[int]:
+    """The turns ``row``'s closed quotes were decoded from (sorted, unique): a grounded prediction's evidence."""
+    return sorted({index for index, _ in row.quotes})

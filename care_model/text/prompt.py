@@ -1,4 +1,9 @@
-"""The paper's per-item prompt (CARE, arXiv 2602.20648, Fig. 4), laid out for prefix sharing.
+"""The per-item prompt, after the paper's (CARE, arXiv 2602.20648, Fig. 4) but in another order.
+
+The paper's Fig. 4 gives the transcript, then the item, then the options. Here the options and
+the answer instructions come *before* the item: everything the 12 items of a session share
+(transcript, role, options, answer format) is one prefix that an engine computes once, and each
+item adds only its statement. The wording is ours too (see ``PROMPT_TEMPLATES``).
 
 Layout
 ------
@@ -11,7 +16,7 @@ The user message is ``shared_text + item_text``::
              [1] Client: ...
              role instruction ("Imagine you are the client ...")
              1. Seldom ... 5. Always       <- the five options (same for every item)
-             answer format: two lines, option number then a reason with quotes and [turn] refs
+             answer format: two lines, the option number, then a reason quoting who said what
              "Statement:\\n"               <- the prefix ends here, with a newline
              <item statement>              <- the suffix starts here ...
     <end of user turn><assistant header>   <- ... and ends with the chat template's tokens
@@ -28,8 +33,12 @@ user message). All items must give the identical prefix and ``prefix + suffix`` 
 full rendering; otherwise :class:`~care_model.core.errors.ModelError` is raised (the chat template
 rewrote the message content in a way this module cannot share).
 
-Turn numbers in the transcript are ``Turn.index`` as stored (0-based), so ``[12]`` in a
-rationale means the turn whose index is 12; :mod:`care_model.text.evidence` reads them back.
+Turn numbers in the transcript are ``Turn.index`` as stored (0-based). The answer format does not
+ask for turn numbers: grounded decoding (:mod:`care_model.text.grounding`, the default) forbids
+digits and brackets after the quote, so asking for ``[12]`` only made the model start a reference
+it could not finish (``(Line``). It asks instead for quotes and who said them, which grounded
+decoding constrains. If a model writes ``[12]`` anyway (free decoding),
+:mod:`care_model.text.evidence` still reads it as a reference to the turn whose index is 12.
 
 Long transcripts
 ----------------
@@ -51,7 +60,10 @@ perspective, the prefix and every item's suffix. A prediction stores
 ``SessionPrompt.item_hash(item)``: the hash of the template version and that item's full
 rendered text. Both use :func:`care_model.core.records.stable_hash` (sha256 of canonical JSON), so
 they are stable across processes and machines and change with the transcript, item, language,
-perspective, chat template or ``PROMPT_TEMPLATE_VERSION``.
+perspective, chat template or ``PROMPT_TEMPLATE_VERSION``. Any change to the wording changes
+both hashes (the text is hashed) and bumps ``PROMPT_TEMPLATE_VERSION`` (v2: no turn-number
+instruction), so predictions made with an older prompt keep their old hashes and are told apart;
+the content-free calibration cache is keyed by the prompt hash, so it is recomputed.
 
 Pure module: no torch, no transformers, no tinydb.
 """
@@ -65,7 +77,7 @@ from care_model.core.errors import ConfigError, ModelError, ValidationError
 from care_model.core.records import Session, Turn, stable_hash
 from care_model.core.wai import Form, load_form
 
-PROMPT_TEMPLATE_VERSION = "care-prompt-v1"
+PROMPT_TEMPLATE_VERSION = "care-prompt-v2"  # v2: no "citing turn numbers like [12]", no "Line 1:" labels
 PERSPECTIVES = ("client", "counselor")
 OPENING_SHARE = 0.25  # share of the transcript budget kept for the opening turns
 
@@ -90,10 +102,10 @@ PROMPT_TEMPLATES: dict[str, dict] = {
                           "point of view as the counselor, choosing one of these options:"),
         },
         "option": "{score}. {label}",
-        "answer_format": ("Answer in exactly two lines:\n"
-                          "Line 1: only the number of your chosen option ({min}-{max}).\n"
-                          "Line 2: your reason, quoting the dialogue directly in double quotes and citing "
-                          "turn numbers like [12]."),
+        "answer_format": ("Answer in exactly two lines.\n"
+                          "First line: only the number of your chosen option ({min}-{max}).\n"
+                          "Second line: your reason, quoting the dialogue directly in double quotes and saying "
+                          "who said each quote (the client or the counselor)."),
         "statement": "Statement:",
         "elided_one": "[... turn {first} omitted to fit the model's context ...]",
         "elided_many": "[... turns {first}-{last} omitted to fit the model's context ...]",
@@ -117,7 +129,7 @@ PROMPT_TEMPLATES: dict[str, dict] = {
         "option": "{score}. {label}",
         "answer_format": ("请严格用两行作答：\n"
                           "第一行：只写所选选项的数字（{min}-{max}）。\n"
-                          "第二行：写出理由，用引号直接引用对话原文，并注明轮次编号，如[12]。"),
+                          "第二行：写出理由，用引号直接引用对话原文，并说明每句引文是谁说的（来访者或咨询师）。"),
         "statement": "陈述：",
         "elided_one": "[……第{first}轮因超出模型上下文长度而省略……]",
         "elided_many": "[……第{first}-{last}轮因超出模型上下文长度而省略……]",

@@ -97,22 +97,26 @@ def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir):
 @pytest.mark.parametrize("sample", [0, 20])  # English, Chinese
 def test_grounded_predictions_quote_candidate_turns(tiny_model_dir, sample):
     """Default decoding is grounded: score = argmax of the stored distribution, every quote verbatim from
-    the item's recorded candidate turns (MiniLM top-k of the client's), evidence linked, nothing unsupported."""
-    from care_model.text.evidence import TranscriptIndex, find_quotes
+    the item's recorded candidate turns (MiniLM top-k of the client's, then of the counselor's for quotes
+    after "the counselor says") of the speaker it is attributed to, evidence the decoded turns, nothing
+    unsupported."""
+    from care_model.text.evidence import TranscriptIndex, find_quotes, quote_attributions
 
     session = Session.from_dict(SAMPLES[sample])
     p = Predictor(ModelSpec(base=str(tiny_model_dir)), PredictConfig(max_new_tokens=48, candidate_turns=3))
     assert p.config.decoding == "grounded"
     preds = p.predict_session(session)
-    client = {t.index for t in session.turns if t.speaker == "client"}
+    speaker = {t.index: t.speaker for t in session.turns}
     for x in preds:
         assert x.decoding == "grounded" and x.parse_status == "ok", x.raw_output
         assert x.score == max(range(5), key=lambda k: x.score_probs[k]) + 1  # calibrated when calibration is on
-        assert len(x.candidate_turns) == 3 and set(x.candidate_turns) <= client
+        assert [speaker[i] for i in x.candidate_turns] == ["client"] * 3 + ["counselor"] * 3
         quotes = find_quotes(x.rationale)
         assert quotes and x.unsupported_quotes == [] and x.evidence
-        allowed = TranscriptIndex([t for t in session.turns if t.index in x.candidate_turns])
-        assert all(allowed.find(q) is not None for q in quotes)
+        assert set(x.evidence) <= set(x.candidate_turns)
+        for q, who in quote_attributions(x.rationale):
+            allowed = TranscriptIndex([t for t in session.turns if t.index in x.candidate_turns and t.speaker == who])
+            assert allowed.find(q) is not None, (q, who, x.rationale)
         assert x.truncated == any("cut at" in w for w in x.warnings)
     assert len({tuple(x.candidate_turns) for x in preds}) >= 3, "candidates differ by item"
 

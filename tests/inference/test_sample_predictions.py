@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from care_model.text.evidence import TranscriptIndex, find_quotes
+from care_model.text.evidence import TranscriptIndex, find_quotes, quote_attributions
 from care_model.core.records import Prediction, Session
 from store import Repository
 
@@ -90,6 +90,10 @@ def test_predict_command_on_a_real_annomi_session_quotes_it_verbatim(tmp_path, t
     quoted = 0
     for p in preds:
         assert p.decoding == "grounded" and p.score == _argmax(p.probs)
-        assert {t.speaker for t in session.turns if t.index in p.candidate_turns} == {"client"}
+        speaker = {t.index: t.speaker for t in session.turns}
+        speakers = [speaker[i] for i in p.candidate_turns]
+        assert speakers[0] == "client" and speakers == sorted(speakers), "client candidates, then counselor ones"
         quoted += bool(_check_quotes(p, session))
+        for q, who in quote_attributions(p.rationale):  # each quote from a turn of the speaker it is given to
+            assert TranscriptIndex([t for t in session.turns if t.speaker == who]).find(q) is not None, (q, who)
     assert quoted >= 11, f"only {quoted}/12 rationales quote the transcript"

@@ -211,3 +211,71 @@ def test_score_line_fixed_or_by_rule():
     plain = GroundedRow(vocab, [(1, TURNS[1].text)], OPTIONS)
     plain.start(2, [0.1, 0.6, 0.1, 0.1, 0.1])
     assert plain.allowed() == ("only", [2])
+
+
+# ----------------------------------------------------------------------------- whose words
+SPEAKER_WORDS = (" counselor", " and", " client", " therapist", "咨询师", "来访者")
+
+
+def _drive(row, vocab, pieces):
+    for piece in pieces:
+        kind, ids = row.allowed()
+        tid = vocab.by_bytes[piece.encode("utf-8")][0]
+        assert (tid in ids) == (kind == "only"), (piece, row.phase)
+        row.advance(tid)
+
+
+def test_quote_after_the_counselor_is_named_continues_a_counselor_turn():
+    vocab = _vocab(extra=SPEAKER_WORDS)
+    row = build_rows(vocab, TURNS, {7: [1, 3, 0, 2]}, OPTIONS)[7]
+    assert row.candidate_turns == [1, 3, 0, 2]
+    row.start(2)
+    _drive(row, vocab, ["2", "\n", "The client says", ' "', "I", " did", " three", '"', " and", " the", " counselor",
+                        ' "'])
+    allowed = row.allowed()[1]
+    assert vocab.by_bytes[b"How"][0] in allowed and vocab.by_bytes[b"That"][0] in allowed, "counselor turns open"
+    assert vocab.by_bytes[b"Honestly"][0] not in allowed and vocab.by_bytes[b"I"][0] not in allowed, "client's shut"
+    _drive(row, vocab, ["That", " sounds", " exhausting", '"'])
+    assert row.quotes == [(1, "I did three"), (2, "That sounds exhausting")]
+    assert row.quote_speakers == ["client", "counselor"]
+
+
+def test_no_quote_opens_for_a_named_speaker_without_candidate_turns():
+    vocab = _vocab(extra=SPEAKER_WORDS)
+    row = build_rows(vocab, TURNS, {7: [1, 3]}, OPTIONS)[7]  # client turns only
+    row.start(2)
+    _drive(row, vocab, ["2", "\n", "The client says", ' "', "I", " did", " three", '"', " and", " the"])
+    openers = set(vocab.openers)
+    kind, banned = row.allowed()
+    assert kind == "free" and not openers & set(banned), "after 'the client' a new client quote may open"
+    _drive(row, vocab, [" counselor"])
+    kind, banned = row.allowed()
+    assert kind == "free" and openers <= set(banned) | vocab.free_banned, "no counselor turn: no quote opens"
+    _drive(row, vocab, [" client"])
+    assert not openers & set(row.allowed()[1]), "naming the client again reopens quotes"
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_random_walks_never_give_one_speakers_words_to_the_other(language):
+    """Whatever the model writes, each quote comes from a turn of the speaker named last before it
+    (the same rule benchmarks/quote_attribution.py counts with), and evidence is the decoded turn."""
+    from care_model.text.evidence import quote_attributions
+    from care_model.text.grounding import decoded_evidence
+
+    vocab = _vocab(extra=SPEAKER_WORDS)
+    speaker = {t.index: t.speaker for t in TURNS}
+    candidates = [1, 3, 0, 2] if language == "en" else [4, 6, 0, 2]
+    seen = set()
+    for seed in range(200):
+        rng = random.Random(seed)
+        row = build_rows(vocab, TURNS, {7: candidates}, OPTIONS, language=language)[7]
+        row.start(rng.randint(1, 5))
+        line2 = _text(vocab, _walk(row, vocab, rng)).split("\n")[1]
+        said = quote_attributions(line2)
+        assert [who for _, who in said][:len(row.quotes)] == row.quote_speakers[:len(said)], (seed, line2)
+        for (turn_index, q), who in zip(row.quotes, row.quote_speakers):
+            assert speaker[turn_index] == who and q in next(t.text for t in TURNS if t.index == turn_index)
+        assert decoded_evidence(row) == sorted({i for i, _ in row.quotes})
+        seen |= set(row.quote_speakers)
+    if language == "en":
+        assert seen == {"client", "counselor"}, "walks reach quotes of both speakers"

@@ -163,7 +163,7 @@ def test_english_client_layout_order():
     sp = build_session_prompt(s)
     text = sp.full(1)
     pos = [text.index(x) for x in ("[0] Counselor: Hi, thanks", "[7] Client:", "Imagine you are the client",
-                                   "1. Seldom", "5. Always", "Line 1: only the number", "Statement:\n",
+                                   "1. Seldom", "5. Always", "First line: only the number", "Statement:\n",
                                    FORM.item_text(1, "client", "en"))]
     assert pos == sorted(pos)
     assert "the way the client would" in text
@@ -348,3 +348,17 @@ def test_module_stays_pure():
            "print(sorted(m for m in ('torch', 'transformers', 'tinydb') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_no_instruction_that_grounded_decoding_forbids(language):
+    """Grounded decoding bans digits and brackets after the quote, so the prompt must not ask for turn
+    numbers ([12], "Line 2: ... (Line"); it asks who said each quote, which the grounding enforces."""
+    from care_model.text.drafting import build_draft_prompt
+
+    session = _session(language)
+    for sp in (build_session_prompt(session), build_draft_prompt(session, targets={1: 4})):
+        text = sp.full(1)
+        asked = text[text.index("\n", text.rindex("[7]")):]  # everything after the last transcript turn
+        assert not re.search(r"\[\d+\]|turn numbers?|Line \d|轮次|编号", asked), asked
+        assert ("who said each quote" if language == "en" else "谁说的") in asked

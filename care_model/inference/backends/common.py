@@ -1,6 +1,10 @@
 """What every backend shares: the prompt from the project's prompt code, and raw outputs ->
 predictions (parsing, evidence linking, option probabilities -> expected score).
 
+Evidence: under grounded decoding a prediction's ``evidence`` is the turns its quotes were decoded
+from (:func:`care_model.text.grounding.decoded_evidence`); under free decoding each quote and
+``[12]`` reference is looked up in the transcript (:class:`care_model.text.evidence.TranscriptIndex`).
+
 Pure module: no torch, no vllm, no tinydb (a tokenizer object is passed in).
 """
 from __future__ import annotations
@@ -9,6 +13,7 @@ import uuid
 from typing import Iterable, Mapping
 
 from care_model.text.evidence import TranscriptIndex
+from care_model.text.grounding import decoded_evidence
 from care_model.text.parse import parse_answer
 from care_model.text.prompt import SessionPrompt, build_session_prompt
 from care_model.core.records import Prediction, Session, now_iso
@@ -78,7 +83,9 @@ def to_predictions(session: Session, prompt: SessionPrompt, outputs: Mapping, *,
                     pred.truncated = True
                     warnings.append(f"the rationale was cut at {config.max_new_tokens} tokens")
             if pred.rationale:
-                ev = index.link(pred.rationale)
+                ev = index.link(pred.rationale)  # free decoding: search the transcript for each quote
                 pred.evidence, pred.unsupported_quotes = ev.turn_indices, ev.unsupported
+                if item in rows:  # grounded: the turns the quotes were decoded from, not a search
+                    pred.evidence = decoded_evidence(rows[item])
         preds.append(pred)
     return preds
