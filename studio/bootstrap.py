@@ -75,11 +75,21 @@ def record_base_quality(repo, version_id: str, *, actor: str = "system:first-run
         return None
     from care_model.jobs.quality import evaluate_version_quality
 
+    from care_model.training.calibration_choice import choose_for_version
+
     register_base_version(repo, SMOLLM2, actor=actor)
     try:
-        return evaluate_version_quality(repo, version_id, actor=actor)
+        quality = evaluate_version_quality(repo, version_id, actor=actor)
     except CareError:  # the samples still import; the cards then say "no held-out evaluation ... yet"
         return None
+    # the base version's calibration, chosen by the fixed rule on the same held-out sessions
+    sessions = [repo.get_session(sid) for sid in repo.session_ids()]
+    predictions = [p for s in sessions for p in repo.predictions(s.id) if not p.is_draft]
+    try:
+        choose_for_version(repo, version_id, predictions, sessions, actor=actor)
+    except CareError:
+        pass  # no recorded choice is "none", which the Models tab says
+    return quality
 
 
 def ensure_admin(repo, username: str | None = None, password: str | None = None) -> tuple[str, str | None] | None:
@@ -107,19 +117,22 @@ class ActivePredictor:
         self._lock = threading.Lock()
 
     def current(self):
-        from care_model.inference.models import ModelSpec
+        from care_model.inference.models import ModelSpec, model_version_id
         from care_model.inference.predictor import PredictConfig, Predictor
         from care_model.jobs.predict import active_spec
+        from care_model.training.calibration_choice import version_calibration
 
         from .access import review_settings
 
         spec = (None if self.pinned else active_spec(self.repo)) or self.spec or ModelSpec()
         decoding = "grounded" if review_settings(self.repo)["grounded_decoding"] else "free"
+        calibration = version_calibration(self.repo, model_version_id(spec))  # the version's own recorded choice
+        key = (spec, decoding, calibration)
         with self._lock:
-            if (spec, decoding) not in self._cache:
+            if key not in self._cache:
                 config = replace(self.config or PredictConfig(), decoding=decoding)
-                self._cache[(spec, decoding)] = Predictor(spec, config)
-            return self._cache[(spec, decoding)]
+                self._cache[key] = Predictor(spec, config, version_calibration=calibration)
+            return self._cache[key]
 
     @property
     def model_version(self) -> str:

@@ -163,8 +163,13 @@ class TrainingUI:
     def _notice(self) -> str:
         """The quality notice of the version that makes suggestions (the active one, else the default)."""
         version = active_model_version(self.ctx.repo, self.ctx.predictor) or SMOLLM2_ID
+        from care_model.training.versions import VERSIONS
+
         line = quality_notice.notice_for(self.ctx.repo, version)
-        return f"Suggestions of {version}: {line}" if line else ""
+        calib = ((self.ctx.repo.collection(VERSIONS).get(version) or {}).get("calibration") or {})
+        said = (f"Calibration of {version}: {calib['choice']} ({calib.get('reason') or 'by the fixed rule'})."
+                if calib.get("choice") else f"Calibration of {version}: none (no held-out measurement recorded).")
+        return (f"Suggestions of {version}: {line} " if line else "") + said
 
     def _view(self, st, version_id=None):
         running = st["running"]

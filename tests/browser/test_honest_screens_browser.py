@@ -78,6 +78,8 @@ def test_first_screen_card_says_the_model_does_not_beat_a_constant(browser, tmp_
             page.get_by_role("tab", name="Models & training").click()  # its top line: the same verdict
             top = page.locator('#care-train-ready-box [data-notice="quality"]')
             expect(top).to_have_text(re.compile(r"^Suggestions of smollm2-135m-instruct: a " + NOTICE.pattern))
+            # and the calibration the fixed rule chose for this version on the same held-out sessions
+            expect(top).to_contain_text("Calibration of smollm2-135m-instruct: none (calibrated MSE")
             page.screenshot(path="/tmp/care-honest-models-tab.png")
     finally:
         repo.close()
