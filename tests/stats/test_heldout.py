@@ -101,13 +101,13 @@ def _synthetic(n: int, seed: int = 0):
 
 def test_paired_comparison_verdicts():
     sessions, good, noisy = _synthetic(40)
-    res = compare_versions(sessions, good, noisy, n_boot=300)
+    res = compare_versions(sessions, good, noisy, n_boot=2000)  # Holm over 19 rows needs 2/(B+1) < .05/19
     assert res["n_sessions"] == 40 and not res["too_small"]
     by = {(r["score_field"], r["target"], r["metric"]): r for r in res["rows"]}
     assert by[("score", "goal", "pearson")]["verdict"] == "better"
     assert by[("score", "goal", "mse")]["verdict"] == "better" and by[("score", "goal", "mse")]["difference"] < 0
     assert by[("score", "items", "item_mae")]["verdict"] == "better"
-    assert compare_versions(sessions, noisy, good, n_boot=300)["counts"].get("worse", 0) >= 10
+    assert compare_versions(sessions, noisy, good, n_boot=2000)["counts"].get("worse", 0) >= 10
     same = compare_versions(sessions, noisy, noisy, n_boot=100)
     assert {r["verdict"] for r in same["rows"]} == {"not distinguishable"}
     small = {k: sessions[k] for k in list(sessions)[:MIN_SESSIONS - 1]}

@@ -113,8 +113,8 @@ def _null(n, seed):
 
 
 def test_many_null_metrics_uncorrected_would_flag_some_holm_flags_none():
-    sessions, a, b = _null(40, seed=24)             # constructed: 6 exploratory rows have p < .05 uncorrected
-    res = compare_versions(sessions, a, b, n_boot=400)
+    sessions, a, b = _null(40, seed=24)             # constructed: 3 exploratory rows have p < .05 uncorrected
+    res = compare_versions(sessions, a, b, n_boot=1000)
     assert res["unit"] == "clients" and res["n_clients"] == 20 and "over clients" in res["method"]
     explor = [r for r in res["rows"] if r["role"] == "exploratory"]
     assert len(explor) == len(res["rows"]) - 1 == 19
