@@ -135,7 +135,10 @@ def _weighted_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray
     """Pearson r per row of weights ``w`` (n_resamples, n); NaN where a side is constant."""
     sw = w.sum(axis=1, keepdims=True)
     mx, my = (w @ x)[:, None] / sw, (w @ y)[:, None] / sw
-    dx, dy = x[None, :] - mx, y[None, :] - my
+    return _pearson_of_deviations(w, x[None, :] - mx, y[None, :] - my)
+
+
+def _pearson_of_deviations(w: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     cov = (w * dx * dy).sum(axis=1)
     vx, vy = (w * dx * dx).sum(axis=1), (w * dy * dy).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -358,14 +361,9 @@ def _rank_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman per resample: Pearson of the within-resample mid-ranks (rows differ in weights)."""
     rx, ry = _weighted_ranks(w, x), _weighted_ranks(w, y)
     sw = w.sum(axis=1, keepdims=True)
-    mx, my = (w * rx).sum(axis=1, keepdims=True) / sw, (w * ry).sum(axis=1, keepdims=True) / sw
-    dx, dy = rx - mx, ry - my
-    cov = (w * dx * dy).sum(axis=1)
-    vx, vy = (w * dx * dx).sum(axis=1), (w * dy * dy).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = cov / np.sqrt(vx * vy)
-    r[(vx <= 1e-12) | (vy <= 1e-12)] = np.nan
-    return np.clip(r, -1, 1)
+    dx = rx - (w * rx).sum(axis=1, keepdims=True) / sw
+    dy = ry - (w * ry).sum(axis=1, keepdims=True) / sw
+    return _pearson_of_deviations(w, dx, dy)
 
 
 def format_table(report: QualityReport) -> str:
