@@ -11,20 +11,7 @@ its exact prompt; the option probabilities at the score position give ``probs``,
 ``expected_score`` and, in scores-only mode, the score itself. An answer that cannot be parsed is
 stored with ``parse_status="failed"``, its raw text and the reason; it never stops a run.
 
-CPU smoke (the embedded SmolLM2 on one sample session; ``care store import --store /tmp/s
---format jsonl data/sessions.jsonl`` first)::
-
-    care predict --store /tmp/s --session sample-en-01 --scores-only
-    care predict --store /tmp/s --session sample-en-01 --draft-for client
-
-Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA adapter on a GPU)::
-
-    care predict --store care_store
-    care predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
-    care predict --samples          # regenerate data/sample_predictions.jsonl
-    care predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
-    care predict --samples --draft-for client   # ... with drafts for the clients' scores
-    care predict --store care_store --draft-for expert --session ID   # drafts for experts' labels
+The command line: ``care predict`` (:mod:`care_model.jobs.predict`).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cross-validation with retraining: K folds split by client, one LoRA adapter per fold.
+"""``care crossval``: cross-validation with retraining: K folds split by client, one LoRA adapter per fold.
 
 CPU smoke (SmolLM2-135M-Instruct, the CPU recipe, the sample store; about an hour on 2 cores)::
 
@@ -7,27 +7,10 @@ CPU smoke (SmolLM2-135M-Instruct, the CPU recipe, the sample store; about an hou
 
 Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 
-    accelerate launch -m care_model.jobs.crossval --store /data/care_store --folds 5 \
+    accelerate launch -m care_model.jobs.crossval --store /data/care_store --folds 5 \\
         --recipe recipes/gpu-llama31-8b.yaml --base-model /models/Llama-3.1-8B-Instruct
 
-What it does (the paper's protocol, section 5):
-
-1. :func:`prepare_crossval` (the store's owner: this CLI, or the app) freezes the curated set
-   (:func:`care_model.text.snapshot.take_snapshot`, the same curated set retraining uses) and splits its
-   sessions into K folds **by client** (no client on both sides; a session without a client id is
-   its own client, and ``config.json`` says how many), stratified on the mean curated score
-   (:func:`care_model.stats.folds.cross_validation_folds`). Each fold gets a retraining run folder
-   ``fold-<i>/`` whose snapshot holds only the other folds' sessions.
-2. :func:`execute_crossval` (never opens the store): for each fold, train the adapter with the
-   retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then
-   predict the held-out fold with the inference code itself (:func:`care_model.training.evaluation.predict_version`,
-   i.e. :class:`care_model.inference.predictor.Predictor` with the run's prediction settings), and the same
-   fold with the base model without retraining. Resumable fold by fold: a finished stage is never
-   redone, an interrupted training continues from its last checkpoint. Progress: ``progress.jsonl``
-   (JSON lines) and a bar on stderr. Cancel: ``touch <dir>/CANCEL`` or SIGTERM.
-3. The statistics (:mod:`care_model.stats.crossval_metrics`) go to ``result.json``; the store records the
-   run in ``crossval_runs`` (:func:`finish_crossval`). Fold adapters and predictions live only in
-   the run folder (``<store>/crossval/<id>/``): they are never model versions and never promotable.
+What it does: :mod:`care_model.training.crossval`.
 """
 from __future__ import annotations
 

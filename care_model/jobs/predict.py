@@ -1,15 +1,4 @@
-"""Predict a session's 12 items into model suggestions, and the `predict` command.
-
-:class:`Predictor` ties the parts together: the paper's prompt (:mod:`care_model.text.prompt`), the
-fast shared-prefix engine (:mod:`care_model.inference.engine`), the robust parser (:mod:`care_model.text.parse`)
-and evidence linking (:mod:`care_model.text.evidence`). The model is loaded lazily, once per process
-(:func:`care_model.inference.models.get_model`), on the first prediction; constructing a Predictor is cheap
-and its ``model_version`` is known without loading.
-
-Every :class:`~care_model.core.records.Prediction` names the model version that made it and the hash of
-its exact prompt; the option probabilities at the score position give ``probs``,
-``expected_score`` and, in scores-only mode, the score itself. An answer that cannot be parsed is
-stored with ``parse_status="failed"``, its raw text and the reason; it never stops a run.
+"""``care predict``: predict a session's 12 items into model suggestions, and the `predict` command.
 
 CPU smoke (the embedded SmolLM2 on one sample session; ``care store import --store /tmp/s
 --format jsonl data/sessions.jsonl`` first)::
@@ -24,8 +13,10 @@ Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA ada
     care predict --samples          # regenerate data/sample_predictions.jsonl
     care predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
     care predict --samples --draft-for client   # ... with drafts for the clients' scores
-    care predict --store care_store --draft-for expert --session ID   # drafts for the expert
-    labels
+    care predict --store care_store --draft-for expert --session ID   # drafts for experts' labels
+
+
+What it does: :mod:`care_model.inference.predictor`.
 """
 from __future__ import annotations
 

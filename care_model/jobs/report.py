@@ -1,4 +1,4 @@
-"""The evaluation report: the paper's Table 2 for everything in a store, plots, candidate vs active.
+"""``care report``: the evaluation report: the paper's Table 2 for everything in a store, plots, candidate vs active.
 
 CPU smoke (the sample store after a cross-validation run, or any store with predictions)::
 
@@ -9,21 +9,7 @@ Real use::
 
     care report --store /data/care_store --out reports/$(date +%F) [--subject VERSION]
 
-Writes ``report.html`` (self-contained: inline CSS, the plots embedded as data URIs, opens offline)
-and the same plots as PNG files next to it (``dimensions.png``, ``calibration.png``,
-``item_mae.png``, ``loss.png``). The Models & training tab shows the same HTML
-(:func:`build_report`) for the active version, a candidate or a cross-validation run.
-
-Contents (:mod:`care_model.report.data` gathers them):
-
-* Table 2 layout: rows for the counselor baseline, each model version (held-out sessions only,
-  with 95% session-bootstrap intervals), each cross-validation run (mean +- SD over folds); columns
-  Goal, Task, Bond by Pearson, Spearman and MSE; the paper's published rows apart, marked
-  "published, different corpus".
-* For the subject: predicted vs self-reported dimension scores, calibration of the expected
-  score, per-item MAE, the training loss curve; the rationale metrics under their real names;
-  for a candidate, each metric against the active version with the better direction, the
-  difference, its interval and a verdict (:mod:`care_model.stats.compare`).
+What it does: :mod:`care_model.report.page`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retraining: curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate.
+"""``care retrain``: retraining: curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate.
 
 CPU smoke (SmolLM2-135M-Instruct on the sample store; the sample store has no expert labels, so
 the recipe lets the clients' self-reports stand in for them -- demo only)::
@@ -10,27 +10,12 @@ the recipe lets the clients' self-reports stand in for them -- demo only)::
 
 Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, or DDP over several)::
 
-    accelerate launch -m care_model.jobs.retrain --store /data/care_store --recipe recipes/gpu-llama31-8b.yaml \
+    accelerate launch -m care_model.jobs.retrain --store /data/care_store --recipe recipes/gpu-llama31-8b.yaml \\
         --base-model /models/Llama-3.1-8B-Instruct --actor admin
     torchrun --nproc_per_node 2 -m care_model.jobs.retrain ...   # several CPU processes over gloo (tests);
                                                             # `accelerate launch --cpu` starts only one
 
-The three phases and who runs them (only one process may open a store):
-
-1. :func:`prepare_run` (the store's owner: this CLI, or the app): freeze the curated set into
-   ``<run_dir>/snapshot.jsonl`` with its content hash, split it by client, note the version the
-   candidate will be compared with, write the resolved config.
-2. :func:`execute_run` (any process, also under ``accelerate launch``; never opens the store):
-   train (:mod:`care_model.training.loop`), save ``adapter/``, evaluate candidate vs baseline on the
-   validation sessions (:mod:`care_model.training.evaluation`), write ``run.json``.
-3. :func:`finish_run` (the store's owner): register the candidate version (:mod:`care_model.training.versions`).
-
-``care retrain --store DIR`` does all three, opening the store only for 1 and 3
-(in the main process). ``care retrain --run-dir DIR`` runs phase 2 of a run the
-app prepared (:func:`launch_subprocess`); the app's job watcher does phase 3. ``--resume``
-continues a cancelled or interrupted run from its last checkpoint, with its saved config and
-snapshot. Cancel: ``touch <run_dir>/CANCEL``, SIGTERM or Ctrl-C (a checkpoint is saved, the
-exit status is 0 and ``run.json`` says ``cancelled``).
+What it does: :mod:`care_model.training.run`.
 """
 from __future__ import annotations
 

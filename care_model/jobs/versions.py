@@ -1,4 +1,4 @@
-"""Model versions: candidates with lineage, the active version, promotion and rollback.
+"""``care versions``: model versions: candidates with lineage, the active version, promotion and rollback.
 
 Storage (both audited by :meth:`store.collections.Collection.put`, every write with an action
 name and who did it)::
@@ -9,22 +9,7 @@ name and who did it)::
     collection "settings"         document "active_model": {"model_version", "base", "adapter",
                                   "previous", "reason"} -- the app and the Predictor read it
 
-A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
-data_hash, config, metrics, evaluation, parent (the version it was compared with),
-code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
-:func:`care_model.text.snapshot.learned_from`), activations (when it was made active), created_by``.
-
-Statuses: ``base`` (a plain base model, registered so it can be rolled back to), ``candidate``
-(a finished run, waiting for an admin), ``active``, ``retired`` (was active), ``rejected``.
-
-Actions (all need ``repo.role_of(actor) == "admin"`` except registration, which the run's owner does):
-
-* :func:`register_candidate` -- audit action ``register``;
-* :func:`promote` -- makes a candidate the active version (``promote`` on the settings document
-  and the version, ``retire`` on the one it replaces);
-* :func:`rollback` -- makes an earlier version active again in one call (``rollback``); without
-  ``to_version`` it goes back to the previous active version;
-* :func:`reject` -- a candidate the admin does not want (``reject``).
+What it does: :mod:`care_model.training.versions`.
 """
 from __future__ import annotations
 

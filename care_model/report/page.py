@@ -1,14 +1,5 @@
 """The evaluation report: the paper's Table 2 for everything in a store, plots, candidate vs active.
 
-CPU smoke (the sample store after a cross-validation run, or any store with predictions)::
-
-    care report --store /tmp/cv_store --out /tmp/cv_report
-    care report --store /tmp/cv_store --out /tmp/cv_report --subject cv-20261126-...
-
-Real use::
-
-    care report --store /data/care_store --out reports/$(date +%F) [--subject VERSION]
-
 Writes ``report.html`` (self-contained: inline CSS, the plots embedded as data URIs, opens offline)
 and the same plots as PNG files next to it (``dimensions.png``, ``calibration.png``,
 ``item_mae.png``, ``loss.png``). The Models & training tab shows the same HTML
@@ -24,6 +15,9 @@ Contents (:mod:`care_model.report.data` gathers them):
   score, per-item MAE, the training loss curve; the rationale metrics under their real names;
   for a candidate, each metric against the active version with the better direction, the
   difference, its interval and a verdict (:mod:`care_model.stats.compare`).
+
+
+The command line: ``care report`` (:mod:`care_model.jobs.report`).
 """
 from __future__ import annotations
 

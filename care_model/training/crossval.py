@@ -1,15 +1,5 @@
 """Cross-validation with retraining: K folds split by client, one LoRA adapter per fold.
 
-CPU smoke (SmolLM2-135M-Instruct, the CPU recipe, the sample store; about an hour on 2 cores)::
-
-    care store import --store /tmp/cv_store --format jsonl data/sessions.jsonl
-    care crossval --store /tmp/cv_store --folds 5 --recipe recipes/cpu-smoke.yaml --json
-
-Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
-
-    accelerate launch -m care_model.jobs.crossval --store /data/care_store --folds 5 \\
-        --recipe recipes/gpu-llama31-8b.yaml --base-model /models/Llama-3.1-8B-Instruct
-
 What it does (the paper's protocol, section 5):
 
 1. :func:`prepare_crossval` (the store's owner: this CLI, or the app) freezes the curated set
@@ -28,6 +18,9 @@ What it does (the paper's protocol, section 5):
 3. The statistics (:mod:`care_model.stats.crossval_metrics`) go to ``result.json``; the store records the
    run in ``crossval_runs`` (:func:`finish_crossval`). Fold adapters and predictions live only in
    the run folder (``<store>/crossval/<id>/``): they are never model versions and never promotable.
+
+
+The command line: ``care crossval`` (:mod:`care_model.jobs.crossval`).
 """
 from __future__ import annotations
 

@@ -1,20 +1,5 @@
 """Retraining: curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate.
 
-CPU smoke (SmolLM2-135M-Instruct on the sample store; the sample store has no expert labels, so
-the recipe lets the clients' self-reports stand in for them -- demo only)::
-
-    care store import --store /tmp/care_store --format jsonl data/sessions.jsonl
-    care store add-user --store /tmp/care_store --username admin --role admin
-    care retrain --store /tmp/care_store --recipe recipes/cpu-smoke.yaml --actor admin
-    care versions --store /tmp/care_store promote VERSION_ID --actor admin
-
-Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, or DDP over several)::
-
-    accelerate launch -m care_model.jobs.retrain --store /data/care_store --recipe recipes/gpu-llama31-8b.yaml \\
-        --base-model /models/Llama-3.1-8B-Instruct --actor admin
-    torchrun --nproc_per_node 2 -m care_model.jobs.retrain ...   # several CPU processes over gloo (tests);
-                                                            # `accelerate launch --cpu` starts only one
-
 The three phases and who runs them (only one process may open a store):
 
 1. :func:`prepare_run` (the store's owner: this CLI, or the app): freeze the curated set into
@@ -31,6 +16,9 @@ app prepared (:func:`launch_subprocess`); the app's job watcher does phase 3. ``
 continues a cancelled or interrupted run from its last checkpoint, with its saved config and
 snapshot. Cancel: ``touch <run_dir>/CANCEL``, SIGTERM or Ctrl-C (a checkpoint is saved, the
 exit status is 0 and ``run.json`` says ``cancelled``).
+
+
+The command line: ``care retrain`` (:mod:`care_model.jobs.retrain`).
 """
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
 """Model versions: candidates with lineage, the active version, promotion and rollback.
 
-Storage (both audited by :meth:`store.collections.Collection.put`, every write with an action
-name and who did it)::
-
-    collection "model_versions"   one document per version, id = the model version id that
-                                  predictions carry (care_model.inference.models.model_version_id), e.g.
-                                  "smollm2-135m-instruct" or "smollm2-135m-instruct+adapter@1a2b3c4d"
-    collection "settings"         document "active_model": {"model_version", "base", "adapter",
-                                  "previous", "reason"} -- the app and the Predictor read it
-
 A version document: ``id, kind ("base" | "lora"), status, base, adapter, run_id, run_dir,
 data_hash, config, metrics, evaluation, parent (the version it was compared with),
 code_commit, learned_from (score sources, rationales policy and counts of its training snapshot:
@@ -25,6 +16,9 @@ Actions (all need ``repo.role_of(actor) == "admin"`` except registration, which 
 * :func:`rollback` -- makes an earlier version active again in one call (``rollback``); without
   ``to_version`` it goes back to the previous active version;
 * :func:`reject` -- a candidate the admin does not want (``reject``).
+
+
+The command line: ``care versions`` (:mod:`care_model.jobs.versions`).
 """
 from __future__ import annotations
 
