@@ -1,4 +1,4 @@
-"""``care retrain``: retraining: curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate.
+"""``care retrain``: curated labels -> LoRA re-fine-tune -> evaluation against the active version -> candidate.
 
 CPU smoke (SmolLM2-135M-Instruct on the sample store; the sample store has no expert labels, so
 the recipe lets the clients' self-reports stand in for them -- demo only)::
