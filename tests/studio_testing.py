@@ -179,3 +179,30 @@ def curate(repo, session_ids):
                                  rationale=f"The client's own rating is {v}.", score_source="client_self_report",
                                  rationale_source="expert"), 0)
                           for i, v in s.ratings["client"].items()], actor="ann")
+
+
+PAIRWISE_SAME = frozenset({1, 2, 3, 4, 5, 6})  # items whose curated rationale is the model's text (whitespace aside)
+
+
+def pairwise_store(root, sessions, model: str = "m-secret-model"):
+    """A store for blind pairwise campaigns: ``sessions`` (client ``c-<id>``), one suggestion per
+    item from ``model``, and a submitted curated label per item whose rationale equals the
+    suggestion up to whitespace on :data:`PAIRWISE_SAME` and differs elsewhere; the users of
+    :data:`USERS`."""
+    from care_model.core.records import SHARED, Label
+    from factories import make_session
+    from store import Repository
+
+    r = Repository(root)
+    r.add_sessions([make_session(s, client=f"c-{s}") for s in sessions])
+    r.add_predictions([Prediction(id=f"{s}|{i}", session_id=s, item=i, model_version=model, score=3,
+                                  rationale=f"The client says things got better ({s}/{i}).", evidence=[1])
+                       for s in sessions for i in range(1, 13)])
+    for s in sessions:
+        for i in range(1, 13):
+            text = (f"The client  says things got better ({s}/{i})." if i in PAIRWISE_SAME
+                    else f"Curated {s}/{i}: the client describes a better week.")
+            r.save_label(Label(session_id=s, item=i, annotator=SHARED, score=3, status="submitted", rationale=text),
+                         actor="curator", expected_version=0)
+    add_users(r)
+    return r

@@ -12,34 +12,19 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from care_model.core.records import SHARED, Label, Prediction
-from store import Repository
 from studio.app import build_app
-from studio_testing import add_users, logged_in_pages, serve
+from studio_testing import PAIRWISE_SAME, logged_in_pages, pairwise_store, serve
 
-from factories import make_session
 
 pytestmark = pytest.mark.browser
 MODEL = "m-secret-model"
 SESSIONS = ("s1", "s2")
-SAME = {1, 2, 3, 4, 5, 6}
+SAME = PAIRWISE_SAME
 N = 3  # comparisons for the rater
 
 
-def build_repo(root) -> Repository:
-    r = Repository(root)
-    r.add_sessions([make_session(s, client=f"c-{s}") for s in SESSIONS])
-    r.add_predictions([Prediction(id=f"{s}|{i}", session_id=s, item=i, model_version=MODEL, score=3,
-                                  rationale=f"The client says things got better ({s}/{i}).", evidence=[1])
-                       for s in SESSIONS for i in range(1, 13)])
-    for s in SESSIONS:
-        for i in range(1, 13):
-            text = (f"The client says things got better ({s}/{i})." if i in SAME
-                    else f"Curated {s}/{i}: the client describes a better week.")
-            r.save_label(Label(session_id=s, item=i, annotator=SHARED, score=3, status="submitted", rationale=text),
-                         actor="curator", expected_version=0)
-    add_users(r)
-    return r
+def build_repo(root):
+    return pairwise_store(root, SESSIONS)
 
 
 def assert_blind(page) -> None:

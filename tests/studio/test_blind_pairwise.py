@@ -9,35 +9,20 @@ from types import SimpleNamespace
 import pytest
 
 from care_model.core.errors import ValidationError
-from care_model.core.records import SHARED, Label, Prediction
-from store import Repository
 from studio import campaign_rating as rt
 from studio import campaign_setup as cs
 from studio.access import Access
 
-from factories import make_session
+from studio_testing import PAIRWISE_SAME, pairwise_store, password
 
 ADMIN, ANN, BOB = Access("admin", "admin"), Access("ann", "annotator"), Access("bob", "annotator")
 MODEL = "m-secret-model"
 SESSIONS = ("s1", "s2", "s3")
-SAME = {1, 2, 3, 4, 5, 6}  # items whose curated rationale is the model's text, unchanged (whitespace aside)
+SAME = PAIRWISE_SAME
 
 
-def build_repo(root) -> Repository:
-    r = Repository(root)
-    r.add_sessions([make_session(s, client=f"c-{s}") for s in SESSIONS])
-    r.add_predictions([Prediction(id=f"{s}|{i}", session_id=s, item=i, model_version=MODEL, score=3,
-                                  rationale=f"The client says things got better ({s}/{i}).", evidence=[1])
-                       for s in SESSIONS for i in range(1, 13)])
-    for s in SESSIONS:
-        for i in range(1, 13):
-            text = (f"The client  says things got better ({s}/{i})." if i in SAME
-                    else f"Curated {s}/{i}: the client describes a better week.")
-            r.save_label(Label(session_id=s, item=i, annotator=SHARED, score=3, status="submitted", rationale=text),
-                         actor="curator", expected_version=0)
-    for name, role in (("admin", "admin"), ("ann", "annotator"), ("bob", "annotator")):
-        r.add_user(name, "password-" + name, role)
-    return r
+def build_repo(root):
+    return pairwise_store(root, SESSIONS)
 
 
 @pytest.fixture
@@ -112,7 +97,7 @@ def served(tmp_path_factory):
     repo = build_repo(tmp_path_factory.mktemp("blind-api") / "store")
     with serve(build_app(repo, None)) as url:
         yield SimpleNamespace(url=url, repo=repo,
-                              client=lambda u: Client(url, auth=(u, "password-" + u), verbose=False))
+                              client=lambda u: Client(url, auth=(u, password(u)), verbose=False))
     repo.close()
 
 
