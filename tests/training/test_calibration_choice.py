@@ -21,15 +21,6 @@ from factories import make_session
 from stats.test_calibration_rule import biased_but_informative, fixture, informed, recentred, stuck_on_one
 
 
-@pytest.fixture
-def repo(tmp_path):
-    r = Repository(tmp_path / "store")
-    r.add_user("boss", "password123", "admin")
-    r.add_user("ann", "password123", "annotator")
-    yield r
-    r.close()
-
-
 def as_version(preds, version):
     return [Prediction.from_dict({**p.to_dict(), "model_version": version}) for p in preds]
 

@@ -10,15 +10,6 @@ from care_model.inference.models import ModelSpec, model_version_id
 from store import Repository
 
 
-@pytest.fixture
-def repo(tmp_path):
-    r = Repository(tmp_path / "store")
-    r.add_user("boss", "password123", "admin")
-    r.add_user("ann", "password123", "annotator")
-    yield r
-    r.close()
-
-
 def fake_run(tmp_path, base, name: str, status: str = "done") -> dict:
     """A finished run's record with a real (tiny) adapter folder, as execute_run writes it."""
     adapter = tmp_path / name / "adapter"
