@@ -24,6 +24,15 @@ class PrefixCache:
     length: int
 
 
+@dataclass
+class PrefixGroups:
+    """Several sessions' prefixes in one decode batch: the first ``counts[0]`` rows attend to
+    ``caches[0]``, the next ``counts[1]`` to ``caches[1]``, ... (cascade attention per prefix)."""
+
+    caches: list          # PrefixCache per session
+    counts: list          # rows of each session in the batch, in row order (0: all finished)
+
+
 class PrefixAttention:
     def _qkv(self, attn, h, cos, sin):
         """q [B, H, T, d], k/v [B, kv, T, d] with RoPE applied (and q/k norms when present)."""
@@ -55,6 +64,8 @@ class PrefixAttention:
     def _attend(self, attn, q, layer_idx, prefix: PrefixCache, own_k, own_v, own_bias):
         """Attention of q [B, H, T, d] over (shared prefix) + (own keys own_k [B, kv, Tk, d]).
 
+        ``prefix`` is one :class:`PrefixCache` for every row, or :class:`PrefixGroups` (rows grouped by session).
+
         ``own_bias`` is an additive mask broadcastable to [B, 1, 1, T, Tk] (0 or -inf).
         Returns [B, T, H*d]. The two softmaxes are merged exactly via their log-sum-exps.
         """
@@ -73,14 +84,27 @@ class PrefixAttention:
         o2 = torch.matmul(s2.to(own_v.dtype).view(B, kv, g * T, -1), own_v).view(B, kv, g, T, d).to(acc)
         lse2 = m2 + torch.log(l2)
         o2.div_(l2)
-        if prefix.length == 0:
+        groups = prefix.counts if isinstance(prefix, PrefixGroups) else [B]
+        caches = prefix.caches if isinstance(prefix, PrefixGroups) else [prefix]
+        if all(c.length == 0 for c, n in zip(caches, groups) if n):
             out = o2
         else:
-            # ---- shared part: all rows' queries of a kv group in one pass against [kv, P, d]
-            qp = q.reshape(B, kv, g, T, d).permute(1, 0, 2, 3, 4).reshape(kv, B * g * T, d)
-            o1, lse1 = self._prefix_attention(qp, prefix.keys[layer_idx], prefix.values[layer_idx], scale, acc)
-            o1 = o1.view(kv, B, g, T, d).permute(1, 0, 2, 3, 4)
-            lse1 = lse1.view(kv, B, g, T, 1).permute(1, 0, 2, 3, 4)
+            # ---- shared part, per prefix: all its rows' queries of a kv group in one pass against [kv, P, d]
+            o1s, lse1s, lo = [], [], 0
+            for cache, n in zip(caches, groups):
+                if not n:
+                    continue
+                if cache.length == 0:  # no shared prefix: nothing to merge for these rows
+                    o1s.append(torch.zeros(n, kv, g, T, d, dtype=acc, device=q.device))
+                    lse1s.append(torch.full((n, kv, g, T, 1), float("-inf"), dtype=acc, device=q.device))
+                else:
+                    qp = q[lo:lo + n].reshape(n, kv, g, T, d).permute(1, 0, 2, 3, 4).reshape(kv, n * g * T, d)
+                    o1, lse1 = self._prefix_attention(qp, cache.keys[layer_idx], cache.values[layer_idx], scale, acc)
+                    o1s.append(o1.view(kv, n, g, T, d).permute(1, 0, 2, 3, 4))
+                    lse1s.append(lse1.view(kv, n, g, T, 1).permute(1, 0, 2, 3, 4))
+                lo += n
+            o1 = o1s[0] if len(o1s) == 1 else torch.cat(o1s)
+            lse1 = lse1s[0] if len(lse1s) == 1 else torch.cat(lse1s)
             lse = torch.logaddexp(lse1, lse2)
             out = o1 * torch.exp(lse1 - lse) + o2 * torch.exp(lse2 - lse)
         # [B, kv, g, T, d] -> [B, T, H*d]

@@ -23,8 +23,11 @@ measured 1.5-3 single-row steps on this 2-core CPU (the linear layers' 12x work)
 the prefix cache 12 times costs about 7.7.
 
 CPU threads: the Engine sets torch's thread count (process-wide) to ``num_threads``,
-``$CARE_TORCH_THREADS`` or one less than the usable cores (1 on a 2-core machine); see
-:meth:`Engine._set_threads` for why.
+``$CARE_TORCH_THREADS`` or one less than the usable cores (1 on a 2-core machine); ``"all"`` (either
+way) takes every core, for a machine nobody shares; see :meth:`Engine._set_threads` for why.
+
+**Across sessions.** :meth:`Engine.run_sessions` batches several sessions' decode steps together (each
+session's rows attend to their own prefix; :mod:`care_model.inference.batch`), under a token budget.
 
 The forward uses the Hugging Face modules as they are (``embed_tokens``, per layer
 ``input_layernorm``, ``self_attn.{q,k,v,o}_proj`` -- which may be peft LoRA wrappers -- optional
@@ -64,6 +67,8 @@ Public API::
     Engine.option_token_ids(language="en") -> {option: [token ids]}
     Engine.run_session(prefix_ids, suffix_ids, *, max_new_tokens=64, scores_only=False,
                        progress=None, language="en", constraints=None) -> {item: ItemOutput}
+    Engine.run_sessions([SessionJob(prefix_ids, suffix_ids, constraints, language), ...], *, max_new_tokens=64,
+                        scores_only=False, token_budget=32768, max_sessions=8) -> iter of (index, {item: ItemOutput})
     Engine.run_session_naive(...same...) -> {item: ItemOutput}
     Engine.prefill_only(prefix_ids) -> seconds
     Engine.last_stats -> dict (timings and token counts of the last run)
@@ -81,12 +86,35 @@ import time
 from typing import Mapping, Sequence
 
 from care_model.core.errors import ModelError
+from care_model.inference.batch import DEFAULT_MAX_SESSIONS, DEFAULT_TOKEN_BUDGET, SessionJob, plan_batches, run_batch
 from care_model.inference.forward import PrefixForward
 from care_model.inference.item_output import ItemOutput, Progress
 from care_model.inference.option_tokens import option_token_ids
 from care_model.text.stop_tokens import stop_ids
 
 _SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_threads(value: int | str | None) -> int:
+    """CPU threads for a thread setting: a positive number as given, ``"all"`` every usable core, unset (None,
+    0 or "") one core fewer than usable (at least 1: the shared-machine default)."""
+    text = str(value if value is not None else "").strip().lower()
+    if text == "all":
+        return usable_cores()
+    try:
+        n = int(text or 0)
+    except ValueError:
+        raise ModelError(f"The thread setting {value!r} is not a number.",
+                         "Give a positive number of CPU threads, or 'all' for every core "
+                         "(CARE_TORCH_THREADS / --threads).") from None
+    return n if n > 0 else max(1, usable_cores() - 1)
 
 
 def cfg_head_dim(config) -> int:
@@ -97,7 +125,7 @@ class Engine(PrefixForward):
     """Shared-prefix, batched greedy inference over one loaded model (see the module docstring)."""
 
     def __init__(self, loaded, *, options: Sequence[int] = (1, 2, 3, 4, 5),
-                 stop_token_ids: Sequence[int] | None = None, num_threads: int | None = None):
+                 stop_token_ids: Sequence[int] | None = None, num_threads: int | str | None = None):
         import torch
 
         self.torch = torch
@@ -158,23 +186,18 @@ class Engine(PrefixForward):
             return False, "the attention module lacks q/k/v/o projections"
         return True, ""
 
-    def _set_threads(self, num_threads: int | None) -> int:
+    def _set_threads(self, num_threads: int | str | None) -> int:
         """CPU threads for torch (process-wide): the argument, else $CARE_TORCH_THREADS, else one core
         fewer than this process may use (at least 1), so the web server and the store keep a core.
+        ``"all"`` (argument or variable) takes every usable core: for a machine nobody else shares.
 
-        On a shared 2-core machine this means 1 thread, which measured faster than 2 whenever other
+        On a shared 2-core machine the default means 1 thread, which measured faster than 2 whenever other
         processes compete for the cores (OpenMP threads spin-wait for each other on every operation).
         """
         torch = self.torch
         if self.device.type != "cpu":
             return torch.get_num_threads()
-        want = num_threads or int(os.environ.get("CARE_TORCH_THREADS", "0") or 0)
-        if want <= 0:
-            try:
-                cores = len(os.sched_getaffinity(0))
-            except (AttributeError, OSError):
-                cores = os.cpu_count() or 1
-            want = max(1, min(torch.get_num_threads(), cores - 1))
+        want = resolve_threads(num_threads if num_threads is not None else os.environ.get("CARE_TORCH_THREADS"))
         if torch.get_num_threads() != want:
             torch.set_num_threads(want)
         return want
@@ -240,119 +263,28 @@ class Engine(PrefixForward):
                     language: str = "en", constraints: Mapping | None = None) -> dict[int, ItemOutput]:
         """Fast path: one prefix prefill, a batched suffix block, batched greedy decoding (each row under its
         own ``constraints[item]``, a :class:`care_model.text.grounding.GroundedRow`, when given)."""
-        torch = self.torch
-        self._require_fast()
-        items, prefix_ids, suffixes, folded = self._prepare(prefix_ids, suffix_ids)
-        longest = len(prefix_ids) + max(len(s) for s in suffixes) + (0 if scores_only else int(max_new_tokens))
-        if self.sliding_window and longest > self.sliding_window:
-            raise ModelError(f"The prompt ({longest} tokens with the answer) exceeds the model's sliding attention "
-                             f"window ({self.sliding_window}), which the fast path does not implement.",
-                             "Use Engine.run_session_naive for this session, or a model without sliding windows.")
-        option_ids = self.option_token_ids(language)
-        stats = {"mode": "scores_only" if scores_only else "full", "path": "fast", "items": len(items),
-                 "prefix_tokens": len(prefix_ids), "folded_into_prefix": folded,
-                 "suffix_tokens": sum(len(s) for s in suffixes)}
-        report = progress or (lambda f, m: None)
-        with self._lock, torch.inference_mode():
-            t0 = time.perf_counter()
-            prefix = self._prefill(prefix_ids)
-            self._sync()
-            stats["prefill_s"] = time.perf_counter() - t0
-            report(0.3 if not scores_only else 0.6, "prefix computed")
+        job = SessionJob(prefix_ids, suffix_ids, constraints, language)
+        out = run_batch(self, [job], max_new_tokens=max_new_tokens, scores_only=scores_only, progress=progress)[0]
+        (progress or (lambda f, m: None))(1.0, "done")
+        return out
 
-            B = len(items)
-            P = prefix.length
-            lens = [len(s) for s in suffixes]
-            S = max(lens)
-            steps = 0 if scores_only else max(0, int(max_new_tokens) - 1)
-            dev = self.device
-            acc = torch.promote_types(self.dtype, torch.float32)
-            neg = torch.tensor(float("-inf"), dtype=acc, device=dev)
-            zero = torch.tensor(0.0, dtype=acc, device=dev)
-            bufs_k = bufs_v = None
-            if not scores_only:
-                # Per-row K/V of suffix + answer, left-padded so all rows end at slot S; zeroed so the
-                # (masked) pad slots hold no NaN garbage.
-                kv = getattr(self.config, "num_key_value_heads", None) or self.config.num_attention_heads
-                d, cap = self.head_dim, S + steps
-                bufs_k = [torch.zeros(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in self.core.layers]
-                bufs_v = [torch.zeros(B, kv, cap, d, dtype=self.dtype, device=dev) for _ in self.core.layers]
-            t1 = time.perf_counter()
-            logits = self._suffix_block(suffixes, prefix, bufs_k, bufs_v, S, neg, zero)
-            self._sync()
-            stats["suffix_s"] = time.perf_counter() - t1
-            report(0.4 if not scores_only else 1.0, "items scored")
-
-            outputs: dict[int, ItemOutput] = {}
-            scores = [self._score(logits[b], option_ids) for b in range(B)]
-            if scores_only:
-                for b, item in enumerate(items):
-                    probs, exp_, arg, mass = scores[b]
-                    outputs[item] = ItemOutput("", [], probs, exp_, arg, mass, False)
-                stats.update(decode_s=0.0, decode_steps=0, generated_tokens=0,
-                             total_s=time.perf_counter() - t0)
-                self.last_stats = stats
-                return outputs
-
-            stop = torch.tensor(self.stop_token_ids, device=dev)
-            pads = torch.tensor([S - n for n in lens], device=dev)
-            key_ok = torch.arange(S + steps, device=dev)[None, :] >= pads[:, None]  # [B, cap] real keys
-            generated = [[] for _ in range(B)]
-            finished = [False] * B
-            active = torch.arange(B, device=dev)          # original row of each batch row
-            rows = [constraints[item] for item in items] if constraints else None
-            if rows:
-                from care_model.inference.constrained import choose_tokens
-
-                for b in range(B):
-                    rows[b].start(scores[b][2], scores[b][0])
-            pick = (lambda lg: choose_tokens(lg, [rows[r] for r in active.tolist()])) if rows else \
-                (lambda lg: lg.argmax(-1))
-            stats["decoding"] = "grounded" if rows else "free"
-            next_tok = pick(logits)
-            next_pos = P + torch.tensor(lens, device=dev)  # position of the token just chosen
-            bias_all = torch.where(key_ok, zero, neg)      # [B, cap]
-            t2 = time.perf_counter()
-            n_steps = 0
-            for t in range(steps + 1):
-                toks = next_tok.tolist()
-                is_stop = torch.isin(next_tok, stop).tolist()
-                keep = []
-                for j, row in enumerate(active.tolist()):
-                    generated[row].append(toks[j])
-                    if rows:
-                        rows[row].advance(toks[j])
-                    if is_stop[j]:
-                        finished[row] = True
-                    elif len(generated[row]) < max_new_tokens:
-                        keep.append(j)
-                if not keep or t == steps:
-                    break
-                if len(keep) < active.numel():  # drop finished rows from the batch
-                    sel = torch.tensor(keep, device=dev)
-                    bufs_k = [bk.index_select(0, sel) for bk in bufs_k]
-                    bufs_v = [bv.index_select(0, sel) for bv in bufs_v]
-                    active, next_tok, next_pos, bias_all = (active[sel], next_tok[sel], next_pos[sel],
-                                                            bias_all.index_select(0, sel))
-                end = S + t + 1
-                logits = self._step(next_tok[:, None], next_pos[:, None], prefix, bufs_k, bufs_v, S + t,
-                                    bias_all[:, None, None, None, :end])
-                next_tok = pick(logits)
-                next_pos = next_pos + 1
-                n_steps += 1
-                report(0.4 + 0.6 * (t + 1) / max(1, steps), f"decoding {t + 1}/{steps}")
-            self._sync()
-            stats["decode_s"] = time.perf_counter() - t2
-            stats["decode_steps"] = n_steps
-            for b, item in enumerate(items):
-                probs, exp_, arg, mass = scores[b]
-                outputs[item] = ItemOutput(self._decode_text(generated[b]), generated[b], probs, exp_, arg, mass,
-                                           finished[b])
-            stats["generated_tokens"] = sum(len(g) for g in generated)
-            stats["total_s"] = time.perf_counter() - t0
-            self.last_stats = stats
-        report(1.0, "done")
-        return outputs
+    def run_sessions(self, jobs: Sequence[SessionJob], *, max_new_tokens: int = 64, scores_only: bool = False,
+                     token_budget: int = DEFAULT_TOKEN_BUDGET, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                     progress: Progress | None = None):
+        """Cross-session batching (:mod:`care_model.inference.batch`): the sessions cut into batches under
+        ``token_budget`` K/V slots and ``max_sessions``, each batch's decode steps carrying the rows of all
+        its sessions. Yields ``(job index, {item: ItemOutput})`` in job order as each batch finishes."""
+        plan = plan_batches(jobs, max_new_tokens=max_new_tokens, scores_only=scores_only,
+                            token_budget=token_budget, max_sessions=max_sessions)
+        done = 0
+        for batch in plan:
+            def report(f, m, _done=done, _n=len(batch)):
+                if progress:
+                    progress((_done + f * _n) / len(jobs), m)
+            outs = run_batch(self, [jobs[i] for i in batch], max_new_tokens=max_new_tokens, scores_only=scores_only,
+                             progress=report)
+            done += len(batch)
+            yield from zip(batch, outs)
 
     def _prepare(self, prefix_ids, suffix_ids):
         if not suffix_ids:
