@@ -60,10 +60,20 @@ class PredictConfig:
         "care_model.inference.backends).")})
     tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
     data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
+    session_batch: int = field(default=1, metadata={"help": (
+        "Engine backend, several sessions: how many sessions share each decode step (cross-session batching, "
+        "care_model.inference.batch; 1: one session at a time). Same tokens either way.")})
+    token_budget: int = field(default=32768, metadata={"help": (
+        "Cross-session batching: K/V slots a batch may hold (each prefix once, per item its suffix and answer).")})
 
     def __post_init__(self):
         check_calibration(self.calibration)
         check_backend(self.backend)
+        if int(self.session_batch) < 1 or int(self.token_budget) < 1:
+            from care_model.core.errors import CareError
+
+            raise CareError(f"session_batch ({self.session_batch}) and token_budget ({self.token_budget}) must be "
+                            "at least 1.", "Pass --session-batch 1 for one session at a time.")
 
 
 class Predictor:
@@ -153,6 +163,15 @@ class Predictor:
         """The suggestions for ``items`` (default all 12) of ``session``, in item order."""
         report = progress or (lambda f, m: None)
         report(0.0, "loading the model" if not self.loaded else "building prompts")
+        plan = self._plan(session, items, scores_only)
+        outputs = self.run_prompt(plan["prompt"], scores_only=scores_only, language=session.language,
+                                  progress=lambda f, m: report(0.02 + 0.96 * f, m), constraints=plan["rows"] or None)
+        preds = self._finish(session, plan, outputs, scores_only)
+        report(1.0, "done")
+        return preds
+
+    def _plan(self, session: Session, items, scores_only: bool) -> dict:
+        """What a session's run needs before the model runs: its prompt and grounded rows."""
         prompt = self.session_prompt(session, items)
         rows, ground_warnings, decoding = {}, [], "free"
         if not scores_only:
@@ -161,14 +180,33 @@ class Predictor:
                 calibrated_score_rule(self, session, rows)
             if self.config.backend == "vllm":  # free decoding in vLLM: then the quote check (labelled)
                 decoding = FREE_DECODING
-        outputs = self.run_prompt(prompt, scores_only=scores_only, language=session.language,
-                                  progress=lambda f, m: report(0.02 + 0.96 * f, m), constraints=rows or None)
-        preds = to_predictions(session, prompt, outputs, model_version=self.model_version, config=self.config,
-                               scores_only=scores_only, decoding=decoding, rows=rows, extra_warnings=ground_warnings)
+        return {"prompt": prompt, "rows": rows, "warnings": ground_warnings, "decoding": decoding}
+
+    def _finish(self, session: Session, plan: dict, outputs: dict, scores_only: bool) -> list[Prediction]:
+        preds = to_predictions(session, plan["prompt"], outputs, model_version=self.model_version, config=self.config,
+                               scores_only=scores_only, decoding=plan["decoding"], rows=plan["rows"],
+                               extra_warnings=plan["warnings"])
         if self.calibration == "content-free":
             calibrate_predictions(self, session, preds)
-        report(1.0, "done")
         return preds
+
+    def predict_batch(self, sessions: list[Session], *, scores_only: bool = False) -> list[list[Prediction]]:
+        """The suggestions of several sessions with their decode steps batched together in the engine
+        (cross-session batching, :meth:`care_model.inference.engine.Engine.run_sessions`, up to
+        ``config.session_batch`` sessions and ``config.token_budget`` K/V slots a batch): the same
+        tokens as :meth:`predict_session` one by one, with the decode step's fixed cost shared."""
+        from care_model.inference.batch import SessionJob
+
+        if self.config.backend != "engine" or not (self.config.fast and self.engine().fast_supported):
+            return [self.predict_session(s, scores_only=scores_only) for s in sessions]
+        engine = self.engine()
+        plans = [self._plan(s, None, scores_only) for s in sessions]
+        jobs = [SessionJob(*engine.encode_prompt(p["prompt"]), constraints=p["rows"] or None, language=s.language)
+                for s, p in zip(sessions, plans)]
+        outs = dict(engine.run_sessions(jobs, max_new_tokens=self.config.max_new_tokens, scores_only=scores_only,
+                                        token_budget=self.config.token_budget,
+                                        max_sessions=max(1, self.config.session_batch)))
+        return [self._finish(s, p, outs[i], scores_only) for i, (s, p) in enumerate(zip(sessions, plans))]
 
     def draft(self, session: Session, targets: dict, *, source: str = "client",
               progress: Progress | None = None) -> list[Prediction]:
@@ -180,12 +218,22 @@ class Predictor:
 
     def predict_many(self, sessions: Iterable[Session], *, scores_only: bool = False):
         """(session, predictions) per session, as each finishes (the vLLM backend spreads the
-        sessions over its data-parallel workers; the engine goes one by one)."""
+        sessions over its data-parallel workers; the engine goes one by one, or ``config.session_batch``
+        sessions at a time through :meth:`predict_batch`)."""
         def one(session):
             return self.predict_session(session, scores_only=scores_only)
 
         if self.config.backend == "vllm":
             yield from self.vllm().spread(sessions, one)
             return
-        for session in sessions:
-            yield session, one(session)
+        if self.config.session_batch <= 1:
+            for session in sessions:
+                yield session, one(session)
+            return
+        group: list[Session] = []
+        for session in [*sessions, None]:
+            if session is not None:
+                group.append(session)
+            if group and (session is None or len(group) >= self.config.session_batch):
+                yield from zip(group, self.predict_batch(group, scores_only=scores_only))
+                group = []

@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
                          "the same grounded decoding, as a vLLM logits processor)")
     ap.add_argument("--tensor-parallel", type=int, default=1, help="vLLM: GPUs per model replica (default 1)")
     ap.add_argument("--data-parallel", type=int, default=1, help="vLLM: model replicas, sessions spread over them")
+    ap.add_argument("--session-batch", type=int, default=PredictConfig.session_batch,
+                    help="engine: sessions whose decode steps run together (cross-session batching; same tokens; "
+                         "default %(default)s = one at a time)")
+    ap.add_argument("--threads", default=None,
+                    help="engine on CPU: torch threads, a number or 'all' (default: one core fewer than the machine "
+                         "has, for a shared machine; 'all' when nobody else uses it)")
     ap.add_argument("--samples", action="store_true", help=f"regenerate {SAMPLE_PREDICTIONS.relative_to(ROOT)}")
     ap.add_argument("--json", action="store_true", help="print the counts as JSON")
     return ap
@@ -149,9 +155,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv=None) -> dict:
     args = _parser().parse_args(argv)
+    if args.threads is not None:  # read by the Engine when it loads (care_model.inference.engine.resolve_threads)
+        import os
+
+        os.environ["CARE_TORCH_THREADS"] = str(args.threads)
     config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective,
                            calibration=args.calibration, decoding=args.decoding, candidate_turns=args.candidate_turns,
-                           backend=args.backend, tensor_parallel=args.tensor_parallel, data_parallel=args.data_parallel)
+                           backend=args.backend, tensor_parallel=args.tensor_parallel, data_parallel=args.data_parallel,
+                           session_batch=args.session_batch)
     if args.samples:
         return write_sample_predictions(config=config, draft_for=args.draft_for)
     if not args.store:

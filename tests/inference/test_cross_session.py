@@ -105,3 +105,32 @@ def test_thread_setting(monkeypatch):
     assert resolve_threads("all") == 8 and resolve_threads(" ALL ") == 8 and resolve_threads("3") == 3
     with pytest.raises(ModelError, match="all"):
         resolve_threads("many")
+
+
+@pytest.mark.parametrize("decoding", ["free", pytest.param("grounded", marks=pytest.mark.slow)])
+def test_predictor_batches_sessions_into_the_same_predictions(tiny_model_dir, decoding):
+    """The predict command's path (Predictor.predict_many) with --session-batch 3: the same stored text,
+    scores and probabilities as one session at a time (grounded: MiniLM ranks the turns, about a minute)."""
+    import json
+    from pathlib import Path
+
+    from care_model.core.records import Session
+    from care_model.inference.predictor import PredictConfig, Predictor
+
+    lines = (Path(__file__).resolve().parents[2] / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()
+    sessions = [Session.from_dict(json.loads(line)) for line in lines[:3]]
+    spec = ModelSpec(base=str(tiny_model_dir))
+    one = Predictor(spec, PredictConfig(max_new_tokens=10, decoding=decoding))
+    batched = Predictor(spec, PredictConfig(max_new_tokens=10, decoding=decoding, session_batch=3))
+    alone = {s.id: preds for s, preds in one.predict_many(sessions)}
+    together = list(batched.predict_many(iter(sessions)))
+    assert [s.id for s, _ in together] == [s.id for s in sessions]
+    assert batched.engine().last_stats["sessions"] == 3
+    for session, preds in together:
+        assert [p.raw_output for p in preds] == [p.raw_output for p in alone[session.id]]
+        assert [p.score for p in preds] == [p.score for p in alone[session.id]]
+        assert all(p.decoding == decoding for p in preds)
+        for a, b in zip(preds, alone[session.id]):
+            assert a.probs == pytest.approx(b.probs, abs=1e-5) and a.evidence == b.evidence
+    with pytest.raises(Exception, match="session_batch"):
+        PredictConfig(session_batch=0)
