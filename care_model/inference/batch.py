@@ -70,16 +70,43 @@ def plan_batches(jobs: Sequence[SessionJob], *, max_new_tokens: int, scores_only
     return batches
 
 
-def _pick(torch, logits, rows):
-    """Greedy choice per row, under each row's grounded constraint where it has one."""
-    if rows is None:
+def pick_tokens(logits, rows):
+    """Greedy choice per row [B, V] -> [B], under each row's grounded constraint where it has one
+    (``rows``: a GroundedRow or None per row; None: plain argmax). The allowed sets become one [B, V] mask
+    with a few batched scatters instead of several kernels per row; the same tokens as
+    :func:`care_model.inference.constrained.choose_tokens` (the same values compete in each row)."""
+    if rows is None or all(r is None for r in rows):
         return logits.argmax(-1)
-    from care_model.inference.constrained import choose_tokens, constrain
+    import torch
 
-    if all(r is not None for r in rows):
-        return choose_tokens(logits, rows)
-    return torch.stack([constrain(logits[b], r.allowed(), r.vocab) if r is not None else logits[b]
-                        for b, r in enumerate(rows)]).argmax(-1)
+    from care_model.inference.constrained import _free_mask
+
+    B, V = logits.shape
+    dev = logits.device
+    banned = torch.zeros(B, V, dtype=torch.bool, device=dev)
+    only_rows, only_ids, ban_ids, free_rows = [], [], [], []
+    for b, row in enumerate(rows):
+        if row is None:
+            continue
+        kind, ids = row.allowed()
+        if kind == "only":
+            only_rows.append(b)
+            only_ids.extend((b, i) for i in ids)
+        else:
+            if kind == "free":
+                free_rows.append((b, row.vocab))
+            ban_ids.extend((b, i) for i in ids)
+    if only_rows:
+        banned[torch.tensor(only_rows, device=dev)] = True
+    for b, vocab in free_rows:
+        banned[b] |= _free_mask(vocab, logits[b])
+    if only_ids:
+        idx = torch.tensor(only_ids, dtype=torch.long, device=dev)
+        banned[idx[:, 0], idx[:, 1]] = False
+    if ban_ids:
+        idx = torch.tensor(ban_ids, dtype=torch.long, device=dev)
+        banned[idx[:, 0], idx[:, 1]] = True
+    return logits.masked_fill(banned, float("-inf")).argmax(-1)
 
 
 def run_batch(engine, jobs: Sequence[SessionJob], *, max_new_tokens: int = 64, scores_only: bool = False,
@@ -166,7 +193,17 @@ def run_batch(engine, jobs: Sequence[SessionJob], *, max_new_tokens: int = 64, s
                 if row is not None:
                     row.start(scores[b][2], scores[b][0])
         stats["decoding"] = "grounded" if rows else "free"
-        next_tok = _pick(torch, logits, rows)
+        if getattr(engine, "static_decode", False):
+            from care_model.inference.static_decode import decode_static
+
+            t2 = time.perf_counter()
+            generated, finished, n_steps, stats["graphs"] = decode_static(
+                engine, logits=logits, pick=pick_tokens, rows=rows, groups=PrefixGroups(prefixes, counts),
+                bufs_k=bufs_k, bufs_v=bufs_v, bias_all=torch.where(key_ok, zero, neg), S=S, steps=steps,
+                next_pos=torch.tensor([len(prepared[j][1]) for j in session_of], device=dev)
+                + torch.tensor(lens, device=dev), max_new_tokens=max_new_tokens, stop=stop, report=report)
+            return _finish(engine, stats, prepared, scores, generated, finished, n_steps, t0, t2)
+        next_tok = pick_tokens(logits, rows)
         next_pos = torch.tensor([len(prepared[j][1]) for j in session_of], device=dev) + torch.tensor(lens, device=dev)
         bias_all = torch.where(key_ok, zero, neg)      # [B, cap]
         groups = PrefixGroups(prefixes, counts)
@@ -197,16 +234,20 @@ def run_batch(engine, jobs: Sequence[SessionJob], *, max_new_tokens: int = 64, s
             end = S + t + 1
             logits = engine._step(next_tok[:, None], next_pos[:, None], groups, bufs_k, bufs_v, S + t,
                                   bias_all[:, None, None, None, :end])
-            next_tok = _pick(torch, logits, [rows[r] for r in active.tolist()] if rows else None)
+            next_tok = pick_tokens(logits, [rows[r] for r in active.tolist()] if rows else None)
             next_pos = next_pos + 1
             n_steps += 1
             report(0.4 + 0.6 * (t + 1) / max(1, steps), f"decoding {t + 1}/{steps}")
-        engine._sync()
-        stats["decode_s"] = time.perf_counter() - t2
-        stats["decode_steps"] = n_steps
-        stats["generated_tokens"] = sum(len(g) for g in generated)
-        stats["total_s"] = time.perf_counter() - t0
-        engine.last_stats = stats
+        return _finish(engine, stats, prepared, scores, generated, finished, n_steps, t0, t2)
+
+
+def _finish(engine, stats, prepared, scores, generated, finished, n_steps, t0, t2):
+    engine._sync()
+    stats["decode_s"] = time.perf_counter() - t2
+    stats["decode_steps"] = n_steps
+    stats["generated_tokens"] = sum(len(g) for g in generated)
+    stats["total_s"] = time.perf_counter() - t0
+    engine.last_stats = stats
     return _outputs(engine, prepared, scores, generated, finished)
 
 

@@ -26,6 +26,9 @@ CPU threads: the Engine sets torch's thread count (process-wide) to ``num_thread
 ``$CARE_TORCH_THREADS`` or one less than the usable cores (1 on a 2-core machine); ``"all"`` (either
 way) takes every core, for a machine nobody shares; see :meth:`Engine._set_threads` for why.
 
+**On a GPU** the decode steps have static shapes and replay as one CUDA graph per batch
+(:mod:`care_model.inference.static_decode`; ``static_decode=`` or ``$CARE_STATIC_DECODE`` = 0/1 to choose).
+
 **Across sessions.** :meth:`Engine.run_sessions` batches several sessions' decode steps together (each
 session's rows attend to their own prefix; :mod:`care_model.inference.batch`), under a token budget.
 
@@ -61,7 +64,7 @@ tokens are identical and probabilities agree.
 
 Public API::
 
-    Engine(loaded, *, options=(1, 2, 3, 4, 5), stop_token_ids=None, num_threads=None)
+    Engine(loaded, *, options=(1, 2, 3, 4, 5), stop_token_ids=None, num_threads=None, static_decode=None)
     Engine.num_threads -> int  (CPU threads it set for torch; see _set_threads)
     Engine.encode_prompt(session_prompt) -> (prefix_ids, {item: suffix_ids})
     Engine.option_token_ids(language="en") -> {option: [token ids]}
@@ -125,7 +128,8 @@ class Engine(PrefixForward):
     """Shared-prefix, batched greedy inference over one loaded model (see the module docstring)."""
 
     def __init__(self, loaded, *, options: Sequence[int] = (1, 2, 3, 4, 5),
-                 stop_token_ids: Sequence[int] | None = None, num_threads: int | str | None = None):
+                 stop_token_ids: Sequence[int] | None = None, num_threads: int | str | None = None,
+                 static_decode: bool | None = None):
         import torch
 
         self.torch = torch
@@ -162,6 +166,10 @@ class Engine(PrefixForward):
         self.device = params.device
         self.dtype = params.dtype
         self.num_threads = self._set_threads(num_threads)
+        # static-shape decode steps, captured as a CUDA graph on a GPU (care_model.inference.static_decode)
+        env = os.environ.get("CARE_STATIC_DECODE", "").strip()
+        self.static_decode = bool(static_decode) if static_decode is not None else (
+            env == "1" if env else self.device.type == "cuda")
         self.stop_token_ids = sorted(set(int(t) for t in stop_token_ids)) if stop_token_ids is not None \
             else self._default_stop_ids()
         if not self.stop_token_ids:

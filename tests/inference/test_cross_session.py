@@ -134,3 +134,81 @@ def test_predictor_batches_sessions_into_the_same_predictions(tiny_model_dir, de
             assert a.probs == pytest.approx(b.probs, abs=1e-5) and a.evidence == b.evidence
     with pytest.raises(Exception, match="session_batch"):
         PredictConfig(session_batch=0)
+
+
+def test_static_decode_gives_the_dynamic_tokens(tiny, engine):
+    """The GPU decode loop (static shapes, every row kept, one mask updated in place; a CUDA graph on a GPU)
+    run eagerly on the CPU: the same tokens as the dynamic loop, free and grounded, one batch of two sessions."""
+    static = Engine(tiny, stop_token_ids=engine.stop_token_ids, static_decode=True)
+    sessions = [_session(0), _session(2)]
+    ids = [_ids(engine, s) for s in sessions]
+
+    def jobs():
+        return [SessionJob(*ids[0]), SessionJob(*ids[1], constraints=_rows(engine, sessions[1], ids[1][1], 2))]
+    dynamic = dict(engine.run_sessions(jobs(), max_new_tokens=MAX_NEW))
+    fixed = dict(static.run_sessions(jobs(), max_new_tokens=MAX_NEW))
+    assert static.last_stats["graphs"] == "eager"
+    for n in range(2):
+        _assert_identical(fixed[n], dynamic[n])
+    outs = [o for n in range(2) for o in fixed[n].values()]
+    assert any(o.finished for o in outs) and any(not o.finished for o in outs), "rows stop at different steps"
+
+
+def test_vectorised_grounded_choice_equals_per_row(engine):
+    """pick_tokens (one [B, V] mask) chooses what choose_tokens (per row) chooses, for every kind of row."""
+    import torch
+
+    from care_model.inference.batch import pick_tokens
+    from care_model.inference.constrained import choose_tokens
+
+    session = _session(0)
+    _, suffixes = _ids(engine, session)
+    rows = _rows(engine, session, suffixes, 2)
+    torch.manual_seed(0)
+    logits = torch.randn(12, len(engine.tokenizer))
+    kinds = set()
+    for r in rows.values():
+        r.start(3, [0.1, 0.2, 0.4, 0.2, 0.1])
+    for step in range(25):
+        live = list(rows.values())
+        kinds |= {r.allowed()[0] for r in live}
+        mixed = [r if b % 3 else None for b, r in enumerate(live)]
+        assert pick_tokens(logits, live).tolist() == choose_tokens(logits, live).tolist()
+        want = [choose_tokens(logits[b:b + 1], [r])[0] if r else logits[b].argmax() for b, r in enumerate(mixed)]
+        assert pick_tokens(logits, mixed).tolist() == [int(w) for w in want]
+        for b, r in enumerate(live):
+            r.advance(int(choose_tokens(logits[b:b + 1], [r])[0]))
+        logits = torch.randn(12, len(engine.tokenizer))
+    assert {"only", "free"} <= kinds, kinds
+
+
+def test_static_step_logits_equal_the_dynamic_step(engine):
+    """Two decode steps, logits compared directly (greedy tokens of a random tiny model are too robust to show
+    an off-by-one slot or position): StaticStep over all slots == Engine._step over the slots written so far."""
+    import torch
+
+    from care_model.inference.attention import PrefixGroups
+    from care_model.inference.static_decode import StaticStep
+
+    prefix_ids, suffix_ids = _ids(engine, _session(1))
+    _, p_ids, sufs, _ = engine._prepare(prefix_ids, suffix_ids)
+    B, S, cap = len(sufs), max(map(len, sufs)), max(map(len, sufs)) + 3
+    kv, d = engine.config.num_key_value_heads, engine.head_dim
+    neg, zero = torch.tensor(float("-inf")), torch.tensor(0.0)
+    with torch.inference_mode():
+        prefix = engine._prefill(p_ids)
+        bk = [torch.zeros(B, kv, cap, d) for _ in engine.core.layers]
+        bv = [torch.zeros(B, kv, cap, d) for _ in engine.core.layers]
+        logits = engine._suffix_block(sufs, prefix, bk, bv, S, neg, zero)
+        pads = torch.tensor([S - len(s) for s in sufs])
+        bias = torch.where(torch.arange(cap)[None, :] >= pads[:, None], zero, neg)
+        step = StaticStep(engine, PrefixGroups([prefix], [B]), [b.clone() for b in bk], [b.clone() for b in bv],
+                          bias, S)
+        pos = torch.tensor([len(p_ids) + len(s) for s in sufs])
+        for t in range(2):
+            tok = logits.argmax(-1)
+            own = bias[:, None, None, None, :S + t + 1]
+            logits = engine._step(tok[:, None], pos[:, None], prefix, bk, bv, S + t, own)
+            step.set(tok, pos, S + t)
+            assert torch.allclose(step.run(), logits, atol=1e-5, rtol=1e-5), f"step {t}"
+            pos = pos + 1
