@@ -3,23 +3,26 @@ r"""A batch of sessions through one backend into a store, timed per session (pro
 Runs the path of ``care predict`` (:func:`care_model.jobs.predict.predict_into_store`: pending
 sessions only, so a second run resumes where the first stopped) for ``--backend engine`` or
 ``--backend vllm`` and prints one JSON object: the model load time (separately), the seconds per
-session after loading, and the counts. Run the two backends at the same time, in the background and
-niced, so that both see the same machine load and their ratio is fair::
+session after loading, sessions per minute, the threads and the counts. ``--session-batch B`` batches
+B sessions per decode step in the engine (cross-session batching, care_model.inference.batch);
+``--threads N|all`` sets the engine's torch threads and vLLM's (``CARE_VLLM_THREADS``) alike.
 
-    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend engine --store /tmp/b-engine \
-        --scores-only --json > engine.json &
-    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --backend vllm --store /tmp/b-vllm \
-        --scores-only --json > vllm.json &
+**The fair comparison** (``--fair``): the runs named (``engine``, ``engine-batched``, ``vllm``), each in a
+process of its own on a fresh store, one after the other (never two at once), in an order rotated by
+``--rotate``, all on the same ``--threads``; then the stores are compared item by item with the first
+run's (same score, same text) and the throughputs set side by side::
 
-Then compare the two stores item by item (same score, same text)::
+    nice -n 5 .venv/bin/python -m benchmarks.predict_batch --fair engine,engine-batched,vllm --threads all \
+        --session-batch 4 --store /tmp/fair --json > fair.json
 
+One run alone (its store is made with the 23 sample sessions when it does not exist)::
+
+    .venv/bin/python -m benchmarks.predict_batch --backend engine --store /tmp/b-engine --session-batch 4 --json
     .venv/bin/python -m benchmarks.predict_batch --backend vllm --store /tmp/b-vllm --compare /tmp/b-engine --json
 
 CPU smoke (tiny random model, engine only, 2 sessions)::
 
-    python -m benchmarks.predict_batch --backend engine --store /tmp/b-tiny --tiny --limit 2 --json
-
-The store is created with the 23 sample sessions (data/sessions.jsonl) when it does not exist.
+    python -m benchmarks.predict_batch --fair engine,engine-batched --store /tmp/b-tiny --tiny --limit 3 --json
 """
 from __future__ import annotations
 
@@ -48,8 +51,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--tiny", action="store_true", help="tiny random model (smoke test)")
     ap.add_argument("--compare", default=None, help="another store predicted by the same model version (the other "
                     "backend): report how many items have the same score and the same text")
+    ap.add_argument("--session-batch", type=int, default=1, help="engine: sessions per decode batch (default 1)")
+    ap.add_argument("--threads", default=None, help="CPU threads of the engine and vLLM alike (a number or 'all'; "
+                    "default: the engine's cores-1 and vLLM's own choice)")
+    ap.add_argument("--fair", default=None, help="comma list of runs (engine, engine-batched, vllm): each alone, one "
+                    "after the other, on fresh stores under --store, compared with the first")
+    ap.add_argument("--rotate", type=int, default=0, help="--fair: start the order at this run (rotation)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.fair:
+        return fair(args)
+    if args.threads:  # before the engine or the vLLM worker starts
+        from care_model.inference.engine import resolve_threads
+
+        threads = resolve_threads(args.threads)
+        os.environ["CARE_TORCH_THREADS"] = os.environ["CARE_VLLM_THREADS"] = str(threads)
 
     from care_model.inference.models import ModelSpec
     from care_model.inference.predictor import SAMPLE_SESSIONS, PredictConfig, Predictor
@@ -69,7 +85,8 @@ def main(argv=None) -> dict:
             spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")))
         else:
             spec = ModelSpec()
-        config = PredictConfig(max_new_tokens=args.max_new_tokens, backend=args.backend)
+        config = PredictConfig(max_new_tokens=args.max_new_tokens, backend=args.backend,
+                               session_batch=args.session_batch if args.backend == "engine" else 1)
         predictor = Predictor(spec, config)
         todo = pending_sessions(repo, predictor.model_version, ids, scores_only=args.scores_only)
         t0 = time.perf_counter()
@@ -110,9 +127,59 @@ def main(argv=None) -> dict:
               "predictions": counts["predictions"], "parse_failures": counts["parse_failures"],
               "predictions_in_store": stored, "load_s": round(load_s, 1), "predict_s": round(predict_s, 1),
               "s_per_session": round(predict_s / done, 2) if done else None,
+              "sessions_per_minute": round(60 * done / predict_s, 3) if done else None,
+              "session_batch": config.session_batch, "threads": _threads(predictor, args.backend),
               "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()], **quality}
     print(json.dumps(result, indent=1) if args.json else result)
     return result
+
+
+def _threads(predictor, backend: str):
+    if backend == "vllm":
+        return os.environ.get("CARE_VLLM_THREADS") or "vLLM's default"
+    return predictor.engine().num_threads
+
+
+RUNS = {"engine": ["--backend", "engine", "--session-batch", "1"], "vllm": ["--backend", "vllm"],
+        "engine-batched": ["--backend", "engine"]}  # engine-batched takes --session-batch as given
+
+
+def fair(args) -> dict:
+    """The runs of ``--fair``, each alone in a process of its own, in rotated order; then compared."""
+    import subprocess
+
+    names = [n.strip() for n in args.fair.split(",") if n.strip()]
+    if not names or set(names) - set(RUNS):
+        raise SystemExit(f"--fair takes some of {', '.join(RUNS)}")
+    k = args.rotate % len(names)
+    order = names[k:] + names[:k]
+    common = ["--max-new-tokens", str(args.max_new_tokens), "--session-batch", str(args.session_batch), "--json"]
+    common += ["--scores-only"] * args.scores_only + ["--tiny"] * args.tiny + ["--limit", str(args.limit)]
+    common += ["--threads", args.threads] if args.threads else []
+    root = Path(args.store)
+    results = {}
+    for name in order:
+        store = root / name
+        cmd = [sys.executable, "-m", "benchmarks.predict_batch", "--store", str(store), *common, *RUNS[name]]
+        if name != names[0] and (root / names[0]).exists():
+            cmd += ["--compare", str(root / names[0])]
+        print(f"[predict_batch] {name}: {' '.join(cmd[3:])}", file=sys.stderr, flush=True)
+        results[name] = json.loads(subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True).stdout)
+    if names[0] != order[0]:  # runs before the first one in the rotation: compare them now
+        for name in order[:order.index(names[0])]:
+            cmd = [sys.executable, "-m", "benchmarks.predict_batch", "--store", str(root / name), *common,
+                   *RUNS[name], "--compare", str(root / names[0])]
+            results[name]["compared_with"] = json.loads(subprocess.run(
+                cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True).stdout).get("compared_with")
+    base = results[names[0]]["s_per_session"]
+    summary = {"benchmark": "predict_batch_fair", "order": order, "threads": args.threads or "defaults",
+               "session_batch": args.session_batch, "mode": "scores_only" if args.scores_only else "full",
+               "sessions_per_minute": {n: r["sessions_per_minute"] for n, r in results.items()},
+               f"speedup_vs_{names[0]}": {n: round(base / r["s_per_session"], 3) for n, r in results.items()
+                                         if r["s_per_session"]},
+               "runs": results}
+    print(json.dumps(summary, indent=1) if args.json else summary)
+    return summary
 
 
 if __name__ == "__main__":
