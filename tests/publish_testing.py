@@ -66,3 +66,20 @@ def store_digest(root: Path) -> str:
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()
+
+
+INTERCHANGE_SESSIONS = ["sample-en-03", "sample-en-08"]   # client-anchored; expert-judged (set below)
+
+
+def interchange_store(root: Path):
+    """Two sample sessions with quoting suggestions and the test users; sample-en-08 expert-judged.
+    The Label Studio and Argilla fixtures (tests/fixtures/interchange/) were exported from this store."""
+    from store.formats import read_files
+    from studio.bootstrap import DATA_DIR, SESSIONS_FILE
+    from studio_testing import make_store
+
+    sessions = [s for s in read_files([DATA_DIR / SESSIONS_FILE], "jsonl").sessions if s.id in INTERCHANGE_SESSIONS]
+    repo = make_store(root, sessions=sessions)
+    repo.collection("curation_modes").put({"id": "sample-en-08", "mode": "expert_judged", "show_ratings": None},
+                                          actor="test")
+    return repo
