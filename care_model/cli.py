@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "evaluate a model version's predictions on held-out sessions, or compare two versions"),
     "report": ("care_model.jobs.report", "the evaluation report (Table 2, plots) as one offline HTML file"),
     "versions": ("care_model.jobs.versions",
-                 "model versions: list, show, history; promote, reject or roll back (admins)"),
+                 "model versions: list, show, history, export (adapter + model card); promote, reject or roll back"),
     "store": ("store.__main__", "the store's tools: import, export, stats, add-user, set-role, users, audit, assign, "
                                 "publish, interchange"),
     "publish": ("care_model.jobs.publish",
