@@ -135,9 +135,11 @@ def render_card(rows: list[dict], split_info: dict, data_files: dict[str, str], 
               "Research on working-alliance rating and on rationale generation. Not a clinical instrument: the "
               "scores are questionnaire answers and expert judgements, not diagnoses.", "",
               "## License", "", f"`license: other`: {LICENSE_NOTE}. Edit the YAML header before publishing.", "",
-              "## Publishing", "", "Nothing here calls the network. On a machine with access to the Hub:", "",
-              "```python", "from datasets import load_dataset",
-              "load_dataset(\"path/to/this/folder\").push_to_hub(\"ORG/NAME\", private=True)", "```", ""]
+              "## Publishing", "", "Nothing here calls the network. On a machine with access to the Hub, after "
+              "setting the license, upload the folder as it is (this card included):", "",
+              "```bash", "hf upload ORG/NAME path/to/this/folder --repo-type dataset", "```", "",
+              "(`datasets.load_dataset(\"path/to/this/folder\").push_to_hub(\"ORG/NAME\", private=True)` uploads "
+              "the data without this card.)", ""]
     return "\n".join(lines)
 
 

@@ -42,7 +42,7 @@ def evaluation_section(quality: dict | None) -> list[str]:
     lines = [f"Verdict: **{quality.get('verdict')}** ({'beats' if quality.get('beats_baselines') else 'does not beat'}"
              " both constant baselines by the pre-declared rule: item MAE below both with the interval of the "
              "difference excluding zero).", "",
-             f"Held-out sessions: {quality.get('n_sessions')} of {quality.get('n_clients')} clients (by client: no "
+             f"Held out: {quality.get('n_sessions')} sessions of {quality.get('n_clients')} clients (by client: no "
              f"held-out client is in the training split); score: `{quality.get('score_field')}`; baselines fitted "
              f"on: {rep.get('baseline_source', '?')}; intervals: 95%, resampling {rep.get('unit', 'clients')}.", "",
              "| metric | " + " | ".join(SYSTEM_NAMES[s] for s in SYSTEM_NAMES if s in systems) + " |",
