@@ -32,7 +32,9 @@ CSS = """
   flex-wrap: nowrap;}
 #care-editor .care-card {display: none !important; gap: .3rem !important;}
 #care-editor .care-card .html-container {padding: 0 !important; min-height: 0 !important;}
-.care-ev-box {display: none !important;}
+.care-ev-box, .care-triggers {display: none !important;}
+/* a long transcript (AnnoMI: 598 turns) is laid out and painted only where it is scrolled to */
+#care-transcript .care-turn {content-visibility: auto; contain-intrinsic-size: auto 3.2em;}
 #care-list {flex: 0 0 auto;}
 table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-size:.8rem; background:#fff;}
 .care-list th {text-align:left; color:#475569; font-weight:600; border-bottom:2px solid #cbd5e1; padding:.1rem .3rem;}
@@ -119,11 +121,26 @@ JS = r"""
   const setText = (el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); };
   const evBox = () => { const c = card(); return c && c.querySelector('.care-ev-box textarea, .care-ev-box input'); };
   const rationale = () => { const c = card(); return c && c.querySelector('[id^=rationale-] textarea'); };
+  // The user's own edits reach the server through hidden buttons (note-N: the rationale changed;
+  // evsave-N: the evidence changed), pressed after Gradio took the new value; the values the
+  // server sends into the fields fire nothing (no request storm after an open).
+  const press = id => setTimeout(() => { const b = document.getElementById(id); if (b) b.click(); }, 0);
+  const itemOf = el => { const c = el && el.closest && el.closest('.care-card');
+    return c ? c.id.replace('card-', '') : ''; };
+  const noteTimers = {};
+  document.addEventListener('input', e => {
+    const t = e.target;
+    if (!t.matches || !t.matches('[id^=rationale-] textarea')) return;
+    const n = itemOf(t); if (!n) return;
+    clearTimeout(noteTimers[n]);
+    noteTimers[n] = setTimeout(() => press('note-' + n), 120);
+  });
   const toggleTurn = (n, addOnly) => {
     const b = evBox(); if (!b || b.disabled) return;
     let ev = b.value.split(/[,;\s]+/).filter(Boolean).map(Number);
     if (ev.includes(n)) { if (addOnly) return; ev = ev.filter(x => x !== n); } else ev.push(n);
     setText(b, ev.sort((x, y) => x - y).join(', '));
+    press('evsave-' + itemOf(b));
   };
   const carets = new WeakMap();
   document.addEventListener('focusout', e => {

@@ -33,6 +33,7 @@ class ReviewState:
         self.bulk: list[int] = []  # items listed by "Accept all", waiting for "Confirm"
         self.drafted: dict[int, str] = {}  # item -> rationale drafted for a score (studio.review_draft): not autosaved
         self.job_seen: str | None = None
+        self.shown: dict | None = None  # what the cards' frames show (scale, editable, locked): studio.review_ui
         self.message = ""
 
     def __deepcopy__(self, memo):  # gr.State copies values; this one belongs to its page on purpose

@@ -113,6 +113,11 @@ def build_tab(ctx):
                             card.reasons = gr.CheckboxGroup([(v, k) for k, v in CHANGE_REASONS.items()],
                                                             label="Why changed", elem_id=f"reasons-{item}")
                             card.feedback = gr.HTML(js_on_load=None, elem_id=f"feedback-{item}")
+                            # pressed by the page's script on the user's own edits (typing, pasting, a turn
+                            # clicked), never by the server's updates of the fields (see the module docstring)
+                            with gr.Row(elem_classes=["care-triggers"]):
+                                card.note_btn = gr.Button("note", elem_id=f"note-{item}", size="sm")
+                                card.ev_btn = gr.Button("evidence", elem_id=f"evsave-{item}", size="sm")
                         cards[item] = card
                     gr.HTML(ui.KEYS_HELP, js_on_load=None)
                     c.summary = gr.HTML(js_on_load=None, elem_id="care-summary")
@@ -136,22 +141,25 @@ def build_tab(ctx):
     q_in = [c.scope, c.search, c.order]
     for trigger in (c.refresh.click, c.scope.input, c.order.input, c.search.submit):
         trigger(h.queue, q_in, [c.counts, c.table], **quiet)
-    ctx.on_load(h.on_load, [c.last], [c.scope, c.counts, c.table, c.open_id],
-                then=(h.restore, [c.open_id, c.st], open_out, ui.SHOW_SESSION_JS))
-    c.open_btn.click(h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
-    c.open_id.submit(h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
-    c.table.select(h.pick, None, [c.open_id], **quiet).then(
-        h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
+    ctx.on_load(h.on_load, [c.last, c.st], [c.scope, c.counts, c.table, c.open_id] + open_out,
+                then=(None, None, None, ui.SHOW_SESSION_JS), first=True)
+    # one request per open: the status line alone shows its progress (not 125 loading overlays)
+    opening = dict(api_visibility="private", show_progress="minimal", show_progress_on=[c.status])
+    c.open_btn.click(h.open, [c.open_id, c.st], open_out, **opening).then(None, js=ui.SHOW_SESSION_JS)
+    c.open_id.submit(h.open, [c.open_id, c.st], open_out, **opening).then(None, js=ui.SHOW_SESSION_JS)
+    c.table.select(h.open_row, [c.st], open_out + [c.open_id], **opening).then(None, js=ui.SHOW_SESSION_JS)
     for item, card in cards.items():
         one = [card.head, card.feedback] + frame
         for comp, trigger, field in ((card.score, card.score.input, "score"), (card.reasons, card.reasons.input,
                                      "change_reasons"), (card.rationale, card.rationale.blur, "rationale"),
-                                     (card.evidence, card.evidence.change, "evidence")):  # change: the script writes it
+                                     (card.evidence, card.ev_btn.click, "evidence")):  # the script writes it
             trigger(h.card_save(item, field), [c.st, comp], one, **quiet)
-        # .change, not .input: Gradio's textbox sends "input" on key events only, so a paste or
-        # dictation would not count; updates from the server reach note() too and count as saved.
-        card.rationale.change(h.card_note(item), [c.st, card.rationale], [card.feedback, c.status, c.timer],
-                              trigger_mode="always_last", **quiet)
+        # The script presses note-N on every edit of the rationale by the user (typing, pasting,
+        # dictation, a quote inserted: the browser's own "input" events). Not .change: that also
+        # fires for every value the server sends (12 rationales and 12 evidence fields per open,
+        # 24 requests after each open), and not .input: Gradio's textbox sends it on keys only.
+        card.note_btn.click(h.card_note(item), [c.st, card.rationale], [card.feedback, c.status, c.timer],
+                            trigger_mode="always_last", **quiet)
         card.accept.click(h.card_accept(item), [c.st], one + [card.score, card.rationale, card.evidence, card.reasons],
                           **quiet)
         card.confirm.click(h.card_confirm(item), [c.st, card.rationale], one, **quiet)
