@@ -209,8 +209,11 @@ def summary_html(summary: dict) -> str:
 
 
 def status_html(message: str, kind: str = "ok") -> str:
-    kind = kind if kind in ("ok", "busy", "warn", "error", "idle") else "ok"
-    return f'<div class="care-save care-save-{kind}" data-kind="{kind}">{esc(message)}</div>'
+    """The review screen's status line (:func:`studio.messages.message_html`: escaped, no server
+    paths, times to the minute in the user's locale)."""
+    from .messages import message_html
+
+    return message_html(message, kind)
 
 
 def conflict_html(item: int, item_text: str, theirs: dict | None, yours: dict, scale: dict) -> str:
@@ -310,7 +313,8 @@ def item_list_html(rows: list[dict]) -> str:
                     f'{esc(PROVENANCE_SHORT.get(p, p))}</span>')
         ev = ",".join(str(int(e)) for e in r.get("evidence") or [])
         body.append(f'<tr class="care-row" data-item="{i}" data-evidence="{esc(ev)}" tabindex="0" '
-                    f'title="Open item {i}"><td class="c-no">{i}</td><td class="c-text">{esc(r["text"])}</td>'
+                    f'title="Item {i}: {esc(r["text"])}"><td class="c-no">{i}</td>'
+                    f'<td class="c-text">{esc(r["text"])}</td>'
                     f'<td class="c-dim">{esc(r["dimension"])}</td><td class="c-sc">{model}</td>'
                     f'<td class="c-sc">{expert}</td><td><span class="care-badge {cls}">{esc(state)}</span>{prov}</td>'
                     f'<td class="c-chk">{chk}</td></tr>')

@@ -25,25 +25,36 @@ _PER_ITEM = "\n".join(
     for n in range(1, MAX_ITEMS + 1))
 
 CSS = """
-#care-session #care-transcript {height: calc(100vh - 290px) !important; min-height: 420px;}
-#care-work {height: calc(100vh - 215px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
-  gap: .35rem !important;}
-#care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem;
-  flex-wrap: nowrap;}
-#care-editor .care-card {display: none !important; gap: .3rem !important;}
+/* An open session fills the viewport (SHOW_SESSION_JS scrolls it to the top): the transcript on the
+   left and, on the right, the buttons over the item list beside the open card; each pane scrolls
+   on its own (issue 20: 1440x900, usable at 1280x720). */
+#care-session {height: calc(100vh - 10px); min-height: 520px; flex-wrap: nowrap !important;
+  align-items: stretch !important;}
+#care-left, #care-work {height: 100% !important; min-height: 0; flex-wrap: nowrap !important; overflow: hidden;}
+#care-left {gap: .3rem !important;}
+#care-session #care-transcript {flex: 1 1 0 !important; height: auto !important; min-height: 0 !important;}
+#care-work {gap: .35rem !important;}
+#care-work-body {flex: 1 1 0 !important; min-height: 0; flex-wrap: nowrap !important; align-items: stretch !important;
+  gap: .5rem !important;}
+#care-side {flex: 0 0 17rem !important; min-width: 15rem !important; height: 100%; overflow-y: auto !important;
+  flex-wrap: nowrap !important;}
+#care-editor {flex: 1 1 0 !important; min-width: 0 !important; height: 100%; overflow-y: auto !important;
+  padding-right:.3rem; flex-wrap: nowrap;}
+#care-editor .care-card {display: none !important; gap: .3rem !important; margin-top: 0 !important;}
 #care-editor .care-card .html-container {padding: 0 !important; min-height: 0 !important;}
 .care-ev-box, .care-triggers {display: none !important;}
 /* a long transcript (AnnoMI: 598 turns) is laid out and painted only where it is scrolled to */
 #care-transcript .care-turn {content-visibility: auto; contain-intrinsic-size: auto 3.2em;}
 #care-list {flex: 0 0 auto;}
+/* the list beside the card: number, scores, state and checks (the item's text is in its tooltip and on the card) */
+.care-list th:nth-child(2), .care-list td.c-text, .care-list th:nth-child(3), .care-list td.c-dim {display: none;}
 table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-size:.8rem; background:#fff;}
 .care-list th {text-align:left; color:#475569; font-weight:600; border-bottom:2px solid #cbd5e1; padding:.1rem .3rem;}
 .care-list th, .care-list td {border-width:0 0 1px 0 !important; border-style:solid; border-color:#e2e8f0;}
 .care-list td {padding:.08rem .3rem; white-space:nowrap; overflow:hidden;
   text-overflow:ellipsis;}
-.care-list th:nth-child(1) {width:1.8rem;} .care-list th:nth-child(3) {width:3.6rem;}
-.care-list th:nth-child(4) {width:3.9rem;} .care-list th:nth-child(5) {width:2.8rem;}
-.care-list th:nth-child(6) {width:5.6rem;} .care-list th:nth-child(7) {width:30%;}
+.care-list th:nth-child(1) {width:1.7rem;} .care-list th:nth-child(4) {width:3.1rem;}
+.care-list th:nth-child(5) {width:2.6rem;} .care-list th:nth-child(6) {width:6.2rem;}
 .care-list .c-no {font-weight:700; color:#1e293b;}
 .care-list .c-acc {color:#15803d; font-size:.75rem;}
 .care-list .c-prov {color:#475569; font-size:.7rem; white-space:nowrap;}
@@ -261,6 +272,8 @@ SHOW_SESSION_JS = """() => {
   if (!document.querySelector('#care-sess-head .care-sess-head')) return;
   document.body.dataset.careSession = 'open';
   const acc = document.querySelector('#care-queue > button.label-wrap.open'); if (acc) acc.click();
+  const sess = document.getElementById('care-session');
+  if (sess) requestAnimationFrame(() => sess.scrollIntoView({block: 'start'}));
   for (const id of ['care-editor', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0;
     }
   document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));

@@ -3,7 +3,6 @@ page's field values and a draft (the evidence field holds turn numbers as text, 
 the transcript's clicks write it from the browser).
 """
 import threading
-import time
 from types import SimpleNamespace
 
 from . import render, review
@@ -71,4 +70,7 @@ def draft_of(values) -> dict:
 
 
 def now() -> str:
-    return time.strftime("%H:%M:%S")
+    """Now, for a status message: the line shows it to the minute in the user's locale."""
+    from .messages import time_token
+
+    return time_token()

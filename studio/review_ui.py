@@ -130,7 +130,7 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                   f'{n["in progress"]} in progress · {n["submitted"]} submitted · '
                   f'{n["items_reviewed"]}/{n["items_total"]} items reviewed · '
                   f'<span class="care-help" id="care-uncertainty-help" title="{render.esc(UNCERTAINTY)}">'
-                  f'Model uncertainty (SD): 0 = sure, 1+ = hesitant ⓘ</span></div>')
+                  f'Model uncertainty (SD): 0 = sure, 1+ = hesitant{ui.HELP_MARK}</span></div>')
         rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"],
                  f'{r["reviewed"]}/{r["items"]}',
                  "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
@@ -361,38 +361,6 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                 rs.editable = False  # read-only until reopened (studio.submitted)
             else:
                 rs.message = (res["message"] + " Nothing was submitted.", "error")
-        return self._all_cards(rs)
-
-    # ----- conflicts ---------------------------------------------------------------------
-    @ui.guard
-    def use_theirs(self, rs, request: gr.Request):
-        self._access(request)
-        if rs is None or not rs.conflicts:
-            return self._nothing()
-        with rs.lock:
-            item, res = next(iter(rs.conflicts.items()))
-            cur = res["current"] or {}
-            draft = {"score": cur.get("score"), "rationale": cur.get("rationale") or "",
-                     "evidence": list(cur.get("evidence") or []),
-                     "change_reasons": list(cur.get("change_reasons") or [])}
-            it = rs.items[item]
-            it.update(version=cur.get("version", 0), saved=draft, label=cur or None,
-                      state="unreviewed" if not cur else ("submitted" if cur.get("status") == "submitted" else "draft"))
-            rs.conflicts.pop(item)
-            rs.pending.pop(item, None)
-            rs.message = (f"Item {item}: took their version.", "ok")
-            card = self.cards[item]
-            return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
-                                          card.evidence: evidence_text(draft["evidence"]),
-                                          card.reasons: draft["change_reasons"]}
-
-    @ui.guard
-    def keep_mine(self, request: gr.Request, rs, *values):
-        access = self._access(request)
-        if rs is None or not rs.conflicts:
-            return self._nothing()
-        item, res = next(iter(rs.conflicts.items()))
-        self._save(rs, access, item, self._values(values)[item], expected=(res["current"] or {}).get("version", 0))
         return self._all_cards(rs)
 
     @ui.guard
