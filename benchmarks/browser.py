@@ -23,6 +23,7 @@ beside it.
 
     python -m benchmarks.browser --json                 # the full benchmark (a few minutes)
     python -m benchmarks.browser --json --repeat 3      # a quick run
+    python -m benchmarks.browser --json --app-root ../main   # another checkout's app (before/after)
 
 Targets (issue 20): median open <= 800 ms and first paint <= 1500 ms, both sessions.
 Not part of the test suite (it takes minutes and its figures depend on the machine's load).
@@ -118,10 +119,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(store: Path, port: int) -> subprocess.Popen:
+def start_app(store: Path, port: int, root: Path = ROOT) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "annotate_app.py"), "--store", str(store), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(root / "annotate_app.py"), "--store", str(store), "--port", str(port)],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -188,6 +189,7 @@ def switch_item(page) -> float:
         page.evaluate("() => window.careOpenItem(1)")
         return switch_item(page)
     cond = f"() => {{ const c = document.getElementById('card-{nxt}'); return !!(c && c.offsetParent); }}"
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     return timed(page, lambda: page.keyboard.press("j"), cond)
 
 
@@ -263,6 +265,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.browser", description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--annomi", type=Path, default=ANNOMI, help="AnnoMI-simple.csv (absent: sample session only)")
+    ap.add_argument("--app-root", type=Path, default=ROOT,
+                    help="the checkout whose app is measured (e.g. another worktree, for a before/after pair)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     before = load_average()
@@ -270,14 +274,14 @@ def main(argv=None) -> int:
         store = Path(tmp) / "store"
         sessions = build_store(store, args.annomi)
         port = free_port()
-        proc = start_app(store, port)
+        proc = start_app(store, port, args.app_root.resolve())
         try:
             raw = measure(f"http://127.0.0.1:{port}/", sessions, args.repeat)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     fp = summary(raw["first_paint"])
-    res = {"browser": CHROMIUM, "viewport": VIEWPORT, "repeat": args.repeat,
+    res = {"app_root": str(args.app_root), "browser": CHROMIUM, "viewport": VIEWPORT, "repeat": args.repeat,
            "annomi": str(args.annomi) if args.annomi.is_file() else f"absent ({args.annomi}): sample session only",
            "sessions": {n: {"id": sid, "turns": turns} for n, (sid, turns) in sessions.items()},
            "first_paint": fp, "per_session": {}, "requests_per_open": {}, "dom_nodes": raw["dom_nodes"]}

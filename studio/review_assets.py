@@ -36,7 +36,7 @@ CSS = """
 #care-work {gap: .35rem !important;}
 #care-work-body {flex: 1 1 0 !important; min-height: 0; flex-wrap: nowrap !important; align-items: stretch !important;
   gap: .5rem !important;}
-#care-side {flex: 0 0 17rem !important; min-width: 15rem !important; height: 100%; overflow-y: auto !important;
+#care-side {flex: 0 0 19rem !important; min-width: 16rem !important; height: 100%; overflow-y: auto !important;
   flex-wrap: nowrap !important;}
 #care-editor {flex: 1 1 0 !important; min-width: 0 !important; height: 100%; overflow-y: auto !important;
   padding-right:.3rem; flex-wrap: nowrap;}
@@ -54,7 +54,7 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 .care-list td {padding:.08rem .3rem; white-space:nowrap; overflow:hidden;
   text-overflow:ellipsis;}
 .care-list th:nth-child(1) {width:1.7rem;} .care-list th:nth-child(4) {width:3.1rem;}
-.care-list th:nth-child(5) {width:2.6rem;} .care-list th:nth-child(6) {width:6.2rem;}
+.care-list th:nth-child(5) {width:2.5rem;} .care-list th:nth-child(6) {width:5.2rem;}
 .care-list .c-no {font-weight:700; color:#1e293b;}
 .care-list .c-acc {color:#15803d; font-size:.75rem;}
 .care-list .c-prov {color:#475569; font-size:.7rem; white-space:nowrap;}
@@ -74,8 +74,13 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 #care-seltool button {background:#fff; color:#0f172a; border:0; border-radius:4px; padding:.15rem .5rem;
   font-size:.8rem;
   cursor:pointer;}
-#care-editor .care-probs {display:flex; gap:1rem; min-width:0; align-items:center;}
-#care-editor .pb-row {grid-template-columns: .7em 2.6rem 1.9em; gap:.2rem;}
+#care-editor .care-probs {display:flex; flex-wrap:wrap; gap:.2rem .55rem; min-width:0; align-items:center;}
+#care-editor .pb-row {grid-template-columns: .7em 1.7rem 2em; gap:.2rem;}
+#care-editor .care-score label {padding: .15rem .45rem !important; font-size: .82rem !important;}
+#care-editor .care-score .wrap {gap: .25rem !important;}
+#care-summary {overflow-x: auto;}
+#care-side .care-summary {font-size: .74rem;}
+#care-side .care-summary th, #care-side .care-summary td {padding: .1rem .3rem;}
 #care-editor .care-model-top {align-items:center;}
 #care-editor .care-model-version {display:inline; margin-left:.4rem;}
 .care-bulk {border:2px solid #2563eb; background:#eff6ff; border-radius:8px; padding:.4rem .6rem; font-size:.88rem;}
