@@ -11,8 +11,9 @@ redraw of the list or the cards never loses which item is open. The script:
   to the open item's evidence, a second one removes it; selecting text in a turn offers "Quote"
   (key q: inserts the selection, quoted, into the rationale at the cursor and adds the turn) and
   "Evidence" (key e); t focuses the transcript, then Up/Down move between turns. It writes the
-  card's evidence field (a hidden textbox) and the rationale like typing would, so the normal
-  save events and checks run;
+  card's evidence field (a hidden textbox) and the rationale like typing would, then presses the
+  card's hidden ``evsave-N`` / ``note-N`` button (also pressed on every ``input`` event of a
+  rationale: typing, pasting, dictation), so the save and the checks run for the user's edits only;
 * Ctrl+S saves, Ctrl+Enter submits; evidence chips scroll the transcript to their turn.
 """
 

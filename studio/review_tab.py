@@ -1,9 +1,10 @@
 """The Review tab: queue, transcript, the 12 item cards, autosave, conflicts, submit, predict.
 
-Layout: the queue (an accordion that folds away when a session opens); then the transcript on
-the left (its own scroll) and, on the right, the status line and the session's buttons (always in
-view), the compact list of all items (item, dimension, model score, expert score, state, checks)
-and the one open item's card below it (the list's row click, j/k; see :mod:`studio.review_assets`).
+Layout: the queue (an accordion that folds away when a session opens); then, filling the viewport,
+the transcript on the left (its own scroll) and, on the right, the status line and the session's
+buttons (always in view) over the compact list of all items (number, model score, expert score,
+state, checks; the item's text in the row's tooltip) beside the one open item's card, which gets the
+column's full height (the list's row click, j/k; see :mod:`studio.review_assets`).
 A card shows the model's suggestion ("Accept" takes it) and the expert's editor; evidence is
 picked by clicking turns in the transcript, and a selection there can be quoted into the rationale.
 "Accept all passing…" lists the unreviewed items whose readable suggestion passes the checks and
@@ -12,6 +13,9 @@ accepts them after "Accept these".
 Saving: a score, evidence or change-reason change saves that field of the item at once; typing (or pasting) in
 a rationale updates the checks and the diff live (no write) and is saved when the field loses
 focus, on Ctrl+S / the Save button, and by the 2-second timer, so nothing typed is lost for long.
+The rationale's and the evidence's edits reach the server through two hidden buttons per card that the
+page's script presses on the user's own edits; the values an open (or Accept) sends into the fields
+fire no event, so an open is one request (issue 20: it was 25).
 Every save names the version the card was loaded at; if someone saved the item in between, the
 conflict panel shows their version and the unsaved one, and nothing is written until the expert
 chooses ("Use theirs" / "Keep mine", after merging by hand if they like).

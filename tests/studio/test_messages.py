@@ -25,3 +25,10 @@ def test_message_text_is_escaped_and_the_help_mark_is_no_glyph():
     line = messages.message_html("<b>x</b> from /tmp/gradio/a/b.csv", "error")
     assert "&lt;b&gt;" in line and "/tmp" not in line and 'data-kind="error"' in line
     assert "ⓘ" not in ui.HELP_MARK and "ⓘ" not in ui.CSS
+
+
+def test_campaign_choices_read_progress_now():
+    from studio.campaigns import choice_label
+
+    assert choice_label({"name": "Pilot", "done": 3, "total": 18, "status": "open"}) == "Pilot (3/18 done)"
+    assert choice_label({"name": "Pilot", "done": 18, "total": 18, "status": "closed"}) == "Pilot (all 18 done, closed)"
