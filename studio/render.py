@@ -226,8 +226,14 @@ def conflict_html(item: int, item_text: str, theirs: dict | None, yours: dict, s
                 f'<div>{evidence_chips(d.get("evidence") or [], "Evidence")}</div></div>')
 
     theirs = theirs or {}
-    meta = f' <span class="care-muted">(v{int(theirs.get("version", 0))} by {esc(theirs.get("updated_by", "?"))}, ' \
-           f'{esc((theirs.get("updated_at") or "")[:19].replace("T", " "))})</span>'
+    from .messages import when_html  # to the minute, in the user's locale
+
+    try:
+        at = when_html(theirs["updated_at"]) if theirs.get("updated_at") else ""
+    except ValueError:
+        at = esc(theirs["updated_at"])
+    meta = f' <span class="care-muted">(v{int(theirs.get("version", 0))} by {esc(theirs.get("updated_by", "?"))}' \
+           f'{", " + at if at else ""})</span>'
     return (f'<div class="care-conflict" data-item="{int(item)}"><div class="care-conflict-title">Item {int(item)} was '
             'saved by '
             f'{esc(theirs.get("updated_by", "someone else"))} while you were editing it: {esc(item_text)}</div>'
