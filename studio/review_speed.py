@@ -123,6 +123,6 @@ class SpeedHandlers:
 
 
 def review_time() -> str:
-    import time
+    from .review_state import now
 
-    return time.strftime("%H:%M:%S")
+    return now()
