@@ -39,6 +39,7 @@ from care_model.core.wai import load_form
 from . import migrations
 from .collections import Collection, LockedCollection
 from .layout import session_key
+from .deid_records import DeidMixin
 from .labels import LabelsMixin
 from .logins import LoginsMixin
 from .people import PeopleMixin
@@ -76,7 +77,7 @@ class SessionView:
     model_version: str | None
 
 
-class Repository(LabelsMixin, PeopleMixin, PredictionsMixin, LoginsMixin):
+class Repository(LabelsMixin, PeopleMixin, PredictionsMixin, LoginsMixin, DeidMixin):
     """Open with :meth:`open` (or as a context manager); close to release the store lock."""
 
     def __init__(self, root: Path | str, *, create: bool = True):

@@ -100,6 +100,14 @@ class StudioBlocks(gr.Blocks):
         not pydantic's (see studio.validate)."""
         import pydantic
 
+        from care_model.core.errors import CareError
+
+        from .validate import check_inputs
+
+        try:
+            check_inputs(block_fn, inputs)  # control characters and bidi overrides in any text: refused
+        except CareError as err:
+            raise ui.ui_error(err) from None
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except pydantic.ValidationError as err:
