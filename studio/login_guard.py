@@ -46,9 +46,10 @@ PUBLIC = ("/gradio_api/startup-events",)  # launch() calls it once; answers true
 INCORRECT = "Incorrect credentials."
 
 
-@dataclass(frozen=True)
+@dataclass
 class SessionPolicy:
-    """How long a login lasts: ``idle_s`` without activity, ``absolute_s`` in all (seconds)."""
+    """How long a login lasts: ``idle_s`` without activity, ``absolute_s`` in all (seconds). Read
+    at every request, so a change applies to the running app at once."""
 
     idle_s: float = 30 * 60.0
     absolute_s: float = 12 * 3600.0
