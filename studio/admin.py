@@ -84,6 +84,11 @@ def import_files(repo, access: Access, jobs, paths: list[str], fmt: str, *, pred
                 queued.append(jobs.submit(sid, actor=access.username)["id"])
     out["added_ids"] = list(report.added)
     out["predict_jobs"] = queued
+    if report.added:  # the de-identification scan on import: findings wait in the Admin tab for review
+        from care_model.jobs.deid import scan_sessions
+
+        found = scan_sessions(repo, list(report.added), actor=access.username)
+        out["deid_findings"] = {sid: len(f) for sid, f in found.items() if f}
     return out
 
 

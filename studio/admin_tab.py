@@ -123,6 +123,9 @@ class AdminUI:
         msg = (f"Imported {r['added']} new sessions ({r['skipped']} already stored), {r['ratings_set']} ratings, "
                f"{r['predictions_added']} predictions, {r['labels_added']} labels; "
                f"{len(r['predict_jobs'])} queued for prediction.")
+        if r.get("deid_findings"):
+            msg += (f" De-identification: {len(r['deid_findings'])} new session(s) have findings to review "
+                    "(De-identification, below).")
         return render.status_html(msg + "".join(f" Warning: {w}" for w in r["warnings"][:5]), "ok"), r
 
     def follow_jobs(self, request: gr.Request):

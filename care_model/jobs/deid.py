@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-from care_model.core.errors import CareError, PermissionDenied
+from care_model.core.errors import CareError, DeidentificationRequired, PermissionDenied  # noqa: F401 - re-exported
 from care_model.text.deid import NER_NOTE, redact_text, scan_turns
 
 
