@@ -230,6 +230,8 @@ def build_tab(ctx):
                                                                 api_name="export_store_override")
                 gr.Markdown("### Predict jobs")
                 jobs = gr.HTML(js_on_load=None, elem_id="care-jobs")
+        from .publish_ui import build_publish_section
+        build_publish_section(ctx)  # the curated set as a Hugging Face dataset (issue 22)
         with gr.Accordion("Audit trail", open=False, elem_id="care-audit"):
             with gr.Row():
                 au_sid = gr.Textbox(label="Session id", elem_id="care-audit-session")

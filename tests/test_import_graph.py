@@ -28,7 +28,7 @@ SCANNED = ("care_model", "store", "studio")
 MAX_LINES = 400
 HEAVY = ("torch", "transformers", "peft", "accelerate")
 # care_model's packages in the order they may import each other: each imports only those before it.
-ORDER = ("core", "text", "stats", "inference", "training", "report", "jobs", "cli")
+ORDER = ("core", "text", "stats", "inference", "training", "report", "interchange", "jobs", "cli")
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,9 @@ def _main(args) -> int:
             if version:
                 print(f"registered candidate {version['id']}")
                 _record_quality(repo, version["id"])
+                from care_model.jobs.versions import write_card
+
+                write_card(repo, version["id"])  # the model card, with the quality just recorded
     print(json.dumps({"run_dir": str(run_dir), "status": status, "version_id": record.get("version_id"),
                       "metrics": record.get("metrics"), "timings": record.get("timings")}, ensure_ascii=False,
                       default=str))
