@@ -18,6 +18,7 @@ found: the admin's review (Admin tab) is what catches them. :data:`NER_ENABLED` 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -76,6 +77,7 @@ def analyzer():
     with _LOCK:
         if _ENGINE is None:
             os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")  # e-mail check: the bundled list
+            logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # not one line per other-language recognizer
             _import_presidio()
             from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
             from presidio_analyzer.nlp_engine import NoOpNlpEngine
