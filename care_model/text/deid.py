@@ -17,7 +17,6 @@ found: the admin's review (Admin tab) is what catches them. :data:`NER_ENABLED` 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -145,11 +144,3 @@ def scan_turns(turns) -> list[dict]:
         for f in scan_text(t.text):
             found.append({"turn": t.index, **f})
     return found
-
-
-def fingerprint(turns) -> str:
-    """A hash of the transcript text: a review applies to exactly the text that was scanned."""
-    h = hashlib.sha256()
-    for t in turns:
-        h.update(f"{t.index}\x1f{t.speaker}\x1f{t.text}\x1e".encode("utf-8"))
-    return h.hexdigest()[:16]
