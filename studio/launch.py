@@ -75,6 +75,10 @@ def build_app(repo, predictor=None, **kwargs):
     return _build(repo, predictor, **kwargs)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog=prog, description="CARE Review Studio (review app).",
                                  epilog=EXAMPLES.format(prog=prog),
@@ -162,6 +166,11 @@ def main(argv=None, prog: str = PROG) -> int:
         demo = build_app(repo, predictor)
         from studio.login_guard import SessionPolicy
 
+        import signal
+
+        # `kill` (SIGTERM) stops the app like Ctrl-C: the server closes and the exit handlers run, which
+        # delete this run's export files (studio.downloads.purge); Python's default would skip them
+        signal.signal(signal.SIGTERM, _interrupt)
         print(f"CARE Review Studio on {scheme}://{args.host}:{args.port}  "
               f"(store {args.store}, model {predictor.model_version})", flush=True)
         demo.launch(server_name=args.host, server_port=args.port, quiet=True,
