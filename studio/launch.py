@@ -125,7 +125,9 @@ def main(argv=None, prog: str = PROG) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    tls = {"ssl_keyfile": args.ssl_keyfile, "ssl_certfile": args.ssl_certfile} if args.ssl_keyfile else {}
+    # ssl_verify=False: Gradio's one request to its own startup route accepts a self-signed certificate
+    tls = {"ssl_keyfile": args.ssl_keyfile, "ssl_certfile": args.ssl_certfile, "ssl_verify": False} \
+        if args.ssl_keyfile else {}
     scheme = "https" if tls else "http"
     try:
         from care_model.inference.models import ModelSpec
