@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("care_model.jobs.report", "the evaluation report (Table 2, plots) as one offline HTML file"),
     "versions": ("care_model.jobs.versions",
                  "model versions: list, show, history, export (adapter + model card); promote, reject or roll back"),
+    "deid": ("care_model.jobs.deid", "de-identification: scan transcripts, review findings, redact (admins)"),
     "store": ("store.__main__", "the store's tools: import, export, stats, add-user, set-role, users, audit, assign, "
                                 "publish, interchange"),
     "publish": ("care_model.jobs.publish",

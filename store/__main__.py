@@ -119,6 +119,11 @@ def run(argv=None) -> int:
 
             n = export_jsonl(repo, args.out, args.session)
             print(f"Wrote {n} sessions to {args.out}.")
+            left = repo.deid_unreviewed(args.session or repo.session_ids())
+            if left:  # the owner's own copy: a warning here; the app's export and publish refuse
+                print(f"warning: {len(left)} session(s) are not cleared by the de-identification check "
+                      f"({', '.join(left[:5])}{' ...' if len(left) > 5 else ''}): do not share this file before "
+                      "`care deid scan` and a review (`care deid review` or the Admin tab).", file=sys.stderr)
         elif args.command == "audit":
             from .export import export_audit
 

@@ -82,13 +82,9 @@ class StudioBlocks(gr.Blocks):
             blocked = list(kwargs.get("blocked_paths") or [])
             kwargs["blocked_paths"] = blocked + [str(ctx.repo.root.resolve())]
         kwargs["allowed_paths"] = []
-        from starlette.middleware import Middleware
+        from . import login_guard  # throttled login, sessions that end, nothing before login; private downloads
 
-        from .downloads import DownloadGuard
-
-        app_kwargs = dict(kwargs.get("app_kwargs") or {})  # exports: only their owner downloads them
-        app_kwargs["middleware"] = list(app_kwargs.get("middleware") or []) + [Middleware(DownloadGuard)]
-        kwargs["app_kwargs"] = app_kwargs
+        login_guard.install(self, kwargs, ctx.repo if ctx is not None else None)
         kwargs["run_history"] = False
         kwargs.setdefault("footer_links", ["api"])
         kwargs.setdefault("mcp_server", False)
@@ -106,6 +102,14 @@ class StudioBlocks(gr.Blocks):
         not pydantic's (see studio.validate)."""
         import pydantic
 
+        from care_model.core.errors import CareError
+
+        from .validate import check_inputs
+
+        try:
+            check_inputs(block_fn, inputs)  # control characters and bidi overrides in any text: refused
+        except CareError as err:
+            raise ui.ui_error(err) from None
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except pydantic.ValidationError as err:
