@@ -95,8 +95,10 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 def write_exports(folder: Path, sessions: dict[str, Session], labels: list[Label], predictions: list[Prediction],
                   splits: dict[str, list[str]]) -> dict:
     """``sft/chat-<split>.jsonl``, ``sft/alpaca-<split>.jsonl``, ``preference/<split>.jsonl`` per
-    split; returns ``{"configs": {config: {split: path}}, "counts": {...}, "skipped": {...}}``."""
+    split, each with its Parquet twin; returns ``{"configs": {config: {split: parquet}}`` (what the card names),
+    ``"files": {config: {split: jsonl}}, "counts": {...}, "skipped": {...}}``."""
     configs: dict[str, dict[str, str]] = {"sft_chat": {}, "sft_alpaca": {}, "preference": {}}
+    files: dict[str, dict[str, str]] = {k: {} for k in configs}
     counts: dict[str, dict[str, int]] = {k: {} for k in configs}
     skipped: dict[str, int] = {}
     for split, sids in splits.items():
@@ -109,8 +111,24 @@ def write_exports(folder: Path, sessions: dict[str, Session], labels: list[Label
                                   ("sft_alpaca", f"sft/alpaca-{split}.jsonl", [alpaca_row(r) for r in chat]),
                                   ("preference", f"preference/{split}.jsonl", pairs)):
             counts[config][split] = write_jsonl(folder / rel, rows)
-            configs[config][split] = rel
-    return {"configs": configs, "counts": counts, "skipped": skipped}
+            files[config][split] = rel
+            if rows:  # a dataset folder has one file format for all its configs: its loader reads Parquet twins
+                configs[config][split] = write_parquet_twin(folder / rel, rows)
+    return {"configs": {k: v for k, v in configs.items() if v}, "files": files, "counts": counts, "skipped": skipped}
+
+
+def write_parquet_twin(jsonl: Path, rows: list[dict]) -> str:
+    """The rows of ``jsonl`` as ``<same name>.parquet`` beside it (owner-only); returns its path relative to the
+    dataset folder. `datasets.load_dataset` picks one builder for a folder, so every config the card names
+    is Parquet, while the JSONL files stay for TRL and LLaMA-Factory command lines."""
+    from datasets import Dataset
+
+    out = jsonl.with_suffix(".parquet")
+    tmp = out.with_name(out.name + ".tmp")
+    Dataset.from_list(rows).to_parquet(str(tmp))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, out)
+    return f"{out.parent.name}/{out.name}"
 
 
 def exports_note(info: dict) -> str:

@@ -49,7 +49,7 @@ def test_written_files_load_as_trl_conversational_datasets(tmp_path):
     assert info["skipped"]["provenance"] == 2
     from datasets import load_dataset
 
-    files = {split: str(tmp_path / rel) for split, rel in info["configs"]["preference"].items()}
+    files = {split: str(tmp_path / rel) for split, rel in info["files"]["preference"].items()}
     pref = load_dataset("json", data_files=files)
     ex = pref["train"][0]
     # TRL's conversational preference format: prompt = messages, chosen/rejected = one assistant message
@@ -57,11 +57,11 @@ def test_written_files_load_as_trl_conversational_datasets(tmp_path):
     assert ex["chosen"] == [{"role": "assistant", "content": "4\nThe client says \"better\" (s1/1). And trusts the "
                                                              "counselor."}]
     assert ex["rejected"] == [{"role": "assistant", "content": "2\nThe client says \"better\" (s1/1)."}]
-    chat = load_dataset("json", data_files={k: str(tmp_path / v) for k, v in info["configs"]["sft_chat"].items()})
+    chat = load_dataset("json", data_files={k: str(tmp_path / v) for k, v in info["files"]["sft_chat"].items()})
     assert chat["test"][0]["messages"][2]["role"] == "assistant"
-    line = json.loads((tmp_path / info["configs"]["sft_alpaca"]["train"]).read_text().splitlines()[0])
+    line = json.loads((tmp_path / info["files"]["sft_alpaca"]["train"]).read_text().splitlines()[0])
     assert set(line) >= {"instruction", "input", "output", "system"}
-    assert oct((tmp_path / info["configs"]["sft_chat"]["train"]).stat().st_mode)[-3:] == "600"
+    assert oct((tmp_path / info["files"]["sft_chat"]["train"]).stat().st_mode)[-3:] == "600"
 
 
 @pytest.mark.slow
@@ -75,8 +75,8 @@ def test_a_dpo_trainer_and_an_sft_check_accept_the_files_with_the_tiny_model(tmp
     from trl import DPOConfig, DPOTrainer
     from trl.data_utils import is_conversational
 
-    pref = load_dataset("json", data_files=str(tmp_path / info["configs"]["preference"]["train"]))["train"]
-    sft = load_dataset("json", data_files=str(tmp_path / info["configs"]["sft_chat"]["train"]))["train"]
+    pref = load_dataset("json", data_files=str(tmp_path / info["files"]["preference"]["train"]))["train"]
+    sft = load_dataset("json", data_files=str(tmp_path / info["files"]["sft_chat"]["train"]))["train"]
     assert is_conversational(pref[0]) and is_conversational(sft[0])
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
