@@ -16,9 +16,9 @@ So a preference pair is (client's score + drafted rationale) over (model's score
 **These are simulated corrections, not an expert's**: they measure whether the DPO machinery moves
 held-out predictions when its pairs carry the self-reported score, nothing about real experts.
 
-    .venv/bin/python -m benchmarks.dpo_corrections /tmp/care-dpo-store
-    nice -n 10 .venv/bin/python -m care_model.cli crossval --store /tmp/care-dpo-store \\
-        --recipe recipes/cpu-dpo-smoke.yaml --folds 3 --actor admin
+    .venv/bin/python -m benchmarks.dpo_corrections /tmp/care-dpo-store 10     # the first 10 sessions
+    nice -n 5 .venv/bin/python -m care_model.cli crossval --store /tmp/care-dpo-store \\
+        --recipe recipes/cpu-dpo-smoke.yaml --folds 2 --actor admin
     .venv/bin/python -m care_model.cli report --store /tmp/care-dpo-store --out /tmp/care-dpo-report
 """
 from __future__ import annotations
@@ -33,14 +33,16 @@ from care_model.core.records import SHARED, Label, Prediction, Session
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_store(root: Path | str, *, password: str = "password123") -> dict:
+def build_store(root: Path | str, *, password: str = "password123", first: int | None = None) -> dict:
+    """The store (see the module docstring); ``first``: only the first N sample sessions (a CPU budget)."""
     from store import Repository
 
     sessions = [Session.from_dict(json.loads(ln)) for ln in (ROOT / "data" / "sessions.jsonl").read_text(
-        encoding="utf-8").splitlines() if ln.strip()]
+        encoding="utf-8").splitlines() if ln.strip()][:first]
     preds = [Prediction.from_dict(json.loads(ln)) for ln in (ROOT / "data" / "sample_predictions.jsonl").read_text(
         encoding="utf-8").splitlines() if ln.strip()]
-    suggestions = {(p.session_id, p.item): p for p in preds if not p.is_draft}
+    keep = {s.id for s in sessions}
+    suggestions = {(p.session_id, p.item): p for p in preds if not p.is_draft and p.session_id in keep}
     drafts = {(p.session_id, p.item, p.drafted_for_score): p for p in preds if p.is_draft}
     counts = {"labels": 0, "score_changed": 0, "provenance": {}}
     with Repository(root) as repo:
@@ -68,6 +70,6 @@ def build_store(root: Path | str, *, password: str = "password123") -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m benchmarks.dpo_corrections STORE_DIR")
-    print(json.dumps(build_store(sys.argv[1])))
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m benchmarks.dpo_corrections STORE_DIR [FIRST_N_SESSIONS]")
+    print(json.dumps(build_store(sys.argv[1], first=int(sys.argv[2]) if len(sys.argv) == 3 else None)))

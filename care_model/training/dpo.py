@@ -40,7 +40,7 @@ from care_model.core.errors import ConfigError, TrainingError
 
 PAIRS_FILE = "preference_pairs.jsonl"
 ADAPTER_DIR = "adapter-dpo"
-DIAGNOSTIC_PAIRS = 4   # pairs whose log-prob margin is measured before and after (two forwards each, twice)
+DIAGNOSTIC_PAIRS = 2   # pairs whose log-prob margin is measured before and after (two forwards each, twice)
 
 
 # ----------------------------------------------------------------------------- pairs (store owner)
@@ -160,6 +160,7 @@ class DPOResult:
     steps: int
     beta: float
     losses: list = field(default_factory=list)
+    step_margins: list = field(default_factory=list)   # TRL's rewards/margins of each step's batch (before its update)
     # on the first DIAGNOSTIC_PAIRS used pairs: mean log p(chosen) - log p(rejected) under the SFT adapter
     # (before) and the DPO adapter (after), and the share of them whose difference grew
     margin_before: float | None = None
@@ -234,6 +235,7 @@ def run_dpo_stage(run_dir: Path | str, config, model, tokenizer, pairs: list[dic
         def on_log(self, _args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 result.losses.append(round(float(logs["loss"]), 6))
+                result.step_margins.append(logs.get("rewards/margins"))
                 emit("dpo_step", step=state.global_step, total_steps=stage.steps, loss=round(float(logs["loss"]), 6),
                      margin=logs.get("rewards/margins"), elapsed_s=round(time.perf_counter() - t0, 2))
 
