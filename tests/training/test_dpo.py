@@ -111,6 +111,21 @@ def test_pairs_are_frozen_from_the_training_sessions_only(repo, tmp_path):
         read_pairs(tmp_path / "elsewhere")
 
 
+def test_a_prepared_retraining_run_freezes_the_pairs_of_its_training_split(repo, tmp_path, tiny_model_dir):
+    from care_model.training.run import prepare_run
+    from care_model.training.runs import read_json, run_path
+
+    corrections_store(repo, n=6)
+    config = RetrainConfig(base_model=str(tiny_model_dir), dpo_steps=2, validation_fraction=0.34)
+    run_dir = prepare_run(repo, config, run_dir=tmp_path / "run", actor="boss")
+    split = read_json(run_path(run_dir, "split"))
+    header, pairs = read_pairs(run_dir)
+    assert split["validation"] and {p["session_id"] for p in pairs} == set(split["train"])
+    assert read_json(run_path(run_dir, "config"))["dpo_pairs"] == header and header["n_pairs"] == len(pairs)
+    plain = prepare_run(repo, config.replace(dpo_steps=0), run_dir=tmp_path / "plain", actor="boss")
+    assert not (plain / "preference_pairs.jsonl").exists()
+
+
 def test_the_dpo_keys_of_the_recipe():
     assert RetrainConfig().dpo_stage() is None                          # SFT only unless asked
     stage = RetrainConfig(dpo_steps=3, dpo_beta=0.2, dpo_provenance="edited").dpo_stage()
