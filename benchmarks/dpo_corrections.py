@@ -69,7 +69,17 @@ def build_store(root: Path | str, *, password: str = "password123", first: int |
     return counts
 
 
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dpo_corrections", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("store", help="folder of the new store (must not hold one)")
+    parser.add_argument("first", nargs="?", type=int, default=None, help="only the first N sample sessions")
+    args = parser.parse_args(argv)
+    print(json.dumps(build_store(args.store, first=args.first)))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m benchmarks.dpo_corrections STORE_DIR [FIRST_N_SESSIONS]")
-    print(json.dumps(build_store(sys.argv[1], first=int(sys.argv[2]) if len(sys.argv) == 3 else None)))
+    sys.exit(main())
