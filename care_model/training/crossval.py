@@ -12,10 +12,14 @@ What it does (the paper's protocol, section 5):
    retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then
    predict the held-out fold with the inference code itself (:func:`care_model.training.evaluation.predict_version`,
    i.e. :class:`care_model.inference.predictor.Predictor` with the run's prediction settings), and the same
-   fold with the base model without retraining. Resumable fold by fold: a finished stage is never
+   fold with the base model without retraining; with a DPO stage (``dpo_steps``; each fold's pairs come
+   from its training sessions only) also with the SFT+DPO adapter, the SFT adapter alone being the
+   ``crossval`` system. Resumable fold by fold: a finished stage is never
    redone, an interrupted training continues from its last checkpoint. Progress: ``progress.jsonl``
    (JSON lines) and a bar on stderr. Cancel: ``touch <dir>/CANCEL`` or SIGTERM.
-3. The statistics (:mod:`care_model.stats.crossval_metrics`) go to ``result.json``; the store records the
+3. The statistics (:mod:`care_model.stats.crossval_metrics`, beside the two constants fitted on each
+   fold's training clients; with DPO the paired comparison SFT+DPO vs SFT alone,
+   :func:`care_model.stats.compare.compare_versions`) go to ``result.json``; the store records the
    run in ``crossval_runs`` (:func:`finish_crossval`). Fold adapters and predictions live only in
    the run folder (``<store>/crossval/<id>/``): they are never model versions and never promotable.
 

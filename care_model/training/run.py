@@ -6,7 +6,9 @@ The three phases and who runs them (only one process may open a store):
    ``<run_dir>/snapshot.jsonl`` with its content hash, split it by client, note the version the
    candidate will be compared with, write the resolved config.
 2. :func:`execute_run` (any process, also under ``accelerate launch``; never opens the store):
-   train (:mod:`care_model.training.loop`), save ``adapter/``, evaluate candidate vs baseline on the
+   train (:mod:`care_model.training.loop`), save ``adapter/``, with ``dpo_steps`` continue it with the
+   DPO stage on the preference pairs phase 1 froze (:mod:`care_model.training.dpo`; ``adapter-dpo/``
+   is then the candidate, ``run.json`` says so under ``dpo``), evaluate candidate vs baseline on the
    validation sessions (:mod:`care_model.training.evaluation`), write ``run.json``.
 3. :func:`finish_run` (the store's owner): register the candidate version (:mod:`care_model.training.versions`).
 
