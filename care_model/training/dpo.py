@@ -251,6 +251,8 @@ def run_dpo_stage(run_dir: Path | str, config, model, tokenizer, pairs: list[dic
                                                                                    "rejected_ids")} for r in used]),
                                processing_class=tokenizer, callbacks=[_Progress()])
     trainer.train()
+    if (run_dir / "dpo").is_dir() and not any((run_dir / "dpo").iterdir()):
+        (run_dir / "dpo").rmdir()  # TRL's output_dir: nothing is saved there (save_strategy "no")
     if result.cancelled:
         result.elapsed_s = round(time.perf_counter() - t0, 2)
         return result
