@@ -181,6 +181,7 @@ def test_dpo_steps_raise_the_chosen_answers_margin_on_the_tiny_model(tmp_path, t
     saved = Path(result.adapter_dir)
     assert json.loads((saved / "adapter_config.json").read_text())["r"] == config.lora_r
     assert not (saved / "ref").exists()                                 # the frozen reference is not saved
+    assert not (tmp_path / "dpo").exists()                              # nor TRL's empty output folder
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     loaded = PeftModel.from_pretrained(base, str(saved))
     assert list(loaded.peft_config) == ["default"]
