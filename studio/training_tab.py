@@ -219,7 +219,7 @@ def build_tab(ctx):
             rollback = gr.Button("Roll back to this version", elem_id="care-rollback", scale=1)
             reject = gr.Button("Reject candidate", elem_id="care-reject", scale=1)
             v_msg = gr.HTML(js_on_load=None, elem_id="care-version-msg", elem_classes=["care-inline-msg"], scale=2)
-        with gr.Group(visible=False, elem_id="care-promote-confirm") as confirm:
+        with gr.Column(visible=False, elem_id="care-promote-confirm", variant="panel") as confirm:
             confirm_html = gr.HTML(js_on_load=None, elem_id="care-promote-question")
             with gr.Row():
                 yes = gr.Button("Yes, promote", variant="primary", elem_id="care-promote-yes", scale=0, min_width=140)

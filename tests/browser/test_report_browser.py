@@ -105,7 +105,7 @@ def test_crossval_table_then_its_report_in_a_frame_that_leaves_the_app_alone(app
 
     page.get_by_role("tab", name="Models & training").click()
     table = page.locator("#care-cv-table")
-    expect(table).to_be_visible()
+    expect(table).to_be_visible(timeout=60_000)          # the tab's 2-second timer brings it
     k = app.cv["k"]
     expect(table.locator("tr.care-cv-fold")).to_have_count(k)
     expect(table.locator("tr.care-cv-pooled")).to_contain_text("Pooled held-out (23 sessions)")

@@ -92,10 +92,10 @@ def test_admin_retrains_confirms_the_promotion_and_rolls_back(app, page):
     expect(page.locator("#care-train-ready-box")).to_contain_text("7 newly curated session(s)")
     expect(page.locator("#care-train-unused")).to_have_text(
         "2 expert-judged labels are not used: this recipe learns client self-reports; choose a recipe with "
-        "score_sources: [expert] to include them.")
+        "score_sources: [expert] to include them.", timeout=60_000)
     page.fill("#care-train-overrides textarea", overrides(app.tiny, STEPS))
     page.click("#care-train-start")
-    expect(page.locator("#care-train-msg")).to_contain_text("Started run")
+    expect(page.locator("#care-train-msg")).to_contain_text("Started run", timeout=120_000)  # a loaded CI machine
     near(page, "#care-train-msg", "#care-train-start")
     wait_state(page, lambda s, n: s == "running" and n >= 2)
     expect(page.locator("#care-train-cancel")).to_be_enabled()
@@ -141,25 +141,25 @@ def test_admin_retrains_confirms_the_promotion_and_rolls_back(app, page):
     page.fill("#care-version-reason textarea", "better on held-out clients")
     page.click("#care-promote")
     verdict = page.locator("#care-promote-verdict")
-    expect(verdict).to_have_attribute("data-version", cand["id"])
+    expect(verdict).to_have_attribute("data-version", cand["id"], timeout=60_000)
     expect(verdict).to_contain_text(f"Promote {cand['id']} to active?")
     expect(verdict).to_contain_text("too small to decide")          # a handful of held-out sessions
-    page.locator("#care-promote-confirm").screenshot(path=str(ART / "training-promote-confirm.png"))
+    page.locator("#care-promote-confirm").first.screenshot(path=str(ART / "training-promote-confirm.png"))
     assert V.active_version_id(app.repo) == before
     page.click("#care-promote-no")
-    expect(page.locator("#care-promote-confirm")).to_be_hidden()
-    expect(page.locator("#care-version-msg")).to_contain_text("Not promoted")
+    expect(page.locator("#care-promote-confirm").first).to_be_hidden()
+    expect(page.locator("#care-version-msg")).to_contain_text("Not promoted", timeout=60_000)
     assert V.active_version_id(app.repo) == before
     page.click("#care-promote")
     page.click("#care-promote-yes")
-    expect(page.locator("#care-version-msg")).to_contain_text("is now the active version")
+    expect(page.locator("#care-version-msg")).to_contain_text("is now the active version", timeout=60_000)
     near(page, "#care-version-msg", "#care-promote")
-    expect(page.locator("#care-promote-confirm")).to_be_hidden()
+    expect(page.locator("#care-promote-confirm").first).to_be_hidden()
     assert V.active_version_id(app.repo) == cand["id"]
     base_id = model_version_id(ModelSpec(base=str(app.tiny)))
     pick.fill(base_id)
     pick.press("Enter")
     page.click("#care-rollback")
-    expect(page.locator("#care-version-msg")).to_contain_text("Rolled back")
+    expect(page.locator("#care-version-msg")).to_contain_text("Rolled back", timeout=60_000)
     assert V.active_version_id(app.repo) == base_id
     assert [h["action"] for h in V.activation_history(app.repo)] == ["promote", "rollback"]

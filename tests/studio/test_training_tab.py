@@ -19,6 +19,9 @@ from studio_testing import wait_for as _wait_for
 from studio.training import TrainingManager
 
 
+STEPS = 20  # long enough for the 8 timed requests to overlap the trainer (was 40: the suite's slowest module)
+
+
 def wait_for(fn, timeout=600.0, step=0.5):
     return _wait_for(fn, timeout, step)
 
@@ -51,7 +54,8 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     for _ in range(5):
         admin.predict("sample-en-02", api_name="/open_session")
     idle = (time.perf_counter() - t0) / 5
-    run = admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
+    run = admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=STEPS),
+                        api_name="/start_training")
     assert run["status"] == "running" and run["data_hash"] and run["pid"]
     assert run["learned_from"] == {"score_sources": ["client_self_report"], "rationales": "curated",
                                    "score_source_counts": {"client_self_report": 72}, "items_without_rationale": 0,
@@ -85,7 +89,7 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     st = wait_for(lambda: (s := admin.predict(api_name="/training_status"))["run"]["status"] in
                   ("registered", "failed", "cancelled") and s)
     assert st["run"]["status"] == "registered", st["log"][-2000:]
-    assert st["progress"]["step"] == 40 and len(st["progress"]["losses"]) == 40
+    assert st["progress"]["step"] == STEPS and len(st["progress"]["losses"]) == STEPS
     assert len(st["progress"]["validation_losses"]) == 2
     cand = V.get_version(app.repo, st["run"]["version_id"])
     assert cand["status"] == "candidate" and cand["data_hash"] == run["data_hash"]
