@@ -132,7 +132,8 @@ def loss_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str) -
 
 def loss_figure(series: Mapping[str, Sequence[tuple[float, float]]], title: str):
     """``series``: name -> [(step, loss)]; numeric axes (steps as numbers, losses as numbers). A series of at most 10
-    points is drawn with large markers, of at most 5 with its values written beside them."""
+    points is drawn with large markers, of at most 5 with its values written beside them, of at most 3 as points
+    without a joining line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for name, pts in series.items():
@@ -141,7 +142,8 @@ def loss_figure(series: Mapping[str, Sequence[tuple[float, float]]], title: str)
         pts = sorted(pts)
         # few points: large markers (two validation points are two measurements, not a line), values written beside
         size = 7 if len(pts) <= 10 else 4 if len(pts) < 30 else 0
-        style = "--" if "validation" in name else "-"
+        # up to 3 points are separate measurements: no line joins them (it would suggest values in between)
+        style = "none" if len(pts) <= 3 else "--" if "validation" in name else "-"
         line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if size else None, markersize=size,
                         linestyle=style, label=f"{name} ({len(pts)} point{'s' if len(pts) != 1 else ''})")
         if len(pts) <= 5:

@@ -87,7 +87,7 @@ def near(page, message: str, button: str) -> None:
 
 
 def test_admin_retrains_confirms_the_promotion_and_rolls_back(app, page):
-    page.get_by_role("tab", name="Models & training").click()
+    page.get_by_role("tab", name="Models & training").click(timeout=180_000)  # loaded CI machines
     expect(page.locator(".care-train-ready")).to_have_attribute("data-ready", "true")
     expect(page.locator("#care-train-ready-box")).to_contain_text("7 newly curated session(s)")
     expect(page.locator("#care-train-unused")).to_have_text(
@@ -102,7 +102,7 @@ def test_admin_retrains_confirms_the_promotion_and_rolls_back(app, page):
     expect(page.locator("#care-train-start")).to_be_disabled()
 
     # the rest of the app stays usable while the trainer runs in its own process
-    page.get_by_role("tab", name="Review").click()
+    page.get_by_role("tab", name="Review").click(timeout=180_000)
     t0 = time.perf_counter()
     if not page.is_visible("#care-open-id textarea"):
         page.click("#care-queue button.label-wrap")
@@ -110,13 +110,13 @@ def test_admin_retrains_confirms_the_promotion_and_rolls_back(app, page):
     page.click("#care-open")
     expect(page.locator("#care-sess-head")).to_contain_text("sample-en-03", timeout=120_000)  # CI machines vary
     review_s = time.perf_counter() - t0
-    page.get_by_role("tab", name="Models & training").click()
+    page.get_by_role("tab", name="Models & training").click(timeout=180_000)  # loaded CI machines
     page.screenshot(path=str(ART / "training-running.png"), full_page=True)
 
     # a reload reattaches to the running job
     page.reload()
     page.wait_for_selector("#care-table")
-    page.get_by_role("tab", name="Models & training").click()
+    page.get_by_role("tab", name="Models & training").click(timeout=180_000)  # loaded CI machines
     status, step = wait_state(page, lambda s, n: s in ("running", "registered"))
     print(f"\nreview opened in {review_s:.1f} s during training; after reload: {status} at step {step}")
 
