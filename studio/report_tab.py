@@ -308,7 +308,7 @@ def build_section(ctx, training, recipe, overrides):
         cancel = gr.Button("Cancel cross-validation", variant="stop", interactive=False, elem_id="care-cv-cancel",
                            scale=1)
         resume = gr.Button("Resume cross-validation", interactive=False, elem_id="care-cv-resume", scale=1)
-        msg = gr.HTML(js_on_load=None, elem_id="care-cv-msg", elem_classes=["care-inline-msg"])  # beside its buttons
+        msg = gr.HTML(js_on_load=None, elem_id="care-cv-msg", elem_classes=["care-msg-line"])  # beside its buttons
     state = gr.HTML(js_on_load=None, elem_id="care-cv-progress")
     with gr.Row():
         results = gr.HTML(js_on_load=None, elem_id="care-cv-results-box")

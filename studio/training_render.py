@@ -8,6 +8,7 @@ from care_model.stats.review_quality import review_quality, review_quality_markd
 from care_model.text.snapshot import SOURCE_NAMES, describe_learned_from, learned_from
 
 from . import quality_notice, render
+from .messages import minute
 from .metric_labels import metric_label
 
 VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after",
@@ -46,7 +47,7 @@ def readiness_html(st: dict, notice: str = "") -> str:
     """Readiness to retrain, under the one-line quality notice of the model that makes suggestions."""
     r = st["readiness"]
     kind = "ok" if r["ready"] else "idle"
-    since = f" since {render.esc(r['since'][:19].replace('T', ' '))}" if r.get("since") else ""
+    since = f" since {minute(r['since'])}" if r.get("since") else ""
     return (quality_notice.notice_html(notice, "care-quality-notice care-models-notice")
             + f'<div class="care-train-ready" data-ready="{str(r["ready"]).lower()}">'
             + render.status_html(f"{r['new_sessions']} newly curated session(s){since}; retraining needs "
@@ -98,7 +99,7 @@ def versions_value(st: dict) -> dict:
         rows.append([d["id"], d["status"], d.get("run_id") or "", d.get("data_hash") or "",
                      describe_learned_from(d.get("learned_from")) if d.get("kind") == "lora" else "",
                      _fmt(m.get("validation_loss_before"), 4), _fmt(m.get("validation_loss_after"), 4),
-                     (d.get("created_at") or "")[:19].replace("T", " ")])
+                     minute(d.get("created_at"))])
     return {"data": rows or [[""] * len(VERSION_HEADERS)], "headers": VERSION_HEADERS}
 
 

@@ -194,12 +194,12 @@ def build_tab(ctx):
                                       elem_id="care-train-start")
                     cancel = gr.Button("Cancel run", variant="stop", interactive=False, elem_id="care-train-cancel")
                     resume = gr.Button("Resume run", interactive=False, elem_id="care-train-resume")
-                msg = gr.HTML(js_on_load=None, elem_id="care-train-msg", elem_classes=["care-inline-msg"])
+                msg = gr.HTML(js_on_load=None, elem_id="care-train-msg", elem_classes=["care-msg-line"])
                 with gr.Row(equal_height=True):
                     threshold = gr.Number(label="Newly curated sessions needed to retrain", precision=0,
                                           elem_id="care-train-threshold")
                     save_t = gr.Button("Save threshold", elem_id="care-train-save-threshold")
-                    t_msg = gr.HTML(js_on_load=None, elem_id="care-threshold-msg", elem_classes=["care-inline-msg"])
+                    t_msg = gr.HTML(js_on_load=None, elem_id="care-threshold-msg", elem_classes=["care-msg-line"])
             with gr.Column(scale=3):
                 progress = gr.HTML(js_on_load=None, elem_id="care-train-progress")
                 plot = gr.HTML(js_on_load=None, elem_id="care-train-plot")  # a PNG with numeric axes
@@ -218,7 +218,7 @@ def build_tab(ctx):
             promote = gr.Button("Promote to active…", variant="primary", elem_id="care-promote", scale=1)
             rollback = gr.Button("Roll back to this version", elem_id="care-rollback", scale=1)
             reject = gr.Button("Reject candidate", elem_id="care-reject", scale=1)
-            v_msg = gr.HTML(js_on_load=None, elem_id="care-version-msg", elem_classes=["care-inline-msg"], scale=2)
+            v_msg = gr.HTML(js_on_load=None, elem_id="care-version-msg", elem_classes=["care-msg-line"], scale=2)
         with gr.Column(visible=False, elem_id="care-promote-confirm", variant="panel") as confirm:
             confirm_html = gr.HTML(js_on_load=None, elem_id="care-promote-question")
             with gr.Row():
