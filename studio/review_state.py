@@ -30,6 +30,7 @@ class ReviewState:
         self.conflicts: dict[int, dict] = {}  # item -> the conflicting save result (theirs and yours)
         self.prefills: dict[int, dict] = {}  # item -> new model draft to show after a re-prediction
         self.bulk: list[int] = []  # items listed by "Accept all", waiting for "Confirm"
+        self.submit_asked: str | None = None  # the session "Submit session" asked about, until "Yes, submit"
         self.drafted: dict[int, str] = {}  # item -> rationale drafted for a score (studio.review_draft): not autosaved
         self.job_seen: str | None = None
         self.shown: dict | None = None  # what the cards' frames show (scale, editable, locked): studio.review_ui

@@ -124,6 +124,11 @@ def build_tab(ctx):
                     c.bulk_yes = gr.Button("Accept these", variant="primary", elem_id="care-bulk-yes", size="sm",
                                            visible=False)
                     c.bulk_no = gr.Button("Cancel", elem_id="care-bulk-no", size="sm", visible=False)
+                c.submit_html = gr.HTML(js_on_load=None, elem_id="care-submit-ask")
+                with gr.Row(elem_id="care-submit-actions"):
+                    c.submit_yes = gr.Button("Yes, submit", variant="primary", elem_id="care-submit-yes", size="sm",
+                                             visible=False)
+                    c.submit_no = gr.Button("Cancel", elem_id="care-submit-no", size="sm", visible=False)
                 # the item list (with the summary and the keys) beside the open card, so that the card
                 # gets the column's full height (issue 20: it had about 256 px below the list)
                 with gr.Row(elem_id="care-work-body", equal_height=False):
@@ -177,7 +182,11 @@ def build_tab(ctx):
                           **quiet)
         card.confirm.click(h.card_confirm(item), [c.st, card.rationale], one, **quiet)
     c.save_btn.click(h.save_all, [c.st] + fields, all_cards, **quiet)
-    c.submit_btn.click(h.submit, [c.st] + fields, all_cards, api_visibility="private").then(
+    submit_panel = [c.submit_html, c.submit_yes, c.submit_no]
+    c.submit_btn.click(h.submit_ask, [c.st], submit_panel, **quiet)  # asks first (issue 20)
+    c.submit_no.click(h.submit_cancel, None, submit_panel, **quiet)
+    c.submit_yes.click(h.submit_cancel, None, submit_panel, **quiet)
+    c.submit_yes.click(h.submit, [c.st] + fields, all_cards, api_visibility="private").then(
         h.reload_if_read_only, [c.st], open_out, **quiet).then(  # a submitted session turns read-only
         h.queue, q_in, [c.counts, c.table], **quiet)  # and the queue's counts follow (issue 20: they went stale)
     c.reopen_btn.click(h.reopen, [c.st], open_out, **quiet).then(h.queue, q_in, [c.counts, c.table], **quiet)

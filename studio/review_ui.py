@@ -343,6 +343,11 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         access = self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
+        if rs.submit_asked != rs.sid:  # "Yes, submit" answers the question about this session
+            rs.message = ("The session on screen changed since Submit asked; nothing was submitted. Press Submit "
+                          "session again.", "error")
+            return self._all_cards(rs)
+        rs.submit_asked = None
         self._flush(rs, access, values)
         if rs.conflicts:
             rs.message = ("Resolve the conflicts first; nothing was submitted.", "error")

@@ -121,7 +121,14 @@ def test_queue_counts_follow_a_submit(app, browser):
     try:
         expect(page.locator("#care-counts")).to_contain_text("0 submitted")
         open_session(page, DONE)
+        page.click("#care-submit")  # asks first: nothing is submitted until "Yes, submit"
+        expect(page.locator("#care-submit-ask")).to_contain_text(f"Submit session {DONE} for the record?")
+        page.click("#care-submit-no")
+        expect(page.locator("#care-submit-yes")).to_be_hidden()
+        expect(page.locator("#care-counts")).to_contain_text("0 submitted")
         page.click("#care-submit")
+        page.click("#care-submit-yes")
+        expect(page.locator("#care-submit-yes")).to_be_hidden()
         expect(page.locator("#care-status")).to_contain_text("ubmitted")
         expect(page.locator("#care-counts")).to_contain_text("1 submitted")  # without a Refresh
     finally:
