@@ -19,11 +19,17 @@ our engine picks: the score line is the (calibrated) argmax option, quotes are v
 the item's candidate turns, and the free text stops after the first sentence. Requests without
 ``care_grounding`` pass untouched.
 
+Served (``vllm serve MODEL --logits-processors`` this class, see
+:mod:`care_model.inference.backends.openai_backend`), a request carries the same spec as JSON text in
+``vllm_xargs: {"care_grounding": "..."}`` (vLLM's custom arguments take plain values).
+
 The worker (:meth:`care_model.inference.backends.vllm_worker.Worker.generate`) rebuilds every request's row
 once before it queues any, so a malformed spec or another tokenizer fails that call with a clear
 message instead of killing the engine core.
 """
 from __future__ import annotations
+
+import json
 
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
@@ -45,4 +51,6 @@ class GroundedLogitsProcessor(AdapterLogitsProcessor):
 
     def new_req_logits_processor(self, params):
         spec = (params.extra_args or {}).get(GROUNDING_KEY)
+        if isinstance(spec, str):  # through `vllm serve`: the spec as JSON text in the request's vllm_xargs
+            spec = json.loads(spec)
         return RowProcessor(row_from(spec), fresh=lambda: row_from(spec)) if spec else None
