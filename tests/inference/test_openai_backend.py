@@ -199,3 +199,23 @@ def test_openai_flags_are_checked(capsys):
         from care_model.inference.backends.openai_http import api_key_from_env
 
         api_key_from_env("CARE_TEST_SURELY_UNSET_KEY")
+
+
+def test_the_flags_reach_the_app_and_the_retraining_config(tmp_path, capsys):
+    from care_model.inference.backends.flags import backend_overrides
+    from care_model.jobs.retrain import _parser
+    from care_model.training.config import config_overrides, resolve_config
+    from care_model.training.evaluation import predictor_config
+    from studio.launch import main as app_main
+
+    assert app_main(["--store", str(tmp_path / "s"), "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"]) == 2
+    assert "--served-model" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    url = "http://127.0.0.1:9/v1"
+    args = _parser().parse_args(["--store", "x", "--backend", "openai", "--base-url", url, "--served-model", "m",
+                                 "--api-key-env", "LAB_KEY", "--eval-n-boot", "10"])
+    config = resolve_config(None, {**backend_overrides(args), **config_overrides(args)})
+    assert (config.predict_backend, config.predict_base_url, config.predict_served_model) == ("openai", url, "m")
+    assert config.predict_api_key_env == "LAB_KEY" and config.decoding == "free"  # a plain server: free decoding
+    predict = predictor_config(config)
+    assert (predict.backend, predict.base_url, predict.served_model, predict.api_key_env) == ("openai", url, "m",
+                                                                                             "LAB_KEY")

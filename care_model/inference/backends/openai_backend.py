@@ -14,7 +14,10 @@ sends the prompt as text, for a server that refuses token ids; the server then t
 Environment: ``CARE_OPENAI_RETRIES`` (4), ``CARE_OPENAI_BACKOFF`` (0.5 s, doubled per try, at most 8 s),
 ``CARE_OPENAI_TIMEOUT`` (900 s per request), ``CARE_OPENAI_PROMPT`` (ids).
 
-**Scores.** ``logprobs=N`` (``--top-logprobs``, default 20, vLLM's default ``--max-logprobs``)
+**Scores.** On a vLLM server (recognised by its ``/tokenize`` answering as the local tokenizer does)
+the request names every option token (vLLM's ``logprob_token_ids``, as the in-process vLLM backend
+does), so the option probabilities are the engine's up to float noise. Elsewhere ``logprobs=N``
+(``PredictConfig.top_logprobs``, default 20, vLLM's default ``--max-logprobs``)
 returns the N most probable tokens at each position. At the score position they are mapped onto the
 five options as :mod:`care_model.inference.option_tokens` does for the engine: by token id when the
 server returns ids (vLLM's ``return_tokens_as_token_ids``, which this backend asks for), else by
@@ -114,7 +117,9 @@ class OpenAIBackend:
         self._tokenizer = None
         self._base: str | None = None
         self._stop: list[int] | None = None
+        self._options: dict[int, list[int]] | None = None
         self._info: dict | None = None
+        self.exact_options = False  # a vLLM server: the option tokens' log-probabilities asked for by id
         self._lock = threading.Lock()
         self.last_stats: dict = {}
 
@@ -145,7 +150,9 @@ class OpenAIBackend:
         return self._stop
 
     def option_token_ids(self, language: str = "en") -> dict[int, list[int]]:
-        return option_token_ids(self.tokenizer)
+        if self._options is None:
+            self._options = option_token_ids(self.tokenizer)
+        return self._options
 
     @property
     def model_max(self) -> int | None:
@@ -198,7 +205,8 @@ class OpenAIBackend:
                 return
             raise
         mine = list(self.tokenizer(PROBE, add_special_tokens=False)["input_ids"])
-        if list(got.get("tokens") or []) != mine:
+        self.exact_options = list(got.get("tokens") or []) == mine
+        if not self.exact_options:
             raise ModelError(f"The model served at {self.server.base_url} tokenizes text differently from the local "
                              f"tokenizer of {self.spec.base!r}: the prompts and option tokens would not match.",
                              "Pass as --model the folder (or hub id) of the model the server serves.")
@@ -224,6 +232,8 @@ class OpenAIBackend:
                 "max_tokens": int(max_tokens), "temperature": 0.0, "top_p": 1.0, "n": 1, "seed": 0,
                 "logprobs": self.top_logprobs, "stop_token_ids": self.stop_token_ids,
                 "return_tokens_as_token_ids": True, "skip_special_tokens": True}
+        if self.exact_options:
+            body["logprob_token_ids"] = sorted({t for ids in self.option_token_ids().values() for t in ids})
         if row is not None:
             spec = {"row": row.spec(), "stop_ids": row.vocab.stop_ids, "tokenizer": tokenizer_path}
             body["vllm_xargs"] = {GROUNDING_KEY: json.dumps(spec)}
@@ -266,7 +276,7 @@ class OpenAIBackend:
                                 max_tokens=1 if scores_only else max_new,
                                 row=rows[i] if grounded and i in rows else None, tokenizer_path=tok_path)
                   for i in items}
-        options = option_token_ids(tok)
+        options = self.option_token_ids()
         before = dict(self.server.stats)
         t0 = time.perf_counter()
         replies = {items[0]: self.server.post("completions", bodies[items[0]])}  # prefills the shared prefix
