@@ -4,7 +4,8 @@ Slow (the server starts in minutes on 2 cores) and needs ``make setup-vllm``: ru
 The server is started once for the module, niced, with the project's grounded-decoding logits
 processor (so one server answers free and grounded requests), and stopped at the end; or, with
 ``CARE_TEST_OPENAI_URL`` (e.g. http://127.0.0.1:8011/v1, serving SmolLM2 as ``smollm2`` the same way),
-an already running one is used.
+an already running one is used (and stopped by the last test only when ``CARE_TEST_OPENAI_PGID`` and
+``CARE_TEST_OPENAI_LOG`` name its process group and its log, where the access log shows answered requests).
 """
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def server(tmp_path_factory):
     given = os.environ.get("CARE_TEST_OPENAI_URL")
     if given:
         assert _up(given), f"CARE_TEST_OPENAI_URL={given} does not answer"
-        yield {"url": given, "proc": None}
+        pgid, log = os.environ.get("CARE_TEST_OPENAI_PGID"), os.environ.get("CARE_TEST_OPENAI_LOG")
+        yield {"url": given, "pgid": int(pgid) if pgid else None, "log": Path(log) if log else None}
         return
     from care_model.inference.model_files import smollm2_folder
 
@@ -90,10 +92,10 @@ def server(tmp_path_factory):
         assert time.monotonic() - t0 < 1800, "vllm serve did not start in 30 minutes"
         time.sleep(5)
     print(f"vllm serve up in {time.monotonic() - t0:.0f} s")
-    yield {"url": url, "proc": proc, "log": log}
+    yield {"url": url, "proc": proc, "pgid": proc.pid, "log": log}
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=120)
+    proc.wait(timeout=120)
 
 
 def _store(path: Path, sessions) -> Path:
@@ -164,8 +166,9 @@ def test_three_sessions_through_vllm_serve_agree_with_the_engine(server, tmp_pat
 
 
 def test_a_server_stopped_mid_run_gives_a_clear_error_and_nothing_half_written(server, tmp_path):
-    if server["proc"] is None:
-        pytest.skip("an external server (CARE_TEST_OPENAI_URL) is not stopped by the tests")
+    if not (server["pgid"] and server["log"]):
+        pytest.skip("an external server (CARE_TEST_OPENAI_URL) is stopped only when CARE_TEST_OPENAI_PGID and "
+                    "CARE_TEST_OPENAI_LOG (its process group and access log) are given")
     store = _store(tmp_path / "store", SAMPLES[3:5])
     cmd_env = {"CARE_OPENAI_RETRIES": "2", "CARE_OPENAI_BACKOFF": "0.5"}
     log = server["log"]
@@ -175,7 +178,7 @@ def test_a_server_stopped_mid_run_gives_a_clear_error_and_nothing_half_written(s
     def stop_after_the_first_answer():
         while log.read_text().count("/v1/completions") == seen:
             time.sleep(0.2)
-        os.killpg(server["proc"].pid, signal.SIGKILL)  # the machine goes away: no graceful drain
+        os.killpg(server["pgid"], signal.SIGKILL)  # the machine goes away: no graceful drain
         stopper_done.append(time.monotonic())
 
     import threading

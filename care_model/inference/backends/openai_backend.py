@@ -34,9 +34,10 @@ project's logits processor (see ``docs`` in the README, "A served model"): each 
 backend, this process replays every row over the returned tokens; a server that did not apply the
 constraint fails the session with a message saying how to start it.
 
-**Requests.** The first item of a session goes alone (the server prefills and caches the
-transcript), then the other items concurrently; at most ``--max-concurrency`` requests are in flight
-over all sessions (sessions overlap), each retried on 429 and 5xx with backoff. A session's
+**Requests.** A one-token request for the session's first item goes alone (the server prefills and
+caches the transcript; in scores-only mode it is that item's answer), then the items concurrently
+(one decoding batch on the server); at most ``--max-concurrency`` requests are in flight over all
+sessions (sessions overlap), each retried on 429 and 5xx with backoff. A session's
 predictions are returned only when all its items are done, so the predict command stores whole
 sessions and a rerun resumes after the last one stored.
 
@@ -279,8 +280,13 @@ class OpenAIBackend:
         options = self.option_token_ids()
         before = dict(self.server.stats)
         t0 = time.perf_counter()
-        replies = {items[0]: self.server.post("completions", bodies[items[0]])}  # prefills the shared prefix
-        rest = items[1:]
+        # one short request first prefills (and caches) the shared transcript; then the items go together
+        if scores_only:
+            replies, rest = {items[0]: self.server.post("completions", bodies[items[0]])}, items[1:]
+        else:
+            warm = {k: v for k, v in bodies[items[0]].items() if k != "vllm_xargs"}
+            self.server.post("completions", dict(warm, max_tokens=1))
+            replies, rest = {}, items
         if rest:
             with ThreadPoolExecutor(min(len(rest), self.server.max_concurrency)) as pool:
                 futures = {pool.submit(self.server.post, "completions", bodies[i]): i for i in rest}
