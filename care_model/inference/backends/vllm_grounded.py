@@ -38,6 +38,11 @@ from care_model.text.grounding import GroundedRow
 from care_model.inference.backends.vllm_names import GROUNDING_KEY
 
 
+def _spec_dict(spec) -> dict:
+    """Through `vllm serve` the spec comes as JSON text in the request's vllm_xargs."""
+    return json.loads(spec) if isinstance(spec, str) else spec
+
+
 def row_from(spec: dict) -> GroundedRow:
     """The row a request's ``care_grounding`` spec describes, on its tokenizer's vocabulary."""
     return GroundedRow.from_spec(vocabulary_from_folder(spec["tokenizer"], spec["stop_ids"]), spec["row"])
@@ -46,11 +51,22 @@ def row_from(spec: dict) -> GroundedRow:
 class GroundedLogitsProcessor(AdapterLogitsProcessor):
     """vLLM's per-request adapter around :class:`~care_model.inference.constrained.RowProcessor`."""
 
+    @classmethod
+    def validate_params(cls, sampling_params):
+        """A request's spec is rebuilt before vLLM queues it: a malformed one is that request's HTTP 400
+        (a ValueError here), not an exception in the engine core that stops the server."""
+        spec = (sampling_params.extra_args or {}).get(GROUNDING_KEY)
+        if spec is None:
+            return
+        try:
+            row_from(_spec_dict(spec))
+        except Exception as err:  # noqa: BLE001 -- any bad spec is the request's error
+            raise ValueError(f"bad {GROUNDING_KEY} spec ({type(err).__name__}: {err})") from None
+
     def is_argmax_invariant(self) -> bool:
         return False  # it decides which token greedy decoding picks
 
     def new_req_logits_processor(self, params):
         spec = (params.extra_args or {}).get(GROUNDING_KEY)
-        if isinstance(spec, str):  # through `vllm serve`: the spec as JSON text in the request's vllm_xargs
-            spec = json.loads(spec)
+        spec = _spec_dict(spec) if spec else None
         return RowProcessor(row_from(spec), fresh=lambda: row_from(spec)) if spec else None
