@@ -83,8 +83,9 @@ def server(tmp_path_factory):
         port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
     with open(log, "w") as fh:
+        # cwd: `python -m` puts it first on sys.path, before PYTHONPATH (another checkout there would win)
         proc = subprocess.Popen(["nice", "-n", "5", *serve_command(str(smollm2_folder()), port)], env=serve_env(),
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
     t0 = time.monotonic()
     while not _up(url):
