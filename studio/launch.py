@@ -8,6 +8,7 @@
     care app --demo [--share]                 # the public demo: sample sessions or pasted text, no store
     care app --backend vllm                   # predictions through vLLM (`make setup-vllm` first)
     care app --host 0.0.0.0 --ssl-keyfile key.pem --ssl-certfile cert.pem   # on the network: TLS only
+    care app --backend openai --base-url URL --served-model NAME   # a model served elsewhere
 
 On first run the store gets the bundled sample sessions with the embedded default's predictions
 (``data/``) and one admin account (its password is printed once unless given). Public links are
@@ -39,6 +40,7 @@ EXAMPLES = """examples:
   {prog} --demo [--share]                 # the public demo: samples or pasted text, no store
   {prog} --backend vllm                   # predictions through vLLM (`make setup-vllm` first)
   {prog} --host 0.0.0.0 --ssl-keyfile key.pem --ssl-certfile cert.pem   # on the network, over TLS
+  {prog} --backend openai --base-url http://gpu-01:8000/v1 --served-model NAME --model DIR  # a served model
 """
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 INSECURE_REFUSED = ("Refusing to serve on {host} over plain HTTP: passwords, session cookies and transcripts would "
@@ -90,9 +92,9 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
                          "default: the store's active model version, else smollm2")
     ap.add_argument("--adapter", default=os.environ.get("CARE_ADAPTER"), help="LoRA adapter folder (optional)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--backend", default=os.environ.get("CARE_BACKEND", "engine"), choices=("engine", "vllm"),
-                    help="prediction backend: 'engine' (in process, default) or 'vllm' (a worker in .venv-vllm, "
-                         "made by `make setup-vllm`; or CARE_BACKEND)")
+    from care_model.inference.backends.flags import add_backend_args
+
+    add_backend_args(ap, env_defaults=True)  # --backend engine|vllm|openai (or CARE_BACKEND), --base-url ...
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=int(os.environ.get("CARE_PORT", "7860")))
     ap.add_argument("--admin-user", default=os.environ.get("CARE_ADMIN_USER"), help="first admin's name (first run)")
@@ -135,7 +137,9 @@ def main(argv=None, prog: str = PROG) -> int:
 
         pinned = bool(args.model or args.adapter)
         spec = ModelSpec(base=args.model or "smollm2", adapter=args.adapter, device=args.device)
-        config = PredictConfig(backend=args.backend)
+        from care_model.inference.backends.flags import backend_settings
+
+        config = PredictConfig(**backend_settings(args))
         if args.backend == "vllm":
             from care_model.inference.backends.vllm_backend import vllm_python
 

@@ -102,10 +102,19 @@ class RetrainConfig:
                                    "the argmax option, quotes verbatim from the transcript) or 'free' (the model's "
                                    "unconstrained answer).")
     predict_backend: str = _f("engine", "Backend of the evaluation's and cross-validation's held-out predictions "
-                                         "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM "
+                                         "(care_model.inference.backends): 'engine' (in process), 'openai' (a "
+                                         "served model, predict_base_url) or 'vllm' (vLLM "
                                          "workers in "
                                          "their own venv, `make setup-vllm`; adapters served as LoRA; the workers "
                                          "stop after each version's predictions, so training gets the memory back).")
+    predict_base_url: str = _f("", "predict_backend 'openai': the server's OpenAI-compatible root "
+                                   "(http://HOST:PORT/v1); it must serve predict_served_model, and load the "
+                                   "candidate's adapter at run time (vLLM: --enable-lora, "
+                                   "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, the run folder visible to it).")
+    predict_served_model: str = _f("", "predict_backend 'openai': the base model's name on the server.")
+    predict_api_key_env: str = _f("", "predict_backend 'openai': the environment variable holding the server's key "
+                                      "(the name is stored, never the key).")
+    predict_max_concurrency: int = _f(16, "predict_backend 'openai': requests in flight at most.")
     max_answer_tokens: int = _f(256,
                                 "Longest training answer (score line + rationale + end of turn); longer rationales are "
                                 "cut.")
@@ -214,6 +223,9 @@ class RetrainConfig:
             bad("decoding", "Use 'grounded' (the default) or 'free'.")
         if self.predict_backend not in BACKENDS:
             bad("predict_backend", f"Use one of {', '.join(BACKENDS)}.")
+        if self.predict_backend == "openai" and not (self.predict_base_url and self.predict_served_model):
+            bad("predict_backend", "With 'openai', set predict_base_url and predict_served_model "
+                                   "(--base-url URL --served-model NAME).")
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":
