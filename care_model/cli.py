@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("care_model.jobs.evaluate",
                  "evaluate a model version's predictions on held-out sessions, or compare two versions"),
     "report": ("care_model.jobs.report", "the evaluation report (Table 2, plots) as one offline HTML file"),
+    "insights": ("care_model.jobs.insights",
+                 "counselor profiles, interaction patterns, trajectories, known groups as one offline HTML file"),
     "versions": ("care_model.jobs.versions",
                  "model versions: list, show, history, export (adapter + model card); promote, reject or roll back"),
     "deid": ("care_model.jobs.deid", "de-identification: scan transcripts, review findings, redact (admins)"),
