@@ -33,6 +33,7 @@ from .jobs import PredictJobs  # noqa: E402
 
 DEFAULT_TABS = ["studio.review_tab", "studio.evaluation_tab", "studio.adjudication_tab", "studio.training_tab",
                 "studio.admin_tab"]
+DEFAULT_TABS.insert(DEFAULT_TABS.index("studio.admin_tab"), "studio.insights_tab")  # issue 21: before Admin
 TITLE = "CARE Review Studio"
 
 
