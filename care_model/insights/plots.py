@@ -9,6 +9,14 @@ from care_model.report.plots import DIM_COLORS, _plt, _png, placeholder
 MAX_TRAJECTORIES = 12
 
 
+def _zoom(values, scale, pad: float = 0.3) -> tuple[float, float]:
+    """Y limits around the data (inside the scale, with a margin), so small differences stay visible."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return scale[0] - 0.2, scale[1] + 0.2
+    return max(scale[0] - 0.2, min(vals) - pad), min(scale[1] + 0.2, max(vals) + pad)
+
+
 def _color(dim: str) -> str:
     return DIM_COLORS.get(dim, "#555")
 
@@ -43,11 +51,12 @@ def profiles_plot(result: dict, title: str, *, scale=(1, 5)) -> bytes:
     ax.set_xticks(x)
     ax.set_xticklabels([g for g, _ in groups], rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4
                        else "center", fontsize=8)
-    ax.set_ylim(scale[0], scale[1] + 0.2)
-    ax.set_ylabel("mean score (1-5)")
+    tops = [e["high"] if e.get("high") is not None else e.get("value") for _, est in groups for e in est.values()]
+    ax.set_ylim(scale[0], min(scale[1] + 0.2, max(t for t in tops if t is not None) + 0.6))
+    ax.set_ylabel("mean score (scale 1-5)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=len(dims), loc="lower right")
+    ax.legend(fontsize=8, ncol=len(dims), loc="upper right")
     return _png(fig)
 
 
@@ -85,6 +94,7 @@ def trajectories_plot(result: dict, title: str, *, scale=(1, 5)) -> bytes:
     plt = _plt()
     dims = result["dims"]
     fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.4), squeeze=False, sharey=True)
+    lims = _zoom([s["dims"].get(d) for c in clients for s in c["sessions"] for d in dims], scale)
     for ax, d in zip(axes[0], dims):
         for c in clients:
             pts = [(i + 1, s["dims"].get(d)) for i, s in enumerate(c["sessions"]) if s["dims"].get(d) is not None]
@@ -94,7 +104,7 @@ def trajectories_plot(result: dict, title: str, *, scale=(1, 5)) -> bytes:
             for r in c["ruptures"]:
                 if r["dim"] == d:
                     ax.plot([pos[r["to_session"]]], [r["to"]], "x", color="#c62828", markersize=9, mew=2)
-        ax.set_ylim(scale[0] - 0.2, scale[1] + 0.2)
+        ax.set_ylim(*lims)
         ax.set_xlabel("session (in order)")
         ax.set_title(d.capitalize())
         ax.grid(alpha=0.3)
@@ -116,6 +126,7 @@ def groups_plot(result: dict, values: dict, title: str, *, scale=(1, 5)) -> byte
     dims = list(values)
     fig, axes = plt.subplots(1, len(dims), figsize=(3.0 * len(dims), 3.4), squeeze=False, sharey=True)
     rng = np.random.default_rng(0)
+    lims = _zoom([v for a, b in values.values() for v in list(a) + list(b)], scale)
     for ax, d in zip(axes[0], dims):
         a, b = values[d]
         ax.boxplot([a or [np.nan], b or [np.nan]], widths=0.5, showfliers=False)
@@ -125,7 +136,8 @@ def groups_plot(result: dict, values: dict, title: str, *, scale=(1, 5)) -> byte
         ax.set_xticks([1, 2])
         ax.set_xticklabels([f"{result['a']}\n(n={len(a)})", f"{result['b']}\n(n={len(b)})"], fontsize=8)
         ax.set_title(f"{d.capitalize()} (AUC {'–' if auc is None else f'{auc:.2f}'})", fontsize=9)
-        ax.set_ylim(scale[0] - 0.2, scale[1] + 0.2)
+        ax.set_ylim(*lims)
         ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("score (y axis zoomed to the data)")
     fig.suptitle(title, fontsize=10)
     return _png(fig)
