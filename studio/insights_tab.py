@@ -23,8 +23,9 @@ STAFF = ("admin", "adjudicator")
 SOURCE_CHOICES = [("Model predictions", "model"), ("Client self-report", "self-report"),
                   ("Counselor self-rating", "counselor")]
 # One click on a session id: switch to the Review tab, put the id in its "Session id" box, press Open.
-OPEN_IN_REVIEW_JS = """() => {
-  if (window.careInsightsLinks) return; window.careInsightsLinks = true;
+# (gr.HTML's js_on_load takes statements; they run once the tab is mounted, i.e. for staff only.)
+OPEN_IN_REVIEW_JS = """if (!window.careInsightsLinks) {
+  window.careInsightsLinks = true;
   document.addEventListener('click', (ev) => {
     const a = ev.target.closest('#ins-tab a.ins-open'); if (!a) return;
     ev.preventDefault();

@@ -1,7 +1,8 @@
 """The Insights tab in Debian's Chromium (issue 21): an admin computes the insights on synthetic
 sessions built from known effects; the plots load, the tables' numbers are exactly the pure
 functions' (``data-v`` holds each full-precision float), a drill-down session opens in Review with
-one click; an adjudicator sees the tab; an annotator sees no Insights tab and none of its content.
+one click; an annotator sees no Insights tab and none of its content. The handlers themselves (an
+adjudicator may, an annotator may not) are checked without a browser on the same server's app.
 
 Screenshots: ``test-artifacts/insights-admin.png``, ``insights-drilldown.png``, ``insights-annotator.png``.
 """
@@ -26,14 +27,13 @@ N_BOOT = 40
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from studio.access import Access, set_review_settings
     from studio.app import build_app
 
     sessions, values, _ = synthetic_sessions(n_clients=24, per_client=2, counselors=OFFSETS, seed=3)
     repo = make_store(tmp_path_factory.mktemp("ins") / "store", sessions=sessions, predictions=False,
                       curation_mode="expert_judged", show_ratings=False)
     repo.add_predictions(predictions_for(values))
-    set_review_settings(repo, Access("admin", "admin"), unassigned_visible=True)  # annotators see the sessions
+    repo.assign(["syn-000-0"], ["ann"], actor="admin")  # the annotator codes one (expert-judged, blind) session
     demo = build_app(repo, None)
     with serve(demo) as url:
         yield url, repo
@@ -92,14 +92,28 @@ def test_admin_sees_plots_and_exact_tables_annotator_sees_nothing(server, browse
         first.click()
         expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=60_000)
 
-        adj = make("adj")
-        expect(adj.get_by_role("tab", name="Insights")).to_be_visible()
-
         ann = make("ann")
-        expect(ann.locator("#care-table")).to_contain_text("syn-")  # the annotator does see sessions...
+        expect(ann.locator("#care-table")).to_contain_text("syn-000-0")  # the annotator's own queue...
         assert ann.get_by_role("tab", name="Insights").count() == 0 or \
             not ann.get_by_role("tab", name="Insights").is_visible()
         assert ann.locator("#ins-report, #ins-go, #ins-box").count() == 0 or \
             not ann.locator("#ins-go").is_visible()
         assert "Counselor profiles" not in ann.inner_text("body")
         ann.screenshot(path=str(ART / "insights-annotator.png"), full_page=True)
+
+
+def test_the_handlers_serve_staff_and_refuse_annotators(server):
+    import gradio as gr
+
+    from studio.insights_tab import InsightsUI
+
+    _url, repo = server
+    h = InsightsUI(type("Ctx", (), {"repo": repo})())
+    assert h.on_load(gr.Request(username="adj"))[0]["visible"] is True
+    assert h.on_load(gr.Request(username="ann"))[0]["visible"] is False
+    with pytest.raises(gr.Error, match="needs the role"):
+        h.compute("model", "syn-model", "score", "", 5, 1.0, 0, gr.Request(username="ann"))
+    with pytest.raises(gr.Error, match="needs the role"):
+        h.drill("model", "syn-model", "score", "client", "client-000", "bond", 5.0, gr.Request(username="ann"))
+    html, _status, _fields = h.compute("model", "syn-model", "score", "", 5, 1.0, 0, gr.Request(username="adj"))
+    assert 'id="ins-report"' in html
