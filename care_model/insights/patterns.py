@@ -114,7 +114,8 @@ def fit_patterns(rows: Sequence[SessionRow], mapping: CodeMapping, *, min_sessio
                                       f"{confidence:.0%} t intervals"))
     if all(f.reason for f in fits):
         raise InsightsRefusal("No dimension could be fitted: " + "; ".join(f"{f.dim}: {f.reason}" for f in fits),
-                              "Score more sessions with per-turn codes (predict them, or import self-reports).")
+                              "Score more sessions with per-turn codes, or choose scores that vary (--score-field "
+                              "expected_score, another model version, or self-reports).")
     return fits
 
 
