@@ -37,10 +37,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("care_model.jobs.evaluate",
                  "evaluate a model version's predictions on held-out sessions, or compare two versions"),
     "report": ("care_model.jobs.report", "the evaluation report (Table 2, plots) as one offline HTML file"),
+    "insights": ("care_model.jobs.insights",
+                 "counselor profiles, interaction patterns, trajectories, known groups as one offline HTML file"),
     "versions": ("care_model.jobs.versions",
-                 "model versions: list, show, history; promote, reject or roll back (admins)"),
-    "store": ("store.__main__", "the store's tools: import, export, stats, add-user, set-role, users, audit, assign"),
+                 "model versions: list, show, history, export (adapter + model card); promote, reject or roll back"),
+    "deid": ("care_model.jobs.deid", "de-identification: scan transcripts, review findings, redact (admins)"),
+    "store": ("store.__main__", "the store's tools: import, export, stats, add-user, set-role, users, audit, assign, "
+                                "publish, interchange"),
+    "publish": ("care_model.jobs.publish",
+                "the curated set as a Hugging Face dataset folder (Parquet by client, card, SFT and preference files)"),
+    "interchange": ("care_model.jobs.interchange", "Label Studio and Argilla: export tasks with suggestions, import "
+                                                   "their annotations as labels"),
 }
+# `care store NAME` for these runs the job of that name (the store package cannot import jobs).
+STORE_JOBS = ("publish", "interchange")
 
 JOBS_PACKAGE = "care_model.jobs"
 
@@ -94,6 +104,8 @@ def _parser(cmds: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
 
 def run(name: str, argv: list[str], cmds: dict[str, tuple[str, str]] | None = None) -> int:
     """Run command ``name`` with its arguments ``argv``; its exit status."""
+    if name == "store" and argv and argv[0] in STORE_JOBS:
+        name, argv = argv[0], argv[1:]
     module, _ = (cmds or commands())[name]
     main = importlib.import_module(module).main
     try:

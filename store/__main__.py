@@ -9,6 +9,8 @@
     care store users  --store DIR
     care store assign --store DIR --session ID [--session ID ...] --user NAME [--user NAME ...]
                            [--mode shared|independent]
+    care store publish ...        = care publish ... (the curated set as a Hugging Face dataset)
+    care store interchange ...    = care interchange ... (Label Studio and Argilla)
 
 Errors print one line that names the problem and the fix, and exit with status 2; an import is
 all or nothing. Passwords are asked for interactively when not given (or read from
@@ -32,6 +34,7 @@ EXAMPLES = """examples:
   care store stats --store DIR --json
   care store add-user --store DIR --username NAME --role annotator
   care store audit --store DIR --out audit.jsonl --action submit
+  care store publish --store DIR --out DATASET_DIR     # = care publish (care publish --help)
   care store COMMAND --help    # one tool's options"""
 
 
@@ -116,6 +119,11 @@ def run(argv=None) -> int:
 
             n = export_jsonl(repo, args.out, args.session)
             print(f"Wrote {n} sessions to {args.out}.")
+            left = repo.deid_unreviewed(args.session or repo.session_ids())
+            if left:  # the owner's own copy: a warning here; the app's export and publish refuse
+                print(f"warning: {len(left)} session(s) are not cleared by the de-identification check "
+                      f"({', '.join(left[:5])}{' ...' if len(left) > 5 else ''}): do not share this file before "
+                      "`care deid scan` and a review (`care deid review` or the Admin tab).", file=sys.stderr)
         elif args.command == "audit":
             from .export import export_audit
 
@@ -140,7 +148,17 @@ def run(argv=None) -> int:
     return 0
 
 
+# Tools that read the curated set run in the jobs layer, which this package may not import:
+# `python -m store publish ...` runs `care store publish ...` in a child process.
+JOB_TOOLS = ("publish", "interchange")
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in JOB_TOOLS:
+        import subprocess
+
+        return subprocess.call([sys.executable, "-m", "care_model.cli", "store", *argv])
     try:
         return run(argv)
     except CareError as err:

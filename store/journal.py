@@ -15,7 +15,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from .files import dumps, fsync_dir, read_json
+from .files import dumps, fsync_dir, open_private, read_json
 
 
 def replace_with(new: dict):
@@ -173,7 +173,7 @@ class JournaledStorage(Storage):
         changes = [[t, i, tables.get(t, {}).get(i)] for t, ids in self._dirty.items() for i in sorted(ids)]
         line = dumps({"seq": self._seq + 1, "changes": changes}) + b"\n"
         new_file = not self.log_path.exists()
-        with open(self.log_path, "ab") as fh:
+        with open_private(self.log_path, os.O_WRONLY | os.O_APPEND) as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())

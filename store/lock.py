@@ -19,7 +19,8 @@ class StoreLock:
         self._fh = None
 
     def acquire(self) -> None:
-        fh = open(self.path, "a+")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # owner-only, like every store file
+        fh = os.fdopen(fd, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:

@@ -7,6 +7,25 @@ import hmac
 import os
 
 N, R, P = 2**14, 8, 1
+_DUMMY: dict[tuple, str] = {}
+
+
+def dummy_hash() -> str:
+    """A hash of a random password with the current cost (:data:`N`, :data:`R`, :data:`P`): checked
+    against when the user is unknown, so an unknown name costs the same scrypt work as a known one."""
+    key = (N, R, P)
+    if key not in _DUMMY:
+        _DUMMY[key] = hash_password(base64.b64encode(os.urandom(18)).decode())
+    return _DUMMY[key]
+
+
+def cost_of(stored: str) -> tuple[int, int, int] | None:
+    """The (N, r, p) a stored hash was made with, or None for an unreadable hash."""
+    try:
+        scheme, n, r, p, _salt, _digest = stored.split("$")
+        return (int(n), int(r), int(p)) if scheme == "scrypt" else None
+    except ValueError:
+        return None
 
 
 def hash_password(password: str) -> str:

@@ -5,6 +5,7 @@ Layout of a store folder (all JSON written with ``ensure_ascii=False``)::
     meta.json                       schema version, created_at
     store.lock                      held by the one process that has the store open
     users.json                      users (salted hashes only) + their audit
+    logins.json                     failed-login counts and locks (store.logins) + their audit
     assignments.json                who reviews which session, and how
     sessions/<key>/session.json     the session: turns, language, ids, self-reports
     sessions/<key>/predictions.json model suggestions (append-only, never touched by labels)
@@ -20,6 +21,9 @@ shared by the app's worker threads. Returned objects are copies.
 from __future__ import annotations
 
 import copy
+import logging
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +39,12 @@ from care_model.core.wai import load_form
 from . import migrations
 from .collections import Collection, LockedCollection
 from .layout import session_key
+from .deid_records import DeidMixin
 from .labels import LabelsMixin
+from .logins import LoginsMixin
 from .people import PeopleMixin
 from .predictions import PredictionsMixin
-from .files import dumps, make_dirs, read_json, replace_file
+from .files import DIR_MODE, PRIVATE_UMASK, dumps, make_dirs, make_private, read_json, replace_file
 from .lock import StoreLock
 from .storage import FileSet
 
@@ -71,11 +77,13 @@ class SessionView:
     model_version: str | None
 
 
-class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
+class Repository(LabelsMixin, PeopleMixin, PredictionsMixin, LoginsMixin, DeidMixin):
     """Open with :meth:`open` (or as a context manager); close to release the store lock."""
 
     def __init__(self, root: Path | str, *, create: bool = True):
         self.root = Path(root)
+        os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)  # what this process writes into the store is private too
+        existed = (self.root / "meta.json").exists()
         if not self.root.exists():
             if not create:
                 raise NotFoundError(f"No store at {self.root}.",
@@ -88,6 +96,11 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
             self.files = FileSet(self.root)
             self.recovery = self.files.recover()
             self._init_meta(create)
+            self.permissions_fixed = make_private(self.root) if existed else {"folders": 0, "files": 0}
+            if existed:
+                self._report_permissions()
+            else:
+                os.chmod(self.root, DIR_MODE)
             self._keys: dict[str, str] = {}
             for folder in sorted((self.root / "sessions").glob("*/")) if (self.root / "sessions").exists() else []:
                 rel = f"sessions/{folder.name}/session.json"
@@ -104,6 +117,14 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
             self._store_lock.release()
             raise
         self._closed = False
+
+    def _report_permissions(self) -> None:
+        fixed = self.permissions_fixed
+        if fixed["folders"] or fixed["files"]:
+            msg = (f"Store {self.root}: made {fixed['files']} files and {fixed['folders']} folders private to this "
+                   "account (0600/0700); they were readable by other accounts of this machine.")
+            logging.getLogger("store").warning(msg)
+            print(msg, file=sys.stderr)
 
     @classmethod
     def open(cls, root: Path | str, *, create: bool = True) -> "Repository":
@@ -312,7 +333,7 @@ class Repository(LabelsMixin, PeopleMixin, PredictionsMixin):
                 sources = [self._rel(session_id, "labels")]
             else:
                 sources = [f"sessions/{k}/labels.json" for k in self._keys.values()]
-                sources += ["users.json", "assignments.json"]
+                sources += ["users.json", "assignments.json", "logins.json"]
                 if (self.root / "collections").exists():
                     sources += [str(p.relative_to(self.root)) for p in (self.root / "collections").rglob("*.json")]
             for rel in sources:

@@ -84,20 +84,63 @@ def import_files(repo, access: Access, jobs, paths: list[str], fmt: str, *, pred
                 queued.append(jobs.submit(sid, actor=access.username)["id"])
     out["added_ids"] = list(report.added)
     out["predict_jobs"] = queued
+    if report.added:  # the de-identification scan on import: findings wait in the Admin tab for review
+        from care_model.jobs.deid import scan_sessions
+
+        found = scan_sessions(repo, list(report.added), actor=access.username)
+        out["deid_findings"] = {sid: len(f) for sid, f in found.items() if f}
     return out
 
 
-def export_store(repo, access: Access, session_ids=None) -> str:
+def export_store(repo, access: Access, session_ids=None, override: bool = False) -> str:
     """Write a JSONL export (owner-only permissions) to a fresh private temp folder; returns its
-    path, which only ``access``'s user may download from the app (:mod:`studio.downloads`)."""
+    path, which only ``access``'s user may download from the app (:mod:`studio.downloads`).
+    Transcripts leave the store here, so the de-identification gate applies: sessions without a
+    scan of their current text are scanned now, and any with unreviewed findings refuse the
+    export unless ``override`` (audited)."""
     _admin(access, "exporting the store")
+    from care_model.jobs.deid import require_reviewed, scan_missing
     from store.export import export_jsonl
 
     from .downloads import private_path
 
+    ids = parse_ids(session_ids) or repo.session_ids()
+    scan_missing(repo, ids, actor=access.username)
+    require_reviewed(repo, ids, override_by=access.username if override else None, purpose="Export")
     path = private_path(access.username, "export", "jsonl")
     export_jsonl(repo, path, parse_ids(session_ids) or None)
     return str(path)
+
+
+# ----- logins (studio.login_guard) ---------------------------------------------------------
+def login_locks(repo, access: Access) -> list[dict]:
+    """Current login locks: who (a user name key or an address), failures, until (UTC)."""
+    import time
+
+    _admin(access, "listing login locks")
+    return [{"who": d["key"], "failures": d["failures"],
+             "until": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["locked_until"]))}
+            for d in repo.login_locks()]
+
+
+def unlock_login(repo, access: Access, who: str) -> dict:
+    """Lift the lock of a user name (or ``addr:ADDRESS``); audited."""
+    _admin(access, "unlocking logins")
+    who = (who or "").strip()
+    if not who:
+        raise ValidationError("No user name or address to unlock.", "Give a user name, or addr:ADDRESS.")
+    return {"who": who, "cleared": repo.unlock_login(who, actor=access.username)}
+
+
+def end_sessions(repo, access: Access, username: str) -> dict:
+    """Log a user out everywhere (``*``: every user but yourself): their open pages and API clients
+    are refused at their next request. Audited."""
+    _admin(access, "logging users out")
+    names = [u["username"] for u in repo.users() if u["username"] != access.username] if username.strip() == "*" \
+        else [username]
+    for name in names:
+        repo.end_sessions(name, actor=access.username)
+    return {"logged_out": names}
 
 
 def jobs_table(jobs, repo, access: Access) -> list[dict]:

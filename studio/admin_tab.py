@@ -123,6 +123,9 @@ class AdminUI:
         msg = (f"Imported {r['added']} new sessions ({r['skipped']} already stored), {r['ratings_set']} ratings, "
                f"{r['predictions_added']} predictions, {r['labels_added']} labels; "
                f"{len(r['predict_jobs'])} queued for prediction.")
+        if r.get("deid_findings"):
+            msg += (f" De-identification: {len(r['deid_findings'])} new session(s) have findings to review "
+                    "(De-identification, below).")
         return render.status_html(msg + "".join(f" Warning: {w}" for w in r["warnings"][:5]), "ok"), r
 
     def follow_jobs(self, request: gr.Request):
@@ -134,6 +137,11 @@ class AdminUI:
     @ui.guard
     def export(self, request: gr.Request) -> str:
         return admin.export_store(self.ctx.repo, self._admin(request))
+
+    @ui.guard
+    def export_override(self, request: gr.Request) -> str:
+        """Export although some sessions are not cleared by the de-identification check (audited)."""
+        return admin.export_store(self.ctx.repo, self._admin(request), override=True)
 
     def jobs(self, request: gr.Request):
         """Timer: the predict jobs list; the timer stops once no job is waiting or running."""
@@ -217,8 +225,13 @@ def build_tab(ctx):
                 gr.Markdown("### Export")
                 out = gr.File(label="Export (JSONL: sessions, predictions, labels)", elem_id="care-export-file")
                 gr.Button("Export store", elem_id="care-export").click(h.export, [], [out], api_name="export_store")
+                gr.Button("Export anyway (override the de-identification check; audited)", size="sm",
+                          elem_id="care-export-override").click(h.export_override, [], [out],
+                                                                api_name="export_store_override")
                 gr.Markdown("### Predict jobs")
                 jobs = gr.HTML(js_on_load=None, elem_id="care-jobs")
+        from .publish_ui import build_publish_section
+        build_publish_section(ctx)  # the curated set as a Hugging Face dataset (issue 22)
         with gr.Accordion("Audit trail", open=False, elem_id="care-audit"):
             with gr.Row():
                 au_sid = gr.Textbox(label="Session id", elem_id="care-audit-session")
@@ -238,5 +251,8 @@ def build_tab(ctx):
         timer.tick(h.jobs, [], [jobs, timer], **quiet)
         import_btn.click(h.import_files, [files, fmt, predict], [msg, report], api_name="import_sessions",
                          show_progress="minimal").then(h.follow_jobs, [], [timer], **quiet)
+        from . import deid_ui
+
+        deid_ui.build_section(ctx)  # de-identification review, locked logins, log out everywhere
     ctx.on_load(h.on_load, [], [tab, timer, unassigned, users, show_ratings, grounded])
     return h

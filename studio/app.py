@@ -33,6 +33,7 @@ from .jobs import PredictJobs  # noqa: E402
 
 DEFAULT_TABS = ["studio.review_tab", "studio.evaluation_tab", "studio.adjudication_tab", "studio.training_tab",
                 "studio.admin_tab"]
+DEFAULT_TABS.insert(DEFAULT_TABS.index("studio.admin_tab"), "studio.insights_tab")  # issue 21: before Admin
 TITLE = "CARE Review Studio"
 
 
@@ -59,7 +60,9 @@ class AppContext:
     def on_load(self, fn: Callable, inputs=None, outputs=None, **kwargs) -> None:
         """Run ``fn`` when a page loads (after login), e.g. to show a tab only to admins;
         ``then=(fn, inputs, outputs[, js])`` chains a second handler (and a browser-side js
-        function) after it."""
+        function) after it. ``first=True``: part of the first screen (the review queue, the top
+        bar); such loads run at once, every other one after them, so the first screen does not
+        wait behind the other tabs' loads on a busy machine."""
         self.loads.append((fn, inputs or [], outputs or [], kwargs))
 
 
@@ -80,13 +83,9 @@ class StudioBlocks(gr.Blocks):
             blocked = list(kwargs.get("blocked_paths") or [])
             kwargs["blocked_paths"] = blocked + [str(ctx.repo.root.resolve())]
         kwargs["allowed_paths"] = []
-        from starlette.middleware import Middleware
+        from . import login_guard  # throttled login, sessions that end, nothing before login; private downloads
 
-        from .downloads import DownloadGuard
-
-        app_kwargs = dict(kwargs.get("app_kwargs") or {})  # exports: only their owner downloads them
-        app_kwargs["middleware"] = list(app_kwargs.get("middleware") or []) + [Middleware(DownloadGuard)]
-        kwargs["app_kwargs"] = app_kwargs
+        login_guard.install(self, kwargs, ctx.repo if ctx is not None else None)
         kwargs["run_history"] = False
         kwargs.setdefault("footer_links", ["api"])
         kwargs.setdefault("mcp_server", False)
@@ -104,6 +103,14 @@ class StudioBlocks(gr.Blocks):
         not pydantic's (see studio.validate)."""
         import pydantic
 
+        from care_model.core.errors import CareError
+
+        from .validate import check_inputs
+
+        try:
+            check_inputs(block_fn, inputs)  # control characters and bidi overrides in any text: refused
+        except CareError as err:
+            raise ui.ui_error(err) from None
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except pydantic.ValidationError as err:
@@ -141,20 +148,41 @@ def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioB
                             elem_id="care-topbar-box", js_on_load=None)
         ctx.components["user_html"] = user_html
         ctx.components["topbar"] = Shell(ctx).topbar  # tabs chain it after actions that change the header
-        ctx.on_load(Shell(ctx).topbar, [], [user_html])
+        ctx.on_load(Shell(ctx).topbar, [], [user_html], first=True)
         api.build_tab(ctx)  # the JSON endpoints (no components) first: they own their api_names
         with gr.Tabs(elem_id="care-tabs"):
             for tab in (DEFAULT_TABS if tabs is None else tabs):
                 _tab_module(tab).build_tab(ctx)
-        for fn, inputs, outputs, kwargs in ctx.loads:
-            then = kwargs.pop("then", None)
-            dep = demo.load(fn, inputs, outputs, api_visibility="private", show_progress="hidden", **kwargs)
-            if then is not None:
-                dep = dep.then(*then[:3], api_visibility="private", show_progress="hidden")
-                if len(then) > 3:  # a browser-side function to run after it
-                    dep.then(None, js=then[3])
+        _wire_loads(demo, ctx.loads)
     demo.queue(default_concurrency_limit=8)
     return demo
+
+
+def _wire_loads(demo, loads: list) -> None:
+    """The page-load hooks: the first screen's (``first=True``) at once, in one chain with what
+    they chain; the others after that chain's last step (one load event each, as before)."""
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    first = [ld for ld in loads if ld[3].get("first")]
+    rest = [ld for ld in loads if not ld[3].get("first")]
+    last = None
+    for fn, inputs, outputs, kwargs in first:
+        kwargs = {k: v for k, v in kwargs.items() if k != "first"}
+        then = kwargs.pop("then", None)
+        last = demo.load(fn, inputs, outputs, **quiet, **kwargs)
+        if then is not None:
+            if then[0] is not None:
+                last = last.then(*then[:3], **quiet)
+            if len(then) > 3:  # a browser-side function to run after it
+                last = last.then(None, js=then[3])
+    for fn, inputs, outputs, kwargs in rest:
+        kwargs = dict(kwargs)
+        then = kwargs.pop("then", None)
+        dep = last.then(fn, inputs, outputs, **quiet, **kwargs) if last is not None else \
+            demo.load(fn, inputs, outputs, **quiet, **kwargs)
+        if then is not None:
+            dep = dep.then(*then[:3], **quiet)
+            if len(then) > 3:
+                dep.then(None, js=then[3])
 
 
 class Shell:

@@ -126,6 +126,8 @@ class ActivePredictor:
 
         spec = (None if self.pinned else active_spec(self.repo)) or self.spec or ModelSpec()
         decoding = "grounded" if review_settings(self.repo)["grounded_decoding"] else "free"
+        if self.config is not None and self.config.backend == "openai" and self.config.decoding == "free":
+            decoding = "free"  # a server without the project's logits processor (no --server-grounding)
         calibration = version_calibration(self.repo, model_version_id(spec))  # the version's own recorded choice
         key = (spec, decoding, calibration)
         with self._lock:

@@ -119,6 +119,19 @@ def list_campaigns(repo, access: Access) -> list[dict]:
     return out
 
 
+def choice_label(row: dict) -> str:
+    """A rater's campaign as the dropdown shows it: "Name (3/18 done)", "Name (all 18 done)", ", closed"."""
+    done, total = row.get("done", 0), row.get("total", 0)
+    progress = f"all {total} done" if total and done >= total else f"{done}/{total} done"
+    return f'{row["name"]} ({progress}{", closed" if row.get("status") != "open" else ""})'
+
+
+def rater_choices(repo, access: Access) -> list[tuple[str, str]]:
+    """The campaign dropdown's choices for ``access``, progress read now: call it again after every
+    submitted rating (and on page load), so the dropdown never shows an old count."""
+    return [(choice_label(r), r["id"]) for r in list_campaigns(repo, access) if "total" in r]
+
+
 def set_campaign_status(repo, access: Access, campaign_id: str, status: str) -> dict:
     require_admin(access, "opening or closing campaigns")
     if status not in ("open", "closed"):

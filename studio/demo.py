@@ -6,13 +6,18 @@ Sample sessions show the embedded default's stored predictions at once (``data/`
 runs the model (one request at a time, with progress). Pasted text is parsed like the ``text``
 import format (``Counselor: ...`` / ``Client: ...`` or ``咨询师：`` / ``来访者：`` lines) and
 limited to :data:`MAX_CHARS`.
+
+Pasted text is checked for personal information before the model sees it
+(:func:`pasted_findings`: e-mail, phone, address, URL, dates, IDs; names are not detected). A
+shared demo (``--share``, a public link) refuses such text with the list of what was found and
+asks for placeholders (``[PHONE]``); a local demo runs the model and shows the warning.
 """
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
-from care_model.core.errors import CareError, ValidationError
+from care_model.core.errors import CareError, DeidentificationRequired, ValidationError
 from care_model.core.records import Session
 from care_model.core.wai import load_form
 
@@ -88,6 +93,21 @@ def parse_pasted(text: str, language: str | None = None) -> Session:
     return session
 
 
+def pasted_findings(session: Session) -> str:
+    """A warning naming what looks like personal information in the pasted turns ("" if none)."""
+    from care_model.text.deid import scan_turns
+
+    found = scan_turns(session.turns)
+    if not found:
+        return ""
+    kinds: dict[str, list] = {}
+    for f in found:
+        kinds.setdefault(f["placeholder"], []).append(f["turn"] + 1)
+    parts = [f"{len(turns)} × {kind} (line {', '.join(map(str, sorted(set(turns))[:5]))})"
+             for kind, turns in sorted(kinds.items())]
+    return "The pasted text looks like it holds personal information: " + "; ".join(parts) + "."
+
+
 def result_html(session: Session, preds: list, form, notice: str = "") -> tuple[str, str, str]:
     """Transcript, summary and the 12 read-only cards grouped by dimension, under the model's quality
     ``notice`` (:mod:`studio.quality_notice`)."""
@@ -110,8 +130,8 @@ def result_html(session: Session, preds: list, form, notice: str = "") -> tuple[
 
 
 class DemoUI:
-    def __init__(self, predictor, sessions: dict, preds: dict):
-        self.predictor, self.sessions, self.preds = predictor, sessions, preds
+    def __init__(self, predictor, sessions: dict, preds: dict, shared: bool = False):
+        self.predictor, self.sessions, self.preds, self.shared = predictor, sessions, preds, shared
         self.form = load_form()
         self.quality = sample_quality(sessions, preds)
 
@@ -124,6 +144,17 @@ class DemoUI:
                 raise ValidationError(f"Unknown sample {sample_id!r}.", "Pick one from the list.")
             return self.sessions[sample_id]
         return parse_pasted(pasted, None if language == "auto" else language)
+
+    def check_pasted(self, session: Session) -> str:
+        """The de-identification check of pasted text: raises in a shared demo, else the warning."""
+        if session.id != "pasted":
+            return ""
+        warning = pasted_findings(session)
+        if warning and self.shared:
+            raise DeidentificationRequired(warning + " This demo is public, so the text was not sent to the model.",
+                                           "Replace them with placeholders such as [NAME], [PHONE], [EMAIL] or "
+                                           "[ADDRESS], or use a sample session.")
+        return warning
 
     @ui.guard
     def show(self, source: str, sample_id: str, pasted: str, language: str):
@@ -142,29 +173,34 @@ class DemoUI:
     @ui.guard
     def predict(self, source: str, sample_id: str, pasted: str, language: str, progress=gr.Progress()):
         session = self._session(source, sample_id, pasted, language)
+        warning = self.check_pasted(session)
         if self.predictor is None:
             raise ValidationError("This demo has no model.", "Start it with python annotate_app.py --demo.")
         progress(0.0, desc="loading the model")
         preds = self.predictor.predict_session(session, progress=lambda f, m: progress(f, desc=m))
         version = preds[0].model_version if preds else getattr(self.predictor, "model_version", None)
+        done = f"Predicted with {getattr(self.predictor, 'model_version', 'the model')}."
         return (*result_html(session, preds, self.form, self.notice(version)),
-                render.status_html(f"Predicted with {getattr(self.predictor, 'model_version', 'the model')}.", "ok"))
+                render.status_html(f"{done} Warning: {warning} Do not paste real clients' transcripts." if warning
+                                   else done, "warn" if warning else "ok"))
 
     def demo_predict(self, transcript: str, language: str = "auto") -> dict:
         """API: predictions for a pasted transcript (``Counselor: ...`` / ``Client: ...`` lines)."""
         try:
             session = parse_pasted(transcript, None if language == "auto" else language)
+            warning = self.check_pasted(session)
             preds = self.predictor.predict_session(session)
         except CareError as err:
             raise ui.ui_error(err) from None
-        return {"turns": len(session.turns), "language": session.language,
+        return {"turns": len(session.turns), "language": session.language, "warning": warning,
                 "predictions": [review.prediction_dict(p) for p in preds]}
 
 
-def build_demo(predictor, *, data_dir: Path = DATA_DIR) -> StudioBlocks:
-    """The demo app: no repository anywhere (``ctx.repo`` is None), so ``share`` is allowed."""
+def build_demo(predictor, *, data_dir: Path = DATA_DIR, shared: bool = False) -> StudioBlocks:
+    """The demo app: no repository anywhere (``ctx.repo`` is None), so ``share`` is allowed;
+    ``shared`` (a public link): pasted text with personal information is refused."""
     sessions, preds = load_samples(Path(data_dir))
-    h = DemoUI(predictor, sessions, preds)
+    h = DemoUI(predictor, sessions, preds, shared=shared)
     ctx = AppContext(repo=None, predictor=predictor, demo=True)
     choices = [(f'{s.id} · {s.metadata.get("topic", s.language)}', s.id) for s in sessions.values()]
     with StudioBlocks(title="CARE Review Studio: demo", analytics_enabled=False) as demo:

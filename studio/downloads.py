@@ -8,9 +8,14 @@ middleware :class:`DownloadGuard` (installed by ``StudioBlocks.launch``) answers
 private file unless the request's logged-in user is its owner and it is less than
 :data:`TTL_S` seconds old. Unregistered ``care-*`` names (e.g. from before a restart) are refused
 too. Pure Python (no Gradio import at module load).
+
+When the link expires the file is deleted (a timer per export), together with the copy Gradio
+made in its cache folder (``GRADIO_TEMP_DIR``, else ``<tmp>/gradio``) to serve it; at exit every
+export this process made is deleted (:func:`purge`).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import secrets
@@ -25,16 +30,59 @@ TTL_S = 15 * 60
 PRIVATE = re.compile(r"^care-(export|audit|eval)-.*-[0-9a-f]{16}\.[a-z]+$")
 _LOCK = threading.Lock()
 _OWNERS: dict[str, tuple[str, float]] = {}  # file name -> (owner, created at)
+_PATHS: dict[str, Path] = {}  # file name -> where it was written (deleted when it expires)
+_TIMERS: dict[str, threading.Timer] = {}
+
+
+def gradio_cache() -> Path:
+    """Where Gradio copies the files handlers return before serving them."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+        if path.parent.is_dir() and not any(path.parent.iterdir()):
+            path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def expire(name: str) -> None:
+    """Delete the export called ``name`` now: its file, Gradio's cached copy, its registration."""
+    with _LOCK:
+        path = _PATHS.pop(name, None)
+        _OWNERS.pop(name, None)
+        timer = _TIMERS.pop(name, None)
+    if timer is not None:
+        timer.cancel()
+    if path is not None:
+        _remove(path)
+    cache = gradio_cache()
+    if PRIVATE.match(name) and cache.is_dir():
+        for copy in cache.glob(f"*/{name}"):
+            _remove(copy)
+
+
+def purge() -> None:
+    """Delete every export this process made (at exit, or when the app closes)."""
+    with _LOCK:
+        names = list(_PATHS)
+    for name in names:
+        expire(name)
+
+
+atexit.register(purge)
 
 
 def private_folder() -> Path:
     """A fresh folder only this OS user can read (old exports in it are dropped after an hour)."""
     base = Path(tempfile.gettempdir()) / f"care-exports-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
-    for old in base.glob("*/*"):
+    for old in base.glob("*/*"):  # left by a process that could not clean up (killed)
         try:
-            if time.time() - old.stat().st_mtime > 3600:
-                old.unlink(missing_ok=True)
+            if time.time() - old.stat().st_mtime > TTL_S:
+                _remove(old)
         except OSError:
             pass
     return Path(tempfile.mkdtemp(dir=base))
@@ -44,9 +92,15 @@ def private_path(owner: str, kind: str, ext: str, label: str = "", folder: Path 
     """A new file path for ``owner``'s download of ``kind`` (export, audit, eval), registered."""
     label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:40]
     name = f"care-{kind}-{label + '-' if label else ''}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(8)}.{ext}"
+    path = (folder or private_folder()) / name
+    timer = threading.Timer(TTL_S + 1, expire, [name])
+    timer.daemon = True
     with _LOCK:
         _OWNERS[name] = (owner, time.time())
-    return (folder or private_folder()) / name
+        _PATHS[name] = path
+        _TIMERS[name] = timer
+    timer.start()
+    return path
 
 
 def may_fetch(name: str, user: str | None) -> bool:

@@ -9,10 +9,12 @@ from . import campaigns as cp
 from . import render
 from .render import esc
 
-KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the highlighted criterion · '
-             '<kbd>j</kbd>/<kbd>k</kbd> '
-             'next/previous criterion · <kbd>A</kbd> <kbd>B</kbd> <kbd>T</kbd> tie <kbd>X</kbd> both bad · '
-             '<kbd>Enter</kbd> or <kbd>Ctrl</kbd>+<kbd>S</kbd> save &amp; next · <kbd>P</kbd> previous</div>')
+KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the highlighted criterion (the '
+             'highlight stays) · <kbd>j</kbd>/<kbd>k</kbd> or <kbd>↓</kbd>/<kbd>↑</kbd> next/previous criterion, so '
+             '<kbd>4</kbd> <kbd>j</kbd> <kbd>4</kbd> <kbd>j</kbd> <kbd>4</kbd> <kbd>Enter</kbd> scores all three · '
+             '<kbd>A</kbd> <kbd>B</kbd> <kbd>T</kbd> tie <kbd>X</kbd> both bad · <kbd>Enter</kbd> or '
+             '<kbd>Ctrl</kbd>+<kbd>S</kbd> save &amp; next · <kbd>P</kbd> previous. Keys typed while a save is '
+             'under way wait for it, in order.</div>')
 CSS = """<style>
 .eval-scroll {height: calc(100vh - 260px) !important; min-height: 380px; overflow-y:auto !important;
   border:1px solid #e2e8f0; border-radius:8px; background:#fff; padding:.3rem;}
@@ -22,7 +24,13 @@ CSS = """<style>
 .eval-out {border:1px solid #d6dde6; border-radius:10px; padding:.55rem .7rem; background:#fbfcfe; margin:.3rem 0;}
 .eval-out-title {font-weight:700; font-size:1.05rem;} .eval-out .care-rationale {font-size:.95rem;}
 .eval-pair {display:grid; grid-template-columns:1fr 1fr; gap:.6rem;}
-.eval-crit.eval-current {box-shadow:0 0 0 2px #2563eb !important; border-radius:8px;}
+body[data-eval-cur="faithfulness"] #eval-crit-faithfulness, body[data-eval-cur="relevance"] #eval-crit-relevance,
+body[data-eval-cur="informativeness"] #eval-crit-informativeness {box-shadow:inset 0 0 0 3px #2563eb !important;
+  background:#eff6ff !important; border-radius:8px;}
+body[data-eval-cur="faithfulness"] #eval-crit-faithfulness [data-testid="block-info"]::before,
+body[data-eval-cur="relevance"] #eval-crit-relevance [data-testid="block-info"]::before,
+body[data-eval-cur="informativeness"] #eval-crit-informativeness [data-testid="block-info"]::before {
+  content:"▶ "; color:#2563eb;}
 .eval-anchors {display:grid; grid-template-columns:repeat(5,1fr); gap:.25rem; font-size:.74rem; color:#475569;
   margin:-.2rem 0 .3rem;}
 .eval-anchors span {background:#f8fafc; border:1px solid #e2e8f0; border-radius:4px; padding:.1rem .25rem;}
@@ -39,50 +47,70 @@ KEYS_JS = r"""
 if (!window.__careEvalKeys) {
   window.__careEvalKeys = true;
   const crits = ['faithfulness', 'relevance', 'informativeness'];
-  let cur = 0, task = null;
+  let cur = 0, task = null, busy = null;
+  const queue = [];  // keys wait here while a save is under way, then apply in order
+  const $ = id => document.getElementById(id);
   const shown = el => !!el && el.offsetParent !== null;
-  const mark = () => crits.forEach((c, i) => { const e = document.getElementById('eval-crit-' + c);
-    if (e) e.classList.toggle('eval-current', i === cur); });
+  // the highlight lives on <body> (Gradio re-renders the radios' class attribute on every update)
+  const mark = () => { document.body.dataset.evalCur = crits[cur];
+    crits.forEach((c, i) => { const e = $('eval-crit-' + c);
+      if (e) e.setAttribute('aria-current', String(i === cur)); });
+    const e = $('eval-crit-' + crits[cur]); if (e && shown(e)) e.scrollIntoView({block: 'nearest'}); };
   const click = sel => { const b = document.querySelector(sel); if (b) b.click(); };
-  window.__careEvalReset = () => { const p = document.getElementById('eval-pos'); task = p && p.dataset.task; cur = 0;
-    mark(); };
+  const status = () => { const s = $('eval-status'); return s ? s.innerHTML : ''; };
+  const taskNow = () => { const p = $('eval-pos'); return p && p.dataset.task; };
+  const wait = (ms, changed) => { busy = {until: Date.now() + ms, changed}; };
+  window.__careEvalReset = () => { task = taskNow(); cur = 0; mark(); };
+  const pick = c => { task = taskNow(); cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); };
   document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
-    if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
-      cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); } });
+    if (c) pick(c); });
   document.addEventListener('click', e => {
     const chip = e.target.closest && e.target.closest('.eval-chip');
-    if (chip) { const t = document.getElementById(chip.dataset.turnId); if (t) {
+    if (chip) { const t = $(chip.dataset.turnId); if (t) {
       document.querySelectorAll('.eval-scroll .care-hl').forEach(x => x.classList.remove('care-hl'));
       t.classList.add('care-hl'); t.scrollIntoView({block: 'center', behavior: 'smooth'}); } }
     const c = e.target.closest && e.target.closest('.eval-crit');
-    if (c) { const p = document.getElementById('eval-pos'); task = p && p.dataset.task;
-      cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); }
+    if (c && e.isTrusted) pick(c);
   }, true);
+  const apply = key => {
+    if (!shown($('eval-task-area'))) return;
+    const now = taskNow();
+    if (now !== task) { task = now; cur = 0; mark(); }  // a new task starts at the first criterion
+    const before = status();
+    if (key === 'enter' || key === 'p') {
+      click(key === 'p' ? '#eval-prev' : '#eval-next');
+      wait(15000, () => taskNow() !== now || status() !== before);
+    } else if (shown($('eval-rubric'))) {
+      if (/^[1-5]$/.test(key)) {
+        const r = document.querySelector('#eval-crit-' + crits[cur] + ' input[type=radio][value="' + key + '"]');
+        if (r && !r.checked) { r.click(); wait(8000, () => status() !== before); }
+      } else if (key === 'j') { cur = Math.min(crits.length - 1, cur + 1); mark(); }
+      else if (key === 'k') { cur = Math.max(0, cur - 1); mark(); }
+    } else if (shown($('eval-pairwise'))) {
+      const v = {a: 'a', b: 'b', t: 'tie', x: 'both_bad'}[key];
+      const r = v && document.querySelector('#eval-choice input[type=radio][value="' + v + '"]');
+      if (r && !r.checked) { r.click(); wait(8000, () => status() !== before); }
+    }
+  };
+  const pump = () => {
+    if (busy && (busy.changed() || Date.now() > busy.until)) busy = null;
+    while (!busy && queue.length) apply(queue.shift());
+    if (busy || queue.length) setTimeout(pump, 30);
+  };
+  window.__careEvalPending = () => queue.length + (busy ? 1 : 0);
   window.addEventListener('keydown', e => {
-    if (!shown(document.getElementById('eval-task-area'))) return;
+    if (!shown($('eval-task-area'))) return;
     const mod = e.ctrlKey || e.metaKey, t = e.target;
     const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))
       && t.type !== 'radio' && t.type !== 'checkbox';
-    const done = () => { e.preventDefault(); e.stopImmediatePropagation(); };
-    if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { done(); if (t && t.blur) t.blur();
-      click('#eval-next'); return; }
+    const take = key => { e.preventDefault(); e.stopImmediatePropagation(); queue.push(key); pump(); };
+    if (mod && (e.key === 's' || e.key === 'S' || e.key === 'Enter')) { if (t && t.blur) t.blur(); take('enter');
+      return; }
     if (typing || mod || e.altKey) return;
-    const pos = document.getElementById('eval-pos'), now = pos && pos.dataset.task;
-    if (now !== task) { task = now; cur = 0; mark(); }  // a new task starts at the first criterion
-    const key = e.key.toLowerCase();
-    if (e.key === 'Enter') { done(); click('#eval-next'); return; }
-    if (key === 'p') { done(); click('#eval-prev'); return; }
-    if (shown(document.getElementById('eval-rubric'))) {
-      if (/^[1-5]$/.test(e.key)) {
-        const r = document.querySelector('#eval-crit-' + crits[cur] + ' input[type=radio][value="' + e.key + '"]');
-        if (r) { done(); r.click(); cur = Math.min(crits.length - 1, cur + 1); mark(); }
-      } else if (key === 'j' || e.key === 'ArrowDown') { done(); cur = Math.min(crits.length - 1, cur + 1); mark(); }
-      else if (key === 'k' || e.key === 'ArrowUp') { done(); cur = Math.max(0, cur - 1); mark(); }
-    } else if (shown(document.getElementById('eval-pairwise'))) {
-      const v = {a: 'a', b: 'b', t: 'tie', x: 'both_bad'}[key];
-      const r = v && document.querySelector('#eval-choice input[type=radio][value="' + v + '"]');
-      if (r) { done(); r.click(); }
-    }
+    const key = {Enter: 'enter', ArrowDown: 'j', ArrowUp: 'k'}[e.key] || e.key.toLowerCase();
+    const rubric = shown($('eval-rubric')), pair = shown($('eval-pairwise'));
+    if (key === 'enter' || key === 'p' || (rubric && /^[1-5jk]$/.test(key)) || (pair && 'abtx'.includes(key)
+        && key.length === 1)) take(key);
   }, true);
   mark();
 }

@@ -5,7 +5,8 @@
   Informativeness (1-5, definitions and anchors on screen, optional comment) or two rationales
   side by side (A/B, positions randomised per rater) to compare. Every click is saved at once
   (versioned, audited); the comment on blur, by the 2-second timer and on Save & next. Keys:
-  1-5 score the current criterion and move to the next, j/k or ↓/↑ move between criteria, A/B/T/X
+  1-5 score the highlighted criterion (the highlight stays; "4 j 4 j 4 Enter" scores all three and goes on),
+  j/k or ↓/↑ move the highlight, keys typed during a save wait for it, in order; A/B/T/X
   choose in a comparison, Enter or Ctrl+S save and go on, P previous. System names are never sent
   to the page before a comparison is submitted (then they are shown for that comparison only).
 * **Campaigns** (admins only): create a campaign, follow the raters' progress, results with
@@ -129,7 +130,8 @@ def build_tab(ctx):
     reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
     c.start.click(h.start, [c.campaign, c.st], task_out, **quiet).then(None, js=reset)
     for crit, radio in c.crit.items():
-        radio.input(h.crit_save(crit), [c.st, c.key, radio], edit_out, **quiet)
+        # always_last: a second score while the first is saving is saved after it, never dropped
+        radio.input(h.crit_save(crit), [c.st, c.key, radio], edit_out, trigger_mode="always_last", **quiet)
     c.choice.input(h.choice_save, [c.st, c.key, c.choice], edit_out, **quiet)
     c.comment.input(h.comment_note, [c.st, c.key, c.comment], [c.status, c.timer], trigger_mode="always_last", **quiet)
     c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet)

@@ -5,7 +5,6 @@ handlers, thin over :mod:`studio.campaign_rating`, :mod:`studio.campaign_setup`,
 :mod:`studio.campaigns` and :mod:`studio.campaign_results`. Every handler checks the role on the server.
 """
 import threading
-import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -16,6 +15,7 @@ from . import campaign_results as cr
 from . import campaign_rating as rt, campaign_setup as cs
 from . import campaigns as cp
 from . import admin, render, ui
+from .messages import minute, time_token
 from .evaluation_render import head_html, output_html, plots, results_html, reveal_html, transcript_html
 
 ADMIN = ("admin",)
@@ -77,7 +77,7 @@ class EvalUI:
               c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
               c.status: render.status_html(message or f"Task {view['position']} of {view['total']} "
-                                           f"({time.strftime('%H:%M:%S')}).", kind)}
+                                           f"({time_token()}).", kind)}
         if rubric:
             up[c.output] = output_html("The rationale", view["output"])
             for crit in cp.CRITERIA:
@@ -123,7 +123,7 @@ class EvalUI:
             return res["conflict"]
         if st.superseded:
             return {self.c.status: gr.skip()}
-        msg = (f"{what} saved (version {res['version']}) at {time.strftime('%H:%M:%S')}." if not res["unchanged"]
+        msg = (f"{what} saved (version {res['version']}) at {time_token()}." if not res["unchanged"]
                else f"{what} is saved.")
         return {self.c.status: render.status_html(msg, "ok")}
 
@@ -229,7 +229,7 @@ class EvalUI:
     # ----- admin ------------------------------------------------------------------------
     def _table(self, access):
         rows = [[r["name"], r["id"], r["mode"], r["status"], r["targets"], ", ".join(r["systems"]),
-                 ", ".join(f'{u} {p["done"]}/{p["total"]}' for u, p in r["progress"].items()), r["created_at"][:16]]
+                 ", ".join(f'{u} {p["done"]}/{p["total"]}' for u, p in r["progress"].items()), minute(r["created_at"])]
                 for r in cp.list_campaigns(self.ctx.repo, access)]
         return {"data": rows, "headers": CAMPAIGN_HEADERS}
 

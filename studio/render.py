@@ -209,8 +209,11 @@ def summary_html(summary: dict) -> str:
 
 
 def status_html(message: str, kind: str = "ok") -> str:
-    kind = kind if kind in ("ok", "busy", "warn", "error", "idle") else "ok"
-    return f'<div class="care-save care-save-{kind}" data-kind="{kind}">{esc(message)}</div>'
+    """The review screen's status line (:func:`studio.messages.message_html`: escaped, no server
+    paths, times to the minute in the user's locale)."""
+    from .messages import message_html
+
+    return message_html(message, kind)
 
 
 def conflict_html(item: int, item_text: str, theirs: dict | None, yours: dict, scale: dict) -> str:
@@ -223,8 +226,14 @@ def conflict_html(item: int, item_text: str, theirs: dict | None, yours: dict, s
                 f'<div>{evidence_chips(d.get("evidence") or [], "Evidence")}</div></div>')
 
     theirs = theirs or {}
-    meta = f' <span class="care-muted">(v{int(theirs.get("version", 0))} by {esc(theirs.get("updated_by", "?"))}, ' \
-           f'{esc((theirs.get("updated_at") or "")[:19].replace("T", " "))})</span>'
+    from .messages import when_html  # to the minute, in the user's locale
+
+    try:
+        at = when_html(theirs["updated_at"]) if theirs.get("updated_at") else ""
+    except ValueError:
+        at = esc(theirs["updated_at"])
+    meta = f' <span class="care-muted">(v{int(theirs.get("version", 0))} by {esc(theirs.get("updated_by", "?"))}' \
+           f'{", " + at if at else ""})</span>'
     return (f'<div class="care-conflict" data-item="{int(item)}"><div class="care-conflict-title">Item {int(item)} was '
             'saved by '
             f'{esc(theirs.get("updated_by", "someone else"))} while you were editing it: {esc(item_text)}</div>'
@@ -310,7 +319,8 @@ def item_list_html(rows: list[dict]) -> str:
                     f'{esc(PROVENANCE_SHORT.get(p, p))}</span>')
         ev = ",".join(str(int(e)) for e in r.get("evidence") or [])
         body.append(f'<tr class="care-row" data-item="{i}" data-evidence="{esc(ev)}" tabindex="0" '
-                    f'title="Open item {i}"><td class="c-no">{i}</td><td class="c-text">{esc(r["text"])}</td>'
+                    f'title="Item {i}: {esc(r["text"])}"><td class="c-no">{i}</td>'
+                    f'<td class="c-text">{esc(r["text"])}</td>'
                     f'<td class="c-dim">{esc(r["dimension"])}</td><td class="c-sc">{model}</td>'
                     f'<td class="c-sc">{expert}</td><td><span class="care-badge {cls}">{esc(state)}</span>{prov}</td>'
                     f'<td class="c-chk">{chk}</td></tr>')

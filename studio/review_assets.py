@@ -11,8 +11,9 @@ redraw of the list or the cards never loses which item is open. The script:
   to the open item's evidence, a second one removes it; selecting text in a turn offers "Quote"
   (key q: inserts the selection, quoted, into the rationale at the cursor and adds the turn) and
   "Evidence" (key e); t focuses the transcript, then Up/Down move between turns. It writes the
-  card's evidence field (a hidden textbox) and the rationale like typing would, so the normal
-  save events and checks run;
+  card's evidence field (a hidden textbox) and the rationale like typing would, then presses the
+  card's hidden ``evsave-N`` / ``note-N`` button (also pressed on every ``input`` event of a
+  rationale: typing, pasting, dictation), so the save and the checks run for the user's edits only;
 * Ctrl+S saves, Ctrl+Enter submits; evidence chips scroll the transcript to their turn.
 """
 
@@ -25,23 +26,36 @@ _PER_ITEM = "\n".join(
     for n in range(1, MAX_ITEMS + 1))
 
 CSS = """
-#care-session #care-transcript {height: calc(100vh - 290px) !important; min-height: 420px;}
-#care-work {height: calc(100vh - 215px) !important; min-height: 560px; flex-wrap: nowrap !important; overflow: hidden;
-  gap: .35rem !important;}
-#care-editor {flex: 1 1 0 !important; min-height: 0; overflow-y: auto !important; padding-right:.3rem;
-  flex-wrap: nowrap;}
-#care-editor .care-card {display: none !important; gap: .3rem !important;}
+/* An open session fills the viewport (SHOW_SESSION_JS scrolls it to the top): the transcript on the
+   left and, on the right, the buttons over the item list beside the open card; each pane scrolls
+   on its own (issue 20: 1440x900, usable at 1280x720). */
+#care-session {height: calc(100vh - 10px); min-height: 520px; flex-wrap: nowrap !important;
+  align-items: stretch !important;}
+#care-left, #care-work {height: 100% !important; min-height: 0; flex-wrap: nowrap !important; overflow: hidden;}
+#care-left {gap: .3rem !important;}
+#care-session #care-transcript {flex: 1 1 0 !important; height: auto !important; min-height: 0 !important;}
+#care-work {gap: .35rem !important;}
+#care-work-body {flex: 1 1 0 !important; min-height: 0; flex-wrap: nowrap !important; align-items: stretch !important;
+  gap: .5rem !important;}
+#care-side {flex: 0 0 19rem !important; min-width: 16rem !important; height: 100%; overflow-y: auto !important;
+  flex-wrap: nowrap !important;}
+#care-editor {flex: 1 1 0 !important; min-width: 0 !important; height: 100%; overflow-y: auto !important;
+  padding-right:.3rem; flex-wrap: nowrap;}
+#care-editor .care-card {display: none !important; gap: .3rem !important; margin-top: 0 !important;}
 #care-editor .care-card .html-container {padding: 0 !important; min-height: 0 !important;}
-.care-ev-box {display: none !important;}
+.care-ev-box, .care-triggers {display: none !important;}
+/* a long transcript (AnnoMI: 598 turns) is laid out and painted only where it is scrolled to */
+#care-transcript .care-turn {content-visibility: auto; contain-intrinsic-size: auto 3.2em;}
 #care-list {flex: 0 0 auto;}
+/* the list beside the card: number, scores, state and checks (the item's text is in its tooltip and on the card) */
+.care-list th:nth-child(2), .care-list td.c-text, .care-list th:nth-child(3), .care-list td.c-dim {display: none;}
 table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-size:.8rem; background:#fff;}
 .care-list th {text-align:left; color:#475569; font-weight:600; border-bottom:2px solid #cbd5e1; padding:.1rem .3rem;}
 .care-list th, .care-list td {border-width:0 0 1px 0 !important; border-style:solid; border-color:#e2e8f0;}
 .care-list td {padding:.08rem .3rem; white-space:nowrap; overflow:hidden;
   text-overflow:ellipsis;}
-.care-list th:nth-child(1) {width:1.8rem;} .care-list th:nth-child(3) {width:3.6rem;}
-.care-list th:nth-child(4) {width:3.9rem;} .care-list th:nth-child(5) {width:2.8rem;}
-.care-list th:nth-child(6) {width:5.6rem;} .care-list th:nth-child(7) {width:30%;}
+.care-list th:nth-child(1) {width:1.7rem;} .care-list th:nth-child(4) {width:3.1rem;}
+.care-list th:nth-child(5) {width:2.5rem;} .care-list th:nth-child(6) {width:5.2rem;}
 .care-list .c-no {font-weight:700; color:#1e293b;}
 .care-list .c-acc {color:#15803d; font-size:.75rem;}
 .care-list .c-prov {color:#475569; font-size:.7rem; white-space:nowrap;}
@@ -61,8 +75,13 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 #care-seltool button {background:#fff; color:#0f172a; border:0; border-radius:4px; padding:.15rem .5rem;
   font-size:.8rem;
   cursor:pointer;}
-#care-editor .care-probs {display:flex; gap:1rem; min-width:0; align-items:center;}
-#care-editor .pb-row {grid-template-columns: .7em 2.6rem 1.9em; gap:.2rem;}
+#care-editor .care-probs {display:flex; flex-wrap:wrap; gap:.2rem .55rem; min-width:0; align-items:center;}
+#care-editor .pb-row {grid-template-columns: .7em 1.7rem 2em; gap:.2rem;}
+#care-editor .care-score label {padding: .15rem .45rem !important; font-size: .82rem !important;}
+#care-editor .care-score .wrap {gap: .25rem !important;}
+#care-summary {overflow-x: auto;}
+#care-side .care-summary {font-size: .74rem;}
+#care-side .care-summary th, #care-side .care-summary td {padding: .1rem .3rem;}
 #care-editor .care-model-top {align-items:center;}
 #care-editor .care-model-version {display:inline; margin-left:.4rem;}
 .care-bulk {border:2px solid #2563eb; background:#eff6ff; border-radius:8px; padding:.4rem .6rem; font-size:.88rem;}
@@ -119,11 +138,26 @@ JS = r"""
   const setText = (el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); };
   const evBox = () => { const c = card(); return c && c.querySelector('.care-ev-box textarea, .care-ev-box input'); };
   const rationale = () => { const c = card(); return c && c.querySelector('[id^=rationale-] textarea'); };
+  // The user's own edits reach the server through hidden buttons (note-N: the rationale changed;
+  // evsave-N: the evidence changed), pressed after Gradio took the new value; the values the
+  // server sends into the fields fire nothing (no request storm after an open).
+  const press = id => setTimeout(() => { const b = document.getElementById(id); if (b) b.click(); }, 0);
+  const itemOf = el => { const c = el && el.closest && el.closest('.care-card');
+    return c ? c.id.replace('card-', '') : ''; };
+  const noteTimers = {};
+  document.addEventListener('input', e => {
+    const t = e.target;
+    if (!t.matches || !t.matches('[id^=rationale-] textarea')) return;
+    const n = itemOf(t); if (!n) return;
+    clearTimeout(noteTimers[n]);
+    noteTimers[n] = setTimeout(() => press('note-' + n), 120);
+  });
   const toggleTurn = (n, addOnly) => {
     const b = evBox(); if (!b || b.disabled) return;
     let ev = b.value.split(/[,;\s]+/).filter(Boolean).map(Number);
     if (ev.includes(n)) { if (addOnly) return; ev = ev.filter(x => x !== n); } else ev.push(n);
     setText(b, ev.sort((x, y) => x - y).join(', '));
+    press('evsave-' + itemOf(b));
   };
   const carets = new WeakMap();
   document.addEventListener('focusout', e => {
@@ -244,6 +278,8 @@ SHOW_SESSION_JS = """() => {
   if (!document.querySelector('#care-sess-head .care-sess-head')) return;
   document.body.dataset.careSession = 'open';
   const acc = document.querySelector('#care-queue > button.label-wrap.open'); if (acc) acc.click();
+  const sess = document.getElementById('care-session');
+  if (sess) requestAnimationFrame(() => sess.scrollIntoView({block: 'start'}));
   for (const id of ['care-editor', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0;
     }
   document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));

@@ -121,4 +121,6 @@ def wire(h, cards: dict) -> None:
     """Connect each card's draft button (``card.draft``, ``card.draft_note``) to its handler."""
     for item, card in cards.items():
         card.draft.click(card_handler(h, item, card.draft_note, card.rationale), [h.c.st, card.score],
-                         [card.draft_note, card.rationale], api_visibility="private", show_progress="hidden")
+                         [card.draft_note, card.rationale], api_visibility="private", show_progress="hidden").then(
+            h.card_note(item), [h.c.st, card.rationale], [card.feedback, h.c.status, h.c.timer],
+            api_visibility="private", show_progress="hidden")  # the draft is an unsaved edit (server-set: no input)

@@ -1,6 +1,6 @@
 """The Review page's live part (a mixin of :class:`studio.review_ui.ReviewUI`): the 2-second timer
 that autosaves typed rationales and follows the session's predict job, the redraws it triggers,
-and starting a prediction.
+starting a prediction, and the choice in a save conflict (use theirs / keep mine).
 
 The mixin uses the page's ``ctx``, ``c``, ``cards``, ``items``, ``_access``, ``_save``, ``_all_cards``
 and ``_nothing``.
@@ -103,3 +103,35 @@ class LiveHandlers:
             raise CareError("No model is loaded in this app.", "Start it with a model (the default is SmolLM2).")
         require_session(self.ctx.repo, access, rs.sid)
         return render.job_html(self.ctx.jobs.submit(rs.sid, actor=access.username)), gr.Timer(active=True)
+
+    # ----- conflicts ---------------------------------------------------------------------
+    @ui.guard
+    def use_theirs(self, rs, request: gr.Request):
+        self._access(request)
+        if rs is None or not rs.conflicts:
+            return self._nothing()
+        with rs.lock:
+            item, res = next(iter(rs.conflicts.items()))
+            cur = res["current"] or {}
+            draft = {"score": cur.get("score"), "rationale": cur.get("rationale") or "",
+                     "evidence": list(cur.get("evidence") or []),
+                     "change_reasons": list(cur.get("change_reasons") or [])}
+            it = rs.items[item]
+            it.update(version=cur.get("version", 0), saved=draft, label=cur or None,
+                      state="unreviewed" if not cur else ("submitted" if cur.get("status") == "submitted" else "draft"))
+            rs.conflicts.pop(item)
+            rs.pending.pop(item, None)
+            rs.message = (f"Item {item}: took their version.", "ok")
+            card = self.cards[item]
+            return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
+                                          card.evidence: evidence_text(draft["evidence"]),
+                                          card.reasons: draft["change_reasons"]}
+
+    @ui.guard
+    def keep_mine(self, request: gr.Request, rs, *values):
+        access = self._access(request)
+        if rs is None or not rs.conflicts:
+            return self._nothing()
+        item, res = next(iter(rs.conflicts.items()))
+        self._save(rs, access, item, self._values(values)[item], expected=(res["current"] or {}).get("version", 0))
+        return self._all_cards(rs)

@@ -67,6 +67,32 @@ class SpeedHandlers:
         c = self.c
         return {c.bulk_html: html, c.bulk_yes: gr.update(visible=show), c.bulk_no: gr.update(visible=show)}
 
+    def _submit_panel(self, html: str = "", show: bool = False) -> dict:
+        c = self.c
+        return {c.submit_html: html, c.submit_yes: gr.update(visible=show), c.submit_no: gr.update(visible=show)}
+
+    @ui.guard
+    def submit_ask(self, rs, request: gr.Request):
+        """First step of "Submit session": say what submitting does, and ask (issue 20: it acted at once)."""
+        self._access(request)
+        if rs is None or not rs.editable:
+            return self._submit_panel()
+        with rs.lock:
+            states = [it["state"] for it in rs.items.values()]
+            unsaved = len(rs.pending)
+        done = sum(s != "unreviewed" for s in states)
+        rs.submit_asked = rs.sid
+        html = render.status_html(
+            f"Submit session {rs.sid} for the record? {done} of {len(states)} items have a label"
+            + (f"; {unsaved} unsaved edit(s) on this screen are saved first" if unsaved else "")
+            + ". A submitted session is read-only until it is reopened.", "warn")
+        return self._submit_panel(html, True)
+
+    @ui.guard
+    def submit_cancel(self, request: gr.Request):
+        self._access(request)
+        return self._submit_panel()
+
     @ui.guard
     def accept_all_ask(self, rs, request: gr.Request):
         """First step of "Accept all": list what would be accepted, and ask."""
@@ -123,6 +149,6 @@ class SpeedHandlers:
 
 
 def review_time() -> str:
-    import time
+    from .review_state import now
 
-    return time.strftime("%H:%M:%S")
+    return now()

@@ -3,7 +3,6 @@ page's field values and a draft (the evidence field holds turn numbers as text, 
 the transcript's clicks write it from the browser).
 """
 import threading
-import time
 from types import SimpleNamespace
 
 from . import render, review
@@ -31,8 +30,10 @@ class ReviewState:
         self.conflicts: dict[int, dict] = {}  # item -> the conflicting save result (theirs and yours)
         self.prefills: dict[int, dict] = {}  # item -> new model draft to show after a re-prediction
         self.bulk: list[int] = []  # items listed by "Accept all", waiting for "Confirm"
+        self.submit_asked: str | None = None  # the session "Submit session" asked about, until "Yes, submit"
         self.drafted: dict[int, str] = {}  # item -> rationale drafted for a score (studio.review_draft): not autosaved
         self.job_seen: str | None = None
+        self.shown: dict | None = None  # what the cards' frames show (scale, editable, locked): studio.review_ui
         self.message = ""
 
     def __deepcopy__(self, memo):  # gr.State copies values; this one belongs to its page on purpose
@@ -70,4 +71,7 @@ def draft_of(values) -> dict:
 
 
 def now() -> str:
-    return time.strftime("%H:%M:%S")
+    """Now, for a status message: the line shows it to the minute in the user's locale."""
+    from .messages import time_token
+
+    return time_token()

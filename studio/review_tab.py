@@ -1,9 +1,10 @@
 """The Review tab: queue, transcript, the 12 item cards, autosave, conflicts, submit, predict.
 
-Layout: the queue (an accordion that folds away when a session opens); then the transcript on
-the left (its own scroll) and, on the right, the status line and the session's buttons (always in
-view), the compact list of all items (item, dimension, model score, expert score, state, checks)
-and the one open item's card below it (the list's row click, j/k; see :mod:`studio.review_assets`).
+Layout: the queue (an accordion that folds away when a session opens); then, filling the viewport,
+the transcript on the left (its own scroll) and, on the right, the status line and the session's
+buttons (always in view) over the compact list of all items (number, model score, expert score,
+state, checks; the item's text in the row's tooltip) beside the one open item's card, which gets the
+column's full height (the list's row click, j/k; see :mod:`studio.review_assets`).
 A card shows the model's suggestion ("Accept" takes it) and the expert's editor; evidence is
 picked by clicking turns in the transcript, and a selection there can be quoted into the rationale.
 "Accept all passing…" lists the unreviewed items whose readable suggestion passes the checks and
@@ -12,6 +13,9 @@ accepts them after "Accept these".
 Saving: a score, evidence or change-reason change saves that field of the item at once; typing (or pasting) in
 a rationale updates the checks and the diff live (no write) and is saved when the field loses
 focus, on Ctrl+S / the Save button, and by the 2-second timer, so nothing typed is lost for long.
+The rationale's and the evidence's edits reach the server through two hidden buttons per card that the
+page's script presses on the user's own edits; the values an open (or Accept) sends into the fields
+fire no event, so an open is one request (issue 20: it was 25).
 Every save names the version the card was loaded at; if someone saved the item in between, the
 conflict panel shows their version and the unsaved one, and nothing is written until the expert
 chooses ("Use theirs" / "Keep mine", after merging by hand if they like).
@@ -28,6 +32,41 @@ from . import render, review_draft, ui
 from .review_ui import QUEUE_HEADERS, ReviewUI
 
 TICK_SECONDS = 2.0  # autosave and predict-progress poll (only while something is pending)
+
+
+def _card(item: int, scale: dict) -> SimpleNamespace:
+    """One item's card (shown while its item is open)."""
+    with gr.Column(elem_id=f"card-{item}", elem_classes=["care-card"]):
+        card = SimpleNamespace(item=item)
+        card.head = gr.HTML(js_on_load=None)
+        card.model = gr.HTML(js_on_load=None)
+        with gr.Row(equal_height=False):
+            card.score = gr.Radio([(f"{k} {v}", k) for k, v in scale.items()], label="Your score",
+                                  elem_id=f"score-{item}", elem_classes=["care-score"], scale=4)
+            card.accept = gr.Button("Accept", size="sm", elem_id=f"accept-{item}",
+                                    elem_classes=["care-accept"], scale=0, min_width=90)
+            # client-anchored cards: the shown draft becomes the expert's label (key c)
+            card.confirm = gr.Button("Confirm this rationale", size="sm", elem_id=f"confirm-{item}",
+                                     elem_classes=["care-confirm"], scale=0, min_width=150,
+                                     visible=False)
+            card.draft = gr.Button("Draft a rationale for this score", size="sm",
+                                   elem_id=f"draft-{item}", elem_classes=["care-draft"], scale=0,
+                                   min_width=150)
+        card.draft_note = gr.HTML(js_on_load=None, elem_id=f"draft-note-{item}")
+        card.rationale = gr.Textbox(label="Your rationale", lines=4, max_lines=18,
+                                    elem_id=f"rationale-{item}")
+        # written by the transcript's clicks (review_assets.JS); shown as chips below
+        card.evidence = gr.Textbox(label="Evidence turns", elem_id=f"evidence-{item}",
+                                   elem_classes=["care-ev-box"])
+        card.reasons = gr.CheckboxGroup([(v, k) for k, v in CHANGE_REASONS.items()],
+                                        label="Why changed", elem_id=f"reasons-{item}")
+        card.feedback = gr.HTML(js_on_load=None, elem_id=f"feedback-{item}")
+        # pressed by the page's script on the user's own edits (typing, pasting, a turn
+        # clicked), never by the server's updates of the fields (see the module docstring)
+        with gr.Row(elem_classes=["care-triggers"]):
+            card.note_btn = gr.Button("note", elem_id=f"note-{item}", size="sm")
+            card.ev_btn = gr.Button("evidence", elem_id=f"evsave-{item}", size="sm")
+    return card
 
 
 def build_tab(ctx):
@@ -59,10 +98,10 @@ def build_tab(ctx):
         # re-applies the loading status of every past output on each later event, walking all
         # descendants of a container, which made every timer tick cost seconds of browser time.
         with gr.Row(elem_id="care-session", equal_height=False):
-            with gr.Column(scale=5, min_width=380):
+            with gr.Column(scale=5, min_width=360, elem_id="care-left"):
                 c.head = gr.HTML(js_on_load=None, elem_id="care-sess-head")
                 c.transcript = gr.HTML(js_on_load=None, elem_id="care-transcript")
-            with gr.Column(scale=7, min_width=520, elem_id="care-work"):
+            with gr.Column(scale=8, min_width=640, elem_id="care-work"):
                 with gr.Row(equal_height=False, elem_id="care-actions"):
                     c.status = gr.HTML(render.status_html("No session open.", "idle"), js_on_load=None,
                                        elem_id="care-status")
@@ -85,37 +124,21 @@ def build_tab(ctx):
                     c.bulk_yes = gr.Button("Accept these", variant="primary", elem_id="care-bulk-yes", size="sm",
                                            visible=False)
                     c.bulk_no = gr.Button("Cancel", elem_id="care-bulk-no", size="sm", visible=False)
-                c.items_list = gr.HTML(js_on_load=None, elem_id="care-list")
-                with gr.Column(elem_id="care-editor"):
-                    for item in form.item_ids:
-                        with gr.Column(elem_id=f"card-{item}", elem_classes=["care-card"]):
-                            card = SimpleNamespace(item=item)
-                            card.head = gr.HTML(js_on_load=None)
-                            card.model = gr.HTML(js_on_load=None)
-                            with gr.Row(equal_height=False):
-                                card.score = gr.Radio([(f"{k} {v}", k) for k, v in scale.items()], label="Your score",
-                                                      elem_id=f"score-{item}", elem_classes=["care-score"], scale=4)
-                                card.accept = gr.Button("Accept", size="sm", elem_id=f"accept-{item}",
-                                                        elem_classes=["care-accept"], scale=0, min_width=90)
-                                # client-anchored cards: the shown draft becomes the expert's label (key c)
-                                card.confirm = gr.Button("Confirm this rationale", size="sm", elem_id=f"confirm-{item}",
-                                                         elem_classes=["care-confirm"], scale=0, min_width=150,
-                                                         visible=False)
-                                card.draft = gr.Button("Draft a rationale for this score", size="sm",
-                                                       elem_id=f"draft-{item}", elem_classes=["care-draft"], scale=0,
-                                                       min_width=150)
-                            card.draft_note = gr.HTML(js_on_load=None, elem_id=f"draft-note-{item}")
-                            card.rationale = gr.Textbox(label="Your rationale", lines=3, max_lines=10,
-                                                        elem_id=f"rationale-{item}")
-                            # written by the transcript's clicks (review_assets.JS); shown as chips below
-                            card.evidence = gr.Textbox(label="Evidence turns", elem_id=f"evidence-{item}",
-                                                       elem_classes=["care-ev-box"])
-                            card.reasons = gr.CheckboxGroup([(v, k) for k, v in CHANGE_REASONS.items()],
-                                                            label="Why changed", elem_id=f"reasons-{item}")
-                            card.feedback = gr.HTML(js_on_load=None, elem_id=f"feedback-{item}")
-                        cards[item] = card
-                    gr.HTML(ui.KEYS_HELP, js_on_load=None)
-                    c.summary = gr.HTML(js_on_load=None, elem_id="care-summary")
+                c.submit_html = gr.HTML(js_on_load=None, elem_id="care-submit-ask")
+                with gr.Row(elem_id="care-submit-actions"):
+                    c.submit_yes = gr.Button("Yes, submit", variant="primary", elem_id="care-submit-yes", size="sm",
+                                             visible=False)
+                    c.submit_no = gr.Button("Cancel", elem_id="care-submit-no", size="sm", visible=False)
+                # the item list (with the summary and the keys) beside the open card, so that the card
+                # gets the column's full height (issue 20: it had about 256 px below the list)
+                with gr.Row(elem_id="care-work-body", equal_height=False):
+                    with gr.Column(elem_id="care-side", scale=0, min_width=250):
+                        c.items_list = gr.HTML(js_on_load=None, elem_id="care-list")
+                        c.summary = gr.HTML(js_on_load=None, elem_id="care-summary")
+                        gr.HTML(ui.KEYS_HELP, js_on_load=None)
+                    with gr.Column(elem_id="care-editor", scale=1, min_width=360):
+                        for item in form.item_ids:
+                            cards[item] = _card(item, scale)
         c.timer = gr.Timer(TICK_SECONDS, active=False)  # runs only while an edit is unsaved or a job runs
         c.cards_token = gr.State(0)  # raised by the timer when it saved something: redraw the cards
         c.models_token = gr.State(0)  # raised when new predictions arrived: redraw the suggestions
@@ -136,29 +159,37 @@ def build_tab(ctx):
     q_in = [c.scope, c.search, c.order]
     for trigger in (c.refresh.click, c.scope.input, c.order.input, c.search.submit):
         trigger(h.queue, q_in, [c.counts, c.table], **quiet)
-    ctx.on_load(h.on_load, [c.last], [c.scope, c.counts, c.table, c.open_id],
-                then=(h.restore, [c.open_id, c.st], open_out, ui.SHOW_SESSION_JS))
-    c.open_btn.click(h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
-    c.open_id.submit(h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
-    c.table.select(h.pick, None, [c.open_id], **quiet).then(
-        h.open, [c.open_id, c.st], open_out, api_visibility="private").then(None, js=ui.SHOW_SESSION_JS)
+    ctx.on_load(h.on_load, [c.last, c.st], [c.scope, c.counts, c.table, c.open_id] + open_out,
+                then=(None, None, None, ui.SHOW_SESSION_JS), first=True)
+    # one request per open: the status line alone shows its progress (not 125 loading overlays)
+    opening = dict(api_visibility="private", show_progress="minimal", show_progress_on=[c.status])
+    c.open_btn.click(h.open, [c.open_id, c.st], open_out, **opening).then(None, js=ui.SHOW_SESSION_JS)
+    c.open_id.submit(h.open, [c.open_id, c.st], open_out, **opening).then(None, js=ui.SHOW_SESSION_JS)
+    c.table.select(h.open_row, [c.st], open_out + [c.open_id], **opening).then(None, js=ui.SHOW_SESSION_JS)
     for item, card in cards.items():
         one = [card.head, card.feedback] + frame
         for comp, trigger, field in ((card.score, card.score.input, "score"), (card.reasons, card.reasons.input,
                                      "change_reasons"), (card.rationale, card.rationale.blur, "rationale"),
-                                     (card.evidence, card.evidence.change, "evidence")):  # change: the script writes it
+                                     (card.evidence, card.ev_btn.click, "evidence")):  # the script writes it
             trigger(h.card_save(item, field), [c.st, comp], one, **quiet)
-        # .change, not .input: Gradio's textbox sends "input" on key events only, so a paste or
-        # dictation would not count; updates from the server reach note() too and count as saved.
-        card.rationale.change(h.card_note(item), [c.st, card.rationale], [card.feedback, c.status, c.timer],
-                              trigger_mode="always_last", **quiet)
+        # The script presses note-N on every edit of the rationale by the user (typing, pasting,
+        # dictation, a quote inserted: the browser's own "input" events). Not .change: that also
+        # fires for every value the server sends (12 rationales and 12 evidence fields per open,
+        # 24 requests after each open), and not .input: Gradio's textbox sends it on keys only.
+        card.note_btn.click(h.card_note(item), [c.st, card.rationale], [card.feedback, c.status, c.timer],
+                            trigger_mode="always_last", **quiet)
         card.accept.click(h.card_accept(item), [c.st], one + [card.score, card.rationale, card.evidence, card.reasons],
                           **quiet)
         card.confirm.click(h.card_confirm(item), [c.st, card.rationale], one, **quiet)
     c.save_btn.click(h.save_all, [c.st] + fields, all_cards, **quiet)
-    c.submit_btn.click(h.submit, [c.st] + fields, all_cards, api_visibility="private").then(
-        h.reload_if_read_only, [c.st], open_out, **quiet)  # a submitted session turns read-only
-    c.reopen_btn.click(h.reopen, [c.st], open_out, **quiet)
+    submit_panel = [c.submit_html, c.submit_yes, c.submit_no]
+    c.submit_btn.click(h.submit_ask, [c.st], submit_panel, **quiet)  # asks first (issue 20)
+    c.submit_no.click(h.submit_cancel, None, submit_panel, **quiet)
+    c.submit_yes.click(h.submit_cancel, None, submit_panel, **quiet)
+    c.submit_yes.click(h.submit, [c.st] + fields, all_cards, api_visibility="private").then(
+        h.reload_if_read_only, [c.st], open_out, **quiet).then(  # a submitted session turns read-only
+        h.queue, q_in, [c.counts, c.table], **quiet)  # and the queue's counts follow (issue 20: they went stale)
+    c.reopen_btn.click(h.reopen, [c.st], open_out, **quiet).then(h.queue, q_in, [c.counts, c.table], **quiet)
     c.use_theirs.click(h.use_theirs, [c.st], all_cards + fields, **quiet)
     c.keep_mine.click(h.keep_mine, [c.st] + fields, all_cards, **quiet)
     c.predict_btn.click(h.predict, [c.st], [c.job, c.timer], **quiet)

@@ -130,7 +130,7 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                   f'{n["in progress"]} in progress · {n["submitted"]} submitted · '
                   f'{n["items_reviewed"]}/{n["items_total"]} items reviewed · '
                   f'<span class="care-help" id="care-uncertainty-help" title="{render.esc(UNCERTAINTY)}">'
-                  f'Model uncertainty (SD): 0 = sure, 1+ = hesitant ⓘ</span></div>')
+                  f'Model uncertainty (SD): 0 = sure, 1+ = hesitant{ui.HELP_MARK}</span></div>')
         rows = [[r["id"], r["topic"], r["language"], r["turns"], r["curation"], r["status"],
                  f'{r["reviewed"]}/{r["items"]}',
                  "" if r["uncertainty"] is None else f'{r["uncertainty"]:.2f}', r["model_version"] or "",
@@ -138,16 +138,29 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         return counts, {"data": rows, "headers": QUEUE_HEADERS}
 
     @ui.guard
-    def on_load(self, last: str, request: gr.Request):
+    def on_load(self, last: str, rs, request: gr.Request):
+        """Page load: the queue, and in the same reply the session this browser had open (one
+        request), silently skipping one the user may not see (another account on this browser)."""
         access = self._access(request)
         scope = "all" if access.is_staff else "mine"
         counts, table = self.queue(scope, "", "id", request)
-        return {self.c.scope: scope, self.c.counts: counts, self.c.table: table,
-                self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
+        up = {self.c.scope: scope, self.c.counts: counts, self.c.table: table,
+              self.c.open_id: last or gr.skip()}   # never wipe what the user typed meanwhile
+        if last:
+            try:
+                up |= self._open(access, last.strip(), rs)
+            except CareError:
+                pass
+        return up
 
-    def pick(self, evt: gr.SelectData):
+    @ui.guard
+    def open_row(self, rs, evt: gr.SelectData, request: gr.Request):
+        """A click on a queue row opens its session in the same request (and names it in the box)."""
         row = evt.row_value or []
-        return row[0] if row and row[0] else gr.skip()
+        if not row or not row[0]:
+            return self._nothing()
+        access = self._access(request)
+        return self._open(access, str(row[0]), rs) | {self.c.open_id: str(row[0])}
 
     # ----- open --------------------------------------------------------------------------
     @ui.guard
@@ -156,27 +169,27 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         session_id = (session_id or "").strip()
         if not session_id:
             return self._nothing()
-        return self._open(access, session_id)
+        return self._open(access, session_id, rs)
 
-    def restore(self, session_id: str, rs, request: gr.Request):
-        """Page load: reopen the session this browser had open, silently skipping one the user
-        may not see (another account on the same browser)."""
-        try:
-            return self.open(session_id, rs, request)
-        except gr.Error:
-            return self._nothing()
-
-    def _open(self, access, session_id: str) -> dict:
+    def _open(self, access, session_id: str, before: ReviewState | None = None) -> dict:
+        """Every update an open needs, in one reply. ``before``: the page's previous state; what is
+        the same on the page already (a card's score scale and label, its buttons' states) is
+        skipped, so the browser redraws only what changes."""
         view = review.open_view(self.ctx.repo, access, session_id, predictor=self.ctx.predictor)
         rs = ReviewState(view)
         latest = self.ctx.jobs.latest(rs.sid) if self.ctx.jobs else None
         rs.job_seen = latest["id"] if latest and latest["state"] not in ("queued", "running") else None
         ed = view["editable"]
-        rs.message = ((f"Opened {rs.sid} at {now()}: {view['reviewed']}/12 items reviewed, status {view['status']}."
+        rs.message = ((f"Opened {rs.sid}: {view['reviewed']}/12 items reviewed, status {view['status']}."
                        if ed else f"Opened {rs.sid} read-only. {view['note']}"), "idle")
         c = self.c
         scale_choices = [(f"{k} {label}", int(k)) for k, label in view["scale"].items()]
         locked = view["curation"]["score_locked"]  # client-anchored: the score is the client's own rating
+        score_label = "Client's self-reported score (fixed)" if locked else "Your score"
+        same = before is not None and getattr(before, "shown", None) is not None
+        shown = {"scale": view["scale"], "editable": ed, "locked": locked}
+        rs.shown = shown
+        kept = same and before.shown == shown  # the cards' frames (scale, labels, enabled) stay as they are
         up = self._frame(rs) | {
             c.st: rs, c.last: rs.sid,
             c.head: render.session_header_html(view) + curation_modes.mode_html(view),
@@ -189,17 +202,21 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         notices = quality_notice.notices_for(self.ctx.repo, [it["prediction"] for it in view["items"]])
         for it in view["items"]:
             card, d = self.cards[it["item"]], it["draft"]
+            can_accept = ed and not locked and readable(it["prediction"])
             up.update({card.head: rs.head(it["item"]),
                        card.model: render.model_html(it["prediction"], view["scale"], notices),
-                       card.score: gr.update(value=d["score"], interactive=ed and not locked, choices=scale_choices,
-                                             label="Client's self-reported score (fixed)" if locked else "Your score"),
-                       card.rationale: gr.update(value=d["rationale"], interactive=ed),
-                       card.evidence: gr.update(value=evidence_text(d["evidence"]), interactive=ed),
-                       card.reasons: gr.update(value=d["change_reasons"], interactive=ed),
+                       card.score: (gr.update(value=d["score"]) if kept else
+                                    gr.update(value=d["score"], interactive=ed and not locked, choices=scale_choices,
+                                              label=score_label)),
+                       card.rationale: gr.update(value=d["rationale"]) if kept else
+                       gr.update(value=d["rationale"], interactive=ed),
+                       card.evidence: gr.update(value=evidence_text(d["evidence"])) if kept else
+                       gr.update(value=evidence_text(d["evidence"]), interactive=ed),
+                       card.reasons: gr.update(value=d["change_reasons"]) if kept else
+                       gr.update(value=d["change_reasons"], interactive=ed),
                        card.feedback: render.feedback_html(it["checks"], it["prediction"], d),
-                       card.accept: gr.update(interactive=ed and not locked and readable(it["prediction"]),
-                                              visible=not locked),
-                       card.confirm: gr.update(visible=locked, interactive=ed)})
+                       card.accept: gr.update(interactive=can_accept, visible=not locked),
+                       card.confirm: gr.skip() if kept else gr.update(visible=locked, interactive=ed)})
         return up
 
     # ----- one card ----------------------------------------------------------------------
@@ -326,6 +343,11 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         access = self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
+        if rs.submit_asked != rs.sid:  # "Yes, submit" answers the question about this session
+            rs.message = ("The session on screen changed since Submit asked; nothing was submitted. Press Submit "
+                          "session again.", "error")
+            return self._all_cards(rs)
+        rs.submit_asked = None
         self._flush(rs, access, values)
         if rs.conflicts:
             rs.message = ("Resolve the conflicts first; nothing was submitted.", "error")
@@ -344,38 +366,6 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                 rs.editable = False  # read-only until reopened (studio.submitted)
             else:
                 rs.message = (res["message"] + " Nothing was submitted.", "error")
-        return self._all_cards(rs)
-
-    # ----- conflicts ---------------------------------------------------------------------
-    @ui.guard
-    def use_theirs(self, rs, request: gr.Request):
-        self._access(request)
-        if rs is None or not rs.conflicts:
-            return self._nothing()
-        with rs.lock:
-            item, res = next(iter(rs.conflicts.items()))
-            cur = res["current"] or {}
-            draft = {"score": cur.get("score"), "rationale": cur.get("rationale") or "",
-                     "evidence": list(cur.get("evidence") or []),
-                     "change_reasons": list(cur.get("change_reasons") or [])}
-            it = rs.items[item]
-            it.update(version=cur.get("version", 0), saved=draft, label=cur or None,
-                      state="unreviewed" if not cur else ("submitted" if cur.get("status") == "submitted" else "draft"))
-            rs.conflicts.pop(item)
-            rs.pending.pop(item, None)
-            rs.message = (f"Item {item}: took their version.", "ok")
-            card = self.cards[item]
-            return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
-                                          card.evidence: evidence_text(draft["evidence"]),
-                                          card.reasons: draft["change_reasons"]}
-
-    @ui.guard
-    def keep_mine(self, request: gr.Request, rs, *values):
-        access = self._access(request)
-        if rs is None or not rs.conflicts:
-            return self._nothing()
-        item, res = next(iter(rs.conflicts.items()))
-        self._save(rs, access, item, self._values(values)[item], expected=(res["current"] or {}).get("version", 0))
         return self._all_cards(rs)
 
     @ui.guard

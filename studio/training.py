@@ -135,6 +135,21 @@ class TrainingManager:
         need = self.settings()["min_new_sessions"]
         return {"new_sessions": len(new), "min_new_sessions": need, "since": since, "ready": len(new) >= need}
 
+    def unused_labels(self, recipe: str | None = None, overrides: dict | str | None = None) -> dict:
+        """Curated items a run with this recipe would not learn, by score source (``{"expert": 12}``),
+        and the recipe's ``score_sources``: what the sentence before retraining says."""
+        from care_model.text.curation import curate_item, submitted_by_item
+
+        if isinstance(overrides, str):
+            overrides = parse_overrides(overrides)
+        config = resolve_config(self.recipe_path(recipe or self.settings()["recipe"]), overrides or {})
+        unused: dict[str, int] = {}
+        for labs in submitted_by_item(self.repo.labels(status="submitted")).values():
+            cur = curate_item(labs)
+            if cur is not None and cur.score_source not in config.score_sources:
+                unused[cur.score_source] = unused.get(cur.score_source, 0) + 1
+        return {"unused": unused, "score_sources": list(config.score_sources)}
+
     # ------------------------------------------------------------------ the current run
     def current(self) -> dict | None:
         live = [d for d in self.runs(limit=1000) if d.get("status") in LIVE]

@@ -11,146 +11,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from care_model.stats.compare import MIN_SESSIONS, too_small_message
+from care_model.core.errors import CareError
 from care_model.inference.model_files import SMOLLM2_ID
-from care_model.stats.review_quality import review_quality, review_quality_markdown
-from care_model.text.snapshot import describe_learned_from, learned_from
 
 from . import quality_notice, render, ui, validate
 from .access import active_model_version
-from .metric_labels import metric_label
-from .report_tab import build_section, loss_html
+from .report_tab import build_section, inline, loss_html
 from .training import TrainingManager
+from .training_render import (HEADLINE_ORDER, VERSION_HEADERS, compare_html, progress_html, promote_verdict,  # noqa: F401
+                              readiness_html, review_quality_md, unused_labels_html, versions_value)
 
-VERSION_HEADERS = ["Version", "Status", "Run", "Data hash", "Learned from", "Val. loss before", "Val. loss after",
-                   "Created"]
-HEADLINE_ORDER = ["experts.exact", "experts.within_one", "experts.qwk", "experts.mae", "goal.pearson", "task.pearson",
-                  "bond.pearson", "goal.mse", "task.mse", "bond.mse", "goal.pearson_expected", "task.pearson_expected",
-                  "bond.pearson_expected", "goal.mse_expected", "task.mse_expected", "bond.mse_expected"]
-
-
-def _fmt(v, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def _duration(s) -> str:
-    if s is None:
-        return "–"
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def review_quality_md(repo) -> str:
-    """The review-quality table of the Models tab, with what it counts."""
-    preds = (p for sid in repo.session_ids() for p in repo.predictions(sid, history=True))
-    stats = review_quality(repo.labels(), preds)
-    return ("Share of reviewed items whose rationale the expert saved as the model's text unchanged (one at a time "
-            "or through Accept all), edited lightly (edit distance under half the model text), or rewrote; mean "
-            "characters changed per item. Labels saved before this was recorded count as unknown.\n\n"
-            + review_quality_markdown(stats))
-
-
-def readiness_html(st: dict, notice: str = "") -> str:
-    """Readiness to retrain, under the one-line quality notice of the model that makes suggestions."""
-    r = st["readiness"]
-    kind = "ok" if r["ready"] else "idle"
-    since = f" since {render.esc(r['since'][:19].replace('T', ' '))}" if r.get("since") else ""
-    return (quality_notice.notice_html(notice, "care-quality-notice care-models-notice")
-            + f'<div class="care-train-ready" data-ready="{str(r["ready"]).lower()}">'
-            + render.status_html(f"{r['new_sessions']} newly curated session(s){since}; retraining needs "
-                                 f"{r['min_new_sessions']}. Active version: "
-                                 f"{st['active'] or 'the default base model'}.",
-                                 kind) + "</div>")
-
-
-def learned_from_html(info: dict | None) -> str:
-    """What a run or version learns from (score sources, rationales); flagged when it is not the
-    paper's target (client self-reports with curated rationales)."""
-    info = info or {}
-    paper = info.get("score_sources") == ["client_self_report"] and info.get("rationales") == "curated"
-    kind = "care-muted" if paper else "care-warn"
-    return (f'<div class="{kind}" id="care-train-sources" '
-            f'data-sources="{render.esc(",".join(info.get("score_sources") or []))}"'
-            f' data-rationales="{render.esc(info.get("rationales") or "")}">Learns from: '
-            f'{render.esc(describe_learned_from(info))}.</div>')
-
-
-def progress_html(st: dict) -> str:
-    run, p = st.get("run"), st.get("progress")
-    if run is None:
-        return '<div class="care-muted">No retraining run yet.</div>'
-    status = run.get("status", "")
-    head = f'Run <b>{render.esc(run["id"])}</b> ({render.esc(status)}; data {render.esc(run.get("data_hash") or "")})'
-    head = learned_from_html(run.get("learned_from") or learned_from(run.get("snapshot"))) + head
-    if not p:
-        return f'<div id="care-train-state" data-status="{render.esc(status)}">{head}: preparing…</div>'
-    pct = int(round(100 * p["step"] / p["total_steps"])) if p["total_steps"] else 0
-    bits = [f"step {p['step']}/{p['total_steps']}", f"loss {_fmt(p['loss'], 4)}", f"lr {_fmt(p['lr'], 6)}",
-            f"elapsed {_duration(p['elapsed_s'])}", f"ETA {_duration(p['eta_s'])}"]
-    extra = ""
-    if status == "registered":
-        extra = f' Candidate <b>{render.esc(run.get("version_id") or "")}</b> registered.'
-    elif status in ("failed",):
-        extra = f' <span class="care-error">{render.esc(run.get("error") or p.get("message") or "")}</span>'
-    elif p.get("message") and status in ("running", "prepared"):
-        extra = f" {render.esc(p['message'])}"
-    return (f'<div id="care-train-state" data-status="{render.esc(status)}" data-step="{p["step"]}">{head}: '
-            f'{render.esc(", ".join(bits))}.{extra}'
-            f'<div class="care-jobbar"><span style="width:{pct}%"></span></div></div>')
-
-
-def versions_value(st: dict) -> dict:
-    rows = []
-    for d in reversed(st["versions"]):
-        m = d.get("metrics") or {}
-        rows.append([d["id"], d["status"], d.get("run_id") or "", d.get("data_hash") or "",
-                     describe_learned_from(d.get("learned_from")) if d.get("kind") == "lora" else "",
-                     _fmt(m.get("validation_loss_before"), 4), _fmt(m.get("validation_loss_after"), 4),
-                     (d.get("created_at") or "")[:19].replace("T", " ")])
-    return {"data": rows or [[""] * len(VERSION_HEADERS)], "headers": VERSION_HEADERS}
-
-
-def compare_html(st: dict, version_id: str | None = None) -> str:
-    """The chosen (default: newest) candidate's metrics next to the version it was compared with."""
-    cands = [d for d in st["versions"] if d.get("kind") == "lora"]
-    doc = next((d for d in cands if d["id"] == version_id), None) or next(
-        (d for d in reversed(cands) if d["status"] == "candidate"), None) or (cands[-1] if cands else None)
-    if doc is None:
-        return '<div class="care-muted">No candidate to compare yet.</div>'
-    ev = doc.get("evaluation") or {}
-    vers = ev.get("versions") or {}
-    cand, base = (vers.get("candidate") or {}).get("headline", {}), (vers.get("baseline") or {}).get("headline", {})
-    base_id = (vers.get("baseline") or {}).get("version_id") or doc.get("parent") or "–"
-    m = doc.get("metrics") or {}
-    rows = [("validation_loss", m.get("validation_loss_after"), m.get("validation_loss_before"))]
-    rows += [(k, cand.get(k), base.get(k)) for k in HEADLINE_ORDER if k in cand or k in base]
-    def better(key):
-        return "lower" if any(w in key for w in ("mse", "mae", "loss")) else "higher"
-
-    body = "".join(f"<tr><td>{metric_label(k)}</td><td>{better(k)}</td><td>{_fmt(c)}</td><td>{_fmt(b)}</td></tr>"
-                   for k, c, b in rows)
-    counts = (ev.get("comparison") or {}).get("counts") or {}
-    verdict = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no comparison"
-    base_doc = next((d for d in st["versions"] if d["id"] == base_id), {})
-    same = base_id == st.get("active") or (st.get("active") is None and base_doc.get("kind") == "base")
-    note = "" if same else (
-        f'<div class="care-muted">Compared with {render.esc(base_id)}, the version active when the run started; '
-        f'the active version is now {render.esc(st.get("active") or "the base model")}.</div>')
-    n = len(ev.get("sessions") or [])
-    if n < MIN_SESSIONS:
-        note += (f'<div class="care-warn" id="care-compare-small">{render.esc(too_small_message(n))} '
-                 "Show the report on this candidate (below) for the differences and their intervals.</div>")
-    return (f'<div id="care-compare" data-version="{render.esc(doc["id"])}"><b>{render.esc(doc["id"])}</b> '
-            f'({render.esc(doc["status"])}) vs <b>{render.esc(base_id)}</b> on {n} held-out session(s)'
-            f'{" (scores only)" if ev.get("scores_only") else ""}. Metrics: {render.esc(verdict)}.'
-            '<table class="care-summary"><tr><th>Metric</th><th>Better</th><th>Candidate</th><th>Compared '
-            'with</th></tr>'
-            f'{body}</table>'
-            f'{note}</div>')
 
 
 class TrainingUI:
@@ -200,44 +70,69 @@ class TrainingUI:
             return tuple(gr.skip() for _ in range(10))
         return self._view(self.mgr.status(), version_id)
 
-    @ui.guard
+    @inline(0)
+    def unused(self, recipe: str, overrides: str, request: gr.Request):
+        """The sentence before retraining: curated labels the chosen recipe will not learn."""
+        access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
+        if access.role != "admin":
+            return gr.skip()
+        return unused_labels_html(self.mgr.unused_labels(recipe or None, overrides))
+
+    @inline(3)
+    def ask_promote(self, version_id: str, request: gr.Request):
+        """Promote asks first: the confirmation shows the comparison's verdict."""
+        self._admin(request)
+        if not version_id:
+            raise CareError("Choose a version first.", "Pick one in the Version list.")
+        text, kind = promote_verdict(self.mgr.status(), version_id)
+        html = (f'<div id="care-promote-verdict" data-version="{render.esc(version_id)}" data-kind="{kind}">'
+                f'<b>Promote {render.esc(version_id)} to active?</b> It will make the suggestions every reviewer '
+                f'sees.{render.status_html(text, kind)}</div>')
+        return "", gr.update(visible=True), html, version_id
+
+    def cancel_promote(self, version_id: str, request: gr.Request):
+        self._admin(request)
+        return (render.status_html(f"Not promoted: {version_id or 'no version'} stays as it is.", "idle"),
+                gr.update(visible=False))
+
+    @inline(11)
+    def promote(self, version_id: str, reason: str, request: gr.Request):
+        if not version_id:
+            raise CareError("Choose a version first.", "Pick one in the Version list.")
+        doc = self.mgr.promote(self._admin(request), version_id, reason)
+        return (render.status_html(f"{doc['id']} is now the active version.", "ok"), gr.update(visible=False),
+                *self._view(self.mgr.status(), version_id))
+
+    @inline(10)
     def start(self, recipe: str, overrides: str, version_id, request: gr.Request):
         run = self.mgr.start(self._admin(request), recipe, overrides)
         return (render.status_html(f"Started run {run['id']} (data {run['data_hash']}).", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
-    @ui.guard
+    @inline(10)
     def resume(self, version_id, request: gr.Request):
         run = self.mgr.resume(self._admin(request))
         return (render.status_html(f"Resuming run {run['id']} from its last checkpoint.", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
-    @ui.guard
+    @inline(10)
     def cancel(self, version_id, request: gr.Request):
         run = self.mgr.cancel(self._admin(request))
         return (render.status_html(f"Cancelling run {run['id']}: it stops after the current step.", "busy"),
                 *self._view(self.mgr.status(), version_id))
 
-    @ui.guard
+    @inline(0)
     def save_threshold(self, n, request: gr.Request):
         s = self.mgr.set_settings(self._admin(request), min_new_sessions=int(n or 0))
         return render.status_html(f"Retraining now needs {s['min_new_sessions']} newly curated session(s).", "ok")
 
-    @ui.guard
-    def promote(self, version_id: str, reason: str, request: gr.Request):
-        if not version_id:
-            raise ui.ui_error(ValueError("Choose a version first."))
-        doc = self.mgr.promote(self._admin(request), version_id, reason)
-        return (render.status_html(f"{doc['id']} is now the active version.", "ok"), *self._view(self.mgr.status(),
-                                                                                                 version_id))
-
-    @ui.guard
+    @inline(10)
     def rollback(self, version_id: str, reason: str, request: gr.Request):
         doc = self.mgr.rollback(self._admin(request), version_id or None, reason)
         return (render.status_html(f"Rolled back: {doc['id']} is the active version again.", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
-    @ui.guard
+    @inline(10)
     def reject(self, version_id: str, reason: str, request: gr.Request):
         doc = self.mgr.reject(self._admin(request), version_id, reason)
         return (render.status_html(f"{doc['id']} was rejected.", "ok"), *self._view(self.mgr.status(), version_id))
@@ -286,7 +181,6 @@ def build_tab(ctx):
                          ("promote_version", h.api_promote),
                          ("rollback_version", h.api_rollback)):
             validate.register(fn, name)
-        msg = gr.HTML(js_on_load=None, elem_id="care-train-msg")
         with gr.Row():
             with gr.Column(scale=2):
                 gr.Markdown("### Retraining (LoRA on the curated labels)")
@@ -294,15 +188,18 @@ def build_tab(ctx):
                 recipe = gr.Dropdown(mgr.recipes(), label="Recipe", elem_id="care-train-recipe")
                 overrides = gr.Textbox(label="Overrides (one 'key: value' per line, e.g. max_steps: 20)", lines=3,
                                        elem_id="care-train-overrides")
-                with gr.Row():
+                unused = gr.HTML(js_on_load=None, elem_id="care-train-unused-box")  # labels this recipe leaves out
+                with gr.Row(equal_height=True):
                     start = gr.Button("Start retraining", variant="primary", interactive=False,
                                       elem_id="care-train-start")
                     cancel = gr.Button("Cancel run", variant="stop", interactive=False, elem_id="care-train-cancel")
                     resume = gr.Button("Resume run", interactive=False, elem_id="care-train-resume")
-                with gr.Row():
+                msg = gr.HTML(js_on_load=None, elem_id="care-train-msg", elem_classes=["care-msg-line"])
+                with gr.Row(equal_height=True):
                     threshold = gr.Number(label="Newly curated sessions needed to retrain", precision=0,
                                           elem_id="care-train-threshold")
                     save_t = gr.Button("Save threshold", elem_id="care-train-save-threshold")
+                    t_msg = gr.HTML(js_on_load=None, elem_id="care-threshold-msg", elem_classes=["care-msg-line"])
             with gr.Column(scale=3):
                 progress = gr.HTML(js_on_load=None, elem_id="care-train-progress")
                 plot = gr.HTML(js_on_load=None, elem_id="care-train-plot")  # a PNG with numeric axes
@@ -317,22 +214,37 @@ def build_tab(ctx):
         with gr.Row():
             version = gr.Dropdown([], label="Version", allow_custom_value=True, elem_id="care-version-pick")
             reason = gr.Textbox(label="Reason (recorded in the audit trail)", elem_id="care-version-reason")
-        with gr.Row():
-            promote = gr.Button("Promote to active", variant="primary", elem_id="care-promote")
-            rollback = gr.Button("Roll back to this version", elem_id="care-rollback")
-            reject = gr.Button("Reject candidate", elem_id="care-reject")
+        with gr.Row(equal_height=True):
+            promote = gr.Button("Promote to active…", variant="primary", elem_id="care-promote", scale=1)
+            rollback = gr.Button("Roll back to this version", elem_id="care-rollback", scale=1)
+            reject = gr.Button("Reject candidate", elem_id="care-reject", scale=1)
+            v_msg = gr.HTML(js_on_load=None, elem_id="care-version-msg", elem_classes=["care-msg-line"], scale=2)
+        with gr.Column(visible=False, elem_id="care-promote-confirm", variant="panel") as confirm:
+            confirm_html = gr.HTML(js_on_load=None, elem_id="care-promote-question")
+            with gr.Row():
+                yes = gr.Button("Yes, promote", variant="primary", elem_id="care-promote-yes", scale=0, min_width=140)
+                no = gr.Button("Cancel", elem_id="care-promote-no", scale=0, min_width=100)
+        pending = gr.State("")
         timer = gr.Timer(2.0, active=False)
-        build_section(ctx, mgr, recipe, overrides, msg)
+        build_section(ctx, mgr, recipe, overrides)
     view = [ready, start, cancel, resume, progress, plot, log, compare, versions, version]
     timer.tick(h.refresh, [version], view, **quiet)
     version.change(h.refresh, [version], view, **quiet)
     start.click(h.start, [recipe, overrides, version], [msg, *view], **quiet)
     cancel.click(h.cancel, [version], [msg, *view], **quiet)
     resume.click(h.resume, [version], [msg, *view], **quiet)
-    save_t.click(h.save_threshold, [threshold], [msg], **quiet).then(h.refresh, [version], view, **quiet)
-    for button, fn in ((promote, h.promote), (rollback, h.rollback), (reject, h.reject)):
-        dep = button.click(fn, [version, reason], [msg, *view], **quiet)
-        if "topbar" in ctx.components:  # the header names the active model: refresh it
+    save_t.click(h.save_threshold, [threshold], [t_msg], **quiet).then(h.refresh, [version], view, **quiet)
+    for event in (recipe.change, overrides.blur, tab.select):
+        event(h.unused, [recipe, overrides], [unused], **quiet)
+    promote.click(h.ask_promote, [version], [v_msg, confirm, confirm_html, pending], **quiet).then(
+        None, js="() => { const e = document.getElementById('care-promote-confirm'); "
+                 "if (e) e.scrollIntoView({block: 'nearest'}); }")
+    no.click(h.cancel_promote, [pending], [v_msg, confirm], **quiet)
+    deps = [yes.click(h.promote, [pending, reason], [v_msg, confirm, *view], **quiet)]
+    deps += [button.click(fn, [version, reason], [v_msg, *view], **quiet)
+             for button, fn in ((rollback, h.rollback), (reject, h.reject))]
+    if "topbar" in ctx.components:  # the header names the active model: refresh it
+        for dep in deps:
             dep.then(ctx.components["topbar"], [], [ctx.components["user_html"]], **quiet)
     ctx.on_load(h.on_load, [], [tab, timer, threshold, recipe, ready])
     quality_btn.click(h.review_quality, [], [quality], **quiet)

@@ -5,6 +5,10 @@
   allowed. Hiding a button is never the protection.
 * :func:`guard` turns the project's :class:`~care_model.core.errors.CareError` (problem + fix) into a
   ``gr.Error`` that the browser shows and that ``gradio_client`` raises as ``AppError``.
+* Messages (:mod:`studio.messages`, re-exported here): :func:`message_html` for a status line
+  beside the buttons, :func:`time_token` / :func:`when_html` for times the browser shows to the
+  minute in the user's locale, :func:`public_text` to drop server paths, :func:`minute` for table
+  cells; errors raised through :func:`ui_error` appear as a toast beside the button pressed.
 """
 import functools
 import html
@@ -13,9 +17,13 @@ import gradio as gr
 
 from care_model.core.errors import AuthError, CareError, PermissionDenied
 
-from . import review_assets
+from . import messages, review_assets
 from .access import Access, access_of
-from .review_assets import JS, KEYS_HELP, SHOW_SESSION_JS  # noqa: F401 (the review page's script: re-exported)
+from .messages import HELP_MARK, message_html, minute, public_text, time_token, when_html  # noqa: F401 (for every tab)
+from .review_assets import KEYS_HELP, SHOW_SESSION_JS  # noqa: F401 (the review page's script: re-exported)
+
+# The page's script: the review keys and the messages' (times in the user's locale, anchored toasts).
+JS = "() => {\n(" + review_assets.JS.strip() + ")();\n(" + messages.JS.strip() + ")();\n}"
 
 ALL_ROLES = ("annotator", "adjudicator", "admin")
 
@@ -24,7 +32,7 @@ def ui_error(err: Exception) -> gr.Error:
     """The error as a toast (and the client's AppError). Gradio renders a toast's message as
     HTML, and messages quote what users typed (names, ids, values), so it is escaped: markup
     shows as text (``<`` ``>`` ``&``; quotes stay readable)."""
-    return gr.Error(html.escape(str(err), quote=False), print_exception=False)
+    return gr.Error(html.escape(messages.plain(err), quote=False), print_exception=False)
 
 
 def require_role(repo, request: gr.Request | None, *roles: str) -> Access:
@@ -69,16 +77,13 @@ CSS = """
   font-weight:600;}
 .care-muted {color:#64748b; font-size:.85em;}
 .care-note {color:#92400e; font-size:.9em;}
-#care-transcript {height: calc(100vh - 215px) !important; min-height: 420px; overflow-y: auto !important;
+#care-transcript {overflow-y: auto !important;
   border:1px solid #e2e8f0 !important; border-radius:8px; background:#fff; padding:.3rem !important;}
-#care-cards {height: calc(100vh - 165px) !important; min-height: 480px; overflow-y: auto !important;
-  padding-right:.4rem;
-  flex-wrap: nowrap;}
-#care-session {align-items: flex-start;}
 body:not([data-care-session="open"]) #care-session {display: none !important;}
-#care-actions {align-items: center; flex-wrap: nowrap !important;}
+#care-actions {align-items: center; flex-wrap: wrap !important; row-gap: .3rem !important;}
 #care-actions button {flex: 0 0 auto;}
-#care-status {flex: 1 1 auto !important; min-width: 0 !important;}
+/* the status line beside the buttons; below a readable width it takes its own line above them */
+#care-status {flex: 1 1 18rem !important; min-width: 18rem !important;}
 #care-job:not(:has(.care-job)), #care-conflict:not(:has(.care-conflict)),
 #care-conflict-actions:not(:has(button)) {display: none !important;}
 .care-turn {display:grid; grid-template-columns: 2.6em 6.5em 1fr; gap:.35rem; padding:.35rem .4rem; border-radius:6px;
@@ -152,4 +157,4 @@ body:not([data-care-session="open"]) #care-session {display: none !important;}
 #care-actions .html-container, #care-actions > div:first-child {flex: 1 1 auto;}
 .care-keys kbd {border:1px solid #cbd5e1; border-bottom-width:2px; border-radius:4px; padding:0 .3rem;
   background:#f8fafc;}
-""" + review_assets.CSS
+""" + review_assets.CSS + messages.CSS

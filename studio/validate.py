@@ -9,7 +9,10 @@ annotation, with no coercion:
 * ``list[T]`` / ``dict``: the container with items of the right type, at most
   :data:`MAX_ITEMS` entries;
 * text is capped by parameter name (:data:`TEXT_LIMITS`, else :data:`DEFAULT_TEXT_LIMIT`);
-  the caps are documented in ``studio/API.md``.
+  the caps are documented in ``studio/API.md``;
+* text holding control characters (other than newline and tab) or bidirectional overrides is
+  refused (:mod:`care_model.core.textcheck`), here for the API and, for every component input of
+  every UI event, by :func:`check_inputs` (called from ``StudioBlocks.preprocess_data``).
 
 A refused argument raises :class:`~care_model.core.errors.ValidationError` naming the endpoint, the
 parameter, what was sent and what to send; :func:`studio.ui.guard` turns it into the message
@@ -24,6 +27,7 @@ import types
 import typing
 
 from care_model.core.errors import ValidationError
+from care_model.core.textcheck import check_text
 
 # Caps on text arguments, in characters. The paper's rationales average 155 Chinese characters.
 RATIONALE_LIMIT = 4000
@@ -94,6 +98,7 @@ def check_argument(endpoint: str, name: str, value, tp) -> None:
     if isinstance(value, str) and len(value) > text_limit(name):
         raise ValidationError(f"{where} is {len(value):,} characters long; the limit is {text_limit(name):,}.",
                               f"Shorten {name} to at most {text_limit(name):,} characters.")
+    _check_texts(where, value)
     if isinstance(value, (list, dict)):
         if len(value) > MAX_ITEMS:
             raise ValidationError(f"{where} has {len(value):,} entries; the limit is {MAX_ITEMS:,}.",
@@ -103,6 +108,38 @@ def check_argument(endpoint: str, name: str, value, tp) -> None:
         if long or (isinstance(value, dict) and len(json.dumps(value, default=str)) > MAX_JSON_CHARS):
             raise ValidationError(f"{where} holds text longer than allowed.",
                                   f"Keep each entry within {text_limit(name):,} characters.")
+
+
+def _check_texts(where: str, value) -> None:
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_texts(where, v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_texts(where, k)
+            _check_texts(where, v)
+
+
+def check_inputs(block_fn, inputs) -> None:
+    """Refuse control characters and bidirectional overrides in any text a client sent to an
+    event (state components excepted: their values live on the server)."""
+    import gradio as gr
+
+    try:
+        names = [n for n in inspect.signature(block_fn.fn).parameters if n not in ("self", "request")]
+    except (TypeError, ValueError):
+        names = []
+    api = getattr(block_fn, "api_name", None) or getattr(block_fn, "name", "event")
+    for i, block in enumerate(block_fn.inputs):
+        if i >= len(inputs) or isinstance(block, gr.State):
+            continue
+        label = names[i] if i < len(names) else getattr(block, "label", None) or f"input {i + 1}"
+        value = inputs[i]
+        if isinstance(value, dict) and {"path", "meta"} & set(value):  # an uploaded file's payload
+            continue
+        _check_texts(f"/{api}: {label!r}", value)
 
 
 def component_input_error(block_fn, inputs, err) -> ValidationError:

@@ -4,9 +4,12 @@
 - no import cycles between files;
 - ``care_model.core`` imports nothing of ours; ``store`` imports only ``care_model.core``;
 - only ``care_model.jobs`` and ``care_model.cli`` import ``store``;
-- ``care_model.text`` and ``care_model.stats`` import no torch/transformers/peft/accelerate, directly
-  or through any module of ours they import;
-- the package order core < text < stats < inference < training < report < jobs (< cli);
+- ``care_model.text``, ``care_model.stats`` and ``care_model.insights`` import no
+  torch/transformers/peft/accelerate, directly or through any module of ours they import;
+- ``care_model.insights`` (statistics over plain records) imports of ours only ``care_model.core``,
+  ``care_model.stats`` and ``care_model.report.plots``; its ``__main__`` alone reaches up, lazily, to
+  ``care_model.jobs.insights`` (the command);
+- the package order core < text < stats < inference < training < report < insights < interchange < jobs (< cli);
 - every ``.py`` file at most 400 lines.
 
 Failures name the file and line of the offending import.
@@ -28,7 +31,11 @@ SCANNED = ("care_model", "store", "studio")
 MAX_LINES = 400
 HEAVY = ("torch", "transformers", "peft", "accelerate")
 # care_model's packages in the order they may import each other: each imports only those before it.
-ORDER = ("core", "text", "stats", "inference", "training", "report", "jobs", "cli")
+ORDER = ("core", "text", "stats", "inference", "training", "report", "insights", "interchange", "jobs", "cli")
+# care_model.insights may import only these of ours (pure: no torch, no store, no trainer code)
+INSIGHTS_MAY_IMPORT = ("care_model.core", "care_model.stats", "care_model.report.plots", "care_model.insights")
+# `python -m care_model.insights` runs the jobs module's command (a function-level import)
+UPWARD_ALLOWED = {("care_model.insights.__main__", "care_model.jobs.insights")}
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ def test_care_model_package_order():
     bad = []
     for i in _imports():
         src, dst = _package(i.source), _package(i.target)
-        if src is None or dst is None or src == dst:
+        if src is None or dst is None or src == dst or (i.source, i.target) in UPWARD_ALLOWED:
             continue
         if src not in ORDER or dst not in ORDER:
             bad.append(f"{i.where()}: {i.source} imports {i.target} (unknown package)")
@@ -214,7 +221,20 @@ def _heavy_chains(module: str) -> list[str]:
     return chains
 
 
-PURE = sorted(m for m in _files() if _package(m) in ("text", "stats"))
+PURE = sorted(m for m in _files() if _package(m) in ("text", "stats", "insights") and not m.endswith(".__main__"))
+
+
+def test_insights_imports_only_core_stats_and_the_report_plots():
+    bad = [
+        f"{i.where()}: {i.source} imports {i.target}"
+        for i in _imports()
+        if _package(i.source) == "insights" and _top(i.target) in SCANNED
+        and (i.source, i.target) not in UPWARD_ALLOWED
+        and not any(i.target == m or i.target.startswith(m + ".") for m in INSIGHTS_MAY_IMPORT)
+        and i.target != "care_model"
+    ]
+    assert not bad, ("care_model.insights may import only care_model.core, care_model.stats and "
+                     "care_model.report.plots:\n" + "\n".join(bad))
 
 
 @pytest.mark.parametrize("module", PURE)

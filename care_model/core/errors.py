@@ -69,3 +69,11 @@ class ConfigError(CareError):
 
 class TrainingError(CareError):
     """A training run cannot start or failed."""
+
+
+class LoginLocked(AuthError):
+    """Too many failed logins for an account or address: refused until the back-off ends."""
+
+
+class DeidentificationRequired(CareError):
+    """Transcripts with unreviewed de-identification findings were about to leave the store."""

@@ -11,8 +11,9 @@
 * :func:`grounding_rows` -- grounded decoding's row states for a session's items (predictions and
   drafts); :func:`calibrated_score_rule` makes them write the calibrated argmax.
 
-Both run through the Predictor's backend (``Predictor.run_prompt``: our engine or vLLM), so drafts and
-calibration work the same under ``--backend vllm``. torch is only used through the engine.
+Both run through the Predictor's backend (``Predictor.run_prompt``: our engine, vLLM or a server), so
+drafts and calibration work the same under ``--backend vllm`` and ``--backend openai``. torch is only
+used through the engine.
 """
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def draft_session(predictor, session: Session, targets: Mapping, *, source: str 
     rows, warnings = grounding_rows(predictor.decoder(), session, prompt.suffixes, config)
     for item, row in rows.items():
         row.fixed_score = targets[item]
-    decoding = FREE_DECODING if config.backend == "vllm" else "free"  # items without a row (rows: "grounded")
+    # items without a row (rows: "grounded")
+    decoding = FREE_DECODING if config.backend in ("vllm", "openai") else "free"
     outputs = predictor.run_prompt(prompt, language=session.language, constraints=rows or None,
                                    progress=lambda f, m: report(0.02 + 0.96 * f, m))
     preds = to_predictions(session, prompt, outputs, model_version=predictor.model_version, config=config,

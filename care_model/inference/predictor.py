@@ -55,9 +55,9 @@ class PredictConfig:
         "turns (care_model.text.grounding); 'free': the model's unconstrained answer.")})
     candidate_turns: int = field(default=8, metadata={"help": "Grounded decoding: turns each item may quote (top-k)."})
     backend: str = field(default="engine", metadata={"help": (
-        "'engine' (our shared-prefix engine, in process) or 'vllm' (vLLM in a worker process in its own "
-        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor; see "
-        "care_model.inference.backends).")})
+        "'engine' (our shared-prefix engine, in process), 'vllm' (vLLM in a worker process in its own "
+        "venv: `make setup-vllm`; grounded decoding runs inside vLLM as a logits processor) or 'openai' (a "
+        "model served on another machine; see care_model.inference.backends).")})
     tensor_parallel: int = field(default=1, metadata={"help": "vLLM backend: GPUs per model replica."})
     data_parallel: int = field(default=1, metadata={"help": "vLLM backend: model replicas (worker processes)."})
     session_batch: int = field(default=1, metadata={"help": (
@@ -65,6 +65,11 @@ class PredictConfig:
         "care_model.inference.batch; 1: one session at a time). Same tokens either way.")})
     token_budget: int = field(default=32768, metadata={"help": (
         "Cross-session batching: K/V slots a batch may hold (each prefix once, per item its suffix and answer).")})
+    base_url: str = field(default="", metadata={"help": "openai backend: the server's root, e.g. http://host:8000/v1."})
+    served_model: str = field(default="", metadata={"help": "openai backend: the model's name on the server."})
+    api_key_env: str = field(default="", metadata={"help": "openai backend: the environment variable with the key."})
+    max_concurrency: int = field(default=16, metadata={"help": "openai backend: requests in flight at most."})
+    top_logprobs: int = field(default=20, metadata={"help": "openai backend: log-probabilities per position."})
 
     def __post_init__(self):
         check_calibration(self.calibration)
@@ -74,6 +79,11 @@ class PredictConfig:
 
             raise CareError(f"session_batch ({self.session_batch}) and token_budget ({self.token_budget}) must be "
                             "at least 1.", "Pass --session-batch 1 for one session at a time.")
+        if self.backend == "openai" and not (str(self.base_url).strip() and str(self.served_model).strip()):
+            from care_model.core.errors import ConfigError
+
+            raise ConfigError("The openai backend needs the server's URL and the served model's name.",
+                              "Pass --base-url http://HOST:PORT/v1 --served-model NAME.")
 
 
 class Predictor:
@@ -88,6 +98,7 @@ class Predictor:
         self.version_calibration = check_calibration(version_calibration or "none", CALIBRATIONS)
         self._engine = None
         self._vllm = None
+        self._remote = None
         self._lock = threading.Lock()
 
     @property
@@ -103,7 +114,27 @@ class Predictor:
 
     @property
     def loaded(self) -> bool:
-        return self._engine is not None or (self._vllm is not None and self._vllm.loaded)
+        return (self._engine is not None or (self._vllm is not None and self._vllm.loaded)
+                or (self._remote is not None and self._remote.loaded))
+
+    @property
+    def remote(self) -> bool:
+        """Whether predictions come from another process (a vLLM worker or a server): free decoding is then
+        labelled free+quote-check."""
+        return self.config.backend in ("vllm", "openai")
+
+    def openai(self):
+        """The OpenAI-compatible server backend (care_model.inference.backends.openai_backend)."""
+        with self._lock:
+            if self._remote is None:
+                from care_model.inference.backends.openai_backend import OpenAIBackend
+
+                self._remote = OpenAIBackend(self.spec, self.config, model_version=self.model_version)
+            return self._remote
+
+    def _backend(self):
+        """The vLLM or the server backend (None: the engine)."""
+        return {"vllm": self.vllm, "openai": self.openai}.get(self.config.backend, lambda: None)()
 
     def vllm(self):
         """The vLLM backend (worker processes in the vLLM venv, care_model.inference.backends.vllm_backend)."""
@@ -118,6 +149,8 @@ class Predictor:
         """Stop the vLLM worker processes, if any (the engine needs no closing)."""
         if self._vllm is not None:
             self._vllm.close()
+        if self._remote is not None:
+            self._remote.close()
 
     def engine(self):
         with self._lock:
@@ -130,14 +163,14 @@ class Predictor:
     def decoder(self):
         """The configured backend's model side for grounded decoding (``tokenizer``,
         ``stop_token_ids``, ``option_token_ids(language)``): the engine, or the vLLM backend."""
-        return self.vllm() if self.config.backend == "vllm" else self.engine()
+        return self._backend() or self.engine()
 
     # ------------------------------------------------------------------ prompts
     def session_prompt(self, session: Session, items=None, *, builder=build_session_prompt, **extra):
         """The session's prompt for this model (``builder``: build_session_prompt, or
         care_model.text.drafting.build_draft_prompt with ``targets=``)."""
-        if self.config.backend == "vllm":
-            backend = self.vllm()
+        backend = self._backend()
+        if backend is not None:
             tok, model_max = backend.tokenizer, backend.model_max
         else:
             engine = self.engine()
@@ -149,8 +182,9 @@ class Predictor:
         """Raw outputs ``{item: ItemOutput}`` for a session prompt, from the configured backend
         (``constraints``: grounded decoding's rows, ``{item: GroundedRow}``)."""
         max_new = self.config.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
-        if self.config.backend == "vllm":
-            return self.vllm().run(prompt, scores_only=scores_only, max_new_tokens=max_new, rows=constraints)
+        backend = self._backend()
+        if backend is not None:
+            return backend.run(prompt, scores_only=scores_only, max_new_tokens=max_new, rows=constraints)
         engine = self.engine()
         prefix_ids, suffix_ids = engine.encode_prompt(prompt)
         run = engine.run_session if (self.config.fast and engine.fast_supported) else engine.run_session_naive
@@ -178,7 +212,7 @@ class Predictor:
             rows, ground_warnings = grounding_rows(self.decoder(), session, prompt.suffixes, self.config)
             if rows and self.calibration == "content-free":
                 calibrated_score_rule(self, session, rows)
-            if self.config.backend == "vllm":  # free decoding in vLLM: then the quote check (labelled)
+            if self.remote:  # free decoding in vLLM or on a server: then the quote check (labelled)
                 decoding = FREE_DECODING
         return {"prompt": prompt, "rows": rows, "warnings": ground_warnings, "decoding": decoding}
 
@@ -223,8 +257,9 @@ class Predictor:
         def one(session):
             return self.predict_session(session, scores_only=scores_only)
 
-        if self.config.backend == "vllm":
-            yield from self.vllm().spread(sessions, one)
+        backend = self._backend()
+        if backend is not None:
+            yield from backend.spread(sessions, one)
             return
         if self.config.session_batch <= 1:
             for session in sessions:

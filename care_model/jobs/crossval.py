@@ -9,6 +9,7 @@ Real run (Llama-3.1-8B-Instruct; one GPU, or several with accelerate)::
 
     accelerate launch -m care_model.jobs.crossval --store /data/care_store --folds 5 \\
         --recipe recipes/gpu-llama31-8b.yaml --base-model /models/Llama-3.1-8B-Instruct
+    care crossval ... --backend openai --base-url http://gpu-01:8000/v1 --served-model NAME  # folds on a server
 
 What it does: :mod:`care_model.training.crossval`.
 """
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 from care_model.core.errors import CareError, ConfigError
+from care_model.inference.backends.flags import add_backend_args, backend_overrides
 from care_model.training.config import add_config_flags, config_overrides, resolve_config
 from care_model.training.crossval import execute_crossval, finish_crossval, new_crossval_id, prepare_crossval
 
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--actor", default=os.environ.get("CARE_USER", "system"))
     ap.add_argument("--json", action="store_true", help="print the result table as one JSON object")
     add_config_flags(ap)  # --seed (the recipe's seed) also seeds the fold split
+    add_backend_args(ap, default=None)  # the held-out predictions: --backend openai --base-url URL ...
     return ap
 
 
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
             cv_id = args.cv_id or new_crossval_id()
             cv_dir = Path(args.store) / "crossval" / cv_id
             if accelerator.is_main_process and not (cv_dir / "config.json").exists():
-                config = resolve_config(args.recipe, config_overrides(args))
+                config = resolve_config(args.recipe, {**backend_overrides(args), **config_overrides(args)})
                 from store import Repository
 
                 with Repository.open(args.store, create=False) as repo:

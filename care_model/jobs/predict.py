@@ -12,6 +12,8 @@ Real use (the embedded default, or a local Llama-3.1-8B-Instruct with a LoRA ada
     care predict --store care_store --model /models/Llama-3.1-8B-Instruct --adapter runs/r3/adapter
     care predict --samples          # regenerate data/sample_predictions.jsonl
     care predict --store care_store --backend vllm   # vLLM worker (`make setup-vllm` first)
+    care predict --store care_store --backend openai --base-url http://gpu-01:8000/v1 \\
+        --served-model meta-llama/Llama-3.1-8B-Instruct --model /models/Llama-3.1-8B-Instruct  # a served model
     care predict --samples --draft-for client   # ... with drafts for the clients' scores
     care predict --store care_store --draft-for expert --session ID   # drafts for experts' labels
 
@@ -29,7 +31,7 @@ from typing import Iterable
 
 from care_model.core.errors import CareError
 from care_model.core.wai import load_form
-from care_model.inference.backends import BACKENDS
+from care_model.inference.backends.flags import add_backend_args, backend_settings
 from care_model.inference.models import ModelSpec
 from care_model.inference.modes import draft_into_store
 from care_model.inference.predictor import ROOT, SAMPLE_PREDICTIONS, SAMPLE_SESSIONS, PredictConfig, Predictor
@@ -123,9 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--adapter", default=None, help="LoRA adapter folder")
     ap.add_argument("--scores-only", action="store_true", help="scores and probabilities only, no rationale")
     ap.add_argument("--max-new-tokens", type=int, default=PredictConfig.max_new_tokens)
-    ap.add_argument("--decoding", choices=("grounded", "free"), default=PredictConfig.decoding,
-                    help="grounded (default): score = the argmax option, quotes verbatim from the item's most "
-                         "relevant client turns; free: the model's unconstrained answer")
+    ap.add_argument("--decoding", choices=("grounded", "free"), default=None,
+                    help="grounded (default; with --backend openai only with --server-grounding): score = the argmax "
+                         "option, quotes verbatim from the item's most relevant client turns; free: the model's "
+                         "unconstrained answer")
     ap.add_argument("--candidate-turns", type=int, default=PredictConfig.candidate_turns,
                     help="grounded decoding: how many turns each item may quote (default %(default)s)")
     ap.add_argument("--perspective", choices=("client", "counselor"), default="client")
@@ -137,9 +140,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="instead of predicting, draft a rationale for each item's target score: the client's "
                          "self-report or the current expert label (stored as mode 'draft' predictions)")
     ap.add_argument("--force", action="store_true", help="predict again even if this version already did")
-    ap.add_argument("--backend", choices=BACKENDS, default="engine",
-                    help="'engine' (in process, default) or 'vllm' (worker in .venv-vllm: `make setup-vllm`; "
-                         "the same grounded decoding, as a vLLM logits processor)")
+    add_backend_args(ap)  # --backend engine|vllm|openai and the served model's flags (--base-url ...)
     ap.add_argument("--tensor-parallel", type=int, default=1, help="vLLM: GPUs per model replica (default 1)")
     ap.add_argument("--data-parallel", type=int, default=1, help="vLLM: model replicas, sessions spread over them")
     ap.add_argument("--session-batch", type=int, default=PredictConfig.session_batch,
@@ -160,9 +161,9 @@ def run(argv=None) -> dict:
 
         os.environ["CARE_TORCH_THREADS"] = str(args.threads)
     config = PredictConfig(max_new_tokens=args.max_new_tokens, perspective=args.perspective,
-                           calibration=args.calibration, decoding=args.decoding, candidate_turns=args.candidate_turns,
-                           backend=args.backend, tensor_parallel=args.tensor_parallel, data_parallel=args.data_parallel,
-                           session_batch=args.session_batch)
+                           calibration=args.calibration, candidate_turns=args.candidate_turns,
+                           tensor_parallel=args.tensor_parallel, data_parallel=args.data_parallel,
+                           session_batch=args.session_batch, **backend_settings(args, decoding=args.decoding))
     if args.samples:
         return write_sample_predictions(config=config, draft_for=args.draft_for)
     if not args.store:

@@ -14,6 +14,7 @@ Real run (Llama-3.1-8B-Instruct, bf16, gradient checkpointing; one GPU, or DDP o
         --base-model /models/Llama-3.1-8B-Instruct --actor admin
     torchrun --nproc_per_node 2 -m care_model.jobs.retrain ...   # several CPU processes over gloo (tests);
                                                             # `accelerate launch --cpu` starts only one
+    care retrain ... --backend openai --base-url http://gpu-01:8000/v1 --served-model NAME  # evaluate on a server
 
 What it does: :mod:`care_model.training.run`.
 """
@@ -26,6 +27,7 @@ import sys
 from pathlib import Path
 
 from care_model.core.errors import CareError, ConfigError
+from care_model.inference.backends.flags import add_backend_args, backend_overrides
 from care_model.training.config import add_config_flags, config_overrides, resolve_config
 from care_model.training.run import execute_run, finish_run, lower_priority, make_accelerator, new_run_id, prepare_run
 
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--actor", default=os.environ.get("CARE_USER", "system"), help="who starts the run (recorded)")
     ap.add_argument("--no-register", action="store_true", help="do not register the candidate in the store")
     add_config_flags(ap)
+    add_backend_args(ap, default=None)  # the evaluation's predictions: --backend openai --base-url URL ...
     return ap
 
 
@@ -76,7 +79,7 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     lower_priority()
-    overrides = config_overrides(args)
+    overrides = {**backend_overrides(args), **config_overrides(args)}  # a config flag wins over the group
     if args.run_dir and args.store:
         raise ConfigError("--run-dir and --store were both given.",
                           "Use --store to snapshot, train and register; --run-dir only for a run the app prepared.")
@@ -119,6 +122,9 @@ def _main(args) -> int:
             if version:
                 print(f"registered candidate {version['id']}")
                 _record_quality(repo, version["id"])
+                from care_model.jobs.versions import write_card
+
+                write_card(repo, version["id"])  # the model card, with the quality just recorded
     print(json.dumps({"run_dir": str(run_dir), "status": status, "version_id": record.get("version_id"),
                       "metrics": record.get("metrics"), "timings": record.get("timings")}, ensure_ascii=False,
                       default=str))

@@ -28,6 +28,65 @@ from care_model.training.versions import (
 )
 
 
+# ----------------------------------------------------------------------------- model cards
+CARD = "README.md"
+EXPORT_META = "care_version.json"
+
+
+def _adapter_config(folder) -> dict | None:
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "adapter_config.json" if folder else None
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
+
+
+def write_card(repo, version_id: str) -> str | None:
+    """(Re)write the model card ``README.md`` in the version's adapter folder, from what the store
+    records now (quality, calibration, status); the folder's path, None for a base model (no folder)."""
+    from pathlib import Path
+
+    from care_model.interchange.model_card import render_model_card
+
+    doc = get_version(repo, version_id)
+    folder = doc.get("adapter")
+    if not folder or not Path(folder).is_dir():
+        return None
+    (Path(folder) / CARD).write_text(render_model_card(doc, _adapter_config(folder)), encoding="utf-8")
+    return str(folder)
+
+
+def export_version(repo, version_id: str, out) -> dict:
+    """The version's adapter as a standalone folder: its files, the model card and ``care_version.json``
+    (the version's document); loads with ``peft.PeftModel.from_pretrained`` as it stands."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from care_model.core.errors import ModelError, ValidationError
+    from care_model.interchange.model_card import render_model_card
+
+    doc = get_version(repo, version_id)
+    if not doc.get("adapter"):
+        raise ValidationError(f"{version_id} is a base model: it has no adapter folder to export.",
+                              f"Use the base model {doc.get('base')!r} itself, or export a trained version.")
+    src, out = Path(doc["adapter"]), Path(out)
+    if not (src / "adapter_config.json").is_file():
+        raise ModelError(f"Version {version_id} points to {src}, which holds no adapter any more.",
+                         "Restore the run folder from a backup, or export another version.")
+    if out.exists() and any(out.iterdir()):
+        raise ValidationError(f"{out} already exists and is not empty.", "Choose a new folder for --out.")
+    tmp = out.with_name(f".{out.name}.exporting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(CARD, "checkpoint*", "optimizer*", "*.pt"))
+    (tmp / CARD).write_text(render_model_card(doc, _adapter_config(src)), encoding="utf-8")
+    (tmp / EXPORT_META).write_text(json.dumps(doc, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return {"version": version_id, "out": str(out), "files": sorted(p.name for p in out.iterdir())}
+
+
 # ----------------------------------------------------------------------------- CLI
 def _table(rows: list[dict]) -> str:
     lines = []
@@ -71,7 +130,9 @@ EXAMPLES = """examples:
   care versions --store DIR --actor admin promote VERSION_ID
   care versions --store DIR --actor admin rollback [VERSION_ID]
   care versions --store DIR --actor admin reject VERSION_ID
-  care versions --store DIR --actor admin choose-calibration VERSION_ID [--predict]"""
+  care versions --store DIR --actor admin choose-calibration VERSION_ID [--predict]
+  care versions --store DIR export VERSION_ID --out DIR     # adapter + model card, standalone
+  care versions --store DIR card VERSION_ID                 # (re)write the model card in its folder"""
 
 
 def main(argv=None) -> int:
@@ -105,6 +166,11 @@ def main(argv=None) -> int:
                    help="predict (scores only, in memory) the held-out sessions that have no stored prediction "
                         "with both distributions")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over clients (default 1000)")
+    p = sub.add_parser("export", help="the version's adapter with its model card (README.md), standalone")
+    p.add_argument("version")
+    p.add_argument("--out", required=True, help="folder to create")
+    p = sub.add_parser("card", help="(re)write the model card README.md in the version's adapter folder")
+    p.add_argument("version")
     p = sub.add_parser("rollback", help="make an earlier version active again (default: the previous one)")
     p.add_argument("version", nargs="?", default=None)
     p.add_argument("--reason", default="")
@@ -133,9 +199,17 @@ def main(argv=None) -> int:
             elif args.command == "rollback":
                 out = rollback(repo, args.version, actor=args.actor, reason=args.reason)
                 text = f"active: {out['id']}"
+            elif args.command == "export":
+                out = export_version(repo, args.version, args.out)
+                text = f"Wrote {args.version} to {out['out']} ({', '.join(out['files'])})."
+            elif args.command == "card":
+                out = {"folder": write_card(repo, args.version)}
+                text = f"model card: {out['folder']}/{CARD}" if out["folder"] else "a base model has no folder"
             else:
                 out = reject(repo, args.version, actor=args.actor, reason=args.reason)
                 text = f"rejected: {out['id']}"
+            if args.command in ("promote", "rollback", "reject", "choose-calibration"):
+                write_card(repo, out.get("id") or args.version)
     except CareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

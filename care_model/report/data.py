@@ -7,8 +7,10 @@
   (scored only on sessions of clients outside its training split, :mod:`care_model.stats.heldout`;
   intervals by a bootstrap over clients), per score used (parsed score, raw and calibrated argmax),
   each beside the two constant baselines (:mod:`care_model.stats.baselines`), every finished
-  cross-validation run (mean +- SD over folds, for the fold adapters, the base model on the same
-  folds and the counselors on the same sessions) and the
+  cross-validation run (mean +- SD over folds, for the fold adapters -- with a DPO stage the SFT
+  adapters alone and the SFT+DPO ones, with the paired verdict of the second against the first --,
+  the base model on the same folds, the counselors on the same sessions and the two constants
+  fitted on each fold's training clients) and the
   paper's published rows, kept apart (different corpus).
 * **Predictions**: those in the store and the held-out predictions each retraining run wrote
   into its folder (``eval_predictions.jsonl``: the candidate and its baseline on the run's
@@ -174,19 +176,49 @@ def table_rows(data: StoreData, *, include_training=False, n_boot=1000, seed=0, 
     for run in data.crossval:
         if run.get("status") != "done" or not run.get("rows"):
             continue
-        names = {"crossval": "fold adapters", "base": "base model, same folds",
-                 "counselor": "counselors, same sessions"}
-        for system, name in names.items():
-            cells: dict = {}
-            mine = [r for r in run["rows"] if r["system"] == system]
-            for r in mine:
-                cells.setdefault(r["dimension"], {})[r["metric"]] = {"mean": r["fold_mean"], "sd": r["fold_sd"],
-                                                                     "n_folds": r["n_folds"], "k": run.get("k")}
-            if cells:
-                n = max((r.get("n") or 0 for r in mine), default=0) or run.get("n_sessions")
-                rows.append({"label": f"Cross-validation {run['id']}: {name}", "kind": "crossval", "id": run["id"],
-                             "n": n, "cells": cells,
-                             "note": f"mean +- SD over {run.get('k')} folds split by client"})
+        rows += crossval_rows(run)
+    return rows
+
+
+CROSSVAL_NAMES = {"crossval": "fold adapters", "crossval_dpo": "fold adapters after the DPO stage (SFT+DPO)",
+                  "base": "base model, same folds", "counselor": "counselors, same sessions",
+                  "mean": "baseline: training mean per item, fitted on each fold's training clients (a constant)",
+                  "mode": "baseline: most frequent score per item, fitted on each fold's training clients "
+                          "(a constant)"}
+
+
+def dpo_verdict(cmp: dict | None) -> str:
+    """One line: SFT+DPO against SFT alone on the primary metric (care_model.stats.compare's rule)."""
+    prim = next((r for r in (cmp or {}).get("rows", []) if r.get("role") == "primary"), None)
+    if prim is None or prim.get("difference") is None:
+        return ""
+    ci = f" [{prim['low']:+.3f}, {prim['high']:+.3f}]" if prim.get("low") is not None else ""
+    return (f"; against SFT alone on the same sessions, item MAE {prim['difference']:+.3f}{ci} "
+            f"({cmp.get('unit')}): {prim.get('verdict')}")
+
+
+def crossval_rows(run: dict) -> list[dict]:
+    """A finished cross-validation run's rows (mean +- SD over folds): its fold adapters (with a DPO
+    stage: SFT alone and SFT+DPO), the base model and the counselors on the same folds, and the two
+    constants (MSE only: a constant has no correlation)."""
+    rows = []
+    dpo = any(r["system"] == "crossval_dpo" for r in run["rows"])
+    for system, name in CROSSVAL_NAMES.items():
+        cells: dict = {}
+        mine = [r for r in run["rows"] if r["system"] == system and (system not in ("mean", "mode")
+                                                                     or r["metric"] == "mse")]
+        for r in mine:
+            cells.setdefault(r["dimension"], {})[r["metric"]] = {"mean": r["fold_mean"], "sd": r["fold_sd"],
+                                                                 "n_folds": r["n_folds"], "k": run.get("k")}
+        if not cells:
+            continue
+        n = max((r.get("n") or 0 for r in mine), default=0) or run.get("n_sessions")
+        note = f"mean +- SD over {run.get('k')} folds split by client"
+        if system == "crossval_dpo":
+            note += dpo_verdict(run.get("dpo_comparison"))
+        label = name + (" (SFT alone)" if dpo and system == "crossval" else "")
+        rows.append({"label": f"Cross-validation {run['id']}: {label}", "kind": "baseline" if system in (
+            "mean", "mode") else "crossval", "id": run["id"], "n": n, "cells": cells, "note": note})
     return rows
 
 

@@ -123,22 +123,36 @@ def item_mae_plot(mae: Mapping[int, float | None], dims: Mapping[int, str], titl
 
 
 def loss_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str) -> bytes:
-    """``series``: name -> [(step, loss)]; numeric axes (steps as numbers, losses as numbers)."""
+    """The PNG of :func:`loss_figure`."""
     series = {k: [(float(s), float(v)) for s, v in pts if v is not None] for k, pts in series.items()}
     if not any(series.values()):
         return placeholder(title, "No training steps recorded yet.")
+    return _png(loss_figure(series, title))
+
+
+def loss_figure(series: Mapping[str, Sequence[tuple[float, float]]], title: str):
+    """``series``: name -> [(step, loss)]; numeric axes (steps as numbers, losses as numbers). A series of at most 10
+    points is drawn with large markers, of at most 5 with its values written beside them, of at most 3 as points
+    without a joining line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for name, pts in series.items():
         if not pts:
             continue
         pts = sorted(pts)
-        marker = "o" if len(pts) < 30 else None
-        style = "--" if "validation" in name else "-"
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, markersize=3, linestyle=style, label=name)
+        # few points: large markers (two validation points are two measurements, not a line), values written beside
+        size = 7 if len(pts) <= 10 else 4 if len(pts) < 30 else 0
+        # up to 3 points are separate measurements: no line joins them (it would suggest values in between)
+        style = "none" if len(pts) <= 3 else "--" if "validation" in name else "-"
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if size else None, markersize=size,
+                        linestyle=style, label=f"{name} ({len(pts)} point{'s' if len(pts) != 1 else ''})")
+        if len(pts) <= 5:
+            for x, y in pts:
+                ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=7,
+                            color=line.get_color())
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (answer tokens, cross-entropy)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return fig

@@ -92,6 +92,35 @@ def summarize(sessions: Mapping[str, Session], folds: Sequence[Sequence[str]], p
     return out
 
 
+CONSTANT_SYSTEMS = ("mean", "mode")
+
+
+def constant_predictions(training: Iterable[Session], test: Iterable[Session]) -> dict[str, list[Prediction]]:
+    """The two trivial baselines of one fold (:mod:`care_model.stats.baselines`), fitted on the fold's
+    *training* sessions' self-reports and predicting its test sessions: ``mean`` (each item's training
+    mean as the expected score, its nearest option as the score) and ``mode`` (each item's most
+    frequent score). A constant has no correlation: only its MSE means something."""
+    from care_model.core.wai import load_form
+    from care_model.stats.baselines import Fit
+
+    test = list(test)
+    form = load_form(test[0].form if test else "wai-sr")
+    ratings = [{int(k): int(v) for k, v in (s.ratings.get("client") or {}).items()} for s in training]
+    fit = Fit.from_ratings(ratings, form.item_ids)
+    out: dict[str, list[Prediction]] = {name: [] for name in CONSTANT_SYSTEMS}
+    for s in test:
+        for item in form.item_ids:
+            for name in CONSTANT_SYSTEMS:
+                score, exp = fit.value(name, item, integer=True), fit.value(name, item, integer=False)
+                if score is None:
+                    continue
+                out[name].append(Prediction(id=f"{name}:{s.id}:{item}", session_id=s.id, item=int(item),
+                                            model_version=f"constant:{name}", score=int(score),
+                                            expected_score=float(exp), parse_status="scores_only",
+                                            mode="scores_only"))
+    return out
+
+
 def _row(system, field, dim, metric, est: Mapping | None, fold_blocks: Sequence[Mapping]) -> dict:
     est = est or {}
     vals = [(b.get(dim) or {}).get(metric, {}).get("value") for b in fold_blocks]

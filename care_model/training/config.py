@@ -32,6 +32,20 @@ def _f(default, help_text: str, **kw):
     return field(default=default, metadata={"help": help_text, **kw})
 
 
+DPO_LOSSES = ("sigmoid", "ipo", "hinge")
+
+
+@dataclass(frozen=True)
+class DPOStage:
+    """The DPO stage of a recipe (the ``dpo_*`` fields, flat in recipes and flags like every other key)."""
+    steps: int
+    beta: float
+    learning_rate: float
+    batch_size: int
+    loss_type: str
+    provenance: tuple
+
+
 @dataclass
 class RetrainConfig:
     # ---- model
@@ -88,10 +102,19 @@ class RetrainConfig:
                                    "the argmax option, quotes verbatim from the transcript) or 'free' (the model's "
                                    "unconstrained answer).")
     predict_backend: str = _f("engine", "Backend of the evaluation's and cross-validation's held-out predictions "
-                                         "(care_model.inference.backends): 'engine' (in process) or 'vllm' (vLLM "
+                                         "(care_model.inference.backends): 'engine' (in process), 'openai' (a "
+                                         "served model, predict_base_url) or 'vllm' (vLLM "
                                          "workers in "
                                          "their own venv, `make setup-vllm`; adapters served as LoRA; the workers "
                                          "stop after each version's predictions, so training gets the memory back).")
+    predict_base_url: str = _f("", "predict_backend 'openai': the server's OpenAI-compatible root "
+                                   "(http://HOST:PORT/v1); it must serve predict_served_model, and load the "
+                                   "candidate's adapter at run time (vLLM: --enable-lora, "
+                                   "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, the run folder visible to it).")
+    predict_served_model: str = _f("", "predict_backend 'openai': the base model's name on the server.")
+    predict_api_key_env: str = _f("", "predict_backend 'openai': the environment variable holding the server's key "
+                                      "(the name is stored, never the key).")
+    predict_max_concurrency: int = _f(16, "predict_backend 'openai': requests in flight at most.")
     max_answer_tokens: int = _f(256,
                                 "Longest training answer (score line + rationale + end of turn); longer rationales are "
                                 "cut.")
@@ -112,6 +135,20 @@ class RetrainConfig:
     per_device_batch_size: int = _f(1, "Sequences per process per micro-batch (a packed session is one sequence).")
     gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
     seed: int = _f(0, "Seed of the split, the data order, LoRA initialisation and dropout.")
+    # ---- preference learning after SFT (care_model.training.dpo; 0 steps: no DPO stage)
+    dpo_steps: int = _f(0, "DPO stage after the SFT stage: optimizer steps of TRL's DPOTrainer on the SFT LoRA "
+                           "adapter (continued; the SFT adapter is the frozen reference), on preference pairs built "
+                           "from experts' corrections of model suggestions in the training sessions (chosen: the "
+                           "curated answer, rejected: the differing model suggestion). 0: no DPO stage.")
+    dpo_beta: float = _f(0.1, "DPO beta: how far the policy may move from the SFT reference (larger: less).")
+    dpo_learning_rate: float = _f(5e-5, "Learning rate of the DPO stage (constant, no warmup).")
+    dpo_batch_size: int = _f(1, "Preference pairs per DPO step (each pair is two sequences).")
+    dpo_loss_type: str = _f("sigmoid", "DPO loss (TRL's loss_type): sigmoid (the DPO paper), ipo or hinge.")
+    dpo_provenance: list = _f(["expert", "edited"],
+                              "Which corrections become preference pairs, by the curated rationale's provenance "
+                              "(comma-separated): expert, edited (the issue's rule); accepted or bulk_accepted only "
+                              "when named (model text saved unchanged is no correction of its own text, but a "
+                              "changed score still is).")
     # ---- bookkeeping
     save_every_steps: int = _f(0, "Save a resumable checkpoint every N steps (0: only when cancelled and at the end).")
     keep_checkpoints: int = _f(2, "How many checkpoints to keep.")
@@ -186,6 +223,9 @@ class RetrainConfig:
             bad("decoding", "Use 'grounded' (the default) or 'free'.")
         if self.predict_backend not in BACKENDS:
             bad("predict_backend", f"Use one of {', '.join(BACKENDS)}.")
+        if self.predict_backend == "openai" and not (self.predict_base_url and self.predict_served_model):
+            bad("predict_backend", "With 'openai', set predict_base_url and predict_served_model "
+                                   "(--base-url URL --served-model NAME).")
         if self.perspective not in ("client", "counselor"):
             bad("perspective", "Use 'client' or 'counselor'.")
         if self.pack_items and self.attn_implementation == "flash_attention_2":
@@ -193,9 +233,34 @@ class RetrainConfig:
                 "Item packing needs a custom attention mask: use 'sdpa', or set pack_items: false.")
         if self.max_prompt_tokens < 64:
             bad("max_prompt_tokens", "Use at least a few hundred tokens (8192 is the paper's cut).")
+        if self.dpo_steps < 0:
+            bad("dpo_steps", "Use 0 (no DPO stage) or a positive number of steps.")
+        if self.dpo_beta <= 0:
+            bad("dpo_beta", "Use a positive beta, e.g. 0.1.")
+        if self.dpo_learning_rate <= 0:
+            bad("dpo_learning_rate", "Use a positive learning rate, e.g. 5e-5.")
+        if self.dpo_batch_size < 1:
+            bad("dpo_batch_size", "Use a positive number of pairs per step.")
+        if self.dpo_loss_type not in DPO_LOSSES:
+            bad("dpo_loss_type", f"Use one of {', '.join(DPO_LOSSES)}.")
+        if isinstance(self.dpo_provenance, str):
+            self.dpo_provenance = [m.strip() for m in self.dpo_provenance.split(",") if m.strip()]
+        try:
+            self.dpo_provenance = list(check_provenance(self.dpo_provenance))
+        except ValueError as err:
+            raise ConfigError(f"Config value dpo_provenance={self.dpo_provenance!r} is invalid: {err}",
+                              "e.g. dpo_provenance: [expert, edited]") from None
         if self.eval_n_boot < 0:
             bad("eval_n_boot", "Use 0 (no intervals) or a positive number of resamples, e.g. 1000.")
         return self
+
+    def dpo_stage(self) -> "DPOStage | None":
+        """The DPO stage this config asks for (None: SFT only)."""
+        if not self.dpo_steps:
+            return None
+        return DPOStage(steps=self.dpo_steps, beta=self.dpo_beta, learning_rate=self.dpo_learning_rate,
+                        batch_size=self.dpo_batch_size, loss_type=self.dpo_loss_type,
+                        provenance=tuple(self.dpo_provenance))
 
     @classmethod
     def help(cls) -> dict[str, str]:

@@ -12,10 +12,14 @@ What it does (the paper's protocol, section 5):
    retraining code itself (:func:`care_model.training.run.execute_run` under ``accelerate``), then
    predict the held-out fold with the inference code itself (:func:`care_model.training.evaluation.predict_version`,
    i.e. :class:`care_model.inference.predictor.Predictor` with the run's prediction settings), and the same
-   fold with the base model without retraining. Resumable fold by fold: a finished stage is never
+   fold with the base model without retraining; with a DPO stage (``dpo_steps``; each fold's pairs come
+   from its training sessions only) also with the SFT+DPO adapter, the SFT adapter alone being the
+   ``crossval`` system. Resumable fold by fold: a finished stage is never
    redone, an interrupted training continues from its last checkpoint. Progress: ``progress.jsonl``
    (JSON lines) and a bar on stderr. Cancel: ``touch <dir>/CANCEL`` or SIGTERM.
-3. The statistics (:mod:`care_model.stats.crossval_metrics`) go to ``result.json``; the store records the
+3. The statistics (:mod:`care_model.stats.crossval_metrics`, beside the two constants fitted on each
+   fold's training clients; with DPO the paired comparison SFT+DPO vs SFT alone,
+   :func:`care_model.stats.compare.compare_versions`) go to ``result.json``; the store records the
    run in ``crossval_runs`` (:func:`finish_crossval`). Fold adapters and predictions live only in
    the run folder (``<store>/crossval/<id>/``): they are never model versions and never promotable.
 
@@ -119,6 +123,10 @@ def prepare_crossval(repo, config: RetrainConfig, k: int = 5, *, seed: int | Non
         d = fold_dir(cv_dir, i)
         d.mkdir(parents=True, exist_ok=True)
         write_snapshot(sub, run_path(d, "snapshot"))
+        if config.dpo_stage() is not None:  # the fold's preference pairs: its training sessions only
+            from care_model.training.dpo import write_pairs
+
+            write_pairs(repo, sub, train_ids, config, d)
         write_json(d / "test_sessions.json", {"fold": i, "test_sessions": test,
                                              "test_clients": sorted({snapshot.client_of(s) for s in test})})
         write_json(run_path(d, "config"), {"run_id": f"{cv_id}-fold-{i}", "config": train_config.to_dict(),
@@ -175,7 +183,6 @@ def execute_crossval(cv_dir, *, accelerator=None, show_bar: bool = True) -> dict
     """Train and predict every fold not yet done, then compute ``result.json`` (main process)."""
     from tqdm.auto import tqdm
 
-    from care_model.inference.models import ModelSpec
     from care_model.training.evaluation import predict_version
     from care_model.training.run import execute_run, make_accelerator
 
@@ -218,10 +225,7 @@ def execute_crossval(cv_dir, *, accelerator=None, show_bar: bool = True) -> dict
             if main:
                 run = read_json(run_path(d, "run"))
                 sessions = [snapshot.sessions[s] for s in sorted(test)]
-                for name, spec, path in (("fold adapter", ModelSpec(base=config.base_model, adapter=run["adapter"]),
-                                          d / "predictions.json"),
-                                         ("base model", ModelSpec(base=config.base_model),
-                                          d / "base_predictions.json")):
+                for name, spec, path in fold_systems(config, run, d):
                     if path.is_file():
                         continue
                     check_cancel()
@@ -253,44 +257,85 @@ def execute_crossval(cv_dir, *, accelerator=None, show_bar: bool = True) -> dict
         raise
 
 
+def fold_systems(config: RetrainConfig, run: dict, d: Path) -> list[tuple]:
+    """(name, model, predictions file) of what a fold predicts: its adapter and the base model, and
+    with a DPO stage the SFT adapter alone (``predictions.json``, system ``crossval``) beside the
+    SFT+DPO one (``dpo_predictions.json``, system ``crossval_dpo``)."""
+    from care_model.inference.models import ModelSpec
+
+    dpo = run.get("dpo") if config.dpo_stage() is not None else None
+    sft = (dpo or {}).get("sft_adapter") or run["adapter"]
+    out = [("fold adapter" + (" (SFT alone)" if dpo else ""), ModelSpec(base=config.base_model, adapter=sft),
+            d / "predictions.json")]
+    if dpo is not None:
+        out.append(("fold adapter (SFT+DPO)", ModelSpec(base=config.base_model, adapter=run["adapter"]),
+                    d / DPO_PREDICTIONS))
+    return out + [("base model", ModelSpec(base=config.base_model), d / "base_predictions.json")]
+
+
+DPO_PREDICTIONS = "dpo_predictions.json"
+
+
 def fold_timings(cv_dir, k: int) -> dict:
-    out = {"train_s": [], "predict_s": [], "base_predict_s": []}
+    out = {"train_s": [], "predict_s": [], "base_predict_s": [], "dpo_s": [], "dpo_predict_s": []}
     for i in range(k):
         d = fold_dir(cv_dir, i)
-        out["train_s"].append(((read_json(run_path(d, "run")) or {}).get("timings") or {}).get("train_s"))
+        run = read_json(run_path(d, "run")) or {}
+        out["train_s"].append((run.get("timings") or {}).get("train_s"))
         out["predict_s"].append((read_json(d / "predictions.json") or {}).get("seconds"))
         out["base_predict_s"].append((read_json(d / "base_predictions.json") or {}).get("seconds"))
+        out["dpo_s"].append((run.get("dpo") or {}).get("elapsed_s"))
+        out["dpo_predict_s"].append((read_json(d / DPO_PREDICTIONS) or {}).get("seconds"))
     return out
 
 
 def compute_result(cv_dir) -> dict:
     """The run's statistics from its fold outputs (:mod:`care_model.stats.crossval_metrics`)."""
     from care_model.inference.embeddings import cosine_similarities
-    from care_model.stats.crossval_metrics import summarize, table_rows
+    from care_model.stats.crossval_metrics import constant_predictions, summarize, table_rows
     from care_model.training.evaluation import curated_as_labels
 
     cv_dir = Path(cv_dir)
     meta = load_crossval(cv_dir)
     config = RetrainConfig.from_dict(meta["config"])
     snapshot = read_snapshot(cv_dir / "snapshot.jsonl")
-    preds = {"crossval": [], "base": []}
+    with_dpo = config.dpo_stage() is not None
+    preds = {"crossval": [], "base": []} | ({"crossval_dpo": []} if with_dpo else {})
     folds = []
     for i, test in enumerate(meta["folds"]):
         d = fold_dir(cv_dir, i)
         fold_preds = load_predictions(d / "predictions.json")
         base_preds = load_predictions(d / "base_predictions.json")
-        if fold_preds is None or base_preds is None:
+        dpo_preds = load_predictions(d / DPO_PREDICTIONS) if with_dpo else []
+        if fold_preds is None or base_preds is None or dpo_preds is None:
             raise TrainingError(f"Fold {i} of {cv_dir} has no predictions yet.", "Resume the run: --run-dir DIR.")
         preds["crossval"] += fold_preds
         preds["base"] += base_preds
+        if with_dpo:
+            preds["crossval_dpo"] += dpo_preds
         run = read_json(run_path(d, "run")) or {}
-        folds.append({"fold": i, "test_sessions": sorted(test), "n_train_sessions": len(read_snapshot(
-            run_path(d, "snapshot")).labels), "adapter": run.get("adapter"), "train_data_hash": run.get("data_hash"),
-            "train_loss": (run.get("metrics") or {}).get("train_loss"), "steps": run.get("steps")})
+        trained_on = read_snapshot(run_path(d, "snapshot"))
+        for name, cpreds in constant_predictions(trained_on.sessions.values(),
+                                                 [snapshot.sessions[s] for s in sorted(test)]).items():
+            preds.setdefault(name, []).extend(cpreds)
+        folds.append({"fold": i, "test_sessions": sorted(test), "n_train_sessions": len(trained_on.labels),
+                      "adapter": run.get("adapter"), "train_data_hash": run.get("data_hash"),
+            "train_loss": (run.get("metrics") or {}).get("train_loss"), "steps": run.get("steps"),
+            **({"dpo": {k: (run.get("dpo") or {}).get(k) for k in ("n_pairs_available", "n_pairs_used", "steps",
+                                                                  "losses", "margin_before", "margin_after",
+                                                                  "pairs_preferred_after", "skipped")}}
+               if with_dpo else {})})
     summary = summarize(snapshot.sessions, meta["folds"], preds, curated_as_labels(snapshot.labels),
                         n_boot=config.eval_n_boot, seed=meta["seed"], with_text=not config.eval_scores_only,
                         similarity=cosine_similarities)
+    dpo_comparison = None
+    if with_dpo:  # SFT+DPO against SFT alone, paired on the same held-out sessions (the pre-declared rule)
+        from care_model.stats.compare import compare_versions
+
+        dpo_comparison = compare_versions(snapshot.sessions, preds["crossval_dpo"], preds["crossval"],
+                                          n_boot=config.eval_n_boot, seed=meta["seed"])
     return {"cv_id": meta["cv_id"], "k": meta["k"], "seed": meta["seed"], "data_hash": meta["data_hash"],
+            "dpo_comparison": dpo_comparison,
             "n_sessions": meta["n_sessions"], "n_clients": meta["n_clients"],
             "sessions_without_client": meta["sessions_without_client"], "base_model": config.base_model,
             "scores_only": config.eval_scores_only, "split": meta["split"], "folds": folds,
@@ -310,6 +355,8 @@ def finish_crossval(repo, cv_dir, *, actor: str = "system") -> dict:
     doc["error"] = last.get("message") if doc["status"] == "failed" else None
     if result:
         doc["rows"] = [r for r in result["rows"] if r["score_field"] in ("score", "-")]
+        if result.get("dpo_comparison"):
+            doc["dpo_comparison"] = result["dpo_comparison"]
         doc["finished_at"] = result.get("finished_at")
     return repo.collection(CROSSVAL_RUNS).put(doc, actor=actor, action=f"finish:{doc['status']}")
 

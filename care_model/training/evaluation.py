@@ -36,7 +36,11 @@ def predictor_config(config):
     return PredictConfig(max_new_tokens=int(config.answer_reserve_tokens), decoding=config.decoding,
                          max_prompt_tokens=int(config.max_prompt_tokens), perspective=config.perspective,
                          calibration=getattr(config, "calibration", "none"),
-                         backend=getattr(config, "predict_backend", "engine"))
+                         backend=getattr(config, "predict_backend", "engine"),
+                         base_url=getattr(config, "predict_base_url", ""),
+                         served_model=getattr(config, "predict_served_model", ""),
+                         api_key_env=getattr(config, "predict_api_key_env", ""),
+                         max_concurrency=int(getattr(config, "predict_max_concurrency", 16)))
 
 
 def predict_version(spec, sessions: list, config, *, progress=None) -> tuple[list, str, float]:

@@ -6,7 +6,9 @@ The three phases and who runs them (only one process may open a store):
    ``<run_dir>/snapshot.jsonl`` with its content hash, split it by client, note the version the
    candidate will be compared with, write the resolved config.
 2. :func:`execute_run` (any process, also under ``accelerate launch``; never opens the store):
-   train (:mod:`care_model.training.loop`), save ``adapter/``, evaluate candidate vs baseline on the
+   train (:mod:`care_model.training.loop`), save ``adapter/``, with ``dpo_steps`` continue it with the
+   DPO stage on the preference pairs phase 1 froze (:mod:`care_model.training.dpo`; ``adapter-dpo/``
+   is then the candidate, ``run.json`` says so under ``dpo``), evaluate candidate vs baseline on the
    validation sessions (:mod:`care_model.training.evaluation`), write ``run.json``.
 3. :func:`finish_run` (the store's owner): register the candidate version (:mod:`care_model.training.versions`).
 
@@ -87,8 +89,14 @@ def prepare_run(repo, config: RetrainConfig, *, run_dir: Path | str | None = Non
     write_json(run_path(run_dir, "split"), split.to_dict())
     write_json(run_path(run_dir, "baseline"), {"version_id": baseline["id"], "base": baseline["base"],
                                                "adapter": baseline.get("adapter"), "status": baseline["status"]})
+    dpo_pairs = None
+    if config.dpo_stage() is not None:  # the DPO stage's preference pairs: training sessions only
+        from care_model.training.dpo import write_pairs
+
+        dpo_pairs = write_pairs(repo, snapshot, split.train, config, run_dir)
     write_json(run_path(run_dir, "config"), {"run_id": run_id, "config": config.to_dict(), "data_hash": snapshot.hash,
-                                             "prepared_at": now_iso(), "prepared_by": actor})
+                                             "prepared_at": now_iso(), "prepared_by": actor,
+                                             **({"dpo_pairs": dpo_pairs} if dpo_pairs else {})})
     repo.collection(RUNS).put({"id": run_id, "status": "prepared", "run_dir": str(run_dir.resolve()),
                                "data_hash": snapshot.hash, "snapshot": snapshot.header(), "config": config.to_dict(),
                                "baseline": baseline["id"], "started_by": actor}, actor=actor, action="prepare")
@@ -141,9 +149,15 @@ def execute_run(run_dir: Path | str, *, resume: bool = False, accelerator=None) 
         result = train(run_dir, config, datasets, tokenizer, model, accelerator, resume=resume, run_id=run_id,
                        data_hash=data_hash)
         result.data_warnings = list(getattr(datasets, "warnings", []))
+        dpo = None
+        if result.status == "done" and config.dpo_stage() is not None:
+            dpo = _dpo_stage(run_dir, config, snapshot, result, tokenizer, progress, accelerator)
         if not main:
             return {"status": result.status, "step": result.step}
         record = _run_record(run_dir, run_id, config, data_hash, snapshot, split, result)
+        if dpo is not None:
+            record["dpo"] = dpo
+            record["metrics"]["dpo"] = {k: dpo.get(k) for k in ("margin_before", "margin_after", "n_pairs_used")}
         if result.status == "cancelled":
             record["timings"]["total_s"] = round(time.perf_counter() - t_start, 2)
             write_json(run_path(run_dir, "run"), record)
@@ -170,6 +184,23 @@ def execute_run(run_dir: Path | str, *, resume: bool = False, accelerator=None) 
             write_json(run_path(run_dir, "run"), {**prior, "run_id": run_id, "run_dir": str(run_dir.resolve()),
                                                   "status": "failed", "error": message, "finished_at": now_iso()})
         raise
+
+
+def _dpo_stage(run_dir, config, snapshot, result, tokenizer, progress, accelerator) -> dict | None:
+    """The DPO stage after SFT (:mod:`care_model.training.dpo`): continues ``result.model`` and
+    makes its adapter the candidate; the SFT adapter stays in ``adapter/`` (``dpo.sft_adapter``)."""
+    from care_model.training.dpo import read_pairs, run_dpo_stage
+
+    if accelerator.num_processes > 1:
+        run_dpo_stage(run_dir, config, None, tokenizer, [], {}, world_size=accelerator.num_processes)  # refuses
+    _header, pairs = read_pairs(run_dir)
+    out = run_dpo_stage(run_dir, config, result.model, tokenizer, pairs, snapshot.sessions, progress=progress.emit)
+    info = {**out.to_dict(), "sft_adapter": str(Path(result.adapter_dir).resolve()), "pairs_header": _header}
+    if out.cancelled:
+        result.status = "cancelled"
+    elif out.adapter_dir:
+        result.adapter_dir = out.adapter_dir
+    return info
 
 
 def _run_record(run_dir, run_id, config, data_hash, snapshot, split, result) -> dict:

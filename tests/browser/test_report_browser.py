@@ -1,9 +1,13 @@
-"""The report in the Models & training tab, in Debian's Chromium: a cross-validation run started from
-the page (tiny model, separate process) shows its progress fold by fold, then the report of that run
-and of a candidate (Table 2, the four plots, a numeric loss curve, candidate vs active) is shown.
+"""The report and the cross-validation results in the Models & training tab, in Debian's Chromium.
 
-Screenshots go to ``test-artifacts/`` (report-crossval-running, report-crossval, report-candidate,
-report-loss-curve).
+A finished cross-validation run (built with the real preparation, statistics and store record,
+predictions written directly: :mod:`crossval_fixture`, no training) shows its results as a table
+(fold rows, pooled with intervals, mean ± SD, the baselines) with its report one click away; the
+report (Table 2, the four plots, candidate vs active) is shown in an isolated frame that leaves the
+review tab's layout unchanged, its tables scrolling inside their box. The real cross-validation
+process from the app: tests/studio/test_crossval_runs.py (slow) and the training browser test.
+
+Screenshots go to ``test-artifacts/`` (crossval-table, report-crossval, report-candidate, report-loss-curve).
 """
 from __future__ import annotations
 
@@ -16,20 +20,34 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
-from care_model.core.records import Prediction
+from care_model.core.records import SHARED, Label, Prediction
 from care_model.training.runs import ProgressWriter
+from crossval_fixture import finished_crossval_run
 from studio.app import build_app
 from studio_testing import logged_in_pages, make_store, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 ART = ROOT / "test-artifacts"
+BOXES = """() => Array.from(document.querySelectorAll('#care-review-tab [id], .tab-wrapper, header'))
+  .filter(e => e.offsetParent !== null)
+  .map(e => { const r = e.getBoundingClientRect();
+              return [e.id || e.className, ...[r.x, r.y, r.width, r.height].map(Math.round)]; })
+"""
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_model_dir):
+def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report-browser")
     repo = make_store(tmp / "store")
+    for sid in repo.session_ids():  # the clients' self-reports as the curated set the run was made on
+        client = repo.get_session(sid).ratings.get("client") or {}
+        repo.save_labels([(Label(session_id=sid, item=int(i), annotator=SHARED, score=v, status="submitted",
+                                 rationale=f"The client rates it {v}.", score_source="client_self_report",
+                                 rationale_source="expert"), 0) for i, v in client.items()], actor="admin")
+    t0 = time.perf_counter()
+    cv = finished_crossval_run(repo, k=3)
+    print(f"\nfixture cross-validation run built in {time.perf_counter() - t0:.1f} s")
     # a candidate with a real loss curve in its run folder and predictions on every session
     run_dir = tmp / "run"
     progress = ProgressWriter(run_dir)
@@ -56,7 +74,7 @@ def app(tmp_path_factory, tiny_model_dir):
     demo = build_app(repo, None)
     ART.mkdir(exist_ok=True)
     with serve(demo) as url:
-        yield SimpleNamespace(url=url, repo=repo, tiny=tiny_model_dir)
+        yield SimpleNamespace(url=url, repo=repo, cv=cv)
     repo.close()
 
 
@@ -67,51 +85,71 @@ def page(app, browser):
         yield make("admin")
 
 
+def _frame(page):
+    return page.frame_locator("#care-report-frame")
+
+
 def _show(page, label_part: str):
     pick = page.locator("#care-report-subject input")
     pick.click()
     page.get_by_role("option", name=re.compile(re.escape(label_part))).first.click()
     page.click("#care-report-show")
-    expect(page.locator("#care-report-box #care-subject-title")).to_contain_text(label_part, timeout=180_000)
+    expect(_frame(page).locator("#care-subject-title")).to_contain_text(label_part, timeout=180_000)
 
 
-def test_crossval_from_the_tab_then_its_report_and_a_candidates(app, page):
-    page.get_by_role("tab", name="Models & training").click()
-    page.fill("#care-train-overrides textarea", f"base_model: {app.tiny}\nmax_steps: 2\neval_n_boot: 100\n"
-                                                "max_prompt_tokens: 1024\nlora_last_layers: null\nsave_every_steps: 0")
-    page.fill("#care-cv-folds input", "3")
-    page.click("#care-cv-start")
-    expect(page.locator("#care-train-msg")).to_contain_text("Started cross-validation", timeout=120_000)
-    expect(page.locator("#care-cv-state")).to_contain_text("fold", timeout=120_000)
-    page.locator("#care-cv-progress").screenshot(path=str(ART / "report-crossval-running.png"))
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = page.locator("#care-cv-state").get_attribute("data-status")
-        if status in ("done", "failed", "cancelled"):
-            break
-        time.sleep(1.0)
-    assert status == "done", page.locator("#care-cv-log textarea").input_value()[-2000:]
-    expect(page.locator("#care-cv-state")).to_contain_text("3/3 folds done", timeout=60_000)
-    expect(page.locator("#care-cv-resume")).to_be_disabled()  # only a cancelled or failed run resumes
-    run = app.repo.collection("crossval_runs").all()[0]
-    assert not [v for v in app.repo.collection("model_versions").all() if v["id"].startswith(run["id"])]
-
-    page.reload()
+def test_crossval_table_then_its_report_in_a_frame_that_leaves_the_app_alone(app, page):
     page.wait_for_selector("#care-table")
+    before = page.evaluate(BOXES)
+    body_before = page.evaluate("() => getComputedStyle(document.body).maxWidth")
+    assert len(before) > 5
+
     page.get_by_role("tab", name="Models & training").click()
-    _show(page, f"Cross-validation {run['id']}")
-    box = page.locator("#care-report-box")
-    expect(box.locator("#care-table2")).to_contain_text(f"Cross-validation {run['id']}: fold adapters")
-    expect(box.locator("#care-table2")).to_contain_text("published, different corpus")
-    for name in ("dimensions", "calibration", "item_mae", "loss"):
-        img = box.locator(f"#care-plot-{name}")
+    table = page.locator("#care-cv-table")
+    expect(table).to_be_visible(timeout=60_000)          # the tab's 2-second timer brings it
+    k = app.cv["k"]
+    expect(table.locator("tr.care-cv-fold")).to_have_count(k)
+    expect(table.locator("tr.care-cv-pooled")).to_contain_text("Pooled held-out (23 sessions)")
+    expect(table.locator("tr.care-cv-mean")).to_contain_text(f"Mean ± SD over {k} folds")
+    for system in ("base", "counselor"):
+        expect(table.locator(f'tr.care-cv-baseline[data-system="{system}"]')).to_have_count(2)
+    goal_r = next(r for r in app.cv["rows"] if (r["system"], r["dimension"], r["metric"]) == ("crossval", "goal",
+                                                                                               "pearson"))
+    cells = table.locator("tr.care-cv-fold").first.locator("td")
+    expect(cells.nth(1)).to_have_text(f"{goal_r['fold_values'][0]:.2f}")       # fold 1, goal, r
+    expect(table.locator("tr.care-cv-mean td").nth(1)).to_have_text(
+        f"{goal_r['fold_mean']:.2f} ± {goal_r['fold_sd']:.2f}")
+    page.locator("#care-cv-results-box").screenshot(path=str(ART / "crossval-table.png"))
+
+    page.click("#care-cv-report")                                              # one click to its report
+    frame = _frame(page)
+    expect(frame.locator("#care-subject-title")).to_contain_text(f"Cross-validation {app.cv['id']}",
+                                                                 timeout=180_000)
+    expect(frame.locator("#care-table2")).to_contain_text(f"Cross-validation {app.cv['id']}: fold adapters")
+    expect(frame.locator("#care-table2")).to_contain_text("published, different corpus")
+    for name in ("dimensions", "calibration", "item_mae"):
+        img = frame.locator(f"#care-plot-{name}")
         expect(img).to_be_visible()
         assert img.evaluate("e => e.naturalWidth") > 300, name
-    box.screenshot(path=str(ART / "report-crossval.png"))
+    # Table 2 scrolls inside its box: its right edge stays inside the frame, which stays inside the tab
+    t2 = frame.locator("table.care-t2").first
+    assert t2.evaluate("e => getComputedStyle(e).overflowX") == "auto"
+    assert t2.evaluate("e => e.getBoundingClientRect().right <= document.documentElement.clientWidth + 1")
+    frame_box = page.locator("#care-report-frame").bounding_box()
+    tab_box = page.locator("#care-training-tab").bounding_box()
+    assert frame_box["x"] + frame_box["width"] <= tab_box["x"] + tab_box["width"] + 1
+    page.locator("#care-report-box").screenshot(path=str(ART / "report-crossval.png"))
 
+    # the report's CSS stays in its frame: the review tab looks exactly as before
+    assert page.evaluate("() => getComputedStyle(document.body).maxWidth") == body_before
+    page.get_by_role("tab", name="Review").click()
+    page.wait_for_selector("#care-table")
+    assert page.evaluate(BOXES) == before
+
+    page.get_by_role("tab", name="Models & training").click()
     _show(page, "cand-lora")
-    expect(box.locator("#care-comparison")).to_contain_text("better")        # direction column
-    expect(box).to_contain_text("8 session(s) excluded")
-    box.screenshot(path=str(ART / "report-candidate.png"))
-    box.locator("#care-plot-loss").screenshot(path=str(ART / "report-loss-curve.png"))
-    expect(page.locator("#care-train-plot")).to_be_visible()
+    frame = _frame(page)
+    expect(frame.locator("#care-comparison")).to_contain_text("better")        # direction column
+    expect(frame.locator("body")).to_contain_text("8 session(s) excluded")
+    expect(frame.locator("#care-plot-loss")).to_be_visible()
+    page.locator("#care-report-box").screenshot(path=str(ART / "report-candidate.png"))
+    frame.locator("#care-plot-loss").screenshot(path=str(ART / "report-loss-curve.png"))

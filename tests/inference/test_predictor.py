@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -69,28 +67,30 @@ def test_long_transcript_is_truncated_with_a_warning(tiny_model_dir):
     assert all(any("transcript truncated" in w for w in x.warnings) for x in preds)
 
 
-def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir):
+def test_predict_command_fills_the_store_and_resumes(tmp_path, tiny_model_dir, capsys):
+    """`care predict` (its main, in this process: the subprocess entry is checked by tests/test_cli_help.py)."""
+    from care_model.jobs.predict import main
+
     store = tmp_path / "store"
     with Repository(store) as repo:
         repo.import_batch(read_files([ROOT / "data" / "sessions.jsonl"], "jsonl"))
-    cmd = [sys.executable, "-m", "care_model.jobs.predict", "--store", str(store), "--model", str(tiny_model_dir),
-           "--session", "sample-en-02", "--session", "sample-zh-03", "--max-new-tokens", "8", "--json"]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    counts = json.loads(res.stdout.strip().splitlines()[-1])
+    args = ["--store", str(store), "--model", str(tiny_model_dir), "--session", "sample-en-02", "--session",
+            "sample-zh-03", "--max-new-tokens", "8", "--json"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    counts = json.loads(out.strip().splitlines()[-1])
     assert counts["sessions"] == 2 and counts["predictions"] == 24 and counts["skipped"] == 0
-    assert "predicting" in res.stderr, "a progress bar on the terminal"
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    counts = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "predicting" in err, "a progress bar on the terminal"
+    assert main(args) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert counts["sessions"] == 0 and counts["skipped"] == 2, "sessions this version predicted are skipped"
     with Repository(store) as repo:
         assert repo.stats()["predictions"] == 24
         version = repo.predictions("sample-en-02")[0].model_version
         assert pending_sessions(repo, version, ["sample-en-02", "sample-en-03"]) == ["sample-en-03"]
         assert {p.item for p in repo.predictions("sample-zh-03", version)} == set(range(1, 13))
-    res = subprocess.run([sys.executable, "-m", "care_model.jobs.predict", "--store", str(tmp_path / "none")],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 2 and "No store at" in res.stderr
+    assert main(["--store", str(tmp_path / "none")]) == 2
+    assert "No store at" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- grounded decoding

@@ -62,3 +62,37 @@ def test_a_cancelled_run_resumes_from_the_app_and_keeps_finished_folds(tmp_path,
             mgr.resume(boss)
         actions = [a["action"] for a in repo.collection(CROSSVAL_RUNS).audit() if a["entity_id"] == run["id"]]
         assert "resume" in actions and "cancel" in actions
+
+
+def _row(system, dim, metric, folds, pooled, field="score"):
+    import statistics
+
+    return {"system": system, "score_field": field, "dimension": dim, "metric": metric, "pooled": pooled,
+            "low": pooled - 0.1, "high": pooled + 0.1, "n": 9, "reason": "", "fold_values": folds,
+            "fold_mean": statistics.mean(folds), "fold_sd": statistics.stdev(folds), "n_folds": len(folds)}
+
+
+def test_a_finished_runs_results_are_a_table_of_folds_pooled_mean_sd_and_baselines():
+    from studio.report_tab import crossval_table_html
+
+    rows = [_row(s, d, m, [0.1 * i + j for i in range(1, 4)], 0.5 + j, "-" if s == "counselor" else "score")
+            for j, s in enumerate(("crossval", "base", "counselor")) for d in ("goal", "task", "bond")
+            for m in ("pearson", "spearman", "mse")]
+    run = {"id": "cv-1", "status": "done", "rows": rows + [{**rows[0], "score_field": "expected_score"}]}
+    html = crossval_table_html(run, sizes=[3, 3, 3])
+    assert html.count('class="care-cv-fold"') == 3 and 'data-fold="3"' in html and "Fold 2 (3 sessions)" in html
+    assert "<td>0.20</td>" in html                                     # fold 2, goal, r of the fold adapters
+    assert "Pooled held-out (9 sessions) [95% CI]" in html and '0.50 <span class="ci">[0.40, 0.60]</span>' in html
+    assert "Mean ± SD over 3 folds" in html and "0.20 ± 0.10" in html
+    assert html.count('data-system="base"') == 2 and html.count('data-system="counselor"') == 2
+    assert html.count("<td>") == 3 * 9 + 9 + 9 + 4 * 9                  # every cell: 9 per row, labels apart
+    assert crossval_table_html({**run, "status": "running"}) == "" and crossval_table_html(None) == ""
+
+
+def test_the_report_is_framed_so_its_css_cannot_reach_the_app():
+    from studio.report_tab import report_frame
+
+    out = report_frame('<div id="care-report"><table class="care-t2"><tr><td>"x" & y</td></tr></table></div>')
+    assert out.startswith('<iframe id="care-report-frame"') and 'sandbox="allow-same-origin"' in out
+    assert "<style" not in out and "<table" not in out                 # all of it escaped inside srcdoc
+    assert "max-width:1200px" in out and "overflow-x:auto" in out      # the page's CSS, and the frame's scrolling

@@ -99,3 +99,17 @@ def test_predicting_shows_one_progress_indicator():
     on = deps[0].get("show_progress_on")
     assert deps[0]["show_progress"] != "hidden" and on and len(on) == 1
     assert by_id[on[0]]["props"]["elem_id"] == "demo-status"
+
+
+def test_the_public_demo_refuses_pasted_text_with_personal_information():
+    from care_model.core.errors import DeidentificationRequired
+    from studio.demo import DemoUI
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "deid" / "planted_session.txt"
+    pasted = parse_pasted(fixture.read_text(encoding="utf-8"))
+    assert "[PHONE]" in DemoUI(None, {}, {}, shared=False).check_pasted(pasted)  # local demo: a warning
+    with pytest.raises(DeidentificationRequired, match=r"personal information.*\[ADDRESS\].*\[EMAIL\].*\[PHONE\].*"
+                                                       r"not sent to the model.*Fix:"):
+        DemoUI(None, {}, {}, shared=True).check_pasted(pasted)
+    pasted.turns = pasted.turns[:2]
+    assert DemoUI(None, {}, {}, shared=True).check_pasted(pasted) == ""

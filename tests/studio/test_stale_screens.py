@@ -42,7 +42,7 @@ def chained_after(demo, elem_id: str) -> list[str]:
 
 def test_the_header_is_refreshed_after_promote_rollback_and_reject(repo):
     demo = build_app(repo, None)
-    for button in ("care-promote", "care-rollback", "care-reject"):
+    for button in ("care-promote-yes", "care-rollback", "care-reject"):  # Promote asks first: its Yes promotes
         assert "topbar" in chained_after(demo, button), button
     topbar = demo.studio_ctx.components["topbar"]
     repo.collection(SETTINGS).put({"id": ACTIVE_MODEL, "model_version": "lora-new-1"}, actor="admin")

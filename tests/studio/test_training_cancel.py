@@ -21,7 +21,7 @@ def app(training_app):
 
 def test_cancel_from_the_app(app, tiny_model_dir):
     app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
-    run = app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=5000),
+    run = app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=5000, evaluate="false"),
                             api_name="/start_training")
     wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 2)
     assert app.admin.predict(api_name="/cancel_training")["cancel_requested"]["by"] == "admin"
@@ -33,9 +33,10 @@ def test_cancel_from_the_app(app, tiny_model_dir):
 
 def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
     app.mgr.set_settings(access_of(app.repo, "admin"), min_new_sessions=0)
-    run = app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=30, save_every_steps=5),
+    run = app.admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=16, save_every_steps=3,
+                                                                evaluate="false"),  # the evaluation has its own tests
                             api_name="/start_training")
-    wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 6)
+    wait_for(lambda: (app.admin.predict(api_name="/training_status")["progress"] or {}).get("step", 0) >= 3)
     app.admin.predict(api_name="/cancel_training")
     st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] != "running" and s,
                   timeout=180)
@@ -47,5 +48,5 @@ def test_resume_a_cancelled_run_from_the_app(app, tiny_model_dir):
     st = wait_for(lambda: (s := app.admin.predict(api_name="/training_status"))["run"]["status"] not in
                   ("running", "prepared") and s)
     assert st["run"]["id"] == run["id"] and st["run"]["status"] == "registered", st["log"][-2000:]
-    assert st["progress"]["step"] == 30 and stopped_at < 30
-    assert [s for s, _ in st["progress"]["losses"]] == list(range(1, 31))   # one curve across the two processes
+    assert st["progress"]["step"] == 16 and stopped_at < 16
+    assert [s for s, _ in st["progress"]["losses"]] == list(range(1, 17))   # one curve across the two processes

@@ -19,6 +19,9 @@ from studio_testing import wait_for as _wait_for
 from studio.training import TrainingManager
 
 
+STEPS = 40  # 20 steps measured no faster (model loading and evaluation dominate): kept at 40
+
+
 def wait_for(fn, timeout=600.0, step=0.5):
     return _wait_for(fn, timeout, step)
 
@@ -51,7 +54,8 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     for _ in range(5):
         admin.predict("sample-en-02", api_name="/open_session")
     idle = (time.perf_counter() - t0) / 5
-    run = admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=40), api_name="/start_training")
+    run = admin.predict("cpu-smoke.yaml", training_overrides(tiny_model_dir, max_steps=STEPS),
+                        api_name="/start_training")
     assert run["status"] == "running" and run["data_hash"] and run["pid"]
     assert run["learned_from"] == {"score_sources": ["client_self_report"], "rationales": "curated",
                                    "score_source_counts": {"client_self_report": 72}, "items_without_rationale": 0,
@@ -85,7 +89,7 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     st = wait_for(lambda: (s := admin.predict(api_name="/training_status"))["run"]["status"] in
                   ("registered", "failed", "cancelled") and s)
     assert st["run"]["status"] == "registered", st["log"][-2000:]
-    assert st["progress"]["step"] == 40 and len(st["progress"]["losses"]) == 40
+    assert st["progress"]["step"] == STEPS and len(st["progress"]["losses"]) == STEPS
     assert len(st["progress"]["validation_losses"]) == 2
     cand = V.get_version(app.repo, st["run"]["version_id"])
     assert cand["status"] == "candidate" and cand["data_hash"] == run["data_hash"]
@@ -121,3 +125,49 @@ def test_progress_and_versions_say_what_a_run_learns_from():
     version = {"id": "v1", "kind": "lora", "status": "candidate", "learned_from": learned_from(sample)}
     row = versions_value({"versions": [version]})["data"][0]
     assert "client self-reports" in row[4] and "without rationale" in row[4]
+
+
+def test_the_sentence_before_retraining_names_unused_labels_why_and_the_fix(tmp_path):
+    from care_model.core.records import SHARED, Label
+    from studio.training_tab import unused_labels_html
+    from studio_testing import curate, make_store
+
+    repo = make_store(tmp_path / "store", predictions=False)
+    curate(repo, ["sample-en-01"])                                   # 12 client self-reports: used
+    repo.save_labels([(Label(session_id="sample-en-02", item=i, annotator=SHARED, score=3, status="submitted",
+                             rationale="Judged.", score_source="expert", rationale_source="expert"), 0)
+                      for i in range(1, 13)], actor="ann")
+    mgr = TrainingManager(repo)
+    info = mgr.unused_labels("cpu-smoke.yaml", "")
+    assert info == {"unused": {"expert": 12}, "score_sources": ["client_self_report"]}
+    html = unused_labels_html(info)
+    assert ("12 expert-judged labels are not used: this recipe learns client self-reports; choose a recipe with "
+            "score_sources: [expert] to include them.") in html and 'data-unused="expert:12"' in html
+    both = mgr.unused_labels("cpu-smoke.yaml", "score_sources: [client_self_report, expert]")
+    assert both["unused"] == {} and unused_labels_html(both) == ""
+    only_expert = mgr.unused_labels("cpu-smoke.yaml", "score_sources: [expert]\nrationales: curated")
+    assert only_expert["unused"] == {"client_self_report": 12}
+    assert "12 client self-reported labels are not used: this recipe learns expert judgements" in \
+        unused_labels_html(only_expert)
+    repo.close()
+
+
+def test_the_promote_confirmation_states_the_comparisons_verdict():
+    from studio.training_tab import promote_verdict
+
+    def version(comparison, n=4):
+        return {"versions": [{"id": "c1", "kind": "lora", "status": "candidate", "parent": "base",
+                              "evaluation": {"sessions": ["s"] * n, "comparison": comparison,
+                                             "versions": {"baseline": {"version_id": "base"}}}}]}
+
+    text, kind = promote_verdict(version({"n_sessions": 4, "too_small": True, "counts": {"too small to decide": 9}}),
+                                 "c1")
+    assert kind == "warn" and text.startswith("Compared with base on 4 held-out session(s): too small to decide")
+    rows = [{"role": "primary", "verdict": "better"}, {"role": "exploratory", "verdict": "not distinguishable"}]
+    text, kind = promote_verdict(version({"n_sessions": 30, "too_small": False, "rows": rows,
+                                          "counts": {"better": 1, "not distinguishable": 1}}, 30), "c1")
+    assert kind == "ok" and "primary metric (item MAE) better; all metrics: 1 better, 1 not distinguishable" in text
+    rows[0]["verdict"] = "worse"
+    assert promote_verdict(version({"n_sessions": 30, "rows": rows, "counts": {}}, 30), "c1")[1] == "warn"
+    assert "No comparison" in promote_verdict(version({}), "c1")[0]
+    assert "not a known model version" in promote_verdict(version({}), "nope")[0]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -164,24 +162,25 @@ def test_drafts_never_replace_the_models_suggestion(tmp_path, predictor):
         assert all(not p.is_draft for p in repo2.predictions("s1"))
 
 
-def test_draft_command_for_clients_and_experts(tmp_path, tiny_model_dir):
+def test_draft_command_for_clients_and_experts(tmp_path, tiny_model_dir, capsys):
+    """`care predict --draft-for ...` (its main, in this process: the subprocess entry is checked by test_cli_help)."""
+    from care_model.jobs.predict import main
+
     store = tmp_path / "store"
     with Repository(store) as repo:
         repo.import_batch(read_files([ROOT / "data" / "sessions.jsonl"], "jsonl"))
         repo.save_label(make_label("sample-en-03", 2, 4), actor="ann", expected_version=0)
-    base = [sys.executable, "-m", "care_model.jobs.predict", "--store", str(store), "--model", str(tiny_model_dir),
-            "--max-new-tokens", "6", "--calibration", "none", "--json"]
-    res = subprocess.run(base + ["--session", "sample-en-02", "--draft-for", "client"], cwd=ROOT,
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    counts = json.loads(res.stdout.strip().splitlines()[-1])
+    base = ["--store", str(store), "--model", str(tiny_model_dir), "--max-new-tokens", "6", "--calibration", "none",
+            "--json"]
+    assert main(base + ["--session", "sample-en-02", "--draft-for", "client"]) == 0
+    out, err = capsys.readouterr()
+    counts = json.loads(out.strip().splitlines()[-1])
     assert counts["drafts"] == 12 and counts["skipped_items"] == 0 and counts["draft_for"] == "client"
-    res = subprocess.run(base + ["--session", "sample-en-03", "--draft-for", "expert"], cwd=ROOT,
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    counts = json.loads(res.stdout.strip().splitlines()[-1])
+    assert main(base + ["--session", "sample-en-03", "--draft-for", "expert"]) == 0
+    out, err = capsys.readouterr()
+    counts = json.loads(out.strip().splitlines()[-1])
     assert counts["drafts"] == 1 and counts["skipped_items"] == 11
-    assert "sample-en-03: item 1: skipped, no expert label with a score" in res.stderr
+    assert "sample-en-03: item 1: skipped, no expert label with a score" in err
     with Repository(store) as repo:
         client = json.loads((ROOT / "data" / "sessions.jsonl").read_text(encoding="utf-8").splitlines()[1])
         drafts = {p.item: p for p in repo.predictions("sample-en-02", history=True)}

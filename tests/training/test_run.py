@@ -276,8 +276,8 @@ def _adapter_tensors(folder):
 @pytest.mark.parametrize("how", ["file", "sigterm"])
 def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, how):
     store = make_rule_store(tmp_path / "store", n=8)
-    config = RetrainConfig(base_model=str(tiny_model_dir), max_steps=40, lora_dropout=0.1, learning_rate=1e-3,
-                           validation_fraction=0.25, evaluate=False, save_every_steps=5, keep_checkpoints=1)
+    config = RetrainConfig(base_model=str(tiny_model_dir), max_steps=16, lora_dropout=0.1, learning_rate=1e-3,
+                           validation_fraction=0.25, evaluate=False, save_every_steps=4, keep_checkpoints=1)
     with Repository(store) as repo:
         run_a = prepare_run(repo, config, run_id="a", actor="boss")
     run_b = tmp_path / "b"
@@ -294,11 +294,11 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir
         if proc.poll() is None:
             proc.kill()
     progress = read_progress(run_a)
-    assert progress.status == "cancelled" and 3 <= progress.step < 40, (run_a / "train.log").read_text()
+    assert progress.status == "cancelled" and 3 <= progress.step < 16, (run_a / "train.log").read_text()
     assert read_json(run_a / "run.json")["status"] == "cancelled"
     assert last_checkpoint(run_a).name == f"step-{progress.step}"
     resumed = execute_run(run_a, resume=True)
-    assert resumed["status"] == "done" and resumed["steps"] == 40
+    assert resumed["status"] == "done" and resumed["steps"] == 16
     starts = [e for e in read_events(run_a) if e["event"] == "start"]
     assert [s["start_step"] for s in starts] == [0, progress.step]
     straight = execute_run(run_b)
@@ -331,7 +331,7 @@ def test_two_cpu_processes_with_gloo(tmp_path, tiny_model_dir):
            "--master_addr", "127.0.0.1", "--master_port", str(port),
            "-m", "care_model.jobs.retrain", "--store", str(store), "--base-model", str(tiny_model_dir), "--run-id",
            "ddp",
-           "--max-steps", "3", "--save-every-steps", "2", "--validation-fraction", "0.25", "--eval-n-boot", "0",
+           "--max-steps", "3", "--save-every-steps", "2", "--validation-fraction", "0.25", "--evaluate", "false",
            "--actor", "boss"]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -19,17 +19,28 @@ our engine picks: the score line is the (calibrated) argmax option, quotes are v
 the item's candidate turns, and the free text stops after the first sentence. Requests without
 ``care_grounding`` pass untouched.
 
+Served (``vllm serve MODEL --logits-processors`` this class, see
+:mod:`care_model.inference.backends.openai_backend`), a request carries the same spec as JSON text in
+``vllm_xargs: {"care_grounding": "..."}`` (vLLM's custom arguments take plain values).
+
 The worker (:meth:`care_model.inference.backends.vllm_worker.Worker.generate`) rebuilds every request's row
 once before it queues any, so a malformed spec or another tokenizer fails that call with a clear
 message instead of killing the engine core.
 """
 from __future__ import annotations
 
+import json
+
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from care_model.inference.constrained import RowProcessor, vocabulary_from_folder
 from care_model.text.grounding import GroundedRow
 from care_model.inference.backends.vllm_names import GROUNDING_KEY
+
+
+def _spec_dict(spec) -> dict:
+    """Through `vllm serve` the spec comes as JSON text in the request's vllm_xargs."""
+    return json.loads(spec) if isinstance(spec, str) else spec
 
 
 def row_from(spec: dict) -> GroundedRow:
@@ -40,9 +51,22 @@ def row_from(spec: dict) -> GroundedRow:
 class GroundedLogitsProcessor(AdapterLogitsProcessor):
     """vLLM's per-request adapter around :class:`~care_model.inference.constrained.RowProcessor`."""
 
+    @classmethod
+    def validate_params(cls, sampling_params):
+        """A request's spec is rebuilt before vLLM queues it: a malformed one is that request's HTTP 400
+        (a ValueError here), not an exception in the engine core that stops the server."""
+        spec = (sampling_params.extra_args or {}).get(GROUNDING_KEY)
+        if spec is None:
+            return
+        try:
+            row_from(_spec_dict(spec))
+        except Exception as err:  # noqa: BLE001 -- any bad spec is the request's error
+            raise ValueError(f"bad {GROUNDING_KEY} spec ({type(err).__name__}: {err})") from None
+
     def is_argmax_invariant(self) -> bool:
         return False  # it decides which token greedy decoding picks
 
     def new_req_logits_processor(self, params):
         spec = (params.extra_args or {}).get(GROUNDING_KEY)
+        spec = _spec_dict(spec) if spec else None
         return RowProcessor(row_from(spec), fresh=lambda: row_from(spec)) if spec else None
