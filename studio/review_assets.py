@@ -14,7 +14,8 @@ redraw of the list or the cards never loses which item is open. The script:
   card's evidence field (a hidden textbox) and the rationale like typing would, then presses the
   card's hidden ``evsave-N`` / ``note-N`` button (also pressed on every ``input`` event of a
   rationale: typing, pasting, dictation), so the save and the checks run for the user's edits only;
-* Ctrl+S saves, Ctrl+Enter submits; evidence chips scroll the transcript to their turn.
+* Ctrl+S saves, Ctrl+Enter submits (it asks first: Ctrl+Enter again says yes); evidence chips scroll the
+  transcript to their turn.
 """
 
 MAX_ITEMS = 60  # CSS rules are generated for items 1..MAX_ITEMS (WAI-SR has 12)
@@ -235,7 +236,9 @@ JS = r"""
   document.addEventListener('keydown', e => {
     const mod = e.ctrlKey || e.metaKey;
     if (mod && (e.key === 's' || e.key === 'S')) { e.preventDefault(); click('#care-save'); return; }
-    if (mod && e.key === 'Enter') { e.preventDefault(); click('#care-submit'); return; }
+    if (mod && e.key === 'Enter') {  // Submit asks first; Ctrl+Enter again answers "Yes, submit"
+      e.preventDefault(); const yes = q('#care-submit-yes');
+      click(yes && yes.offsetParent ? '#care-submit-yes' : '#care-submit'); return; }
     if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
       e.preventDefault(); if (document.activeElement) document.activeElement.blur();
       step(e.key === 'ArrowDown' ? 1 : -1); return;
@@ -294,4 +297,4 @@ KEYS_HELP = ('<div class="care-keys">Click a row (or <kbd>j</kbd>/<kbd>k</kbd>) 
              'evidence: click a turn (or <kbd>t</kbd>, <kbd>↓</kbd>/<kbd>↑</kbd>, <kbd>Enter</kbd>), again to remove · '
              'select text: '
              '<kbd>q</kbd> quote it, <kbd>e</kbd> evidence · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · '
-             '<kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit</div>')
+             '<kbd>Ctrl</kbd>+<kbd>Enter</kbd> submit (twice: it asks first)</div>')

@@ -309,6 +309,8 @@ def _base_type(name: str):
 
 def _coerce(name: str, value, where: str):
     typ, optional = _base_type(name)
+    if typ is str and value == "" and RetrainConfig.__dataclass_fields__[name].default == "":
+        return ""  # a text setting whose default is empty (predict_base_url ...) written back by a run's config.json
     if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
         if optional:
             return None

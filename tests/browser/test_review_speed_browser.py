@@ -145,6 +145,8 @@ def test_full_session_at_expert_speed(app):
             page.screenshot(path=str(ART / "speed-accept-all.png"))
             act.click("#care-bulk-yes")
             expect(status(page)).to_contain_text("Accepted the model's suggestion for 9 item(s)")
+            act.press("Control+Enter")  # Submit asks first (issue 20); Ctrl+Enter again says yes
+            expect(page.locator("#care-submit-ask")).to_contain_text("for the record?")
             act.press("Control+Enter")
             expect(status(page)).to_contain_text("Submitted all 12 items", timeout=60_000)
             seconds = time.monotonic() - t0

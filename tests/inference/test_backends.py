@@ -24,8 +24,8 @@ SAMPLES = [json.loads(line) for line in (ROOT / "data" / "sessions.jsonl").read_
 
 
 def test_backend_names():
-    assert BACKENDS == ("engine", "vllm") and check_backend("vllm") == "vllm"
-    with pytest.raises(ConfigError, match="engine, vllm"):
+    assert BACKENDS == ("engine", "vllm", "openai") and check_backend("vllm") == "vllm"
+    with pytest.raises(ConfigError, match="engine, vllm, openai"):
         Predictor(ModelSpec(), PredictConfig(backend="tgi"))
 
 
@@ -58,7 +58,7 @@ def test_predict_command_without_vllm_venv_fails_clearly_and_leaves_the_store(tm
 def test_help_lists_the_backend_options():
     out = subprocess.run([sys.executable, "-m", "care_model.jobs.predict", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120).stdout
-    for flag in ("--backend {engine,vllm}", "--tensor-parallel", "--data-parallel"):
+    for flag in ("--backend {engine,vllm,openai}", "--tensor-parallel", "--data-parallel", "--base-url"):
         assert flag in out
 
 

@@ -326,11 +326,15 @@ def test_icc_uses_the_largest_complete_block_and_bradley_terry_for_three_systems
     assert cr.icc_2k({("t1", "x"): {"a": 1, "b": 2}})["value"] is None
     doc = new_campaign(repo, systems=["m-alpha", "m-beta", "expert"], mode="pairwise", n_targets=8)
     rank = {"expert": 0, "m-beta": 1, "m-alpha": 2}
+    # mostly the better one; the exceptions follow the task (target, rater, pair), not its place in the rater's
+    # order, which is shuffled per campaign id (a random order once tied beta and alpha)
+    key = lambda t: (t["target"], t["rater"], sorted([t["left"], t["right"]]))  # noqa: E731
+    order = sorted((key(t) for t in doc["tasks"].values() if t["kind"] == "pairwise"))
     for rater, ids in doc["assignments"].items():
-        for n, k in enumerate(ids):
+        for k in ids:
             t = doc["tasks"][k]
             better = "a" if rank[t["left"]] < rank[t["right"]] else "b"
-            choice = better if n % 4 else {"a": "b", "b": "a"}[better]  # mostly the better one
+            choice = {"a": "b", "b": "a"}[better] if order.index(key(t)) % 4 == 0 else better
             rt.save_rating(repo, Access(rater, "annotator"), doc["id"], k, choice=choice, submit=True)
     bt = cr.campaign_results(repo, doc["id"])["pairwise"]["bradley_terry"]
     assert bt["strength"]["expert"] > bt["strength"]["m-beta"] > bt["strength"]["m-alpha"]

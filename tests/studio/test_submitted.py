@@ -78,6 +78,12 @@ def test_a_score_key_on_a_submitted_card_saves_nothing_in_the_page(repo):
         h.card_accept(item)(rs, req)
     fields = [rs.items[i]["saved"][f] for i in sorted(h.cards) for f in ("score", "rationale", "evidence",
                                                                          "change_reasons")]
+    h.submit(req, rs, *fields)  # "Yes, submit" without the question (issue 20: Submit asks first): nothing
+    assert "submitted" not in {lab.status for lab in repo.labels(SID)} and rs.editable
+    assert "Press Submit session again" in rs.message[0]
+    asked = h.submit_ask(rs, req)
+    assert asked[h.c.submit_yes]["visible"] is True
+    assert f"Submit session {SID} for the record?" in asked[h.c.submit_html]
     h.submit(req, rs, *fields)
     assert {lab.status for lab in repo.labels(SID)} == {"submitted"} and not rs.editable
     reloaded = h.reload_if_read_only(rs, req)
