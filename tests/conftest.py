@@ -20,10 +20,11 @@ import pytest  # noqa: E402
 # so that the parallel workers of `make test` (pytest-xdist, --dist loadscope: one module per
 # worker at a time) start them early and finish together; every module keeps its own test order.
 LONG_MODULES_FIRST = (
-    "studio/test_training_tab.py", "studio/test_training_cancel.py", "training/test_run.py",
-    "studio/test_app_launch.py", "browser/test_training_browser.py", "studio/test_api_sweep.py",
-    "studio/test_crossval_runs.py", "text/test_drafting.py", "browser/test_report_browser.py",
-    "browser/test_evaluation_browser.py", "inference/test_models.py", "studio/test_jobs.py",
+    "studio/test_training_tab.py", "browser/test_training_browser.py", "studio/test_training_cancel.py",
+    "training/test_run.py", "studio/test_api_sweep.py", "studio/test_crossval_runs.py",
+    "browser/test_review_browser.py", "browser/test_review_speed_browser.py", "browser/test_evaluation_browser.py",
+    "studio/test_app_launch.py", "studio/test_login_guard.py", "browser/test_messages_browser.py",
+    "browser/test_report_browser.py", "text/test_drafting.py", "inference/test_models.py", "studio/test_jobs.py",
     "store/test_store_durability.py", "training/test_crossval.py", "studio/test_review_draft.py",
 )
 
