@@ -127,6 +127,7 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
         expect(status(page)).to_contain_text(f"Saved item {item} (version 1)")
     page.keyboard.press("Control+Enter")  # Submit asks first (issue 20); Ctrl+Enter again says yes
     expect(page.locator("#care-submit-ask")).to_contain_text("for the record?")
+    expect(page.locator("#care-submit-yes")).to_be_visible()  # the answer key needs the button shown
     page.keyboard.press("Control+Enter")
     expect(status(page)).to_contain_text("Submitted all 12 items")
     labels = app.repo.labels("sample-en-02")

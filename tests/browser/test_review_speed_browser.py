@@ -147,6 +147,7 @@ def test_full_session_at_expert_speed(app):
             expect(status(page)).to_contain_text("Accepted the model's suggestion for 9 item(s)")
             act.press("Control+Enter")  # Submit asks first (issue 20); Ctrl+Enter again says yes
             expect(page.locator("#care-submit-ask")).to_contain_text("for the record?")
+            expect(page.locator("#care-submit-yes")).to_be_visible()  # the answer key needs the button shown
             act.press("Control+Enter")
             expect(status(page)).to_contain_text("Submitted all 12 items", timeout=60_000)
             seconds = time.monotonic() - t0
