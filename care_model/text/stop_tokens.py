@@ -18,3 +18,13 @@ def stop_ids(tokenizer, eos_token_id=None) -> list[int]:
     special = set(getattr(tokenizer, "all_special_tokens", None) or [])
     ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab and (not special or t in special))
     return sorted(int(i) for i in ids)
+
+
+def folder_stop_ids(tokenizer, folder) -> list[int]:
+    """:func:`stop_ids` with the eos ids of the model folder's ``generation_config.json`` (if it has one)."""
+    import json
+    from pathlib import Path
+
+    gen = Path(folder) / "generation_config.json"
+    eos = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen.is_file() else None
+    return stop_ids(tokenizer, eos)

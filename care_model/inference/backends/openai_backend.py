@@ -62,7 +62,7 @@ from care_model.inference.backends.openai_http import OpenAIServer, ServerError,
 from care_model.inference.backends.vllm_names import GROUNDED_FQCN, GROUNDING_KEY
 from care_model.inference.item_output import ItemOutput
 from care_model.inference.option_tokens import OPTION_TRAILERS, option_token_ids, score_from_logprobs
-from care_model.text.stop_tokens import stop_ids
+from care_model.text.stop_tokens import folder_stop_ids
 
 TOKEN_ID = "token_id:"
 PROBE = 'Answer: 4\nThe client says "I think we are working on it together."'
@@ -145,9 +145,7 @@ class OpenAIBackend:
     @property
     def stop_token_ids(self) -> list[int]:
         if self._stop is None:
-            gen = Path(self.base) / "generation_config.json"
-            eos = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen.is_file() else None
-            self._stop = stop_ids(self.tokenizer, eos)
+            self._stop = folder_stop_ids(self.tokenizer, self.base)
         return self._stop
 
     def option_token_ids(self, language: str = "en") -> dict[int, list[int]]:

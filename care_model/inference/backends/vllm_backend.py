@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from care_model.inference.item_output import ItemOutput
-from care_model.text.stop_tokens import stop_ids
+from care_model.text.stop_tokens import folder_stop_ids
 from care_model.core.errors import ModelError
 from care_model.inference.option_tokens import option_token_ids, score_from_logprobs
 
@@ -264,9 +264,7 @@ class VllmBackend:
     def stop_token_ids(self) -> list[int]:
         """The engine's stop set: the model's eos ids plus the chat template's end-of-turn tokens."""
         if self._stop_ids is None:
-            gen = Path(self.base) / "generation_config.json"
-            eos = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen.is_file() else None
-            self._stop_ids = stop_ids(self.tokenizer, eos)
+            self._stop_ids = folder_stop_ids(self.tokenizer, self.base)
         return self._stop_ids
 
     def option_token_ids(self, language: str = "en") -> dict[int, list[int]]:
