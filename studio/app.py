@@ -22,6 +22,11 @@ from typing import Any, Callable
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Gradio's queue rebuilds a pandas summary of every past event (up to 10,000) after EACH event, for a
+# monitoring page the studio never serves: O(events) of CPU per request, growing all day (issue 20).
+# Keep one record and never recompute (both read when the queue is built).
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10 ** 12))
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1")
 
 import gradio as gr  # noqa: E402
 
