@@ -9,6 +9,8 @@
   j/k or ↓/↑ move the highlight, keys typed during a save wait for it, in order; A/B/T/X
   choose in a comparison, Enter or Ctrl+S save and go on, P previous. System names are never sent
   to the page before a comparison is submitted (then they are shown for that comparison only).
+  Nothing goes stale (issue 20): every move re-reads the campaign dropdown's "(k/N done)" and every
+  save redraws the task header ("draft saved", "submitted").
 * **Campaigns** (admins only): create a campaign, follow the raters' progress, results with
   plots, export CSV/JSON, close or reopen.
 

@@ -75,7 +75,7 @@ class EvalUI:
               c.transcript: transcript_html(view["session"]), c.rubric: gr.update(visible=rubric),
               c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
-              c.campaign: gr.update(choices=self._choices(access), value=view["campaign_id"]),
+              c.campaign: gr.update(choices=self._choices(access)),  # new labels; the value stays as chosen
               c.status: render.status_html(message or f"Task {view['position']} of {view['total']} "
                                            f"({time_token()}).", kind)}
         if rubric:

@@ -114,13 +114,13 @@ def test_a_rating_refreshes_the_campaign_count_and_the_task_header(repo):
     doc = cs.create_campaign(repo, Access("admin", "admin"), name="Count", systems=["test-model"], mode="rubric",
                              n_targets=2, raters=["bob"], overlap=1, session_ids=["sample-en-02"])
     up = h.start(doc["id"], None, bob)
-    assert up[c.campaign] == {"__type__": "update", "choices": [("Count (0/2 done)", doc["id"])], "value": doc["id"]}
+    assert up[c.campaign] == {"__type__": "update", "choices": [("Count (0/2 done)", doc["id"])]}  # value: as chosen
     assert "not rated yet" in up[c.head]
     saved = h.crit_save("faithfulness")(up[c.st], up[c.key], 4, bob)
     assert "draft saved" in saved[c.head] and "not rated yet" not in saved[c.head] and "0 of 2 done" in saved[c.head]
     first = up
     up = h.next(up[c.st], up[c.key], 4, 3, 2, None, "", bob)
-    assert up[c.campaign]["choices"] == [("Count (1/2 done)", doc["id"])] and up[c.campaign]["value"] == doc["id"]
+    assert up[c.campaign]["choices"] == [("Count (1/2 done)", doc["id"])] and "value" not in up[c.campaign]
     assert "Task 2 of 2" in up[c.head] and "1 of 2 done" in up[c.head]
     late = h.crit_save("relevance")(first[c.st], first[c.key], 5, bob)  # the page moved on: header left alone
     assert c.head not in late or late[c.head] == gr.skip()
