@@ -13,7 +13,6 @@ Endpoints (``gr.api``): ``/adjudication_queue``, ``/adjudication_view``, ``/adju
 ``/expert_agreement``. Pure functions: :mod:`studio.adjudication`.
 """
 import threading
-import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -23,6 +22,7 @@ from care_model.core.errors import CareError
 from . import adjudication as adj, validate
 from . import render, ui
 from .evaluation_render import CSS, KEYS_JS, chips_html, transcript_html
+from .messages import time_token, when_html  # to the minute, in the user's locale
 from .render import esc, provenance_text
 
 STAFF = adj.STAFF
@@ -40,7 +40,7 @@ def _card(title: str, d: dict | None, scale: dict, cls: str = "") -> str:
                 '<span class="care-muted">none</span></div>')
     score = d.get("score")
     meta = (f' <span class="care-muted">v{int(d["version"])} by {esc(d.get("updated_by", ""))}, '
-            f'{esc((d.get("updated_at") or "")[:16].replace("T", " "))}</span>') if d.get("version") else ""
+            f'{when_html(d["updated_at"]) if d.get("updated_at") else ""}</span>') if d.get("version") else ""
     if d.get("rationale_source"):  # where the rationale came from (care_model.core.provenance)
         meta += (f' <span class="care-muted adj-prov" data-provenance="{esc(d["rationale_source"])}">rationale: '
                  f'{esc(provenance_text(d["rationale_source"], d.get("rationale_edit_distance")))}</span>')
@@ -155,7 +155,7 @@ class AdjUI:
         access = self._who(request)
         view = adj.adjudication_view(self.ctx.repo, access, session_id, predictor=self.ctx.predictor)
         st = AdjState(view)
-        up = self._item_updates(st, f"Opened {view['session']['id']} at {time.strftime('%H:%M:%S')}.")
+        up = self._item_updates(st, f"Opened {view['session']['id']} at {time_token()}.")
         up.update({self.c.area: gr.update(visible=True), self.c.transcript: transcript_html(view["session"], "adj")})
         return up
 
@@ -207,7 +207,7 @@ class AdjUI:
             return self._item_updates(st, f"{cur.get('updated_by', 'Someone')} saved a final label for item {st.item} "
                                           "meanwhile; it is shown now. Nothing was overwritten.", "warn")
         up = self._item_updates(st, f"Final label of item {st.item} saved (version {res['version']}) at "
-                                    f"{time.strftime('%H:%M:%S')}.", "ok")
+                                    f"{time_token()}.", "ok")
         up[self.c.table] = self._queue(access)
         return up
 

@@ -12,7 +12,7 @@ from .access import review_settings, set_review_settings
 from store.formats import FORMATS
 
 USER_HEADERS = ["User", "Role", "Active"]
-AUDIT_HEADERS = ["When (UTC)", "Who", "What", "Id", "Action", "Changed fields"]
+AUDIT_HEADERS = ["When", "Who", "What", "Id", "Action", "Changed fields"]
 
 
 def _jobs_html(jobs: list[dict]) -> str:
@@ -100,7 +100,8 @@ class AdminUI:
         note = f"{r['total']} {'entry' if r['total'] == 1 else 'entries'}"
         if r["total"] > len(r["rows"]):
             note += f" (newest {len(r['rows'])} shown)"
-        return ({"data": [[row[k] for k in audit_trail.COLUMNS] for row in r["rows"]], "headers": AUDIT_HEADERS},
+        table = [[ui.minute(row["at"]), *(row[k] for k in audit_trail.COLUMNS[1:])] for row in r["rows"]]
+        return ({"data": table, "headers": AUDIT_HEADERS},
                 render.status_html(note, "idle"))
 
     @ui.guard
@@ -120,6 +121,7 @@ class AdminUI:
         access = self._admin(request)
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         r = admin.import_files(self.ctx.repo, access, self.ctx.jobs, paths, fmt, predict=bool(predict))
+        r["warnings"] = [ui.public_text(w) for w in r["warnings"]]  # the report too: no /tmp/gradio/... paths
         msg = (f"Imported {r['added']} new sessions ({r['skipped']} already stored), {r['ratings_set']} ratings, "
                f"{r['predictions_added']} predictions, {r['labels_added']} labels; "
                f"{len(r['predict_jobs'])} queued for prediction.")

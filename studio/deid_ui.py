@@ -17,7 +17,7 @@ from care_model.text.deid import NER_NOTE
 from . import admin, render, ui, validate
 
 STATUS_HEADERS = ["Session", "Findings", "Types", "Status"]
-LOCK_HEADERS = ["Who", "Failures", "Locked until (UTC)"]
+LOCK_HEADERS = ["Who", "Failures", "Locked until"]
 
 
 def _status(repo, sid: str) -> dict:
@@ -31,7 +31,7 @@ def _status(repo, sid: str) -> dict:
         state = "clean"
     elif (doc.get("review") or {}).get("fingerprint") == current:
         r = doc["review"]
-        state = f"{r['decision']} by {r['by']} at {r['at'][:16]}"
+        state = f"{r['decision']} by {r['by']} at {ui.minute(r['at'])}"
     else:
         state = "findings to review"
     found = (doc or {}).get("findings") or []
@@ -143,7 +143,9 @@ class DeidUI:
 
     @ui.guard
     def ui_locks(self, request: gr.Request):
-        return {"data": [[d["who"], d["failures"], d["until"]] for d in self.login_locks(request)],
+        # /login_locks says "until" as "YYYY-MM-DD HH:MM:SS" in UTC; the table: to the minute, rounded up
+        return {"data": [[d["who"], d["failures"], ui.minute(d["until"].replace(" ", "T") + "+00:00", up=True)]
+                         for d in self.login_locks(request)],
                 "headers": LOCK_HEADERS}
 
     @ui.guard

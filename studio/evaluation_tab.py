@@ -9,6 +9,8 @@
   j/k or ↓/↑ move the highlight, keys typed during a save wait for it, in order; A/B/T/X
   choose in a comparison, Enter or Ctrl+S save and go on, P previous. System names are never sent
   to the page before a comparison is submitted (then they are shown for that comparison only).
+  Nothing goes stale (issue 20): every move re-reads the campaign dropdown's "(k/N done)" and every
+  save redraws the task header ("draft saved", "submitted").
 * **Campaigns** (admins only): create a campaign, follow the raters' progress, results with
   plots, export CSV/JSON, close or reopen.
 
@@ -122,9 +124,9 @@ def build_tab(ctx):
 
     h = EvalUI(ctx, c)
     task_out = [c.st, c.key, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status,
-                c.output,
-                c.pair, c.choice, c.reveal] + list(c.crit.values())
-    edit_out = [c.status]  # small saves touch only the status line: their replies may arrive after a move
+                c.campaign, c.output, c.pair, c.choice, c.reveal] + list(c.crit.values())
+    # small saves touch the status line and the header (its "draft saved"), skipped once the page moved on
+    edit_out = [c.status, c.head]
     ctx.on_load(h.on_load, [], [c.campaign, c.note])
     rater_tab.select(h.refresh_campaigns, [c.campaign], [c.campaign, c.note], **quiet)  # new campaigns, no reload
     reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
@@ -135,7 +137,7 @@ def build_tab(ctx):
     c.choice.input(h.choice_save, [c.st, c.key, c.choice], edit_out, **quiet)
     c.comment.input(h.comment_note, [c.st, c.key, c.comment], [c.status, c.timer], trigger_mode="always_last", **quiet)
     c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet)
-    c.timer.tick(h.tick, [c.st], [c.status, c.timer], **quiet)
+    c.timer.tick(h.tick, [c.st], [c.status, c.head, c.timer], **quiet)
     form_in = [c.st, c.key] + list(c.crit.values()) + [c.choice, c.comment]
     c.next_btn.click(h.next, form_in, task_out, **quiet).then(None, js=reset)
     c.prev_btn.click(h.prev, form_in, task_out, **quiet).then(None, js=reset)

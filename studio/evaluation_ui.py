@@ -49,9 +49,7 @@ class EvalUI:
 
     # ----- rater ------------------------------------------------------------------------
     def _choices(self, access):
-        rows = [r for r in cp.list_campaigns(self.ctx.repo, access) if "total" in r]
-        return [(f'{r["name"]} ({r["done"]}/{r["total"]} done{", closed" if r["status"] != "open" else ""})', r["id"])
-                for r in rows]
+        return cp.rater_choices(self.ctx.repo, access)  # progress read now: "(k/N done)", "(all N done)"
 
     def on_load(self, request: gr.Request):
         access = self._who(request)
@@ -66,7 +64,8 @@ class EvalUI:
         return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None)), (
             "" if choices else render.status_html("You are not a rater in any evaluation campaign yet.", "idle"))
 
-    def _show(self, view: dict, message: str = "", kind: str = "idle", old: EvalState | None = None) -> dict:
+    def _show(self, view: dict, access, message: str = "", kind: str = "idle", old: EvalState | None = None) -> dict:
+        """The task's page; the campaign dropdown's "(k/N done)" is read again (a move follows every rating)."""
         c, r = self.c, view["rating"]
         if old is not None:
             with old.lock:
@@ -76,6 +75,7 @@ class EvalUI:
               c.transcript: transcript_html(view["session"]), c.rubric: gr.update(visible=rubric),
               c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
+              c.campaign: gr.update(choices=self._choices(access)),  # new labels; the value stays as chosen
               c.status: render.status_html(message or f"Task {view['position']} of {view['total']} "
                                            f"({time_token()}).", kind)}
         if rubric:
@@ -94,7 +94,7 @@ class EvalUI:
         if not campaign_id:
             raise CareError("No campaign chosen.", "Pick one of your campaigns.")
         view = rt.rater_task(self.ctx.repo, access, campaign_id)
-        return self._show(view, old=st)
+        return self._show(view, access, old=st)
 
     def _save(self, st: EvalState, access, full: bool = False, **fields) -> dict:
         """Save on top of the version the page loaded. On a conflict (the same task saved from
@@ -109,8 +109,9 @@ class EvalUI:
                         "This task was saved in another window; nothing was overwritten. Press “Start / continue” "
                         "to load the saved version.", "warn")}}
                 view = rt.rater_task(self.ctx.repo, access, v["campaign_id"], v["task_id"])
-                return {"conflict": self._show(view, "This task was saved in another window; its saved version is "
-                                                     "shown now. Nothing was overwritten.", "warn", old=st)}
+                return {"conflict": self._show(view, access, "This task was saved in another window; its saved "
+                                                             "version is shown now. Nothing was overwritten.", "warn",
+                                               old=st)}
             v["rating"], v["done"] = res["rating"], res["done"]
             if "reveal" in res:
                 v["reveal"] = res["reveal"]
@@ -119,13 +120,16 @@ class EvalUI:
         return res
 
     def _saved_updates(self, st: EvalState, res: dict, what: str) -> dict:
+        """The status line and the task's header ("draft saved", not "not rated yet"), unless the page moved on."""
         if "conflict" in res:
             return res["conflict"]
-        if st.superseded:
-            return {self.c.status: gr.skip()}
+        with st.lock:
+            if st.superseded:
+                return {self.c.status: gr.skip(), self.c.head: gr.skip()}
+            head = head_html(st.view)
         msg = (f"{what} saved (version {res['version']}) at {time_token()}." if not res["unchanged"]
                else f"{what} is saved.")
-        return {self.c.status: render.status_html(msg, "ok")}
+        return {self.c.status: render.status_html(msg, "ok"), self.c.head: head}
 
     # Events carry the task id the page showed (``key``): gr.State is read when an event is
     # processed, so a score clicked just before "Save & next" may be handled after the page moved
@@ -202,15 +206,15 @@ class EvalUI:
                 return res["conflict"]
             if v["kind"] == "pairwise" and v.get("reveal"):  # revealed now: show it before moving on
                 done = v["done"] >= v["total"]
-                return self._show(v, "Submitted; you have finished the campaign, so the systems are revealed above."
-                                  if done else "Submitted; the systems are revealed above.", "ok", old=st)
+                return self._show(v, access, "Submitted; you have finished the campaign, so the systems are revealed "
+                                  "above." if done else "Submitted; the systems are revealed above.", "ok", old=st)
         nxt = v["next_task"]
         if nxt is None or v["done"] >= v["total"]:
             first_open = rt.rater_task(self.ctx.repo, access, v["campaign_id"])
             if first_open["rating"]["status"] == "submitted":
-                return self._show(first_open, f"All {v['total']} tasks are done. Thank you!", "ok", old=st)
+                return self._show(first_open, access, f"All {v['total']} tasks are done. Thank you!", "ok", old=st)
             nxt = first_open["task_id"] if nxt is None else nxt
-        return self._show(rt.rater_task(self.ctx.repo, access, v["campaign_id"], nxt), "Saved.", "ok", old=st)
+        return self._show(rt.rater_task(self.ctx.repo, access, v["campaign_id"], nxt), access, "Saved.", "ok", old=st)
 
     @ui.guard
     def prev(self, st, key, f, r, i, choice, comment, request: gr.Request):
@@ -224,7 +228,8 @@ class EvalUI:
             res = self._save(st, access, full=True, **fields)
             if "conflict" in res:
                 return res["conflict"]
-        return self._show(rt.rater_task(self.ctx.repo, access, st.view["campaign_id"], st.view["prev_task"]), old=st)
+        return self._show(rt.rater_task(self.ctx.repo, access, st.view["campaign_id"], st.view["prev_task"]), access,
+                          old=st)
 
     # ----- admin ------------------------------------------------------------------------
     def _table(self, access):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 KINDS = ("ok", "busy", "warn", "error", "idle")
 _TOKEN = re.compile(r"\u27e8t:(\d+)\u27e9")  # ⟨t:EPOCH⟩, written by time_token()
@@ -56,7 +56,10 @@ def when_html(ts: float | str | None = None) -> str:
     """``<time>`` for ``ts`` (epoch seconds, an ISO string, None: now), shown to the minute in the
     user's locale by the page script; ``HH:MM UTC`` without it."""
     if isinstance(ts, str):
-        dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        try:
+            dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:  # not a time: shown as it is
+            return html.escape(ts)
         dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
     else:
         dt = datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc)
@@ -65,14 +68,17 @@ def when_html(ts: float | str | None = None) -> str:
             f'{dt.strftime("%H:%M")} UTC</time>')
 
 
-def minute(iso: str | None) -> str:
-    """An ISO timestamp to the minute, for table cells: "2026-12-06T22:41:07.123+00:00" -> "2026-12-06 22:41 UTC"."""
+def minute(iso: str | None, *, up: bool = False) -> str:
+    """An ISO timestamp to the minute, for table cells: "2026-12-06T22:41:07.123+00:00" -> "2026-12-06 22:41 UTC".
+    ``up`` rounds up to the next minute: a deadline ("locked until") is never shown as passed early."""
     if not iso:
         return ""
     try:
         dt = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
     except ValueError:
         return str(iso)
+    if up and (dt.second or dt.microsecond):
+        dt = dt.replace(second=0, microsecond=0) + timedelta(minutes=1)
     if dt.tzinfo is not None:
         return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return dt.strftime("%Y-%m-%d %H:%M")

@@ -252,7 +252,10 @@ def job_html(job: dict | None) -> str:
     state = job.get("state", "")
     msg = job.get("message") or ""
     if state == "failed":
-        return f'<div class="care-job care-job-failed">Prediction failed: {esc(job.get("error") or msg)}</div>'
+        from .messages import public_text  # an error may name a model file: no server folders on the page
+
+        why = esc(public_text(job.get("error") or msg))
+        return f'<div class="care-job care-job-failed">Prediction failed: {why}</div>'
     if state == "done":
         return (f'<div class="care-job care-job-done">Predicted {esc(job["session_id"])} '
                 f'with {esc(job.get("model_version") or "")}.</div>')

@@ -99,12 +99,14 @@ def rate_all(page, user: str, shots: bool, entered: list):
     A generator: it yields after each action that waits on the server, so two raters' pages can
     be driven in turns and their requests overlap (see :func:`in_turns`)."""
     page.get_by_role("tab", name="Human evaluation").click()
-    expect(page.locator("#eval-campaign input")).to_have_value(re.compile("^Blind v2 vs curated"))
+    campaign = page.locator("#eval-campaign input")
+    expect(campaign).to_have_value(re.compile(rf"^Blind v2 vs curated \(0/{N_TASKS} done\)"))
     page.click("#eval-start")
     yield
     for j in range(N_TASKS):
         try:
             expect(page.locator("#eval-pos")).to_have_text(f"Task {j + 1} of {N_TASKS}")
+            expect(campaign).to_have_value(re.compile(rf"\({j}/{N_TASKS} done\)$"))  # issue 20: never stale
         except AssertionError:
             page.screenshot(path=str(ART / f"eval-failure-{user}.png"))
             raise
@@ -121,8 +123,10 @@ def rate_all(page, user: str, shots: bool, entered: list):
                 yield
                 continue
             if user == "bob" and n_rubric == 0:  # the mouse works too
+                expect(page.locator("#eval-head")).to_contain_text("not rated yet")
                 for crit, d in zip(CRITERIA, digits):
                     page.locator(f"#eval-crit-{crit} label", has_text=re.compile(rf"^\s*{d}\s*$")).click()
+                    expect(page.locator("#eval-head")).to_contain_text("draft saved")  # the header follows the save
             else:
                 for n, d in enumerate(digits):
                     page.keyboard.press(str(d))
@@ -164,6 +168,7 @@ def rate_all(page, user: str, shots: bool, entered: list):
             entered.append({"choice": choice})
             yield
     expect(page.locator("#eval-status")).to_contain_text(f"All {N_TASKS} tasks are done")
+    expect(campaign).to_have_value(f"Blind v2 vs curated (all {N_TASKS} done)")
 
 
 def in_turns(*gens) -> None:

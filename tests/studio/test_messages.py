@@ -32,3 +32,22 @@ def test_campaign_choices_read_progress_now():
 
     assert choice_label({"name": "Pilot", "done": 3, "total": 18, "status": "open"}) == "Pilot (3/18 done)"
     assert choice_label({"name": "Pilot", "done": 18, "total": 18, "status": "closed"}) == "Pilot (all 18 done, closed)"
+
+
+def test_deadlines_round_up_and_every_stored_time_reads_to_the_minute():
+    assert messages.minute("2026-12-06T22:41:00+00:00", up=True) == "2026-12-06 22:41 UTC"
+    assert messages.minute("2026-12-06T22:41:01+00:00", up=True) == "2026-12-06 22:42 UTC"  # "locked until"
+    assert messages.minute("2026-12-06T23:59:30.5+00:00", up=True) == "2026-12-07 00:00 UTC"
+    assert messages.when_html("not a time <x>") == "not a time &lt;x&gt;"
+    from studio.adjudication_tab import _card
+
+    card = _card("ann", {"score": 3, "version": 2, "updated_by": "ann", "updated_at": "2026-12-06T22:41:07.5+00:00"},
+                 {"3": "sometimes"})
+    assert '<time class="care-time" datetime="2026-12-06T22:41:07+00:00">22:41 UTC</time>' in card
+    assert "07.5" not in card.replace('datetime="2026-12-06T22:41:07', "")
+
+
+def test_a_failed_prediction_names_no_server_folder():
+    line = render.job_html({"state": "failed", "session_id": "s1",
+                            "error": "Cannot read /work/main/models/smollm2/model.gguf: truncated."})
+    assert "model.gguf" in line and "/work" not in line

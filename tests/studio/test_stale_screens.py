@@ -102,3 +102,54 @@ def test_the_queue_explains_uncertainty(repo):
     assert "Model uncertainty (SD)" in table["headers"]
     col = table["headers"].index("Curation")  # how each session's scores are curated
     assert table["data"] and all(row[col] in ("client-anchored", "expert-judged") for row in table["data"])
+
+
+def test_a_rating_refreshes_the_campaign_count_and_the_task_header(repo):
+    """Issue 20: the dropdown said "(0/2 done)" after the campaign was finished, the header "not rated yet"
+    after a score was saved."""
+    from studio import evaluation_tab
+
+    h, bob = handlers(repo, evaluation_tab), SimpleNamespace(username="bob")
+    c = h.c
+    doc = cs.create_campaign(repo, Access("admin", "admin"), name="Count", systems=["test-model"], mode="rubric",
+                             n_targets=2, raters=["bob"], overlap=1, session_ids=["sample-en-02"])
+    up = h.start(doc["id"], None, bob)
+    assert up[c.campaign] == {"__type__": "update", "choices": [("Count (0/2 done)", doc["id"])]}  # value: as chosen
+    assert "not rated yet" in up[c.head]
+    saved = h.crit_save("faithfulness")(up[c.st], up[c.key], 4, bob)
+    assert "draft saved" in saved[c.head] and "not rated yet" not in saved[c.head] and "0 of 2 done" in saved[c.head]
+    first = up
+    up = h.next(up[c.st], up[c.key], 4, 3, 2, None, "", bob)
+    assert up[c.campaign]["choices"] == [("Count (1/2 done)", doc["id"])] and "value" not in up[c.campaign]
+    assert "Task 2 of 2" in up[c.head] and "1 of 2 done" in up[c.head]
+    late = h.crit_save("relevance")(first[c.st], first[c.key], 5, bob)  # the page moved on: header left alone
+    assert c.head not in late or late[c.head] == gr.skip()
+    up = h.next(up[c.st], up[c.key], 5, 5, 5, None, "", bob)
+    assert up[c.campaign]["choices"] == [("Count (all 2 done)", doc["id"])] and "All 2 tasks are done" in up[c.status]
+    assert "submitted" in up[c.head] and "2 of 2 done" in up[c.head]
+
+
+def test_tables_show_times_to_the_minute_and_the_import_report_no_server_paths(repo, tmp_path):
+    import json
+
+    from store.logins import LoginPolicy
+    from studio import admin_tab, deid_ui
+    from studio_testing import make_store
+
+    admin_ui, locks = admin_tab.AdminUI(AppContext(repo=repo)), deid_ui.DeidUI(AppContext(repo=repo))
+    table, _ = admin_ui.audit("", "", "", ADMIN)
+    assert table["data"] and table["headers"][0] == "When"
+    for row in table["data"]:
+        assert len(row[0]) == len("2026-12-06 22:41 UTC") and row[0].endswith(" UTC"), row[0]
+    repo.record_login_failure("locky", "10.0.0.9", LoginPolicy(free_per_user=0, free_per_address=0, base_s=100))
+    rows = locks.ui_locks(ADMIN)["data"]
+    assert rows and all(len(r[2]) == len("2026-12-06 22:41 UTC") and r[2].endswith(" UTC") for r in rows), rows
+    upload = tmp_path / "gradio" / "4f2a9c0e1b" / "new.jsonl"  # where Gradio keeps an upload
+    upload.parent.mkdir(parents=True)
+    upload.write_text(json.dumps({"id": "imp-1", "language": "en", "client_id": "c", "extra": 1, "turns": [
+        {"speaker": "counselor", "text": "Hi."}, {"speaker": "client", "text": "Hello there."}]}) + "\n")
+    fresh = make_store(tmp_path / "store", sessions=[], predictions=False)
+    line, report = admin_tab.AdminUI(AppContext(repo=fresh)).import_files([str(upload)], "jsonl", False, ADMIN)
+    fresh.close()
+    assert report["added"] == 1 and report["warnings"] == ["new.jsonl:1: ignored unknown field 'extra'."]
+    assert str(tmp_path) not in line + json.dumps(report)
