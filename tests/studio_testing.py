@@ -161,6 +161,33 @@ def open_session(page, sid: str) -> None:
 TRAINING_CURATED = ["sample-en-01", "sample-en-02", "sample-en-04", "sample-en-05", "sample-en-06", "sample-en-07"]
 
 
+# Trainer processes in tests use one intra-op thread: on the shared 2-core machine (three pytest
+# workers) torch's default of one thread per core spends most of a step spinning in OpenMP waits;
+# one thread measured 2.5x fewer CPU seconds for the same 20 steps (issue 18).
+TRAINER_ENV = {"OMP_NUM_THREADS": "1"}
+
+
+@contextmanager
+def one_torch_thread():
+    """Torch in this process on one intra-op thread, and the subprocesses started meanwhile too
+    (``OMP_NUM_THREADS=1``); both restored after."""
+    import os
+
+    import torch
+
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ.update(TRAINER_ENV)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
+
+
 def training_overrides(tiny, **more) -> str:
     """The CPU recipe on the tiny model, with a short prompt budget so that a step takes a fraction of a second."""
     base = {"base_model": str(tiny), "rationales": "curated", "max_prompt_tokens": 1024, "lora_last_layers": "null",

@@ -14,13 +14,15 @@ def training_app(tmp_path_factory, tiny_model_dir):
     from care_model.inference.models import ModelSpec
     from care_model.inference.predictor import Predictor
     from studio.app import build_app
-    from studio_testing import TRAINING_CURATED, curate, make_store, password, serve
+    from studio_testing import TRAINER_ENV, TRAINING_CURATED, curate, make_store, password, serve
 
     repo = make_store(tmp_path_factory.mktemp("training") / "store")
     curate(repo, TRAINING_CURATED)
     demo = build_app(repo, Predictor(ModelSpec(base=str(tiny_model_dir))))
+    mgr = demo.studio_ctx.components["training"]
+    mgr.env.update(TRAINER_ENV)  # its trainer processes on one thread (studio_testing.TRAINER_ENV)
     with serve(demo) as url:
-        yield SimpleNamespace(url=url, repo=repo, demo=demo, mgr=demo.studio_ctx.components["training"],
+        yield SimpleNamespace(url=url, repo=repo, demo=demo, mgr=mgr,
                               admin=Client(url, auth=("admin", password("admin")), verbose=False),
                               ann=Client(url, auth=("ann", password("ann")), verbose=False))
     repo.close()

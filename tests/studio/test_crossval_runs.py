@@ -14,6 +14,7 @@ from studio.access import access_of
 from studio.crossval_runs import CrossvalManager
 from studio.training import TrainingManager
 from rule_stores import make_cv_store
+from studio_testing import TRAINER_ENV
 
 
 def _wait(mgr: CrossvalManager, timeout: float = 600) -> dict:
@@ -30,7 +31,7 @@ def test_a_cancelled_run_resumes_from_the_app_and_keeps_finished_folds(tmp_path,
                  "lora_last_layers": None, "max_steps": 2, "save_every_steps": 1, "eval_n_boot": 200}
     with Repository(store) as repo:
         repo.add_user("ann", "password123", "annotator")
-        mgr = CrossvalManager(repo)
+        mgr = CrossvalManager(repo, env=TRAINER_ENV)  # its trainer on one thread (studio_testing)
         boss = access_of(repo, "boss")
         with pytest.raises(TrainingError, match="There is no cross-validation run"):
             mgr.resume(boss)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -273,15 +272,29 @@ def _adapter_tensors(folder):
     return load_file(str(Path(folder) / "adapter_model.safetensors"))
 
 
-@pytest.mark.parametrize("how", ["file", "sigterm"])
-def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, how):
-    store = make_rule_store(tmp_path / "store", n=8)
-    config = RetrainConfig(base_model=str(tiny_model_dir), max_steps=16, lora_dropout=0.1, learning_rate=1e-3,
-                           validation_fraction=0.25, evaluate=False, save_every_steps=4, keep_checkpoints=1)
+def _cancel_config(tiny_model_dir) -> RetrainConfig:
+    return RetrainConfig(base_model=str(tiny_model_dir), max_steps=16, lora_dropout=0.1, learning_rate=1e-3,
+                         validation_fraction=0.25, evaluate=False, save_every_steps=4, keep_checkpoints=1)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_model_dir) -> dict:
+    """The run a cancelled and resumed run must equal: the same rule store (8 sessions) and config,
+    prepared in a store of its own and run straight through; trained once for both ways of cancelling."""
+    from studio_testing import one_torch_thread
+
+    store = make_rule_store(tmp_path_factory.mktemp("uninterrupted") / "store", n=8)
     with Repository(store) as repo:
-        run_a = prepare_run(repo, config, run_id="a", actor="boss")
-    run_b = tmp_path / "b"
-    shutil.copytree(run_a, run_b)
+        run_b = prepare_run(repo, _cancel_config(tiny_model_dir), run_id="b", actor="boss")
+    with one_torch_thread():
+        return execute_run(run_b)
+
+
+@pytest.mark.parametrize("how", ["file", "sigterm"])
+def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, uninterrupted, how):
+    store = make_rule_store(tmp_path / "store", n=8)
+    with Repository(store) as repo:
+        run_a = prepare_run(repo, _cancel_config(tiny_model_dir), run_id="a", actor="boss")
     proc = launch_subprocess(run_a, env={"HF_HUB_OFFLINE": "1"})
     try:
         assert _wait_for(lambda: read_progress(run_a).step >= 3 or proc.poll() is not None)
@@ -301,7 +314,8 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir
     assert resumed["status"] == "done" and resumed["steps"] == 16
     starts = [e for e in read_events(run_a) if e["event"] == "start"]
     assert [s["start_step"] for s in starts] == [0, progress.step]
-    straight = execute_run(run_b)
+    straight = uninterrupted
+    assert straight["status"] == "done" and straight["steps"] == 16
     a, b = _adapter_tensors(resumed["adapter"]), _adapter_tensors(straight["adapter"])
     assert a.keys() == b.keys()
     for key in a:
