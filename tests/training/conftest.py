@@ -16,10 +16,11 @@ def repo(tmp_path):
     r.close()
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Every training test trains on one torch thread, in this process and in the trainers it
-    starts (studio_testing.one_torch_thread: 2.5x fewer CPU seconds on the shared 2-core machine)."""
+@pytest.fixture
+def one_thread():
+    """Torch on one thread in this test and in the trainers it starts (studio_testing.one_torch_thread:
+    half the CPU seconds on the shared 2-core machine). The modules that train or predict use it
+    (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
     from studio_testing import one_torch_thread
 
     with one_torch_thread():

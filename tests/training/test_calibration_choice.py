@@ -20,6 +20,8 @@ from store import Repository
 from factories import make_session
 from stats.test_calibration_rule import biased_but_informative, fixture, informed, recentred, stuck_on_one
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (tests/training/conftest.py)
+
 
 def as_version(preds, version):
     return [Prediction.from_dict({**p.to_dict(), "model_version": version}) for p in preds]

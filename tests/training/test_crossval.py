@@ -18,6 +18,8 @@ from care_model.core.wai import load_form
 from store import Repository
 from rule_stores import make_cv_store
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (tests/training/conftest.py)
+
 CONFIG = ["--max-steps", "2", "--eval-n-boot", "200", "--save-every-steps", "0"]
 
 

@@ -18,6 +18,8 @@ from care_model.training.config import RetrainConfig, resolve_config
 from care_model.training.dpo import dpo_rows, pick_rows, read_pairs, write_pairs
 from rule_stores import BAD, GOOD, rule_sessions
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (tests/training/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 WRONG = "3\nThe client is unsure about it."
 

@@ -30,6 +30,8 @@ from rule_stores import make_rule_store, rule_sessions
 from tiny_model import _EN, build_tiny_model
 from store import Repository
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (tests/training/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
