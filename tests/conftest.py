@@ -9,6 +9,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# 3 pytest workers on 2 cores: a second BLAS/OpenMP thread per worker or trainer only spins waiting for a core
+# (measured: a trainer's CPU halves with one thread, issue 18); the product's own thread settings still apply
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from apps launched in tests
 os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
 
