@@ -10,8 +10,8 @@ loses which item is open. The script:
 * opens an item: a click (or Enter) on its row, j/k, n/p, Alt+Down/Up or ``window.careOpenItem(n)``
   write ``N:seq`` into the hidden ``#care-want`` field and press the hidden ``#care-show`` button:
   one request saves the shown item's unsaved rationale and evidence, then fills the card. Item keys
-  pressed while it is pending (j/k, 1-5, a, c, ...) are queued and replayed, in order, once the
-  card shows the answer (or after 15 s without one);
+  pressed while it is pending (j/k, 1-5, a, c, ...) and turns clicked for evidence are queued and
+  replayed, in order, once the card shows the answer (or after 15 s without one);
 * scores and accepts the open item: 1-5, a; Shift+A asks to accept all passing suggestions; c
   confirms the shown rationale of a client-anchored card ("Confirm this rationale");
 * picks evidence in the transcript: a click on a turn (or Enter/Space on a focused turn) adds it
@@ -183,6 +183,7 @@ JS = r"""
     noteTimer = setTimeout(() => press('care-note'), 120);
   });
   const toggleTurn = (n, addOnly) => {
+    if (pending()) { keyQueue.push(() => toggleTurn(n, addOnly)); return; }  // for the item being shown
     const b = evBox(); if (!b || b.disabled) return;
     let ev = b.value.split(/[,;\s]+/).filter(Boolean).map(Number);
     if (ev.includes(n)) { if (addOnly) return; ev = ev.filter(x => x !== n); } else ev.push(n);
@@ -270,7 +271,8 @@ JS = r"""
       click(yes && yes.offsetParent ? '#care-submit-yes' : '#care-submit'); return; }
     if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
       e.preventDefault(); if (document.activeElement) document.activeElement.blur();
-      if (pending()) keyQueue.push({key: e.key === 'ArrowDown' ? 'j' : 'k'}); else step(e.key === 'ArrowDown' ? 1 : -1);
+      const d = e.key === 'ArrowDown' ? 1 : -1;
+      if (pending()) keyQueue.push(() => step(d)); else step(d);
       return;
     }
     const t = e.target;
@@ -294,7 +296,7 @@ JS = r"""
     const key = row && e.key === 'ArrowDown' ? 'j' : row && e.key === 'ArrowUp' ? 'k' : e.key;
     if (!/^[jknpacA1-5]$/.test(key)) return;
     e.preventDefault();
-    if (pending()) keyQueue.push({key}); else itemKey(key);
+    if (pending()) keyQueue.push(() => itemKey(key)); else itemKey(key);
   });
   // One item key on the card shown (replayed from keyQueue when it waited for a switch).
   function itemKey(key) {
@@ -308,7 +310,7 @@ JS = r"""
       const b = c && c.querySelector(key === 'a' ? '.care-accept' : '.care-confirm'); if (b) b.click();
     } else if (key === 'A') click('#care-accept-all');
   }
-  function flushKeys() { while (keyQueue.length && !pending()) itemKey(keyQueue.shift().key); }
+  function flushKeys() { while (keyQueue.length && !pending()) keyQueue.shift()(); }
 }
 """
 

@@ -20,7 +20,7 @@ class LiveHandlers:
     @ui.guard
     def tick(self, rs, cards_token, models_token, request: gr.Request):
         """Save typed rationales, follow the session's predict job. Outputs only the job line,
-        two tokens (a raised token makes the page redraw the cards, or the suggestions) and the
+        two tokens (a raised token makes the page redraw the card and the list, or the suggestion) and the
         timer itself, which stops once nothing is pending: an idle page sends no requests."""
         if rs is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)

@@ -4,7 +4,7 @@ Each handler checks the user's role first (:func:`studio.ui.require_role`), call
 functions (:mod:`studio.review`) and returns updates for as few components as it can: every
 component an event lists as an output costs the browser work on each call, so frequent events
 (keystrokes, the 2-second timer) name one or two, and a timer that saved something raises a
-token (a ``gr.State`` whose ``.change`` redraws the cards) instead of listing every card.
+token (a ``gr.State`` whose ``.change`` redraws the card and the item list) instead of listing them.
 """
 from types import SimpleNamespace
 

@@ -133,8 +133,13 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     expect(status(page)).to_contain_text("Saved item 6 (version 1)")
     page.keyboard.press("a")
     expect(status(page)).to_contain_text("Saved item 6 (version 2)")
-    page.keyboard.press("j")
+    page.keyboard.press("j")  # keys pressed while the switch is pending wait for it (queued, in order)
+    page.keyboard.press("4")
     expect(card(page, 7)).to_be_visible()
+    expect(status(page)).to_contain_text("Saved item 7 (version 2)")
+    expect(page.locator('#care-score input[value="4"]')).to_be_checked()
+    assert app.repo.get_label("sample-en-02", 7, SHARED).score == 4
+    assert app.repo.get_label("sample-en-02", 6, SHARED).version == 2  # not item 6's card
     for item in (8, 11):
         show(page, item)
         page.keyboard.press("a")
