@@ -140,6 +140,8 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     expect(page.locator('#care-score input[value="4"]')).to_be_checked()
     assert app.repo.get_label("sample-en-02", 7, SHARED).score == 4
     assert app.repo.get_label("sample-en-02", 6, SHARED).version == 2  # not item 6's card
+    page.keyboard.press("a")  # back to the suggestion (a changed score needs its own rationale to submit)
+    expect(status(page)).to_contain_text("Saved item 7 (version 3)")
     for item in (8, 11):
         show(page, item)
         page.keyboard.press("a")
