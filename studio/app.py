@@ -164,30 +164,65 @@ def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioB
 
 
 def _wire_loads(demo, loads: list) -> None:
-    """The page-load hooks: the first screen's (``first=True``) at once, in one chain with what
-    they chain; the others after that chain's last step (one load event each, as before)."""
+    """The page-load hooks, in two requests whatever the number of tabs: the first screen's
+    (``first=True``: the top bar, the review queue) at once, merged into one request, then what that
+    chains (``then``); every other tab's load merged into one request after that chain's last step,
+    so the first screen does not wait behind the other tabs on a busy machine (issue 20: nine load
+    requests made the browser apply nine replies before the queue showed)."""
     quiet = dict(api_visibility="private", show_progress="hidden")
     first = [ld for ld in loads if ld[3].get("first")]
     rest = [ld for ld in loads if not ld[3].get("first")]
     last = None
-    for fn, inputs, outputs, kwargs in first:
-        kwargs = {k: v for k, v in kwargs.items() if k != "first"}
-        then = kwargs.pop("then", None)
-        last = demo.load(fn, inputs, outputs, **quiet, **kwargs)
-        if then is not None:
-            if then[0] is not None:
+    if first:
+        fn, inputs, outputs = merge_loads(first)
+        last = demo.load(fn, inputs, outputs, **quiet)
+        for _, _, _, kwargs in first:
+            then = kwargs.get("then")
+            if then is not None and then[0] is not None:
                 last = last.then(*then[:3], **quiet)
-            if len(then) > 3:  # a browser-side function to run after it
-                last = last.then(None, js=then[3])
-    for fn, inputs, outputs, kwargs in rest:
-        kwargs = dict(kwargs)
-        then = kwargs.pop("then", None)
-        dep = last.then(fn, inputs, outputs, **quiet, **kwargs) if last is not None else \
-            demo.load(fn, inputs, outputs, **quiet, **kwargs)
-        if then is not None:
-            dep = dep.then(*then[:3], **quiet)
-            if len(then) > 3:
-                dep.then(None, js=then[3])
+        for js in [kw["then"][3] for _, _, _, kw in first if kw.get("then") and len(kw["then"]) > 3]:
+            last = last.then(None, js=js)  # browser-side functions to run after it
+    if rest:
+        for _, _, _, kwargs in rest:
+            if kwargs.get("then") is not None:
+                raise ValueError("only first=True page loads may chain a 'then'")
+        fn, inputs, outputs = merge_loads(rest)
+        if last is not None:
+            last.then(fn, inputs, outputs, **quiet)
+        else:
+            demo.load(fn, inputs, outputs, **quiet)
+
+
+def merge_loads(loads: list):
+    """One handler for several page-load hooks ``(fn, inputs, outputs, kwargs)``: it calls each with
+    its own inputs and the request and returns every update keyed by component. A hook that fails
+    with a message (gr.Error) shows it as a warning and leaves its outputs as they are; the others'
+    updates still arrive."""
+    inputs = [comp for _, ins, _, _ in loads for comp in (ins or [])]
+    outputs = []
+    for _, _, outs, _ in loads:
+        outputs += [comp for comp in (outs or []) if all(comp is not o for o in outputs)]
+
+    def merged(request: gr.Request, *values):
+        updates, at = {}, 0
+        for fn, ins, outs, _ in loads:
+            args = values[at:at + len(ins or [])]
+            at += len(ins or [])
+            try:
+                result = fn(*args, request=request)
+            except gr.Error as err:
+                gr.Warning(err.message)
+                continue
+            outs = list(outs or [])
+            if isinstance(result, dict):
+                updates.update(result)
+            elif len(outs) == 1:
+                updates[outs[0]] = result
+            else:
+                updates.update(zip(outs, result))
+        return updates
+
+    return merged, inputs, outputs
 
 
 class Shell:
