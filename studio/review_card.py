@@ -30,13 +30,16 @@ class CardHandlers:
         shown = self._item(rs, item)
         with rs.lock:
             rs.req = seq
-            if rs.editable and shown is not None and not self._leave(rs, access, shown, rationale, evidence):
+            left = self._leave(rs, access, shown, rationale, evidence) if rs.editable and shown is not None else None
+            if left is False:
                 target = shown  # its conflict first: the panel shows both versions
-        return self._frame(rs) | self._show(rs, target)
+        # the list, the summary and the status line change only if leaving saved (or unmarked) something
+        return (self._frame(rs) if left is not None else {}) | self._show(rs, target)
 
-    def _leave(self, rs: ReviewState, access, item: int, rationale, evidence) -> bool:
+    def _leave(self, rs: ReviewState, access, item: int, rationale, evidence) -> bool | None:
         """Save the rationale and evidence the card shows for ``item`` if they differ from what is
-        saved (the score and the reasons save on their own events). False if the item is in conflict."""
+        saved (the score and the reasons save on their own events). False if the item is in conflict,
+        None if there was nothing to save (and no unsaved edit to forget), else True."""
         if item in rs.conflicts:
             rs.conflicts[item]["yours"] = review_checks.clean_draft(
                 {**rs.conflicts[item]["yours"], "rationale": rationale or "", "evidence": evidence_list(evidence)})
@@ -44,8 +47,7 @@ class CardHandlers:
             return False
         draft = {**rs.items[item]["saved"], "rationale": rationale or "", "evidence": evidence_list(evidence)}
         if review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft)):
-            rs.pending.pop(item, None)
-            return True
+            return True if rs.pending.pop(item, None) is not None else None
         return self._save(rs, access, item, draft)
 
     def card_save(self, field: str):

@@ -37,6 +37,8 @@ def test_showing_another_item_saves_the_shown_one_first_and_a_conflict_keeps_it_
     assert (lab.rationale, lab.evidence) == ("Typed, not yet saved.", [2, 3])  # saved on leaving, as blur does
     assert up[k.item] == "4" and 'data-item="4" data-req="7"' in up[k.head] and rs.current == 4
     assert up[k.rationale] == rs.items[4]["saved"]["rationale"] and "Saved item 1" in up[h.c.status]
+    again = h.show_item(rs, "5:9", "4", None, up[k.rationale], up[k.evidence], [], ann)  # nothing to save
+    assert again[k.item] == "5" and h.c.items_list not in again  # the list is left as it is
     late = h.card_save("score")(rs, "1", 2, ann)  # an edit sent for item 1 just before the switch
     assert repo.get_label(SID, 1, SHARED).score == 2 and k.head not in late and k.feedback not in late
 
