@@ -12,7 +12,8 @@ the code ``make app`` runs (``annotate_app.py --store DIR --port P``, login on);
 * ``first_paint``: login submitted (fresh browser context) -> the queue with its counts painted;
 * ``open``: "Open" clicked -> the session's header, transcript, item list and the open item's
   card painted (the two sessions alternate, so every open replaces the other session);
-* ``switch``: key ``j`` -> the next item's card painted;
+* ``switch``: key ``j`` -> the next item's card painted (since issue 20's one card: a request that
+  fills the card; before, a CSS switch between twelve cards built at the open);
 * ``save``: a score key (1-5) on the open item -> the status line says it was saved;
 * ``reload``: the page reloaded -> the session it had open painted again.
 
@@ -141,14 +142,24 @@ QUEUE_READY = ("() => (document.querySelector('#care-counts') || {}).textContent
                "document.querySelectorAll('#care-table tbody tr').length > 0")
 
 
+# The card showing the open item: ``#care-card[data-item=N]`` (one card, issue 20), or ``#card-N``
+# in checkouts from before it (twelve cards), so that ``--app-root`` can measure either.
+SHOWN_CARD = """const shownCard = () => {
+  const n = document.body.dataset.careItem, one = document.getElementById('care-card');
+  if (one) return one.dataset.item === n ? one : null;
+  return document.getElementById('card-' + n);
+};"""
+
+
 def session_ready(sid: str) -> str:
     """The session's header, first turn, 12 list rows and the open item's card are shown."""
     return f"""() => {{
+      {SHOWN_CARD}
       const h = document.querySelector('#care-sess-head');
       if (!h || !h.textContent.includes({json.dumps(sid)})) return false;
       if (document.body.dataset.careSession !== 'open' || !document.querySelector('#care-turn-0')) return false;
       if (document.querySelectorAll('#care-list .care-row').length !== 12) return false;
-      const c = document.getElementById('card-' + document.body.dataset.careItem);
+      const c = shownCard();
       const st = document.querySelector('#care-status');
       return !!(c && c.offsetParent && c.querySelector('.care-model') && st &&
                 st.textContent.includes({json.dumps(sid)}));
@@ -187,16 +198,18 @@ def switch_item(page) -> float:
     nxt = now % 12 + 1
     if nxt == 1:  # wrap around without a key (j stops at the last item)
         page.evaluate("() => window.careOpenItem(1)")
+        page.wait_for_function("() => document.body.dataset.careItem === '1'", polling="raf")
         return switch_item(page)
-    cond = f"() => {{ const c = document.getElementById('card-{nxt}'); return !!(c && c.offsetParent); }}"
+    cond = (f"() => {{ {SHOWN_CARD} const c = shownCard(); return document.body.dataset.careItem === '{nxt}' "
+            "&& !!(c && c.offsetParent); }")
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     return timed(page, lambda: page.keyboard.press("j"), cond)
 
 
 def save_score(page) -> float:
     item = page.evaluate("() => parseInt(document.body.dataset.careItem || '1', 10)")
-    cur = page.evaluate(f"() => {{ const r = document.querySelector('#score-{item} input:checked');"
-                        " return r ? parseInt(r.value, 10) : 0; }")
+    cur = page.evaluate(f"() => {{ const r = document.querySelector('#care-score input:checked, #score-{item} "
+                        "input:checked'); return r ? parseInt(r.value, 10) : 0; }")
     new = cur % 5 + 1
     before = page.evaluate("() => (document.querySelector('#care-status') || {}).textContent || ''")
     cond = (f"() => {{ const t = (document.querySelector('#care-status') || {{}}).textContent || '';"

@@ -186,7 +186,7 @@ def stale_source_problems(labels, source: str) -> dict[str, list[str]]:
 
 
 def mode_html(view: dict) -> str:
-    """A line above the cards that says how this session is curated."""
+    """A line above the card that says how this session is curated."""
     from .render import esc
 
     cur = view.get("curation") or {}

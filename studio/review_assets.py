@@ -1,10 +1,17 @@
 """The review page's CSS and browser script (keys, the item list, evidence from the transcript).
 
-The page shows one item's card at a time: ``body[data-care-item=N]`` names the open item; CSS
-shows ``#card-N`` and highlights its row in the compact list (``#care-list``), so a server
-redraw of the list or the cards never loses which item is open. The script:
+The page has one item card (``#care-card``), which the server fills for the item shown (issue 20:
+twelve copies made the first paint about a second slower). The card's head carries ``data-item``
+(the item shown) and ``data-req`` (the page's request it answers); from it the script sets
+``#care-card[data-item]`` and ``body[data-care-item]``, by which CSS highlights the item's row in
+the compact list (``#care-list``) and its evidence turns, so a server redraw of the list never
+loses which item is open. The script:
 
-* opens an item: a click (or Enter) on its row, j/k, n/p or Alt+Down/Up;
+* opens an item: a click (or Enter) on its row, j/k, n/p, Alt+Down/Up or ``window.careOpenItem(n)``
+  write ``N:seq`` into the hidden ``#care-want`` field and press the hidden ``#care-show`` button:
+  one request saves the shown item's unsaved rationale and evidence, then fills the card. Item keys
+  pressed while it is pending (j/k, 1-5, a, c, ...) and turns clicked for evidence are queued and
+  replayed, in order, once the card shows the answer (or after 15 s without one);
 * scores and accepts the open item: 1-5, a; Shift+A asks to accept all passing suggestions; c
   confirms the shown rationale of a client-anchored card ("Confirm this rationale");
 * picks evidence in the transcript: a click on a turn (or Enter/Space on a focused turn) adds it
@@ -12,7 +19,7 @@ redraw of the list or the cards never loses which item is open. The script:
   (key q: inserts the selection, quoted, into the rationale at the cursor and adds the turn) and
   "Evidence" (key e); t focuses the transcript, then Up/Down move between turns. It writes the
   card's evidence field (a hidden textbox) and the rationale like typing would, then presses the
-  card's hidden ``evsave-N`` / ``note-N`` button (also pressed on every ``input`` event of a
+  card's hidden ``care-evsave`` / ``care-note`` button (also pressed on every ``input`` event of a
   rationale: typing, pasting, dictation), so the save and the checks run for the user's edits only;
 * Ctrl+S saves, Ctrl+Enter submits (it asks first: Ctrl+Enter again says yes); evidence chips scroll the
   transcript to their turn.
@@ -21,7 +28,6 @@ redraw of the list or the cards never loses which item is open. The script:
 MAX_ITEMS = 60  # CSS rules are generated for items 1..MAX_ITEMS (WAI-SR has 12)
 
 _PER_ITEM = "\n".join(
-    f'body[data-care-item="{n}"] #care-editor #card-{n}.care-card {{display:flex !important;}}\n'
     f'body[data-care-item="{n}"] #care-list .care-row[data-item="{n}"] '
     '{background:#dbeafe; box-shadow: inset 3px 0 0 #2563eb;}'
     for n in range(1, MAX_ITEMS + 1))
@@ -42,7 +48,7 @@ CSS = """
   flex-wrap: nowrap !important;}
 #care-editor {flex: 1 1 0 !important; min-width: 0 !important; height: 100%; overflow-y: auto !important;
   padding-right:.3rem; flex-wrap: nowrap;}
-#care-editor .care-card {display: none !important; gap: .3rem !important; margin-top: 0 !important;}
+#care-editor .care-card {gap: .3rem !important; margin-top: 0 !important;}
 #care-editor .care-card .html-container {padding: 0 !important; min-height: 0 !important;}
 .care-ev-box, .care-triggers {display: none !important;}
 /* a long transcript (AnnoMI: 598 turns) is laid out and painted only where it is scrolled to */
@@ -100,11 +106,37 @@ JS = r"""
   const q = s => document.querySelector(s);
   const openItem = () => parseInt(document.body.dataset.careItem || '0', 10);
   const rows = () => Array.from(document.querySelectorAll('#care-list .care-row'));
-  const card = () => document.getElementById('card-' + openItem());
+  const card = () => document.getElementById('care-card');
   const click = sel => { const b = q(sel); if (b) b.click(); };
+  // Another item: one request (#care-show) with "N:seq" in #care-want; the reply's card head
+  // says data-req="seq". Item keys pressed meanwhile wait in keyQueue (see sync, flushKeys).
+  let seq = 0, pendingReq = null, pendingAt = 0;
+  const keyQueue = [];
+  const pending = () => {
+    if (pendingReq && Date.now() - pendingAt > 15000) { pendingReq = null; setTimeout(flushKeys, 0); }
+    return !!pendingReq;
+  };
   const setItem = n => {
-    document.body.dataset.careItem = String(n);
-    window.__careCurrent = 'card-' + n;
+    const w = q('#care-want textarea, #care-want input');
+    if (!n || !w || (n === openItem() && !pendingReq)) return;
+    seq += 1; pendingReq = String(seq); pendingAt = Date.now();
+    setText(w, n + ':' + seq);
+    press('care-show');
+  };
+  // The card's head names the item shown and the request it answers: mirror it on the card and
+  // the body (CSS marks the item's row and turns), then replay the keys that waited for it.
+  const sync = () => {
+    const h = q('#care-card .care-card-top[data-item]'), c = card();
+    const n = h ? h.dataset.item : '';
+    if (c && n && c.dataset.item !== n) c.dataset.item = n;
+    if (n && document.body.dataset.careItem !== n) { document.body.dataset.careItem = n; shownItem(parseInt(n, 10)); }
+    if (pendingReq && h && h.dataset.req === pendingReq) { pendingReq = null; flushKeys(); }
+  };
+  let syncQueued = false;
+  new MutationObserver(() => { if (!syncQueued) { syncQueued = true;
+    requestAnimationFrame(() => { syncQueued = false; sync(); }); } }).observe(document.body,
+    {childList: true, subtree: true});
+  const shownItem = n => {
     const r = q('#care-list .care-row[data-item="' + n + '"]'); if (r) r.scrollIntoView({block: 'nearest'});
     const cs = q('#care-editor'); if (cs) cs.scrollTop = 0;
     // bring the item's first evidence turn into view (its turns are marked)
@@ -137,33 +169,31 @@ JS = r"""
   window.careShowTurn = showTurn;
   // Writing a field as typing would: Gradio's value follows, and its change event fires.
   const setText = (el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); };
-  const evBox = () => { const c = card(); return c && c.querySelector('.care-ev-box textarea, .care-ev-box input'); };
-  const rationale = () => { const c = card(); return c && c.querySelector('[id^=rationale-] textarea'); };
-  // The user's own edits reach the server through hidden buttons (note-N: the rationale changed;
-  // evsave-N: the evidence changed), pressed after Gradio took the new value; the values the
+  const evBox = () => q('#care-evidence textarea, #care-evidence input');
+  const rationale = () => q('#care-rationale textarea');
+  // The user's own edits reach the server through hidden buttons (care-note: the rationale changed;
+  // care-evsave: the evidence changed), pressed after Gradio took the new value; the values the
   // server sends into the fields fire nothing (no request storm after an open).
-  const press = id => setTimeout(() => { const b = document.getElementById(id); if (b) b.click(); }, 0);
-  const itemOf = el => { const c = el && el.closest && el.closest('.care-card');
-    return c ? c.id.replace('card-', '') : ''; };
-  const noteTimers = {};
+  function press(id) { setTimeout(() => { const b = document.getElementById(id); if (b) b.click(); }, 0); }
+  let noteTimer = null;
   document.addEventListener('input', e => {
     const t = e.target;
-    if (!t.matches || !t.matches('[id^=rationale-] textarea')) return;
-    const n = itemOf(t); if (!n) return;
-    clearTimeout(noteTimers[n]);
-    noteTimers[n] = setTimeout(() => press('note-' + n), 120);
+    if (!t.matches || !t.matches('#care-rationale textarea')) return;
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(() => press('care-note'), 120);
   });
   const toggleTurn = (n, addOnly) => {
+    if (pending()) { keyQueue.push(() => toggleTurn(n, addOnly)); return; }  // for the item being shown
     const b = evBox(); if (!b || b.disabled) return;
     let ev = b.value.split(/[,;\s]+/).filter(Boolean).map(Number);
     if (ev.includes(n)) { if (addOnly) return; ev = ev.filter(x => x !== n); } else ev.push(n);
     setText(b, ev.sort((x, y) => x - y).join(', '));
-    press('evsave-' + itemOf(b));
+    press('care-evsave');
   };
   const carets = new WeakMap();
   document.addEventListener('focusout', e => {
     if (e.target.matches &&
-      e.target.matches('[id^=rationale-] textarea')) carets.set(e.target, e.target.selectionStart);
+      e.target.matches('#care-rationale textarea')) carets.set(e.target, e.target.selectionStart);
   });
   // The selection inside one transcript turn, if any: {turn, text}, widened to whole words (a
   // quote cut inside a word would not be found in the transcript) and with its double quotes
@@ -241,7 +271,9 @@ JS = r"""
       click(yes && yes.offsetParent ? '#care-submit-yes' : '#care-submit'); return; }
     if (e.altKey && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
       e.preventDefault(); if (document.activeElement) document.activeElement.blur();
-      step(e.key === 'ArrowDown' ? 1 : -1); return;
+      const d = e.key === 'ArrowDown' ? 1 : -1;
+      if (pending()) keyQueue.push(() => step(d)); else step(d);
+      return;
     }
     const t = e.target;
     const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)) &&
@@ -261,22 +293,29 @@ JS = r"""
     const row = t && t.closest && t.closest('#care-list .care-row');
     if (row && e.key === 'Enter') { e.preventDefault(); setItem(parseInt(row.dataset.item, 10)); return; }
     if (!openItem()) return;
-    if (e.key === 'j' || e.key === 'n' || (row && e.key === 'ArrowDown')) { e.preventDefault(); step(1); }
-    else if (e.key === 'k' || e.key === 'p' || (row && e.key === 'ArrowUp')) { e.preventDefault(); step(-1); }
-    else if (/^[1-5]$/.test(e.key)) {
-      const c = card(); const radios = c ? c.querySelectorAll('.care-score input[type=radio]') : [];
-      const r = radios[parseInt(e.key, 10) - 1]; if (r) { e.preventDefault(); r.click(); }
-    } else if (e.key === 'a') {
-      const c = card(); const b = c && c.querySelector('.care-accept'); if (b) { e.preventDefault(); b.click(); }
-    } else if (e.key === 'c') {
-      const c = card(); const b = c && c.querySelector('.care-confirm'); if (b) { e.preventDefault(); b.click(); }
-    } else if (e.key === 'A') { e.preventDefault(); click('#care-accept-all'); }
+    const key = row && e.key === 'ArrowDown' ? 'j' : row && e.key === 'ArrowUp' ? 'k' : e.key;
+    if (!/^[jknpacA1-5]$/.test(key)) return;
+    e.preventDefault();
+    if (pending()) keyQueue.push(() => itemKey(key)); else itemKey(key);
   });
+  // One item key on the card shown (replayed from keyQueue when it waited for a switch).
+  function itemKey(key) {
+    const c = card();
+    if (key === 'j' || key === 'n') step(1);
+    else if (key === 'k' || key === 'p') step(-1);
+    else if (/^[1-5]$/.test(key)) {
+      const radios = c ? c.querySelectorAll('.care-score input[type=radio]') : [];
+      const r = radios[parseInt(key, 10) - 1]; if (r) r.click();
+    } else if (key === 'a' || key === 'c') {
+      const b = c && c.querySelector(key === 'a' ? '.care-accept' : '.care-confirm'); if (b) b.click();
+    } else if (key === 'A') click('#care-accept-all');
+  }
+  function flushKeys() { while (keyQueue.length && !pending()) keyQueue.shift()(); }
 }
 """
 
 # After a session opened: show the session area (hidden by CSS until then), fold the queue away,
-# scroll both panes to the top, open the first unreviewed item (else item 1).
+# scroll both panes to the top, mark the item the card shows.
 SHOW_SESSION_JS = """() => {
   if (!document.querySelector('#care-sess-head .care-sess-head')) return;
   document.body.dataset.careSession = 'open';
@@ -286,9 +325,10 @@ SHOW_SESSION_JS = """() => {
   for (const id of ['care-editor', 'care-transcript']) { const e = document.getElementById(id); if (e) e.scrollTop = 0;
     }
   document.querySelectorAll('.care-turn.care-hl').forEach(x => x.classList.remove('care-hl'));
-  const todo = document.querySelector('#care-list .care-row:has(.st-unreviewed)') ||
-    document.querySelector('#care-list .care-row');
-  if (todo) document.body.dataset.careItem = todo.dataset.item;
+  // the item shown (the server picks the first unreviewed one): the card's head names it
+  const top = document.querySelector('#care-card .care-card-top[data-item]');
+  if (top) { document.body.dataset.careItem = top.dataset.item;
+    document.getElementById('care-card').dataset.item = top.dataset.item; }
 }"""
 
 KEYS_HELP = ('<div class="care-keys">Click a row (or <kbd>j</kbd>/<kbd>k</kbd>) to open an item · '

@@ -10,7 +10,7 @@ section 4.2). On a card, the expert picks a score and asks the model to draft th
   client-anchored sessions draft for the client's score). The job stores the draft as a ``mode="draft"``
   prediction (never the item's suggestion) and writes no label.
 * :func:`draft_result` reads the job back (the drafted rationale, its evidence and score).
-* :func:`wire` adds the card handler: it queues the job, shows its progress under the button
+* :func:`wire` adds the card's handler: it queues the job, shows its progress under the button
   while the worker runs, then fills the card's rationale field with the draft as an *unsaved
   edit*: the autosave timer leaves it alone (``ReviewState.drafted``); it is saved when the expert
   saves (Save, Ctrl+S, leaving the field) or edits it.
@@ -83,44 +83,53 @@ def note_html(job: dict | None, text: str = "") -> str:
             f'</span><span class="care-jobbar"><span style="width:{pct}%"></span></span> {pct}%</div>')
 
 
-def card_handler(h, item: int, note_out, rationale_out):
-    """The click handler of one card's draft button (a generator: progress, then the draft)."""
-    def draft(rs, score, request: gr.Request):
+def card_handler(h, note_out, rationale_out):
+    """The click handler of the card's draft button (a generator: progress, then the draft). The
+    draft is for the item the card showed when the button was pressed; if the card shows another
+    item by the time it is ready, it waits as that item's unsaved edit (shown when the item is)."""
+    def draft(rs, item, score, request: gr.Request):
         try:
             access = h._access(request)
             if rs is None:
                 raise CareError("Open a session first.", "Pick one in the queue.")
             if not rs.editable:
                 raise CareError("This session is read-only for you.", "Only its assigned experts can draft rationales.")
+            item = h._item(rs, item)
+            if item is None:
+                raise CareError("No item is shown.", "Pick an item in the list first.")
             job = start_draft(h.ctx.repo, access, h.ctx.jobs, rs.sid, item, score)  # source: the curation mode
             while job["state"] in ("queued", "running"):
-                yield {note_out: note_html(job), rationale_out: gr.skip()}
+                yield {note_out: note_html(job) if rs.current == item else gr.skip(), rationale_out: gr.skip()}
                 time.sleep(POLL_SECONDS)
                 job = h.ctx.jobs.get(job["id"])
         except CareError as err:
             raise ui.ui_error(err) from None
+        here = rs.current == item
         if job["state"] != "done":
-            yield {note_out: note_html(None, f"Drafting failed: {job.get('error') or 'unknown error'}"),
-                   rationale_out: gr.skip()}
+            yield {note_out: note_html(None, f"Drafting failed: {job.get('error') or 'unknown error'}")
+                   if here else gr.skip(), rationale_out: gr.skip()}
             return
         res = (job.get("result") or [{}])[0]
         if not res.get("rationale"):
             yield {note_out: note_html(None, f"The model wrote no reason for score {res.get('score')}: "
-                                             "write it yourself, or try again."), rationale_out: gr.skip()}
+                                             "write it yourself, or try again.") if here else gr.skip(),
+                   rationale_out: gr.skip()}
             return
         with rs.lock:
             rs.drafted[item] = res["rationale"]
+            here = rs.current == item
+            if not here:
+                rs.pending[item] = {**rs.items[item]["saved"], "rationale": res["rationale"]}
         yield {note_out: note_html(None, f"Drafted for score {res['score']} by {job['model_version']}: not saved "
-                                         "until you save (Save, Ctrl+S) or edit it."),
-               rationale_out: res["rationale"]}
-    draft.__name__ = f"draft_item_{item}"
+                                         "until you save (Save, Ctrl+S) or edit it.") if here else gr.skip(),
+               rationale_out: res["rationale"] if here else gr.skip()}
+    draft.__name__ = "draft_item"
     return draft
 
 
-def wire(h, cards: dict) -> None:
-    """Connect each card's draft button (``card.draft``, ``card.draft_note``) to its handler."""
-    for item, card in cards.items():
-        card.draft.click(card_handler(h, item, card.draft_note, card.rationale), [h.c.st, card.score],
-                         [card.draft_note, card.rationale], api_visibility="private", show_progress="hidden").then(
-            h.card_note(item), [h.c.st, card.rationale], [card.feedback, h.c.status, h.c.timer],
-            api_visibility="private", show_progress="hidden")  # the draft is an unsaved edit (server-set: no input)
+def wire(h, card) -> None:
+    """Connect the card's draft button (``card.draft``, ``card.draft_note``) to its handler."""
+    card.draft.click(card_handler(h, card.draft_note, card.rationale), [h.c.st, card.item, card.score],
+                     [card.draft_note, card.rationale], api_visibility="private", show_progress="hidden").then(
+        h.card_note, [h.c.st, card.item, card.rationale], [card.feedback, h.c.status, h.c.timer],
+        api_visibility="private", show_progress="hidden")  # the draft is an unsaved edit (server-set: no input)

@@ -2,8 +2,8 @@
 that autosaves typed rationales and follows the session's predict job, the redraws it triggers,
 starting a prediction, and the choice in a save conflict (use theirs / keep mine).
 
-The mixin uses the page's ``ctx``, ``c``, ``cards``, ``items``, ``_access``, ``_save``, ``_all_cards``
-and ``_nothing``.
+The mixin uses the page's ``ctx``, ``c``, ``card``, ``_access``, ``_item``, ``_save``, ``_frame``, ``_show``,
+``_all_cards`` and ``_nothing``.
 """
 import gradio as gr
 
@@ -12,7 +12,7 @@ from care_model.core.errors import CareError
 from . import quality_notice, render, review, ui
 from .accept import readable
 from .access import require_session
-from .review_state import ReviewState, evidence_text, now
+from .review_state import ReviewState, draft_of, evidence_text, now
 
 
 class LiveHandlers:
@@ -20,7 +20,7 @@ class LiveHandlers:
     @ui.guard
     def tick(self, rs, cards_token, models_token, request: gr.Request):
         """Save typed rationales, follow the session's predict job. Outputs only the job line,
-        two tokens (a raised token makes the page redraw the cards, or the suggestions) and the
+        two tokens (a raised token makes the page redraw the card and the list, or the suggestion) and the
         timer itself, which stops once nothing is pending: an idle page sends no requests."""
         if rs is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
@@ -78,20 +78,24 @@ class LiveHandlers:
 
     @ui.guard
     def redraw_models(self, rs, request: gr.Request):
+        """New predictions: the frame and the shown item's suggestion (and the new draft of an
+        untouched item: the others show theirs when shown)."""
         self._access(request)
         if rs is None:
             return self._nothing()
         up = self._all_cards(rs)
+        k = self.card
         with rs.lock:
             prefills, rs.prefills = rs.prefills, {}
-            notices = quality_notice.notices_for(self.ctx.repo, [rs.items[i]["pred"] for i in self.items])
-            for item in self.items:
-                card, pred = self.cards[item], rs.items[item]["pred"]
-                up[card.model] = render.model_html(pred, rs.scale, notices)
-                up[card.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
-            for item, draft in prefills.items():
-                up.update({self.cards[item].rationale: draft["rationale"],
-                           self.cards[item].evidence: evidence_text(draft["evidence"])})
+            item = rs.current
+            if item is None:
+                return up
+            pred = rs.items[item]["pred"]
+            up[k.model] = render.model_html(pred, rs.scale, quality_notice.notices_for(self.ctx.repo, [pred]))
+            up[k.accept] = gr.update(interactive=rs.editable and not rs.locked and readable(pred))
+            if item in prefills:
+                up.update({k.rationale: prefills[item]["rationale"],
+                           k.evidence: evidence_text(prefills[item]["evidence"])})
         return up
 
     @ui.guard
@@ -122,16 +126,18 @@ class LiveHandlers:
             rs.conflicts.pop(item)
             rs.pending.pop(item, None)
             rs.message = (f"Item {item}: took their version.", "ok")
-            card = self.cards[item]
-            return self._all_cards(rs) | {card.score: draft["score"], card.rationale: draft["rationale"],
-                                          card.evidence: evidence_text(draft["evidence"]),
-                                          card.reasons: draft["change_reasons"]}
+        return self._frame(rs) | self._show(rs, item)
 
     @ui.guard
-    def keep_mine(self, request: gr.Request, rs, *values):
+    def keep_mine(self, rs, item, score, rationale, evidence, reasons, request: gr.Request):
+        """Save the unsaved version over theirs: the card's fields if it shows the item (the expert
+        may have merged by hand), else the version kept with the conflict; the card shows the item."""
         access = self._access(request)
         if rs is None or not rs.conflicts:
             return self._nothing()
-        item, res = next(iter(rs.conflicts.items()))
-        self._save(rs, access, item, self._values(values)[item], expected=(res["current"] or {}).get("version", 0))
-        return self._all_cards(rs)
+        item_shown = self._item(rs, item)
+        with rs.lock:
+            item, res = next(iter(rs.conflicts.items()))
+            yours = draft_of((score, rationale, evidence, reasons)) if item == item_shown else dict(res["yours"])
+        self._save(rs, access, item, yours, expected=(res["current"] or {}).get("version", 0))
+        return self._frame(rs) | self._show(rs, item)

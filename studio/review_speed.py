@@ -14,8 +14,8 @@ from . import accept, render, review, review_checks, ui
 
 
 class SpeedHandlers:
-    """Needs ``self.ctx``, ``self.c``, ``self.cards``, ``self.items``, ``_access``, ``_save``,
-    ``_all_cards``, ``_nothing`` (provided by ReviewUI)."""
+    """Needs ``self.ctx``, ``self.c``, ``_access``, ``_save``, ``_frame``, ``_show``, ``_nothing``
+    (provided by ReviewUI)."""
 
     def _item_now(self, rs, item: int, index) -> tuple[dict, list[dict], bool]:
         """(draft shown, its checks, unsaved?) of one item, as its card shows them."""
@@ -133,12 +133,8 @@ class SpeedHandlers:
                               + (", ".join(str(t["item"]) for t in done) or "none")
                               + (f"; left alone (changed meanwhile): {', '.join(map(str, skipped))}" if skipped else "")
                               + f" ({review_time()}).", "ok")
-        up = self._all_cards(rs) | self._bulk_panel()
-        for t in done:
-            card, d = self.cards[t["item"]], t["draft"]
-            up.update({card.score: d["score"], card.rationale: d["rationale"],
-                       card.evidence: ", ".join(str(e) for e in d["evidence"]), card.reasons: d["change_reasons"]})
-        return up
+        up = self._frame(rs) | self._bulk_panel()
+        return up | (self._show(rs, rs.current) if rs.current is not None else {})
 
     @ui.guard
     def accept_all_cancel(self, rs, request: gr.Request):

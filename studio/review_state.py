@@ -33,7 +33,9 @@ class ReviewState:
         self.submit_asked: str | None = None  # the session "Submit session" asked about, until "Yes, submit"
         self.drafted: dict[int, str] = {}  # item -> rationale drafted for a score (studio.review_draft): not autosaved
         self.job_seen: str | None = None
-        self.shown: dict | None = None  # what the cards' frames show (scale, editable, locked): studio.review_ui
+        self.shown: dict | None = None  # what the card's frame shows (scale, editable, locked): studio.review_ui
+        self.current: int | None = None  # the item the card shows
+        self.req = ""  # the page's last "show item" request answered (its card's data-req)
         self.message = ""
 
     def __deepcopy__(self, memo):  # gr.State copies values; this one belongs to its page on purpose

@@ -4,7 +4,7 @@ Each handler checks the user's role first (:func:`studio.ui.require_role`), call
 functions (:mod:`studio.review`) and returns updates for as few components as it can: every
 component an event lists as an output costs the browser work on each call, so frequent events
 (keystrokes, the 2-second timer) name one or two, and a timer that saved something raises a
-token (a ``gr.State`` whose ``.change`` redraws the cards) instead of listing every card.
+token (a ``gr.State`` whose ``.change`` redraws the card and the item list) instead of listing them.
 """
 from types import SimpleNamespace
 
@@ -13,12 +13,13 @@ import gradio as gr
 from care_model.core.errors import CareError
 
 from . import curation_modes, quality_notice, render, review, review_checks, review_queue, ui
-from .accept import accepted_draft, readable
+from .accept import readable
 from .access import active_model_version
 from .metric_labels import UNCERTAINTY
+from .review_card import CardHandlers
 from .review_speed import SpeedHandlers
 from .review_live import LiveHandlers
-from .review_state import ReviewState, draft_of, evidence_list, evidence_text, now
+from .review_state import ReviewState, draft_of, evidence_text, now
 from .submitted import reopen_session
 
 QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Reviewed", "Model uncertainty (SD)",
@@ -26,12 +27,11 @@ QUEUE_HEADERS = ["Session", "Topic", "Lang", "Turns", "Curation", "Status", "Rev
                  "Assigned"]
 
 
-class ReviewUI(SpeedHandlers, LiveHandlers):
-    """The handlers. ``c`` holds the tab's components; ``cards[item]`` those of one card."""
+class ReviewUI(CardHandlers, SpeedHandlers, LiveHandlers):
+    """The handlers. ``c`` holds the tab's components; ``card`` those of the item card."""
 
-    def __init__(self, ctx, c: SimpleNamespace, cards: dict):
-        self.ctx, self.c, self.cards = ctx, c, cards
-        self.items = sorted(cards)
+    def __init__(self, ctx, c: SimpleNamespace, card: SimpleNamespace):
+        self.ctx, self.c, self.card = ctx, c, card
 
     # ----- helpers -----------------------------------------------------------------------
     def _nothing(self) -> dict:
@@ -40,23 +40,72 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
     def _access(self, request):
         return ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
 
-    def _values(self, values) -> dict[int, dict]:
-        return {item: draft_of(values[4 * k:4 * k + 4]) for k, item in enumerate(self.items)}
+    @staticmethod
+    def _item(rs: ReviewState, value) -> int | None:
+        """The card's hidden item field ("4") as an item of the session, else None."""
+        try:
+            item = int(str(value or "").strip())
+        except ValueError:
+            return None
+        return item if item in rs.items else None
+
+    def card_outputs(self) -> list:
+        k = self.card
+        return [k.head, k.model, k.score, k.rationale, k.evidence, k.reasons, k.feedback, k.accept, k.confirm,
+                k.draft_note, k.item]
+
+    @staticmethod
+    def _shown_draft(rs: ReviewState, item: int) -> dict:
+        it = rs.items[item]
+        return rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
 
     def _feedback(self, rs: ReviewState, item: int) -> str:
         it = rs.items[item]
         pending = item in rs.pending
-        draft = rs.pending.get(item) or (rs.conflicts[item]["yours"] if item in rs.conflicts else it["saved"])
+        draft = self._shown_draft(rs, item)
         chk = review_checks.checks(draft, it["pred"], review.transcript_index(self.ctx.repo, rs.sid),
                                    saved=pending or it["state"] != "unreviewed", score_locked=rs.locked)
         return render.feedback_html(chk, it["pred"], draft, pending=pending)
 
-    def _card(self, rs: ReviewState, item: int) -> dict:
-        card = self.cards[item]
-        return {card.head: rs.head(item), card.feedback: self._feedback(rs, item)}
+    @staticmethod
+    def _head(rs: ReviewState, item: int) -> str:
+        """The card's head; ``data-item`` names the item the card shows and ``data-req`` the page's
+        request it answers (the page's script reads both: review_assets.JS)."""
+        return (f'<div class="care-card-top" data-item="{int(item)}" data-req="{render.esc(rs.req)}">'
+                f'{rs.head(item)}</div>')
+
+    def _card(self, rs: ReviewState, item: int | None) -> dict:
+        """The head and checks of ``item`` after a save, if the card shows it (else nothing)."""
+        if item is None or item != rs.current:
+            return {}
+        return {self.card.head: self._head(rs, item), self.card.feedback: self._feedback(rs, item)}
+
+    def _show(self, rs: ReviewState, item: int, frame: bool = False) -> dict:
+        """Every value of the card for ``item`` (which the card shows from now on). ``frame``: also
+        the score's scale and label and the fields' enabled state (an open that changed them)."""
+        k = self.card
+        with rs.lock:
+            rs.current = item
+            it, d = rs.items[item], self._shown_draft(rs, item)
+            ed, locked = rs.editable, rs.locked
+            notices = quality_notice.notices_for(self.ctx.repo, [it["pred"]])
+            up = {k.head: self._head(rs, item), k.model: render.model_html(it["pred"], rs.scale, notices),
+                  k.feedback: self._feedback(rs, item), k.draft_note: "", k.item: str(item),
+                  k.accept: gr.update(interactive=ed and not locked and readable(it["pred"]), visible=not locked)}
+            values = {k.score: d["score"], k.rationale: d["rationale"], k.evidence: evidence_text(d["evidence"]),
+                      k.reasons: list(d["change_reasons"] or [])}
+        if not frame:
+            return up | values | {k.confirm: gr.skip()}
+        choices = [(f"{n} {label}", int(n)) for n, label in rs.scale.items()]
+        return up | {k.score: gr.update(value=values[k.score], interactive=ed and not locked, choices=choices,
+                                        label="Client's self-reported score (fixed)" if locked else "Your score"),
+                     k.rationale: gr.update(value=values[k.rationale], interactive=ed),
+                     k.evidence: gr.update(value=values[k.evidence], interactive=ed),
+                     k.reasons: gr.update(value=values[k.reasons], interactive=ed),
+                     k.confirm: gr.update(visible=locked, interactive=ed)}
 
     def _frame(self, rs: ReviewState) -> dict:
-        """Status line, summary and the conflict panel (the first open conflict)."""
+        """Status line, summary, the item list and the conflict panel (the first open conflict)."""
         c = self.c
         up = {c.status: render.status_html(*rs.message) if rs.message else gr.skip(),
               c.summary: rs.summary(self.ctx.form),
@@ -99,24 +148,30 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                            else f"Item {item} is saved (version {res['version']})."), "ok")
             return True
 
-    def _flush(self, rs: ReviewState, access, values) -> int:
-        """Save every card whose fields differ from what is saved (a conflicted card waits)."""
+    def _flush(self, rs: ReviewState, access, item, values) -> int:
+        """Save the card's fields (``values``: score, rationale, evidence, reasons of ``item``) if they
+        differ from what is saved, and every other item's unsaved rationale; a conflicted item waits."""
+        item = self._item(rs, item)
+        with rs.lock:
+            todo = {i: {**rs.items[i]["saved"], "rationale": d["rationale"]} for i, d in rs.pending.items()}
+        if item is not None:
+            todo[item] = draft_of(values)
         n = 0
-        for item, draft in self._values(values).items():
+        for i, draft in sorted(todo.items()):
             with rs.lock:
-                if item in rs.conflicts:
+                if i in rs.conflicts:
                     continue
-                same = review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft))
+                same = review_checks.same_content(rs.items[i]["saved"], review_checks.clean_draft(draft))
+                if same:
+                    rs.pending.pop(i, None)
             if not same:
-                self._save(rs, access, item, draft)
+                self._save(rs, access, i, draft)
                 n += 1
         return n
 
     def _all_cards(self, rs: ReviewState) -> dict:
-        up = self._frame(rs)
-        for item in self.items:
-            up.update(self._card(rs, item))
-        return up
+        """The frame and the shown item's head and checks (after saves of several items)."""
+        return self._frame(rs) | self._card(rs, rs.current)
 
     # ----- queue -------------------------------------------------------------------------
     @ui.guard
@@ -171,10 +226,11 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
             return self._nothing()
         return self._open(access, session_id, rs)
 
-    def _open(self, access, session_id: str, before: ReviewState | None = None) -> dict:
-        """Every update an open needs, in one reply. ``before``: the page's previous state; what is
-        the same on the page already (a card's score scale and label, its buttons' states) is
-        skipped, so the browser redraws only what changes."""
+    def _open(self, access, session_id: str, before: ReviewState | None = None, item: int | None = None) -> dict:
+        """Every update an open needs, in one reply: the session's frame and the card, showing
+        ``item`` (else the first unreviewed item, else the first). ``before``: the page's previous
+        state; what is the same on the page already (the score's scale and label, the buttons'
+        states) is skipped, so the browser redraws only what changes."""
         view = review.open_view(self.ctx.repo, access, session_id, predictor=self.ctx.predictor)
         rs = ReviewState(view)
         latest = self.ctx.jobs.latest(rs.sid) if self.ctx.jobs else None
@@ -183,14 +239,12 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         rs.message = ((f"Opened {rs.sid}: {view['reviewed']}/12 items reviewed, status {view['status']}."
                        if ed else f"Opened {rs.sid} read-only. {view['note']}"), "idle")
         c = self.c
-        scale_choices = [(f"{k} {label}", int(k)) for k, label in view["scale"].items()]
-        locked = view["curation"]["score_locked"]  # client-anchored: the score is the client's own rating
-        score_label = "Client's self-reported score (fixed)" if locked else "Your score"
-        same = before is not None and getattr(before, "shown", None) is not None
-        shown = {"scale": view["scale"], "editable": ed, "locked": locked}
+        shown = {"scale": view["scale"], "editable": ed, "locked": view["curation"]["score_locked"]}
+        kept = before is not None and getattr(before, "shown", None) == shown  # the card's frame stays as it is
         rs.shown = shown
-        kept = same and before.shown == shown  # the cards' frames (scale, labels, enabled) stay as they are
-        up = self._frame(rs) | {
+        if item not in rs.items:
+            item = next((i for i in sorted(rs.items) if rs.items[i]["state"] == "unreviewed"), min(rs.items))
+        return self._frame(rs) | self._show(rs, item, frame=not kept) | {
             c.st: rs, c.last: rs.sid,
             c.head: render.session_header_html(view) + curation_modes.mode_html(view),
             c.transcript: render.transcript_html(view["session"]),
@@ -199,139 +253,14 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
             c.save_btn: gr.update(interactive=ed), c.submit_btn: gr.update(interactive=ed),
             c.reopen_btn: gr.update(visible=bool(view.get("reopenable"))),
             c.accept_all: gr.update(interactive=ed)} | self._bulk_panel()  # anchored: it says why it fills nothing
-        notices = quality_notice.notices_for(self.ctx.repo, [it["prediction"] for it in view["items"]])
-        for it in view["items"]:
-            card, d = self.cards[it["item"]], it["draft"]
-            can_accept = ed and not locked and readable(it["prediction"])
-            up.update({card.head: rs.head(it["item"]),
-                       card.model: render.model_html(it["prediction"], view["scale"], notices),
-                       card.score: (gr.update(value=d["score"]) if kept else
-                                    gr.update(value=d["score"], interactive=ed and not locked, choices=scale_choices,
-                                              label=score_label)),
-                       card.rationale: gr.update(value=d["rationale"]) if kept else
-                       gr.update(value=d["rationale"], interactive=ed),
-                       card.evidence: gr.update(value=evidence_text(d["evidence"])) if kept else
-                       gr.update(value=evidence_text(d["evidence"]), interactive=ed),
-                       card.reasons: gr.update(value=d["change_reasons"]) if kept else
-                       gr.update(value=d["change_reasons"], interactive=ed),
-                       card.feedback: render.feedback_html(it["checks"], it["prediction"], d),
-                       card.accept: gr.update(interactive=can_accept, visible=not locked),
-                       card.confirm: gr.skip() if kept else gr.update(visible=locked, interactive=ed)})
-        return up
-
-    # ----- one card ----------------------------------------------------------------------
-    def card_save(self, item: int, field: str):
-        """One field changed (a score, evidence or reason change, or the rationale losing focus):
-        save this item with that field on top of what is saved (and the typed, unsaved rationale).
-        Saving one field at a time under the page's lock makes quick edits of different fields
-        (a rationale typed, then a turn clicked) land in any order without losing one."""
-        @ui.guard
-        def save(rs, value, request: gr.Request):
-            access = self._access(request)
-            if rs is None or not rs.editable:
-                return self._nothing()
-            with rs.lock:
-                if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
-                    rs.conflicts[item]["yours"] = review_checks.clean_draft({**rs.conflicts[item]["yours"],
-                                                                             field: value})
-                    rs.message = self._conflict_message(rs, item)
-                    return self._frame(rs) | self._card(rs, item)
-                draft = dict(rs.items[item]["saved"])
-                if item in rs.pending and field != "rationale":
-                    draft["rationale"] = rs.pending[item]["rationale"]
-                draft = draft_of((draft["score"], draft["rationale"], draft["evidence"], draft["change_reasons"]))
-                draft[field] = (evidence_list(value) if field == "evidence"
-                                else list(value or []) if field == "change_reasons"
-                                else (value or "") if field == "rationale" else value)
-                if review_checks.same_content(rs.items[item]["saved"], review_checks.clean_draft(draft)):
-                    rs.pending.pop(item, None)
-                    return self._card(rs, item)
-                self._save(rs, access, item, draft)
-            return self._frame(rs) | self._card(rs, item)
-        save.__name__ = f"save_item_{item}_{field}"
-        return save
-
-    def card_note(self, item: int):
-        """A rationale changed (typing, pasting, or an update from the server): live checks and
-        diff, and the edit is remembered for the autosave. Only the rationale is read from the
-        event: the other fields save on their own events, and reading them here could pick up
-        values from before a session switch finished rendering."""
-        @ui.guard
-        def note(rs, rationale, request: gr.Request):
-            self._access(request)
-            if rs is None or not rs.editable:
-                return self._nothing()
-            with rs.lock:
-                saved = rs.items[item]["saved"]
-                if item in rs.conflicts:
-                    rs.conflicts[item]["yours"] = {**rs.conflicts[item]["yours"], "rationale": rationale or ""}
-                    pending = False
-                elif (rationale or "") != (saved["rationale"] or ""):
-                    rs.pending[item] = {**saved, "rationale": rationale or ""}
-                    pending = rs.drafted.get(item) != (rationale or "")  # a fresh draft waits for the expert
-                else:
-                    rs.pending.pop(item, None)
-                    pending = False
-            return {self.cards[item].feedback: self._feedback(rs, item),
-                    self.c.status: render.status_html("Unsaved changes (saving in a moment)…",
-                                                      "busy") if pending else gr.skip(),
-                    self.c.timer: gr.Timer(active=True) if pending else gr.skip()}
-        note.__name__ = f"note_item_{item}"
-        return note
-
-    def card_accept(self, item: int):
-        """The model's suggestion as the expert's answer (score, rationale, evidence)."""
-        @ui.guard
-        def accept(rs, request: gr.Request):
-            access = self._access(request)
-            if rs is None or not rs.editable:
-                return self._nothing()
-            draft = accepted_draft(rs.items[item]["pred"])
-            with rs.lock:
-                rs.pending.pop(item, None)  # accepting replaces what was typed
-                self._save(rs, access, item, draft)
-            card = self.cards[item]
-            return self._frame(rs) | self._card(rs, item) | {
-                card.score: draft["score"], card.rationale: draft["rationale"],
-                                                             card.evidence: evidence_text(draft["evidence"]),
-                card.reasons: draft["change_reasons"]}
-        accept.__name__ = f"accept_item_{item}"
-        return accept
-
-    def card_confirm(self, item: int):
-        """Client-anchored cards: save the rationale shown (the draft written for the client's
-        score, or the expert's edit of it) as the expert's label; the item is done. An unchanged
-        draft is recorded with provenance ``accepted`` (:func:`studio.review.save_item`)."""
-        @ui.guard
-        def confirm(rs, rationale, request: gr.Request):
-            access = self._access(request)
-            if rs is None or not rs.editable:
-                return self._nothing()
-            with rs.lock:
-                if item in rs.conflicts:
-                    rs.message = self._conflict_message(rs, item)
-                    return self._frame(rs) | self._card(rs, item)
-                draft = {**rs.items[item]["saved"], "rationale": rationale if rationale is not None
-                         else (rs.pending.get(item) or rs.items[item]["saved"])["rationale"]}
-                rs.pending.pop(item, None)
-                if self._save(rs, access, item, draft):
-                    lab = rs.items[item]["label"] or {}
-                    how = {"accepted": "the draft, unchanged (provenance: accepted)",
-                           "edited": f"your edit of the draft ({lab.get('rationale_edit_distance')} characters "
-                                     "changed; provenance: edited)"}.get(lab.get("rationale_source"),
-                                                                         "your rationale (provenance: expert)")
-                    rs.message = (f"Confirmed item {item}: saved {how} at {now()}.", "ok")
-            return self._frame(rs) | self._card(rs, item)
-        confirm.__name__ = f"confirm_item_{item}"
-        return confirm
 
     # ----- whole session -----------------------------------------------------------------
     @ui.guard
-    def save_all(self, request: gr.Request, rs, *values):
+    def save_all(self, rs, item, score, rationale, evidence, reasons, request: gr.Request):
         access = self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
-        if not self._flush(rs, access, values) and not rs.conflicts:
+        if not self._flush(rs, access, item, (score, rationale, evidence, reasons)) and not rs.conflicts:
             todo = sorted(i for i, it in rs.items.items() if it["state"] == "unreviewed")
             rs.message = (f"Everything is saved ({now()})." + (
                 f" Still to do: item(s) {', '.join(map(str, todo))}: confirm each shown rationale (button "
@@ -339,7 +268,7 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         return self._all_cards(rs)
 
     @ui.guard
-    def submit(self, request: gr.Request, rs, *values):
+    def submit(self, rs, item, score, rationale, evidence, reasons, request: gr.Request):
         access = self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
@@ -348,7 +277,7 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
                           "session again.", "error")
             return self._all_cards(rs)
         rs.submit_asked = None
-        self._flush(rs, access, values)
+        self._flush(rs, access, item, (score, rationale, evidence, reasons))
         if rs.conflicts:
             rs.message = ("Resolve the conflicts first; nothing was submitted.", "error")
             return self._all_cards(rs)
@@ -370,11 +299,11 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
 
     @ui.guard
     def reload_if_read_only(self, rs, request: gr.Request):
-        """After a submit: show the session read-only (cards locked, Reopen offered)."""
+        """After a submit: show the session read-only (the card locked, Reopen offered)."""
         access = self._access(request)
         if rs is None or rs.editable:
             return self._nothing()
-        up = self._open(access, rs.sid)
+        up = self._open(access, rs.sid, item=rs.current)
         up[self.c.status] = render.status_html(*rs.message) if rs.message else gr.skip()
         return up
 
@@ -384,6 +313,6 @@ class ReviewUI(SpeedHandlers, LiveHandlers):
         if rs is None:
             raise CareError("Open a session first.", "Pick one in the queue.")
         res = reopen_session(self.ctx.repo, access, rs.sid)
-        up = self._open(access, rs.sid)
+        up = self._open(access, rs.sid, item=rs.current)
         up[self.c.status] = render.status_html(res["message"], "ok")
         return up

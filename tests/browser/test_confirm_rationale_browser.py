@@ -40,9 +40,10 @@ def test_a_client_anchored_draft_is_confirmed_with_one_key(browser, app):
         open_session(page, SID)
         expect(page.locator("#care-curation-mode")).to_have_attribute("data-mode", "client_anchored")
         draft = f"Drafted for the client's score {app.client[1]}: the client describes the week (item 1)."
-        expect(page.locator("#rationale-1 textarea")).to_have_value(draft)
-        expect(page.locator("#confirm-1")).to_be_visible()
-        expect(page.locator("#feedback-1")).not_to_contain_text("Score changed")
+        expect(page.locator('#care-card[data-item="1"]')).to_be_visible()
+        expect(page.locator("#care-rationale textarea")).to_have_value(draft)
+        expect(page.locator("#care-confirm")).to_be_visible()
+        expect(page.locator("#care-feedback")).not_to_contain_text("Score changed")
         expect(page.locator("#care-list .care-row[data-item='1'] .care-badge")).to_have_text("to do")
 
         page.click("#care-accept-all")                      # says why it takes nothing, instead of being disabled
@@ -51,7 +52,6 @@ def test_a_client_anchored_draft_is_confirmed_with_one_key(browser, app):
 
         assert page.evaluate("document.body.dataset.careItem") == "1"
         page.locator("#care-transcript").click(position={"x": 5, "y": 5})   # focus off any field
-        page.evaluate("document.body.dataset.careItem = '1'")
         page.keyboard.press("c")
         expect(page.locator("#care-status")).to_contain_text("Confirmed item 1")
         lab = app.repo.get_label(SID, 1, SHARED)

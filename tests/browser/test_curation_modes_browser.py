@@ -54,7 +54,7 @@ def test_expert_judged_annotator_codes_blind_and_the_admin_sees_the_ratings(app,
     i = text.find("Client self-report")
     assert i < 0, text[max(0, i - 300):i + 300]
     assert page.locator("#care-summary th", has_text="Counselor").count() == 0
-    expect(page.locator("#score-1 input[type=radio]").first).to_be_enabled()   # the expert's own score
+    expect(page.locator("#care-score input[type=radio]").first).to_be_enabled()   # the expert's own score
     page.screenshot(path=str(ART / "curation-blind-annotator.png"), full_page=False)
 
     admin = open_page("admin")
@@ -71,15 +71,15 @@ def test_client_anchored_card_fixes_the_clients_score_and_saves_the_experts_rati
     expect(page.locator("#care-curation-mode")).to_have_attribute("data-mode", "client_anchored")
     expect(page.locator("#care-summary")).to_contain_text("Client self-report")  # the client's ratings are the scores
     assert page.locator("#care-summary th", has_text="Counselor").count() == 0  # the counselor's stay hidden
-    card = page.locator("#card-1")
+    card = page.locator('#care-card[data-item="1"]')
     expect(card).to_contain_text("Client's self-reported score (fixed)")
-    expect(page.locator("#score-1 input[type=radio]:checked")).to_have_value(str(client[1]))
-    for radio in page.locator("#score-1 input[type=radio]").all():
+    expect(page.locator("#care-score input[type=radio]:checked")).to_have_value(str(client[1]))
+    for radio in page.locator("#care-score input[type=radio]").all():
         expect(radio).to_be_disabled()
-    expect(page.locator("#accept-1")).to_be_hidden()          # client-anchored: "Confirm this rationale" instead
-    expect(page.locator("#confirm-1")).to_be_visible()
+    expect(page.locator("#care-accept")).to_be_hidden()          # client-anchored: "Confirm this rationale" instead
+    expect(page.locator("#care-confirm")).to_be_visible()
     why = "The client describes agreeing on what to work on this week, which fits their own rating."
-    page.fill("#rationale-1 textarea", why)
+    page.fill("#care-rationale textarea", why)
     page.locator("#care-transcript").click(position={"x": 5, "y": 5})   # blur: the rationale saves
     expect(page.locator("#care-status")).to_contain_text("Saved item 1")
     lab = app.repo.get_label(ANCHORED, 1, SHARED)

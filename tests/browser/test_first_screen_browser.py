@@ -47,13 +47,13 @@ def test_every_card_shows_score_quote_and_evidence(tmp_path, sid):
                 expect(page.locator("#care-list .care-row")).to_have_count(12)
                 for item in range(1, 13):
                     page.click(f'#care-list .care-row[data-item="{item}"]')
-                    card = page.locator(f"#card-{item}")
+                    card = page.locator(f'#care-card[data-item="{item}"]')
                     expect(card).to_be_visible()
                     expect(card.locator(".care-model-score b")).to_have_text(re.compile(r"^[1-5]$"))
                     expect(card.locator(".care-model .care-rationale")).to_have_text(QUOTE)
                     assert card.locator(".care-model .ev-chip").count() >= 1, f"item {item}: no model evidence"
                     expect(card.locator(".care-warn")).to_have_count(0)  # no unreadable answer, no unsupported quote
-                    expect(page.locator(f"#rationale-{item} textarea")).to_have_value(drafts[item].rationale)
+                    expect(page.locator("#care-rationale textarea")).to_have_value(drafts[item].rationale)
                     if item == 1:
                         page.screenshot(path=str(ART / f"first-screen-{sid}.png"))
             browser.close()

@@ -71,7 +71,7 @@ def test_first_screen_card_says_the_model_does_not_beat_a_constant(browser, tmp_
             expect(page.locator("#care-sess-head")).to_contain_text(SID, timeout=120_000)
             for item in (1, 7):
                 page.click(f'#care-list .care-row[data-item="{item}"]')
-                notice = page.locator(f'#card-{item} .care-model [data-notice="quality"]')
+                notice = page.locator(f'#care-card[data-item="{item}"] .care-model [data-notice="quality"]')
                 expect(notice).to_have_text(NOTICE)
                 if item == 1:
                     page.screenshot(path="/tmp/care-honest-first-card.png")

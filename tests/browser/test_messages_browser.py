@@ -68,7 +68,7 @@ def test_transcript_and_card_fill_the_viewport_side_by_side(app, browser, width,
     try:
         open_session(page, SID)
         page.click('#care-list .care-row[data-item="3"]')
-        expect(page.locator("#card-3")).to_be_visible()
+        expect(page.locator('#care-card[data-item="3"]')).to_be_visible()
         page.wait_for_timeout(300)  # the scroll that brings the session to the top
         tr, ed, st = box(page, "#care-transcript"), box(page, "#care-editor"), box(page, "#care-status")
         page.screenshot(path=str(ART / f"review-{width}x{height}.png"))
@@ -78,9 +78,9 @@ def test_transcript_and_card_fill_the_viewport_side_by_side(app, browser, width,
         assert tr["height"] >= share * height, f"transcript {tr['height']:.0f} px of {height}"
         # the card's scroll space (it had about 256 px at 1440x900 below the item list)
         assert ed["height"] >= (share - 0.05) * height, f"card {ed['height']:.0f} px of {height}"
-        for sel in ("#score-3", "#care-save", "#care-submit", "#care-list"):
+        for sel in ("#care-score", "#care-save", "#care-submit", "#care-list"):
             assert in_view(box(page, sel), width, height), f"{sel} is out of view at {width}x{height}"
-        assert box(page, "#rationale-3 textarea")["y"] + 40 <= height, "the rationale starts in view"
+        assert box(page, "#care-rationale textarea")["y"] + 40 <= height, "the rationale starts in view"
         assert st["width"] >= 250 and st["height"] <= 90, f"status line {st['width']:.0f}x{st['height']:.0f} px"
     finally:
         context.close()

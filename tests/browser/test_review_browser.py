@@ -55,6 +55,17 @@ def status(page):
     return page.locator("#care-status .care-save")
 
 
+def card(page, item: int):
+    """The card, once it shows ``item`` (its data-item comes with the reply that filled it)."""
+    return page.locator(f'#care-card[data-item="{item}"]')
+
+
+def show(page, item: int) -> None:
+    page.click(f'#care-list .care-row[data-item="{item}"]')
+    expect(card(page, item)).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-care-item", str(item))
+
+
 def test_review_flow_edit_save_reload_submit(app, open_page):
     page = open_page("ann")
     expect(page.locator("#care-counts")).to_contain_text("2 sessions")
@@ -64,29 +75,29 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     sess = app.repo.get_session("sample-en-02")
     quote = " ".join(sess.turns[1].text.split()[:6]).strip(',.!?"')
     expect(page.locator("#care-list .care-row")).to_have_count(12)  # all items at a glance
-    expect(page.locator("#card-1")).to_be_visible()  # the first unreviewed item is open
-    page.click('#care-list .care-row[data-item="4"]')  # open item 4 from the list
-    expect(page.locator("#card-4")).to_be_visible()
-    expect(page.locator("#card-1")).to_be_hidden()
+    expect(card(page, 1)).to_be_visible()  # the first unreviewed item is open
+    assert page.locator(".care-card").count() == 1  # one card, redrawn for the item shown (issue 20)
+    show(page, 4)  # open item 4 from the list
+    expect(page.locator("#care-card .care-item-no")).to_have_text("4")
 
-    page.check('#score-4 input[value="2"]')  # score
+    page.check('#care-score input[value="2"]')  # score
     expect(status(page)).to_contain_text("Saved item 4 (version 1)")
-    page.fill("#rationale-4 textarea", f'The client says "{quote}", but no goals were agreed.')  # rationale
-    expect(page.locator("#feedback-4 .care-diff ins")).to_contain_text("no goals were agreed")  # live diff
+    page.fill("#care-rationale textarea", f'The client says "{quote}", but no goals were agreed.')  # rationale
+    expect(page.locator("#care-feedback .care-diff ins")).to_contain_text("no goals were agreed")  # live diff
     page.keyboard.press("Tab")
     expect(status(page)).to_contain_text("Saved item 4 (version 2)")
     page.click("#care-turn-5")  # evidence: a click on the turn in the transcript
     expect(status(page)).to_contain_text("Saved item 4 (version 3)")
     expect(page.locator('#care-list .care-row[data-item="4"]')).to_have_attribute("data-evidence",
                                                                                   re.compile(r"(^|,)5(,|$)"))
-    page.locator("#reasons-4 label", has_text="Wrong score").click()  # why
+    page.locator("#care-reasons label", has_text="Wrong score").click()  # why
     expect(status(page)).to_contain_text("Saved item 4 (version 4)")
     page.keyboard.press("Control+s")
     expect(status(page)).to_contain_text("Everything is saved")
     lab = app.repo.get_label("sample-en-02", 4, SHARED)
     assert (lab.score, lab.change_reasons, lab.updated_by) == (2, ["wrong_score"], "ann") and 5 in lab.evidence
     assert lab.rationale.startswith("The client says") and lab.status == "draft"
-    page.click('#card-4 .ev-chip[data-turn="5"]')  # an evidence turn scrolls into view, highlighted
+    page.click('#care-card .ev-chip[data-turn="5"]')  # an evidence turn scrolls into view, highlighted
     expect(page.locator("#care-turn-5")).to_have_class(re.compile("care-hl"))
     page.screenshot(path=str(ART / "session.png"))
 
@@ -104,25 +115,35 @@ def test_review_flow_edit_save_reload_submit(app, open_page):
     page.reload()  # the session reopens with exactly what was saved
     page.wait_for_selector("#care-turn-0")
     expect(page.locator("#care-sess-head")).to_contain_text("sample-en-02")
-    expect(page.locator('#score-4 input[value="2"]')).to_be_checked()
-    expect(page.locator("#rationale-4 textarea")).to_have_value(lab.rationale)
-    expect(page.locator("#feedback-4")).to_contain_text("Why changed: Wrong score")
-    expect(page.locator('#feedback-4 .ev-chip[data-turn="5"]')).to_have_count(1)
-    expect(page.locator("#card-4 .care-badge")).to_contain_text("Draft saved v4 by ann")
-    expect(page.locator("#card-1 .care-badge")).to_contain_text("Draft saved v1 by ann")
+    expect(page.locator("body")).to_have_attribute("data-care-item", "6")  # reopened at the first unreviewed item
+    expect(card(page, 6)).to_be_visible()
+    show(page, 4)
+    expect(page.locator('#care-score input[value="2"]')).to_be_checked()
+    expect(page.locator("#care-rationale textarea")).to_have_value(lab.rationale)
+    expect(page.locator("#care-feedback")).to_contain_text("Why changed: Wrong score")
+    expect(page.locator('#care-feedback .ev-chip[data-turn="5"]')).to_have_count(1)
+    expect(page.locator("#care-card .care-badge")).to_contain_text("Draft saved v4 by ann")
+    show(page, 1)
+    expect(page.locator("#care-card .care-badge")).to_contain_text("Draft saved v1 by ann")
+    show(page, 6)
 
     # keyboard: a digit scores the open item, "a" accepts the model's suggestion, "j" moves on
-    expect(page.locator("body")).to_have_attribute("data-care-item", "6")  # reopened at the first unreviewed item
     page.keyboard.press("3")
-    expect(page.locator('#score-6 input[value="3"]')).to_be_checked()
+    expect(page.locator('#care-score input[value="3"]')).to_be_checked()
     expect(status(page)).to_contain_text("Saved item 6 (version 1)")
     page.keyboard.press("a")
     expect(status(page)).to_contain_text("Saved item 6 (version 2)")
-    page.keyboard.press("j")
-    expect(page.locator("#card-7")).to_be_visible()
+    page.keyboard.press("j")  # keys pressed while the switch is pending wait for it (queued, in order)
+    page.keyboard.press("4")
+    expect(card(page, 7)).to_be_visible()
+    expect(status(page)).to_contain_text("Saved item 7 (version 2)")
+    expect(page.locator('#care-score input[value="4"]')).to_be_checked()
+    assert app.repo.get_label("sample-en-02", 7, SHARED).score == 4
+    assert app.repo.get_label("sample-en-02", 6, SHARED).version == 2  # not item 6's card
+    page.keyboard.press("a")  # back to the suggestion (a changed score needs its own rationale to submit)
+    expect(status(page)).to_contain_text("Saved item 7 (version 3)")
     for item in (8, 11):
-        page.click(f'#care-list .care-row[data-item="{item}"]')
-        expect(page.locator(f"#card-{item}")).to_be_visible()
+        show(page, item)
         page.keyboard.press("a")
         expect(status(page)).to_contain_text(f"Saved item {item} (version 1)")
     page.keyboard.press("Control+Enter")  # Submit asks first (issue 20); Ctrl+Enter again says yes
@@ -139,10 +160,10 @@ def test_two_browsers_editing_one_item_see_both_versions(app, open_page):
     ann, bob = open_page("ann"), open_page("bob")
     for page in (ann, bob):
         open_session(page, "sample-en-03")
-    ann.fill("#rationale-1 textarea", "Ann: the client sounds hopeful about change.")
+    ann.fill("#care-rationale textarea", "Ann: the client sounds hopeful about change.")
     ann.keyboard.press("Tab")
     expect(status(ann)).to_contain_text("Saved item 1 (version 1)")
-    bob.fill("#rationale-1 textarea", "Bob: the client doubts anything will change.")
+    bob.fill("#care-rationale textarea", "Bob: the client doubts anything will change.")
     bob.keyboard.press("Tab")
     expect(bob.locator("#care-conflict .care-conflict")).to_be_visible()
     expect(status(bob)).to_contain_text("was changed by ann")
@@ -158,11 +179,11 @@ def test_two_browsers_editing_one_item_see_both_versions(app, open_page):
     expect(bob.locator("#care-keep-mine")).to_be_hidden()
     assert app.repo.get_label("sample-en-03", 1, SHARED).rationale.startswith("Bob:")
     # Ann edits on top of her stale copy: she sees Bob's version and takes it
-    ann.fill("#rationale-1 textarea", "Ann again.")
+    ann.fill("#care-rationale textarea", "Ann again.")
     ann.keyboard.press("Tab")
     expect(ann.locator("#care-conflict")).to_contain_text("Bob: the client doubts")
     ann.click("#care-use-theirs")
-    expect(ann.locator("#rationale-1 textarea")).to_have_value("Bob: the client doubts anything will change.")
+    expect(ann.locator("#care-rationale textarea")).to_have_value("Bob: the client doubts anything will change.")
     expect(ann.locator("#care-conflict .care-conflict")).to_have_count(0)
     assert app.repo.get_label("sample-en-03", 1, SHARED).version == 2
 
@@ -172,12 +193,12 @@ def test_xss_transcript_renders_as_text(app, open_page):
     open_session(page, "xss-1")
     expect(page.locator("#care-turn-0 .tx")).to_have_text(XSS[0])
     expect(page.locator("#care-turn-1 .tx")).to_have_text(XSS[1])
-    expect(page.locator("#card-1 .care-rationale")).to_contain_text(
+    expect(page.locator('#care-card[data-item="1"] .care-rationale')).to_contain_text(
         '<img src=x onerror="window.__xss = 4"> <b>bold</b>')
-    page.fill("#rationale-1 textarea", '<script>window.__xss = 5</script><img src=x onerror="window.__xss = 6">')
+    page.fill("#care-rationale textarea", '<script>window.__xss = 5</script><img src=x onerror="window.__xss = 6">')
     page.keyboard.press("Tab")
     expect(status(page)).to_contain_text("Saved item 1")
-    page.locator("#feedback-1 details summary").click()
+    page.locator("#care-feedback details summary").click()
     time.sleep(0.5)
     assert page.evaluate("window.__xss") is None
     assert page.locator("#care-transcript img, .care-card .care-model img, #care-editor script").count() == 0
@@ -202,15 +223,17 @@ def test_annotator_cannot_start_admin_actions(app, open_page):
 def test_predict_runs_in_the_background_with_progress(app, open_page):
     page = open_page("admin")
     open_session(page, "sample-en-09")
-    before = page.locator("#card-4 .care-model").inner_text()
+    show(page, 4)
+    before = page.locator("#care-card .care-model").inner_text()
     page.click("#care-predict")
     expect(page.locator("#care-job")).to_contain_text(re.compile("Predicting sample-en-09|Predicted"))
-    page.click('#care-list .care-row[data-item="5"]')
-    page.check('#score-5 input[value="4"]')  # the page stays usable meanwhile
+    show(page, 5)
+    page.check('#care-score input[value="4"]')  # the page stays usable meanwhile
     expect(status(page)).to_contain_text("Saved item 5")
     page.locator("#care-editor").evaluate("e => e.scrollTop = 0")
     page.screenshot(path=str(ART / "predict.png"))
     expect(page.locator("#care-job")).to_contain_text("Predicted sample-en-09", timeout=240_000)
-    expect(page.locator("#card-4 .care-model-version")).to_have_text(app.model_version, timeout=20_000)
-    assert page.locator("#card-4 .care-model").inner_text() != before
+    show(page, 4)
+    expect(page.locator("#care-card .care-model-version")).to_have_text(app.model_version, timeout=20_000)
+    assert page.locator("#care-card .care-model").inner_text() != before
     assert len(app.repo.predictions("sample-en-09")) == 24  # the stored and the new version's

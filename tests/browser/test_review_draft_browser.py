@@ -54,16 +54,16 @@ def test_draft_button_fills_the_rationale_as_an_unsaved_edit(app):
                 page.click("#care-open")
                 expect(page.locator("#care-sess-head")).to_contain_text(SID)
                 page.click(f'#care-list .care-row[data-item="{ITEM}"]')  # open item 4 from the list
-                expect(page.locator(f"#card-{ITEM}")).to_be_visible()
-                model_text = page.locator(f"#rationale-{ITEM} textarea").input_value()
-                page.check(f'#score-{ITEM} input[value="{SCORE}"]')  # the expert's score (saved at once)
+                expect(page.locator(f'#care-card[data-item="{ITEM}"]')).to_be_visible()
+                model_text = page.locator("#care-rationale textarea").input_value()
+                page.check(f'#care-score input[value="{SCORE}"]')  # the expert's score (saved at once)
                 expect(page.locator("#care-status")).to_contain_text("Saved item 4 (version 1)")
-                page.click(f"#draft-{ITEM}")
-                expect(page.locator(f"#draft-note-{ITEM}")).to_contain_text("not saved until you save")
+                page.click("#care-draft")
+                expect(page.locator("#care-draft-note")).to_contain_text("not saved until you save")
                 drafts = [p for p in app.repo.predictions(SID, history=True) if p.is_draft]
                 assert len(drafts) == 1 and drafts[0].item == ITEM and drafts[0].drafted_for_score == SCORE
                 assert drafts[0].rationale and drafts[0].rationale != model_text
-                field = page.locator(f"#rationale-{ITEM} textarea")
+                field = page.locator("#care-rationale textarea")
                 expect(field).to_have_value(drafts[0].rationale)
                 field.scroll_into_view_if_needed()
                 page.screenshot(path=str(ART / "draft-rationale.png"))

@@ -117,11 +117,11 @@ def test_full_session_at_expert_speed(app):
             expect(page.locator("#care-list .care-row")).to_have_count(12)
             for item, (score, turn, quote) in changes.items():
                 act.click(f'#care-list .care-row[data-item="{item}"]')
-                expect(page.locator(f"#card-{item}")).to_be_visible()
+                expect(page.locator(f'#care-card[data-item="{item}"]')).to_be_visible()
                 act.press(str(score))
                 expect(status(page)).to_contain_text(f"Saved item {item}")
                 if quote is not None:
-                    act.fill(f"#rationale-{item} textarea",
+                    act.fill("#care-rationale textarea",
                              f'The client says "{quote}" (turn {turn.index}), which I read differently from the model.')
                     act.click(f"#care-turn-{turn.index}")  # evidence clicked in the transcript
                     if item == 2:
@@ -129,15 +129,15 @@ def test_full_session_at_expert_speed(app):
                             "background-color", "rgb(220, 252, 231)")
                         page.screenshot(path=str(ART / "speed-evidence.png"))
                 else:
-                    act.fill(f"#rationale-{item} textarea", "My own reading, in the client's words:")
+                    act.fill("#care-rationale textarea", "My own reading, in the client's words:")
                     picked = act.select_text(turn.index, 40)
                     assert picked.strip(), "the drag selected nothing"
                     expect(page.locator("#care-seltool")).to_be_visible()
                     page.screenshot(path=str(ART / "speed-quote.png"))
                     act.click("#care-seltool button[data-act=quote]")
                     changes[item] = (score, turn, picked)
-                expect(page.locator(f'#feedback-{item} .ev-chip[data-turn="{turn.index}"]')).to_be_visible()
-                act.click(f'#reasons-{item} label:has-text("Wrong score")')
+                expect(page.locator(f'#care-feedback .ev-chip[data-turn="{turn.index}"]')).to_be_visible()
+                act.click('#care-reasons label:has-text("Wrong score")')
                 expect(page.locator(f'#care-list .care-row[data-item="{item}"] .c-chk')).to_contain_text("✓")
             page.screenshot(path=str(ART / "speed-list.png"))
             act.click("#care-accept-all")
@@ -189,6 +189,7 @@ def test_evidence_by_click_and_keys_and_accept_all_leaves_edited_items(app):
             page.click("#care-open")
             expect(page.locator("#care-sess-head")).to_contain_text(sid)
             page.click('#care-list .care-row[data-item="3"]')
+            expect(page.locator('#care-card[data-item="3"]')).to_be_visible()
             row = page.locator('#care-list .care-row[data-item="3"]')
             model_ev = row.get_attribute("data-evidence")
             page.click("#care-turn-2")
@@ -209,7 +210,8 @@ def test_evidence_by_click_and_keys_and_accept_all_leaves_edited_items(app):
             expect(row).to_have_attribute("data-evidence", model_ev)
             # item 3 is saved (not unreviewed); item 5 has been typed into
             page.click('#care-list .care-row[data-item="5"]')
-            page.locator("#rationale-5 textarea").type("x")
+            expect(page.locator('#care-card[data-item="5"]')).to_be_visible()
+            page.locator("#care-rationale textarea").type("x")
             page.keyboard.press("Escape")
             page.evaluate("document.activeElement && document.activeElement.blur()")
             page.keyboard.press("Shift+A")  # = "Accept all passing…"

@@ -132,11 +132,11 @@ def test_accept_all_in_the_page_asks_first_then_accepts_what_still_passes(tmp_pa
     repo.assign(["sample-en-05"], ["ann"], actor="admin")
     h, req = _tab(repo)
     rs = h.open("sample-en-05", None, req)[h.c.st]
-    h.card_save(2, "score")(rs, 1, req)  # item 2 reviewed by hand
+    h.card_save("score")(rs, "2", 1, req)  # item 2 reviewed by hand
     asked = h.accept_all_ask(rs, req)
     assert asked[h.c.bulk_yes]["visible"] is True and "these 11 unreviewed item(s)" in asked[h.c.bulk_html]
     assert repo.labels("sample-en-05") and len(repo.labels("sample-en-05")) == 1  # asking writes nothing
-    h.card_note(7)(rs, "typed meanwhile", req)  # typed into after the list was shown: left alone
+    h.card_note(rs, "7", "typed meanwhile", req)  # typed into after the list was shown: left alone
     done = h.accept_all_do(rs, req)
     assert "for 10 item(s)" in done[h.c.status] and "left alone (changed meanwhile): 7" in done[h.c.status]
     labels = {lab.item: lab for lab in repo.labels("sample-en-05")}

@@ -75,24 +75,24 @@ def test_a_score_key_on_a_submitted_card_saves_nothing_in_the_page(repo):
     rs = up[h.c.st]
     assert rs.editable
     for item, it in rs.items.items():  # accept every suggestion, then submit from the page
-        h.card_accept(item)(rs, req)
-    fields = [rs.items[i]["saved"][f] for i in sorted(h.cards) for f in ("score", "rationale", "evidence",
-                                                                         "change_reasons")]
-    h.submit(req, rs, *fields)  # "Yes, submit" without the question (issue 20: Submit asks first): nothing
+        h.card_accept(rs, str(item), req)
+    shown = rs.items[rs.current]["saved"]  # the card as the page has it (the item it shows)
+    fields = [str(rs.current)] + [shown[f] for f in ("score", "rationale", "evidence", "change_reasons")]
+    h.submit(rs, *fields, req)  # "Yes, submit" without the question (issue 20: Submit asks first): nothing
     assert "submitted" not in {lab.status for lab in repo.labels(SID)} and rs.editable
     assert "Press Submit session again" in rs.message[0]
     asked = h.submit_ask(rs, req)
     assert asked[h.c.submit_yes]["visible"] is True
     assert f"Submit session {SID} for the record?" in asked[h.c.submit_html]
-    h.submit(req, rs, *fields)
+    h.submit(rs, *fields, req)
     assert {lab.status for lab in repo.labels(SID)} == {"submitted"} and not rs.editable
     reloaded = h.reload_if_read_only(rs, req)
     assert reloaded[h.c.reopen_btn]["visible"] is True
-    assert reloaded[h.cards[1].score]["interactive"] is False
+    assert reloaded[h.card.score]["interactive"] is False
     before = files(repo)
     rs_after = reloaded[h.c.st]
-    h.card_save(1, "score")(rs_after, 1, req)  # the "1" key on the first card
-    h.card_save(1, "rationale")(rs_after, "changed", req)
+    h.card_save("score")(rs_after, "1", 1, req)  # the "1" key on the first item's card
+    h.card_save("rationale")(rs_after, "1", "changed", req)
     assert files(repo) == before and {lab.status for lab in repo.labels(SID)} == {"submitted"}
     up = h.reopen(rs_after, req)
     assert up[h.c.st].editable and up[h.c.reopen_btn]["visible"] is False
