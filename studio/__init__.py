@@ -11,3 +11,6 @@
 
 Importing any of these starts nothing: no server, no thread, no model.
 """
+from .gradio_boot import install as _install_gradio_boot
+
+_install_gradio_boot()  # before any studio module imports Gradio: no stub files rewritten at start-up
