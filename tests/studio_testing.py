@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,6 +86,10 @@ def serve(demo, **kwargs):
     kwargs.setdefault("server_name", "127.0.0.1")
     kwargs.setdefault("prevent_thread_lock", True)
     kwargs.setdefault("quiet", True)
+    if "server_port" not in kwargs:  # a port of the OS's choosing: parallel workers do not race for 7860, 7861, ...
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            kwargs["server_port"] = s.getsockname()[1]
     demo.launch(**kwargs)
     try:
         yield demo.local_url.rstrip("/") + "/"
