@@ -127,20 +127,25 @@ def build_tab(ctx):
                 c.campaign, c.output, c.pair, c.choice, c.reveal] + list(c.crit.values())
     # small saves touch the status line and the header (its "draft saved"), skipped once the page moved on
     edit_out = [c.status, c.head]
+    # A rater's saves and moves run one at a time, in the order the page sent them, so their replies arrive in
+    # that order: a score's reply can never land after the "Save & next" that followed it and put the old task's
+    # header back over the new task (seen under load). Each takes milliseconds; raters queue behind each other.
+    serial = dict(concurrency_id="eval-rater", concurrency_limit=1)
     ctx.on_load(h.on_load, [], [c.campaign, c.note])
     rater_tab.select(h.refresh_campaigns, [c.campaign], [c.campaign, c.note], **quiet)  # new campaigns, no reload
     reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
-    c.start.click(h.start, [c.campaign, c.st], task_out, **quiet).then(None, js=reset)
+    c.start.click(h.start, [c.campaign, c.st], task_out, **quiet, **serial).then(None, js=reset)
     for crit, radio in c.crit.items():
         # always_last: a second score while the first is saving is saved after it, never dropped
-        radio.input(h.crit_save(crit), [c.st, c.key, radio], edit_out, trigger_mode="always_last", **quiet)
-    c.choice.input(h.choice_save, [c.st, c.key, c.choice], edit_out, **quiet)
+        radio.input(h.crit_save(crit), [c.st, c.key, radio], edit_out, trigger_mode="always_last", **quiet,
+                    **serial)
+    c.choice.input(h.choice_save, [c.st, c.key, c.choice], edit_out, **quiet, **serial)
     c.comment.input(h.comment_note, [c.st, c.key, c.comment], [c.status, c.timer], trigger_mode="always_last", **quiet)
-    c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet)
-    c.timer.tick(h.tick, [c.st], [c.status, c.head, c.timer], **quiet)
+    c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet, **serial)
+    c.timer.tick(h.tick, [c.st], [c.status, c.head, c.timer], **quiet, **serial)
     form_in = [c.st, c.key] + list(c.crit.values()) + [c.choice, c.comment]
-    c.next_btn.click(h.next, form_in, task_out, **quiet).then(None, js=reset)
-    c.prev_btn.click(h.prev, form_in, task_out, **quiet).then(None, js=reset)
+    c.next_btn.click(h.next, form_in, task_out, **quiet, **serial).then(None, js=reset)
+    c.prev_btn.click(h.prev, form_in, task_out, **quiet, **serial).then(None, js=reset)
 
     ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters])
     admin_tab.select(h.find_systems, [a.sessions], [a.systems, a.msg],

@@ -153,3 +153,27 @@ def test_tables_show_times_to_the_minute_and_the_import_report_no_server_paths(r
     fresh.close()
     assert report["added"] == 1 and report["warnings"] == ["new.jsonl:1: ignored unknown field 'extra'."]
     assert str(tmp_path) not in line + json.dumps(report)
+
+
+def test_a_raters_saves_and_moves_run_one_at_a_time_in_the_order_sent(tmp_path):
+    """A score's reply must not arrive after the "Save & next" sent after it (it put the old task's
+    header back over the new task under load): every rater save and move shares one queue slot."""
+    from store import Repository
+    from studio.app import build_app
+
+    repo = Repository(tmp_path / "store")
+    try:
+        fns = build_app(repo, None).fns.values()
+    finally:
+        repo.close()
+    def is_rater_fn(f) -> bool:
+        name = getattr(f.fn, "__name__", "")
+        owner = type(getattr(f.fn, "__self__", None)).__name__
+        return name.startswith("eval_score_") or (owner == "EvalUI" and name in (
+            "start", "next", "prev", "choice_save", "comment_save", "tick"))
+
+    rater = [f for f in fns if is_rater_fn(f)]
+    assert sorted(f.fn.__name__ for f in rater) == sorted(
+        ["start", "next", "prev", "choice_save", "comment_save", "tick", "eval_score_faithfulness",
+         "eval_score_relevance", "eval_score_informativeness"])
+    assert {(f.concurrency_id, f.concurrency_limit) for f in rater} == {("eval-rater", 1)}
