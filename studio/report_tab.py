@@ -75,7 +75,12 @@ def crossval_html(st: dict) -> str:
 
 CV_METRICS = (("pearson", "r"), ("spearman", "ρ"), ("mse", "MSE"))
 CV_BASELINES = (("base", "Baseline: base model, same folds"),
-                ("counselor", "Baseline: counselor's ratings vs client's"))
+                ("counselor", "Baseline: counselor's ratings vs client's"),
+                # the trivial baselines, fitted on each fold's training sessions (a constant has no correlation)
+                ("mean", "Baseline: training mean per item (a constant)"),
+                ("mode", "Baseline: most frequent training score per item (a constant)"))
+CONSTANTS = ("mean", "mode")
+CONSTANT_CELL = '<span title="A constant has no correlation: only its MSE means something.">–</span>'
 FRAME_CSS = ("body{max-width:none;margin:.6em} table{display:block;overflow-x:auto;max-width:100%}"
              ".plots img{max-width:100%}")
 FRAME_FIT = "this.style.height=(this.contentDocument.documentElement.scrollHeight+24)+'px'"
@@ -97,9 +102,10 @@ def _fold_sizes(run_dir: str) -> tuple[int, ...]:
 
 def crossval_table_html(run: dict | None, sizes=None) -> str:
     """A finished run's results: per dimension and metric, one row per fold (the fold adapters'
-    held-out value), the pooled estimate with its session-bootstrap interval, mean ± SD over folds,
-    then the baselines (base model on the same folds, the counselor's own ratings) pooled and
-    mean ± SD. Empty until the run is done."""
+    held-out value), the pooled estimate with its bootstrap interval (clients resampled), mean ± SD over
+    folds, then the baselines (base model on the same folds, the counselor's own ratings, and the two
+    constants fitted on each fold's training sessions: MSE only) pooled and mean ± SD. Empty until the
+    run is done."""
     if not run or run.get("status") != "done" or not run.get("rows"):
         return ""
     rows = [r for r in run["rows"] if r.get("score_field") in ("score", "-")]
@@ -131,15 +137,19 @@ def crossval_table_html(run: dict | None, sizes=None) -> str:
                  [_num(((cell.get(("crossval", d, m)) or {}).get("fold_values") or [None] * k)[i]) for d, m in grid],
                  f' data-fold="{i + 1}"') for i in range(k)]
     n = next((r.get("n") for r in rows if r["system"] == "crossval" and r.get("n")), None)
-    body.append(line(f"Pooled held-out{f' ({n} sessions)' if n else ''} [95% CI]", "pooled",
+    body.append(line(f"Pooled held-out{f' ({n} sessions)' if n else ''} [95% CI, clients resampled]", "pooled",
                      [pooled(cell.get(("crossval", d, m))) for d, m in grid]))
     body.append(line(f"Mean ± SD over {k} folds", "mean", [mean_sd(cell.get(("crossval", d, m))) for d, m in grid]))
     for system, label in CV_BASELINES:
         if not any(s == system for s, _d, _m in cell):
             continue
-        body.append(line(f"{label}: pooled", "baseline", [pooled(cell.get((system, d, m))) for d, m in grid],
+
+        def shown(fmt, d, m, system=system):  # a constant's correlation across folds is an artefact: MSE only
+            return CONSTANT_CELL if system in CONSTANTS and m != "mse" else fmt(cell.get((system, d, m)))
+
+        body.append(line(f"{label}: pooled", "baseline", [shown(pooled, d, m) for d, m in grid],
                          f' data-system="{system}"'))
-        body.append(line(f"{label}: mean ± SD", "baseline", [mean_sd(cell.get((system, d, m))) for d, m in grid],
+        body.append(line(f"{label}: mean ± SD", "baseline", [shown(mean_sd, d, m) for d, m in grid],
                          f' data-system="{system}"'))
     return (f'<div class="care-cv-results" id="care-cv-results" data-run="{html.escape(run["id"])}">'
             f'<b>Results of {html.escape(run["id"])}</b>: the fold adapters\' parsed scores against the clients\' '

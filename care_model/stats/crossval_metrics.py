@@ -6,7 +6,7 @@ dimension (Goal, Task, Bond) Pearson, Spearman and MSE of the predicted dimensio
 the client's self-reported one:
 
 * **pooled**: all held-out predictions together (the sessions of every fold), with percentile
-  bootstrap intervals over sessions (:func:`care_model.stats.evaluate.evaluate_predictions`);
+  bootstrap intervals resampling clients (:func:`care_model.stats.evaluate.evaluate_predictions`);
 * **over folds**: the same statistic on each test fold alone (point values), their mean and
   standard deviation (ddof=1), as the paper reports "mean +- SD over 5 folds";
 

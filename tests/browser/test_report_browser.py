@@ -110,7 +110,7 @@ def test_crossval_table_then_its_report_in_a_frame_that_leaves_the_app_alone(app
     expect(table.locator("tr.care-cv-fold")).to_have_count(k)
     expect(table.locator("tr.care-cv-pooled")).to_contain_text("Pooled held-out (23 sessions)")
     expect(table.locator("tr.care-cv-mean")).to_contain_text(f"Mean ± SD over {k} folds")
-    for system in ("base", "counselor"):
+    for system in ("base", "counselor", "mean", "mode"):   # the two constants: the trivial baselines
         expect(table.locator(f'tr.care-cv-baseline[data-system="{system}"]')).to_have_count(2)
     goal_r = next(r for r in app.cv["rows"] if (r["system"], r["dimension"], r["metric"]) == ("crossval", "goal",
                                                                                                "pearson"))

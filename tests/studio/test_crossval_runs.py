@@ -77,16 +77,20 @@ def test_a_finished_runs_results_are_a_table_of_folds_pooled_mean_sd_and_baselin
     from studio.report_tab import crossval_table_html
 
     rows = [_row(s, d, m, [0.1 * i + j for i in range(1, 4)], 0.5 + j, "-" if s == "counselor" else "score")
-            for j, s in enumerate(("crossval", "base", "counselor")) for d in ("goal", "task", "bond")
+            for j, s in enumerate(("crossval", "base", "counselor", "mean", "mode")) for d in ("goal", "task", "bond")
             for m in ("pearson", "spearman", "mse")]
     run = {"id": "cv-1", "status": "done", "rows": rows + [{**rows[0], "score_field": "expected_score"}]}
     html = crossval_table_html(run, sizes=[3, 3, 3])
     assert html.count('class="care-cv-fold"') == 3 and 'data-fold="3"' in html and "Fold 2 (3 sessions)" in html
     assert "<td>0.20</td>" in html                                     # fold 2, goal, r of the fold adapters
-    assert "Pooled held-out (9 sessions) [95% CI]" in html and '0.50 <span class="ci">[0.40, 0.60]</span>' in html
+    assert "Pooled held-out (9 sessions) [95% CI, clients resampled]" in html
+    assert '0.50 <span class="ci">[0.40, 0.60]</span>' in html
     assert "Mean ± SD over 3 folds" in html and "0.20 ± 0.10" in html
-    assert html.count('data-system="base"') == 2 and html.count('data-system="counselor"') == 2
-    assert html.count("<td>") == 3 * 9 + 9 + 9 + 4 * 9                  # every cell: 9 per row, labels apart
+    assert all(html.count(f'data-system="{s}"') == 2 for s in ("base", "counselor", "mean", "mode"))
+    assert "Baseline: training mean per item (a constant): pooled" in html   # the trivial baselines are shown
+    assert "Baseline: most frequent training score per item (a constant): mean ± SD" in html
+    assert html.count("A constant has no correlation") == 2 * 2 * 3 * 2   # r and ρ of 2 constants, 3 dims, 2 rows
+    assert html.count("<td>") == 3 * 9 + 9 + 9 + 8 * 9                  # every cell: 9 per row, labels apart
     assert crossval_table_html({**run, "status": "running"}) == "" and crossval_table_html(None) == ""
 
 
