@@ -50,6 +50,11 @@ class CardHandlers:
             return True if rs.pending.pop(item, None) is not None else None
         return self._save(rs, access, item, draft)
 
+    def _editable_item(self, rs, value) -> int | None:
+        """The item a card event names, if the page has an editable session with that item; else None."""
+        item = self._item(rs, value) if rs is not None else None
+        return item if item is not None and rs.editable else None
+
     def card_save(self, field: str):
         """One field changed (a score, evidence or reason change, or the rationale losing focus):
         save the card's item with that field on top of what is saved (and the typed, unsaved
@@ -58,8 +63,8 @@ class CardHandlers:
         @ui.guard
         def save(rs, item, value, request: gr.Request):
             access = self._access(request)
-            item = self._item(rs, item) if rs is not None else None
-            if item is None or not rs.editable:
+            item = self._editable_item(rs, item)
+            if item is None:
                 return self._nothing()
             with rs.lock:
                 if item in rs.conflicts:  # keep the edit with the conflict; the expert chooses first
@@ -88,8 +93,8 @@ class CardHandlers:
         edit is remembered for the autosave. Only the rationale is read from the event: the other
         fields save on their own events."""
         self._access(request)
-        item = self._item(rs, item) if rs is not None else None
-        if item is None or not rs.editable:
+        item = self._editable_item(rs, item)
+        if item is None:
             return self._nothing()
         with rs.lock:
             saved = rs.items[item]["saved"]
@@ -112,8 +117,8 @@ class CardHandlers:
     def card_accept(self, rs, item, request: gr.Request):
         """The model's suggestion as the expert's answer (score, rationale, evidence)."""
         access = self._access(request)
-        item = self._item(rs, item) if rs is not None else None
-        if item is None or not rs.editable:
+        item = self._editable_item(rs, item)
+        if item is None:
             return self._nothing()
         draft = accepted_draft(rs.items[item]["pred"])
         with rs.lock:
@@ -131,8 +136,8 @@ class CardHandlers:
         score, or the expert's edit of it) as the expert's label; the item is done. An unchanged
         draft is recorded with provenance ``accepted`` (:func:`studio.review.save_item`)."""
         access = self._access(request)
-        item = self._item(rs, item) if rs is not None else None
-        if item is None or not rs.editable:
+        item = self._editable_item(rs, item)
+        if item is None:
             return self._nothing()
         with rs.lock:
             if item in rs.conflicts:
