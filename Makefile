@@ -34,7 +34,7 @@ app: setup
 	$(CARE) app $(ARGS)
 
 test: setup browser
-	$(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope $(ARGS)
+	$(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope --durations=15 $(ARGS)
 
 test-slow: setup browser
 	$(PYTHON) -m pytest -m "slow and not vllm" $(ARGS)

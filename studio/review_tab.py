@@ -164,12 +164,16 @@ def build_tab(ctx):
         None, js=ui.SHOW_SESSION_JS)
     c.table.select(h.open_row, [c.st], open_out + [c.open_id], **opening).then(None, js=ui.SHOW_SESSION_JS)
     # another item: one request that saves the shown item's unsaved rationale/evidence, then shows the item
-    card.show_btn.click(h.show_item, [c.st, card.want] + fields, shown, **quiet)
+    # Edits and item switches are "always_last", not Gradio's default "once" (which drops a trigger
+    # while the previous one is pending): two turns clicked, or two scores picked, within one save's
+    # round trip must both count, and the save that runs last sends the field's value as shown.
+    last = dict(trigger_mode="always_last", **quiet)
+    card.show_btn.click(h.show_item, [c.st, card.want] + fields, shown, **last)
     for comp, trigger, field in ((card.score, card.score.input, "score"),
                                  (card.reasons, card.reasons.input, "change_reasons"),
                                  (card.rationale, card.rationale.blur, "rationale"),
                                  (card.evidence, card.ev_btn.click, "evidence")):  # the script writes it
-        trigger(h.card_save(field), [c.st, card.item, comp], one, **quiet)
+        trigger(h.card_save(field), [c.st, card.item, comp], one, **last)
     # The script presses the note button on every edit of the rationale by the user (typing,
     # pasting, dictation, a quote inserted: the browser's own "input" events). Not .change: that
     # also fires for every value the server sends, and not .input: Gradio's textbox sends it on keys only.

@@ -178,7 +178,8 @@ def test_full_session_at_expert_speed(app):
 
 def test_evidence_by_click_and_keys_and_accept_all_leaves_edited_items(app):
     """A second click removes a turn; t, arrows and Enter do the same from the keyboard; "Accept
-    all" lists only unreviewed items with passing suggestions and leaves an item typed into."""
+    all" lists only unreviewed items with passing suggestions and leaves an item typed into; clicks
+    faster than a save all count."""
     url, repo = app
     sid = "sample-en-05"
     with sync_playwright() as p:
@@ -221,4 +222,23 @@ def test_evidence_by_click_and_keys_and_accept_all_leaves_edited_items(app):
             page.click("#care-bulk-no")
             expect(page.locator("#care-bulk .care-bulk-list")).to_have_count(0)
             assert repo.get_label(sid, 1, SHARED) is None  # cancelled: nothing accepted
+            # Two turns clicked and two scores picked faster than a save's round trip: both count, and
+            # what is stored is what is shown (Gradio's default "once" dropped the second click).
+            page.click('#care-list .care-row[data-item="6"]')
+            expect(page.locator('#care-card[data-item="6"]')).to_be_visible()
+            row6 = page.locator('#care-list .care-row[data-item="6"]')
+            before = {int(x) for x in (row6.get_attribute("data-evidence") or "").split(",") if x}
+            a, b = [n for n in range(12) if n not in before][:2]
+            page.click(f"#care-turn-{a}")
+            page.click(f"#care-turn-{b}")
+            page.check('#care-score input[value="1"]')
+            page.check('#care-score input[value="5"]')
+            want = ",".join(str(n) for n in sorted(before | {a, b}))
+            expect(row6).to_have_attribute("data-evidence", want)
+            expect(page.locator("#care-score input[type=radio]:checked")).to_have_value("5")
+            deadline = time.monotonic() + 30
+            while (lab := repo.get_label(sid, 6, SHARED)) is None or lab.score != 5:
+                assert time.monotonic() < deadline, lab
+                time.sleep(0.1)
+            assert set(lab.evidence) == before | {a, b}
         browser.close()
