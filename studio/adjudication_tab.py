@@ -282,6 +282,7 @@ def build_tab(ctx):
     c = SimpleNamespace()
     quiet = dict(api_visibility="private", show_progress="hidden")
     with gr.Tab("Adjudication", id="adjudication", visible=False, elem_id="adj-tab") as tab:
+        ctx.staff_only(tab)  # not in an annotator's page (studio.role_view)
         for name in ENDPOINTS:  # inside a Tab: gr.Tabs accepts only tabs as children
             validate.register(getattr(api, name), name)
         gr.HTML(CSS, js_on_load=KEYS_JS)

@@ -159,6 +159,7 @@ def build_tab(ctx):
     h = AdminUI(ctx)
     quiet = dict(api_visibility="private", show_progress="hidden")
     with gr.Tab("Admin", id="admin", visible=False, elem_id="care-admin-tab") as tab:
+        ctx.staff_only(tab)  # not in an annotator's page (studio.role_view)
         msg = gr.HTML(js_on_load=None, elem_id="care-admin-msg")
         with gr.Row():
             with gr.Column():

@@ -35,6 +35,7 @@ from care_model.core.wai import load_form  # noqa: E402
 
 from . import api, ui  # noqa: E402
 from .jobs import PredictJobs  # noqa: E402
+from .role_view import VIEW_ROLE, RoleViews  # noqa: E402
 
 DEFAULT_TABS = ["studio.review_tab", "studio.evaluation_tab", "studio.adjudication_tab", "studio.training_tab",
                 "studio.admin_tab"]
@@ -61,6 +62,22 @@ class AppContext:
     form: Any = field(default_factory=load_form)
     loads: list = field(default_factory=list)
     components: dict = field(default_factory=dict)  # named components tabs share (e.g. "user_html")
+    views: RoleViews = field(default_factory=RoleViews)
+
+    def staff_only(self, block) -> None:
+        """``block`` (a tab) is for adjudicators and admins only: the page an annotator is sent
+        leaves it out with all it contains (:mod:`studio.role_view`). Its page-load hooks still
+        hide it from annotators and its handlers still check the role."""
+        self.views.staff_blocks.append(block)
+
+    def is_staff_only(self, comp) -> bool:
+        """Whether ``comp`` is inside a block passed to :meth:`staff_only`."""
+        staff = {id(b) for b in self.views.staff_blocks}
+        while comp is not None:
+            if id(comp) in staff:
+                return True
+            comp = getattr(comp, "parent", None)
+        return False
 
     def on_load(self, fn: Callable, inputs=None, outputs=None, **kwargs) -> None:
         """Run ``fn`` when a page loads (after login), e.g. to show a tab only to admins;
@@ -75,6 +92,29 @@ class StudioBlocks(gr.Blocks):
     """gr.Blocks with the studio's safe launch defaults (see the module docstring)."""
 
     studio_ctx: AppContext | None = None
+
+    @property
+    def config(self):
+        """Gradio's config of the app; while the page is served to an annotator (``VIEW_ROLE``,
+        set for that request only), the page's config without the staff tabs (studio.role_view)."""
+        full = self.__dict__.get("_care_full_config")
+        ctx = self.__dict__.get("studio_ctx")
+        role = VIEW_ROLE.get()
+        if ctx is None or role is None:
+            return full
+        return ctx.views.config_for(full, role)
+
+    @config.setter
+    def config(self, value):
+        self.__dict__["_care_full_config"] = value
+
+    def get_api_info(self, *args, **kwargs):
+        """The API's description is the whole app's whoever asks first (Gradio caches it)."""
+        token = VIEW_ROLE.set(None)
+        try:
+            return super().get_api_info(*args, **kwargs)
+        finally:
+            VIEW_ROLE.reset(token)
 
     def launch(self, *args, **kwargs):
         ctx = self.studio_ctx
@@ -158,17 +198,18 @@ def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioB
         with gr.Tabs(elem_id="care-tabs"):
             for tab in (DEFAULT_TABS if tabs is None else tabs):
                 _tab_module(tab).build_tab(ctx)
-        _wire_loads(demo, ctx.loads)
+        _wire_loads(demo, ctx.loads, ctx)
     demo.queue(default_concurrency_limit=8)
     return demo
 
 
-def _wire_loads(demo, loads: list) -> None:
-    """The page-load hooks, in two requests whatever the number of tabs: the first screen's
-    (``first=True``: the top bar, the review queue) at once, merged into one request, then what that
-    chains (``then``); every other tab's load merged into one request after that chain's last step,
-    so the first screen does not wait behind the other tabs on a busy machine (issue 20: nine load
-    requests made the browser apply nine replies before the queue showed)."""
+def _wire_loads(demo, loads: list, ctx: AppContext | None = None) -> None:
+    """The page-load hooks, in at most three requests whatever the number of tabs: the first
+    screen's (``first=True``: the top bar, the review queue) at once, merged into one request, then
+    what that chains (``then``); every other tab's load merged into one request after that chain's
+    last step, so the first screen does not wait behind the other tabs on a busy machine (issue 20:
+    nine load requests made the browser apply nine replies before the queue showed); then the
+    staff tabs' loads (``ctx.staff_only``), merged, which an annotator's page leaves out."""
     quiet = dict(api_visibility="private", show_progress="hidden")
     first = [ld for ld in loads if ld[3].get("first")]
     rest = [ld for ld in loads if not ld[3].get("first")]
@@ -186,11 +227,14 @@ def _wire_loads(demo, loads: list) -> None:
         for _, _, _, kwargs in rest:
             if kwargs.get("then") is not None:
                 raise ValueError("only first=True page loads may chain a 'then'")
-        fn, inputs, outputs = merge_loads(rest)
-        if last is not None:
-            last.then(fn, inputs, outputs, **quiet)
-        else:
-            demo.load(fn, inputs, outputs, **quiet)
+        # the staff tabs' loads apart: an annotator's page leaves them out (studio.role_view)
+        is_staff = [ctx is not None and any(ctx.is_staff_only(c) for c in ld[2] or []) for ld in rest]
+        for group in ([ld for ld, s in zip(rest, is_staff) if not s], [ld for ld, s in zip(rest, is_staff) if s]):
+            if not group:
+                continue
+            fn, inputs, outputs = merge_loads(group)
+            last = last.then(fn, inputs, outputs, **quiet) if last is not None else demo.load(fn, inputs, outputs,
+                                                                                             **quiet)
 
 
 def merge_loads(loads: list):

@@ -74,6 +74,7 @@ def build_tab(ctx):
         c.timer = gr.Timer(2.0, active=False)
 
     with gr.Tab("Campaigns", id="campaigns", visible=False, elem_id="eval-admin-tab") as admin_tab:
+        ctx.staff_only(admin_tab)  # not in an annotator's page (studio.role_view)
         a = SimpleNamespace()
         a.msg = gr.HTML(js_on_load=None, elem_id="eval-admin-msg")
         with gr.Accordion("New campaign", open=True, elem_id="eval-new"):

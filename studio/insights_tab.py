@@ -104,6 +104,7 @@ def build_tab(ctx):
     h = InsightsUI(ctx)
     quiet = dict(api_visibility="private", show_progress="minimal")
     with gr.Tab("Insights", id="insights", visible=False, elem_id="ins-tab") as tab:
+        ctx.staff_only(tab)  # not in an annotator's page (studio.role_view)
         gr.HTML("", js_on_load=OPEN_IN_REVIEW_JS, elem_id="ins-js")
         gr.Markdown("Counselor profiles, interaction patterns, client trajectories and known-groups validity, "
                     "from the scores you choose. Every title names its source.")

@@ -185,6 +185,8 @@ class LoginGuard:
                                             activity=method == "POST" or (path == "/" and method == "GET"))
             if user is None:
                 tokens.pop(token, None)
+        if user is not None and path in ("/", "") and method in ("GET", "HEAD") and self.repo is not None:
+            return await self._page_for(user, scope, receive, send)
         if user is not None or path.rstrip("/") == "/logout" or path in PUBLIC:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
@@ -194,6 +196,21 @@ class LoginGuard:
             return await self._respond(scope, receive, send, self._page(error), 200)
         return await self._respond(scope, receive, send, {"detail": f"Not logged in: {why}. Fix: log in again at /."},
                                    401)
+
+    async def _page_for(self, user: str, scope, receive, send):
+        """The app's page as the user's role sees it (an annotator's leaves out the staff tabs:
+        studio.role_view); set for this request only."""
+        from .role_view import VIEW_ROLE
+
+        try:
+            role = self.repo.role_of(user)
+        except AuthError:  # the login ended meanwhile: the page Gradio makes; every handler refuses it
+            role = None
+        token = VIEW_ROLE.set(role)
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            VIEW_ROLE.reset(token)
 
     def _page(self, error: str = "") -> str:
         return login_page(self.message, error, self.title)

@@ -176,6 +176,7 @@ def build_tab(ctx):
     h = TrainingUI(ctx, mgr)
     quiet = dict(api_visibility="private", show_progress="hidden")
     with gr.Tab("Models & training", id="training", visible=False, elem_id="care-training-tab") as tab:
+        ctx.staff_only(tab)  # not in an annotator's page (studio.role_view)
         for name, fn in (("training_status", h.api_status), ("start_training", h.api_start),
                          ("cancel_training", h.api_cancel), ("resume_training", h.api_resume),
                          ("promote_version", h.api_promote),
