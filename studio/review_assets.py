@@ -61,7 +61,7 @@ table.care-list {width:100%; border-collapse:collapse; table-layout:fixed; font-
 .care-list th, .care-list td {border-width:0 0 1px 0 !important; border-style:solid; border-color:#e2e8f0;}
 .care-list td {padding:.08rem .3rem; white-space:nowrap; overflow:hidden;
   text-overflow:ellipsis;}
-.care-list th:nth-child(1) {width:1.7rem;} .care-list th:nth-child(4) {width:3.1rem;}
+.care-list th:nth-child(1) {width:2.2rem;} .care-list th:nth-child(4) {width:3.1rem;}
 .care-list th:nth-child(5) {width:2.5rem;} .care-list th:nth-child(6) {width:5.2rem;}
 .care-list .c-no {font-weight:700; color:#1e293b;}
 .care-list .c-acc {color:#15803d; font-size:.75rem;}

@@ -82,6 +82,10 @@ def test_transcript_and_card_fill_the_viewport_side_by_side(app, browser, width,
             assert in_view(box(page, sel), width, height), f"{sel} is out of view at {width}x{height}"
         assert box(page, "#care-rationale textarea")["y"] + 40 <= height, "the rationale starts in view"
         assert st["width"] >= 250 and st["height"] <= 90, f"status line {st['width']:.0f}x{st['height']:.0f} px"
+        # every item number is readable in the list (items 10-12 showed as "1…")
+        cut = page.evaluate("() => Array.from(document.querySelectorAll('#care-list td.c-no'))"
+                            ".filter(td => td.scrollWidth > td.clientWidth).map(td => td.textContent)")
+        assert page.locator("#care-list td.c-no").count() == 12 and cut == [], cut
     finally:
         context.close()
 
