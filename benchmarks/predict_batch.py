@@ -56,6 +56,8 @@ def main(argv=None) -> dict:
                     "default: the engine's cores-1 and vLLM's own choice)")
     ap.add_argument("--fair", default=None, help="comma list of runs (engine, engine-batched, vllm): each alone, one "
                     "after the other, on fresh stores under --store, compared with the first")
+    ap.add_argument("--dtype", default="auto", help="engine: the weights' dtype (auto: float32 on CPU; bfloat16 uses "
+                    "the CPU's bf16 units where it has them, e.g. AVX512-BF16; the scores may differ from float32's)")
     ap.add_argument("--rotate", type=int, default=0, help="--fair: start the order at this run (rotation)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -82,9 +84,10 @@ def main(argv=None) -> dict:
         if args.tiny:
             from tests.tiny_model import build_tiny_model
 
-            spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")))
+            spec = ModelSpec(base=str(build_tiny_model(Path(tempfile.mkdtemp(prefix="care-tiny-")) / "tiny")),
+                             dtype=args.dtype)
         else:
-            spec = ModelSpec()
+            spec = ModelSpec(dtype=args.dtype)
         config = PredictConfig(max_new_tokens=args.max_new_tokens, backend=args.backend,
                                session_batch=args.session_batch if args.backend == "engine" else 1)
         predictor = Predictor(spec, config)
@@ -129,6 +132,7 @@ def main(argv=None) -> dict:
               "s_per_session": round(predict_s / done, 2) if done else None,
               "sessions_per_minute": round(60 * done / predict_s, 3) if done else None,
               "session_batch": config.session_batch, "threads": _threads(predictor, args.backend),
+              "dtype": args.dtype if args.backend == "engine" else "vLLM's (float32 on CPU)",
               "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()], **quality}
     print(json.dumps(result, indent=1) if args.json else result)
     return result
@@ -156,6 +160,7 @@ def fair(args) -> dict:
     common = ["--max-new-tokens", str(args.max_new_tokens), "--session-batch", str(args.session_batch), "--json"]
     common += ["--scores-only"] * args.scores_only + ["--tiny"] * args.tiny + ["--limit", str(args.limit)]
     common += ["--threads", args.threads] if args.threads else []
+    common += ["--dtype", args.dtype]
     root = Path(args.store)
     results = {}
     for name in order:
@@ -173,6 +178,7 @@ def fair(args) -> dict:
                 cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True).stdout).get("compared_with")
     base = results[names[0]]["s_per_session"]
     summary = {"benchmark": "predict_batch_fair", "order": order, "threads": args.threads or "defaults",
+               "dtype": args.dtype,
                "session_batch": args.session_batch, "mode": "scores_only" if args.scores_only else "full",
                "sessions_per_minute": {n: r["sessions_per_minute"] for n, r in results.items()},
                f"speedup_vs_{names[0]}": {n: round(base / r["s_per_session"], 3) for n, r in results.items()
