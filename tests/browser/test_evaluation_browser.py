@@ -8,7 +8,9 @@ An adjudicator resolves a double-coded item. Screenshots go to ``test-artifacts/
 """
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,6 +102,9 @@ def rate_all(page, user: str, shots: bool, entered: list):
 
     A generator: it yields after each action that waits on the server, so two raters' pages can
     be driven in turns and their requests overlap (see :func:`in_turns`)."""
+    joins = []  # the events the page sent, for a failure's evidence (the flake of 2026-12-07 is not explained yet)
+    page.on("request", lambda r: joins.append([round(time.time(), 3), r.post_data_json]) if "queue/join" in r.url
+            else None)
     page.get_by_role("tab", name="Human evaluation").click()
     campaign = page.locator("#eval-campaign input")
     expect(campaign).to_have_value(re.compile(rf"^Blind v2 vs curated \(0/{N_TASKS} done\)"))
@@ -111,6 +116,11 @@ def rate_all(page, user: str, shots: bool, entered: list):
             expect(campaign).to_have_value(re.compile(rf"\({j}/{N_TASKS} done\)$"))  # issue 20: never stale
         except AssertionError:
             page.screenshot(path=str(ART / f"eval-failure-{user}.png"))
+            state = page.evaluate("() => ({pending: window.__careEvalPending && window.__careEvalPending(), "
+                                  "cur: document.body.dataset.evalCur, key: document.querySelector('#eval-key "
+                                  "textarea, #eval-key input')?.value, status: document.querySelector("
+                                  "'#eval-status')?.innerText, now: Date.now() / 1000})")
+            (ART / f"eval-failure-{user}.json").write_text(json.dumps({"page": state, "joins": joins}, default=str))
             raise
         assert_blind(page)
         if page.locator("#eval-rubric").is_visible():
