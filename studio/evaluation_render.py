@@ -60,11 +60,21 @@ if (!window.__careEvalKeys) {
   const status = () => { const s = $('eval-status'); return s ? s.innerHTML : ''; };
   const taskNow = () => { const p = $('eval-pos'); return p && p.dataset.task; };
   const wait = (ms, changed) => { busy = {until: Date.now() + ms, changed}; };
-  window.__careEvalReset = () => { task = taskNow(); cur = 0; mark(); };
+  // A move (Save & next, Previous, Start) lasts until Gradio has applied all of its reply and run the js chained
+  // after it (reset on success, idle on failure), often a second after the new task shows on a loaded machine.
+  // Keys wait for that: typed into the gap they were undone by the move's late updates (scores shown cleared,
+  // the highlight sent back to the first criterion) and an Enter was dropped (the button's trigger_mode "once"
+  // ignores a click while its last event is open). 30 s: a move whose chained js never runs does not lock keys.
+  let moving = 0;
+  const inMove = () => moving && Date.now() - moving < 30000;
+  const moved = () => { moving = 0; pump(); };
+  window.__careEvalReset = () => { task = taskNow(); cur = 0; mark(); moved(); };
+  window.__careEvalIdle = moved;  // the move failed (e.g. a criterion not scored): the task and highlight stay
   const pick = c => { task = taskNow(); cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); };
   document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
     if (c) pick(c); });
   document.addEventListener('click', e => {
+    if (e.target.closest && e.target.closest('#eval-next, #eval-prev, #eval-start')) moving = Date.now();
     const chip = e.target.closest && e.target.closest('.eval-chip');
     if (chip) { const t = $(chip.dataset.turnId); if (t) {
       document.querySelectorAll('.eval-scroll .care-hl').forEach(x => x.classList.remove('care-hl'));
@@ -78,8 +88,7 @@ if (!window.__careEvalKeys) {
     if (now !== task) { task = now; cur = 0; mark(); }  // a new task starts at the first criterion
     const before = status();
     if (key === 'enter' || key === 'p') {
-      click(key === 'p' ? '#eval-prev' : '#eval-next');
-      wait(15000, () => taskNow() !== now || status() !== before);
+      click(key === 'p' ? '#eval-prev' : '#eval-next');  // sets moving (the click listener above)
     } else if (shown($('eval-rubric'))) {
       if (/^[1-5]$/.test(key)) {
         const r = document.querySelector('#eval-crit-' + crits[cur] + ' input[type=radio][value="' + key + '"]');
@@ -92,12 +101,13 @@ if (!window.__careEvalKeys) {
       if (r && !r.checked) { r.click(); wait(8000, () => status() !== before); }
     }
   };
+  let pumping = false;  // one polling timer at a time
   const pump = () => {
     if (busy && (busy.changed() || Date.now() > busy.until)) busy = null;
-    while (!busy && queue.length) apply(queue.shift());
-    if (busy || queue.length) setTimeout(pump, 30);
+    while (!busy && !inMove() && queue.length) apply(queue.shift());
+    if ((busy || queue.length) && !pumping) { pumping = true; setTimeout(() => { pumping = false; pump(); }, 30); }
   };
-  window.__careEvalPending = () => queue.length + (busy ? 1 : 0);
+  window.__careEvalPending = () => queue.length + (busy ? 1 : 0) + (inMove() ? 1 : 0);
   window.addEventListener('keydown', e => {
     if (!shown($('eval-task-area'))) return;
     const mod = e.ctrlKey || e.metaKey, t = e.target;

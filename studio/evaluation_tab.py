@@ -134,8 +134,15 @@ def build_tab(ctx):
     serial = dict(concurrency_id="eval-rater", concurrency_limit=1)
     ctx.on_load(h.on_load, [], [c.campaign, c.note])
     rater_tab.select(h.refresh_campaigns, [c.campaign], [c.campaign, c.note], **quiet)  # new campaigns, no reload
+    # the page's keys wait for a move until one of these runs (evaluation_render.KEYS_JS: after Gradio applied it all)
     reset = "() => { if (window.__careEvalReset) window.__careEvalReset(); }"
-    c.start.click(h.start, [c.campaign, c.st], task_out, **quiet, **serial).then(None, js=reset)
+    idle = "() => { if (window.__careEvalIdle) window.__careEvalIdle(); }"
+
+    def move(event):
+        event.then(None, js=reset)
+        event.failure(None, js=idle)
+
+    move(c.start.click(h.start, [c.campaign, c.st], task_out, **quiet, **serial))
     for crit, radio in c.crit.items():
         # always_last: a second score while the first is saving is saved after it, never dropped
         radio.input(h.crit_save(crit), [c.st, c.key, radio], edit_out, trigger_mode="always_last", **quiet,
@@ -145,8 +152,8 @@ def build_tab(ctx):
     c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet, **serial)
     c.timer.tick(h.tick, [c.st], [c.status, c.head, c.timer], **quiet, **serial)
     form_in = [c.st, c.key] + list(c.crit.values()) + [c.choice, c.comment]
-    c.next_btn.click(h.next, form_in, task_out, **quiet, **serial).then(None, js=reset)
-    c.prev_btn.click(h.prev, form_in, task_out, **quiet, **serial).then(None, js=reset)
+    move(c.next_btn.click(h.next, form_in, task_out, **quiet, **serial))
+    move(c.prev_btn.click(h.prev, form_in, task_out, **quiet, **serial))
 
     ctx.on_load(h.admin_load, [], [admin_tab, a.table, a.res_id, a.raters])
     admin_tab.select(h.find_systems, [a.sessions], [a.systems, a.msg],
