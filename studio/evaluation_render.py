@@ -16,6 +16,8 @@ KEYS_HELP = ('<div class="care-keys">Keys: <kbd>1</kbd>–<kbd>5</kbd> score the
              '<kbd>Ctrl</kbd>+<kbd>S</kbd> save &amp; next · <kbd>P</kbd> previous. Keys typed while a save is '
              'under way wait for it, in order.</div>')
 CSS = """<style>
+body[data-eval-moving] #eval-rubric, body[data-eval-moving] #eval-pairwise {pointer-events: none;}
+body[data-eval-moving] #eval-task-area {cursor: progress;}
 .eval-scroll {height: calc(100vh - 260px) !important; min-height: 380px; overflow-y:auto !important;
   border:1px solid #e2e8f0; border-radius:8px; background:#fff; padding:.3rem;}
 .eval-chip {border:1px solid #93c5fd; background:#eff6ff; color:#1d4ed8; border-radius:5px; padding:0 .4rem;
@@ -65,16 +67,21 @@ if (!window.__careEvalKeys) {
   // Keys wait for that: typed into the gap they were undone by the move's late updates (scores shown cleared,
   // the highlight sent back to the first criterion) and an Enter was dropped (the button's trigger_mode "once"
   // ignores a click while its last event is open). 30 s: a move whose chained js never runs does not lock keys.
+  // While a move lasts the scores and choices take no clicks either (body[data-eval-moving], CSS above): a click in
+  // that gap was undone by the move's late updates (the radios shown cleared), so it waits, as keys do.
   let moving = 0;
   const inMove = () => moving && Date.now() - moving < 30000;
-  const moved = () => { moving = 0; pump(); };
+  const setMoving = t => { moving = t; if (t) document.body.dataset.evalMoving = '1';
+    else delete document.body.dataset.evalMoving; };
+  const moved = () => { setMoving(0); pump(); };
   window.__careEvalReset = () => { task = taskNow(); cur = 0; mark(); moved(); };
   window.__careEvalIdle = moved;  // the move failed (e.g. a criterion not scored): the task and highlight stay
   const pick = c => { task = taskNow(); cur = Math.max(0, crits.indexOf(c.id.replace('eval-crit-', ''))); mark(); };
   document.addEventListener('focusin', e => { const c = e.target.closest && e.target.closest('.eval-crit');
     if (c) pick(c); });
   document.addEventListener('click', e => {
-    if (e.target.closest && e.target.closest('#eval-next, #eval-prev, #eval-start')) moving = Date.now();
+    if (e.target.closest && e.target.closest('#eval-next, #eval-prev, #eval-start')) {
+      setMoving(Date.now()); setTimeout(() => { if (!inMove()) moved(); }, 30100); }
     const chip = e.target.closest && e.target.closest('.eval-chip');
     if (chip) { const t = $(chip.dataset.turnId); if (t) {
       document.querySelectorAll('.eval-scroll .care-hl').forEach(x => x.classList.remove('care-hl'));

@@ -71,13 +71,21 @@ class EvalUI:
             with old.lock:
                 old.superseded = True
         rubric = view["kind"] == "rubric"
-        up = {c.st: EvalState(view), c.key: view["task_id"], c.area: gr.update(visible=True), c.head: head_html(view),
-              c.transcript: transcript_html(view["session"]), c.rubric: gr.update(visible=rubric),
-              c.pairwise: gr.update(visible=not rubric), c.comment: gr.update(value=r["comment"]),
+        # Visibility only where it changes: the page already shows the task area, and the rubric or the comparison
+        # when the previous task was of the same kind. A visibility update makes Gradio's page walk every component
+        # below it, for a second or more on a loaded machine, and a radio clicked meanwhile was shown cleared.
+        shown_before = old is not None
+        same_kind = shown_before and old.view.get("kind") == view["kind"]
+        up = {c.st: EvalState(view), c.key: view["task_id"], c.head: head_html(view),
+              c.transcript: transcript_html(view["session"]), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
               c.campaign: gr.update(choices=self._choices(access)),  # new labels; the value stays as chosen
               c.status: render.status_html(message or f"Task {view['position']} of {view['total']} "
                                            f"({time_token()}).", kind)}
+        if not shown_before:
+            up[c.area] = gr.update(visible=True)
+        if not same_kind:
+            up[c.rubric], up[c.pairwise] = gr.update(visible=rubric), gr.update(visible=not rubric)
         if rubric:
             up[c.output] = output_html("The rationale", view["output"])
             for crit in cp.CRITERIA:

@@ -103,7 +103,8 @@ def check_annotator_view(config: dict, staff_ids: set[int]) -> list[str]:
     gone = dropped_dependencies(deps, drop)
     # the events an annotator's page starts: triggered by a kept component (or the page's load), and
     # whatever they chain, however deep (a step left out takes every later step with it)
-    started = {d["id"] for d in deps if any(t and t[0] is not None and t[0] not in drop for t in d.get("targets") or [])}
+    started = {d["id"] for d in deps
+               if any(t and t[0] is not None and t[0] not in drop for t in d.get("targets") or [])}
     grew = True
     while grew:
         grew = False
