@@ -114,6 +114,13 @@ if (!window.__careEvalKeys) {
     while (!busy && !inMove() && queue.length) apply(queue.shift());
     if ((busy || queue.length) && !pumping) { pumping = true; setTimeout(() => { pumping = false; pump(); }, 30); }
   };
+  // a save's reply applied after the next task's: its state line names the old task, so it is hidden
+  const guardState = () => { const line = document.querySelector('#eval-state .eval-state-line'), p = $('eval-pos');
+    if (line && p) line.style.display = line.dataset.task === p.dataset.task ? '' : 'none'; };
+  let guardQueued = false;
+  new MutationObserver(() => { if (!guardQueued) { guardQueued = true;
+    requestAnimationFrame(() => { guardQueued = false; guardState(); }); } }).observe(document.body,
+    {childList: true, subtree: true, characterData: true});
   window.__careEvalPending = () => queue.length + (busy ? 1 : 0) + (inMove() ? 1 : 0);
   window.addEventListener('keydown', e => {
     if (!shown($('eval-task-area'))) return;
@@ -165,12 +172,12 @@ def output_html(title: str, o: dict) -> str:
 
 
 def head_html(v: dict) -> str:
+    """The task's header: its position, kind, progress and item. Only moves redraw it; the rating's state
+    ("draft saved") is :func:`state_html`, redrawn by every save too."""
     pct = int(round(100 * v["done"] / max(1, v["total"])))
     kind = "Rate this rationale" if v["kind"] == "rubric" else "Compare two rationales"
-    state = {"submitted": "submitted", "draft": "draft saved", "new": "not rated yet"}[v["rating"]["status"]]
     return (f'<div class="care-sess-head"><b id="eval-pos" data-task="{esc(v["task_id"])}">Task {v["position"]} of '
-            f'{v["total"]}</b> · {esc(kind)} · '
-            f'<span class="care-muted">{esc(state)}</span> · <span id="eval-done">{v["done"]} of {v["total"]} '
+            f'{v["total"]}</b> · {esc(kind)} · <span id="eval-done">{v["done"]} of {v["total"]} '
             'done</span> '
             f'<span class="eval-bar"><span style="width:{pct}%"></span></span></div>'
             f'<div class="care-card-head"><span class="care-item-no">{int(v["item"])}</span>'
@@ -178,6 +185,14 @@ def head_html(v: dict) -> str:
             f'class="care-dim">{esc(v["dimension"])}</span></div>'
             f'<div class="care-muted">Session {esc(v["session"]["id"])} · rate as the client would answer this '
             'item.</div>')
+
+
+def state_html(v: dict) -> str:
+    """The rating's state ("not rated yet", "draft saved", "submitted"), for the task it names: a save's reply
+    that the browser applies after the next task's (seen under load) is hidden by KEYS_JS, never shown as the
+    new task's state. Small saves redraw this, never the header, so they cannot put an old task's header back."""
+    state = {"submitted": "submitted", "draft": "draft saved", "new": "not rated yet"}[v["rating"]["status"]]
+    return f'<div class="care-muted eval-state-line" data-task="{esc(v["task_id"])}">{esc(state)}</div>'
 
 
 def reveal_html(v: dict) -> str:

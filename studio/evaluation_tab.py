@@ -49,6 +49,7 @@ def build_tab(ctx):
                 c.transcript = gr.HTML(js_on_load=None, elem_id="eval-transcript", elem_classes=["eval-scroll"])
             with gr.Column(scale=6, min_width=460):
                 c.head = gr.HTML(js_on_load=None, elem_id="eval-head")
+                c.state = gr.HTML(js_on_load=None, elem_id="eval-state")  # "draft saved": every save redraws it
                 with gr.Column(visible=False, elem_id="eval-rubric") as c.rubric:
                     c.output = gr.HTML(js_on_load=None, elem_id="eval-output")
                     for crit in cp.CRITERIA:
@@ -124,10 +125,12 @@ def build_tab(ctx):
                                      visible=False, elem_id="eval-plot-wins")
 
     h = EvalUI(ctx, c)
-    task_out = [c.st, c.key, c.area, c.head, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn, c.status,
-                c.campaign, c.output, c.pair, c.choice, c.reveal] + list(c.crit.values())
-    # small saves touch the status line and the header (its "draft saved"), skipped once the page moved on
-    edit_out = [c.status, c.head]
+    task_out = [c.st, c.key, c.area, c.head, c.state, c.transcript, c.rubric, c.pairwise, c.comment, c.prev_btn,
+                c.status, c.campaign, c.output, c.pair, c.choice, c.reveal] + list(c.crit.values())
+    # Small saves touch the status line and the state line ("draft saved"), skipped once the page moved on; never the
+    # header: the browser may apply a save's reply after the move's that followed it (seen under load: "Task 3 of 9"
+    # back over task 4, the page stuck), so only moves redraw what names the task.
+    edit_out = [c.status, c.state]
     # A rater's saves and moves run one at a time, in the order the page sent them, so their replies arrive in
     # that order: a score's reply can never land after the "Save & next" that followed it and put the old task's
     # header back over the new task (seen under load). Each takes milliseconds; raters queue behind each other.
@@ -150,7 +153,7 @@ def build_tab(ctx):
     c.choice.input(h.choice_save, [c.st, c.key, c.choice], edit_out, **quiet, **serial)
     c.comment.input(h.comment_note, [c.st, c.key, c.comment], [c.status, c.timer], trigger_mode="always_last", **quiet)
     c.comment.blur(h.comment_save, [c.st, c.key, c.comment], edit_out, **quiet, **serial)
-    c.timer.tick(h.tick, [c.st], [c.status, c.head, c.timer], **quiet, **serial)
+    c.timer.tick(h.tick, [c.st], [c.status, c.state, c.timer], **quiet, **serial)
     form_in = [c.st, c.key] + list(c.crit.values()) + [c.choice, c.comment]
     move(c.next_btn.click(h.next, form_in, task_out, **quiet, **serial))
     move(c.prev_btn.click(h.prev, form_in, task_out, **quiet, **serial))

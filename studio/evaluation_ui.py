@@ -16,7 +16,8 @@ from . import campaign_rating as rt, campaign_setup as cs
 from . import campaigns as cp
 from . import admin, render, ui
 from .messages import minute, time_token
-from .evaluation_render import head_html, output_html, plots, results_html, reveal_html, transcript_html
+from .evaluation_render import (head_html, output_html, plots, results_html, reveal_html, state_html,
+                                transcript_html)
 
 ADMIN = ("admin",)
 CAMPAIGN_HEADERS = ["Campaign", "Id", "Mode", "Status", "Targets", "Systems", "Raters (done/total)", "Created"]
@@ -76,7 +77,7 @@ class EvalUI:
         # below it, for a second or more on a loaded machine, and a radio clicked meanwhile was shown cleared.
         shown_before = old is not None
         same_kind = shown_before and old.view.get("kind") == view["kind"]
-        up = {c.st: EvalState(view), c.key: view["task_id"], c.head: head_html(view),
+        up = {c.st: EvalState(view), c.key: view["task_id"], c.head: head_html(view), c.state: state_html(view),
               c.transcript: transcript_html(view["session"]), c.comment: gr.update(value=r["comment"]),
               c.prev_btn: gr.update(interactive=bool(view["prev_task"])),
               c.campaign: gr.update(choices=self._choices(access)),  # new labels; the value stays as chosen
@@ -128,16 +129,17 @@ class EvalUI:
         return res
 
     def _saved_updates(self, st: EvalState, res: dict, what: str) -> dict:
-        """The status line and the task's header ("draft saved", not "not rated yet"), unless the page moved on."""
+        """The status line and the rating's state line ("draft saved", not "not rated yet"), unless the page moved
+        on; never the task's header (only moves redraw it: a late reply cannot put an old task's header back)."""
         if "conflict" in res:
             return res["conflict"]
         with st.lock:
             if st.superseded:
-                return {self.c.status: gr.skip(), self.c.head: gr.skip()}
-            head = head_html(st.view)
+                return {self.c.status: gr.skip(), self.c.state: gr.skip()}
+            state = state_html(st.view)
         msg = (f"{what} saved (version {res['version']}) at {time_token()}." if not res["unchanged"]
                else f"{what} is saved.")
-        return {self.c.status: render.status_html(msg, "ok"), self.c.head: head}
+        return {self.c.status: render.status_html(msg, "ok"), self.c.state: state}
 
     # Events carry the task id the page showed (``key``): gr.State is read when an event is
     # processed, so a score clicked just before "Save & next" may be handled after the page moved

@@ -135,10 +135,10 @@ def rate_all(page, user: str, shots: bool, entered: list):
                 yield
                 continue
             if user == "bob" and n_rubric == 0:  # the mouse works too
-                expect(page.locator("#eval-head")).to_contain_text("not rated yet")
+                expect(page.locator("#eval-state")).to_contain_text("not rated yet")
                 for crit, d in zip(CRITERIA, digits):
                     page.locator(f"#eval-crit-{crit} label", has_text=re.compile(rf"^\s*{d}\s*$")).click()
-                    expect(page.locator("#eval-head")).to_contain_text("draft saved")  # the header follows the save
+                    expect(page.locator("#eval-state")).to_contain_text("draft saved")  # follows the save
             else:
                 for n, d in enumerate(digits):
                     page.keyboard.press(str(d))
@@ -326,3 +326,10 @@ def test_keys_typed_as_a_task_appears_are_neither_lost_nor_undone(app, open_page
     expect(page.locator("#eval-pos")).to_have_text("Task 3 of 4")
     for crit, d in zip(CRITERIA, typed[2]):
         expect(page.locator(f'#eval-crit-{crit} input[value="{d}"]')).to_be_checked()
+    # a save's reply applied after the move's (seen under load) brings the old task's state line: it is not shown
+    line = page.locator("#eval-state .eval-state-line")
+    expect(line).to_be_visible()
+    expect(line).to_have_attribute("data-task", page.locator("#eval-pos").get_attribute("data-task"))
+    page.evaluate("() => { const l = document.querySelector('#eval-state .eval-state-line');"
+                  " l.outerHTML = l.outerHTML.replace(/data-task=\"[^\"]*\"/, 'data-task=\"an-older-task\"'); }")
+    expect(line).to_be_hidden()
