@@ -56,14 +56,19 @@ def dropped_dependencies(deps: list[dict], drop: set[int]) -> set[int]:
             or any(i in drop for i in d.get("inputs") or [])
             or any(o in drop for o in d.get("outputs") or [])
             or any(p[0] in drop for p in d.get("component_prop_inputs") or [] if isinstance(p, (list, tuple)))}
-    grew = True
+    return with_chained(deps, gone)
+
+
+def with_chained(deps: list[dict], ids: set[int]) -> set[int]:
+    """``ids`` and every event chained after one of them (``.then``), however deep."""
+    out, grew = set(ids), True
     while grew:
         grew = False
         for d in deps:
-            if d["id"] not in gone and d.get("trigger_after") in gone:
-                gone.add(d["id"])
+            if d["id"] not in out and d.get("trigger_after") in out:
+                out.add(d["id"])
                 grew = True
-    return gone
+    return out
 
 
 def annotator_config(config: dict, staff_ids: set[int]) -> dict:
@@ -103,15 +108,8 @@ def check_annotator_view(config: dict, staff_ids: set[int]) -> list[str]:
     gone = dropped_dependencies(deps, drop)
     # the events an annotator's page starts: triggered by a kept component (or the page's load), and
     # whatever they chain, however deep (a step left out takes every later step with it)
-    started = {d["id"] for d in deps
-               if any(t and t[0] is not None and t[0] not in drop for t in d.get("targets") or [])}
-    grew = True
-    while grew:
-        grew = False
-        for d in deps:
-            if d["id"] not in started and d.get("trigger_after") in started:
-                started.add(d["id"])
-                grew = True
+    started = with_chained(deps, {d["id"] for d in deps
+                                  if any(t and t[0] is not None and t[0] not in drop for t in d.get("targets") or [])})
     problems = []
     for d in deps:
         kept_io = [i for i in (d.get("inputs") or []) + (d.get("outputs") or []) if i not in drop]

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from store import Repository
 from studio.app import build_app
 from studio.bootstrap import import_samples
-from studio_testing import add_users, logged_in_pages, serve
+from studio_testing import add_users, logged_in_pages, open_session, serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,11 +45,7 @@ def test_every_card_shows_score_quote_and_evidence(served, browser, sid):
     assert sorted(drafts) == list(range(1, 13)) and all(drafts[i].score == client[i] for i in drafts)
     with logged_in_pages(browser, url, width=1600) as make:
         page = make("admin")
-        if not page.is_visible("#care-open-id textarea"):
-            page.click("#care-queue button.label-wrap")
-        page.fill("#care-open-id textarea", sid)
-        page.click("#care-open")
-        expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)
+        open_session(page, sid)
         expect(page.locator("#care-list .care-row")).to_have_count(12)
         for item in range(1, 13):
             page.click(f'#care-list .care-row[data-item="{item}"]')

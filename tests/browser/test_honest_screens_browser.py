@@ -18,7 +18,7 @@ from store import Repository
 from studio.app import build_app
 from studio.bootstrap import import_samples
 from studio.demo import build_demo
-from studio_testing import add_users, logged_in_pages, serve
+from studio_testing import add_users, logged_in_pages, open_session, serve
 
 pytestmark = pytest.mark.browser
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -64,11 +64,7 @@ def test_first_screen_card_says_the_model_does_not_beat_a_constant(browser, tmp_
         add_users(repo)
         with serve(build_app(repo, None)) as url, logged_in_pages(browser, url, width=1600) as make:
             page = make("admin")
-            if not page.is_visible("#care-open-id textarea"):
-                page.click("#care-queue button.label-wrap")
-            page.fill("#care-open-id textarea", SID)
-            page.click("#care-open")
-            expect(page.locator("#care-sess-head")).to_contain_text(SID, timeout=120_000)
+            open_session(page, SID)
             for item in (1, 7):
                 page.click(f'#care-list .care-row[data-item="{item}"]')
                 notice = page.locator(f'#care-card[data-item="{item}"] .care-model [data-notice="quality"]')
