@@ -2,8 +2,8 @@
 
 Five tabs (Campaigns, Adjudication, Models & training, Insights, Admin) are for adjudicators and
 admins; an annotator never sees them (their page-load hooks hide them, their handlers refuse the
-role). They hold 463 of the app's 535 components and 141 of its 172 events, and a browser spends
-most of the first paint building components (issue 20: 1.58 s after login, 1.3 s without them).
+role). They hold 325 of the app's 536 components and 97 of its 176 events, and a browser spends
+most of the first paint building components (issue 20: 1.58 s after login, 1.32-1.37 s without them).
 So the page served to an annotator (``GET /``) carries a config without them: a tab registered
 with :meth:`studio.app.AppContext.staff_only` is left out with everything inside it, and so is
 every event that reads, writes or is triggered by what is left out (and what such an event chains).
