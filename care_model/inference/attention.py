@@ -36,12 +36,12 @@ class PrefixGroups:
 class PrefixAttention:
     def _qkv(self, attn, h, cos, sin):
         """q [B, H, T, d], k/v [B, kv, T, d] with RoPE applied (and q/k norms when present)."""
-        apply_rotary_pos_emb = self._rope
+        apply_rotary_pos_emb, lin = self._rope, self._lin
         B, T, _ = h.shape
         d = self.head_dim
-        q = attn.q_proj(h).view(B, T, -1, d)
-        k = attn.k_proj(h).view(B, T, -1, d)
-        v = attn.v_proj(h).view(B, T, -1, d)
+        q = lin(attn.q_proj, h).view(B, T, -1, d)
+        k = lin(attn.k_proj, h).view(B, T, -1, d)
+        v = lin(attn.v_proj, h).view(B, T, -1, d)
         if hasattr(attn, "q_norm"):
             q = attn.q_norm(q)
         if hasattr(attn, "k_norm"):

@@ -2,7 +2,8 @@
 :class:`~care_model.inference.attention.PrefixAttention`): the shared prefix once (causal, keeping its
 per-layer K/V), all item suffixes as one packed block, and the batched decode steps.
 
-The mixin uses the engine's ``torch``, ``core``, ``device`` and ``lm_head`` attributes.
+The mixin uses the engine's ``torch``, ``core``, ``device``, ``lm_head`` and ``_lin`` (its linear layers,
+:class:`care_model.inference.packed.PackedLinears`) attributes.
 """
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from care_model.inference.attention import PrefixAttention, PrefixCache
 
 class PrefixForward(PrefixAttention):
     def _mlp_block(self, layer, x):
-        return x + layer.mlp(layer.post_attention_layernorm(x))
+        h = layer.post_attention_layernorm(x)
+        mlp, lin = layer.mlp, self._lin
+        if lin.enabled and hasattr(mlp, "act_fn") and hasattr(mlp, "gate_proj"):  # the Llama MLP, packed weights
+            return x + lin(mlp.down_proj, mlp.act_fn(lin(mlp.gate_proj, h)) * lin(mlp.up_proj, h))
+        return x + mlp(h)
 
     def _prefill(self, prefix_ids: list[int]) -> PrefixCache:
         """Forward the shared prefix once (causal), keeping only its per-layer K/V."""
@@ -32,7 +37,7 @@ class PrefixForward(PrefixAttention):
             o = self._causal_sdpa(F, q, k, v, attn.scaling)
             keys.append(k[0].contiguous())
             values.append(v[0].contiguous())
-            x = x + attn.o_proj(o.transpose(1, 2).reshape(1, P, -1))
+            x = x + self._lin(attn.o_proj, o.transpose(1, 2).reshape(1, P, -1))
             x = self._mlp_block(layer, x)
         return PrefixCache(keys, values, P)
 
@@ -62,10 +67,10 @@ class PrefixForward(PrefixAttention):
                 bufs_k[i][row, :, slot] = k[0].transpose(0, 1)
                 bufs_v[i][row, :, slot] = v[0].transpose(0, 1)
             o = self._attend(attn, q, i, prefix, k, v, bias)
-            x = x + attn.o_proj(o)
+            x = x + self._lin(attn.o_proj, o)
             x = self._mlp_block(layer, x)
         last = starts + lens - 1
-        logits = self.lm_head(core.norm(x[0, last]))
+        logits = self._lin(self.lm_head, core.norm(x[0, last]))
         return logits if logits.dtype == torch.float64 else logits.float()
 
     def _step(self, ids, pos, prefix: PrefixCache, bufs_k, bufs_v, start: int, own_bias):
@@ -83,7 +88,7 @@ class PrefixForward(PrefixAttention):
             bufs_k[i][:, :, start:end] = k
             bufs_v[i][:, :, start:end] = v
             o = self._attend(attn, q, i, prefix, bufs_k[i][:, :, :end], bufs_v[i][:, :, :end], own_bias)
-            x = x + attn.o_proj(o)
+            x = x + self._lin(attn.o_proj, o)
             x = self._mlp_block(layer, x)
-        logits = self.lm_head(core.norm(x[:, -1:, :]))[:, -1, :]
+        logits = self._lin(self.lm_head, core.norm(x[:, -1:, :]))[:, -1, :]
         return logits if logits.dtype == self.torch.float64 else logits.float()

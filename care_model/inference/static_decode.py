@@ -47,9 +47,9 @@ class StaticStep:
             self.bufs_k[i].index_copy_(2, self.slot, k)
             self.bufs_v[i].index_copy_(2, self.slot, v)
             o = engine._attend(attn, q, i, self.groups, self.bufs_k[i], self.bufs_v[i], self.bias5)
-            x = x + attn.o_proj(o)
+            x = x + engine._lin(attn.o_proj, o)
             x = engine._mlp_block(layer, x)
-        logits = engine.lm_head(core.norm(x[:, -1:, :]))[:, -1, :]
+        logits = engine._lin(engine.lm_head, core.norm(x[:, -1:, :]))[:, -1, :]
         return logits if logits.dtype == engine.torch.float64 else logits.float()
 
     def set(self, next_tok, next_pos, slot: int):
