@@ -14,6 +14,7 @@ from care_model.core.records import Prediction
 USERS = {"admin": ("admin", "admin-pass-1"), "ann": ("annotator", "ann-pass-12"),
          "bob": ("annotator", "bob-pass-12"), "adj": ("adjudicator", "adj-pass-12")}
 CHROMIUM = "/usr/bin/chromium"
+ART = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -158,7 +159,21 @@ def open_session(page, sid: str) -> None:
         page.click("#care-queue button.label-wrap")
     page.fill("#care-open-id textarea", sid)
     page.click("#care-open")
-    expect(page.locator("#care-sess-head")).to_contain_text(sid, timeout=120_000)  # generous: CI machines vary
+    head = page.locator("#care-sess-head")
+    try:
+        expect(head).to_contain_text(sid, timeout=60_000)  # generous: CI machines vary
+    except AssertionError:
+        # Seen once in ~800 opens (a fresh clone, 3 workers on 2 cores): the click left the page as it was, with
+        # no error shown. A user would click again; so does the test, and it says so in the warnings summary.
+        import warnings
+
+        ART.mkdir(exist_ok=True)
+        page.screenshot(path=str(ART / f"open-retry-{sid}.png"))
+        warnings.warn(f"opening {sid}: nothing after 60 s, clicked Open again (screenshot test-artifacts/)",
+                      stacklevel=2)
+        page.fill("#care-open-id textarea", sid)
+        page.click("#care-open")
+        expect(head).to_contain_text(sid, timeout=120_000)
     page.wait_for_selector("#care-turn-0")
 
 
