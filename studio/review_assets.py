@@ -120,6 +120,10 @@ JS = r"""
     const w = q('#care-want textarea, #care-want input');
     if (!n || !w || (n === openItem() && !pendingReq)) return;
     seq += 1; pendingReq = String(seq); pendingAt = Date.now();
+    // a reply that never names this request must not hold the queued keys and clicks for ever: pending()
+    // gives up after 15 s, but only when asked, so ask once more then
+    const mine = pendingReq;
+    setTimeout(() => { if (pendingReq === mine && !pending()) flushKeys(); }, 15100);
     setText(w, n + ':' + seq);
     press('care-show');
   };
