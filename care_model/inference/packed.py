@@ -63,6 +63,8 @@ class PackedLinears:
             self.enabled, self.reason = False, f"packing failed ({type(err).__name__}: {err})"
         if not self.enabled:
             self._packed.clear()
+            for m in mods:  # no packed copies left behind on the model
+                m.__dict__.pop("_care_packed", None)
         else:
             self.reason = f"{len(self._packed)} linear layers packed for oneDNN"
 
