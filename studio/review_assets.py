@@ -121,9 +121,9 @@ JS = r"""
     if (!n || !w || (n === openItem() && !pendingReq)) return;
     seq += 1; pendingReq = String(seq); pendingAt = Date.now();
     // a reply that never names this request must not hold the queued keys and clicks for ever: pending()
-    // gives up after 15 s, but only when asked, so ask once more then
+    // gives up after 15 s (and replays them), but only when asked, so ask once more then
     const mine = pendingReq;
-    setTimeout(() => { if (pendingReq === mine && !pending()) flushKeys(); }, 15100);
+    setTimeout(() => { if (pendingReq === mine) pending(); }, 15100);
     setText(w, n + ':' + seq);
     press('care-show');
   };
