@@ -87,6 +87,20 @@ class CardHandlers:
         save.__name__ = f"save_{field}"
         return save
 
+    @staticmethod
+    def _note_rationale(rs, item: int, rationale) -> bool:
+        """Remember the rationale the page shows for `item` (call under rs.lock): an unsaved edit
+        when it differs from the saved one. True when it waits for the autosave."""
+        saved = rs.items[item]["saved"]
+        if item in rs.conflicts:
+            rs.conflicts[item]["yours"] = {**rs.conflicts[item]["yours"], "rationale": rationale or ""}
+            return False
+        if (rationale or "") != (saved["rationale"] or ""):
+            rs.pending[item] = {**saved, "rationale": rationale or ""}
+            return rs.drafted.get(item) != (rationale or "")  # a fresh draft waits for the expert
+        rs.pending.pop(item, None)
+        return False
+
     @ui.guard
     def card_note(self, rs, item, rationale, request: gr.Request):
         """The rationale changed (typing, pasting, a draft filled in): live checks and diff, and the
@@ -97,16 +111,7 @@ class CardHandlers:
         if item is None:
             return self._nothing()
         with rs.lock:
-            saved = rs.items[item]["saved"]
-            if item in rs.conflicts:
-                rs.conflicts[item]["yours"] = {**rs.conflicts[item]["yours"], "rationale": rationale or ""}
-                pending = False
-            elif (rationale or "") != (saved["rationale"] or ""):
-                rs.pending[item] = {**saved, "rationale": rationale or ""}
-                pending = rs.drafted.get(item) != (rationale or "")  # a fresh draft waits for the expert
-            else:
-                rs.pending.pop(item, None)
-                pending = False
+            pending = self._note_rationale(rs, item, rationale)
             feedback = self._feedback(rs, item) if item == rs.current else gr.skip()
         return {self.card.feedback: feedback,
                 self.c.status: render.status_html("Unsaved changes (saving in a moment)…",

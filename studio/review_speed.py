@@ -94,11 +94,16 @@ class SpeedHandlers:
         return self._submit_panel()
 
     @ui.guard
-    def accept_all_ask(self, rs, request: gr.Request):
-        """First step of "Accept all": list what would be accepted, and ask."""
+    def accept_all_ask(self, rs, item=None, rationale=None, request: gr.Request = None):
+        """First step of "Accept all": list what would be accepted, and ask. The card's rationale comes
+        with the click, so an edit typed just before (its own event still on the way) is not listed."""
         self._access(request)
         if rs is None or not rs.editable:
             return self._nothing()
+        shown = self._editable_item(rs, item)
+        if shown is not None and rationale is not None:
+            with rs.lock:
+                self._note_rationale(rs, shown, rationale)
         if getattr(rs, "locked", False):  # client-anchored: the scores are the client's, not the model's
             rs.message = ("Accept all does nothing here: this session is client-anchored, so every score is the "
                           "client's own (none is the expert's to fill) and Accept all never takes a rationale. "

@@ -194,7 +194,7 @@ def build_tab(ctx):
     c.keep_mine.click(h.keep_mine, [c.st] + fields, shown, **quiet)
     c.predict_btn.click(h.predict, [c.st], [c.job, c.timer], **quiet)
     bulk = [c.bulk_html, c.bulk_yes, c.bulk_no]
-    c.accept_all.click(h.accept_all_ask, [c.st], bulk + [c.status], **quiet)
+    c.accept_all.click(h.accept_all_ask, [c.st, card.item, card.rationale], bulk + [c.status], **quiet)
     c.bulk_yes.click(h.accept_all_do, [c.st], shown + bulk, **quiet)
     c.bulk_no.click(h.accept_all_cancel, [c.st], bulk, **quiet)
     c.timer.tick(h.tick, [c.st, c.cards_token, c.models_token], [c.job, c.cards_token, c.models_token, c.timer],

@@ -133,7 +133,7 @@ def test_accept_all_in_the_page_asks_first_then_accepts_what_still_passes(tmp_pa
     h, req = _tab(repo)
     rs = h.open("sample-en-05", None, req)[h.c.st]
     h.card_save("score")(rs, "2", 1, req)  # item 2 reviewed by hand
-    asked = h.accept_all_ask(rs, req)
+    asked = h.accept_all_ask(rs, request=req)
     assert asked[h.c.bulk_yes]["visible"] is True and "these 11 unreviewed item(s)" in asked[h.c.bulk_html]
     assert repo.labels("sample-en-05") and len(repo.labels("sample-en-05")) == 1  # asking writes nothing
     h.card_note(rs, "7", "typed meanwhile", req)  # typed into after the list was shown: left alone
@@ -145,6 +145,23 @@ def test_accept_all_in_the_page_asks_first_then_accepts_what_still_passes(tmp_pa
     assert done[h.c.bulk_yes]["visible"] is False
 
 
+def test_accept_all_leaves_the_shown_item_typed_into_whose_own_event_has_not_arrived(tmp_path):
+    """Shift+A pressed right after typing: the click carries the card's text, so the item is not listed
+    even when the typing's own (debounced) event reaches the server after it."""
+    from studio_testing import make_store
+
+    repo = make_store(tmp_path / "store", curation_mode="expert_judged", show_ratings=True)
+    repo.assign(["sample-en-05"], ["ann"], actor="admin")
+    h, req = _tab(repo)
+    rs = h.open("sample-en-05", None, req)[h.c.st]
+    saved = rs.items[5]["saved"]["rationale"] or ""
+    asked = h.accept_all_ask(rs, "5", saved + "x", request=req)
+    assert "these 11 unreviewed item(s)" in asked[h.c.bulk_html] and 5 in rs.pending and 5 not in rs.bulk
+    h.card_note(rs, "5", saved, req)  # typed back to what is saved: no longer an edit
+    again = h.accept_all_ask(rs, "5", saved, request=req)
+    assert 5 not in rs.pending and "these 12 unreviewed" in again[h.c.bulk_html] and 5 in rs.bulk
+
+
 def test_accept_all_is_refused_where_the_scores_are_the_clients(tmp_path):
     from studio_testing import make_store
 
@@ -153,6 +170,6 @@ def test_accept_all_is_refused_where_the_scores_are_the_clients(tmp_path):
     h, req = _tab(repo)
     rs = h.open("sample-en-05", None, req)[h.c.st]
     assert rs.locked
-    assert "client-anchored" in h.accept_all_ask(rs, req)[h.c.status]
+    assert "client-anchored" in h.accept_all_ask(rs, request=req)[h.c.status]
     h.accept_all_do(rs, req)
     assert repo.labels("sample-en-05") == []
