@@ -34,6 +34,7 @@ from care_model.core.errors import ConfigError  # noqa: E402
 from care_model.core.wai import load_form  # noqa: E402
 
 from . import api, ui  # noqa: E402
+from .gradio_boot import calm_queue  # noqa: E402
 from .jobs import PredictJobs  # noqa: E402
 from .role_view import VIEW_ROLE, RoleViews  # noqa: E402
 
@@ -200,7 +201,7 @@ def build_app(repo, predictor=None, *, tabs=None, title: str = TITLE) -> StudioB
                 _tab_module(tab).build_tab(ctx)
         _wire_loads(demo, ctx.loads, ctx)
     demo.queue(default_concurrency_limit=8)
-    return demo
+    return calm_queue(demo)
 
 
 def _wire_loads(demo, loads: list, ctx: AppContext | None = None) -> None:

@@ -24,6 +24,7 @@ from care_model.core.wai import load_form
 from . import quality_notice, render, review, ui, validate
 from .app import AppContext, StudioBlocks
 from .bootstrap import DATA_DIR, PREDICTIONS_FILE, SESSIONS_FILE, read_predictions
+from .gradio_boot import calm_queue
 
 MAX_CHARS = 60_000
 BANNER = ("DEMO: the model on synthetic sample sessions or on text you paste. Nothing is saved and this demo "
@@ -235,6 +236,6 @@ def build_demo(predictor, *, data_dir: Path = DATA_DIR, shared: bool = False) ->
         if predictor is not None:
             validate.register(h.demo_predict, "demo_predict", concurrency_limit=1, concurrency_id="demo-model")
     demo.queue(default_concurrency_limit=4, max_size=20)
-    return demo
+    return calm_queue(demo)
 
 

@@ -51,3 +51,24 @@ def install() -> bool:
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
     return True
+
+
+# Gradio's queue looks for work every millisecond when it has none on Linux (``Queue.sleep_when_free``,
+# 0.001 s; 0.05 s on Windows) and for progress to send every 10 ms: an idle server then costs about 8%
+# of a core (0.081 CPU-s per second measured here), all day, and every test worker paid it for each
+# server it held open. Looking every 10 ms (progress every 50 ms) costs 0.024 CPU-s per second and adds
+# at most 10 ms before an event starts, against the 100s of ms a review action takes.
+# ``python -m benchmarks.idle_server`` measures both in one run.
+QUEUE_POLL_S = 0.01
+PROGRESS_POLL_S = 0.05
+
+
+def calm_queue(demo, poll_s: float = QUEUE_POLL_S, progress_s: float = PROGRESS_POLL_S):
+    """Slow the polling of a queued Blocks' event queue when it is idle (call after ``demo.queue()``).
+    If a later Gradio has no such attributes, nothing changes. Returns ``demo``."""
+    q = getattr(demo, "_queue", None)
+    if q is not None and hasattr(q, "sleep_when_free"):
+        q.sleep_when_free = poll_s
+    if q is not None and hasattr(q, "progress_update_sleep_when_free"):
+        q.progress_update_sleep_when_free = progress_s
+    return demo

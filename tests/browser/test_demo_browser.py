@@ -4,22 +4,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from care_model.inference.models import ModelSpec
 from care_model.inference.predictor import Predictor
 from studio.demo import BANNER, build_demo
-from studio_testing import launch_chromium, serve
+from studio_testing import serve
 
 pytestmark = pytest.mark.browser
 ART = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def test_demo_page(tiny_model_dir):
+def test_demo_page(tiny_model_dir, browser):
     demo = build_demo(Predictor(ModelSpec(base=str(tiny_model_dir))))
     ART.mkdir(exist_ok=True)
-    with serve(demo) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
+    with serve(demo) as url:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(url)  # no login: the demo has no store behind it
@@ -45,4 +44,4 @@ def test_demo_page(tiny_model_dir):
         expect(page.locator("#care-turn-1 .tx")).to_have_text("<b>not bold</b> I can't sleep.")
         expect(page.locator("#demo-cards .care-model-version").first).to_have_text(
             demo.studio_ctx.predictor.model_version)
-        browser.close()
+        page.close()

@@ -17,13 +17,13 @@ from types import SimpleNamespace
 import krippendorff
 import numpy as np
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from studio.access import Access
 from care_model.core.records import ADJUDICATED, SHARED, Label
 from studio import campaign_setup as cs
 from studio.app import build_app
-from studio_testing import launch_chromium, logged_in_pages, make_store, quoting_predictions, serve
+from studio_testing import logged_in_pages, make_store, quoting_predictions, serve
 
 pytestmark = pytest.mark.browser
 ART = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -55,14 +55,11 @@ def app(tmp_path_factory):
     repo.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
+@pytest.fixture(scope="module", autouse=True)
+def _slow_expect():
     previous = getattr(expect, "_timeout", None)  # set by other modules at import (one process runs many)
     expect.set_options(timeout=max(20_000, previous or 0))  # a loaded 2-core machine answers slowly; restored below
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
+    yield
     expect.set_options(timeout=previous)
 
 
