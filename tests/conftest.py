@@ -21,6 +21,29 @@ import studio  # noqa: E402,F401  (installs studio.gradio_boot before any test i
 
 import pytest  # noqa: E402
 
+
+def _share_one_tls_context() -> None:
+    """gradio_client opens a new httpx client for each request it sends, and with it a new TLS context
+    that loads the CA bundle: about 78 of the 101 CPU-ms of one API call here, although tests only
+    speak plain http to 127.0.0.1. Every test client gets one shared context instead (``ssl_verify``
+    is passed to httpx as ``verify``); what reaches the server is unchanged."""
+    import ssl
+
+    from gradio_client import Client
+
+    if getattr(Client.__init__, "_care_shared_tls", False):
+        return
+    shared, init = ssl.create_default_context(), Client.__init__
+
+    def __init__(self, *args, ssl_verify=True, **kwargs):
+        init(self, *args, ssl_verify=shared if ssl_verify is True else ssl_verify, **kwargs)
+
+    __init__._care_shared_tls = True
+    Client.__init__ = __init__
+
+
+_share_one_tls_context()
+
 # The modules that take longest (minutes on 2 cores), longest first. They are run before the others
 # so that the parallel workers of `make test` (pytest-xdist, --dist loadscope: one module per
 # worker at a time) start them early and finish together; every module keeps its own test order.
