@@ -169,6 +169,19 @@ def report_frame(body: str) -> str:
             f'srcdoc="{html.escape(doc, quote=True)}"></iframe>')
 
 
+# The Models & training tab's progress timers: every 2 s while a run (retraining or cross-validation)
+# is running; every 15 s otherwise, to notice a run started by another admin or the command line.
+# Each tick is an event the browser handles for the whole app (about 0.25 CPU-s in Chromium here,
+# whatever it updates), so an admin's idle page ticking every 2 s cost a quarter of a core.
+POLL_RUNNING_S = 2.0
+POLL_IDLE_S = 15.0
+
+
+def poll_timer(running: bool) -> gr.Timer:
+    """The timer's update for a status: fast while something runs, slow otherwise."""
+    return gr.Timer(POLL_RUNNING_S if running else POLL_IDLE_S, active=True)
+
+
 def inline(extra: int):
     """Handler decorator: a CareError becomes an error line in the handler's first output (the
     status line beside the buttons), the other ``extra`` outputs stay as they are."""
@@ -209,9 +222,9 @@ class ReportUI:
     def refresh(self, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
-            return (gr.skip(),) * 7
+            return (gr.skip(),) * 8
         st = self.cv.status()
-        return (crossval_html(st), st["log"], *self._buttons(st), *self._results(st))
+        return (crossval_html(st), st["log"], *self._buttons(st), *self._results(st), poll_timer(st["running"]))
 
     @staticmethod
     def _results(st: dict):
@@ -223,30 +236,30 @@ class ReportUI:
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
             return gr.update(active=False), gr.skip()
-        return gr.update(active=True), gr.update(choices=self._choices(), value="active")
+        return poll_timer(self.cv.status()["running"]), gr.update(choices=self._choices(), value="active")
 
-    @inline(7)
+    @inline(8)
     def start(self, recipe: str, overrides: str, folds, request: gr.Request):
         access = self._admin(request)
         run = self.cv.start(access, self.training.recipe_path(recipe or self.training.settings()["recipe"]),
                             int(folds or 5), overrides)
         st = self.cv.status()
         return (render.status_html(f"Started cross-validation {run['id']} ({run['k']} folds).", "ok"),
-                crossval_html(st), st["log"], *self._buttons(st), *self._results(st))
+                crossval_html(st), st["log"], *self._buttons(st), *self._results(st), poll_timer(st["running"]))
 
-    @inline(7)
+    @inline(8)
     def cancel(self, request: gr.Request):
         run = self.cv.cancel(self._admin(request))
         st = self.cv.status()
         return (render.status_html(f"Cancelling cross-validation {run['id']}.", "busy"), crossval_html(st), st["log"],
-                gr.update(), gr.update(), gr.update(interactive=False), *self._results(st))
+                gr.update(), gr.update(), gr.update(interactive=False), *self._results(st), poll_timer(st["running"]))
 
-    @inline(7)
+    @inline(8)
     def resume(self, request: gr.Request):
         run = self.cv.resume(self._admin(request))
         st = self.cv.status()
         return (render.status_html(f"Resumed cross-validation {run['id']}: finished folds are kept.", "ok"),
-                crossval_html(st), st["log"], *self._buttons(st), *self._results(st))
+                crossval_html(st), st["log"], *self._buttons(st), *self._results(st), poll_timer(st["running"]))
 
     @inline(1)
     def show_report(self, subject: str, include_training: bool, request: gr.Request):
@@ -333,8 +346,8 @@ def build_section(ctx, training, recipe, overrides):
                               elem_id="care-report-include", scale=1)
         show = gr.Button("Show report", variant="primary", elem_id="care-report-show", scale=1)
     report = gr.HTML(js_on_load=None, elem_id="care-report-box")
-    timer = gr.Timer(2.0, active=False)
-    view = [state, log, start, cancel, resume, results, run_report]
+    timer = gr.Timer(POLL_RUNNING_S, active=False)
+    view = [state, log, start, cancel, resume, results, run_report, timer]
     timer.tick(h.refresh, [], view, **quiet)
     start.click(h.start, [recipe, overrides, folds], [msg, *view], **quiet)
     cancel.click(h.cancel, [], [msg, *view], **quiet)

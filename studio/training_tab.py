@@ -16,7 +16,7 @@ from care_model.inference.model_files import SMOLLM2_ID
 
 from . import quality_notice, render, ui, validate
 from .access import active_model_version
-from .report_tab import build_section, inline, loss_html
+from .report_tab import POLL_RUNNING_S, build_section, inline, loss_html, poll_timer
 from .training import TrainingManager
 from .training_render import (HEADLINE_ORDER, VERSION_HEADERS, compare_html, progress_html, promote_verdict,  # noqa: F401
                               readiness_html, review_quality_md, unused_labels_html, versions_value)
@@ -47,7 +47,8 @@ class TrainingUI:
         resumable = not running and (st.get("run") or {}).get("status") in ("cancelled", "failed")
         return (readiness_html(st, self._notice()), gr.update(interactive=st["readiness"]["ready"] and not running),
                 gr.update(interactive=running), gr.update(interactive=resumable), progress_html(st), loss_html(st),
-                st["log"], compare_html(st, version_id), versions_value(st), gr.update(choices=choices))
+                st["log"], compare_html(st, version_id), versions_value(st), gr.update(choices=choices),
+                poll_timer(running))
 
     def review_quality(self, request: gr.Request):
         """Per model version: acceptance, edit and rewrite rates and mean edit size of the experts'
@@ -60,14 +61,14 @@ class TrainingUI:
         if access.role != "admin":
             return (gr.update(visible=False), gr.update(active=False), gr.skip(), gr.skip(), gr.skip())
         st = self.mgr.status()
-        return (gr.update(visible=True), gr.update(active=True), st["settings"]["min_new_sessions"],
+        return (gr.update(visible=True), poll_timer(st["running"]), st["settings"]["min_new_sessions"],
                 gr.update(choices=self.mgr.recipes(), value=st["settings"]["recipe"]),
                 readiness_html(st, self._notice()))
 
     def refresh(self, version_id: str | None, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
-            return tuple(gr.skip() for _ in range(10))
+            return tuple(gr.skip() for _ in range(11))
         return self._view(self.mgr.status(), version_id)
 
     @inline(0)
@@ -95,7 +96,7 @@ class TrainingUI:
         return (render.status_html(f"Not promoted: {version_id or 'no version'} stays as it is.", "idle"),
                 gr.update(visible=False))
 
-    @inline(11)
+    @inline(12)
     def promote(self, version_id: str, reason: str, request: gr.Request):
         if not version_id:
             raise CareError("Choose a version first.", "Pick one in the Version list.")
@@ -103,19 +104,19 @@ class TrainingUI:
         return (render.status_html(f"{doc['id']} is now the active version.", "ok"), gr.update(visible=False),
                 *self._view(self.mgr.status(), version_id))
 
-    @inline(10)
+    @inline(11)
     def start(self, recipe: str, overrides: str, version_id, request: gr.Request):
         run = self.mgr.start(self._admin(request), recipe, overrides)
         return (render.status_html(f"Started run {run['id']} (data {run['data_hash']}).", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
-    @inline(10)
+    @inline(11)
     def resume(self, version_id, request: gr.Request):
         run = self.mgr.resume(self._admin(request))
         return (render.status_html(f"Resuming run {run['id']} from its last checkpoint.", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
-    @inline(10)
+    @inline(11)
     def cancel(self, version_id, request: gr.Request):
         run = self.mgr.cancel(self._admin(request))
         return (render.status_html(f"Cancelling run {run['id']}: it stops after the current step.", "busy"),
@@ -126,13 +127,13 @@ class TrainingUI:
         s = self.mgr.set_settings(self._admin(request), min_new_sessions=int(n or 0))
         return render.status_html(f"Retraining now needs {s['min_new_sessions']} newly curated session(s).", "ok")
 
-    @inline(10)
+    @inline(11)
     def rollback(self, version_id: str, reason: str, request: gr.Request):
         doc = self.mgr.rollback(self._admin(request), version_id or None, reason)
         return (render.status_html(f"Rolled back: {doc['id']} is the active version again.", "ok"),
                 *self._view(self.mgr.status(), version_id))
 
-    @inline(10)
+    @inline(11)
     def reject(self, version_id: str, reason: str, request: gr.Request):
         doc = self.mgr.reject(self._admin(request), version_id, reason)
         return (render.status_html(f"{doc['id']} was rejected.", "ok"), *self._view(self.mgr.status(), version_id))
@@ -226,9 +227,9 @@ def build_tab(ctx):
                 yes = gr.Button("Yes, promote", variant="primary", elem_id="care-promote-yes", scale=0, min_width=140)
                 no = gr.Button("Cancel", elem_id="care-promote-no", scale=0, min_width=100)
         pending = gr.State("")
-        timer = gr.Timer(2.0, active=False)
+        timer = gr.Timer(POLL_RUNNING_S, active=False)
         build_section(ctx, mgr, recipe, overrides)
-    view = [ready, start, cancel, resume, progress, plot, log, compare, versions, version]
+    view = [ready, start, cancel, resume, progress, plot, log, compare, versions, version, timer]
     timer.tick(h.refresh, [version], view, **quiet)
     version.change(h.refresh, [version], view, **quiet)
     start.click(h.start, [recipe, overrides, version], [msg, *view], **quiet)

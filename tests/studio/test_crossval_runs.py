@@ -3,6 +3,7 @@ resumed from the app (the tiny model in a real separate process, a real store)."
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,7 @@ from care_model.training.runs import read_events, read_json
 from store import Repository
 from studio.access import access_of
 from studio.crossval_runs import CrossvalManager
+from studio.report_tab import POLL_IDLE_S, POLL_RUNNING_S, ReportUI
 from studio.training import TrainingManager
 from rule_stores import make_cv_store
 from studio_testing import TRAINER_ENV
@@ -41,8 +43,11 @@ def test_a_cancelled_run_resumes_from_the_app_and_keeps_finished_folds(tmp_path,
         while not any(e.get("event") == "fold_done" for e in read_events(run["run_dir"])):
             assert mgr.poll() is not None and time.time() < end, "the run ended before its first fold was done"
             time.sleep(0.3)
+        page, as_boss = ReportUI(SimpleNamespace(repo=repo), None, mgr), SimpleNamespace(username="boss")
+        assert page.refresh(as_boss)[-1].value == POLL_RUNNING_S  # the tab follows a running run every 2 s
         mgr.cancel(boss)
         stopped = _wait(mgr)
+        assert page.refresh(as_boss)[-1].value == POLL_IDLE_S  # and looks every 15 s once none runs
         assert stopped["status"] == "cancelled", stopped
         done_before = read_json(fold_dir(run["run_dir"], 0) / "run.json")["finished_at"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from types import SimpleNamespace
 
 import pytest
 from gradio_client.exceptions import AppError
@@ -16,7 +17,9 @@ from care_model.inference.models import ModelSpec, model_version_id
 from studio.access import access_of
 from studio_testing import TRAINING_CURATED, training_overrides
 from studio_testing import wait_for as _wait_for
+from studio.report_tab import POLL_IDLE_S, POLL_RUNNING_S
 from studio.training import TrainingManager
+from studio.training_tab import TrainingUI
 
 
 STEPS = 40  # the run must still be going after the eight timed requests below (0.15 CPU s a step on one thread)
@@ -85,8 +88,14 @@ def test_run_in_a_process_while_the_app_stays_responsive_then_promote_and_rollba
     # a fresh manager (a reloaded page, or a restarted app) finds the running trainer
     other = TrainingManager(app.repo).status()
     assert other["running"] and other["run"]["id"] == run["id"]
+    # the tab's progress timer: every 2 s while the run runs, every 15 s once nothing does
+    page, as_admin = TrainingUI(app.demo.studio_ctx, app.mgr), SimpleNamespace(username="admin")
+    tick = page.refresh(None, as_admin)[-1]
+    assert (tick.value, tick.active) == (POLL_RUNNING_S, True)
 
     wait_for(lambda: app.mgr.poll() is None)  # until the trainer has exited and its run is recorded (in-process)
+    tick = page.refresh(None, as_admin)[-1]
+    assert (tick.value, tick.active) == (POLL_IDLE_S, True) and POLL_IDLE_S > 5 * POLL_RUNNING_S
     st = admin.predict(api_name="/training_status")
     assert st["run"]["status"] == "registered", st["log"][-2000:]
     assert st["progress"]["step"] == STEPS and len(st["progress"]["losses"]) == STEPS
