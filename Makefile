@@ -33,8 +33,10 @@ browser:
 app: setup
 	$(CARE) app $(ARGS)
 
+# PYTHONDONTWRITEBYTECODE emptied: where the environment sets it (this machine does), every test process
+# would compile our modules again and pytest would rewrite every test file's asserts in each worker
 test: setup browser
-	$(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope --durations=15 $(ARGS)
+	PYTHONDONTWRITEBYTECODE= $(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope --durations=15 $(ARGS)
 
 test-slow: setup browser
 	$(PYTHON) -m pytest -m "slow and not vllm" $(ARGS)
