@@ -292,7 +292,25 @@ def uninterrupted(tmp_path_factory, tiny_model_dir) -> dict:
         return execute_run(run_b)
 
 
-@pytest.mark.parametrize("how", ["file", "sigterm"])
+def test_sigterm_and_ctrl_c_raise_the_loops_cancel_flag_and_the_old_handlers_come_back():
+    """The loop checks ``stop.signalled or cancel_requested(run_dir)`` before every step, so a signal
+    cancels exactly as the CANCEL file does (the real trainer cancelled by SIGTERM, then resumed:
+    the ``sigterm`` case below, marked slow; the file case runs by default)."""
+    from care_model.training.loop import _Stop
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with _Stop() as stop:
+            assert not stop.signalled
+            os.kill(os.getpid(), sig)
+            deadline = time.monotonic() + 5
+            while not stop.signalled and time.monotonic() < deadline:  # delivered between bytecodes
+                time.sleep(0.01)
+            assert stop.signalled
+        assert {s: signal.getsignal(s) for s in before} == before
+
+
+@pytest.mark.parametrize("how", ["file", pytest.param("sigterm", marks=pytest.mark.slow)])
 def test_cancel_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, uninterrupted, how):
     store = make_rule_store(tmp_path / "store", n=8)
     with Repository(store) as repo:
