@@ -14,10 +14,12 @@ Gradio's default polling, measured in the same run, alternating with ours.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +70,8 @@ def measure(polling: str, idle_s: float, calls: int) -> dict:
                 rt.append((time.perf_counter() - t) * 1000)
             client.close() if hasattr(client, "close") else None
         finally:
-            demo.close()
+            with contextlib.redirect_stdout(sys.stderr):  # Gradio says "Closing server..." on stdout
+                demo.close()
             repo.close()
     rt.sort()
     return {"polling": polling, "poll_s": demo._queue.sleep_when_free, "idle_cpu_s_per_s": round(idle, 4),
