@@ -224,13 +224,13 @@ class ReportUI:
         if access.role != "admin":
             return (gr.skip(),) * 8
         st = self.cv.status()
-        return (crossval_html(st), st["log"], *self._buttons(st), *self._results(st), poll_timer(st["running"]))
+        return (crossval_html(st), st["log"], *self._buttons(st), *self._results(st))
 
     @staticmethod
     def _results(st: dict):
-        """(results table, its report button) for the last run."""
+        """(results table, its report button) for the last run, and the progress timer's pace."""
         table = crossval_table_html(st.get("run"))
-        return table, gr.update(visible=bool(table))
+        return table, gr.update(visible=bool(table)), poll_timer(st["running"])
 
     def on_load(self, request: gr.Request):
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
@@ -245,21 +245,21 @@ class ReportUI:
                             int(folds or 5), overrides)
         st = self.cv.status()
         return (render.status_html(f"Started cross-validation {run['id']} ({run['k']} folds).", "ok"),
-                crossval_html(st), st["log"], *self._buttons(st), *self._results(st), poll_timer(st["running"]))
+                crossval_html(st), st["log"], *self._buttons(st), *self._results(st))
 
     @inline(8)
     def cancel(self, request: gr.Request):
         run = self.cv.cancel(self._admin(request))
         st = self.cv.status()
         return (render.status_html(f"Cancelling cross-validation {run['id']}.", "busy"), crossval_html(st), st["log"],
-                gr.update(), gr.update(), gr.update(interactive=False), *self._results(st), poll_timer(st["running"]))
+                gr.update(), gr.update(), gr.update(interactive=False), *self._results(st))
 
     @inline(8)
     def resume(self, request: gr.Request):
         run = self.cv.resume(self._admin(request))
         st = self.cv.status()
         return (render.status_html(f"Resumed cross-validation {run['id']}: finished folds are kept.", "ok"),
-                crossval_html(st), st["log"], *self._buttons(st), *self._results(st), poll_timer(st["running"]))
+                crossval_html(st), st["log"], *self._buttons(st), *self._results(st))
 
     @inline(1)
     def show_report(self, subject: str, include_training: bool, request: gr.Request):
