@@ -236,7 +236,7 @@ class ReportUI:
         access = ui.require_role(self.ctx.repo, request, *ui.ALL_ROLES)
         if access.role != "admin":
             return gr.update(active=False), gr.skip()
-        return poll_timer(self.cv.status()["running"]), gr.update(choices=self._choices(), value="active")
+        return poll_timer(self.cv.poll() is not None), gr.update(choices=self._choices(), value="active")
 
     @inline(8)
     def start(self, recipe: str, overrides: str, folds, request: gr.Request):

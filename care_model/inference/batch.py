@@ -125,7 +125,7 @@ def run_batch(engine, jobs: Sequence[SessionJob], *, max_new_tokens: int = 64, s
     option_ids = [engine.option_token_ids(j.language) for j in jobs]
     report = progress or (lambda f, m: None)
     stats = {"mode": "scores_only" if scores_only else "full", "path": "fast", "sessions": len(jobs),
-             "packed_linear": bool(getattr(engine, "_lin", None) and engine._lin.enabled),
+             "packed_linear": engine._lin.enabled,
              "items": sum(len(p[0]) for p in prepared), "prefix_tokens": sum(len(p[1]) for p in prepared),
              "folded_into_prefix": sum(p[3] for p in prepared),
              "suffix_tokens": sum(len(s) for p in prepared for s in p[2])}
