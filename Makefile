@@ -15,6 +15,9 @@ STAMP   := $(VENV)/.care-setup-done
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
+# emptied where the environment sets it (this machine does): every command's processes then reuse the
+# compiled modules (setup compiles the big ones once; scripts/setup.sh) and pytest's rewritten asserts
+export PYTHONDONTWRITEBYTECODE :=
 
 VLLM_VENV := .venv-vllm
 
@@ -33,10 +36,8 @@ browser:
 app: setup
 	$(CARE) app $(ARGS)
 
-# PYTHONDONTWRITEBYTECODE emptied: where the environment sets it (this machine does), every test process
-# would compile our modules again and pytest would rewrite every test file's asserts in each worker
 test: setup browser
-	PYTHONDONTWRITEBYTECODE= $(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope --durations=15 $(ARGS)
+	$(PYTHON) -m pytest -m "not slow" -n 3 --dist loadscope --durations=15 $(ARGS)
 
 test-slow: setup browser
 	$(PYTHON) -m pytest -m "slow and not vllm" $(ARGS)
