@@ -5,7 +5,9 @@ twelve copies made the first paint about a second slower). The card's head carri
 (the item shown) and ``data-req`` (the page's request it answers); from it the script sets
 ``#care-card[data-item]`` and ``body[data-care-item]``, by which CSS highlights the item's row in
 the compact list (``#care-list``) and its evidence turns, so a server redraw of the list never
-loses which item is open. The script:
+loses which item is open. A head that names another item than the card's item field (a save's
+reply that arrived after the reply showing the next item) makes the script ask for the whole card
+again (the hidden ``#care-resync`` button). The script:
 
 * opens an item: a click (or Enter) on its row, j/k, n/p, Alt+Down/Up or ``window.careOpenItem(n)``
   write ``N:seq`` into the hidden ``#care-want`` field and press the hidden ``#care-show`` button:
@@ -129,12 +131,20 @@ JS = r"""
   };
   // The card's head names the item shown and the request it answers: mirror it on the card and
   // the body (CSS marks the item's row and turns), then replay the keys that waited for it.
+  let resyncAt = 0;
   const sync = () => {
     const h = q('#care-card .care-card-top[data-item]'), c = card();
     const n = h ? h.dataset.item : '';
     if (c && n && c.dataset.item !== n) c.dataset.item = n;
     if (n && document.body.dataset.careItem !== n) { document.body.dataset.careItem = n; shownItem(parseInt(n, 10)); }
     if (pendingReq && h && h.dataset.req === pendingReq) { pendingReq = null; flushKeys(); }
+    // A head naming another item than the card's item field is a late reply for the item shown
+    // before (the server answers events concurrently): the card would show one item's question over
+    // another's fields. Ask for the whole card of the session's item again (at most every 2 s).
+    const f = q('#care-card-item textarea, #care-card-item input');
+    if (n && f && f.value && f.value !== n && !pending() && Date.now() - resyncAt > 2000) {
+      resyncAt = Date.now(); press('care-resync');
+    }
   };
   let syncQueued = false;
   new MutationObserver(() => { if (!syncQueued) { syncQueued = true;

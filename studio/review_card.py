@@ -29,12 +29,21 @@ class CardHandlers:
             return self._nothing()
         shown = self._item(rs, item)
         with rs.lock:
-            rs.req = seq
             left = self._leave(rs, access, shown, rationale, evidence) if rs.editable and shown is not None else None
             if left is False:
                 target = shown  # its conflict first: the panel shows both versions
         # the list, the summary and the status line change only if leaving saved (or unmarked) something
-        return (self._frame(rs) if left is not None else {}) | self._show(rs, target)
+        return (self._frame(rs) if left is not None else {}) | self._show(rs, target, req=seq)
+
+    @ui.guard
+    def resync(self, rs, request: gr.Request):
+        """The page's script found the card's head naming another item than the card's fields (a
+        reply for the item shown before arrived after the one that showed this item): the whole card
+        of the item the session shows, from what the server holds (typed text included), and the frame."""
+        self._access(request)
+        if rs is None or rs.current is None:
+            return self._nothing()
+        return self._frame(rs) | self._show(rs, rs.current)
 
     def _leave(self, rs: ReviewState, access, item: int, rationale, evidence) -> bool | None:
         """Save the rationale and evidence the card shows for ``item`` if they differ from what is

@@ -69,6 +69,7 @@ def _card(scale: dict) -> SimpleNamespace:
             card.note_btn = gr.Button("note", elem_id="care-note", size="sm")
             card.ev_btn = gr.Button("evidence", elem_id="care-evsave", size="sm")
             card.show_btn = gr.Button("show", elem_id="care-show", size="sm")
+            card.resync_btn = gr.Button("resync", elem_id="care-resync", size="sm")  # a stale head seen
     return card
 
 
@@ -169,6 +170,7 @@ def build_tab(ctx):
     # round trip must both count, and the save that runs last sends the field's value as shown.
     last = dict(trigger_mode="always_last", **quiet)
     card.show_btn.click(h.show_item, [c.st, card.want] + fields, shown, **last)
+    card.resync_btn.click(h.resync, [c.st], shown, **last)
     for comp, trigger, field in ((card.score, card.score.input, "score"),
                                  (card.reasons, card.reasons.input, "change_reasons"),
                                  (card.rationale, card.rationale.blur, "rationale"),

@@ -75,17 +75,25 @@ class ReviewUI(CardHandlers, SpeedHandlers, LiveHandlers):
                 f'{rs.head(item)}</div>')
 
     def _card(self, rs: ReviewState, item: int | None) -> dict:
-        """The head and checks of ``item`` after a save, if the card shows it (else nothing)."""
-        if item is None or item != rs.current:
-            return {}
-        return {self.card.head: self._head(rs, item), self.card.feedback: self._feedback(rs, item)}
+        """The head and checks of ``item`` after a save, if the card shows it (else nothing). Read
+        under the page's lock: the head names the item and the request together (see :meth:`_show`).
+        A reply made here can still reach the page after a later "show another item" reply (the
+        server answers a page's events concurrently); the page's script finds such a head by its
+        item, which differs from the card's item field, and asks again (``resync``)."""
+        with rs.lock:
+            if item is None or item != rs.current:
+                return {}
+            return {self.card.head: self._head(rs, item), self.card.feedback: self._feedback(rs, item)}
 
-    def _show(self, rs: ReviewState, item: int, frame: bool = False) -> dict:
+    def _show(self, rs: ReviewState, item: int, frame: bool = False, req: str | None = None) -> dict:
         """Every value of the card for ``item`` (which the card shows from now on). ``frame``: also
-        the score's scale and label and the fields' enabled state (an open that changed them)."""
+        the score's scale and label and the fields' enabled state (an open that changed them).
+        ``req``: the page's request this answers (the item and the request change together)."""
         k = self.card
         with rs.lock:
             rs.current = item
+            if req is not None:
+                rs.req = req
             it, d = rs.items[item], self._shown_draft(rs, item)
             ed, locked = rs.editable, rs.locked
             notices = quality_notice.notices_for(self.ctx.repo, [it["pred"]])

@@ -237,3 +237,43 @@ def test_predict_runs_in_the_background_with_progress(app, open_page):
     expect(page.locator("#care-card .care-model-version")).to_have_text(app.model_version, timeout=20_000)
     assert page.locator("#care-card .care-model").inner_text() != before
     assert len(app.repo.predictions("sample-en-09")) == 24  # the stored and the new version's
+
+
+def test_a_late_reply_for_the_item_shown_before_leaves_the_card_on_the_item_shown(app, open_page, monkeypatch):
+    """The server answers a page's events concurrently, so a save's reply can reach the page after
+    the reply that showed the next item: it put the saved item's head and checks over the next
+    item's fields (seen under load: the card named item 7 while its fields were item 11's). Here the
+    save of item 2's score is held 2 s after it is made; item 4 is shown meanwhile. The page's script
+    sees the head name another item than the card's item field and asks for the card again."""
+    from studio.review_ui import ReviewUI
+
+    late, made = {"item": None}, ReviewUI._card
+
+    def held(self, rs, item):
+        out = made(self, rs, item)
+        if out and item == late["item"]:
+            late["item"] = None
+            time.sleep(2.0)  # made while item 2 was shown, delivered after item 4's card
+        return out
+
+    monkeypatch.setattr(ReviewUI, "_card", held)
+    page = open_page("admin")
+    open_session(page, "sample-en-06")
+    page.click('#care-list .care-row[data-item="2"]')
+    expect(card(page, 2)).to_be_visible()
+    page.evaluate("""() => { window.__heads = []; new MutationObserver(() => {
+        const h = document.querySelector('#care-card .care-card-top[data-item]'); const n = h && h.dataset.item;
+        if (n && window.__heads[window.__heads.length - 1] !== n) window.__heads.push(n); })
+        .observe(document.getElementById('care-card'), {childList: true, subtree: true}); }""")
+    late["item"] = 2
+    page.keyboard.press("3")  # item 2's score: saved at once, its reply held
+    page.click('#care-list .care-row[data-item="4"]')
+    expect(card(page, 4)).to_be_visible()
+    # the held reply lands (the head names item 2 again: the race), then the page asks for item 4's card again
+    page.wait_for_function("() => window.__heads.join(',').includes('4,2')", timeout=60_000)
+    page.wait_for_function("() => window.__heads.join(',').endsWith('4,2,4')", timeout=15_000)
+    expect(card(page, 4)).to_be_visible()
+    expect(page.locator("#care-card-item textarea, #care-card-item input").first).to_have_value("4")
+    assert page.evaluate("document.body.dataset.careItem") == "4"
+    assert app.repo.get_label("sample-en-06", 2, SHARED).score == 3
+    assert app.repo.get_label("sample-en-06", 4, SHARED) is None
